@@ -1,0 +1,1 @@
+"""The benchmark of modelrunner against its peers (``make bench``)."""

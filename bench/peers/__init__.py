@@ -1,0 +1,1 @@
+"""The servers ``make bench`` compares: each peer in its own virtual environment under ``bench/.cache``."""

@@ -1,0 +1,139 @@
+"""Server processes: start a launch, time it to its first answered prediction, measure memory, stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bench.peers.servers import Launch
+
+log = logging.getLogger("bench.procs")
+
+
+class Server:
+    """A running server's process tree (its own process group)."""
+
+    def __init__(self, launch: Launch, log_path: Path) -> None:
+        self.launch = launch
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_path.open("wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.launch.argv, cwd=self.launch.cwd, env=self.launch.env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+
+    def wait_ready(self, body: bytes, timeout_s: float = 180.0) -> float:
+        """Seconds from start until a prediction answered 200 (the cold start)."""
+        assert self.proc is not None
+        deadline = self.started + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log_path}")
+            if post(self.launch.url, body, timeout=2.0)[0] == 200:
+                return time.monotonic() - self.started
+            time.sleep(0.02)
+        raise RuntimeError(f"server not ready after {timeout_s:.0f}s; see {self.log_path}")
+
+    def pids(self) -> list[int]:
+        assert self.proc is not None
+        return tree(self.proc.pid)
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the live processes of the tree."""
+        return sum(cpu_s(pid) for pid in self.pids())
+
+    def rss_mb(self) -> float:
+        """Resident memory of the whole process tree, in MB."""
+        return sum(rss_kb(pid) for pid in self.pids()) / 1024.0
+
+    def rss_by_pid(self) -> dict[int, float]:
+        return {pid: rss_kb(pid) / 1024.0 for pid in self.pids()}
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        return {pid: cpu_s(pid) for pid in self.pids()}
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        # stragglers of the group (workers that outlived their parent)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def post(url: str, body: bytes, timeout: float = 10.0, method: str = "POST") -> tuple[int, bytes]:
+    """One HTTP request; (status, body), status 0 when nothing answered."""
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return 0, b""
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def loadavg() -> float:
+    return os.getloadavg()[0]

@@ -1,0 +1,275 @@
+"""Protocols side by side, in one run: the same digits requests over every wire format modelrunner speaks.
+
+Starts ``modelrunner serve --grpc-port`` (a throw-away registry with one LogisticRegression on sklearn's
+digits), then sends the same 1-row and 100-row requests over native JSON (``/v1``), V2 JSON (``/v2``),
+protobuf over HTTP (``application/x-protobuf`` on ``/v1``), V2 gRPC (``ModelInfer`` with
+``raw_input_contents``, as tritonclient sends) and the endpoint's own gRPC ``Predict``. Each cell is a closed
+loop of ``--concurrency`` connections for ``--duration`` seconds after a warm-up; bodies are built once, so
+the client measures the server (and its protocol), not client-side encoding. Prints req/s, p50 and p99 per
+protocol and writes ``bench/results/protocols-latest.{json,md}``.
+
+    python bench/protocols.py [--workers 1] [--concurrency 8] [--duration 5] [--warmup 1] [--protocols ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PROTOBUF = "application/x-protobuf"
+Call = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class Cell:
+    protocol: str
+    rows: int
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+# -- the server ---------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare(home: Path) -> np.ndarray:
+    """Push digits@1 (LogisticRegression) into a registry under ``home``; return the digits inputs."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    import modelrunner as mr
+    from modelrunner.registry.registry import Registry
+    from modelrunner.settings import Settings
+
+    x, y = load_digits(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LogisticRegression(max_iter=200).fit(x, y)
+    mr.save_model(model, home / "bundle", name="digits", sample=x[:2], license="MIT")
+    with Registry(Settings(home=home)) as registry:
+        registry.push(home / "bundle")
+    return np.asarray(x, dtype=np.float64)
+
+
+def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    port, grpc_port = _free_port(), _free_port()
+    env = {**os.environ, "MODELRUNNER_HOME": str(home)}
+    argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--grpc-port", str(grpc_port),
+            "--workers", str(workers), "-e", "digits=digits@1"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"modelrunner serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url, f"127.0.0.1:{grpc_port}"
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("modelrunner serve was not ready in 120s")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# -- the requests -------------------------------------------------------------------------------------------
+
+
+def bodies(x: np.ndarray, contract: Any) -> dict[str, tuple[str, str, bytes]]:
+    """protocol -> (HTTP path or gRPC method, content type, body bytes) for the rows in ``x``."""
+    from modelrunner.contract.proto import columns_to_request_bytes
+    from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
+
+    n = len(x)
+    native = json.dumps({"instances": [{"input": row} for row in x.tolist()]}).encode()
+    v2 = json.dumps({"inputs": [{"name": "input", "shape": [n, 64], "datatype": "FP64",
+                                 "data": x.reshape(-1).tolist()}]}).encode()
+    proto = columns_to_request_bytes({"input": x}, contract, "modelrunner.digits")
+    infer = pb.ModelInferRequest(model_name="digits")
+    infer.inputs.add(name="input", datatype="FP64", shape=[n, 64])
+    infer.raw_input_contents.append(x.astype("<f8").tobytes())
+    return {
+        "native JSON": ("/v1/endpoints/digits/predict", "application/json", native),
+        "V2 JSON": ("/v2/models/digits/infer", "application/json", v2),
+        "protobuf/HTTP": ("/v1/endpoints/digits/predict", PROTOBUF, proto),
+        "V2 gRPC": ("/inference.GRPCInferenceService/ModelInfer", "grpc", infer.SerializeToString()),
+        "gRPC Predict": ("/modelrunner.digits.Model/Predict", "grpc", proto),
+    }
+
+
+class HttpConn:
+    """One keep-alive HTTP/1.1 connection posting one prebuilt body (cheap on the client's CPU)."""
+
+    def __init__(self, host: str, port: int, path: str, content_type: str, body: bytes) -> None:
+        self.host, self.port = host, port
+        self.request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __call__(self) -> bool:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return head.startswith(b"HTTP/1.1 200")
+
+
+def grpc_call(target: str, method: str, body: bytes) -> Call:
+    """One channel (its own connection) calling ``method`` with prebuilt request bytes."""
+    import grpc
+
+    channel = grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+    rpc = channel.unary_unary(method)
+
+    async def call() -> bool:
+        await rpc(body)
+        return True
+
+    return call
+
+
+def make_calls(url: str, grpc_target: str, spec: tuple[str, str, bytes], n: int) -> list[Call]:
+    path, content_type, body = spec
+    if content_type == "grpc":
+        return [grpc_call(grpc_target, path, body) for _ in range(n)]
+    host, port = url.removeprefix("http://").split(":")
+    return [HttpConn(host, int(port), path, content_type, body) for _ in range(n)]
+
+
+# -- the load -----------------------------------------------------------------------------------------------
+
+
+async def _loop(call: Call, until: float, latencies: list[float] | None, errors: list[int]) -> None:
+    while time.perf_counter() < until:
+        t0 = time.perf_counter()
+        try:
+            ok = await call()
+        except Exception:  # noqa: BLE001 - counted, the loop goes on
+            ok = False
+        if not ok:
+            errors[0] += 1
+        elif latencies is not None:
+            latencies.append(time.perf_counter() - t0)
+
+
+async def measure(calls: list[Call], duration: float, warmup: float) -> tuple[list[float], int, float]:
+    errors = [0]
+    await asyncio.gather(*(_loop(c, time.perf_counter() + warmup, None, errors) for c in calls))
+    errors = [0]
+    latencies: list[float] = []
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_loop(c, t0 + duration, latencies, errors) for c in calls))
+    return latencies, errors[0], time.perf_counter() - t0
+
+
+def cell(protocol: str, rows: int, latencies: list[float], errors: int, elapsed: float) -> Cell:
+    ms = sorted(v * 1000 for v in latencies) or [float("nan")]
+    p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
+    return Cell(protocol, rows, len(latencies), errors, len(latencies) / elapsed, statistics.median(ms), p99)
+
+
+async def run_all(url: str, grpc_target: str, x: np.ndarray, contract: Any,
+                  args: argparse.Namespace) -> list[Cell]:
+    out = []
+    for rows in (1, 100):
+        for protocol, spec in bodies(x[:rows], contract).items():
+            if args.protocols and protocol not in args.protocols:
+                continue
+            calls = make_calls(url, grpc_target, spec, args.concurrency)
+            latencies, errors, elapsed = await measure(calls, args.duration, args.warmup)
+            out.append(cell(protocol, rows, latencies, errors, elapsed))
+            print(f"{protocol:14} {rows:4} rows  {out[-1].rps:8.0f} req/s  p50 {out[-1].p50_ms:6.2f} ms  "
+                  f"p99 {out[-1].p99_ms:6.2f} ms  errors {errors}", flush=True)
+    return out
+
+
+def table(cells: list[Cell]) -> str:
+    lines = ["| protocol | rows | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {c.protocol} | {c.rows} | {c.rps:.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.errors} |"
+              for c in cells]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/protocols.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--protocols", type=lambda v: [s.strip() for s in v.split(",")], default=None,
+                   help="comma-separated subset, e.g. 'native JSON,V2 gRPC' (default: all)")
+    args = p.parse_args(argv)
+    from modelrunner.registry.registry import Registry
+    from modelrunner.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="modelrunner-bench-") as tmp:
+        home = Path(tmp)
+        x = prepare(home)
+        with Registry(Settings(home=home)) as registry:
+            contract = registry.resolve("digits@1").contract
+        proc, url, grpc_target = start_server(home, args.workers)
+        try:
+            cells = asyncio.run(run_all(url, grpc_target, x, contract, args))
+        finally:
+            stop_server(proc)
+    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+            "python": platform.python_version(), **vars(args)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {"meta": meta, "cells": [asdict(c) for c in cells]}
+    (RESULTS / "protocols-latest.json").write_text(json.dumps(doc, indent=2))
+    md = f"Protocols, digits LogisticRegression, {args.workers} worker(s), {args.concurrency} connections, " \
+         f"{args.duration:g}s per cell ({meta['date']}, {meta['cpus']} CPUs)\n\n{table(cells)}\n"
+    (RESULTS / "protocols-latest.md").write_text(md)
+    print("\n" + md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

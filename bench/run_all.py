@@ -1,0 +1,267 @@
+"""``make bench``: modelrunner against the servers users would pick instead, side by side, in one run.
+
+Installs each peer in its own virtual environment under ``bench/.cache`` (reused), trains the models once,
+then for every server and model: starts it (2 workers), times it to its first answer (cold start), reads its
+idle memory, and loads it with wrk (1-row and 100-row bodies, 16 and 64 connections). modelrunner is measured
+twice per launch: batching off, then on (switched live through the admin API). Prints the tables and saves
+``bench/results/<date>.json`` (+ ``latest.json`` and ``latest.md``).
+
+    python bench/run_all.py [--servers modelrunner,bare] [--models lr] [--duration 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import socket
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import loadgen, models, procs, report  # noqa: E402
+from bench.peers import envs, servers  # noqa: E402
+
+log = logging.getLogger("bench")
+
+RESULTS = ROOT / "bench" / "results"
+SERVER_ORDER = ["bare", "modelrunner", "mlserver", "bentoml", "mlflow"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run_all.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated; default all")
+    p.add_argument("--models", default="lr,mlp")
+    p.add_argument("--rows", default="1,100")
+    p.add_argument("--connections", default="16,64")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each cell")
+    p.add_argument("--batch", type=int, default=64, help="max_batch_size with batching on")
+    p.add_argument("--batch-latency-ms", type=float, default=5.0, help="max_latency_ms with batching on")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the whole matrix N times, servers interleaved; tables show medians")
+    p.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-up (a smoke run)")
+    p.add_argument("--no-save", action="store_true", help="print only; write nothing to bench/results")
+    p.add_argument("--update-docs", action="store_true",
+                   help="also put the tables into docs/performance.md (a full run's results)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 3.0, 1.0
+    return args
+
+
+def free_port() -> int:
+    """A port with the next two also free (MLServer listens on port+1 and port+2)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 65000 and all(_free(port + i) for i in (1, 2)):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "platform": platform.platform(), "loadavg_start": procs.loadavg()}
+
+
+def batch_time_ms(model: models.BenchModel, joblib_path: Path, rows: int) -> float:
+    """Median in-process time of one modelrunner predict call on ``rows`` rows (the model's batch time)."""
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    x = load_digits().data[:rows].astype(np.float64)
+    est = joblib.load(joblib_path)
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        est.predict(x)
+        est.predict_proba(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cache = envs.CACHE
+        self.work = self.cache / "work"
+        self.repeat = 0
+        self.results: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+            "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "wrk_threads": loadgen.THREADS,
+                         "repeats": args.repeat,
+                         "workers": servers.WORKERS, "blas_threads": 1,
+                         "batching": {"max_batch_size": args.batch, "max_latency_ms": args.batch_latency_ms}},
+            "servers": {}, "runs": [], "batch_time_ms": {},
+        }
+
+    def run(self) -> dict[str, Any]:
+        loadgen.ensure_wrk()
+        paths = models.prepare(self.cache)
+        chosen = [m for m in models.MODELS if m.key in self.args.models.split(",")]
+        for model in chosen:
+            self.results["batch_time_ms"][model.key] = batch_time_ms(model, paths[model.key], self.args.batch)
+        for rep in range(self.args.repeat):
+            self.repeat = rep
+            for name in [s for s in SERVER_ORDER if s in self.args.servers.split(",")]:
+                self.server(name, chosen, paths)
+        self.results["machine"]["loadavg_end"] = procs.loadavg()
+        return self.results
+
+    def server(self, name: str, chosen: list[models.BenchModel], paths: dict[str, Path]) -> None:
+        info: dict[str, Any] = self.results["servers"].setdefault(
+            name, {"label": servers.LABELS[name], "launches": {}, "repeats": {}})
+        try:
+            envs.ensure(name)
+            info["version"] = servers.version(name)
+            for model in chosen:
+                launch = self.launch(name, model, paths[model.key])
+                info["repeats"].setdefault(model.key, []).append(launch)
+                info["launches"][model.key] = median_launch(info["repeats"][model.key])
+        except Exception as exc:  # noqa: BLE001 - one peer failing must not lose the others' numbers
+            log.exception("%s failed", name)
+            info["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+
+    def launch(self, name: str, model: models.BenchModel, joblib_path: Path) -> dict[str, Any]:
+        work = self.work / f"{name}-{model.key}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
+        server = procs.Server(spec, work / "server.log")
+        one_row = models.body_path(self.cache, spec.body_form, 1).read_bytes()
+        log.info("%s/%s: starting", name, model.key)
+        server.start()
+        try:
+            cold = server.wait_ready(one_row)
+            time.sleep(2.0)  # let every worker finish starting before reading memory
+            idle = server.rss_by_pid()
+            out: dict[str, Any] = {"cold_start_s": round(cold, 3), "processes": len(idle),
+                                   "rss_idle_mb": round(sum(idle.values()), 1)}
+            cpu0 = server.cpu_by_pid()
+            self.cells(name, model, spec, server)
+            out.update(serving_memory(idle, cpu0, server.cpu_by_pid()))
+            log.info("%s/%s: ready in %.2fs, idle RSS %.0f MB (%.0f MB per serving process)", name, model.key,
+                     cold, out["rss_idle_mb"], out["rss_idle_per_worker_mb"])
+            if spec.admin_url:
+                self.batching_on(spec.admin_url, model)
+                self.cells(f"{name}+batch", model, spec, server)
+            out["rss_loaded_mb"] = round(server.rss_mb(), 1)
+            return out
+        finally:
+            server.stop()
+
+    def batching_on(self, admin_url: str, model: models.BenchModel) -> None:
+        config = self.results["settings"]["batching"]
+        status, body = procs.post(f"{admin_url}/admin/endpoints/{model.endpoint}/config",
+                                  json.dumps(config).encode(), method="PATCH")
+        if status != 200:
+            raise RuntimeError(f"could not turn batching on: HTTP {status} {body[:200]!r}")
+        time.sleep(1.0)  # every worker applies it at its next poll (100 ms)
+
+    def cells(self, server: str, model: models.BenchModel, spec: servers.Launch, proc: procs.Server) -> None:
+        for rows in [int(r) for r in self.args.rows.split(",")]:
+            body = models.body_path(self.cache, spec.body_form, rows)
+            status, answer = procs.post(spec.url, body.read_bytes())
+            if status != 200:
+                raise RuntimeError(f"{server}: {rows}-row request answered {status}: {answer[:300]!r}")
+            for conc in [int(c) for c in self.args.connections.split(",")]:
+                if self.args.warmup:
+                    loadgen.run_wrk(spec.url, body, connections=conc, seconds=self.args.warmup)
+                load, cpu0 = procs.loadavg(), proc.cpu_s()
+                res = loadgen.run_wrk(spec.url, body, connections=conc, seconds=self.args.duration)
+                cpu_us = (proc.cpu_s() - cpu0) / max(res.requests, 1) * 1e6
+                run = {"server": server, "model": model.key, "rows": rows, "connections": conc,
+                       "repeat": self.repeat,
+                       "rps": round(res.rps, 1), "p50_ms": round(res.p50_ms, 2),
+                       "p99_ms": round(res.p99_ms, 2), "failed": res.failed, "requests": res.requests,
+                       "loadavg": round(load, 2), "server_cpu_us_per_request": round(cpu_us, 1)}
+                self.results["runs"].append(run)
+                log.info("%-18s %-3s %3d rows c%-3d %8.0f req/s p50 %6.1f ms p99 %6.1f ms failed %d, "
+                         "server CPU %.0f us/request", server, model.key, rows, conc, res.rps, res.p50_ms,
+                         res.p99_ms, res.failed, cpu_us)
+
+
+def median_launch(launches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each number over the repeated launches of one server and model."""
+    out = dict(launches[-1])
+    for key in ("cold_start_s", "rss_idle_mb", "rss_idle_per_worker_mb", "rss_loaded_mb"):
+        values = [la[key] for la in launches if la.get(key) is not None]
+        if values:
+            out[key] = round(statistics.median(values), 3)
+    return out
+
+
+def serving_memory(idle: dict[int, float], cpu0: dict[int, float], cpu1: dict[int, float]) -> dict[str, Any]:
+    """Idle RSS of the processes that served (used >= 5 % of the tree's CPU under load): the workers.
+
+    Supervisors, arbiters and parents that only watch are left out, whatever the server calls them.
+    """
+    used = {pid: cpu1.get(pid, 0.0) - cpu0.get(pid, 0.0) for pid in idle}
+    total = sum(max(v, 0.0) for v in used.values()) or 1.0
+    serving = [pid for pid, v in used.items() if v >= 0.05 * total]
+    per = [idle[pid] for pid in serving] or list(idle.values())
+    return {"serving_processes": len(serving), "rss_idle_per_worker_mb": round(sum(per) / len(per), 1),
+            "rss_idle_by_process_mb": {str(pid): round(v, 1) for pid, v in idle.items()}}
+
+
+def save(results: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = results["date"].replace(":", "").replace("+0000", "Z")
+    path = RESULTS / f"{stamp}.json"
+    text = json.dumps(results, indent=1)
+    path.write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / "latest.md").write_text(report.markdown(results) + "\n")
+    return path
+
+
+def update_docs(results: dict[str, Any]) -> None:
+    asgi = RESULTS / "asgi_servers-latest.md"
+    report.update_doc(ROOT / "docs" / "performance.md",
+                      report.doc_sections(results, asgi.read_text() if asgi.exists() else None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = parse_args(argv)
+    results = Bench(args).run()
+    print(report.markdown(results))  # noqa: T201 - the table is this command's output
+    if not args.no_save:
+        log.info("saved %s", save(results))
+    if args.update_docs:
+        update_docs(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

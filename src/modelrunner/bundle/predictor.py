@@ -1,0 +1,70 @@
+"""The loaded thing: ``predict(columns) -> columns`` on a batch, columnar numpy."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from modelrunner.contract import Contract
+from modelrunner.contract.validate import batch_size, validate_batch
+
+Columns = dict[str, np.ndarray]
+
+
+class Predictor(ABC):
+    """A model ready to answer. ``predict`` must be safe to call from several threads at once."""
+
+    contract: Contract
+
+    @abstractmethod
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
+        """Predict on a batch: ``{input field: array (n, *shape)}`` -> ``{output field: array (n, ...)}``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the model holds (memory, sessions). Called once, after the last request."""
+
+
+PredictFn = Callable[[Columns], Mapping[str, Any]]
+
+
+class FunctionPredictor(Predictor):
+    """A :class:`Predictor` over a flavor's predict function: checks inputs, normalises outputs.
+
+    Inputs are checked with ``contract.validate.validate_batch`` (extra columns are dropped, safe casts
+    applied, optional fields filled). Outputs are numpy arrays with ``n`` rows; numpy unicode/bytes arrays
+    become ``object`` arrays (the columnar convention for strings).
+    """
+
+    def __init__(self, contract: Contract, fn: PredictFn, on_close: Callable[[], None] | None = None) -> None:
+        self.contract = contract
+        self._fn = fn
+        self._on_close = on_close
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
+        batch, n = check_inputs(self.contract, columns)
+        out = self._fn(batch)
+        if not isinstance(out, Mapping):
+            raise TypeError(f"model returned {type(out).__name__}, expected a dict of columns")
+        result: Columns = {}
+        for name, values in out.items():
+            arr = np.asarray(values)
+            if arr.dtype.kind in ("U", "S"):
+                arr = arr.astype(object)
+            if arr.ndim == 0 or len(arr) != n:
+                raise ValueError(f"model output {name!r} has shape {arr.shape}, expected {n} rows")
+            result[name] = arr
+        return result
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
+
+def check_inputs(contract: Contract, columns: Mapping[str, Any]) -> tuple[Columns, int]:
+    """The batch restricted to the contract's inputs, coerced safely, and its size; ValidationError else."""
+    batch = validate_batch(contract.inputs, columns, allow_extra=True)
+    return batch, batch_size(batch)

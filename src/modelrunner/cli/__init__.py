@@ -1,0 +1,1 @@
+"""The ``modelrunner`` command line."""

@@ -1,0 +1,266 @@
+"""Registry commands: push, models, show, alias set/delete, contract, audit."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.table import Table
+
+from modelrunner.cli.output import (
+    aliases_text,
+    change_text,
+    compact,
+    console,
+    contract_table,
+    metrics_text,
+    when,
+)
+from modelrunner.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+    from modelrunner.registry.types import ModelInfo, ModelVersion
+
+alias_app = typer.Typer(help="Move or delete aliases (production, staging, ...).", no_args_is_help=True)
+
+
+class ContractFormat(StrEnum):
+    proto = "proto"
+    json_schema = "json-schema"
+    json = "json"
+    v2 = "v2"
+
+
+def open_registry() -> Registry:
+    """The registry named by MODELRUNNER_* settings (default: SQLite under MODELRUNNER_HOME)."""
+    from modelrunner.registry.registry import Registry
+
+    return Registry.from_env()
+
+
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` -> ``{"k": "v"}``; raise InvalidArgument naming a malformed item."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"invalid tag {item!r}: expected key=value")
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def push(
+    bundle: Path = typer.Argument(..., help="Bundle folder, .zip or .tar.gz."),
+    name: str | None = typer.Option(None, "--name", "-n", help="Model name (default: the bundle's name)."),
+    alias: str | None = typer.Option(None, "--alias", "-a", help="Point this alias at the new version."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="Label key=value (repeatable)."),  # noqa: B006
+) -> None:
+    """Push a bundle as the next version of a model."""
+    tags = parse_tags(tag)
+    mv = open_registry().push(bundle, name=name, alias=alias, tags=tags or None)
+    extra = f"  alias {alias}" if alias else ""
+    console().print(f"{mv.name} version {mv.version}{extra}  sha256 {mv.sha256[:12]}  flavor {mv.flavor}")
+
+
+def models() -> None:
+    """List models: versions, aliases, license, last update."""
+    registry = open_registry()
+    table = Table(title="models", title_justify="left")
+    for column in ("name", "versions", "latest", "aliases", "license", "updated"):
+        table.add_column(column)
+    for summary in registry.models():
+        license_ = "-"
+        if summary.latest_version is not None:
+            license_ = registry.resolve(f"{summary.name}@{summary.latest_version}").license or "-"
+        table.add_row(
+            summary.name,
+            str(summary.version_count),
+            str(summary.latest_version or "-"),
+            aliases_text(summary.aliases),
+            license_,
+            when(summary.updated_at),
+        )
+    if not table.row_count:
+        console().print("no models yet: modelrunner push BUNDLE --name NAME")
+        return
+    console().print(table)
+
+
+def _versions_table(info: ModelInfo) -> Table:
+    by_version: dict[int, list[str]] = {}
+    for alias, version in info.aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    table = Table(title=f"{info.name}: versions", title_justify="left")
+    for column in ("version", "aliases", "flavor", "license", "metrics", "created", "by", "sha256"):
+        table.add_column(column)
+    for mv in info.versions:
+        table.add_row(
+            str(mv.version),
+            ", ".join(sorted(by_version.get(mv.version, []))) or "-",
+            mv.flavor,
+            mv.license or "-",
+            metrics_text(mv.metrics),
+            when(mv.created_at),
+            mv.created_by,
+            mv.sha256[:12],
+        )
+    return table
+
+
+def _version_details(mv: ModelVersion) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows: list[tuple[str, str]] = [
+        ("ref", mv.ref),
+        ("description", mv.description or "-"),
+        ("flavor", mv.flavor),
+        ("license", mv.license or "-"),
+        ("metrics", metrics_text(mv.metrics)),
+        ("tags", compact(mv.tags) if mv.tags else "-"),
+        ("sha256", mv.sha256),
+        ("created", f"{when(mv.created_at)} by {mv.created_by}"),
+    ]
+    for key, value in sorted((mv.lineage or {}).items()):
+        if value not in (None, "", {}, []):
+            rows.append((f"lineage.{key}", compact(value, 80)))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def show(ref: str = typer.Argument(..., help="name, name@3 or name@production.")) -> None:
+    """Show a model: its versions and aliases, then one version's contract, metrics, license, lineage."""
+    registry = open_registry()
+    mv = registry.resolve(ref)
+    info = registry.model(mv.name)
+    out = console()
+    if info.description:
+        out.print(f"[bold]{info.name}[/bold]: {info.description}")
+    out.print(_versions_table(info))
+    out.print()
+    out.print(f"[bold]{mv.ref}[/bold]" + (f" (resolved from {ref})" if ref.strip() != mv.ref else ""))
+    out.print(_version_details(mv))
+    out.print()
+    out.print(contract_table(mv.contract))
+    _print_evaluations(registry, mv)
+
+
+def _print_evaluations(registry: Registry, mv: ModelVersion) -> None:
+    """The model's gates and this version's evaluations (newest first), when there are any."""
+    out = console()
+    gates = registry.gates(mv.name)
+    if gates:
+        out.print(f"\n[bold]gates[/bold]: {'; '.join(gates)}")
+    evaluations = registry.evaluations(mv.name, mv.version)
+    if not evaluations:
+        return
+    table = Table(title=f"{mv.ref}: evaluations", title_justify="left")
+    for column in ("at", "by", "data set", "metrics", "passed"):
+        table.add_column(column)
+    for ev in evaluations[:10]:
+        passed = "-" if ev.passed is None else ("yes" if ev.passed else "no")
+        dataset = ev.dataset_name or (ev.dataset_sha256 or "-")[:12]
+        table.add_row(when(ev.created_at), ev.actor, dataset, metrics_text(ev.metrics), passed)
+    out.print()
+    out.print(table)
+
+
+def alias_set(
+    ref: str = typer.Argument(..., help="The version to point at: name@3 (or name@staging, name)."),
+    alias: str = typer.Argument(..., help="Alias to set, e.g. production."),
+    force: bool = typer.Option(
+        False, "--force", help="Move to production even if the model's saved gates refuse it (audited)."),
+) -> None:
+    """Point ALIAS at the version REF resolves to (runners serving name@ALIAS swap by themselves)."""
+    registry = open_registry()
+    mv = registry.resolve(ref)
+    before = registry.model(mv.name).aliases.get(alias)
+    _refuse_breaking_step_swap(registry, mv.name, alias, mv.version)
+    registry.set_alias(mv.name, alias, mv.version, force=force)
+    moved = f" (was version {before})" if before is not None and before != mv.version else ""
+    console().print(f"{mv.name}@{alias} -> version {mv.version}{moved}")
+
+
+def _refuse_breaking_step_swap(registry: Registry, name: str, alias: str, version: int) -> None:
+    """A move that would break a served pipeline's edge is refused, naming the endpoint and the edge."""
+    from modelrunner.errors import IncompatibleContract
+    from modelrunner.pipelines.targets import check_step_swap
+
+    problems = check_step_swap(registry, name, alias, version)
+    if problems:
+        raise IncompatibleContract(f"{name}@{alias} -> version {version} refused: {problems[0]}", problems)
+
+
+def alias_delete(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias to delete."),
+) -> None:
+    """Delete an alias of a model."""
+    open_registry().delete_alias(name, alias)
+    console().print(f"deleted {name}@{alias}")
+
+
+def contract(
+    ref: str = typer.Argument(..., help="name, name@3 or name@production."),
+    fmt: ContractFormat = typer.Option(ContractFormat.proto, "--format", "-f", help="Output format."),
+) -> None:
+    """Print a version's contract as proto3, JSON Schema, JSON or V2 model metadata."""
+    registry = open_registry()
+    mv = registry.resolve(ref)
+    typer.echo(render_contract(registry, mv, fmt).rstrip("\n"))
+
+
+def render_contract(registry: Registry, mv: ModelVersion, fmt: ContractFormat) -> str:
+    """The contract of ``mv`` in ``fmt`` as text."""
+    if fmt is ContractFormat.proto:
+        from modelrunner.contract.proto import proto_package, render_proto
+
+        return render_proto(mv.contract, proto_package(mv.name))
+    data: Any
+    if fmt is ContractFormat.json_schema:
+        from modelrunner.contract.schema import json_schema
+
+        data = json_schema(mv.contract)
+    elif fmt is ContractFormat.v2:
+        from modelrunner.contract.schema import v2_metadata
+
+        versions = [str(v.version) for v in registry.model(mv.name).versions]
+        data = v2_metadata(mv.contract, mv.name, versions, mv.flavor)
+    else:
+        data = mv.contract.to_dict()
+    return json.dumps(data, indent=2, sort_keys=False)
+
+
+def audit(
+    limit: int = typer.Option(50, "--limit", "-l", min=1, help="Show at most this many entries."),
+    subject: str | None = typer.Option(None, "--subject", "-s", help="Only entries about this subject."),
+) -> None:
+    """Who pushed what, who moved which alias or endpoint, and when (newest first)."""
+    entries = open_registry().audit(limit=limit, subject=subject)
+    if not entries:
+        console().print("no audit entries")
+        return
+    table = Table(title="audit", title_justify="left")
+    for column in ("at", "actor", "action", "subject", "change"):
+        table.add_column(column)
+    for entry in entries:
+        change = change_text(entry.before, entry.after)
+        table.add_row(when(entry.at), entry.actor, entry.action, entry.subject, change)
+    console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the registry commands to the main app."""
+    app.command()(push)
+    app.command()(models)
+    app.command()(show)
+    alias_app.command("set")(alias_set)
+    alias_app.command("delete")(alias_delete)
+    app.add_typer(alias_app, name="alias")
+    app.command()(contract)
+    app.command()(audit)

@@ -1,0 +1,52 @@
+"""``modelrunner serve``: run the runner (N worker processes on one port) that hot-swaps models live."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from modelrunner.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+
+def parse_endpoints(items: list[str]) -> dict[str, str]:
+    """``["digits=digits@production", ...]`` -> ``{"digits": "digits@production"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip() or not target.strip():
+            raise InvalidArgument(
+                f"invalid --endpoint {item!r}: expected NAME=TARGET, e.g. digits=digits@production")
+        out[name.strip()] = target.strip()
+    return out
+
+
+def serve(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; a non-loopback one needs MODELRUNNER_ADMIN_TOKEN."),
+    port: int = typer.Option(8080, "--port", "-p", min=0, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes sharing the port."),
+    endpoint: list[str] = typer.Option(  # noqa: B006
+        [], "--endpoint", "-e", help="NAME=TARGET written into the desired state first (repeatable)."),
+    keep_previous: bool = typer.Option(
+        False, "--keep-previous", help="Keep the last version loaded after a swap so a rollback is instant."),
+    grpc_port: int | None = typer.Option(
+        None, "--grpc-port", min=0, max=65535,
+        help="Also serve gRPC on this port: V2 (inference.GRPCInferenceService) and endpoints' Predict."),
+) -> None:
+    """Serve every endpoint of the registry's desired state; swaps happen live, with zero failed requests."""
+    from modelrunner.runner.workers import serve as run_workers
+    from modelrunner.settings import Settings
+
+    targets = parse_endpoints(endpoint)
+    logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
+    code = run_workers(Settings(), host, port, workers, targets, keep_previous=keep_previous,
+                       grpc_port=grpc_port)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the main app."""
+    app.command()(serve)

@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics (metrics.py); drift and payload logs later."""

@@ -1,0 +1,253 @@
+"""Prometheus metrics of the runner, correct across worker processes.
+
+One process: collectors keep their values in memory. N worker processes: the supervisor calls
+:func:`setup_multiprocess` (creates ``PROMETHEUS_MULTIPROC_DIR``) *before* spawning workers; every worker
+then writes its values to per-pid files there and :func:`render` merges all of them, so any worker answering
+``/metrics`` reports the whole server. When a worker dies the supervisor calls :func:`mark_process_dead`.
+
+Collectors are built lazily (on first use), after the process knows whether it is in multiprocess mode.
+Recording functions are cheap (label children are cached) because they run on every request.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    values,
+)
+from prometheus_client import multiprocess as _mp
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "ENV_VAR",
+    "in_flight",
+    "mark_process_dead",
+    "multiprocess_dir",
+    "observe_batch",
+    "observe_error",
+    "observe_request",
+    "observe_step",
+    "observe_swap",
+    "render",
+    "reset",
+    "set_loaded",
+    "setup_multiprocess",
+    "swap_failed",
+    "swap_started",
+    "swap_succeeded",
+]
+
+ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+SWAP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class _Collectors:
+    """Every collector of the runner, registered in a private registry (never the global one)."""
+
+    def __init__(self) -> None:
+        disable_created_metrics()  # no *_created series: they double the output and multiprocess lacks them
+        reg = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "modelrunner_requests", "Predict requests answered, by endpoint, version and protocol.",
+            ["endpoint", "version", "protocol"], registry=reg,
+        )
+        self.errors = Counter(
+            "modelrunner_request_errors", "Predict requests that failed, by endpoint, version and code.",
+            ["endpoint", "version", "code"], registry=reg,
+        )
+        self.latency = Histogram(
+            "modelrunner_request_duration_seconds", "Predict latency in seconds, by endpoint and version.",
+            ["endpoint", "version"], buckets=LATENCY_BUCKETS, registry=reg,
+        )
+        self.in_flight = Gauge(
+            "modelrunner_requests_in_flight", "Predict requests being answered now, by endpoint.",
+            ["endpoint"], multiprocess_mode="livesum", registry=reg,
+        )
+        self.swaps_started = Counter(
+            "modelrunner_swaps_started", "Swaps started, by endpoint.", ["endpoint"], registry=reg
+        )
+        self.swaps_succeeded = Counter(
+            "modelrunner_swaps_succeeded", "Swaps that switched the endpoint, by endpoint.", ["endpoint"],
+            registry=reg,
+        )
+        self.swaps_failed = Counter(
+            "modelrunner_swaps_failed", "Swaps that failed (old version kept), by endpoint and reason.",
+            ["endpoint", "reason"], registry=reg,
+        )
+        self.swap_duration = Histogram(
+            "modelrunner_swap_duration_seconds", "Load + warm-up + switch time of a swap, by endpoint.",
+            ["endpoint"], buckets=SWAP_BUCKETS, registry=reg,
+        )
+        self.loaded = Gauge(
+            "modelrunner_loaded_version",
+            "Worker processes serving this endpoint version (1 per worker; 0 once unloaded).",
+            ["endpoint", "version"], multiprocess_mode="livesum", registry=reg,
+        )
+        self.step_latency = Histogram(
+            "modelrunner_pipeline_step_duration_seconds",
+            "Latency of one pipeline step in seconds (all its predict calls), by pipeline and step.",
+            ["pipeline", "step"], buckets=LATENCY_BUCKETS, registry=reg,
+        )
+        self.batch_size = Histogram(
+            "modelrunner_batch_size",
+            "Rows per merged predict call of an endpoint with batching on (one observation per batch).",
+            ["endpoint"], buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.cache: dict[tuple[Any, ...], Any] = {}
+
+
+_lock = threading.Lock()
+_collectors: _Collectors | None = None
+
+
+def _get() -> _Collectors:
+    global _collectors
+    c = _collectors
+    if c is None:
+        with _lock:
+            if _collectors is None:
+                _collectors = _Collectors()
+            c = _collectors
+    return c
+
+
+def _child(kind: str, make: Callable[[_Collectors], Any], *key: str) -> Any:
+    """The cached label child of a collector (``labels()`` is the slow part of recording)."""
+    c = _get()
+    k = (kind, *key)
+    child = c.cache.get(k)
+    if child is None:
+        child = c.cache[k] = make(c)
+    return child
+
+
+# -- multiprocess mode -------------------------------------------------------------------------------------
+
+
+def setup_multiprocess(directory: str | os.PathLike[str], *, clear: bool = True) -> Path:
+    """Enter multiprocess mode: create (by default empty) ``directory``, export PROMETHEUS_MULTIPROC_DIR.
+
+    Call in the supervisor before spawning workers; workers inherit the variable. Also safe to call in a
+    process that already recorded metrics: collectors are rebuilt on next use.
+    """
+    global _collectors
+    path = Path(directory)
+    if clear and path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV_VAR] = str(path)
+    with _lock:
+        values.ValueClass = values.get_value_class()
+        _collectors = None
+    return path
+
+
+def multiprocess_dir() -> str | None:
+    """The multiprocess directory when this process is in multiprocess mode, else None."""
+    path = os.environ.get(ENV_VAR)
+    return path if path and os.path.isdir(path) else None
+
+
+def mark_process_dead(pid: int) -> None:
+    """Forget the live gauges (in-flight, loaded versions) of a dead worker; counters keep their totals."""
+    path = multiprocess_dir()
+    if path:
+        _mp.mark_process_dead(pid, path)
+
+
+def reset() -> None:
+    """Drop every collector; the next use rebuilds them for the current environment (multiprocess or not).
+
+    For tests and for a process leaving multiprocess mode. Multiprocess files are left alone.
+    """
+    global _collectors
+    with _lock:
+        values.ValueClass = values.get_value_class()
+        _collectors = None
+
+
+def render() -> tuple[bytes, str]:
+    """Prometheus text of this server (all workers in multiprocess mode) and its content type."""
+    path = multiprocess_dir()
+    if path:
+        registry = CollectorRegistry()
+        _mp.MultiProcessCollector(registry, path=path)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(_get().registry), CONTENT_TYPE_LATEST
+
+
+# -- requests (server adapters) ----------------------------------------------------------------------------
+
+
+def observe_request(endpoint: str, version: int | str, protocol: str, seconds: float) -> None:
+    """One answered predict request."""
+    v = str(version)
+    _child("req", lambda c: c.requests.labels(endpoint, v, protocol), endpoint, v, protocol).inc()
+    _child("lat", lambda c: c.latency.labels(endpoint, v), endpoint, v).observe(seconds)
+
+
+def observe_error(endpoint: str, version: int | str | None, code: str) -> None:
+    """One failed predict request; ``version`` is None when no version was pinned yet."""
+    v = "" if version is None else str(version)
+    _child("err", lambda c: c.errors.labels(endpoint, v, code), endpoint, v, code).inc()
+
+
+def in_flight(endpoint: str) -> Any:
+    """The in-flight gauge child of ``endpoint``: ``inc()`` when a request starts, ``dec()`` when it ends."""
+    return _child("inflight", lambda c: c.in_flight.labels(endpoint), endpoint)
+
+
+def observe_batch(endpoint: str, rows: int) -> None:
+    """One merged predict call of ``rows`` rows (adaptive batching)."""
+    _child("batch", lambda c: c.batch_size.labels(endpoint), endpoint).observe(rows)
+
+
+# -- swaps (runner) ----------------------------------------------------------------------------------------
+
+
+def swap_started(endpoint: str) -> None:
+    _child("swap_start", lambda c: c.swaps_started.labels(endpoint), endpoint).inc()
+
+
+def swap_succeeded(endpoint: str) -> None:
+    _child("swap_ok", lambda c: c.swaps_succeeded.labels(endpoint), endpoint).inc()
+
+
+def swap_failed(endpoint: str, reason: str = "error") -> None:
+    """A failed swap; ``reason`` is a short, bounded word (an error ``code``, "incompatible", "timeout")."""
+    _child("swap_fail", lambda c: c.swaps_failed.labels(endpoint, reason), endpoint, reason).inc()
+
+
+def observe_swap(endpoint: str, seconds: float) -> None:
+    """Duration of one swap (load + warm-up + contract check + switch)."""
+    _child("swap_dur", lambda c: c.swap_duration.labels(endpoint), endpoint).observe(seconds)
+
+
+def set_loaded(endpoint: str, version: int | str, value: int) -> None:
+    """1 when this worker serves ``endpoint`` at ``version``, 0 once that version is unloaded."""
+    v = str(version)
+    _child("loaded", lambda c: c.loaded.labels(endpoint, v), endpoint, v).set(value)
+
+
+# -- pipelines ---------------------------------------------------------------------------------------------
+
+
+def observe_step(pipeline: str, step: str, seconds: float) -> None:
+    """Duration of one step of one pipeline run."""
+    _child("step", lambda c: c.step_latency.labels(pipeline, step), pipeline, step).observe(seconds)

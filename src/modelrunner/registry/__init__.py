@@ -1,0 +1,28 @@
+"""The model registry: models, versions, aliases, audit, desired state, artifacts."""
+
+from modelrunner.registry.refs import Ref, parse_ref
+from modelrunner.registry.registry import Registry
+from modelrunner.registry.store import ArtifactStore
+from modelrunner.registry.types import (
+    AuditEntry,
+    EndpointState,
+    Evaluation,
+    ModelInfo,
+    ModelSummary,
+    ModelVersion,
+    WorkerStatus,
+)
+
+__all__ = [
+    "ArtifactStore",
+    "AuditEntry",
+    "EndpointState",
+    "Evaluation",
+    "ModelInfo",
+    "ModelSummary",
+    "ModelVersion",
+    "Ref",
+    "Registry",
+    "WorkerStatus",
+    "parse_ref",
+]

@@ -1,0 +1,72 @@
+"""Bundle I/O for the registry: open a bundle to push, pack it to a file, unpack a fetched artifact."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from modelrunner.bundle import archive
+from modelrunner.bundle.bundle import open_bundle
+from modelrunner.bundle.manifest import Manifest
+from modelrunner.contract import Contract
+from modelrunner.contract.compat import bump_version, check_compatible
+from modelrunner.contract.compat import renumber as _renumber
+
+PIPELINE_FLAVOR = "pipeline"  # pipelines are bundles too (modelrunner.pipelines.package)
+
+
+def open_for_push(path: Path | str, cache_dir: Path) -> tuple[Path, Manifest]:
+    """``(bundle folder, manifest)`` for a bundle folder or archive; BundleError when it is not one."""
+    from modelrunner.errors import BundleError
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise BundleError(f"{path}: no such bundle (file or folder not found)")
+    bundle = open_bundle(path, cache_dir=cache_dir)
+    _check_manifest(bundle.manifest)
+    return Path(bundle.path), bundle.manifest
+
+
+def _check_manifest(manifest: Manifest) -> None:
+    """Refuse an unknown flavor or a license that is not an SPDX id before anything is stored."""
+    from modelrunner.bundle.flavors import get_flavor
+    from modelrunner.bundle.licenses import normalize_license
+
+    if manifest.flavor != PIPELINE_FLAVOR:
+        get_flavor(manifest.flavor)
+    if manifest.license is not None:
+        normalize_license(manifest.license)
+
+
+def renumber(old: Contract | None, new: Contract) -> Contract:
+    """Field numbers of ``new`` kept stable against ``old`` (see ``contract.compat.renumber``); a contract
+    that would break ``old``'s clients gets the next contract version (``bump_version``), so serving it
+    takes a forced swap and every contract version names one wire-compatible ``.proto``."""
+    out = _renumber(old, new)
+    if old is not None and check_compatible(old, out):
+        return bump_version(old, new)
+    return out
+
+
+def pack_to(directory: Path, manifest: Manifest, original: Manifest, dest: Path) -> int:
+    """Write the deterministic tar.gz of a bundle to ``dest`` (with ``manifest`` when it differs); size."""
+    with tempfile.TemporaryDirectory(prefix="modelrunner-pack-", dir=dest.parent) as tmp:
+        source = directory
+        if manifest != original:
+            source = Path(tmp) / "bundle"
+            shutil.copytree(directory, source, symlinks=False)
+            manifest.dump(source)
+        with open(dest, "wb") as out:
+            archive.write_archive(source, out)
+    return dest.stat().st_size
+
+
+def unpack(archive_path: Path, dest: Path) -> Path:
+    """Safely extract a bundle archive into ``dest``; return the folder holding the manifest."""
+    return archive.unpack_to(archive_path, dest)
+
+
+def bundle_root(folder: Path) -> Path:
+    """``folder`` if it holds the manifest, else its single sub-folder that does."""
+    return archive.bundle_root(folder)

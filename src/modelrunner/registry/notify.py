@@ -1,0 +1,76 @@
+"""Waiting for desired-state changes: PostgreSQL LISTEN/NOTIFY, with polling as the baseline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from modelrunner.registry.state import NOTIFY_CHANNEL
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+class ChangeListener:
+    """``wait(since, timeout)`` returns as soon as the global generation differs from ``since``."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._listen_failed = registry.engine.dialect.name != "postgresql"
+
+    def wait(self, since: int, timeout: float) -> int:
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            conn = self._listen_connection()
+            while True:
+                gen = self.registry.state_generation()
+                left = deadline - time.monotonic()
+                if gen != since or left <= 0:
+                    return gen
+                step = min(left, self.registry.settings.poll_interval_s)
+                if conn is None:
+                    time.sleep(step)
+                    continue
+                try:
+                    for _ in conn.notifies(timeout=min(left, 5.0), stop_after=1):
+                        break
+                except Exception as exc:  # noqa: BLE001 - fall back to polling on any driver error
+                    log.warning("LISTEN %s failed (%s); polling instead", NOTIFY_CHANNEL, exc)
+                    self._drop()
+                    conn = None
+
+    def _listen_connection(self) -> Any:
+        if self._conn is not None or self._listen_failed:
+            return self._conn
+        try:
+            import psycopg
+
+            url = self.registry.engine.url.set(drivername="postgresql")
+            dsn = url.render_as_string(hide_password=False)
+            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception as exc:  # noqa: BLE001 - polling is the baseline
+            log.warning("cannot LISTEN on %s (%s); polling instead", NOTIFY_CHANNEL, exc)
+            self._listen_failed = True
+            self._conn = None
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+        self._listen_failed = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

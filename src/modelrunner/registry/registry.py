@@ -1,0 +1,359 @@
+"""The registry facade: what the runner, the CLI and the server call.
+
+A push is atomic: the bundle is packed and stored first (content-addressed, so identical bytes are stored
+once and a failed push leaves at most an unreferenced artifact), then one transaction locks the model row,
+allocates the next version number (unique (model_id, version) as a safety net) and writes the version,
+alias and audit rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from modelrunner.errors import InvalidArgument, NotFound, StorageError
+from modelrunner.registry import bundles, db, evals, state, versions
+from modelrunner.registry.audit import read_audit, write_audit
+from modelrunner.registry.notify import ChangeListener
+from modelrunner.registry.refs import check_alias, check_name, parse_ref
+from modelrunner.registry.store import ArtifactStore
+from modelrunner.registry.tables import aliases, model_versions, models
+from modelrunner.registry.types import (
+    AuditEntry,
+    EndpointState,
+    Evaluation,
+    ModelInfo,
+    ModelSummary,
+    ModelVersion,
+    WorkerStatus,
+)
+from modelrunner.settings import Settings
+
+log = logging.getLogger(__name__)
+PUSH_ATTEMPTS = 20
+
+
+class Registry:
+    """Models, versions, aliases, audit, desired state and artifacts over one database and one store."""
+
+    def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
+                 store_url: str | None = None) -> None:
+        self.settings = settings or Settings()
+        self.database_url = database_url or self.settings.resolved_database_url()
+        self.store = ArtifactStore(store_url or self.settings.resolved_store_url())
+        self.engine = db.open_database(self.database_url)
+        self._listener: ChangeListener | None = None
+
+    @classmethod
+    def from_env(cls) -> Registry:
+        return cls(Settings())
+
+    def __repr__(self) -> str:
+        return f"Registry({db.safe_url(self.database_url)!r}, store={self.store.url!r})"
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _actor(self, actor: str | None) -> str:
+        return actor or self.settings.resolved_actor()
+
+    # ---- push / resolve / fetch -------------------------------------------------------------------------
+
+    def push(self, bundle_path: Path | str, *, name: str | None = None, alias: str | None = None,
+             tags: Mapping[str, str] | None = None, actor: str | None = None) -> ModelVersion:
+        """Store a bundle as the next version of ``name`` (default: the manifest's name)."""
+        who = self._actor(actor)
+        if alias is not None:
+            check_alias(alias)
+        cache = self.settings.resolved_cache_dir()
+        directory, manifest = bundles.open_for_push(bundle_path, cache)
+        model_name = check_name(name or manifest.name)
+        all_tags = {**manifest.tags, **{str(k): str(v) for k, v in (tags or {}).items()}}
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".push-", dir=cache) as tmp:
+            packed = Path(tmp) / "bundle.tar.gz"
+            for _ in range(PUSH_ATTEMPTS):
+                with self._read() as conn:
+                    base = versions.latest_contract(conn, model_name)
+                contract = bundles.renumber(base, manifest.contract)
+                update = {"name": model_name, "contract": contract, "tags": all_tags}
+                final = manifest.model_copy(update=update)
+                size = bundles.pack_to(directory, final, manifest, packed)
+                sha = self.store.put_file(packed)
+                try:
+                    number = self._commit_version(model_name, final, sha, size, alias, who, manifest)
+                except (versions.ContractMoved, IntegrityError) as exc:
+                    log.debug("push of %s retried: %s", model_name, exc.__class__.__name__)
+                    continue
+                return self.resolve(f"{model_name}@{number}")
+        raise StorageError(f"could not allocate a version of {model_name!r} after {PUSH_ATTEMPTS} attempts")
+
+    def _commit_version(self, name: str, final: Any, sha: str, size: int, alias: str | None, actor: str,
+                        original: Any) -> int:
+        with self._write() as conn:
+            model, created = versions.lock_or_create_model(conn, name, description=final.description,
+                                                           actor=actor)
+            if created:
+                write_audit(conn, actor=actor, action="model.create", subject=name, after={"name": name})
+            base = versions.latest_contract(conn, name)
+            if bundles.renumber(base, original.contract) != final.contract:
+                raise versions.ContractMoved(name)
+            number = versions.insert_version(conn, name=name, manifest=final, sha=sha, size=size,
+                                             tags=dict(final.tags), actor=actor)
+            if alias is not None:
+                if alias == evals.GATED_ALIAS:
+                    evals.enforce_gates(conn, name, number, force=False, actor=actor)
+                versions.put_alias(conn, model, alias, number, actor=actor)
+            return number
+
+    def resolve(self, ref: str) -> ModelVersion:
+        """``name`` / ``name@latest`` (newest), ``name@3``, ``name@alias`` -> the version, else NotFound."""
+        parsed = parse_ref(ref)
+        with self._read() as conn:
+            model = versions.require_model(conn, parsed.name)
+            return versions.to_version(conn, model.name, versions.version_row(conn, model, parsed))
+
+    def fetch(self, mv: ModelVersion | str) -> Path:
+        """A local, verified, unpacked copy of a version's bundle (cached by sha256); returns its folder."""
+        if isinstance(mv, str):
+            mv = self.resolve(mv)
+        cache = self.settings.resolved_cache_dir()
+        final = cache / mv.sha256
+        if final.is_dir():
+            return bundles.bundle_root(final)
+        cache.mkdir(parents=True, exist_ok=True)
+        work = cache / f".tmp-{uuid.uuid4().hex}"
+        try:
+            archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
+            bundles.unpack(archive, work / "unpacked")
+            try:
+                os.rename(work / "unpacked", final)
+            except OSError:
+                if not final.is_dir():  # not a concurrent fetch that won the race
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return bundles.bundle_root(final)
+
+    # ---- models, aliases, tags, audit --------------------------------------------------------------------
+
+    def models(self) -> list[ModelSummary]:
+        with self._read() as conn:
+            counts = {r.model_id: (int(r.n), int(r.latest)) for r in conn.execute(
+                select(model_versions.c.model_id, func.count().label("n"),
+                       func.max(model_versions.c.version).label("latest")).group_by(model_versions.c.model_id))}
+            alias_rows = list(conn.execute(select(aliases)))
+            result = []
+            for m in conn.execute(select(models).order_by(models.c.name)):
+                n, latest = counts.get(m.id, (0, None))
+                result.append(ModelSummary(
+                    name=m.name, latest_version=latest, version_count=n,
+                    aliases={a.alias: int(a.version) for a in alias_rows if a.model_id == m.id},
+                    description=m.description or "", created_at=m.created_at, updated_at=m.updated_at))
+            return result
+
+    def model(self, name: str) -> ModelInfo:
+        with self._read() as conn:
+            m = versions.require_model(conn, name)
+            rows = conn.execute(select(model_versions).where(model_versions.c.model_id == m.id)
+                                .order_by(model_versions.c.version))
+            return ModelInfo(
+                name=m.name, description=m.description or "", created_at=m.created_at,
+                created_by=m.created_by, updated_at=m.updated_at, aliases=versions.alias_map(conn, m.id),
+                versions=[versions.to_version(conn, m.name, r) for r in rows])
+
+    def set_alias(self, name: str, alias: str, version: int | str, actor: str | None = None, *,
+                  force: bool = False) -> ModelVersion:
+        """Point ``name@alias`` at ``version`` (a number or a ref of the same model); bumps the generation.
+
+        A move to ``production`` must pass the model's saved gates (stored evaluations) unless ``force``
+        (then audited as ``gates.override``); else FailedPrecondition saying which gate failed.
+        """
+        check_alias(alias)
+        target = parse_ref(f"{name}@{version}")
+        with self._write() as conn:
+            model = versions.require_model(conn, name, lock=True)
+            row = versions.version_row(conn, model, target)
+            if alias == evals.GATED_ALIAS:
+                evals.enforce_gates(conn, model.name, int(row.version), force=force, actor=self._actor(actor))
+            versions.put_alias(conn, model, alias, int(row.version), actor=self._actor(actor))
+        return self.resolve(f"{name}@{alias}")
+
+    def delete_alias(self, name: str, alias: str, actor: str | None = None) -> None:
+        """Remove ``name@alias``; bumps the generation so endpoints on it notice."""
+        with self._write() as conn:
+            model = versions.require_model(conn, name, lock=True)
+            current = versions.alias_map(conn, model.id)
+            if alias not in current:
+                known = ", ".join(sorted(current)) or "none"
+                raise NotFound(f"model {name!r} has no alias {alias!r} (aliases: {known})")
+            conn.execute(aliases.delete().where(aliases.c.model_id == model.id, aliases.c.alias == alias))
+            state.bump_generation(conn)
+            write_audit(conn, actor=self._actor(actor), action="alias.delete", subject=f"{name}@{alias}",
+                        before={"version": current[alias]}, after=None)
+
+    def set_tags(self, ref: str, tags: Mapping[str, str | None], actor: str | None = None) -> ModelVersion:
+        """Merge tags into a version (a value of None removes the key). Tags are labels, not content."""
+        parsed = parse_ref(ref)
+        with self._write() as conn:
+            model = versions.require_model(conn, parsed.name)
+            row = versions.version_row(conn, model, parsed)
+            before = dict(row.tags or {})
+            after = {**before, **{str(k): str(v) for k, v in tags.items() if v is not None}}
+            for key in [k for k, v in tags.items() if v is None]:
+                after.pop(key, None)
+            conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(tags=after))
+            write_audit(conn, actor=self._actor(actor), action="tags.set",
+                        subject=f"{model.name}@{row.version}", before=before, after=after)
+        return self.resolve(f"{parsed.name}@{row.version}")
+
+    def audit(self, limit: int = 100, subject: str | None = None,
+              action: str | None = None) -> list[AuditEntry]:
+        """Newest first; ``subject="digits"`` also matches ``digits@3`` and ``digits@production``."""
+        with self._read() as conn:
+            return read_audit(conn, limit=limit, subject=subject, action=action)
+
+    def record(self, action: str, subject: str, before: Any = None, after: Any = None,
+               actor: str | None = None) -> None:
+        """Append an audit row on behalf of another layer (runner, server, evaluation)."""
+        if not action or not subject:
+            raise InvalidArgument("an audit record needs an action and a subject")
+        with self._write() as conn:
+            write_audit(conn, actor=self._actor(actor), action=action, subject=subject, before=before,
+                        after=after)
+
+    # ---- desired state -----------------------------------------------------------------------------------
+
+    def set_endpoint(self, name: str, target: str, *, config: Mapping[str, Any] | None = None,
+                     force: bool = False, actor: str | None = None) -> EndpointState:
+        """Point endpoint ``name`` at ``target`` (a model ref; kinds with a ':' prefix pass through)."""
+        check_name(name)
+        if not isinstance(target, str) or not target.strip():
+            raise InvalidArgument(f"endpoint {name!r}: target must be a model ref like 'digits@production'")
+        target = target.strip()
+        if ":" not in target:
+            self.resolve(target)  # NotFound / InvalidArgument with a clear message
+        with self._write() as conn:
+            return state.put_endpoint(conn, name, target, config=dict(config) if config is not None else None,
+                                      force=force, actor=self._actor(actor))
+
+    def rollback_endpoint(self, name: str, actor: str | None = None) -> EndpointState:
+        """Swap an endpoint back to its previous target."""
+        current = self.endpoint(name)
+        if not current.previous_target:
+            raise InvalidArgument(f"endpoint {name!r} has no previous target to roll back to")
+        return self.set_endpoint(name, current.previous_target, config=current.config, force=True,
+                                 actor=actor)
+
+    def endpoint(self, name: str) -> EndpointState:
+        with self._read() as conn:
+            return state.require_endpoint(conn, name)
+
+    def endpoints(self) -> list[EndpointState]:
+        with self._read() as conn:
+            return state.list_endpoints(conn)
+
+    def delete_endpoint(self, name: str, actor: str | None = None) -> None:
+        with self._write() as conn:
+            state.remove_endpoint(conn, name, actor=self._actor(actor))
+
+    def state_generation(self) -> int:
+        """The global desired-state generation (bumped by endpoint changes and alias moves)."""
+        with self._read() as conn:
+            return state.read_generation(conn)
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Block until the generation differs from ``since`` or ``timeout`` passes; return the generation."""
+        if self._listener is None:
+            self._listener = ChangeListener(self)
+        return self._listener.wait(since, timeout)
+
+    def report_worker(self, status: WorkerStatus) -> None:
+        with self._write() as conn:
+            state.upsert_worker(conn, status)
+
+    def workers(self, endpoint: str | None = None, alive_within_s: float | None = None) -> list[WorkerStatus]:
+        with self._read() as conn:
+            return state.list_workers(conn, endpoint=endpoint, alive_within_s=alive_within_s)
+
+    def remove_worker(self, runner_id: str, endpoint: str | None = None) -> int:
+        """Drop a worker's status rows (on clean shutdown)."""
+        with self._write() as conn:
+            return state.delete_workers(conn, runner_id, endpoint)
+
+    # ---- evaluations and gates ---------------------------------------------------------------------------
+
+    def record_evaluation(self, name: str, version: int | None, *, metrics: Mapping[str, Any],
+                          gates: Any = None, passed: bool | None = None, dataset_sha256: str | None = None,
+                          dataset_name: str | None = None, actor: str | None = None) -> Evaluation:
+        check_name(name)
+        with self._write() as conn:
+            new_id = evals.insert_evaluation(
+                conn, model=name, version=version, metrics=dict(metrics), gates_result=gates, passed=passed,
+                dataset_sha256=dataset_sha256, dataset_name=dataset_name, actor=self._actor(actor))
+            return evals.get_evaluation(conn, new_id)
+
+    def evaluations(self, name: str, version: int | None = None) -> list[Evaluation]:
+        """Newest first."""
+        with self._read() as conn:
+            return evals.list_evaluations(conn, name, version)
+
+    def set_gates(self, name: str, requirements: list[str], actor: str | None = None) -> None:
+        check_name(name)
+        if not isinstance(requirements, list | tuple) or not all(isinstance(r, str) for r in requirements):
+            raise InvalidArgument("gates must be a list of requirement strings, e.g. ['accuracy >= 0.9']")
+        with self._write() as conn:
+            evals.put_gates(conn, name, list(requirements), actor=self._actor(actor))
+
+    def gates(self, name: str) -> list[str]:
+        with self._read() as conn:
+            return evals.get_gates(conn, name, default=[]) or []
+
+    # ---- plumbing ----------------------------------------------------------------------------------------
+
+    def _write(self) -> Any:
+        return _translated(db.write_tx(self.engine), self.database_url)
+
+    def _read(self) -> Any:
+        return _translated(db.read_tx(self.engine), self.database_url)
+
+
+class _translated:
+    """Wrap a transaction context so database outages surface as StorageError (integrity errors pass)."""
+
+    def __init__(self, inner: Any, url: str) -> None:
+        self.inner, self.url = inner, url
+
+    def __enter__(self) -> Any:
+        try:
+            return self.inner.__enter__()
+        except DBAPIError as exc:
+            raise StorageError(f"database {db.safe_url(self.url)}: {db.first_line(exc)}") from exc
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            suppressed = bool(self.inner.__exit__(exc_type, exc, tb))
+        except IntegrityError:
+            raise
+        except DBAPIError as err:
+            raise StorageError(f"database {db.safe_url(self.url)}: {db.first_line(err)}") from err
+        if isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError) and not suppressed:
+            raise StorageError(f"database {db.safe_url(self.url)}: {db.first_line(exc)}") from exc
+        return suppressed

@@ -1,0 +1,145 @@
+"""Desired state for runners: endpoints, the global generation counter, and worker status rows.
+
+Every endpoint change and every alias move bumps ``state.generation`` in the same transaction; reconcilers
+poll it (and on PostgreSQL may LISTEN on ``modelrunner_state``, notified on each bump).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from modelrunner.errors import InvalidArgument, NotFound
+from modelrunner.registry.audit import write_audit
+from modelrunner.registry.tables import endpoints, state, utcnow, worker_status
+from modelrunner.registry.types import WORKER_STATES, EndpointState, WorkerStatus
+
+NOTIFY_CHANNEL = "modelrunner_state"
+
+
+def bump_generation(conn: Connection) -> int:
+    """Increment the global generation (row-locks it until commit) and return the new value."""
+    conn.execute(update(state).where(state.c.id == 1).values(generation=state.c.generation + 1,
+                                                             updated_at=utcnow()))
+    gen = int(conn.execute(select(state.c.generation).where(state.c.id == 1)).scalar_one())
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify(:ch, :gen)"), {"ch": NOTIFY_CHANNEL, "gen": str(gen)})
+    return gen
+
+
+def read_generation(conn: Connection) -> int:
+    return int(conn.execute(select(state.c.generation).where(state.c.id == 1)).scalar_one())
+
+
+def _endpoint(row: Any) -> EndpointState:
+    return EndpointState(
+        name=row.name, target=row.target, previous_target=row.previous_target, config=dict(row.config or {}),
+        generation=int(row.generation), force=bool(row.force), updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+def _as_dict(ep: EndpointState | None) -> dict[str, Any] | None:
+    if ep is None:
+        return None
+    return {"target": ep.target, "previous_target": ep.previous_target, "config": ep.config,
+            "force": ep.force, "generation": ep.generation}
+
+
+def get_endpoint(conn: Connection, name: str) -> EndpointState | None:
+    row = conn.execute(select(endpoints).where(endpoints.c.name == name)).first()
+    return _endpoint(row) if row else None
+
+
+def require_endpoint(conn: Connection, name: str) -> EndpointState:
+    ep = get_endpoint(conn, name)
+    if ep is None:
+        known = [r.name for r in conn.execute(select(endpoints.c.name).order_by(endpoints.c.name).limit(11))]
+        hint = f" (endpoints: {', '.join(known)})" if 0 < len(known) <= 10 else ""
+        raise NotFound(f"unknown endpoint {name!r}{hint}")
+    return ep
+
+
+def list_endpoints(conn: Connection) -> list[EndpointState]:
+    return [_endpoint(r) for r in conn.execute(select(endpoints).order_by(endpoints.c.name))]
+
+
+def put_endpoint(conn: Connection, name: str, target: str, *, config: dict[str, Any] | None, force: bool,
+                 actor: str) -> EndpointState:
+    """Create or change an endpoint's desired state and bump the generation (one transaction)."""
+    gen = bump_generation(conn)
+    old = get_endpoint(conn, name)
+    now = utcnow()
+    previous = None if old is None else (old.target if old.target != target else old.previous_target)
+    values = {
+        "target": target, "previous_target": previous,
+        "config": dict(config) if config is not None else (old.config if old else {}),
+        "generation": gen, "force": bool(force), "updated_at": now, "updated_by": actor,
+    }
+    if old is None:
+        conn.execute(endpoints.insert().values(name=name, **values))
+    else:
+        conn.execute(update(endpoints).where(endpoints.c.name == name).values(**values))
+    new = EndpointState(name=name, **values)  # type: ignore[arg-type]
+    write_audit(conn, actor=actor, action="endpoint.set", subject=f"endpoint:{name}", before=_as_dict(old),
+                after=_as_dict(new))
+    return new
+
+
+def remove_endpoint(conn: Connection, name: str, *, actor: str) -> None:
+    old = require_endpoint(conn, name)
+    bump_generation(conn)
+    conn.execute(delete(endpoints).where(endpoints.c.name == name))
+    write_audit(conn, actor=actor, action="endpoint.delete", subject=f"endpoint:{name}",
+                before=_as_dict(old), after=None)
+
+
+def upsert_worker(conn: Connection, status: WorkerStatus) -> None:
+    """Insert or replace the row of (runner_id, endpoint) with a fresh heartbeat."""
+    if status.state not in WORKER_STATES:
+        expected = ", ".join(WORKER_STATES)
+        raise InvalidArgument(f"invalid worker state {status.state!r}: expected one of {expected}")
+    values = {
+        "runner_id": status.runner_id, "endpoint": status.endpoint, "pid": int(status.pid),
+        "host": status.host, "state": status.state, "target": status.target, "model": status.model,
+        "version": status.version, "sha256": status.sha256, "generation": status.generation,
+        "error": (status.error or None) and status.error[:4000], "load_ms": status.load_ms,
+        "warmup_ms": status.warmup_ms,
+        "heartbeat": utcnow(),
+    }
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(worker_status).values(**values)
+    keys = {"runner_id", "endpoint"}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["runner_id", "endpoint"],
+        set_={k: stmt.excluded[k] for k in values if k not in keys},
+    )
+    conn.execute(stmt)
+
+
+def list_workers(conn: Connection, *, endpoint: str | None = None,
+                 alive_within_s: float | None = None) -> list[WorkerStatus]:
+    query = select(worker_status).order_by(worker_status.c.endpoint, worker_status.c.runner_id)
+    if endpoint is not None:
+        query = query.where(worker_status.c.endpoint == endpoint)
+    if alive_within_s is not None:
+        query = query.where(worker_status.c.heartbeat >= utcnow() - timedelta(seconds=alive_within_s))
+    return [
+        WorkerStatus(
+            runner_id=r.runner_id, endpoint=r.endpoint, state=r.state, target=r.target, model=r.model,
+            version=r.version, sha256=r.sha256, generation=r.generation, error=r.error, load_ms=r.load_ms,
+            warmup_ms=r.warmup_ms,
+            pid=r.pid, host=r.host, heartbeat=r.heartbeat,
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def delete_workers(conn: Connection, runner_id: str, endpoint: str | None = None) -> int:
+    stmt = delete(worker_status).where(worker_status.c.runner_id == runner_id)
+    if endpoint is not None:
+        stmt = stmt.where(worker_status.c.endpoint == endpoint)
+    return int(conn.execute(stmt).rowcount or 0)

@@ -1,0 +1,164 @@
+"""Content-addressed artifact store over any fsspec URL: ``sha256/ab/abcdef....tar.gz``.
+
+Writes go to a temporary key first and are moved into place, so a partial upload never appears under its
+final key; reads are verified against the sha256 they are addressed by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from modelrunner.bundle.provenance import sha256_file
+from modelrunner.errors import InvalidArgument, NotFound, StorageError
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ArtifactStore:
+    """Artifacts keyed by their sha256 in an fsspec filesystem (local folder, ``memory://``, ``s3://``...)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = str(url)
+        try:
+            self.fs, root = url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"cannot open artifact store {self.url}: {exc}") from exc
+        self.root = root.rstrip("/")
+        if self._is_local():
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    def _is_local(self) -> bool:
+        return "file" in _protocols(self.fs)
+
+    def key(self, sha: str) -> str:
+        """Full path of an artifact in the filesystem."""
+        _check_sha(sha)
+        return f"{self.root}/sha256/{sha[:2]}/{sha}.tar.gz"
+
+    def exists(self, sha: str) -> bool:
+        try:
+            return bool(self.fs.exists(self.key(sha)))
+        except OSError as exc:
+            raise StorageError(f"artifact store {self.url}: {exc}") from exc
+
+    def size(self, sha: str) -> int:
+        try:
+            return int(self.fs.size(self.key(sha)))
+        except FileNotFoundError as exc:
+            raise NotFound(f"artifact {sha} not in store {self.url}") from exc
+
+    def put_file(self, path: Path | str) -> str:
+        """Store a local file under its sha256 (skipped when already there); return the sha256."""
+        sha = sha256_file(path)
+        final = self.key(sha)
+        size = os.path.getsize(path)
+        if self._complete(final, size):
+            log.debug("artifact %s already stored", sha)
+            return sha
+        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}.part"
+        try:
+            self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
+            self.fs.put_file(str(path), tmp)
+            self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.mv(tmp, final)
+        except OSError as exc:
+            raise StorageError(f"cannot write artifact {sha} to {self.url}: {exc}") from exc
+        finally:
+            self._discard(tmp)
+        return sha
+
+    def put_bytes(self, data: bytes, tmp_dir: Path | None = None) -> str:
+        """Store bytes (through a local temporary file); return the sha256."""
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=".tar.gz", delete=False) as fh:
+            fh.write(data)
+            name = fh.name
+        try:
+            return self.put_file(name)
+        finally:
+            os.unlink(name)
+
+    def open(self, sha: str) -> IO[bytes]:
+        """A binary file object on the artifact (not verified; use :meth:`get_to` for verified copies)."""
+        try:
+            return self.fs.open(self.key(sha), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError as exc:
+            raise NotFound(f"artifact {sha} not in store {self.url}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read artifact {sha} from {self.url}: {exc}") from exc
+
+    def get_to(self, sha: str, dest: Path | str) -> Path:
+        """Copy an artifact to a local path, verifying its sha256; raise StorageError on mismatch."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        digest = hashlib.sha256()
+        try:
+            with self.open(sha) as src, open(tmp, "wb") as out:
+                for block in iter(lambda: src.read(CHUNK), b""):
+                    digest.update(block)
+                    out.write(block)
+            if digest.hexdigest() != sha:
+                raise StorageError(
+                    f"artifact {sha} in {self.url} is corrupt: its content hashes to {digest.hexdigest()}"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    def delete(self, sha: str) -> None:
+        """Remove an artifact (used by garbage collection only)."""
+        self._discard(self.key(sha))
+
+    def list(self) -> Iterator[str]:
+        """Every stored sha256."""
+        try:
+            paths = self.fs.glob(f"{self.root}/sha256/*/*.tar.gz")
+        except FileNotFoundError:
+            return
+        for p in paths:
+            name = str(p).rsplit("/", 1)[-1].removesuffix(".tar.gz")
+            if SHA_RE.match(name):
+                yield name
+
+    def _complete(self, final: str, size: int) -> bool:
+        try:
+            return bool(self.fs.exists(final)) and int(self.fs.size(final)) == size
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"artifact store {self.url}: {exc}") from exc
+
+    def _discard(self, path: str) -> None:
+        try:
+            if self.fs.exists(path):
+                self.fs.rm(path)
+        except OSError:
+            log.warning("could not remove %s from %s", path, self.url)
+
+
+def _check_sha(sha: str) -> None:
+    if not isinstance(sha, str) or not SHA_RE.match(sha):
+        raise InvalidArgument(f"invalid sha256 {sha!r}: expected 64 lowercase hex digits")
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    proto: Any = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)

@@ -1,0 +1,125 @@
+"""Plain records the registry returns (immutable snapshots of database rows)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from modelrunner.contract import Contract
+
+WorkerState = Literal["loading", "serving", "failed", "draining"]
+WORKER_STATES: tuple[str, ...] = ("loading", "serving", "failed", "draining")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable version of a model. ``tags`` and ``aliases`` are labels, not content."""
+
+    name: str
+    version: int
+    sha256: str
+    flavor: str
+    contract: Contract
+    manifest: dict[str, Any]
+    license: str | None
+    description: str
+    metrics: dict[str, float]
+    lineage: dict[str, Any]
+    tags: dict[str, str]
+    created_at: datetime
+    created_by: str
+    size: int = 0
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    latest_version: int | None
+    version_count: int
+    aliases: dict[str, int]
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    description: str
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    aliases: dict[str, int]
+    versions: list[ModelVersion]
+
+    @property
+    def latest(self) -> ModelVersion | None:
+        return self.versions[-1] if self.versions else None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """Desired state of one endpoint. ``generation`` is the global generation of its last change."""
+
+    name: str
+    target: str
+    previous_target: str | None
+    config: dict[str, Any]
+    generation: int
+    force: bool
+    updated_at: datetime
+    updated_by: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """What one worker process serves for one endpoint (a row per runner_id x endpoint)."""
+
+    runner_id: str
+    endpoint: str
+    state: WorkerState
+    target: str | None = None
+    model: str | None = None
+    version: int | None = None
+    sha256: str | None = None
+    generation: int | None = None
+    error: str | None = None
+    load_ms: int | None = None
+    warmup_ms: int | None = None
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+    heartbeat: datetime | None = None  # set by the registry when reported
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    id: int
+    model: str
+    version: int | None
+    dataset_sha256: str | None
+    dataset_name: str | None
+    metrics: dict[str, Any]
+    gates: Any
+    passed: bool | None
+    created_at: datetime
+    actor: str

@@ -1,0 +1,1 @@
+"""The runner: endpoints that hot-swap deployments, the reconciler, the runtime, worker processes."""

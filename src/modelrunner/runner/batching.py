@@ -1,0 +1,363 @@
+"""Adaptive batching: concurrent requests to one deployment merged into one ``predict`` call, split back.
+
+Per endpoint, two settings (named as Triton, BentoML and Clipper name them): ``max_batch_size`` (rows in one
+merged call; 1 = batching off) and ``max_latency_ms`` (the longest a request waits for others).
+
+How a batch forms, per :class:`~modelrunner.runner.endpoint.Deployment` (so a swap never mixes versions in one
+batch: requests pinned to the old version are flushed on it):
+
+- a request joins its deployment's queue (already validated, so a bad row fails only its own request);
+- when no batch of that deployment is running, the queue is flushed on the next loop iteration: requests
+  that arrived together are merged, and a lone request on an idle server does not wait at all;
+- while a batch runs (in a thread), new requests wait for it to end, then go together as the next batch;
+- nobody waits longer than ``max_latency_ms``: then the queue is flushed even if a batch is still running;
+- a queue holding ``max_batch_size`` rows is flushed at once.
+
+One flush runs one ``predict`` on the merged columns (``numpy.concatenate`` per field) and slices every output
+back by row offsets. If the merged call raises, every request is retried alone so only the bad ones fail.
+Batch sizes (rows per merged call) go to the ``modelrunner_batch_size`` histogram.
+
+Where a call runs (:class:`CallCost`): a deployment's calls are timed. While they average under
+``INLINE_MAX_S`` of CPU (a fast model, e.g. a linear model on a few rows) they run on the event loop, because
+handing them to a thread costs more than the call itself (a queue, a wake-up, and waiting for the GIL); the
+first ``PROBE_CALLS`` calls of every deployment, and slower ones, run in the executor so the loop keeps
+serving. CPU time, not wall clock, is the measure: on a busy machine the wall clock also counts waiting for a
+core, and in threads it counts waiting for the GIL. A call run on the loop that mostly waited (wall clock
+over ``INLINE_MAX_WALL_S``, less than half of it CPU: I/O, sleeping, another thread's work) sends the
+deployment back to the executor for the next ``RECHECK_CALLS`` calls. Requests of more than
+``INLINE_MAX_ROWS`` rows always run in the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelrunner.errors import InvalidArgument, ModelrunnerError
+
+log = logging.getLogger(__name__)
+
+Columns = Mapping[str, np.ndarray]
+MAX_BATCH_SIZE = 65_536
+MAX_LATENCY_MS = 10_000.0
+INLINE_MAX_S = 0.001
+"""Calls whose recent average CPU time is under this run on the event loop."""
+INLINE_MAX_WALL_S = 0.005
+"""A call on the loop that took longer than this, mostly waiting, sends the deployment back to threads."""
+PROBE_CALLS = 5
+RECHECK_CALLS = 200
+"""Calls of a new deployment timed in the executor before it may run on the loop."""
+SAMPLE_EVERY = 16
+"""On the loop, one call in this many is timed (reading a thread's CPU clock is a system call)."""
+INLINE_MAX_ROWS = 16
+"""Only requests of at most this many rows may run on the loop: a large request to a fast model goes to a
+thread, so no single request can hold the loop for long, whatever the average says."""
+
+
+def small_request(columns: Mapping[str, Any]) -> bool:
+    """True when a request has at most ``INLINE_MAX_ROWS`` rows (its first column's length)."""
+    for column in columns.values():
+        return len(column) <= INLINE_MAX_ROWS
+    return True
+
+
+Runner = Callable[[Any, Columns], Mapping[str, np.ndarray]]
+"""``(deployment, columns) -> output columns``: one blocking predict (run in the executor)."""
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """An endpoint's batching settings; ``max_batch_size`` 1 means batching is off."""
+
+    max_batch_size: int = 1
+    max_latency_ms: float = 5.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_batch_size > 1
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> BatchConfig:
+        """Read ``{"max_batch_size": 32, "max_latency_ms": 5}`` of an endpoint config (InvalidArgument)."""
+        config = config or {}
+        size = config.get("max_batch_size", 1)
+        latency = config.get("max_latency_ms", cls.max_latency_ms)
+        if size is None:
+            size = 1
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BATCH_SIZE:
+            raise InvalidArgument(f"max_batch_size must be an integer from 0 (off) to {MAX_BATCH_SIZE}, "
+                                  f"got {size!r}", field="max_batch_size")
+        if isinstance(latency, bool) or not isinstance(latency, int | float) or not (
+                0 <= latency <= MAX_LATENCY_MS):
+            raise InvalidArgument(f"max_latency_ms must be a number from 0 to {MAX_LATENCY_MS:g}, "
+                                  f"got {latency!r}", field="max_latency_ms")
+        return cls(max(1, size), float(latency))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"max_batch_size": self.max_batch_size, "max_latency_ms": self.max_latency_ms}
+
+
+def set_endpoint_config(registry: Any, name: str, changes: Mapping[str, Any],
+                        actor: str | None = None) -> Any:
+    """Merge ``changes`` into endpoint ``name``'s config (checked first) and write it to the desired state.
+
+    The target stays the same, so reconcilers apply the new options without reloading the model.
+    Returns the new ``EndpointState``.
+    """
+    state = registry.endpoint(name)
+    config = {**state.config, **changes}
+    BatchConfig.from_config(config)  # InvalidArgument naming the bad option, before anything is written
+    return registry.set_endpoint(name, state.target, config=config, actor=actor)
+
+
+class CallCost:
+    """A moving average of one deployment's predict time; says whether its next call may run on the loop."""
+
+    __slots__ = ("cpu_s", "calls", "threaded_until")
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.calls = 0
+        self.threaded_until = PROBE_CALLS
+
+    @property
+    def inline(self) -> bool:
+        return self.calls >= self.threaded_until and self.cpu_s <= INLINE_MAX_S
+
+    def add(self, cpu_s: float) -> None:
+        self.cpu_s = cpu_s if self.calls == 0 else 0.8 * self.cpu_s + 0.2 * cpu_s
+        self.calls += 1
+
+    def timed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """In a thread: ``fn(*args)``, its CPU time added to the average (also when it raises)."""
+        cpu = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            self.add(time.thread_time() - cpu)
+
+    def on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """On the event loop: like :meth:`timed` (for the first calls, then one in ``SAMPLE_EVERY``); a call
+        that mostly waited sends the next ones to threads."""
+        since = self.calls - self.threaded_until
+        if since >= 2 and since % SAMPLE_EVERY:
+            self.calls += 1
+            return fn(*args)
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            self.add(cpu)
+            if wall > INLINE_MAX_WALL_S and cpu < wall / 2:
+                self.threaded_until = self.calls + RECHECK_CALLS
+
+
+def cost_of(dep: Any) -> CallCost:
+    """The call-cost meter of a deployment (created on first use)."""
+    cost: CallCost | None = getattr(dep, "cost", None)
+    if cost is None:
+        cost = CallCost()
+        dep.cost = cost
+    return cost
+
+
+class _Request:
+    __slots__ = ("columns", "rows", "future")
+
+    def __init__(self, columns: Columns, rows: int, future: asyncio.Future[Mapping[str, np.ndarray]]) -> None:
+        self.columns = columns
+        self.rows = rows
+        self.future = future
+
+
+class _Queue:
+    """Requests waiting for one deployment, and how many of its batches are running."""
+
+    __slots__ = ("items", "rows", "running", "scheduled", "timer")
+
+    def __init__(self) -> None:
+        self.items: list[_Request] = []
+        self.rows = 0
+        self.running = 0
+        self.scheduled = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Batcher:
+    """Merges concurrent requests to one deployment into one predict call (see the module docstring)."""
+
+    def __init__(self, config: BatchConfig, run: Runner, *, executor: Executor | None = None,
+                 endpoint: str = "", observe: Callable[[str, int], None] | None = None) -> None:
+        self.config = config
+        self._run = run
+        self._executor = executor
+        self._endpoint = endpoint
+        self._observe = observe if observe is not None else _observe_batch
+        self._latency_s = config.max_latency_ms / 1000.0
+        self._queues: dict[Any, _Queue] = {}
+        self.batches = 0
+
+    async def submit(self, dep: Any, columns: Columns, rows: int | None = None) -> Mapping[str, np.ndarray]:
+        """Predict ``columns`` (validated) on ``dep`` as part of a batch; returns this request's rows."""
+        loop = asyncio.get_running_loop()
+        if rows is None:
+            rows = _rows(columns)
+        queue = self._queues.get(dep)
+        if queue is None:
+            queue = self._queues[dep] = _Queue()
+        future: asyncio.Future[Mapping[str, np.ndarray]] = loop.create_future()
+        queue.items.append(_Request(columns, rows, future))
+        queue.rows += rows
+        if queue.rows >= self.config.max_batch_size:
+            self._flush(dep, queue)
+        elif queue.running == 0:
+            if not queue.scheduled:
+                queue.scheduled = True
+                loop.call_soon(self._flush_idle, dep, queue)
+        elif queue.timer is None:
+            queue.timer = loop.call_later(self._latency_s, self._flush, dep, queue)
+        return await future
+
+    def _flush_idle(self, dep: Any, queue: _Queue) -> None:
+        queue.scheduled = False
+        if queue.items:
+            self._flush(dep, queue)
+
+    def _flush(self, dep: Any, queue: _Queue) -> None:
+        """Start batches for everything queued (at most ``max_batch_size`` rows each)."""
+        if queue.timer is not None:
+            queue.timer.cancel()
+            queue.timer = None
+        while queue.items:
+            batch = self._take(queue)
+            queue.running += 1
+            self.batches += 1
+            task = asyncio.get_running_loop().create_task(self._execute(dep, queue, batch))
+            task.add_done_callback(_retrieve)
+
+    def _take(self, queue: _Queue) -> list[_Request]:
+        """Requests from the head of the queue up to ``max_batch_size`` rows (always at least one)."""
+        limit = self.config.max_batch_size
+        items = queue.items
+        taken, rows = 1, items[0].rows
+        while taken < len(items) and rows + items[taken].rows <= limit:
+            rows += items[taken].rows
+            taken += 1
+        batch, queue.items = items[:taken], items[taken:]
+        queue.rows -= rows
+        return batch
+
+    async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            live = [r for r in batch if not r.future.done()]  # a cancelled client leaves its row out
+            if live:
+                cost = cost_of(dep)
+                if cost.inline:
+                    results = cost.on_loop(self._predict_batch, dep, live)
+                else:
+                    results = await loop.run_in_executor(self._executor, cost.timed, self._predict_batch, dep,
+                                                         live)
+                for request, result in zip(live, results, strict=True):
+                    if not request.future.done():
+                        if isinstance(result, BaseException):
+                            request.future.set_exception(result)
+                        else:
+                            request.future.set_result(result)
+        except BaseException as exc:  # noqa: BLE001 - whatever happens, every waiting request gets an answer
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            queue.running -= 1
+            self._after_batch(dep, queue)
+
+    def _after_batch(self, dep: Any, queue: _Queue) -> None:
+        if queue.items:
+            if queue.running == 0:
+                self._flush(dep, queue)
+        elif queue.running == 0 and self._queues.get(dep) is queue:
+            del self._queues[dep]  # nothing left for this deployment: drop its queue (a retired one goes)
+
+    def _predict_batch(self, dep: Any, batch: list[_Request]) -> list[Any]:
+        """In a thread: one merged predict, split back; on failure, each request alone."""
+        total = sum(r.rows for r in batch)
+        self._observe(self._endpoint, total)
+        if len(batch) == 1:
+            return [_call(self._run, dep, batch[0].columns)]
+        try:
+            merged = merge([r.columns for r in batch])
+        except ValueError:  # keys or per-row shapes differ: these requests cannot share one call
+            return [_call(self._run, dep, r.columns) for r in batch]
+        try:
+            out = self._run(dep, merged)
+            return split(out, [r.rows for r in batch], total)
+        except ModelrunnerError as exc:
+            if not _is_per_row(exc):
+                return [exc] * len(batch)
+        except Exception:  # noqa: BLE001 - one bad row must not fail the others: retry each alone
+            log.debug("batched predict on %s failed; retrying its %d requests one by one", self._endpoint,
+                      len(batch), exc_info=True)
+        return [_call(self._run, dep, r.columns) for r in batch]
+
+
+def _is_per_row(exc: ModelrunnerError) -> bool:
+    """Errors that may come from one request's rows (retry alone), not from the deployment (fail all)."""
+    return exc.code not in ("unavailable", "not_found")
+
+
+def _call(run: Runner, dep: Any, columns: Columns) -> Any:
+    try:
+        return run(dep, columns)
+    except Exception as exc:  # noqa: BLE001 - handed to the request's future, raised in its handler
+        return exc
+
+
+def _rows(columns: Columns) -> int:
+    for value in columns.values():
+        return len(value)
+    return 0
+
+
+def merge(parts: list[Columns]) -> dict[str, np.ndarray]:
+    """One batch from several (same fields, same per-row shapes); ValueError when they do not fit."""
+    keys = parts[0].keys()
+    for part in parts[1:]:
+        if part.keys() != keys:
+            raise ValueError("requests carry different fields")
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def split(out: Mapping[str, np.ndarray], sizes: list[int], total: int) -> list[Mapping[str, np.ndarray]]:
+    """Slice every output column back into one answer per request (by row offsets)."""
+    for name, column in out.items():
+        if len(column) != total:
+            raise ValueError(f"output {name!r} has {len(column)} rows for a batch of {total}")
+    answers: list[Mapping[str, np.ndarray]] = []
+    start = 0
+    for size in sizes:
+        end = start + size
+        answers.append({name: column[start:end] for name, column in out.items()})
+        start = end
+    return answers
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("batch task failed", exc_info=task.exception())
+
+
+def _observe_batch(endpoint: str, rows: int) -> None:
+    from modelrunner.monitoring import metrics
+
+    metrics.observe_batch(endpoint, rows)

@@ -1,0 +1,79 @@
+"""One worker process: ``python -m modelrunner.runner.child --fd N --slot I ...`` (started by workers.py).
+
+Builds a :class:`Runtime` and the server app over it, then serves the inherited listening socket with uvicorn
+on uvloop + httptools (uvloop sets TCP_NODELAY on accepted connections; the plain asyncio loop leaves Nagle
+on), access log off. Exits when its parent dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any, cast
+
+from modelrunner.settings import Settings
+
+log = logging.getLogger("modelrunner.runner.child")
+
+
+def worker_id(port: int, slot: int) -> str:
+    """Stable per slot, so a restarted worker replaces its predecessor's status rows."""
+    return f"{socket.gethostname()}:{port}/w{slot}"
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this worker (gracefully) when the supervisor is gone."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("supervisor %d is gone; stopping", parent)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def build_server(args: argparse.Namespace) -> object:
+    import uvicorn
+
+    from modelrunner.runner.runtime import Runtime
+    from modelrunner.server.app import create_app
+
+    settings = Settings()
+    runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
+                      keep_previous=args.keep_previous, freeze_heap=True)
+    app = create_app(cast(Any, runtime), settings)
+    if args.grpc_port is not None:
+        from modelrunner.server.grpc_server import attach
+
+        attach(app, args.host, args.grpc_port)
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+                            log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
+                            server_header=False)
+    return uvicorn.Server(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelrunner-worker")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--slot", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--keep-previous", action="store_true")
+    parser.add_argument("--grpc-port", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: "
+                        "%(message)s")
+    logging.getLogger("modelrunner").setLevel(logging.INFO)
+    sock = socket.socket(fileno=args.fd)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+    server = build_server(args)
+    server.run(sockets=[sock])  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

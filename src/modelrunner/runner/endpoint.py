@@ -1,0 +1,267 @@
+"""An endpoint and the deployment it serves: pinning, swap in one assignment, drain, release.
+
+A request pins the endpoint's current :class:`Deployment` once (``acquire``) and runs to the end on it, even
+if a swap happens meanwhile. ``Endpoint.swap`` replaces the reference in one assignment on the event loop;
+the old deployment is closed when its last request ends (or after the drain timeout) and its memory is given
+back to the operating system. ``acquire``/``release``/``swap`` are called on the event loop thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelrunner.bundle.predictor import Columns, Predictor
+from modelrunner.contract import Contract
+from modelrunner.errors import Unavailable
+from modelrunner.runner.aio import wait_event
+from modelrunner.runner.batching import BatchConfig, Batcher, CallCost, small_request
+from modelrunner.runner.memory import release_memory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Deployment:
+    """One loaded model version behind an endpoint, with its in-flight request count."""
+
+    endpoint: str
+    model: str
+    version: int
+    ref: str
+    target: str
+    contract: Contract
+    predictor: Predictor | None
+    sha256: str = ""
+    load_ms: float = 0.0
+    warmup_ms: float = 0.0
+    loaded_at: float = field(default_factory=time.time)
+    inflight: int = 0
+    retired: bool = False
+    closed: bool = False
+    cost: CallCost = field(default_factory=CallCost, repr=False)
+    _drained: asyncio.Event | None = field(default=None, repr=False)
+
+    @property
+    def drained(self) -> asyncio.Event:
+        """Set once the deployment is retired and its last in-flight request has ended."""
+        if self._drained is None:
+            self._drained = asyncio.Event()
+            if self.retired and self.inflight == 0:
+                self._drained.set()
+        return self._drained
+
+    def acquire(self) -> None:
+        self.inflight += 1
+
+    def release(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self.retired:
+            self.drained.set()
+
+    def retire(self) -> None:
+        """No new request will pin this deployment; ``drained`` fires when the last one ends."""
+        self.retired = True
+        if self.inflight == 0:
+            self.drained.set()
+
+    def same_version(self, model: str, version: int, sha256: str = "") -> bool:
+        if sha256 and self.sha256:
+            return self.sha256 == sha256 and self.model == model and self.version == version
+        return self.model == model and self.version == version
+
+    def close(self) -> None:
+        """Close the predictor and drop the reference to it (called once, off the event loop)."""
+        predictor, self.predictor = self.predictor, None
+        if predictor is None or self.closed:
+            return
+        self.closed = True
+        try:
+            predictor.close()
+        except Exception:  # noqa: BLE001 - a model's close() must not take the runner down
+            log.exception("closing %s failed", self.ref)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.version, "ref": self.ref, "target": self.target,
+                "sha256": self.sha256, "load_ms": round(self.load_ms, 1),
+                "warmup_ms": round(self.warmup_ms, 1), "loaded_at": self.loaded_at,
+                "inflight": self.inflight}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A prediction and the exact version that produced it."""
+
+    columns: Columns
+    model: str
+    version: int
+    ref: str
+
+
+Validator = Callable[[Contract, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """Validate a batch against a contract's inputs (raises ValidationError naming the field)."""
+    from modelrunner.contract.validate import validate_batch
+
+    return validate_batch(contract.inputs, dict(columns))
+
+
+class Endpoint:
+    """A stable name clients call; serves one :class:`Deployment` at a time, swapped live."""
+
+    def __init__(self, name: str, *, executor: Executor | None = None, drain_timeout_s: float = 30.0,
+                 keep_previous: bool = False, validator: Validator = validate_inputs) -> None:
+        self.name = name
+        self.current: Deployment | None = None
+        self.previous: Deployment | None = None
+        self.keep_previous = keep_previous
+        self.drain_timeout_s = drain_timeout_s
+        self._executor = executor
+        self._validator = validator
+        self._closing: set[asyncio.Task[None]] = set()
+        self.state = "empty"
+        self.error: str | None = None
+        self.generation = 0
+        self.swaps = 0
+        self.batching = BatchConfig()
+        self._batcher: Batcher | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+    @property
+    def contract(self) -> Contract:
+        return self._pinned_current().contract
+
+    def _pinned_current(self) -> Deployment:
+        dep = self.current
+        if dep is None:
+            raise Unavailable(f"endpoint {self.name!r} has no model loaded yet")
+        return dep
+
+    def configure(self, config: Mapping[str, Any] | None) -> None:
+        """Apply the endpoint's options (``max_batch_size``, ``max_latency_ms``); no model reload.
+
+        Requests already queued in the previous batcher are flushed by it. InvalidArgument on bad values.
+        """
+        batching = BatchConfig.from_config(config)
+        if batching == self.batching:
+            return
+        self.batching = batching
+        self._batcher = Batcher(batching, self._run_validated, executor=self._executor,
+                                endpoint=self.name) if batching.enabled else None
+        log.info("endpoint %s: batching %s", self.name,
+                 f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
+                 if batching.enabled else "off")
+
+    async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False) -> Prediction:
+        """Validate and predict on the deployment current at call time; it stays pinned until the end.
+
+        With batching on, the request is validated here (a bad one fails alone), then merged with concurrent
+        requests pinned to the same deployment (one merged call runs outside any one request's context).
+        """
+        dep = self._pinned_current()
+        dep.acquire()
+        try:
+            batcher = self._batcher
+            if batcher is not None:
+                if not validated:
+                    columns = self._validator(dep.contract, columns)
+                out: Mapping[str, np.ndarray] = await batcher.submit(dep, columns)
+            elif dep.cost.inline and small_request(columns):  # a fast model on a few rows: cheaper than a
+                # hand-off to a thread; large requests still go to the executor
+                out = dep.cost.on_loop(self._run, dep, columns, validated)
+            else:
+                loop = asyncio.get_running_loop()
+                ctx = contextvars.copy_context()  # the request's context (e.g. a pipeline trace) follows it
+                out = await loop.run_in_executor(self._executor, ctx.run, dep.cost.timed, self._run, dep,
+                                                 columns, validated)
+        finally:
+            dep.release()
+        return Prediction(dict(out), dep.model, dep.version, dep.ref)
+
+    def _run_validated(self, dep: Deployment, columns: Mapping[str, np.ndarray]) -> Columns:
+        return self._run(dep, columns, True)
+
+    def _run(self, dep: Deployment, columns: Mapping[str, np.ndarray], validated: bool) -> Columns:
+        predictor = dep.predictor
+        if predictor is None:  # closed after a drain timeout: the request outlived its version
+            raise Unavailable(f"endpoint {self.name!r}: version {dep.ref} was unloaded")
+        if not validated:
+            columns = self._validator(dep.contract, columns)
+        return predictor.predict(columns)
+
+    def swap(self, new: Deployment) -> Deployment | None:
+        """Serve ``new`` from now on (one assignment); retire the old one, or keep it with keep_previous."""
+        old, self.current = self.current, new
+        self.swaps += 1
+        if old is None:
+            return None
+        if self.keep_previous:
+            dropped, self.previous = self.previous, old
+            if dropped is not None and dropped is not new:
+                self.retire(dropped)
+        else:
+            self.retire(old)
+        return old
+
+    def take_previous(self, model: str, version: int, sha256: str = "") -> Deployment | None:
+        """The kept previous deployment if it is that version (for an instant rollback)."""
+        prev = self.previous
+        if prev is not None and not prev.closed and prev.same_version(model, version, sha256):
+            return prev
+        return None
+
+    def retire(self, dep: Deployment) -> None:
+        """Close ``dep`` once its in-flight requests end (or after the drain timeout)."""
+        if dep.retired:
+            return
+        dep.retire()
+        task = asyncio.get_running_loop().create_task(self._drain_and_close(dep))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _drain_and_close(self, dep: Deployment) -> None:
+        if not await wait_event(dep.drained, self.drain_timeout_s):
+            log.warning("endpoint %s: %s still had %d request(s) after %.1fs; closing it",
+                        self.name, dep.ref, dep.inflight, self.drain_timeout_s)
+        seconds = await asyncio.to_thread(_close_and_release, dep)
+        log.info("endpoint %s: unloaded %s (close + gc + trim %.1f ms)", self.name, dep.ref, seconds * 1000)
+
+    async def close(self) -> None:
+        """Retire everything this endpoint holds and wait until it is closed."""
+        for dep in (self.current, self.previous):
+            if dep is not None:
+                self.retire(dep)
+        self.current = self.previous = None
+        self.state = "empty"
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until every retired deployment has drained and been closed."""
+        while self._closing:
+            await asyncio.gather(*list(self._closing), return_exceptions=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "ready": self.ready, "state": self.state, "error": self.error,
+                "generation": self.generation, "batching": self.batching.to_config(),
+                "current": self.current.describe() if self.current else None,
+                "previous": self.previous.describe() if self.previous else None}
+
+
+def _close_and_release(dep: Deployment) -> float:
+    started = time.perf_counter()
+    dep.close()
+    release_memory()
+    return time.perf_counter() - started

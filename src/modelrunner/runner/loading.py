@@ -1,0 +1,94 @@
+"""Load one model version into a warmed-up :class:`Deployment` (blocking: run it off the event loop)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from modelrunner.bundle.predictor import Columns, Predictor
+from modelrunner.errors import ModelrunnerError, SwapFailed, Unavailable
+from modelrunner.runner.endpoint import Deployment
+
+log = logging.getLogger(__name__)
+
+
+Loader = Callable[[Any, Any], tuple[Predictor, "Mapping[str, np.ndarray] | None"]]
+"""``(registry, model_version) -> (predictor, example input or None)``."""
+
+
+def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
+    """Fetch the bundle (verified, cached by sha256), load its predictor, read its example input.
+
+    A pipeline (resolved by ``pipelines.targets.resolve_target``) loads all its steps instead.
+    """
+    from modelrunner.bundle.bundle import open_bundle
+    from modelrunner.pipelines.targets import PipelineVersion, load_pipeline_version
+
+    if isinstance(mv, PipelineVersion):
+        return load_pipeline_version(registry, mv)
+
+    bundle = open_bundle(registry.fetch(mv))
+    predictor = bundle.load()
+    try:
+        example = bundle.example_input()
+    except ModelrunnerError as exc:
+        log.warning("%s has no usable example input (%s); skipping warm-up", mv.ref, exc)
+        example = None
+    return predictor, example
+
+
+def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
+                     loader: Loader = load_bundle) -> Deployment:
+    """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on any error."""
+    t0 = time.perf_counter()
+    try:
+        predictor, example = loader(registry, mv)
+    except Unavailable:  # the store or database is down: transient, retried with back-off
+        raise
+    except Exception as exc:  # noqa: BLE001 - any model error refuses the swap, never the worker
+        raise SwapFailed(f"loading {mv.ref} failed: {_one_line(exc)}") from exc
+    t1 = time.perf_counter()
+    try:
+        if example is not None:
+            warm_up(predictor, example)
+    except Exception as exc:  # noqa: BLE001
+        _close_quietly(predictor)
+        raise SwapFailed(f"warm-up of {mv.ref} failed: {_one_line(exc)}") from exc
+    t2 = time.perf_counter()
+    contract = getattr(predictor, "contract", None) or mv.contract
+    return Deployment(endpoint=endpoint, model=mv.name, version=mv.version, ref=mv.ref, target=target,
+                      contract=contract, predictor=predictor, sha256=mv.sha256,
+                      load_ms=(t1 - t0) * 1000, warmup_ms=(t2 - t1) * 1000)
+
+
+def warm_up(predictor: Predictor, example: Mapping[str, np.ndarray]) -> Columns:
+    """Predict on the example input and check the answer has every declared output, one row per input."""
+    out = predictor.predict(example)
+    if not isinstance(out, Mapping):
+        raise TypeError(f"predict returned {type(out).__name__}, expected a dict of columns")
+    n = len(next(iter(example.values()))) if example else 0
+    for field in getattr(predictor.contract, "outputs", ()):
+        if field.optional:
+            continue
+        if field.name not in out:
+            raise ValueError(f"output {field.name!r} missing from the answer")
+        if n and len(out[field.name]) != n:
+            raise ValueError(f"output {field.name!r} has {len(out[field.name])} rows for {n} input rows")
+    return dict(out)
+
+
+def _close_quietly(predictor: Predictor) -> None:
+    try:
+        predictor.close()
+    except Exception:  # noqa: BLE001
+        log.exception("closing a refused predictor failed")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if not isinstance(exc, ModelrunnerError) else first

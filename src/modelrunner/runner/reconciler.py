@@ -1,0 +1,255 @@
+"""The reconciler: make what this worker has loaded match the desired state in the registry.
+
+It polls ``registry.state_generation()`` every ``poll_interval_s`` (and wakes at once on ``wake()``). On a new
+generation it reads every endpoint's desired state, resolves aliases, and for each endpoint not already
+serving the resolved version: loads it off the event loop, warms it up, checks the contract against what the
+endpoint serves (unless forced, which is audited), and swaps. A failure leaves the old version serving and
+is reported (worker status row + audit). A failed target is retried only when its desired state or the
+version it resolves to changes, or — for transient storage errors — after an exponential back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFailed, Unavailable
+from modelrunner.pipelines.targets import resolve_target
+from modelrunner.runner.aio import wait_event
+from modelrunner.runner.endpoint import Deployment, Endpoint
+from modelrunner.runner.loading import Loader, build_deployment, load_bundle
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a failed swap tried; the same attempt is not repeated until something changes."""
+
+    generation: int
+    ref: str
+    sha256: str
+    force: bool
+
+
+class Reconciler:
+    """Desired state (registry) -> loaded deployments (this worker's endpoints)."""
+
+    def __init__(self, registry: Any, endpoints: dict[str, Endpoint],
+                 make_endpoint: Callable[[str], Endpoint], *, worker_id: str,
+                 poll_interval_s: float = 0.1, loader: Loader = load_bundle,
+                 on_change: Callable[[Endpoint], None] | None = None) -> None:
+        self.registry = registry
+        self.endpoints = endpoints
+        self.make_endpoint = make_endpoint
+        self.worker_id = worker_id
+        self.poll_interval_s = poll_interval_s
+        self.loader = loader
+        self.on_change = on_change
+        self.seen_generation: int | None = None
+        self.desired: set[str] = set()
+        self._failed: dict[str, Attempt] = {}
+        self._retry_at: float | None = None
+        self._backoff_s = 1.0
+        self._transient = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Reconcile once (so a new worker serves before it takes traffic), then keep polling."""
+        await self.reconcile_once()
+        await self.start_polling()
+
+    async def start_polling(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Poll now instead of at the next tick (e.g. right after this process wrote desired state)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await wait_event(self._wake, self.poll_interval_s)
+            self._wake.clear()
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must survive a bad poll (e.g. database down)
+                log.exception("reconcile failed; retrying at the next poll")
+                await asyncio.sleep(min(self._backoff_s, MAX_BACKOFF_S))
+
+    async def poll(self) -> bool:
+        """Reconcile when the generation moved or a back-off retry is due; True if a pass ran."""
+        return await self._pass(only_if_changed=True)
+
+    async def reconcile_once(self) -> None:
+        """One pass over every endpoint's desired state."""
+        await self._pass(only_if_changed=False)
+
+    async def _pass(self, *, only_if_changed: bool) -> bool:
+        async with self._lock:
+            retry = self._retry_at is not None and time.monotonic() >= self._retry_at
+            unless = self.seen_generation if only_if_changed and not retry else None
+            snapshot = await asyncio.to_thread(self._read, unless)
+            if snapshot is None:
+                return False
+            generation, states, resolved = snapshot
+            self.desired = {s.name for s in states}
+            self._transient = False
+            await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
+            await self._drop_removed()
+            self.seen_generation = generation
+            self._schedule_retry()
+            return True
+
+    def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any]] | None:
+        """Generation, desired states and what each target resolves to (or the error), in one thread hop;
+        None when the generation is still ``unless``."""
+        generation = int(self.registry.state_generation())
+        if unless is not None and generation == unless:
+            return None
+        states = self.registry.endpoints()
+        resolved: dict[str, Any] = {}
+        for state in states:
+            try:
+                resolved[state.name] = resolve_target(self.registry, state.target)
+            except ModelrunnerError as exc:
+                resolved[state.name] = exc
+        return generation, states, resolved
+
+    def _schedule_retry(self) -> None:
+        """Database or store trouble (Unavailable) retries later, backing off; anything else waits."""
+        if self._transient:
+            self._retry_at = time.monotonic() + self._backoff_s
+            self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
+        else:
+            self._retry_at = None
+            self._backoff_s = 1.0
+
+    async def _drop_removed(self) -> None:
+        for name in [n for n in self.endpoints if n not in self.desired]:
+            ep = self.endpoints.pop(name)
+            self._failed.pop(name, None)
+            log.info("endpoint %s removed from desired state; unloading", name)
+            await ep.close()
+            self._notify(ep)
+
+    async def _sync(self, state: Any, mv: Any, generation: int, retry: bool) -> None:
+        ep = self.endpoints.get(state.name)
+        if ep is None:
+            ep = self.endpoints[state.name] = self.make_endpoint(state.name)
+        self._configure(ep, state)
+        if isinstance(mv, ModelrunnerError):
+            await self._refuse(ep, state, generation, None, mv)
+            return
+        attempt = Attempt(state.generation, mv.ref, mv.sha256, bool(state.force))
+        current = ep.current
+        if current is not None and current.same_version(mv.name, mv.version, mv.sha256):
+            self._failed.pop(ep.name, None)
+            self._settle(ep, "serving", None, generation)
+            return
+        if self._failed.get(ep.name) == attempt and not retry:
+            self._settle(ep, "failed", ep.error, generation)  # still refused; nothing new to try
+            return
+        await self._swap(ep, state, mv, generation, attempt)
+
+    def _configure(self, ep: Endpoint, state: Any) -> None:
+        """Apply the endpoint's options (batching) from its desired state; the model is not reloaded."""
+        try:
+            ep.configure(getattr(state, "config", None))
+        except ModelrunnerError as exc:
+            log.warning("endpoint %s: ignoring its config (%s); keeping %s", ep.name, exc, ep.batching)
+
+    async def _swap(self, ep: Endpoint, state: Any, mv: Any, generation: int, attempt: Attempt) -> None:
+        from modelrunner.monitoring import metrics
+
+        metrics.swap_started(ep.name)
+        t0 = time.perf_counter()
+        new = ep.take_previous(mv.name, mv.version, mv.sha256)
+        try:
+            if new is None:
+                ep.state = "loading"
+                self._notify(ep)
+                new = await asyncio.to_thread(build_deployment, ep.name, state.target, mv, self.registry,
+                                              self.loader)
+            await self._check_contract(ep, new, state)
+        except ModelrunnerError as exc:
+            if new is not None and new is not ep.previous:
+                await asyncio.to_thread(new.close)
+            reason = "incompatible" if isinstance(exc, IncompatibleContract) else exc.code
+            metrics.swap_failed(ep.name, reason)
+            self._failed[ep.name] = attempt
+            await self._refuse(ep, state, generation, mv, exc)
+            return
+        new.target = state.target
+        old = ep.swap(new)
+        metrics.observe_swap(ep.name, time.perf_counter() - t0)
+        metrics.swap_succeeded(ep.name)
+        metrics.set_loaded(ep.name, new.version, 1)
+        if old is not None and old.version != new.version:
+            metrics.set_loaded(ep.name, old.version, 0)
+        self._failed.pop(ep.name, None)
+        log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
+        self._settle(ep, "serving", None, generation)
+
+    async def _check_contract(self, ep: Endpoint, new: Deployment, state: Any) -> None:
+        current = ep.current
+        if current is None:
+            return
+        from modelrunner.contract.compat import check_compatible
+
+        reasons = check_compatible(current.contract, new.contract)
+        if not reasons:
+            return
+        if not state.force:
+            raise IncompatibleContract(
+                f"{new.ref} would break clients of endpoint {ep.name!r}: {'; '.join(reasons)}", reasons)
+        await asyncio.to_thread(
+            self.registry.record, "endpoint.forced_swap", f"endpoint:{ep.name}",
+            {"ref": current.ref}, {"ref": new.ref, "reasons": reasons}, self.worker_id)
+
+    async def _refuse(self, ep: Endpoint, state: Any, generation: int, mv: Any,
+                      exc: ModelrunnerError) -> None:
+        message = str(exc) if isinstance(exc, SwapFailed | IncompatibleContract) else (
+            f"cannot serve {state.target}: {exc}")
+        log.warning("endpoint %s: refused %s: %s", ep.name, state.target, message)
+        if isinstance(exc, Unavailable):
+            self._transient = True
+        repeated = ep.state == "failed" and ep.error == message
+        self._settle(ep, "failed", message, generation)
+        if repeated:
+            return
+        after = {"target": state.target, "ref": mv.ref if mv is not None else None, "error": message,
+                 "serving": ep.current.ref if ep.current else None}
+        try:
+            await asyncio.to_thread(self.registry.record, "endpoint.swap_failed", f"endpoint:{ep.name}",
+                                    None, after, self.worker_id)
+        except ModelrunnerError:
+            log.exception("could not audit the refused swap of %s", ep.name)
+
+    def _settle(self, ep: Endpoint, state: str, error: str | None, generation: int) -> None:
+        changed = (ep.state, ep.error, ep.generation) != (state, error, generation)
+        ep.state, ep.error, ep.generation = state, error, generation
+        if changed:
+            self._notify(ep)
+
+    def _notify(self, ep: Endpoint) -> None:
+        if self.on_change is not None:
+            self.on_change(ep)

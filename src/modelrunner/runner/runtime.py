@@ -1,0 +1,170 @@
+"""One runtime per worker process: its endpoints, its reconciler, and its heartbeat (worker status rows)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from modelrunner.errors import ModelrunnerError, NotFound
+from modelrunner.runner.aio import wait_event
+from modelrunner.runner.endpoint import Endpoint
+from modelrunner.runner.listen import ChangeWatcher, supports_listen
+from modelrunner.runner.loading import Loader, load_bundle
+from modelrunner.runner.memory import freeze_startup_heap
+from modelrunner.runner.reconciler import Reconciler
+from modelrunner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Runtime:
+    """What one worker serves. The server's lifespan calls ``start()``/``stop()``; handlers call ``get()``."""
+
+    def __init__(self, registry: Any = None, settings: Settings | None = None, *,
+                 worker_id: str | None = None, keep_previous: bool = False, loader: Loader = load_bundle,
+                 predict_threads: int | None = None, freeze_heap: bool = False) -> None:
+        self.settings = settings or Settings()
+        if registry is None:
+            from modelrunner.registry.registry import Registry
+
+            registry = Registry(self.settings)
+        self.registry = registry
+        self.worker_id = worker_id or default_worker_id()
+        self.keep_previous = keep_previous
+        self.freeze_heap = freeze_heap
+        self.endpoints: dict[str, Endpoint] = {}
+        threads = predict_threads or min(8, 2 * (os.cpu_count() or 1))
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
+        self.reconciler = Reconciler(registry, self.endpoints, self._make_endpoint, worker_id=self.worker_id,
+                                     poll_interval_s=self.settings.poll_interval_s, loader=loader,
+                                     on_change=self._changed)
+        self._started = False
+        self._removed: set[str] = set()
+        self._report_now = asyncio.Event()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._watcher: ChangeWatcher | None = None
+
+    def _make_endpoint(self, name: str) -> Endpoint:
+        return Endpoint(name, executor=self.executor, drain_timeout_s=self.settings.drain_timeout_s,
+                        keep_previous=self.keep_previous)
+
+    def get(self, name: str) -> Endpoint:
+        """The endpoint called ``name`` (NotFound when no such endpoint is desired)."""
+        ep = self.endpoints.get(name)
+        if ep is None:
+            known = ", ".join(sorted(self.endpoints)) or "none"
+            raise NotFound(f"no endpoint {name!r} (serving: {known})")
+        return ep
+
+    @property
+    def ready(self) -> bool:
+        """Every desired endpoint has a loaded version."""
+        if not self._started:
+            return False
+        return all(name in self.endpoints and self.endpoints[name].ready for name in self.reconciler.desired)
+
+    async def start(self) -> None:
+        """Reconcile once (load what is desired), then poll and heartbeat in the background."""
+        try:
+            await self.reconciler.reconcile_once()
+        except ModelrunnerError as exc:
+            log.error("first reconcile failed (%s); retrying in the background", exc)
+        if self.freeze_heap:  # before taking traffic: later swaps' gc.collect() skips all of this
+            frozen = await asyncio.to_thread(freeze_startup_heap)
+            log.debug("froze %d objects (libraries and the first models)", frozen)
+        await self.reconciler.start_polling()
+        if supports_listen(self.registry):
+            loop = asyncio.get_running_loop()
+            self._watcher = ChangeWatcher(self.registry, lambda: loop.call_soon_threadsafe(self.wake))
+            self._watcher.start(self.reconciler.seen_generation or 0)
+        self._started = True
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        await self.report()
+
+    async def stop(self) -> None:
+        """Stop polling, unload every endpoint (in-flight requests drain first), free the threads."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        await self.reconciler.stop()
+        if self._watcher is not None:
+            await asyncio.to_thread(self._watcher.stop)
+            self._watcher = None
+        for ep in list(self.endpoints.values()):
+            await ep.close()
+        self.endpoints.clear()
+        try:  # a stopped worker is no longer one a rollout waits for
+            await asyncio.to_thread(self.registry.remove_worker, self.worker_id)
+        except ModelrunnerError as exc:
+            log.warning("could not remove this worker's status rows: %s", exc)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self._started = False
+
+    def wake(self) -> None:
+        """Look at the desired state now (after this process changed it) instead of at the next poll."""
+        self.reconciler.wake()
+
+    def _changed(self, ep: Endpoint) -> None:
+        if ep.name not in self.endpoints:
+            self._removed.add(ep.name)
+        self._report_now.set()
+
+    async def _beat(self) -> None:
+        while True:
+            await wait_event(self._report_now, self.settings.heartbeat_s)
+            self._report_now.clear()
+            try:
+                await self.report()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep beating when the database hiccups
+                log.exception("heartbeat failed")
+
+    async def report(self) -> None:
+        """Write this worker's status row for every endpoint."""
+        rows = [self._row(ep) for ep in list(self.endpoints.values())]
+        removed, self._removed = self._removed, set()
+        if rows or removed:
+            await asyncio.to_thread(self._write, rows, removed)
+
+    def _write(self, rows: list[Any], removed: set[str]) -> None:
+        for row in rows:
+            self.registry.report_worker(row)
+        for name in removed:
+            self.registry.remove_worker(self.worker_id, name)
+
+    def _row(self, ep: Endpoint) -> Any:
+        from modelrunner.registry.types import WorkerStatus
+
+        dep = ep.current
+        state = ep.state if ep.state in ("loading", "serving", "failed") else "loading"
+        return WorkerStatus(
+            runner_id=self.worker_id, endpoint=ep.name, state=state,  # type: ignore[arg-type]
+            target=dep.target if dep else None, model=dep.model if dep else None,
+            version=dep.version if dep else None, sha256=dep.sha256 if dep else None,
+            generation=ep.generation, error=ep.error, load_ms=int(dep.load_ms) if dep else None,
+            warmup_ms=int(dep.warmup_ms) if dep else None)
+
+    def status(self) -> list[dict[str, Any]]:
+        """This worker's view of every endpoint (what the status rows say, plus in-flight counts)."""
+        out = []
+        for ep in self.endpoints.values():
+            row = self._row(ep)
+            out.append({"runner_id": row.runner_id, "pid": row.pid, "host": row.host, "endpoint": ep.name,
+                        "state": row.state, "target": row.target, "model": row.model,
+                        "version": row.version, "generation": row.generation, "error": row.error,
+                        "load_ms": row.load_ms, "warmup_ms": row.warmup_ms,
+                        "inflight": ep.current.inflight if ep.current else 0,
+                        "previous": ep.previous.ref if ep.previous else None})
+        return out

@@ -1,0 +1,273 @@
+"""N worker processes on one port, supervised.
+
+The parent binds one ``SO_REUSEPORT`` listening socket per worker slot (so the kernel spreads connections
+across workers) and keeps it open for the whole run. Each worker is a fresh interpreter
+(``python -m modelrunner.runner.child``) that inherits its slot's socket and serves it with uvicorn (uvloop +
+httptools). A worker that dies is restarted on the same socket: connections the kernel queued meanwhile wait
+in the backlog and are answered by the new worker once it has loaded what it should serve. SIGTERM/SIGINT
+stop every worker gracefully (in-flight requests finish), then the parent exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from modelrunner.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelrunner.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 2048
+GRACE_S = 20.0
+MAX_RESTART_DELAY_S = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to serve the admin API beyond this machine without MODELRUNNER_ADMIN_TOKEN."""
+    if not is_loopback(host) and not settings.admin_token:
+        raise FailedPrecondition(
+            f"refusing to serve on {host} without MODELRUNNER_ADMIN_TOKEN (the admin API would be open); "
+            "set it or bind 127.0.0.1")
+
+
+def ensure_endpoints(registry: Any, endpoints: Mapping[str, str], actor: str | None = None) -> list[Any]:
+    """Write ``name -> target`` desired state where it differs (target checked first); return what changed."""
+    changed = []
+    for name, target in endpoints.items():
+        try:
+            current = registry.endpoint(name)
+        except NotFound:
+            current = None
+        if current is not None and current.target == target:
+            continue
+        from modelrunner.pipelines.targets import resolve_target
+
+        resolve_target(registry, target)  # a clear NotFound (or broken pipeline) before anything is written
+        changed.append(registry.set_endpoint(name, target, actor=actor))
+    return changed
+
+
+def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on one address with SO_REUSEPORT; port 0 picks one free port for all."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    _check_port_free(host, port, family)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            # Linux copies TCP_NODELAY to accepted connections: no 40 ms Nagle/delayed-ACK stalls on
+            # keep-alive, whatever event loop the worker runs.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(BACKLOG)
+            sock.set_inheritable(True)
+            sockets.append(sock)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sockets
+
+
+def _check_port_free(host: str, port: int, family: int) -> None:
+    """Binding without SO_REUSEPORT fails if anyone (even another modelrunner) already holds the port."""
+    if port == 0:
+        return
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    finally:
+        probe.close()
+
+
+@dataclass
+class Slot:
+    """One worker position: its socket, its current process, how often it restarted."""
+
+    index: int
+    sock: socket.socket
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    crashes_in_a_row: int = 0
+    next_start: float = 0.0
+    argv: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    """Starts one child per slot, restarts dead ones (backing off when they crash at start), stops all."""
+
+    def __init__(self, sockets: list[socket.socket], child_argv: list[str], env: dict[str, str]) -> None:
+        self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
+        self.child_argv = child_argv
+        self.env = env
+        self.stopping = False
+
+    def start(self) -> None:
+        for slot in self.slots:
+            self._spawn(slot)
+
+    def _spawn(self, slot: Slot) -> None:
+        fd = slot.sock.fileno()
+        argv = [sys.executable, "-m", "modelrunner.runner.child", "--fd", str(fd), "--slot", str(slot.index),
+                *self.child_argv]
+        slot.proc = subprocess.Popen(argv, pass_fds=[fd], env=self.env, process_group=0)
+        slot.started_at = time.monotonic()
+        log.info("worker %d started (pid %d)", slot.index, slot.proc.pid)
+
+    def check(self) -> None:
+        """Restart workers that exited (not while stopping)."""
+        now = time.monotonic()
+        for slot in self.slots:
+            proc = slot.proc
+            if proc is not None and proc.poll() is not None:
+                self._reap(slot, proc, now)
+            if slot.proc is None and not self.stopping and now >= slot.next_start:
+                slot.restarts += 1
+                self._spawn(slot)
+
+    def _reap(self, slot: Slot, proc: subprocess.Popen[bytes], now: float) -> None:
+        from modelrunner.monitoring import metrics
+
+        metrics.mark_process_dead(proc.pid)
+        slot.proc = None
+        if self.stopping:
+            return
+        quick = now - slot.started_at < 10.0
+        slot.crashes_in_a_row = slot.crashes_in_a_row + 1 if quick else 0
+        crashes = slot.crashes_in_a_row
+        delay = min(2.0 ** (crashes - 1), MAX_RESTART_DELAY_S) if crashes > 1 else 0.0
+        slot.next_start = now + delay
+        log.warning("worker %d (pid %d) exited with %s; restarting%s", slot.index, proc.pid, proc.returncode,
+                    f" in {delay:.0f}s" if delay else "")
+
+    def stop(self, grace_s: float = GRACE_S) -> None:
+        """SIGTERM every worker, wait up to ``grace_s``, SIGKILL what is left."""
+        self.stopping = True
+        live = [s.proc for s in self.slots if s.proc is not None and s.proc.poll() is None]
+        for proc in live:
+            _signal(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for proc in live:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker pid %d did not stop in %.0fs; killing it", proc.pid, grace_s)
+                _signal(proc, signal.SIGKILL)
+                proc.wait()
+        for slot in self.slots:
+            slot.sock.close()
+
+    def pids(self) -> list[int]:
+        return [s.proc.pid for s in self.slots if s.proc is not None]
+
+
+def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Hold ``port`` (bound with SO_REUSEPORT, never listening) for the workers' gRPC servers to share, so no
+    other program takes it meanwhile; port 0 picks a free one. Close it when serving ends."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    _check_port_free(host, port, family)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          endpoints: Mapping[str, str] | None = None, *, keep_previous: bool = False,
+          registry: Any = None, grpc_port: int | None = None) -> int:
+    """Write ``endpoints`` into the desired state, then run ``workers`` processes on ``host:port`` (and
+    gRPC on ``grpc_port`` when given)."""
+    if workers < 1:
+        raise InvalidArgument(f"--workers must be at least 1, got {workers}")
+    check_exposure(host, settings)
+    if endpoints:
+        if registry is None:
+            from modelrunner.registry.registry import Registry
+
+            registry = Registry(settings)
+        ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
+    grpc_sock = reserve_port(host, grpc_port) if grpc_port is not None else None
+    sockets = bind_sockets(host, port, workers)
+    bound = sockets[0].getsockname()[1]
+    metrics_dir = tempfile.mkdtemp(prefix="modelrunner-metrics-")
+    env = _child_env(metrics_dir)
+    child_argv = ["--host", host, "--port", str(bound)] + (["--keep-previous"] if keep_previous else [])
+    if grpc_sock is not None:
+        child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
+        log.info("serving gRPC on %s:%d", host, grpc_sock.getsockname()[1])
+    supervisor = Supervisor(sockets, child_argv, env)
+    try:
+        _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0)
+    finally:
+        if grpc_sock is not None:
+            grpc_sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _child_env(metrics_dir: str) -> dict[str, str]:
+    """The workers' environment: ours, plus the shared Prometheus multiprocess folder."""
+    from modelrunner.monitoring import metrics
+
+    metrics.setup_multiprocess(metrics_dir)
+    return dict(os.environ)
+
+
+def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S) -> None:
+    stop_requested: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_requested.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        supervisor.start()
+        log.info("serving on http://%s:%d with %d worker(s)", host, port, len(supervisor.slots))
+        while not stop_requested:
+            supervisor.check()
+            time.sleep(0.1)
+        log.warning("stopping (signal %d)", stop_requested[0])
+    finally:
+        supervisor.stop(grace_s)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,75 @@
+"""The protocol-neutral data plane every adapter (native REST, V2 REST, gRPC) calls.
+
+Adapters decode their wire format, call :func:`infer` and encode the :class:`Prediction` back. This is
+where per-request metrics are recorded, so every protocol counts the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from modelrunner.contract import Contract
+from modelrunner.errors import ModelrunnerError
+from modelrunner.monitoring import metrics
+from modelrunner.runner.endpoint import Endpoint, Prediction
+
+Decoder = Callable[[Contract], Mapping[str, np.ndarray]]
+"""Turns a request into columns, given the contract of the version serving now."""
+
+
+class RuntimeLike(Protocol):
+    """What the server needs of :class:`modelrunner.runner.runtime.Runtime`."""
+
+    endpoints: Mapping[str, Endpoint]
+
+    def get(self, name: str) -> Endpoint: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _version(endpoint: Endpoint) -> int | None:
+    dep = endpoint.current
+    return dep.version if dep is not None else None
+
+
+async def infer(endpoint: Endpoint, decode: Decoder, protocol: str) -> Prediction:
+    """Decode against the serving contract, predict on the pinned version, record metrics."""
+    name = endpoint.name
+    gauge = metrics.in_flight(name)
+    gauge.inc()
+    start = time.perf_counter()
+    try:
+        columns = decode(endpoint.contract)
+        pred = await endpoint.predict(columns)
+    except ModelrunnerError as exc:
+        metrics.observe_error(name, _version(endpoint), exc.code)
+        raise
+    except Exception:
+        metrics.observe_error(name, _version(endpoint), "internal")
+        raise
+    finally:
+        gauge.dec()
+    metrics.observe_request(name, pred.version, protocol, time.perf_counter() - start)
+    return pred
+
+
+def endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:
+    """Name, readiness and the version serving now (for listings)."""
+    dep = endpoint.current
+    return {
+        "name": endpoint.name,
+        "ready": dep is not None,
+        "model": dep.model if dep else None,
+        "version": dep.version if dep else None,
+        "ref": dep.ref if dep else None,
+        "target": dep.target if dep else None,
+    }

@@ -1,0 +1,144 @@
+"""Native REST: predict with rows (``instances``) or columns (``inputs``), and the endpoint's contract.
+
+Only converts and delegates: JSON -> columns (``contract.codecs``) -> :func:`dataplane.infer` -> JSON.
+Validation happens against the contract of the version that answers (``Endpoint.predict``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from modelrunner.contract.codecs import decode_json_request, encode_json_response
+from modelrunner.pipelines.executor import collect_trace
+from modelrunner.runner.endpoint import Prediction
+from modelrunner.server import dataplane, multipart, protobuf
+from modelrunner.server.http import json_response, parse_json, read_body
+
+router = APIRouter(prefix="/v1", tags=["predict"])
+
+_ERROR = {"description": "{\"error\": {\"code\", \"message\", \"field\"}}"}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/v1/endpoints/{name}/predict": {"post": {
+        "tags": ["predict"],
+        "summary": "Predict with rows (instances) or columns (inputs)",
+        "operationId": "predict",
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                       {"name": "trace", "in": "query", "required": False, "schema": {"type": "boolean"},
+                        "description": "add the per-step latency of a pipeline (`trace`)"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object",
+            "description": "Rows (`instances`) or columns (`inputs`); fields: GET .../contract.",
+            "properties": {
+                "instances": {"type": "array", "items": {}},
+                "inputs": {"type": "object", "additionalProperties": {"type": "array"}},
+            },
+        }}, "multipart/form-data": {"schema": {
+            "type": "object", "description": "One row: a part per input (a file for a bytes input, "
+                                            "text for a string, JSON otherwise); the answer is the row."}}}},
+        "responses": {
+            "200": {"description": "`{endpoint, model, version, predictions}` or `{..., outputs}`"},
+            "400": {"description": "malformed JSON"}, "404": {"description": "unknown endpoint"},
+            "413": {"description": "body over max_request_bytes"},
+            "422": {"description": "input does not fit the contract (names the field)"},
+            "503": {"description": "nothing loaded yet"}, "default": _ERROR,
+        },
+    }},
+}
+"""OpenAPI of the hot-path routes, which are plain Starlette routes (no per-request dependency solving)."""
+
+
+def _runtime(request: Request) -> dataplane.RuntimeLike:
+    runtime: dataplane.RuntimeLike = request.app.state.runtime
+    return runtime
+
+
+def _style(body: Any) -> str:
+    """``instances`` or ``inputs``: the request's form, which the response mirrors."""
+    if isinstance(body, dict) and "instances" not in body and "inputs" in body:
+        return "inputs"
+    return "instances"
+
+
+def _is_json(raw: bytes) -> bool:
+    """A JSON object/array body, whatever its content-type says (``curl -d`` labels it a urlencoded form)."""
+    return raw.lstrip()[:1] in (b"{", b"[")
+
+
+async def _decoder(request: Request, limit: int) -> tuple[dataplane.Decoder, str]:
+    """How to turn this request into columns, and the response style (``instances``/``inputs``/``form``)."""
+    raw = await read_body(request, limit)
+    if multipart.is_form(request.headers) and not _is_json(raw):
+        form = await multipart.parse_form(request.headers, raw, limit)
+        return (lambda c: multipart.form_columns(form, c.inputs)), "form"
+    body = parse_json(raw)
+    return (lambda c: decode_json_request(body, c.inputs)[0]), _style(body)
+
+
+async def predict(request: Request) -> Response:
+    """``POST /v1/endpoints/{name}/predict`` (hot path: a plain Starlette route).
+
+    JSON rows/columns, or a ``multipart/form-data`` form (one field per input, one row: the answer is that
+    row's outputs at the top level). ``?trace=1`` adds the per-step latency of a pipeline.
+    """
+    name: str = request.path_params["name"]
+    endpoint = _runtime(request).get(name)
+    if protobuf.handles(request.headers):  # an application/x-protobuf body or Accept: server/protobuf.py
+        raw = await read_body(request, request.app.state.settings.max_request_bytes)
+        return await protobuf.http_predict(endpoint, raw, request.headers)
+    decode, style = await _decoder(request, request.app.state.settings.max_request_bytes)
+    with collect_trace() as trace:
+        pred = await dataplane.infer(endpoint, decode, "rest")
+    meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version}
+    if style == "form":
+        row = encode_json_response(pred.columns, "instances")["predictions"][0]
+        out = {**row, **{k: v for k, v in meta.items() if k not in row}}
+    else:
+        out = {**meta, **encode_json_response(pred.columns, style)}
+    if request.query_params.get("trace", "").lower() in ("1", "true", "yes"):
+        out["trace"] = trace
+    return json_response(out, headers=version_headers(pred))
+
+
+def version_headers(pred: Prediction) -> dict[str, str]:
+    """The answering model version, as headers (also for bodies that cannot carry it, e.g. protobuf)."""
+    return {"x-modelrunner-model": pred.model, "x-modelrunner-version": str(pred.version)}
+
+
+router.add_route("/v1/endpoints/{name}/predict", predict, methods=["POST"], include_in_schema=False)
+
+
+@router.get("/endpoints", summary="Endpoints served by this worker")
+async def list_endpoints(request: Request) -> Response:
+    runtime = _runtime(request)
+    items = [dataplane.endpoint_summary(ep) for ep in runtime.endpoints.values()]
+    return json_response({"endpoints": sorted(items, key=lambda e: e["name"])})
+
+
+@router.get("/endpoints/{name}/contract", summary="The endpoint's contract and its JSON Schema "
+            "(?version=N: contract version N; ?model_version=N: that model version's)")
+async def get_contract(name: str, request: Request, version: int | None = None,
+                       model_version: int | None = None) -> Response:
+    from modelrunner.contract.schema import json_schema
+
+    endpoint = _runtime(request).get(name)
+    registry = getattr(request.app.state.runtime, "registry", None)
+    contract = await protobuf.contract_of(endpoint, registry, version=version, model_version=model_version)
+    dep = endpoint.current
+    assert dep is not None  # contract_of raised Unavailable otherwise
+    return json_response({
+        "endpoint": name, "model": dep.model, "version": dep.version, "contract_version": contract.version,
+        "contract": contract.to_dict(), "json_schema": json_schema(contract),
+    })
+
+
+@router.get("/endpoints/{name}/contract.proto", summary="The endpoint's contract as a .proto file "
+            "(?version=N: contract version N; ?model_version=N: that model version's)")
+async def get_proto(name: str, request: Request, version: int | None = None,
+                    model_version: int | None = None) -> Response:
+    endpoint = _runtime(request).get(name)
+    registry = getattr(request.app.state.runtime, "registry", None)
+    return await protobuf.proto_response(endpoint, registry, version, model_version)
+

@@ -1,0 +1,154 @@
+"""Open Inference Protocol (KServe V2) REST: health, metadata, readiness and infer; the model is the endpoint.
+
+JSON tensors and the binary tensor data extension (``v2_binary``) are both accepted, so tritonclient and
+KServe clients work unchanged. Errors answer ``{"error": "<message>"}`` (see ``server.http``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from modelrunner.errors import NotFound, Unavailable
+from modelrunner.runner.endpoint import Endpoint, Prediction
+from modelrunner.server import dataplane, v2_binary, v2_codec
+from modelrunner.server.http import dumps, json_response, parse_json, read_body
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
+
+_NOT_READY = 400  # the spec: 200 means true, a 4xx means false
+
+
+def _endpoint(request: Request, name: str, version: str | None) -> Endpoint:
+    endpoint = request.app.state.runtime.get(name)
+    if version is not None:
+        _check_version(endpoint, version)
+    return endpoint
+
+
+def _check_version(endpoint: Endpoint, version: str) -> None:
+    dep = endpoint.current
+    if dep is None:
+        raise Unavailable(f"model {endpoint.name!r} has no version loaded yet")
+    if str(dep.version) != version:
+        raise NotFound(f"model {endpoint.name!r} serves version {dep.version}, not {version!r} "
+                       f"(use /v2/models/{endpoint.name} for whichever version is serving)")
+
+
+@router.get("/health/live", summary="200 while the server is up")
+async def live() -> Response:
+    return json_response({"live": True})
+
+
+@router.get("/health/ready", summary="200 once every model has a loaded version, else 400")
+async def ready(request: Request) -> Response:
+    ok = bool(request.app.state.runtime.ready)
+    return json_response({"ready": ok}, 200 if ok else _NOT_READY)
+
+
+@router.get("", summary="Server metadata")
+async def server_metadata() -> Response:
+    from modelrunner.server.app import package_version
+
+    return json_response({"name": "modelrunner", "version": package_version(),
+                          "extensions": ["binary_tensor_data", "model_repository"]})
+
+
+async def _metadata(request: Request, name: str, version: str | None) -> Response:
+    from modelrunner.contract.schema import v2_metadata
+
+    endpoint = _endpoint(request, name, version)
+    dep = endpoint.current
+    if dep is None:
+        raise Unavailable(f"model {name!r} has no version loaded yet")
+    return json_response(v2_metadata(dep.contract, name, [str(dep.version)], "modelrunner"))
+
+
+@router.get("/models/{name}", summary="Model metadata (inputs/outputs of the serving version)")
+async def model_metadata(name: str, request: Request) -> Response:
+    return await _metadata(request, name, None)
+
+
+@router.get("/models/{name}/versions/{version}", summary="Model metadata of one version")
+async def model_version_metadata(name: str, version: str, request: Request) -> Response:
+    return await _metadata(request, name, version)
+
+
+def _ready(request: Request, name: str, version: str | None) -> Response:
+    endpoint = request.app.state.runtime.get(name)
+    dep = endpoint.current
+    ok = dep is not None and (version is None or str(dep.version) == version)
+    return json_response({"name": name, "ready": ok}, 200 if ok else _NOT_READY)
+
+
+@router.get("/models/{name}/ready", summary="200 when the model has a version loaded, else 400")
+async def model_ready(name: str, request: Request) -> Response:
+    return _ready(request, name, None)
+
+
+@router.get("/models/{name}/versions/{version}/ready", summary="200 when this version is serving, else 400")
+async def model_version_ready(name: str, version: str, request: Request) -> Response:
+    return _ready(request, name, version)
+
+
+async def _infer(request: Request, name: str, version: str | None) -> Response:
+    endpoint = _endpoint(request, name, version)
+    body = await read_body(request, request.app.state.settings.max_request_bytes)
+    head, tail = v2_binary.split(body, request.headers.get(v2_binary.HEADER))
+    infer_request = v2_codec.parse_request(parse_json(head), tail)
+    pred = await dataplane.infer(endpoint, infer_request.decoder, "v2")
+    if version is not None and str(pred.version) != version:
+        raise Unavailable(f"model {name!r} switched to version {pred.version} during the request; retry")
+    return _infer_response(name, infer_request, pred)
+
+
+def _infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> Response:
+    outputs, blobs = v2_codec.encode_outputs(pred.columns, req)
+    out: dict[str, Any] = {"model_name": name, "model_version": str(pred.version), "outputs": outputs}
+    if req.id is not None:
+        out["id"] = req.id
+    out["parameters"] = {"model": pred.model, "ref": pred.ref}
+    if not blobs:
+        return json_response(out)
+    head = dumps(out)
+    return Response(head + b"".join(blobs), media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(len(head))})
+
+
+async def infer(request: Request) -> Response:
+    """``POST /v2/models/{name}[/versions/{version}]/infer`` (hot path: a plain Starlette route)."""
+    params = request.path_params
+    return await _infer(request, params["name"], params.get("version"))
+
+
+router.add_route("/v2/models/{name}/infer", infer, methods=["POST"], include_in_schema=False)
+router.add_route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"],
+                 include_in_schema=False)
+
+
+def _infer_doc(summary: str, with_version: bool) -> dict[str, Any]:
+    params = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    if with_version:
+        params.append({"name": "version", "in": "path", "required": True, "schema": {"type": "string"}})
+    return {"post": {
+        "tags": ["open inference protocol (v2)"], "summary": summary, "parameters": params,
+        "operationId": "v2_infer_version" if with_version else "v2_infer",
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "required": ["inputs"], "properties": {
+                "id": {"type": "string"}, "parameters": {"type": "object"},
+                "inputs": {"type": "array", "items": {"type": "object"}},
+                "outputs": {"type": "array", "items": {"type": "object"}}}}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary",
+                                                    "description": "binary tensor data extension"}}}},
+        "responses": {"200": {"description": "V2 response: model_name, model_version, id, outputs"},
+                      "default": {"description": "{\"error\": \"<message>\"}"}},
+    }}
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/v2/models/{name}/infer": _infer_doc("Infer with V2 tensors (JSON or binary extension)", False),
+    "/v2/models/{name}/versions/{version}/infer": _infer_doc("Infer, only if this version is serving", True),
+}
+"""OpenAPI of the hot-path routes, which are plain Starlette routes (no per-request dependency solving)."""

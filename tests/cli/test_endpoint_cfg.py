@@ -1,0 +1,36 @@
+"""``modelrunner endpoint set``: batching options written to the desired state; bad input is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_helpers import Cli
+
+
+def test_set_batching_without_a_server_writes_the_config(cli: Cli, iris_bundle: Path, free_url: str) -> None:
+    assert cli("push", iris_bundle, "--alias", "production").code == 0
+    assert cli("swap", "iris", "iris@production", "--url", free_url).code == 0
+    result = cli("endpoint", "set", "iris", "--batch", "32", "--batch-latency-ms", "5", "--url", free_url)
+    assert result.code == 0, result.err
+    assert "iris: batching max_batch_size=32 max_latency_ms=5 " in result.out
+    from modelrunner.registry.registry import Registry
+
+    with Registry() as registry:
+        state = registry.endpoint("iris")
+        assert state.config == {"max_batch_size": 32, "max_latency_ms": 5.0}
+        assert state.target == "iris@production" and state.previous_target is None
+    latency_only = cli("endpoint", "set", "iris", "--batch-latency-ms", "2", "--url", free_url)
+    assert "max_batch_size=32 max_latency_ms=2" in latency_only.out
+    off = cli("endpoint", "set", "iris", "--batch", "1", "--url", free_url)
+    assert off.code == 0 and "iris: batching off" in off.out
+
+
+def test_bad_endpoint_options_are_one_line_errors(cli: Cli, iris_bundle: Path, free_url: str) -> None:
+    nothing = cli("endpoint", "set", "iris", "--url", free_url)
+    assert nothing.code == 2 and "nothing to set" in nothing.err
+    negative = cli("endpoint", "set", "iris", "--batch", "-3", "--url", free_url)
+    assert negative.code == 2 and "max_batch_size must be an integer" in negative.err
+    unknown = cli("endpoint", "set", "nope", "--batch", "8", "--url", free_url)
+    assert unknown.code == 2 and "unknown endpoint 'nope'" in unknown.err
+    for result in (nothing, negative, unknown):
+        assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err

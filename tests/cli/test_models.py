@@ -1,0 +1,117 @@
+"""push / models / show / alias / contract / audit through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cli_helpers import Cli
+
+
+def _push_two(cli: Cli, bundle: Path) -> None:
+    assert cli("push", bundle, "--name", "iris").out.startswith("iris version 1")
+    second = cli("push", bundle, "--name", "iris", "--alias", "staging", "--tag", "team=ml")
+    assert second.code == 0, second.err
+    assert second.out.startswith("iris version 2")
+    assert "alias staging" in second.out
+
+
+def test_push_uses_the_bundle_name_and_counts_versions(cli: Cli, iris_bundle: Path) -> None:
+    first = cli("push", iris_bundle)
+    assert first.code == 0, first.err
+    assert first.out.startswith("iris version 1 ")
+    assert "flavor sklearn" in first.out
+    assert cli("push", iris_bundle).out.startswith("iris version 2 ")
+
+
+def test_models_table(cli: Cli, iris_bundle: Path) -> None:
+    assert "no models yet" in cli("models").out
+    _push_two(cli, iris_bundle)
+    out = cli("models").out
+    row = next(line for line in out.splitlines() if " iris " in line)
+    for cell in ("iris", "2", "staging->2", "MIT"):
+        assert cell in row
+
+
+def test_show_versions_contract_metrics_license_lineage(cli: Cli, iris_bundle: Path) -> None:
+    _push_two(cli, iris_bundle)
+    result = cli("show", "iris@staging")
+    assert result.code == 0, result.err
+    out = result.out
+    assert "iris@2 (resolved from iris@staging)" in out
+    assert "accuracy=0.97" in out
+    assert "MIT" in out
+    assert "lineage.training_data_sha256" in out
+    assert '"team": "ml"' in out
+    assert "float64[4]" in out  # the input field of the contract
+    assert "label" in out  # an output field
+    lines = [line for line in out.splitlines() if line.strip().startswith(("│ 1 ", "│ 2 "))]
+    assert len(lines) == 2  # both versions listed
+
+
+def test_alias_set_move_and_delete(cli: Cli, iris_bundle: Path) -> None:
+    from modelrunner import Registry
+
+    _push_two(cli, iris_bundle)
+    assert cli("alias", "set", "iris@1", "production").out.strip() == "iris@production -> version 1"
+    moved = cli("alias", "set", "iris@2", "production")
+    assert moved.out.strip() == "iris@production -> version 2 (was version 1)"
+    with Registry.from_env() as registry:
+        assert registry.resolve("iris@production").version == 2
+    assert cli("alias", "delete", "iris", "production").out.strip() == "deleted iris@production"
+    gone = cli("show", "iris@production")
+    assert gone.code == 2
+    assert "production" in gone.err
+
+
+def test_contract_formats(cli: Cli, iris_bundle: Path) -> None:
+    cli("push", iris_bundle, "--alias", "production")
+    proto = cli("contract", "iris@production", "--format", "proto")
+    assert proto.code == 0, proto.err
+    assert 'syntax = "proto3";' in proto.out
+    assert "repeated double input = 1;" in proto.out
+    as_json = json.loads(cli("contract", "iris@1", "--format", "json").out)
+    assert [f["name"] for f in as_json["inputs"]] == ["input"]
+    schema = json.loads(cli("contract", "iris", "--format", "json-schema").out)
+    assert isinstance(schema, dict) and schema
+    v2 = json.loads(cli("contract", "iris", "-f", "v2").out)
+    assert v2["name"] == "iris"
+
+
+def test_audit_lists_pushes_and_alias_moves(cli: Cli, iris_bundle: Path) -> None:
+    _push_two(cli, iris_bundle)
+    cli("alias", "set", "iris@1", "production")
+    out = cli("audit").out
+    assert "version.create" in out and "alias.set" in out
+    assert "tester" in out
+    rows = [line for line in cli("audit", "--limit", "1").out.splitlines() if "tester" in line]
+    assert len(rows) == 1 and "iris@production" in rows[0] and "+ version=1" in rows[0]
+    cli("alias", "set", "iris@2", "production")
+    assert "version: 1 -> 2" in cli("audit", "--limit", "1").out
+    only = cli("audit", "--subject", "iris@production").out
+    assert "iris@production" in only and "version.create" not in only
+
+
+def test_show_lists_gates_and_evaluations(cli: Cli, iris_bundle: Path) -> None:
+    from modelrunner import Registry
+
+    cli("push", iris_bundle)
+    with Registry.from_env() as registry:
+        registry.set_gates("iris", ["accuracy >= 0.9"])
+        registry.record_evaluation("iris", 1, metrics={"accuracy": 0.95, "per_class": {"a": 1.0}},
+                                   passed=True, dataset_name="iris-test")
+    out = cli("show", "iris@1").out
+    assert "gates: accuracy >= 0.9" in out
+    row = next(line for line in out.splitlines() if "iris-test" in line)
+    assert "accuracy=0.95" in row and "yes" in row
+
+
+
+def test_push_an_archive(cli: Cli, iris_bundle: Path, tmp_path: Path) -> None:
+    from modelrunner.bundle.archive import pack
+
+    archive = tmp_path / "iris.tar.gz"
+    archive.write_bytes(pack(iris_bundle))
+    result = cli("push", archive, "--name", "packed")
+    assert result.code == 0, result.err
+    assert result.out.startswith("packed version 1 ")

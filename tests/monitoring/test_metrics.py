@@ -1,0 +1,87 @@
+"""Prometheus metrics: recording helpers, and correct totals across worker processes (multiprocess mode)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from metrics_workers import record_requests
+
+from modelrunner.monitoring import metrics
+
+REQUESTS = "modelrunner_requests_total"
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name}{labels} in:\n{text}")
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Single-process collectors, fresh for the test (and dropped after it)."""
+    monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+    metrics.reset()
+    yield
+    metrics.reset()
+
+
+def test_single_process_recording(fresh: None) -> None:
+    metrics.observe_request("digits", 3, "rest", 0.002)
+    metrics.observe_request("digits", 3, "rest", 0.004)
+    metrics.observe_error("digits", None, "unavailable")
+    metrics.in_flight("digits").inc()
+    metrics.swap_started("digits")
+    metrics.swap_failed("digits", "incompatible")
+    metrics.swap_started("digits")
+    metrics.swap_succeeded("digits")
+    metrics.observe_swap("digits", 1.5)
+    metrics.set_loaded("digits", 4, 1)
+    metrics.set_loaded("digits", 3, 0)
+    body, content_type = metrics.render()
+    text = body.decode()
+    assert content_type.startswith("text/plain")
+    assert _value(text, "modelrunner_requests_total", endpoint="digits", version="3", protocol="rest") == 2
+    assert _value(text, "modelrunner_request_duration_seconds_count", endpoint="digits", version="3") == 2
+    assert _value(text, "modelrunner_request_duration_seconds_bucket", endpoint="digits", le="0.0025") == 1
+    errors = "modelrunner_request_errors_total"
+    assert _value(text, errors, endpoint="digits", version="", code="unavailable") == 1
+    assert _value(text, "modelrunner_requests_in_flight", endpoint="digits") == 1
+    assert _value(text, "modelrunner_swaps_started_total", endpoint="digits") == 2
+    assert _value(text, "modelrunner_swaps_succeeded_total", endpoint="digits") == 1
+    assert _value(text, "modelrunner_swaps_failed_total", endpoint="digits", reason="incompatible") == 1
+    assert _value(text, "modelrunner_swap_duration_seconds_count", endpoint="digits") == 1
+    assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="4") == 1
+    assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="3") == 0
+
+
+def test_totals_are_correct_across_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+    try:
+        path = metrics.setup_multiprocess(tmp_path / "prom")
+        assert os.environ[metrics.ENV_VAR] == str(path)
+        ctx = multiprocessing.get_context("spawn")  # workers inherit the variable, as the supervisor's do
+        procs = [ctx.Process(target=record_requests, args=(n, True)) for n in (3, 4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+        text = metrics.render()[0].decode()  # the supervisor (or any worker) sees every process
+        assert _value(text, REQUESTS, endpoint="digits", version="2", protocol="rest") == 7
+        assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="2") == 2
+        assert _value(text, "modelrunner_requests_in_flight", endpoint="digits") == 2
+        metrics.mark_process_dead(procs[0].pid)  # a dead worker's live gauges go, its counts stay
+        text = metrics.render()[0].decode()
+        assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="2") == 1
+        assert _value(text, REQUESTS, endpoint="digits", version="2", protocol="rest") == 7
+    finally:
+        os.environ.pop(metrics.ENV_VAR, None)
+        metrics.reset()
+    metrics.observe_request("after", 1, "rest", 0.1)  # back in single-process mode
+    assert _value(metrics.render()[0].decode(), REQUESTS, endpoint="after") == 1

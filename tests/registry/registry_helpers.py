@@ -1,0 +1,39 @@
+"""Hand-made bundles for registry tests (no flavor needed: the registry never loads models)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelrunner.bundle.manifest import Manifest
+from modelrunner.contract import Contract, DType, Field
+from modelrunner.registry import Registry
+from modelrunner.settings import Settings
+
+
+def write_bundle(path: Path, name: str = "toy", *, inputs: tuple[str, ...] = ("x",),
+                 payload: bytes = b"weights-v1", license: str | None = "MIT") -> Path:
+    """A minimal bundle folder: a manifest and one data file. Same arguments, same bytes."""
+    path.mkdir(parents=True, exist_ok=True)
+    contract = Contract.build(
+        [Field(name=n, dtype=DType.FLOAT32, shape=(2,)) for n in inputs],
+        [Field(name="y", dtype=DType.INT64)],
+    )
+    Manifest(
+        name=name, flavor="python", contract=contract, license=license, description=f"{name} model",
+        metrics={"accuracy": 0.9}, tags={"team": "core"}, example_input=None,
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+    ).dump(path)
+    (path / "weights.bin").write_bytes(payload)
+    return path
+
+
+def push_in_process(home: str, db_url: str, bundle: str, barrier: Any, out: Any) -> None:
+    """Child-process body of the concurrent-push test (importable by name for forkserver)."""
+    try:
+        barrier.wait(timeout=60)
+        with Registry(Settings(home=Path(home)), database_url=db_url) as reg:
+            out.put(reg.push(bundle).version)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        out.put(f"{exc.__class__.__name__}: {exc}")

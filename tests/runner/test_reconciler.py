@@ -1,0 +1,242 @@
+"""Reconciler + Runtime against a real SQLite registry: load, swap, refuse, force, keep-previous, remove."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from runner_fakes import write_bundle
+
+from modelrunner.errors import NotFound
+from modelrunner.runner.runtime import Runtime
+from modelrunner.settings import Settings
+
+
+def runtime(reg: Any, home: Path, loader: Any, **kw: Any) -> Runtime:
+    settings = Settings(home=home, poll_interval_s=0.02, heartbeat_s=0.1, drain_timeout_s=2.0)
+    return Runtime(reg, settings, worker_id="test-w0", loader=loader, **kw)
+
+
+async def served(rt: Runtime, name: str = "ep") -> int:
+    out = await rt.get(name).predict({"x": np.zeros((1, 2))})
+    return int(out.columns["y"][0])
+
+
+def run(coro: Any) -> Any:
+    async def guarded():
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait([task], timeout=8)
+        if not done:
+            for t in asyncio.all_tasks():
+                t.print_stack()
+            raise AssertionError("hung")
+        return task.result()
+    return asyncio.run(guarded())
+
+
+def test_first_load_then_swap_and_status_rows(reg, push, loader, tmp_home) -> None:
+    push("m", 1)
+    push("m", 2)
+    reg.set_endpoint("ep", "m@1")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        assert not rt.ready
+        await rt.start()
+        try:
+            assert rt.ready and await served(rt) == 1
+            state = reg.set_endpoint("ep", "m@2")
+            assert await rt.reconciler.poll()
+            assert await served(rt) == 2
+            await rt.get("ep").wait_closed()
+            assert loader.predictors[0].closed and not loader.predictors[1].closed
+            await rt.report()
+            (row,) = reg.workers(endpoint="ep")
+            assert (row.runner_id, row.state, row.version, row.generation) == ("test-w0", "serving", 2,
+                                                                               state.generation)
+            assert not await rt.reconciler.poll(), "nothing changed: no new pass"
+        finally:
+            await rt.stop()
+        assert reg.workers() == [], "a cleanly stopped worker removes its rows"
+
+    run(main())
+
+
+def test_alias_move_is_picked_up_by_the_poll_loop(reg, push, loader, tmp_home) -> None:
+    push("m", 1, alias="production")
+    push("m", 2)
+    reg.set_endpoint("ep", "m@production")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        await rt.start()
+        try:
+            assert await served(rt) == 1
+            reg.set_alias("m", "production", 2)
+            deadline = time.monotonic() + 2.0
+            while await served(rt) != 2:
+                assert time.monotonic() < deadline, "alias move not picked up within 2 s"
+                await asyncio.sleep(0.02)
+            assert rt.get("ep").current.target == "m@production"
+        finally:
+            await rt.stop()
+
+    run(main())
+
+
+@pytest.mark.parametrize(("mode", "inputs", "expected"), [
+    ("load_error", ("x",), "loading m@2 failed: ValueError: pickle data was truncated"),
+    ("warmup_error", ("x",), "warm-up of m@2 failed: RuntimeError: model exploded"),
+    ("ok", ("x", "z"), "m@2 would break clients of endpoint 'ep'"),
+])
+def test_broken_target_is_refused_and_old_keeps_serving(reg, push, loader, tmp_home, mode, inputs,
+                                                         expected) -> None:
+    push("m", 1)
+    push("m", 2, mode=mode, inputs=inputs)
+    reg.set_endpoint("ep", "m@1")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        await rt.start()
+        try:
+            state = reg.set_endpoint("ep", "m@2")
+            await rt.reconciler.poll()
+            ep = rt.get("ep")
+            assert await served(rt) == 1 and ep.state == "failed" and expected in (ep.error or "")
+            await rt.report()
+            (row,) = reg.workers(endpoint="ep")
+            assert row.state == "failed" and row.version == 1 and row.generation == state.generation
+            assert expected in row.error
+            audit = reg.audit(action="endpoint.swap_failed")
+            assert len(audit) == 1 and expected in audit[0].after["error"]
+            attempts = len(loader.loaded)
+            reg.set_endpoint("other", "m@1")  # an unrelated change: the refused target is not retried
+            await rt.reconciler.poll()
+            assert len(loader.loaded) == attempts + 1  # only "other" loaded
+            assert len(reg.audit(action="endpoint.swap_failed")) == 1
+            assert ep.current is not None and ep.current.version == 1
+            for p in loader.predictors:
+                if p.mode == "warmup_error" or p.contract.inputs != loader.predictors[0].contract.inputs:
+                    assert p.closed, "a refused predictor is closed"
+        finally:
+            await rt.stop()
+
+    run(main())
+
+
+def test_forced_incompatible_swap_is_audited(reg, push, loader, tmp_home) -> None:
+    push("m", 1)
+    push("m", 2, inputs=("x", "z"))
+    reg.set_endpoint("ep", "m@1")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        await rt.start()
+        try:
+            reg.set_endpoint("ep", "m@2", force=True)
+            await rt.reconciler.poll()
+            ep = rt.get("ep")
+            assert ep.state == "serving" and ep.current.version == 2
+            (entry,) = reg.audit(action="endpoint.forced_swap")
+            assert entry.before == {"ref": "m@1"} and entry.after["ref"] == "m@2" and entry.after["reasons"]
+        finally:
+            await rt.stop()
+
+    run(main())
+
+
+def test_keep_previous_rolls_back_without_loading(reg, push, loader, tmp_home) -> None:
+    push("m", 1)
+    push("m", 2)
+    reg.set_endpoint("ep", "m@1")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader, keep_previous=True)
+        await rt.start()
+        try:
+            reg.set_endpoint("ep", "m@2")
+            await rt.reconciler.poll()
+            reg.rollback_endpoint("ep")
+            await rt.reconciler.poll()
+            assert await served(rt) == 1
+            assert loader.loaded == ["m@1", "m@2"], "rollback reused the kept version"
+            assert not any(p.closed for p in loader.predictors)
+            assert rt.status()[0]["previous"] == "m@2"
+        finally:
+            await rt.stop()
+        assert all(p.closed for p in loader.predictors)
+
+    run(main())
+
+
+def test_removed_endpoint_is_unloaded(reg, push, loader, tmp_home) -> None:
+    push("m", 1)
+    reg.set_endpoint("ep", "m@1")
+    reg.set_endpoint("keep", "m@1")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        await rt.start()
+        try:
+            gone, kept = rt.get("ep").current.predictor, rt.get("keep").current.predictor
+            reg.delete_endpoint("ep")
+            await rt.reconciler.poll()
+            with pytest.raises(NotFound, match="no endpoint 'ep'"):
+                rt.get("ep")
+            assert gone.closed and not kept.closed and rt.ready
+            await rt.report()
+            assert [w.endpoint for w in reg.workers()] == ["keep"]
+        finally:
+            await rt.stop()
+
+    run(main())
+
+
+def test_unresolvable_target_is_reported_not_fatal(reg, push, loader, tmp_home) -> None:
+    push("m", 1, alias="production")
+    reg.set_endpoint("ep", "m@production")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        await rt.start()
+        try:
+            reg.delete_alias("m", "production")
+            await rt.reconciler.poll()
+            ep = rt.get("ep")
+            assert ep.state == "failed" and "production" in (ep.error or "")
+            assert await served(rt) == 1
+        finally:
+            await rt.stop()
+
+    run(main())
+
+
+def test_postgres_notify_wakes_the_reconciler_before_the_poll(pg_schema_url, tmp_home, tmp_path,
+                                                              loader) -> None:
+    from modelrunner.registry.registry import Registry
+
+    settings = Settings(home=tmp_home, poll_interval_s=30.0, heartbeat_s=0.1)
+    with Registry(settings, database_url=pg_schema_url) as pg:
+        for tag in (1, 2):
+            pg.push(write_bundle(tmp_path / f"b{tag}", "m", tag), alias="production" if tag == 1 else None)
+        pg.set_endpoint("ep", "m@production")
+
+        async def main() -> None:
+            rt = Runtime(pg, settings, worker_id="pg-w0", loader=loader)
+            await rt.start()
+            try:
+                assert await served(rt) == 1
+                await asyncio.sleep(0.3)  # the reconciler's poll has run once: the next one is 30 s away
+                moved = time.monotonic()
+                await asyncio.to_thread(pg.set_alias, "m", "production", 2)
+                while await served(rt) != 2:
+                    assert time.monotonic() - moved < 3.0, "NOTIFY did not wake the reconciler"
+                    await asyncio.sleep(0.02)
+            finally:
+                await rt.stop()
+
+        run(main())

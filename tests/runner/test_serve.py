@@ -1,0 +1,101 @@
+"""``modelrunner serve``: exposure check, desired state from --endpoint, the admin client against a real
+server (token, errors), TCP_NODELAY (no 40 ms Nagle stalls), graceful SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from runner_server import BODY, Server, child_pids, save_toy
+
+from modelrunner.errors import NotFound, Unauthenticated
+from modelrunner.registry.registry import Registry
+from modelrunner.runner.client import AdminClient
+from modelrunner.settings import Settings
+
+
+def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "MODELRUNNER_HOME": str(home), **(env or {})}
+    full.pop("MODELRUNNER_ADMIN_TOKEN", None) if not env or "MODELRUNNER_ADMIN_TOKEN" not in env else None
+    return subprocess.run([sys.executable, "-m", "modelrunner", *args], env=full, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_non_loopback_host_needs_a_token(tmp_path: Path) -> None:
+    out = run_cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MODELRUNNER_ADMIN_TOKEN" in lines[0], out.stderr
+
+
+def test_bad_endpoint_option_is_one_line(tmp_path: Path) -> None:
+    out = run_cli(tmp_path, "serve", "--port", "0", "--endpoint", "toy")
+    assert out.returncode == 2 and "expected NAME=TARGET" in out.stderr
+    out = run_cli(tmp_path, "serve", "--port", "0", "--endpoint", "toy=nosuchmodel@3")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "nosuchmodel" in out.stderr
+
+
+def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Registry(Settings(home=home)) as reg:
+        reg.push(save_toy(tmp_path / "v1", 1), name="toy")
+        reg.push(save_toy(tmp_path / "v2", 2), name="toy")
+    env = {"MODELRUNNER_ADMIN_TOKEN": "s3cret"}
+    server = Server(home, "--endpoint", "toy=toy@1", env=env)
+    server.admin = AdminClient(server.url, token="s3cret")
+    with server:
+        with Registry(Settings(home=home)) as reg:
+            assert reg.endpoint("toy").target == "toy@1", "--endpoint wrote the desired state"
+        with pytest.raises(Unauthenticated):
+            AdminClient(server.url).endpoints()
+        with pytest.raises(NotFound, match="nosuchmodel"):
+            server.admin.swap("toy", "nosuchmodel@1", wait=True, timeout=5)
+        assert server.admin.swap("toy", "toy@2", wait=True, timeout=20)["outcome"] == "switched"
+        back = server.admin.rollback("toy", wait=True, timeout=20)
+        assert back["outcome"] == "switched" and {w["version"] for w in back["workers"]} == {1}
+        (ep,) = server.admin.endpoints()
+        assert ep["name"] == "toy" and ep["target"] == "toy@1"
+        with httpx.Client(base_url=server.url, timeout=5) as client:  # one keep-alive connection
+            times = []
+            for _ in range(60):
+                t0 = time.perf_counter()
+                assert client.post("/v1/endpoints/toy/predict", json=BODY).status_code == 200
+                times.append(time.perf_counter() - t0)
+        median_ms = statistics.median(times[10:]) * 1000
+        print(f"\nsequential keep-alive requests: median {median_ms:.1f} ms")
+        assert median_ms < 25, "a ~40 ms median means Nagle's algorithm is on (delayed ACK stalls)"
+        workers = server.worker_pids()
+        assert len(workers) == 2
+        assert server.stop() == 0
+    assert child_pids(server.proc.pid) == [] and not any(os.path.exists(f"/proc/{p}") for p in workers)
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Registry(Settings(home=home)) as reg:
+        reg.push(save_toy(tmp_path / "v1", 1), name="toy")
+    server = Server(home, "--endpoint", "toy=toy@1", workers=1)
+    with server:
+        (worker,) = server.worker_pids()
+        assert server.proc is not None
+        server.proc.kill()  # SIGKILL: no chance to stop its workers
+        server.proc.wait()
+        deadline = time.monotonic() + 15
+        while os.path.exists(f"/proc/{worker}") and _state(worker) != "Z":
+            assert time.monotonic() < deadline, "an orphaned worker kept running"
+            time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -1,0 +1,38 @@
+"""Self-contained python-flavor models for runner integration tests (saved as source + pickled state).
+
+``fail`` only fires in a process with ``TOY_FAILURES=armed`` (the server under test), so saving — which
+loads the bundle back to check it — works: ``"load"`` raises while loading, ``"warmup"`` raises on every
+predict (the warm-up included).
+"""
+
+import os
+
+import numpy as np
+
+
+def _armed():
+    return os.environ.get("TOY_FAILURES") == "armed"
+
+
+class Tagged:
+    """Answers ``y = tag`` for every row; may hold ``size_mb`` of weights to make swaps cost memory."""
+
+    thread_safe = True
+
+    def __init__(self, tag, size_mb=0, fail=None):
+        self.tag = tag
+        self.fail = fail
+        self.weights = np.ones(size_mb * 1024 * 1024 // 8) if size_mb else None
+        self.loaded = False
+
+    def __setstate__(self, state):
+        if state.get("fail") == "load" and _armed():
+            raise RuntimeError("weights file is corrupt")
+        self.__dict__.update(state)
+        self.loaded = True
+
+    def predict(self, columns):
+        if self.loaded and self.fail == "warmup" and _armed():
+            raise FloatingPointError("model diverged on its example input")
+        n = len(next(iter(columns.values())))
+        return {"y": np.full(n, self.tag, dtype=np.int64)}
