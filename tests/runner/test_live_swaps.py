@@ -95,13 +95,21 @@ def test_alias_move_reaches_every_worker_within_two_seconds(reg, bundles, home) 
 
 
 def _settled_workers(server: Server, timeout: float) -> list[dict[str, Any]]:
-    """Worker rows once none of them is still loading (or the timeout passed)."""
+    """Worker rows once both took the newest generation and none is still loading (or the timeout passed).
+
+    The swap returns at the first refusal: the other worker may not have polled the new desired state yet
+    (it still reports the old generation, ``serving``) or may still be loading the broken version."""
     deadline = time.monotonic() + timeout
     rows = server.workers()
-    while time.monotonic() < deadline and (len(rows) < 2 or any(w["state"] == "loading" for w in rows)):
+    while time.monotonic() < deadline and not _settled(rows):
         time.sleep(0.1)
         rows = server.workers()
     return rows
+
+
+def _settled(rows: list[dict[str, Any]]) -> bool:
+    newest = max((w["generation"] or 0 for w in rows), default=0)
+    return len(rows) == 2 and all(w["generation"] == newest and w["state"] != "loading" for w in rows)
 
 
 @pytest.mark.parametrize(("bad", "message"), [
