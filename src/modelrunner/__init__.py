@@ -5,16 +5,14 @@
     model = mr.load_model("bundles/digits-lr")
     model.predict({"input": X})          # -> {"label": ..., "proba": ...}
 
-Importing this package is cheap: no ML library is imported until a flavor needs it, and ``Registry`` is
-imported on first use.
+Importing this package is cheap (the command line and every worker start with it): errors are imported at
+once; bundles, contracts and the registry on first use of their names; no ML library until a flavor needs it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelrunner.bundle import Bundle, Manifest, Predictor, load_model, open_bundle, save_model
-from modelrunner.contract import Contract, DType, Field
 from modelrunner.errors import (
     AlreadyExists,
     BundleError,
@@ -36,11 +34,18 @@ from modelrunner.errors import (
 )
 
 if TYPE_CHECKING:
+    from modelrunner.bundle import Bundle, Manifest, Predictor, load_model, open_bundle, save_model
+    from modelrunner.contract import Contract, DType, Field
     from modelrunner.registry import Registry
 
 __version__ = "0.1.0"
 
-_LAZY = {"Registry": "modelrunner.registry"}
+_LAZY = {
+    **dict.fromkeys(("Bundle", "Manifest", "Predictor", "load_model", "open_bundle", "save_model"),
+                    "modelrunner.bundle"),
+    **dict.fromkeys(("Contract", "DType", "Field"), "modelrunner.contract"),
+    "Registry": "modelrunner.registry",
+}
 
 __all__ = [
     "AlreadyExists",
@@ -75,7 +80,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy names (``Registry``): imported on first access so ``import modelrunner`` stays cheap."""
+    """Lazy names (bundles, contracts, ``Registry``): imported on first access so ``import modelrunner``
+    stays cheap."""
     if name in _LAZY:
         import importlib
 

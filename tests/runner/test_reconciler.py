@@ -240,3 +240,44 @@ def test_postgres_notify_wakes_the_reconciler_before_the_poll(pg_schema_url, tmp
                 await rt.stop()
 
         run(main())
+
+
+def test_expected_targets_are_waited_for_before_taking_traffic(reg, push, loader, tmp_home) -> None:
+    """``serve --endpoint`` starts the workers while it writes the desired state: they wait for it."""
+    push("m", 1)
+    push("m", 2)
+    reg.set_endpoint("ep", "m@1")  # an older desired state; serve is about to write m@2
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader, expect={"ep": "m@2", "new": "m@1"})
+        starting = asyncio.ensure_future(rt.start())
+        await asyncio.sleep(0.3)
+        assert not starting.done() and not rt.ready
+        await asyncio.to_thread(reg.set_endpoint, "ep", "m@2")
+        await asyncio.to_thread(reg.set_endpoint, "new", "m@1")
+        await starting
+        try:
+            assert rt.ready and await served(rt) == 2 and await served(rt, "new") == 1
+        finally:
+            await rt.stop()
+
+    run(main())
+
+
+def test_expected_targets_that_never_come_are_given_up_on(reg, push, loader, tmp_home, monkeypatch) -> None:
+    from modelrunner.runner import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "EXPECT_TIMEOUT_S", 0.3)
+    push("m", 1)
+    reg.set_endpoint("ep", "m@1")
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader, expect={"ep": "m@9"})
+        started = time.monotonic()
+        await rt.start()
+        try:
+            assert 0.3 <= time.monotonic() - started < 3 and rt.ready and await served(rt) == 1
+        finally:
+            await rt.stop()
+
+    run(main())

@@ -43,8 +43,9 @@ def build_server(args: argparse.Namespace) -> object:
     from modelrunner.server.app import create_app
 
     settings = Settings()
+    expect = dict(item.partition("=")[::2] for item in args.expect)
     runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
-                      keep_previous=args.keep_previous, freeze_heap=True)
+                      keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
     app = create_app(cast(Any, runtime), settings)
     if args.grpc_port is not None:
         from modelrunner.server.grpc_server import attach
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--keep-previous", action="store_true")
     parser.add_argument("--grpc-port", type=int, default=None)
+    parser.add_argument("--expect", action="append", default=[], metavar="NAME=TARGET",
+                        help="wait for the desired state to say this before taking traffic")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: "
                         "%(message)s")

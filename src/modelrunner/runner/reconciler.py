@@ -55,6 +55,7 @@ class Reconciler:
         self.on_change = on_change
         self.seen_generation: int | None = None
         self.desired: set[str] = set()
+        self.targets: dict[str, str] = {}
         self._failed: dict[str, Attempt] = {}
         self._retry_at: float | None = None
         self._backoff_s = 1.0
@@ -112,6 +113,7 @@ class Reconciler:
                 return False
             generation, states, resolved = snapshot
             self.desired = {s.name for s in states}
+            self.targets = {s.name: s.target for s in states}
             self._transient = False
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import os
 import socket
+import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,6 +23,8 @@ from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
 
+EXPECT_TIMEOUT_S = 30.0
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -31,8 +35,10 @@ class Runtime:
 
     def __init__(self, registry: Any = None, settings: Settings | None = None, *,
                  worker_id: str | None = None, keep_previous: bool = False, loader: Loader = load_bundle,
-                 predict_threads: int | None = None, freeze_heap: bool = False) -> None:
+                 predict_threads: int | None = None, freeze_heap: bool = False,
+                 expect: Mapping[str, str] | None = None) -> None:
         self.settings = settings or Settings()
+        self.expect = dict(expect or {})
         if registry is None:
             from modelrunner.registry.registry import Registry
 
@@ -73,9 +79,11 @@ class Runtime:
         return all(name in self.endpoints and self.endpoints[name].ready for name in self.reconciler.desired)
 
     async def start(self) -> None:
-        """Reconcile once (load what is desired), then poll and heartbeat in the background."""
+        """Reconcile once (load what is desired, after ``expect`` is in the desired state), then poll and
+        heartbeat in the background."""
         try:
             await self.reconciler.reconcile_once()
+            await self._await_expected()
         except ModelrunnerError as exc:
             log.error("first reconcile failed (%s); retrying in the background", exc)
         if self.freeze_heap:  # before taking traffic: later swaps' gc.collect() skips all of this
@@ -89,6 +97,21 @@ class Runtime:
         self._started = True
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
         await self.report()
+
+    async def _await_expected(self) -> None:
+        """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
+        while the workers start), poll it; give up after ``EXPECT_TIMEOUT_S`` and serve what is desired."""
+        deadline = time.monotonic() + EXPECT_TIMEOUT_S
+        while (missing := self._missing_expected()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            await self.reconciler.poll()
+        if missing:
+            log.warning("the desired state still lacks %s after %.0fs; serving what it has",
+                        ", ".join(f"{n}={t}" for n, t in missing.items()), EXPECT_TIMEOUT_S)
+
+    def _missing_expected(self) -> dict[str, str]:
+        targets = self.reconciler.targets
+        return {name: target for name, target in self.expect.items() if targets.get(name) != target}
 
     async def stop(self) -> None:
         """Stop polling, unload every endpoint (in-flight requests drain first), free the threads."""

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 2048
 GRACE_S = 20.0
+STARTUP_GRACE_S = 2.0
+"""How long workers stopped during startup (a bad ``--endpoint``) get before SIGKILL: they serve nothing."""
 MAX_RESTART_DELAY_S = 30.0
 
 
@@ -142,7 +144,7 @@ class Supervisor:
                 *self.child_argv]
         slot.proc = subprocess.Popen(argv, pass_fds=[fd], env=self.env, process_group=0)
         slot.started_at = time.monotonic()
-        log.info("worker %d started (pid %d)", slot.index, slot.proc.pid)
+        log.debug("worker %d started (pid %d)", slot.index, slot.proc.pid)
 
     def check(self) -> None:
         """Restart workers that exited (not while stopping)."""
@@ -215,34 +217,44 @@ def reserve_port(host: str, port: int) -> socket.socket:
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
           endpoints: Mapping[str, str] | None = None, *, keep_previous: bool = False,
           registry: Any = None, grpc_port: int | None = None) -> int:
-    """Write ``endpoints`` into the desired state, then run ``workers`` processes on ``host:port`` (and
-    gRPC on ``grpc_port`` when given)."""
+    """Run ``workers`` processes on ``host:port`` (and gRPC on ``grpc_port`` when given) serving the desired
+    state, after writing ``endpoints`` into it.
+
+    The workers start first (their imports are most of a cold start) and are told which targets to expect,
+    so none takes traffic before it serves them; meanwhile the targets are checked and written. A target
+    that does not resolve stops the workers and raises (one line in the CLI)."""
     if workers < 1:
         raise InvalidArgument(f"--workers must be at least 1, got {workers}")
     check_exposure(host, settings)
-    if endpoints:
-        if registry is None:
-            from modelrunner.registry.registry import Registry
-
-            registry = Registry(settings)
-        ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
     grpc_sock = reserve_port(host, grpc_port) if grpc_port is not None else None
     sockets = bind_sockets(host, port, workers)
     bound = sockets[0].getsockname()[1]
     metrics_dir = tempfile.mkdtemp(prefix="modelrunner-metrics-")
-    env = _child_env(metrics_dir)
     child_argv = ["--host", host, "--port", str(bound)] + (["--keep-previous"] if keep_previous else [])
+    for name, target in (endpoints or {}).items():
+        child_argv += ["--expect", f"{name}={target}"]
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", host, grpc_sock.getsockname()[1])
-    supervisor = Supervisor(sockets, child_argv, env)
+    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir))
     try:
-        _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0)
+        _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
+             before=lambda: _write_endpoints(settings, registry, endpoints))
     finally:
         if grpc_sock is not None:
             grpc_sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _write_endpoints(settings: Settings, registry: Any, endpoints: Mapping[str, str] | None) -> None:
+    if not endpoints:
+        return
+    if registry is None:
+        from modelrunner.registry.registry import Registry
+
+        registry = Registry(settings)
+    ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
 
 
 def _child_env(metrics_dir: str) -> dict[str, str]:
@@ -253,7 +265,10 @@ def _child_env(metrics_dir: str) -> dict[str, str]:
     return dict(os.environ)
 
 
-def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S) -> None:
+def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S,
+         before: Callable[[], None] | None = None) -> None:
+    """Start the workers, run ``before`` (writing the desired state) while they start, supervise until a
+    signal. If ``before`` raises, the workers (not yet serving) are stopped at once and the error raised."""
     stop_requested: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -262,7 +277,14 @@ def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         supervisor.start()
-        log.info("serving on http://%s:%d with %d worker(s)", host, port, len(supervisor.slots))
+        try:
+            if before is not None:
+                before()
+        except BaseException:
+            grace_s = STARTUP_GRACE_S
+            raise
+        log.info("serving on http://%s:%d with %d worker(s) (pids %s)", host, port, len(supervisor.slots),
+                 ", ".join(map(str, supervisor.pids())))
         while not stop_requested:
             supervisor.check()
             time.sleep(0.1)
