@@ -44,6 +44,18 @@ def is_postgres(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def upsert(conn: Connection, table: Any) -> Any:
+    """An ``INSERT`` of ``table`` with ``on_conflict_do_*`` for this connection (PostgreSQL or SQLite); the
+    dialect's module is imported on first use, so SQLite users (and every cold start) skip PostgreSQL's."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
 def make_engine(url: str) -> Engine:
     """An engine configured for concurrent use (no connection is made yet)."""
     try:

@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.registry.audit import write_audit
+from modelrunner.registry.db import upsert
 from modelrunner.registry.tables import endpoints, state, utcnow, worker_status
 from modelrunner.registry.types import WORKER_STATES, EndpointState, WorkerStatus
 
@@ -110,8 +110,7 @@ def upsert_worker(conn: Connection, status: WorkerStatus) -> None:
         "warmup_ms": status.warmup_ms,
         "heartbeat": utcnow(),
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(worker_status).values(**values)
+    stmt = upsert(conn, worker_status).values(**values)
     keys = {"runner_id", "endpoint"}
     stmt = stmt.on_conflict_do_update(
         index_elements=["runner_id", "endpoint"],

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from modelrunner.bundle.manifest import Manifest
 from modelrunner.contract import Contract
 from modelrunner.errors import NotFound
 from modelrunner.registry.audit import write_audit
+from modelrunner.registry.db import upsert
 from modelrunner.registry.refs import Ref
 from modelrunner.registry.state import bump_generation
 from modelrunner.registry.tables import aliases, model_versions, models, utcnow
@@ -43,9 +43,8 @@ def require_model(conn: Connection, name: str, *, lock: bool = False) -> Any:
 def lock_or_create_model(conn: Connection, name: str, *, description: str, actor: str) -> tuple[Any, bool]:
     """The model row, locked until commit (created if missing). Returns ``(row, created)``."""
     now = utcnow()
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(models).values(name=name, description=description, created_at=now,
-                                         created_by=actor, updated_at=now)
+    stmt = upsert(conn, models).values(name=name, description=description, created_at=now,
+                                  created_by=actor, updated_at=now)
     created = bool(conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"])).rowcount)
     return model_row(conn, name, lock=True), created
 
