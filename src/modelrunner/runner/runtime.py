@@ -95,8 +95,8 @@ class Runtime:
             self._watcher = ChangeWatcher(self.registry, lambda: loop.call_soon_threadsafe(self.wake))
             self._watcher.start(self.reconciler.seen_generation or 0)
         self._started = True
+        self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
-        await self.report()
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
