@@ -173,3 +173,28 @@ def test_json_batch_of_lines_of_different_lengths(served: tuple[str, Any]) -> No
     assert sum(p["text"] == line.text for p, line in zip(predictions, lines, strict=True)) >= 1
     recognize = next(t for t in r.json()["trace"] if t["step"] == "recognize")
     assert recognize["calls"] == 1 and recognize["rows"] == sum(len(line.text) for line in lines)
+
+
+def test_traced_requests_keep_their_steps_with_batching_on(served: tuple[str, Any], ocr: OcrBuild) -> None:
+    """A traced request is not merged into a batch: each of several concurrent ones gets its own steps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, runtime = served
+    endpoint = runtime.endpoints[ENDPOINT]
+    target = "pipeline:digits-ocr@production"
+    ocr.registry.set_endpoint(ENDPOINT, target, config={"max_batch_size": 16, "max_latency_ms": 20})
+    try:
+        wait_for(lambda: endpoint.batching.max_batch_size == 16)
+        _, test = split_sources()
+        lines = make_lines(test, 6, seed=5)
+        with httpx.Client(base_url=url, timeout=30) as client, ThreadPoolExecutor(6) as pool:
+            plain = list(pool.map(lambda line: post(client, line.png()).json(), lines))
+            traced = list(pool.map(lambda line: post(client, line.png(), "?trace=1").json(), lines))
+        assert all("trace" not in answer and answer["text"] for answer in plain)
+        steps = ["assemble", "decode", "recognize", "segment"]
+        for answer in traced:
+            assert sorted(t["step"] for t in answer["trace"]) == steps
+            assert next(t for t in answer["trace"] if t["step"] == "decode")["rows"] == 1
+    finally:
+        ocr.registry.set_endpoint(ENDPOINT, target, config={})
+        wait_for(lambda: not endpoint.batching.enabled)

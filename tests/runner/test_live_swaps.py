@@ -139,8 +139,10 @@ def test_broken_model_is_refused_under_load(reg, bundles, home, bad, message) ->
 
 def test_killed_worker_is_restarted_and_serves(reg, bundles, home) -> None:
     push_all(reg, bundles, "v1", "v2")
-    with Server(home, "--endpoint", "toy=toy@2") as server, Load(server.url) as load:
+    with Server(home, "--endpoint", "toy=toy@1") as server, Load(server.url) as load:
         load.wait_for(50)
+        # swapped since serve started: the restarted worker serves toy@2 (serve's --endpoint is history)
+        server.admin.swap("toy", "toy@2", wait=True, timeout=20)
         before = server.worker_pids()
         assert len(before) == 2
         killed_at = time.monotonic()
@@ -164,6 +166,7 @@ def test_killed_worker_is_restarted_and_serves(reg, bundles, home) -> None:
     assert all(("Error" in f.error and not f.error.startswith("HTTP")) for f in failed), failed[:3]
     assert all(f.ended >= killed_at and f.started <= restarted for f in failed)
     assert len(failed) <= load.clients, "only requests in flight on the killed worker may fail"
+    assert restarted - killed_at < 10, "the restarted worker waited for serve's stale --endpoint"
     assert not [r for r in load.results if r.started > restarted and r.error]
 
 

@@ -165,16 +165,18 @@ class Endpoint:
                  f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
                  if batching.enabled else "off")
 
-    async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False) -> Prediction:
+    async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False,
+                      alone: bool = False) -> Prediction:
         """Validate and predict on the deployment current at call time; it stays pinned until the end.
 
         With batching on, the request is validated here (a bad one fails alone), then merged with concurrent
         requests pinned to the same deployment (one merged call runs outside any one request's context).
+        ``alone`` skips batching for this request (e.g. a traced one, whose context must follow its call).
         """
         dep = self._pinned_current()
         dep.acquire()
         try:
-            batcher = self._batcher
+            batcher = None if alone else self._batcher
             if batcher is not None:
                 if not validated:
                     columns = self._validator(dep.contract, columns)

@@ -128,20 +128,24 @@ class Slot:
 class Supervisor:
     """Starts one child per slot, restarts dead ones (backing off when they crash at start), stops all."""
 
-    def __init__(self, sockets: list[socket.socket], child_argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, sockets: list[socket.socket], child_argv: list[str], env: dict[str, str],
+                 first_argv: list[str] | None = None) -> None:
         self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
         self.child_argv = child_argv
+        # For the first workers only (``--expect``): a restarted one serves what is desired when it starts,
+        # which may have moved on since ``serve`` wrote its ``--endpoint`` targets.
+        self.first_argv = first_argv or []
         self.env = env
         self.stopping = False
 
     def start(self) -> None:
         for slot in self.slots:
-            self._spawn(slot)
+            self._spawn(slot, self.first_argv)
 
-    def _spawn(self, slot: Slot) -> None:
+    def _spawn(self, slot: Slot, extra: list[str] | None = None) -> None:
         fd = slot.sock.fileno()
         argv = [sys.executable, "-m", "modelrunner.runner.child", "--fd", str(fd), "--slot", str(slot.index),
-                *self.child_argv]
+                *self.child_argv, *(extra or [])]
         slot.proc = subprocess.Popen(argv, pass_fds=[fd], env=self.env, process_group=0)
         slot.started_at = time.monotonic()
         log.debug("worker %d started (pid %d)", slot.index, slot.proc.pid)
@@ -231,12 +235,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     bound = sockets[0].getsockname()[1]
     metrics_dir = tempfile.mkdtemp(prefix="modelrunner-metrics-")
     child_argv = ["--host", host, "--port", str(bound)] + (["--keep-previous"] if keep_previous else [])
-    for name, target in (endpoints or {}).items():
-        child_argv += ["--expect", f"{name}={target}"]
+    expect = [arg for name, target in (endpoints or {}).items() for arg in ("--expect", f"{name}={target}")]
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", host, grpc_sock.getsockname()[1])
-    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir))
+    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect)
     try:
         _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
              before=lambda: _write_endpoints(settings, registry, endpoints))

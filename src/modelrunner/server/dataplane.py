@@ -41,15 +41,16 @@ def _version(endpoint: Endpoint) -> int | None:
     return dep.version if dep is not None else None
 
 
-async def infer(endpoint: Endpoint, decode: Decoder, protocol: str) -> Prediction:
-    """Decode against the serving contract, predict on the pinned version, record metrics."""
+async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False) -> Prediction:
+    """Decode against the serving contract, predict on the pinned version, record metrics; ``alone`` keeps
+    the request out of batching (a traced request: its pipeline steps' times are its own)."""
     name = endpoint.name
     gauge = metrics.in_flight(name)
     gauge.inc()
     start = time.perf_counter()
     try:
         columns = decode(endpoint.contract)
-        pred = await endpoint.predict(columns)
+        pred = await endpoint.predict(columns, alone=alone)
     except ModelrunnerError as exc:
         metrics.observe_error(name, _version(endpoint), exc.code)
         raise

@@ -89,15 +89,16 @@ async def predict(request: Request) -> Response:
         raw = await read_body(request, request.app.state.settings.max_request_bytes)
         return await protobuf.http_predict(endpoint, raw, request.headers)
     decode, style = await _decoder(request, request.app.state.settings.max_request_bytes)
-    with collect_trace() as trace:
-        pred = await dataplane.infer(endpoint, decode, "rest")
+    traced = request.query_params.get("trace", "").lower() in ("1", "true", "yes")
+    with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
+        pred = await dataplane.infer(endpoint, decode, "rest", alone=traced)
     meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version}
     if style == "form":
         row = encode_json_response(pred.columns, "instances")["predictions"][0]
         out = {**row, **{k: v for k, v in meta.items() if k not in row}}
     else:
         out = {**meta, **encode_json_response(pred.columns, style)}
-    if request.query_params.get("trace", "").lower() in ("1", "true", "yes"):
+    if traced:
         out["trace"] = trace
     return json_response(out, headers=version_headers(pred))
 
