@@ -37,20 +37,31 @@ def _watch_parent(parent: int) -> None:
 
 
 def build_server(args: argparse.Namespace) -> object:
+    """uvicorn over a :class:`~modelrunner.server.shell.WorkerApp`: traffic once the models are loaded, the
+    routed FastAPI app (``create_app``) built in a thread right after (server/shell.py)."""
     import uvicorn
 
     from modelrunner.runner.runtime import Runtime
-    from modelrunner.server.app import create_app
+    from modelrunner.server.shell import WorkerApp
 
     settings = Settings()
     expect = dict(item.partition("=")[::2] for item in args.expect)
     runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
                       keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
-    app = create_app(cast(Any, runtime), settings)
+    grpc = None
     if args.grpc_port is not None:
-        from modelrunner.server.grpc_server import attach
+        from modelrunner.server.grpc_server import GrpcServer
 
-        attach(app, args.host, args.grpc_port)
+        grpc = GrpcServer(cast(Any, runtime), settings, args.host, args.grpc_port)
+
+    def routed() -> Any:
+        from modelrunner.server.app import create_app
+
+        app = create_app(cast(Any, runtime), settings)
+        app.state.grpc = grpc
+        return app
+
+    app = WorkerApp(runtime, settings, routed, grpc=grpc, refreeze=True)
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
                             log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
                             server_header=False)

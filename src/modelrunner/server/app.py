@@ -16,6 +16,7 @@ from modelrunner.server import admin, repository, rest, v2
 from modelrunner.server.dataplane import RuntimeLike
 from modelrunner.server.fastpath import FastApp
 from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response
+from modelrunner.server.wire import readiness
 from modelrunner.settings import Settings
 
 
@@ -81,11 +82,8 @@ def _add_health_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["health"], summary="200 once every endpoint has a loaded version, else 503")
     async def readyz(request: Request) -> Response:
-        runtime: RuntimeLike = request.app.state.runtime
-        waiting = sorted(name for name, ep in runtime.endpoints.items() if not ep.ready)
-        if runtime.ready and not waiting:
-            return json_response({"status": "ready"})
-        return json_response({"status": "not ready", "waiting_for": waiting}, 503)
+        status, body = readiness(request.app.state.runtime)
+        return json_response(body, status)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker")
     async def metrics_route() -> Response:

@@ -1,34 +1,20 @@
-"""The hot path: a plain JSON ``POST /v1/endpoints/{name}/predict`` answered before routing and middleware.
+"""The hot path in the routed app: :class:`FastApp` answers plain JSON predict requests before routing.
 
 :class:`FastApp` is the FastAPI app of :func:`modelrunner.server.app.create_app`. It answers the commonest
-request itself — JSON body (``content-type: application/json``), no query string, not asking for protobuf, an
-endpoint this worker serves — with exactly what ``rest.predict`` answers (same body, same version headers,
-same error bodies, same metrics through :func:`dataplane.infer`), without building a Starlette ``Request``,
-matching routes, or passing the middleware stack (about a sixth of a small model's request time, measured in
-docs/performance.md). Every other request, including every predict request it does not handle plainly, goes
-to FastAPI unchanged. A middleware added to the app does not see the requests answered here.
+request itself — see :mod:`modelrunner.server.plain` for which requests and how — with exactly what
+``rest.predict`` answers, without building a Starlette ``Request``, matching routes, or passing the
+middleware stack (about a sixth of a small model's request time, measured in docs/performance.md). Every
+other request goes to FastAPI unchanged. A middleware added to the app does not see the requests answered
+here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from fastapi import FastAPI
-from starlette.requests import Request
 
-from modelrunner.contract.codecs import decode_json_request, encode_json_response
-from modelrunner.errors import ModelrunnerError, ResourceExhausted
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import dataplane
-from modelrunner.server.http import _on_modelrunner_error, _on_unexpected, dumps, parse_json
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-PREFIX = "/v1/endpoints/"
-SUFFIX = "/predict"
+from modelrunner.server import plain
+from modelrunner.server.plain import Receive, Scope, Send
 
 
 class FastApp(FastAPI):
@@ -39,89 +25,10 @@ class FastApp(FastAPI):
             endpoint = self._plain_predict(scope)
             if endpoint is not None:
                 scope["app"] = self
-                await answer(endpoint, self.state.settings.max_request_bytes, scope, receive, send)
+                await plain.answer(endpoint, self.state.settings.max_request_bytes, scope, receive, send)
                 return
         await super().__call__(scope, receive, send)  # type: ignore[arg-type]
 
     def _plain_predict(self, scope: Scope) -> Endpoint | None:
-        path: str = scope["path"]
-        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)) or scope.get("query_string"):
-            return None
-        name = path[len(PREFIX):-len(SUFFIX)]
-        if not name or "/" in name:
-            return None
-        json_body = False
-        for key, value in scope["headers"]:
-            if key == b"content-type":
-                json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
-            elif key == b"accept" and b"protobuf" in value.lower():
-                return None
-        if not json_body:
-            return None
-        endpoint: Endpoint | None = self.state.runtime.endpoints.get(name)
+        endpoint: Endpoint | None = plain.endpoint_for(self.state.runtime.endpoints, scope)
         return endpoint
-
-
-async def answer(endpoint: Endpoint, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
-    """Read, predict, answer; errors become the same bodies the app's error handlers write."""
-    try:
-        raw = await read_body(scope, receive, limit)
-        if raw is None:
-            return  # the client went away
-        parsed = [parse_json(raw)]
-        style = _style(parsed[0])
-
-        def decode(contract: Any) -> Any:
-            columns = decode_json_request(parsed[0], contract.inputs)[0]
-            # drop the parsed JSON (a Python object per value) before waiting for a batch: with many
-            # requests in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
-            parsed.clear()
-            return columns
-
-        pred = await dataplane.infer(endpoint, decode, "rest")
-        out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
-        out.update(encode_json_response(pred.columns, style))
-        payload = dumps(out)
-    except ModelrunnerError as exc:
-        await (await _on_modelrunner_error(Request(scope), exc))(scope, receive, send)  # type: ignore[arg-type]
-        return
-    except Exception as exc:  # noqa: BLE001 - the app's last-resort handler: a 500, logged, no traceback
-        await (await _on_unexpected(Request(scope), exc))(scope, receive, send)  # type: ignore[arg-type]
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json"),
-        (b"x-modelrunner-model", pred.model.encode()), (b"x-modelrunner-version", str(pred.version).encode()),
-    ]})
-    await send({"type": "http.response.body", "body": payload})
-
-
-def _style(body: Any) -> str:
-    if isinstance(body, dict) and "instances" not in body and "inputs" in body:
-        return "inputs"
-    return "instances"
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The body (None if the client went away); over ``limit`` bytes is a 413, as in ``http.read_body``."""
-    for key, value in scope["headers"]:
-        if key == b"content-length" and value.isdigit() and int(value) > limit:
-            raise ResourceExhausted(f"request body of {int(value)} bytes exceeds the limit of {limit} bytes")
-    message = await receive()
-    if message["type"] != "http.request":
-        return None
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
-        return body
-    chunks, size = [body], len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -1,53 +1,24 @@
-"""HTTP plumbing shared by the adapters: orjson bodies, bounded body reading, error mapping.
+"""HTTP plumbing of the routed (FastAPI) app: orjson responses, bounded body reading, error mapping.
 
-Errors keep one shape per protocol: native routes answer ``{"error": {"code", "message", "field"}}``; the
-Open Inference Protocol (``/v2``) answers ``{"error": "<message>"}`` as its spec requires. The status comes
-from :data:`modelrunner.errors.HTTP_STATUS` by ``code``, except a :class:`ValidationError` which is a 422.
+The bodies themselves (JSON, the error shape of each protocol) are in :mod:`modelrunner.server.wire`, shared
+with the parts of a worker that answer before FastAPI is imported.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 from typing import Any
 
-import numpy as np
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from modelrunner.errors import (
-    HTTP_STATUS,
-    InvalidArgument,
-    ModelrunnerError,
-    ResourceExhausted,
-    ValidationError,
-)
+from modelrunner.errors import ModelrunnerError, ResourceExhausted
+from modelrunner.server import wire
+from modelrunner.server.wire import JSON, dumps, parse_json, status_of
 
-log = logging.getLogger(__name__)
-
-JSON = "application/json"
-_OPTS = orjson.OPT_SERIALIZE_NUMPY
-
-
-def _default(obj: Any) -> Any:
-    """What orjson cannot write natively: object/non-contiguous arrays, bytes, odd numpy scalars."""
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(obj)).decode("ascii")  # as contract.codecs sends bytes
-    if isinstance(obj, tuple | set | frozenset):
-        return list(obj)
-    raise TypeError(f"cannot serialize {type(obj).__name__}")
-
-
-def dumps(obj: Any) -> bytes:
-    """JSON bytes via orjson, numpy arrays and scalars included."""
-    return orjson.dumps(obj, default=_default, option=_OPTS)
+__all__ = ["JSON", "ORJSONResponse", "dumps", "error_response", "install_error_handlers", "json_response",
+           "parse_json", "read_body", "status_of"]
 
 
 class ORJSONResponse(Response):
@@ -78,45 +49,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse a JSON body; malformed JSON is a 400 saying where it broke."""
-    if not body:
-        raise InvalidArgument("request body is empty; expected JSON")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"malformed JSON: {exc}") from exc
-
-
-def status_of(exc: ModelrunnerError) -> int:
-    if isinstance(exc, ValidationError):
-        return 422
-    return HTTP_STATUS.get(exc.code, 500)
-
-
-def _is_v2(request: Request) -> bool:
-    path = request.url.path
-    return path == "/v2" or path.startswith("/v2/")
-
-
 def error_response(request: Request, status: int, code: str, message: str,
                    field: str | None = None, **extra: Any) -> Response:
     """The error body of the protocol ``request`` speaks."""
-    if _is_v2(request):
-        return json_response({"error": message}, status)
-    err: dict[str, Any] = {"code": code, "message": message, "field": field}
-    err.update(extra)
-    return json_response({"error": err}, status)
+    return json_response(wire.error_body(request.url.path, code, message, field, **extra), status)
 
 
 async def _on_modelrunner_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelrunnerError)
-    extra = {k: v for k, v in exc.details.items() if k != "field" and _plain(v)}
-    field = getattr(exc, "field", None)
-    response = error_response(request, status_of(exc), exc.code, exc.message, field, **extra)
-    if exc.code == "unauthenticated":
-        response.headers["www-authenticate"] = "Bearer"
-    return response
+    status, body, headers = wire.modelrunner_error(request.url.path, exc)
+    return json_response(body, status, headers or None)
 
 
 async def _on_request_validation(request: Request, exc: Exception) -> Response:
@@ -136,12 +78,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(request, 500, "internal", f"internal error: {type(exc).__name__}")
-
-
-def _plain(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool | list | type(None))
+    status, body = wire.unexpected_error(request.method, request.url.path, exc)
+    return json_response(body, status)
 
 
 def install_error_handlers(app: FastAPI) -> None:

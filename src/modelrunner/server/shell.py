@@ -1,0 +1,124 @@
+"""The ASGI app of a worker process: it takes traffic as soon as its models are loaded, FastAPI comes after.
+
+Importing FastAPI and building the routed app (``create_app``: pydantic models of the admin API, OpenAPI,
+the V2 routes) costs ~0.3 s of CPU, a fifth of a worker's cold start, and a worker does not need it to
+answer predictions. :class:`WorkerApp` runs the lifespan itself (the runtime's first reconcile and loads,
+then gRPC when asked), then takes traffic at once and builds the routed app in a thread meanwhile:
+
+- plain JSON predict requests (see :mod:`modelrunner.server.plain`) are answered here, before and after;
+- ``/healthz`` and ``/readyz`` are answered here until the routed app is built;
+- every other request (``/v2``, ``/admin``, ``/metrics``, protobuf, forms, ``?trace=1``) waits for the
+  routed app (a few hundred milliseconds after start at most) and goes to it unchanged.
+
+Once built, the routed app is frozen out of the collector's sight like the rest of the startup heap
+(``runner.memory.freeze_startup_heap``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from modelrunner.runner.memory import freeze_startup_heap
+from modelrunner.server import plain, wire
+from modelrunner.server.plain import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+HEALTH = ("/healthz", "/readyz")
+
+
+class WorkerApp:
+    """A worker's ASGI app over ``runtime`` (see the module docstring); ``build()`` makes the routed app."""
+
+    def __init__(self, runtime: Any, settings: Any, build: Callable[[], ASGIApp], *,
+                 grpc: Any | None = None, refreeze: bool = False) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.grpc = grpc
+        self.app: ASGIApp | None = None
+        self._build = build
+        self._refreeze = refreeze
+        self._building: asyncio.Future[ASGIApp] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] == "http" and await self._answered_here(scope, receive, send):
+            return
+        try:
+            app = self.app or await self.routed()
+        except Exception as exc:  # noqa: BLE001 - the routed app failed to build: a 500, logged, per request
+            status, body = wire.unexpected_error(scope.get("method", ""), scope["path"], exc)
+            if scope["type"] == "http":
+                await plain.send_json(send, status, body)
+            return
+        await app(scope, receive, send)
+
+    async def _answered_here(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        method = scope["method"]
+        if method == "POST":
+            endpoint = plain.endpoint_for(self.runtime.endpoints, scope)
+            if endpoint is None:
+                return False
+            await plain.answer(endpoint, self.settings.max_request_bytes, scope, receive, send)
+            return True
+        if self.app is None and method in ("GET", "HEAD") and scope["path"] in HEALTH:
+            healthz = scope["path"] == "/healthz"
+            status, body = (200, {"status": "ok"}) if healthz else wire.readiness(self.runtime)
+            await plain.send_json(send, status, body)
+            return True
+        return False
+
+    async def routed(self) -> ASGIApp:
+        """The routed app, building it (in a thread) if no one has started to."""
+        if self._building is None:
+            self._start_building()
+        assert self._building is not None
+        return await asyncio.shield(self._building)
+
+    def _start_building(self) -> None:
+        def make() -> ASGIApp:
+            app = self._build()
+            if self._refreeze:
+                freeze_startup_heap()
+            return app
+
+        def done(fut: asyncio.Future[ASGIApp]) -> None:
+            if fut.cancelled():
+                return
+            if fut.exception() is None:
+                self.app = fut.result()
+            else:
+                log.error("building the routed app failed; only plain predict requests are served",
+                          exc_info=fut.exception())
+
+        self._building = asyncio.ensure_future(asyncio.to_thread(make))
+        self._building.add_done_callback(done)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                    if self.grpc is not None:
+                        await self.grpc.start()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    log.exception("the worker failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
+                    return
+                self._start_building()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    if self.grpc is not None:
+                        await self.grpc.stop()
+                    await self.runtime.stop()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
