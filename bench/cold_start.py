@@ -11,36 +11,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import models, procs  # noqa: E402
+from bench import models  # noqa: E402
 from bench.peers import envs, servers  # noqa: E402
-from bench.run_all import free_port  # noqa: E402
+from bench.run_all import cold_starts  # noqa: E402
 
 log = logging.getLogger("bench.cold_start")
-
-
-def launch_once(name: str, model: models.BenchModel, joblib_path: Path, cache: Path) -> float:
-    """Start ``name`` serving ``model``, time it to its first answer, stop it."""
-    work = cache / "work" / f"cold-{name}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
-    body = models.body_path(cache, spec.body_form, 1).read_bytes()
-    server = procs.Server(spec, work / "server.log")
-    server.start()
-    try:
-        return server.wait_ready(body)
-    finally:
-        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = envs.CACHE
     paths = models.prepare(cache)
     model = next(m for m in models.MODELS if m.key == "lr")
-    for name in names:
-        envs.ensure(name)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for rep in range(args.repeat):
-        for name in names:
-            times[name].append(launch_once(name, model, paths[model.key], cache))
-            log.info("run %d %s: %.2f s (load %.1f)", rep + 1, name, times[name][-1], procs.loadavg())
-            time.sleep(args.pause)
+    times = cold_starts(names, model, paths[model.key], cache, args.repeat, args.pause)
     print("| server | cold start s, median | min | max | launches |")  # noqa: T201 - this command's output
     print("|---|---|---|---|---|")  # noqa: T201
     for name, values in times.items():

@@ -75,7 +75,11 @@ async def measure(home: Path, body: bytes, args: argparse.Namespace) -> None:
     registry = Registry(settings)
     registry.set_endpoint("digits", "digits@1")
     runtime = Runtime(registry, settings, worker_id="hotpath")
-    app = create_app(runtime, settings)
+    app: Any = create_app(runtime, settings)
+    if args.app == "worker":  # what a served worker runs: server/shell.py in front of the routed app
+        from modelrunner.server.shell import WorkerApp
+
+        app = WorkerApp(runtime, settings, lambda: create_app(runtime, settings))
     await runtime.start()
     try:
         async def wave() -> None:
@@ -139,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, choices=models.ROWS, default=1)
     p.add_argument("--requests", type=int, default=3200)
     p.add_argument("--profile", type=int, default=0, help="print the N most expensive functions")
+    p.add_argument("--app", choices=("worker", "routed"), default="worker",
+                   help="the app a served worker runs (default), or create_app's routed app alone")
     args = p.parse_args(argv)
     paths = models.prepare(envs.CACHE)
     body = models.body_path(envs.CACHE, "modelrunner", args.rows).read_bytes()

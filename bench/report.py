@@ -60,12 +60,27 @@ def _bold(text: str, on: bool) -> str:
     return f"**{text}**" if on else text
 
 
+def cold_start(results: dict[str, Any], name: str) -> float | None:
+    """The median of the dedicated cold-start launches when the run made them, else the cells' launches'."""
+    launches = results.get("cold_starts", {}).get(name)
+    if launches:
+        return float(statistics.median(launches))
+    value = results["servers"].get(name, {}).get("launches", {}).get("lr", {}).get("cold_start_s")
+    return None if value is None else float(value)
+
+
+def _cold_label(results: dict[str, Any]) -> str:
+    runs = {len(v) for v in results.get("cold_starts", {}).values()}
+    return f"cold start s (digits, median of {max(runs)} launches)" if runs else "cold start s (digits)"
+
+
 def servers_table(results: dict[str, Any]) -> str:
-    lines = ["| server | version | cold start s (digits) | idle RSS MB (all processes) | "
+    lines = [f"| server | version | {_cold_label(results)} | idle RSS MB (all processes) | "
              "idle RSS MB per serving process | RSS MB after load | error |", "|---|---|---|---|---|---|---|"]
-    for info in results["servers"].values():
+    for name, info in results["servers"].items():
         lr = info.get("launches", {}).get("lr", {})
-        lines.append(f"| {info['label']} | {info.get('version', '?')} | {_num(lr.get('cold_start_s'), 2)} | "
+        cold = _num(cold_start(results, name), 2)
+        lines.append(f"| {info['label']} | {info.get('version', '?')} | {cold} | "
                      f"{_num(lr.get('rss_idle_mb'), 0)} | {_num(lr.get('rss_idle_per_worker_mb'), 0)} | "
                      f"{_num(lr.get('rss_loaded_mb'), 0)} | {info.get('error') or ''} |")
     return "\n".join(lines)
@@ -108,9 +123,14 @@ def _memory_goals(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]
     servers = results["servers"]
     ours = servers.get("modelrunner", {}).get("launches", {}).get("lr", {})
     out: list[tuple[str, bool | None, str]] = []
-    cold = ours.get("cold_start_s")
+    cold = cold_start(results, "modelrunner")
     if cold is not None:
-        out.append(("cold start (serve to ready) ≤ 2 s, digits endpoint", cold <= 2.0, f"{cold:.2f} s"))
+        launches = results.get("cold_starts", {}).get("modelrunner") or []
+        bare = cold_start(results, "bare")
+        each = ", ".join(f"{v:.2f}" for v in launches)
+        detail = f"{cold:.2f} s" + (f" (launches {each})" if launches else "")
+        detail += f"; bare ASGI app {bare:.2f} s" if bare is not None else ""
+        out.append(("cold start (serve to ready) ≤ 2 s, digits endpoint", cold <= 2.0, detail))
     mine = ours.get("rss_idle_per_worker_mb")
     peers = {n: s.get("launches", {}).get("lr", {}).get("rss_idle_per_worker_mb") for n, s in servers.items()
              if n not in ("modelrunner", "bare")}

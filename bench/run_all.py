@@ -50,13 +50,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-latency-ms", type=float, default=5.0, help="max_latency_ms with batching on")
     p.add_argument("--repeat", type=int, default=1,
                    help="run the whole matrix N times, servers interleaved; tables show medians")
+    p.add_argument("--cold-starts", type=int, default=5,
+                   help="before any load: launch each server N times (digits LR, interleaved) and report the "
+                        "median cold start; 0 = only the one launch of each cell run")
     p.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-up (a smoke run)")
     p.add_argument("--no-save", action="store_true", help="print only; write nothing to bench/results")
     p.add_argument("--update-docs", action="store_true",
                    help="also put the tables into docs/performance.md (a full run's results)")
     args = p.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup = 3.0, 1.0
+        args.duration, args.warmup, args.cold_starts = 3.0, 1.0, min(args.cold_starts, 1)
     return args
 
 
@@ -131,9 +134,14 @@ class Bench:
         chosen = [m for m in models.MODELS if m.key in self.args.models.split(",")]
         for model in chosen:
             self.results["batch_time_ms"][model.key] = batch_time_ms(model, paths[model.key], self.args.batch)
+        names = [s for s in SERVER_ORDER if s in self.args.servers.split(",")]
+        lr = next((m for m in models.MODELS if m.key == "lr"), None)
+        if self.args.cold_starts and lr is not None:
+            self.results["cold_starts"] = cold_starts(names, lr, paths[lr.key], self.cache,
+                                                      self.args.cold_starts)
         for rep in range(self.args.repeat):
             self.repeat = rep
-            for name in [s for s in SERVER_ORDER if s in self.args.servers.split(",")]:
+            for name in names:
                 self.server(name, chosen, paths)
         self.results["machine"]["loadavg_end"] = procs.loadavg()
         return self.results
@@ -209,6 +217,43 @@ class Bench:
                 log.info("%-18s %-3s %3d rows c%-3d %8.0f req/s p50 %6.1f ms p99 %6.1f ms failed %d, "
                          "server CPU %.0f us/request", server, model.key, rows, conc, res.rps, res.p50_ms,
                          res.p99_ms, res.failed, cpu_us)
+
+
+def time_cold_start(name: str, model: models.BenchModel, joblib_path: Path, cache: Path) -> float:
+    """Start ``name`` serving ``model`` on a fresh work folder, time it to its first answer, stop it."""
+    work = cache / "work" / f"cold-{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
+    body = models.body_path(cache, spec.body_form, 1).read_bytes()
+    server = procs.Server(spec, work / "server.log")
+    server.start()
+    try:
+        return server.wait_ready(body)
+    finally:
+        server.stop()
+
+
+def cold_starts(names: list[str], model: models.BenchModel, joblib_path: Path, cache: Path, repeat: int,
+                pause_s: float = 2.0) -> dict[str, list[float]]:
+    """Each server launched ``repeat`` times, interleaved, on a machine without load: seconds to ready.
+
+    One launch inside a long run can be off by half a second on a shared machine (measured: 1.83 and
+    2.75 s for the same server in two repeats), so the tables report the median of these."""
+    times: dict[str, list[float]] = {}
+    for name in names:
+        envs.ensure(name)
+    for rep in range(repeat):
+        for name in names:
+            try:
+                took = time_cold_start(name, model, joblib_path, cache)
+            except Exception:  # noqa: BLE001 - one peer failing must not lose the others' numbers
+                log.exception("%s: cold start failed", name)
+                continue
+            times.setdefault(name, []).append(round(took, 3))
+            log.info("cold start %d/%d %s: %.2f s (load %.1f)", rep + 1, repeat, name, took, procs.loadavg())
+            time.sleep(pause_s)
+    return times
 
 
 def median_launch(launches: list[dict[str, Any]]) -> dict[str, Any]:
