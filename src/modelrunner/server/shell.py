@@ -52,10 +52,10 @@ class WorkerApp:
             return
         try:
             app = self.app or await self.routed()
-        except Exception as exc:  # noqa: BLE001 - the routed app failed to build: a 500, logged, per request
-            status, body = wire.unexpected_error(scope.get("method", ""), scope["path"], exc)
+        except Exception as exc:  # noqa: BLE001 - the routed app failed to build (logged once): a 500
             if scope["type"] == "http":
-                await plain.send_json(send, status, body)
+                body = wire.error_body(scope["path"], "internal", f"internal error: {type(exc).__name__}")
+                await plain.send_json(send, 500, body)
             return
         await app(scope, receive, send)
 
