@@ -138,3 +138,44 @@ def test_a_worker_does_not_import_fastapi_before_it_takes_traffic() -> None:
             "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_start_still_waiting_is_abandoned_when_the_server_is_asked_to_exit(settings: Settings) -> None:
+    """SIGTERM while a worker waits for ``serve``'s targets: it stops at once, not after the 30 s wait."""
+    events: list[str] = []
+    exiting = [False]
+
+    class WaitingRuntime:
+        async def start(self) -> None:
+            events.append("start")
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                events.append("start cancelled")
+                raise
+
+        async def stop(self) -> None:
+            events.append("stop")
+
+    async def scenario() -> tuple[list[str], float]:
+        app = WorkerApp(WaitingRuntime(), settings, lambda: "routed",  # type: ignore[arg-type,return-value]
+                        exiting=lambda: exiting[0])
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        sent: list[str] = []
+
+        async def send(message: Any) -> None:
+            sent.append(message["type"])
+            if message["type"] == "lifespan.startup.complete":
+                await inbox.put({"type": "lifespan.shutdown"})
+
+        await inbox.put({"type": "lifespan.startup"})
+        asyncio.get_running_loop().call_later(0.2, lambda: exiting.__setitem__(0, True))
+        t0 = time.monotonic()
+        await asyncio.wait_for(app({"type": "lifespan"}, inbox.get, send), 5)
+        assert app._building is None, "an abandoned start must not build the routed app"
+        return sent, time.monotonic() - t0
+
+    sent, took = asyncio.run(scenario())
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert events == ["start", "start cancelled", "stop"]
+    assert took < 2

@@ -63,7 +63,9 @@ def build_server(args: argparse.Namespace) -> object:
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
                             log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
                             server_header=False)
-    return uvicorn.Server(config)
+    server = uvicorn.Server(config)
+    app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ Once built, the routed app is frozen out of the collector's sight like the rest 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,16 +30,21 @@ log = logging.getLogger(__name__)
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 HEALTH = ("/healthz", "/readyz")
+EXIT_POLL_S = 0.05
 
 
 class WorkerApp:
     """A worker's ASGI app over ``runtime`` (see the module docstring); ``build()`` makes the routed app."""
 
     def __init__(self, runtime: Any, settings: Any, build: Callable[[], ASGIApp], *,
-                 grpc: Any | None = None, refreeze: bool = False) -> None:
+                 grpc: Any | None = None, refreeze: bool = False,
+                 exiting: Callable[[], bool] | None = None) -> None:
         self.runtime = runtime
         self.settings = settings
         self.grpc = grpc
+        # True once the server is asked to exit (uvicorn's ``should_exit``): a start still waiting for
+        # ``serve``'s targets, or loading them, is abandoned instead of holding the process until it ends.
+        self.exiting = exiting or (lambda: False)
         self.app: ASGIApp | None = None
         self._build = build
         self._refreeze = refreeze
@@ -100,19 +106,34 @@ class WorkerApp:
         self._building = asyncio.ensure_future(asyncio.to_thread(make))
         self._building.add_done_callback(done)
 
+    async def _start(self) -> bool:
+        """``runtime.start()``, then gRPC; False when abandoned because the server is asked to exit."""
+        start = asyncio.ensure_future(self.runtime.start())
+        while not start.done():
+            await asyncio.wait({start}, timeout=EXIT_POLL_S)
+            if not start.done() and self.exiting():
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await start
+                return False
+        start.result()
+        if self.grpc is not None:
+            await self.grpc.start()
+        return True
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.runtime.start()
-                    if self.grpc is not None:
-                        await self.grpc.start()
+                    started = await self._start()
                 except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
                     log.exception("the worker failed to start")
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
-                self._start_building()
+                if started:
+                    self._start_building()
+                # abandoned: the server, asked to exit, skips serving and runs the shutdown below at once
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
