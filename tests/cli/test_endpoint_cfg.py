@@ -9,7 +9,7 @@ from cli_helpers import Cli
 
 def test_set_batching_without_a_server_writes_the_config(cli: Cli, iris_bundle: Path, free_url: str) -> None:
     assert cli("push", iris_bundle, "--alias", "production").code == 0
-    assert cli("swap", "iris", "iris@production", "--url", free_url).code == 0
+    assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
     result = cli("endpoint", "set", "iris", "--batch", "32", "--batch-latency-ms", "5", "--url", free_url)
     assert result.code == 0, result.err
     assert "iris: batching max_batch_size=32 max_latency_ms=5 " in result.out

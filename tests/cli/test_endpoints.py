@@ -25,7 +25,7 @@ def two_versions(cli: Cli, iris_bundle: Path) -> None:
 def test_swap_without_server_writes_desired_state(cli: Cli, two_versions: None, free_url: str) -> None:
     from modelrunner import Registry
 
-    first = cli("swap", "iris", "iris@production", "--url", free_url)
+    first = cli("endpoint", "create", "iris", "iris@production", "--url", free_url)
     assert first.code == 0, first.err
     assert f"no server answers at {free_url}" in first.out
     assert "iris -> iris@production" in first.out
@@ -50,13 +50,36 @@ def test_endpoints_without_server_shows_worker_rows(cli: Cli, two_versions: None
     from modelrunner import Registry
     from modelrunner.registry import WorkerStatus
 
-    cli("swap", "iris", "iris@1", "--url", free_url)
+    cli("endpoint", "create", "iris", "iris@1", "--url", free_url)
     with Registry.from_env() as registry:
         registry.report_worker(WorkerStatus(runner_id="r1", endpoint="iris", state="serving", target="iris@1",
                                             model="iris", version=1, pid=4242, load_ms=12))
     out = cli("endpoints", "--url", free_url).out
     row = next(line for line in out.splitlines() if "pid 4242" in line)
     assert "iris@1" in row and "serving" in row and "12" in row
+
+
+def test_swap_refuses_an_unknown_endpoint_without_server(cli: Cli, two_versions: None, free_url: str) -> None:
+    from modelrunner import Registry
+
+    assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
+    typo = cli("swap", "irsi", "iris@2", "--url", free_url)
+    assert typo.code == 2, typo.out
+    lines = typo.err.strip().splitlines()
+    assert len(lines) == 1 and "unknown endpoint 'irsi' (endpoints: iris)" in lines[0], typo.err
+    assert "modelrunner endpoint create irsi iris@2" in lines[0]
+    again = cli("endpoint", "create", "iris", "iris@2", "--url", free_url)
+    assert again.code == 2 and "already exists" in again.err and "swap iris" in again.err
+    with Registry.from_env() as registry:
+        assert [(e.name, e.target) for e in registry.endpoints()] == [("iris", "iris@production")]
+    deleted = cli("endpoint", "delete", "iris", "--url", free_url)
+    assert deleted.code == 0 and "deleted endpoint iris" in deleted.out, deleted.err
+    gone = cli("endpoint", "delete", "iris", "--url", free_url)
+    assert gone.code == 2 and "unknown endpoint 'iris'" in gone.err
+    with Registry.from_env() as registry:
+        assert registry.endpoints() == []
+        assert [a.action for a in registry.audit(subject="endpoint:iris")][:2] == ["endpoint.delete",
+                                                                                   "endpoint.set"]
 
 
 def test_swap_without_server_bad_input(cli: Cli, two_versions: None, free_url: str) -> None:
@@ -137,7 +160,33 @@ def test_swap_rollback_endpoints_against_a_server(cli: Cli, server: str, tmp_pat
     assert unknown.code == 2
     assert "nosuchmodel" in unknown.err and len(unknown.err.strip().splitlines()) == 1
 
+    _typo_is_refused_create_and_delete(cli, server)
     _incompatible_swap_is_refused_unless_forced(cli, server, tmp_path)
+
+
+def _metrics_endpoints(server: str) -> set[str]:
+    text = httpx.get(f"{server}/metrics", timeout=10).text
+    return {line.split('endpoint="', 1)[1].split('"', 1)[0] for line in text.splitlines()
+            if line.startswith("modelrunner_loaded_version{")}
+
+
+def _typo_is_refused_create_and_delete(cli: Cli, server: str) -> None:
+    """(Part of the test above.) swap never creates; endpoint create / delete do, and /metrics follows."""
+    typo = cli("swap", "irsi", "iris@2", "--wait", "--url", server)
+    assert typo.code == 2, typo.out
+    assert "unknown endpoint 'irsi' (endpoints: iris)" in typo.err and "endpoint create irsi" in typo.err
+    assert [e["name"] for e in httpx.get(f"{server}/admin/endpoints").json()] == ["iris"]
+
+    created = cli("endpoint", "create", "irsi", "iris@2", "--wait", "--url", server)
+    assert created.code == 0 and "switched" in created.out, created.err
+    assert _metrics_endpoints(server) == {"iris", "irsi"}
+    deleted = cli("endpoint", "delete", "irsi", "--url", server)
+    assert deleted.code == 0 and "deleted endpoint irsi" in deleted.out, deleted.err
+    deadline = time.monotonic() + 30
+    while "irsi" in _metrics_endpoints(server):  # every worker drops it at its next poll
+        assert time.monotonic() < deadline, "/metrics still reports the deleted endpoint"
+        time.sleep(0.1)
+    assert _metrics_endpoints(server) == {"iris"}
 
 
 def _incompatible_swap_is_refused_unless_forced(cli: Cli, server: str, tmp_path: Path) -> None:

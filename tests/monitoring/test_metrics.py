@@ -85,3 +85,55 @@ def test_totals_are_correct_across_worker_processes(tmp_path: Path, monkeypatch:
         metrics.reset()
     metrics.observe_request("after", 1, "rest", 0.1)  # back in single-process mode
     assert _value(metrics.render()[0].decode(), REQUESTS, endpoint="after") == 1
+
+
+def _record_endpoint(name: str) -> None:
+    metrics.observe_request(name, 1, "rest", 0.002)
+    metrics.observe_error(name, 1, "invalid_argument")
+    metrics.in_flight(name).inc()
+    metrics.in_flight(name).dec()
+    metrics.swap_started(name)
+    metrics.swap_succeeded(name)
+    metrics.observe_swap(name, 0.5)
+    metrics.observe_batch(name, 4)
+    metrics.set_loaded(name, 1, 1)
+
+
+def _endpoints_in(text: str) -> set[str]:
+    return {line.split('endpoint="', 1)[1].split('"', 1)[0] for line in text.splitlines()
+            if 'endpoint="' in line and not line.startswith("#")}
+
+
+def test_a_deleted_endpoint_leaves_metrics_single_process(fresh: None) -> None:
+    _record_endpoint("digits")
+    _record_endpoint("digitz")
+    assert _endpoints_in(metrics.render()[0].decode()) == {"digits", "digitz"}
+    metrics.forget_endpoint("digitz")
+    text = metrics.render()[0].decode()
+    assert _endpoints_in(text) == {"digits"}, text
+    assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="1") == 1
+    metrics.endpoint_added("digitz")  # created again: reported again, from scratch
+    metrics.set_loaded("digitz", 2, 1)
+    text = metrics.render()[0].decode()
+    assert _value(text, "modelrunner_loaded_version", endpoint="digitz", version="2") == 1
+    with pytest.raises(AssertionError):
+        _value(text, "modelrunner_loaded_version", endpoint="digitz", version="1")
+
+
+def test_a_deleted_endpoint_leaves_metrics_multiprocess(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+    try:
+        metrics.setup_multiprocess(tmp_path / "prom")
+        _record_endpoint("digits")
+        _record_endpoint("digitz")
+        assert _endpoints_in(metrics.render()[0].decode()) == {"digits", "digitz"}
+        metrics.forget_endpoint("digitz")
+        text = metrics.render()[0].decode()
+        assert _endpoints_in(text) == {"digits"}, text
+        metrics.endpoint_added("digitz")  # served again: its gauge was zeroed, not left at 1
+        text = metrics.render()[0].decode()
+        assert _value(text, "modelrunner_loaded_version", endpoint="digitz", version="1") == 0
+    finally:
+        monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+        metrics.reset()

@@ -173,7 +173,17 @@ def test_keep_previous_rolls_back_without_loading(reg, push, loader, tmp_home) -
     run(main())
 
 
-def test_removed_endpoint_is_unloaded(reg, push, loader, tmp_home) -> None:
+def _metrics() -> str:
+    from modelrunner.monitoring import metrics
+
+    return metrics.render()[0].decode()
+
+
+def test_removed_endpoint_is_unloaded(reg, push, loader, tmp_home, monkeypatch) -> None:
+    from modelrunner.monitoring import metrics
+
+    monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+    metrics.reset()
     push("m", 1)
     reg.set_endpoint("ep", "m@1")
     reg.set_endpoint("keep", "m@1")
@@ -183,11 +193,14 @@ def test_removed_endpoint_is_unloaded(reg, push, loader, tmp_home) -> None:
         await rt.start()
         try:
             gone, kept = rt.get("ep").current.predictor, rt.get("keep").current.predictor
+            assert 'modelrunner_loaded_version{endpoint="ep",version="1"} 1.0' in _metrics()
             reg.delete_endpoint("ep")
             await rt.reconciler.poll()
             with pytest.raises(NotFound, match="no endpoint 'ep'"):
                 rt.get("ep")
             assert gone.closed and not kept.closed and rt.ready
+            text = _metrics()  # a deleted endpoint is no longer reported (as loaded, or at all)
+            assert 'endpoint="ep"' not in text and 'endpoint="keep"' in text, text
             await rt.report()
             assert [w.endpoint for w in reg.workers()] == ["keep"]
         finally:

@@ -145,6 +145,19 @@ def test_bad_admin_requests(stack: Stack) -> None:
     assert r.status_code in (400, 422)
 
 
+def test_put_with_create_false_refuses_an_unknown_endpoint(stack: Stack) -> None:
+    before = stack.registry.state_generation()
+    r = stack.admin.put("/admin/endpoints/digitz", params={"create": "false"}, json={"target": "digits@2"})
+    assert r.status_code == 404, r.text
+    message = r.json()["error"]["message"]
+    assert "digitz" in message and "digits" in message  # names the endpoints that do exist
+    assert stack.admin.get("/admin/endpoints/digitz").status_code == 404
+    assert stack.registry.state_generation() == before  # nothing written
+    r = stack.admin.put("/admin/endpoints/digits", params={"create": "false"},
+                        json={"target": "digits@2", "wait": True, "timeout_s": 20})
+    assert r.status_code == 200 and r.json()["outcome"] == "switched", r.text
+
+
 def test_create_and_delete_an_endpoint(stack: Stack) -> None:
     r = stack.admin.put("/admin/endpoints/other", json={"target": "digits@2", "wait": True, "timeout_s": 20})
     assert r.status_code == 200, r.text

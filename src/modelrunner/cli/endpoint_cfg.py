@@ -1,8 +1,11 @@
-"""``modelrunner endpoint set NAME --batch 32 --batch-latency-ms 5``: an endpoint's options, changed live.
+"""``modelrunner endpoint create|delete|set``: make or remove an endpoint; change its options live.
 
-Options live in the endpoint's desired state (``config``); every worker applies them at its next poll without
-reloading the model. Through a running server's admin API (``--url``) when one answers, else straight into
-the registry (runners sharing it pick the change up by themselves).
+``create NAME TARGET`` is the CLI's way (besides ``serve --endpoint``) to add an endpoint: ``swap`` refuses
+unknown names so that a typo cannot start serving a second endpoint. ``delete NAME`` removes it from the
+desired state; every worker unloads it and drops its metrics. ``set NAME --batch 32 --batch-latency-ms 5`` changes
+options in the desired state (``config``); every worker applies them at its next poll without reloading the
+model. Each goes through a running server's admin API (``--url``) when one answers, else straight into the
+registry (runners sharing it pick the change up by themselves).
 """
 
 from __future__ import annotations
@@ -11,12 +14,71 @@ from typing import Any
 
 import typer
 
-from modelrunner.cli.endpoints import DEFAULT_URL, URL_HELP, _client, server_answers
+from modelrunner.cli.endpoints import (
+    DEFAULT_URL,
+    URL_HELP,
+    _client,
+    _fallback_note,
+    _print_state,
+    _print_swap_result,
+    _wait_in_registry,
+    server_answers,
+)
 from modelrunner.cli.output import console
-from modelrunner.errors import InvalidArgument
+from modelrunner.errors import AlreadyExists, InvalidArgument
 
-endpoint_app = typer.Typer(name="endpoint", help="Change one endpoint's options (batching) live.",
-                           no_args_is_help=True)
+endpoint_app = typer.Typer(name="endpoint", no_args_is_help=True,
+                           help="Create or delete an endpoint; change its options (batching) live.")
+
+
+@endpoint_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="New endpoint name, e.g. digits."),
+    target: str = typer.Argument(..., help="What it serves: digits@production, digits@4, ..."),
+    wait: bool = typer.Option(False, "--wait", "-w", help="Wait until every live worker serves it."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait with --wait."),
+    url: str = typer.Option(DEFAULT_URL, "--url", help=URL_HELP),
+) -> None:
+    """Create endpoint NAME serving TARGET (an existing NAME is refused: use swap to change it)."""
+    if server_answers(url):
+        with _client(url) as client:
+            _refuse_existing(name, [e["name"] for e in client.endpoints()])
+            _print_swap_result(client.create(name, target, wait=wait, timeout=timeout))
+        return
+    _fallback_note(url)
+    from modelrunner.cli.models import open_registry
+    from modelrunner.pipelines.targets import resolve_target
+
+    registry = open_registry()
+    _refuse_existing(name, [e.name for e in registry.endpoints()])
+    resolve_target(registry, target)  # a clear NotFound / InvalidArgument before anything is written
+    state = registry.set_endpoint(name, target)
+    _print_state(state)
+    if wait:
+        _wait_in_registry(registry, state, timeout)
+
+
+def _refuse_existing(name: str, known: list[str]) -> None:
+    if name in known:
+        raise AlreadyExists(f"endpoint {name!r} already exists: modelrunner swap {name} TARGET changes "
+                            "what it serves")
+
+
+@endpoint_app.command("delete")
+def delete(
+    name: str = typer.Argument(..., help="Endpoint to stop serving."),
+    url: str = typer.Option(DEFAULT_URL, "--url", help=URL_HELP),
+) -> None:
+    """Stop serving NAME: it leaves the desired state, every worker unloads it and drops its metrics."""
+    if server_answers(url):
+        with _client(url) as client:
+            client.delete(name)
+    else:
+        _fallback_note(url)
+        from modelrunner.cli.models import open_registry
+
+        open_registry().delete_endpoint(name)
+    console().print(f"deleted endpoint {name}; workers unload it")
 
 
 @endpoint_app.command("set")
@@ -44,8 +106,7 @@ def set_options(
             state = client.configure(name, **changes)
         config, generation = state.get("config") or {}, state.get("generation")
     else:
-        console().print(f"[yellow]no server answers at {url}: writing the desired state to the registry"
-                        "[/yellow]")
+        _fallback_note(url)
         from modelrunner.cli.models import open_registry
         from modelrunner.runner.batching import set_endpoint_config
 

@@ -7,8 +7,10 @@ themselves) and ``endpoints`` shows the desired state and worker rows recorded i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -108,18 +110,31 @@ def swap(
     force: bool = typer.Option(False, "--force", help="Swap even if the contract is incompatible."),
     url: str = typer.Option(DEFAULT_URL, "--url", help=URL_HELP),
 ) -> None:
-    """Point ENDPOINT at TARGET, live: load, warm up, check the contract, switch, drain."""
-    if server_answers(url):
-        with _client(url) as client:
-            _print_swap_result(client.swap(endpoint, target, wait=wait, timeout=timeout, force=force))
-        return
-    _fallback_note(url)
-    registry = open_registry()
-    resolve_target(registry, target)  # a clear NotFound / InvalidArgument before anything is written
-    state = registry.set_endpoint(endpoint, target, force=force)
+    """Point the existing ENDPOINT at TARGET, live: load, warm up, check the contract, switch, drain."""
+    with _create_hint(endpoint, target):
+        if server_answers(url):
+            with _client(url) as client:
+                _print_swap_result(client.swap(endpoint, target, wait=wait, timeout=timeout, force=force))
+            return
+        _fallback_note(url)
+        registry = open_registry()
+        resolve_target(registry, target)  # a clear NotFound / InvalidArgument before anything is written
+        state = registry.set_endpoint(endpoint, target, force=force, create=False)
     _print_state(state)
     if wait:
         _wait_in_registry(registry, state, timeout)
+
+
+@contextlib.contextmanager
+def _create_hint(endpoint: str, target: str) -> Iterator[None]:
+    """An unknown endpoint is refused (never created by a typo); the error says how to create one."""
+    try:
+        yield
+    except NotFound as exc:
+        if not str(exc).startswith("unknown endpoint"):
+            raise
+        raise NotFound(f"{exc}; swap only changes an existing endpoint, to create one: "
+                       f"modelrunner endpoint create {endpoint} {target}") from None
 
 
 def rollback(
@@ -216,7 +231,8 @@ def endpoints(
         console().print(f"[yellow]no server answers at {url}: showing the registry[/yellow]")
         table = _endpoints_table(_registry_items(alive_within_s), "endpoints (desired state in the registry)")
     if not table.row_count:
-        raise NotFound("no endpoints yet: modelrunner swap ENDPOINT TARGET, or modelrunner serve --endpoint")
+        raise NotFound("no endpoints yet: modelrunner endpoint create NAME TARGET, or modelrunner serve "
+                       "--endpoint NAME=TARGET")
     console().print(table)
 
 

@@ -33,6 +33,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "ENV_VAR",
+    "endpoint_added",
+    "forget_endpoint",
     "in_flight",
     "mark_process_dead",
     "multiprocess_dir",
@@ -114,6 +116,9 @@ class _Collectors:
 
 _lock = threading.Lock()
 _collectors: _Collectors | None = None
+_removed: set[str] = set()
+"""Endpoints deleted from the desired state: their series are left out of :func:`render` (multiprocess files
+cannot forget a series, so the worker answering ``/metrics`` filters them)."""
 
 
 def _get() -> _Collectors:
@@ -180,6 +185,7 @@ def reset() -> None:
     with _lock:
         values.ValueClass = values.get_value_class()
         _collectors = None
+        _removed.clear()
 
 
 def render() -> tuple[bytes, str]:
@@ -187,9 +193,56 @@ def render() -> tuple[bytes, str]:
     path = multiprocess_dir()
     if path:
         registry = CollectorRegistry()
-        _mp.MultiProcessCollector(registry, path=path)
+        collector = _mp.MultiProcessCollector(None, path=path)
+        with _lock:
+            removed = frozenset(_removed)
+        registry.register(_WithoutRemoved(collector, removed) if removed else collector)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(_get().registry), CONTENT_TYPE_LATEST
+
+
+class _WithoutRemoved:
+    """A collector passing on ``inner``'s metrics minus the series of deleted endpoints."""
+
+    def __init__(self, inner: Any, removed: frozenset[str]) -> None:
+        self.inner, self.removed = inner, removed
+
+    def collect(self) -> Any:
+        for metric in self.inner.collect():
+            metric.samples = [s for s in metric.samples if s.labels.get("endpoint") not in self.removed]
+            yield metric
+
+
+# -- endpoints coming and going (runner) -------------------------------------------------------------------
+
+_BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
+                "swaps_failed", "swap_duration", "loaded", "batch_size")
+"""Collectors labelled by ``endpoint`` (first label)."""
+
+
+def forget_endpoint(endpoint: str) -> None:
+    """Drop every series of a deleted endpoint, so ``/metrics`` stops reporting it (e.g. loaded version 1).
+
+    One process: the label children are removed. Multiprocess: this worker's loaded-version gauges go to 0
+    (the files keep values) and :func:`render` leaves the endpoint's series out until it is served again.
+    """
+    c = _get()
+    with _lock:
+        _removed.add(endpoint)
+        for key in [k for k in c.cache if k[0] != "step" and k[1] == endpoint]:
+            child = c.cache.pop(key)
+            if key[0] == "loaded":
+                child.set(0)
+    if multiprocess_dir() is None:
+        for attr in _BY_ENDPOINT:
+            getattr(c, attr).remove_by_labels({"endpoint": endpoint})
+
+
+def endpoint_added(endpoint: str) -> None:
+    """An endpoint (re)appeared in the desired state: report its series again."""
+    if endpoint in _removed:
+        with _lock:
+            _removed.discard(endpoint)
 
 
 # -- requests (server adapters) ----------------------------------------------------------------------------

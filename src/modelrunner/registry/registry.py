@@ -242,8 +242,10 @@ class Registry:
     # ---- desired state -----------------------------------------------------------------------------------
 
     def set_endpoint(self, name: str, target: str, *, config: Mapping[str, Any] | None = None,
-                     force: bool = False, actor: str | None = None) -> EndpointState:
-        """Point endpoint ``name`` at ``target`` (a model ref; kinds with a ':' prefix pass through)."""
+                     force: bool = False, actor: str | None = None, create: bool = True) -> EndpointState:
+        """Point endpoint ``name`` at ``target`` (a model ref; kinds with a ':' prefix pass through).
+
+        ``create=False`` changes an existing endpoint only (NotFound naming the known ones otherwise)."""
         check_name(name)
         if not isinstance(target, str) or not target.strip():
             raise InvalidArgument(f"endpoint {name!r}: target must be a model ref like 'digits@production'")
@@ -252,7 +254,7 @@ class Registry:
             self.resolve(target)  # NotFound / InvalidArgument with a clear message
         with self._write() as conn:
             return state.put_endpoint(conn, name, target, config=dict(config) if config is not None else None,
-                                      force=force, actor=self._actor(actor))
+                                      force=force, actor=self._actor(actor), create=create)
 
     def rollback_endpoint(self, name: str, actor: str | None = None) -> EndpointState:
         """Swap an endpoint back to its previous target."""

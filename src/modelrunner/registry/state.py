@@ -68,10 +68,13 @@ def list_endpoints(conn: Connection) -> list[EndpointState]:
 
 
 def put_endpoint(conn: Connection, name: str, target: str, *, config: dict[str, Any] | None, force: bool,
-                 actor: str) -> EndpointState:
-    """Create or change an endpoint's desired state and bump the generation (one transaction)."""
+                 actor: str, create: bool = True) -> EndpointState:
+    """Create or change an endpoint's desired state and bump the generation (one transaction).
+
+    With ``create=False`` an unknown ``name`` is refused (NotFound naming the known endpoints): a swap must
+    not turn a typo into a new endpoint."""
     gen = bump_generation(conn)
-    old = get_endpoint(conn, name)
+    old = get_endpoint(conn, name) if create else require_endpoint(conn, name)
     now = utcnow()
     previous = None if old is None else (old.target if old.target != target else old.previous_target)
     values = {

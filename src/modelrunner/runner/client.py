@@ -44,13 +44,25 @@ class AdminClient:
         self.close()
 
     def swap(self, endpoint: str, target: str, *, wait: bool = False, timeout: float = 60.0,
-             force: bool = False) -> dict[str, Any]:
+             force: bool = False, create: bool = False) -> dict[str, Any]:
         """Point ``endpoint`` at ``target``; with ``wait``, return once every live worker serves it.
 
-        A refused swap or a timeout raises (SwapFailed / DeadlineExceeded) with the server's message.
+        An unknown ``endpoint`` is refused (NotFound) unless ``create``: a typo must not start serving a
+        new endpoint. A refused swap or a timeout raises (SwapFailed / DeadlineExceeded) with the server's
+        message.
         """
         body = {"target": target, "force": force, "wait": wait, "timeout_s": timeout}
-        return self._rollout("PUT", f"/admin/endpoints/{endpoint}", body, timeout if wait else 0.0)
+        params = None if create else {"create": "false"}
+        return self._rollout("PUT", f"/admin/endpoints/{endpoint}", body, timeout if wait else 0.0, params)
+
+    def create(self, endpoint: str, target: str, *, wait: bool = False,
+               timeout: float = 60.0) -> dict[str, Any]:
+        """Create ``endpoint`` serving ``target`` (a ``PUT`` that may create; answers as :meth:`swap`)."""
+        return self.swap(endpoint, target, wait=wait, timeout=timeout, create=True)
+
+    def delete(self, endpoint: str) -> None:
+        """Stop serving ``endpoint``: its desired state is removed and every worker unloads it."""
+        self._request("DELETE", f"/admin/endpoints/{endpoint}")
 
     def rollback(self, endpoint: str, *, wait: bool = False, timeout: float = 60.0,
                  force: bool = False) -> dict[str, Any]:
@@ -79,8 +91,9 @@ class AdminClient:
         result: list[dict[str, Any]] = self._request("GET", "/admin/workers", params=params)
         return result
 
-    def _rollout(self, method: str, path: str, body: dict[str, Any], wait_s: float) -> dict[str, Any]:
-        response = self._send(method, path, json=body, extra_timeout=wait_s)
+    def _rollout(self, method: str, path: str, body: dict[str, Any], wait_s: float,
+                 params: dict[str, str] | None = None) -> dict[str, Any]:
+        response = self._send(method, path, json=body, params=params, extra_timeout=wait_s)
         data = _json(response)
         if isinstance(data, dict) and data.get("outcome") in _OUTCOMES and response.status_code in (409, 504):
             message = data.get("message") or data.get("outcome")

@@ -146,16 +146,22 @@ class Reconciler:
             self._backoff_s = 1.0
 
     async def _drop_removed(self) -> None:
+        from modelrunner.monitoring import metrics
+
         for name in [n for n in self.endpoints if n not in self.desired]:
             ep = self.endpoints.pop(name)
             self._failed.pop(name, None)
             log.info("endpoint %s removed from desired state; unloading", name)
             await ep.close()
+            metrics.forget_endpoint(name)  # /metrics must not report a deleted endpoint as loaded
             self._notify(ep)
 
     async def _sync(self, state: Any, mv: Any, generation: int, retry: bool) -> None:
         ep = self.endpoints.get(state.name)
         if ep is None:
+            from modelrunner.monitoring import metrics
+
+            metrics.endpoint_added(state.name)
             ep = self.endpoints[state.name] = self.make_endpoint(state.name)
         self._configure(ep, state)
         if isinstance(mv, ModelrunnerError):

@@ -37,6 +37,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 T = TypeVar("T")
 ACTOR_HEADER = "x-modelrunner-actor"
+CREATE_HELP = "false: only change an existing endpoint (404 naming the known ones), never create one."
 ALIVE_S = 10.0
 """Worker rows older than this (no heartbeat) are left out of endpoint views by default."""
 
@@ -92,13 +93,15 @@ async def get_endpoint(name: str, request: Request,
 
 
 @router.put("/endpoints/{name}", response_model=RolloutOut, summary="Set what an endpoint serves (swap)",
-            responses={409: {"description": "a worker refused the swap"}, 504: {"description": "timeout"}})
-async def put_endpoint(name: str, body: EndpointPut, request: Request) -> Response:
+            responses={404: {"description": "unknown target; or unknown endpoint with create=false"},
+                       409: {"description": "a worker refused the swap"}, 504: {"description": "timeout"}})
+async def put_endpoint(name: str, body: EndpointPut, request: Request,
+                       create: bool = Query(True, description=CREATE_HELP)) -> Response:
     reg = _registry(request)
     if body.config is not None:
         BatchConfig.from_config(body.config)  # a bad option is a 400 naming it, before anything is written
     state = await _call(reg.set_endpoint, name, body.target, config=body.config, force=body.force,
-                        actor=_actor(request))
+                        actor=_actor(request), create=create)
     return await _rollout_response(request, state, body.wait, body.timeout_s)
 
 
