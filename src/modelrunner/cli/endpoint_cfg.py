@@ -2,10 +2,10 @@
 
 ``create NAME TARGET`` is the CLI's way (besides ``serve --endpoint``) to add an endpoint: ``swap`` refuses
 unknown names so that a typo cannot start serving a second endpoint. ``delete NAME`` removes it from the
-desired state; every worker unloads it and drops its metrics. ``set NAME --batch 32 --batch-latency-ms 5`` changes
-options in the desired state (``config``); every worker applies them at its next poll without reloading the
-model. Each goes through a running server's admin API (``--url``) when one answers, else straight into the
-registry (runners sharing it pick the change up by themselves).
+desired state; every worker unloads it and drops its metrics. ``set NAME --batch 32 --batch-latency-ms 5``
+changes options in the desired state (``config``); every worker applies them at its next poll without
+reloading the model. Each goes through a running server's admin API (``--url``) when one answers, else
+straight into the registry (runners sharing it pick the change up by themselves).
 """
 
 from __future__ import annotations
