@@ -46,10 +46,11 @@ def test_evaluate_prints_the_table_writes_the_report_and_stores(cli: Run, digits
 
 
 def test_evaluate_json_and_no_store(cli: Run, digits_reg: Any, digits_npz: Path) -> None:
-    code, out, _ = cli("evaluate", "digits@3", "--data", digits_npz, "-r", "accuracy>=0.9", "--no-served",
-                       "--no-report", "--no-store", "--json")
-    assert code == 0
-    data = json.loads(out)
+    code, out, err = cli("evaluate", "digits@3", "--data", digits_npz, "-r", "accuracy>=0.9", "--no-served",
+                         "--no-report", "--no-store", "--json")
+    assert code == 1  # no candidate meets the requirements: scripts and CI must see it
+    assert err.strip() == "no candidate meets: accuracy>=0.9"
+    data = json.loads(out)  # stdout stays valid JSON
     assert data["best"] is None and data["dataset"]["rows"] == 597 and len(data["dataset"]["sha256"]) == 64
     cand = data["candidates"][0]
     assert cand["ref"] == "digits@3" and cand["passed"] is False and cand["evaluation_id"] is None
@@ -57,11 +58,23 @@ def test_evaluate_json_and_no_store(cli: Run, digits_reg: Any, digits_npz: Path)
     assert digits_reg.evaluations("digits") == []
 
 
+def test_evaluate_exits_1_when_no_candidate_meets_the_requirements(cli: Run, digits_reg: Any,
+                                                                    digits_npz: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    code, out, _ = cli("evaluate", "digits@1", "digits@2", "--data", digits_npz, "-r", "accuracy>=0.99",
+                       "-r", "inproc_p99_ms<=5000", "--no-served", "--report", report)
+    assert code == 1, out
+    assert "no candidate meets: accuracy>=0.99; inproc_p99_ms<=5000" in out
+    assert report.is_file()  # the report is still written, so the failure can be read
+    code, out, _ = cli("evaluate", "digits@2", "--data", digits_npz, "--no-served", "--no-report")
+    assert code == 0 and "best: digits@2" in out  # no requirement: every candidate passes
+
+
 def test_promote_exit_codes_and_reasons(cli: Run, digits_reg: Any, digits_npz: Path) -> None:
     code, out, _ = cli("promote", "digits", "--best-of", "2,3", "--data", digits_npz, "-r", "accuracy>=0.95",
                        "--no-served")
     assert code == 1
-    assert "not promoted: no candidate passes every gate (digits@2: fail: accuracy 0.8894 < 0.95" in out
+    assert "not promoted: no candidate meets: accuracy>=0.95 (digits@2: fail: accuracy 0.8894 < 0.95" in out
     code, out, _ = cli("promote", "digits", "--best-of", "2,3", "-r", "accuracy>=0.85")  # stored evaluations
     assert code == 0, out
     assert "promoted digits@production -> version 2 (was version 1)" in out

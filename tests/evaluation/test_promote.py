@@ -36,7 +36,7 @@ def test_refuses_when_no_candidate_passes(digits_reg: Any, digits_npz: Path) -> 
     d = promote(digits_reg, "digits", versions=[2, 3], data=digits_npz, requirements=["accuracy>=0.95"],
                 options=FAST)
     assert not d.promoted and _production(digits_reg) == 1
-    assert d.reason.startswith("no candidate passes every gate (digits@2: fail: accuracy 0.8894 < 0.95")
+    assert d.reason.startswith("no candidate meets: accuracy>=0.95 (digits@2: fail: accuracy 0.8894 < 0.95")
     refused = digits_reg.audit(action="evaluation.promote_refused")[0]
     assert refused.after["reason"] == d.reason
 

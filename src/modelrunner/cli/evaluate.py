@@ -126,7 +126,9 @@ def evaluate(
     store: bool = typer.Option(True, "--store/--no-store", help="Keep the results in the registry."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
-    """Evaluate candidates on a data set: metrics, speed (in-process and served), gates, verdicts."""
+    """Evaluate candidates on a data set: metrics, speed (in-process and served), gates, verdicts.
+
+    Exits 1 when no candidate meets every requirement (``--require`` and the model's saved gates)."""
     from modelrunner.evaluation.evaluate import evaluate as run_evaluation
     from modelrunner.evaluation.report import write_report
 
@@ -135,16 +137,21 @@ def evaluate(
     with _progress() as bars:
         run = run_evaluation(registry, candidates, data, require, options=options, store=store, progress=bars)
     out = console()
+    best = run.best
+    unmet = "no candidate meets: " + "; ".join(str(r) for r in run.requirements)
     if as_json:
         typer.echo(json.dumps(run_json(run), indent=2))
     else:
         out.print(results_table(run))
-        best = run.best
-        out.print(f"best: {best.ref}" if best else "no candidate passes every gate")
+        out.print(f"best: {best.ref}" if best else unmet)
     if report is not None and not no_report:
         path = write_report(run, report)
         if not as_json:
             out.print(f"report: {path}")
+    if best is None:  # a failed evaluation must fail a script or a CI step
+        if as_json:
+            typer.echo(unmet, err=True)  # stdout stays one JSON document
+        raise typer.Exit(1)
 
 
 def _decision_text(d: Decision) -> str:

@@ -116,13 +116,14 @@ def _stored(registry: Any, name: str, versions: list[int], current: int | None,
     return scored, base, {"name": newest.dataset_name, "sha256": sha}
 
 
-def _judge(decision: Decision, scored: list[Scored], base: Scored | None, min_improvement: float) -> None:
+def _judge(decision: Decision, scored: list[Scored], base: Scored | None, min_improvement: float,
+           reqs: Sequence[Requirement] = ()) -> None:
     """Fill ``decision.chosen``/``reason``/``promoted`` (no side effects)."""
     name, alias, primary = decision.model, decision.alias, decision.primary
     passing = sorted((s for s in scored if s.passed), key=lambda s: rank_key(s.metrics, primary))
     if not passing:
         why = "; ".join(f"{name}@{s.version}: {verdict(s.gates)}" for s in scored)
-        decision.reason = f"no candidate passes every gate ({why})"
+        decision.reason = f"no candidate meets: {'; '.join(str(r) for r in reqs)} ({why})"
         return
     best = decision.chosen = passing[0]
     if decision.previous == best.version:
@@ -165,7 +166,7 @@ def promote(registry: Any, name: str, *, versions: Sequence[int | str] | str, al
         found = options.task or m.infer_task(registry.resolve(f"{name}@{wanted[0]}").contract)
         scored, base, dataset = _stored(registry, name, wanted, current, reqs)
     decision.primary, decision.dataset, decision.candidates = m.PRIMARY_METRIC[found], dataset, scored
-    _judge(decision, scored, base, min_improvement)
+    _judge(decision, scored, base, min_improvement, reqs)
     _apply(registry, decision, reqs, base, actor)
     return decision
 
