@@ -115,3 +115,28 @@ def test_push_an_archive(cli: Cli, iris_bundle: Path, tmp_path: Path) -> None:
     result = cli("push", archive, "--name", "packed")
     assert result.code == 0, result.err
     assert result.out.startswith("packed version 1 ")
+
+
+def test_contract_proto_compiles_to_a_stub_that_calls_the_server(cli: Cli, iris_bundle: Path, tmp_home: Path,
+                                                                 tmp_path: Path) -> None:
+    """The CLI's .proto has the package the server serves (gRPC method names include it): a stub compiled from
+    it with protoc calls the endpoint; ``--endpoint`` renders it for an endpoint with another name."""
+    import grpc
+    from grpc_helpers import compile_proto, grpc_stack
+
+    def push(registry: object, _root: Path) -> None:
+        registry.push(iris_bundle, alias="production")  # type: ignore[attr-defined]
+
+    row = [5.1, 3.5, 1.4, 0.2]
+    with grpc_stack(tmp_home, push, {"iris": "iris@production", "iris-canary": "iris@production"}) as stack, \
+            grpc.insecure_channel(stack.grpc) as channel:
+        for endpoint, args in (("iris", ()), ("iris-canary", ("--endpoint", "iris-canary"))):
+            rendered = cli("contract", "iris@production", "--format", "proto", *args)
+            assert rendered.code == 0, rendered.err
+            assert rendered.out == stack.http.get(f"/v1/endpoints/{endpoint}/contract.proto").text  # one renderer
+            pb2, pb2_grpc = compile_proto(rendered.out, f"cli_{endpoint.replace('-', '_')}", tmp_path / endpoint)
+            answer = pb2_grpc.ModelStub(channel).Predict(pb2.Request(rows=[pb2.InputRow(input=row)]), timeout=30)
+            assert len(answer.rows) == 1
+            want = stack.http.post(f"/v1/endpoints/{endpoint}/predict", json={"instances": [{"input": row}]})
+            assert answer.rows[0].label == want.json()["predictions"][0]["label"]
+    assert "package modelrunner.iris;" in cli("contract", "iris", "-f", "proto").out

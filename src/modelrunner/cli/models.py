@@ -208,19 +208,24 @@ def alias_delete(
 def contract(
     ref: str = typer.Argument(..., help="name, name@3 or name@production."),
     fmt: ContractFormat = typer.Option(ContractFormat.proto, "--format", "-f", help="Output format."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", "-e",
+        help="proto: the endpoint a stub calls (package modelrunner.<endpoint>; default: the model name)."),
 ) -> None:
     """Print a version's contract as proto3, JSON Schema, JSON or V2 model metadata."""
     registry = open_registry()
     mv = registry.resolve(ref)
-    typer.echo(render_contract(registry, mv, fmt).rstrip("\n"))
+    typer.echo(render_contract(registry, mv, fmt, endpoint=endpoint).rstrip("\n"))
 
 
-def render_contract(registry: Registry, mv: ModelVersion, fmt: ContractFormat) -> str:
-    """The contract of ``mv`` in ``fmt`` as text."""
+def render_contract(registry: Registry, mv: ModelVersion, fmt: ContractFormat, *,
+                    endpoint: str | None = None) -> str:
+    """The contract of ``mv`` in ``fmt`` as text; ``proto`` as the server serves it to endpoint ``endpoint``
+    (default: an endpoint named like the model), so a stub compiled from it can call that endpoint."""
     if fmt is ContractFormat.proto:
-        from modelrunner.contract.proto import proto_package, render_proto
+        from modelrunner.contract.proto import endpoint_package, render_proto
 
-        return render_proto(mv.contract, proto_package(mv.name))
+        return render_proto(mv.contract, endpoint_package(endpoint or mv.name))
     data: Any
     if fmt is ContractFormat.json_schema:
         from modelrunner.contract.schema import json_schema

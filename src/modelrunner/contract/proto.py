@@ -34,9 +34,13 @@ from modelrunner.contract.validate import Columns, _default_row, validate_batch
 from modelrunner.errors import ContractError, ValidationError
 
 __all__ = [
-    "SHAPE_NUMBER_BASE", "columns_to_request_bytes", "columns_to_response_bytes", "message_classes",
-    "proto_package", "render_proto", "request_to_columns", "response_bytes_to_columns",
+    "SERVICE", "SHAPE_NUMBER_BASE", "columns_to_request_bytes", "columns_to_response_bytes",
+    "endpoint_package", "message_classes", "proto_package", "render_proto", "request_to_columns",
+    "response_bytes_to_columns",
 ]
+
+SERVICE = "Model"
+"""The service of every endpoint's ``.proto``, with one ``rpc Predict(Request) returns (Response)``."""
 
 SHAPE_NUMBER_BASE = MAX_FIELD_NUMBER + 1
 """Companion ``<name>_shape`` fields are numbered ``SHAPE_NUMBER_BASE + field.number``."""
@@ -67,6 +71,15 @@ def proto_package(name: str) -> str:
     if not parts:
         raise ContractError(f"cannot make a protobuf package name from {name!r}")
     return ".".join(parts)
+
+
+def endpoint_package(endpoint: str) -> str:
+    """The proto package of an endpoint's messages and service: ``digits`` -> ``modelrunner.digits``.
+
+    gRPC method names include it (``/modelrunner.digits.Model/Predict``), so a stub works only when compiled
+    from a ``.proto`` with this package: the server and ``modelrunner contract --format proto`` both use it.
+    """
+    return proto_package(f"modelrunner.{endpoint.replace('.', '_')}")
 
 
 def _shape_slot(f: Field) -> bool:
@@ -103,7 +116,7 @@ def _messages(contract: Contract) -> list[tuple[str, list[_Slot], tuple[int, ...
             ("OutputRow", _slots(contract.outputs, False), contract.reserved_outputs)]
 
 
-def render_proto(contract: Contract, package: str, service: str = "Model") -> str:
+def render_proto(contract: Contract, package: str, service: str = SERVICE) -> str:
     """The proto3 text of ``contract``'s messages and a ``service`` with ``rpc Predict``."""
     package = proto_package(package)
     service = proto_package(service).replace(".", "_")

@@ -18,8 +18,9 @@ from starlette.responses import Response
 from modelrunner.contract import Contract
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
 from modelrunner.contract.proto import (
+    SERVICE,
     columns_to_response_bytes,
-    proto_package,
+    endpoint_package,
     render_proto,
     request_to_columns,
 )
@@ -32,13 +33,8 @@ from modelrunner.server.http import json_response, parse_json
 PROTOBUF = "application/x-protobuf"
 _PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf", "application/vnd.google.protobuf",
                              "application/x-google-protobuf"})
-SERVICE = "Model"
-"""The service name ``render_proto`` gives every endpoint: ``service Model { rpc Predict ... }``."""
-
-
-def package_of(endpoint: str) -> str:
-    """The proto package of an endpoint's messages and service: ``digits`` -> ``modelrunner.digits``."""
-    return proto_package(f"modelrunner.{endpoint.replace('.', '_')}")
+package_of = endpoint_package
+"""An endpoint's proto package: ``digits`` -> ``modelrunner.digits`` (the one rule, in contract.proto)."""
 
 
 def service_of(endpoint: str) -> str:
