@@ -133,9 +133,12 @@ def test_contract_proto_compiles_to_a_stub_that_calls_the_server(cli: Cli, iris_
         for endpoint, args in (("iris", ()), ("iris-canary", ("--endpoint", "iris-canary"))):
             rendered = cli("contract", "iris@production", "--format", "proto", *args)
             assert rendered.code == 0, rendered.err
-            assert rendered.out == stack.http.get(f"/v1/endpoints/{endpoint}/contract.proto").text  # one renderer
-            pb2, pb2_grpc = compile_proto(rendered.out, f"cli_{endpoint.replace('-', '_')}", tmp_path / endpoint)
-            answer = pb2_grpc.ModelStub(channel).Predict(pb2.Request(rows=[pb2.InputRow(input=row)]), timeout=30)
+            served = stack.http.get(f"/v1/endpoints/{endpoint}/contract.proto").text
+            assert rendered.out == served  # one renderer, one package rule
+            module = f"cli_{endpoint.replace('-', '_')}"
+            pb2, pb2_grpc = compile_proto(rendered.out, module, tmp_path / endpoint)
+            request = pb2.Request(rows=[pb2.InputRow(input=row)])
+            answer = pb2_grpc.ModelStub(channel).Predict(request, timeout=30)
             assert len(answer.rows) == 1
             want = stack.http.post(f"/v1/endpoints/{endpoint}/predict", json={"instances": [{"input": row}]})
             assert answer.rows[0].label == want.json()["predictions"][0]["label"]
