@@ -53,15 +53,36 @@ def test_alias_set_move_and_delete(cli: Cli, iris_bundle: Path) -> None:
     from modelrunner import Registry
 
     _push_two(cli, iris_bundle)
-    assert cli("alias", "set", "iris@1", "production").out.strip() == "iris@production -> version 1"
+    assert cli("alias", "set", "iris@1", "production").out.splitlines()[0] == "iris@production -> version 1"
     moved = cli("alias", "set", "iris@2", "production")
-    assert moved.out.strip() == "iris@production -> version 2 (was version 1)"
+    assert moved.out.splitlines()[0] == "iris@production -> version 2 (was version 1)"
     with Registry.from_env() as registry:
         assert registry.resolve("iris@production").version == 2
     assert cli("alias", "delete", "iris", "production").out.strip() == "deleted iris@production"
     gone = cli("show", "iris@production")
     assert gone.code == 2
     assert "production" in gone.err
+
+
+def test_alias_set_says_which_endpoints_follow_and_which_are_pinned(cli: Cli, iris_bundle: Path) -> None:
+    from modelrunner import Registry
+
+    _push_two(cli, iris_bundle)
+    first = cli("alias", "set", "iris@1", "production").out.splitlines()
+    assert first[1] == "no endpoint follows iris@production"
+    with Registry.from_env() as registry:
+        for name, target in (("iris", "iris@production"), ("canary", "iris@2"), ("newest", "iris"),
+                             ("trial", "iris@staging")):
+            registry.set_endpoint(name, target)
+    moved = cli("alias", "set", "iris@2", "production")
+    assert moved.code == 0, moved.err
+    assert moved.out.splitlines() == [
+        "iris@production -> version 2 (was version 1)",
+        "endpoint canary is pinned to iris@2: does not follow iris@production",
+        "endpoint iris follows iris@production: it swaps to version 2",
+        "endpoint newest is pinned to iris@latest: does not follow iris@production",
+        "endpoint trial is pinned to iris@staging: does not follow iris@production",
+    ]
 
 
 def test_contract_formats(cli: Cli, iris_bundle: Path) -> None:

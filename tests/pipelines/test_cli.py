@@ -88,6 +88,8 @@ def test_alias_set_refuses_a_step_swap_that_breaks_a_served_pipeline(
         assert home.registry.resolve("digit-recognizer@production").version == 1
         code, out, err = run(capsys, "alias", "set", "digit-recognizer@2", "production")
         assert code == 0, err
+        assert ("endpoint cli-ocr follows digit-recognizer@production in step recognize of pipeline "
+                "digits-ocr@1: that step swaps to version 2") in out
     finally:
         home.registry.set_alias("digit-recognizer", "production", 1)
         home.registry.delete_endpoint("cli-ocr")

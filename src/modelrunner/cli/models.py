@@ -183,7 +183,37 @@ def alias_set(
     _refuse_breaking_step_swap(registry, mv.name, alias, mv.version)
     registry.set_alias(mv.name, alias, mv.version, force=force)
     moved = f" (was version {before})" if before is not None and before != mv.version else ""
-    console().print(f"{mv.name}@{alias} -> version {mv.version}{moved}")
+    out = console()
+    out.print(f"{mv.name}@{alias} -> version {mv.version}{moved}")
+    for line in _who_follows(registry, mv.name, alias, mv.version):
+        out.print(line)
+
+
+def _who_follows(registry: Registry, name: str, alias: str, version: int) -> list[str]:
+    """One line per endpoint using model ``name``: does it follow ``name@alias`` (swap) or is it pinned?"""
+    from modelrunner.pipelines.targets import _refers, _served_pipeline, split_target
+    from modelrunner.registry.refs import parse_ref
+
+    lines = []
+    for state in registry.endpoints():
+        _, ref = split_target(state.target)
+        try:
+            parsed = parse_ref(ref)
+        except InvalidArgument:
+            continue
+        if parsed.name == name:
+            if parsed.alias == alias:
+                lines.append(f"endpoint {state.name} follows {name}@{alias}: it swaps to version {version}")
+            else:
+                lines.append(f"endpoint {state.name} is pinned to {parsed}: does not follow {name}@{alias}")
+            continue
+        found = _served_pipeline(registry, state.target)
+        steps = [n for n, s in found[1].steps.items() if s.model and _refers(s.model, name, alias)] \
+            if found else []
+        if steps and found:
+            lines.append(f"endpoint {state.name} follows {name}@{alias} in step {', '.join(steps)} of "
+                         f"pipeline {found[0].ref}: that step swaps to version {version}")
+    return lines or [f"no endpoint follows {name}@{alias}"]
 
 
 def _refuse_breaking_step_swap(registry: Registry, name: str, alias: str, version: int) -> None:
