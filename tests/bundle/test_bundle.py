@@ -145,7 +145,7 @@ def test_no_contract_source(tmp_path: Path, digits_lr: Any) -> None:
         mr.save_model(digits_lr, tmp_path / "b")
 
 
-@pytest.mark.parametrize("bad", ["GPL", "MIT OR", "Apache 2.0", "BSD"])
+@pytest.mark.parametrize("bad", ["GPL", "MIT OR", "Apache 2.0", "BSD", "MIT WITH Foo", "(MIT", "GPL 2.0+"])
 def test_bad_license(tmp_path: Path, digits: Any, digits_lr: Any, bad: str) -> None:
     with pytest.raises(BundleError, match="license"):
         mr.save_model(digits_lr, tmp_path / "b", sample=digits[0][:2], license=bad)
@@ -154,6 +154,12 @@ def test_bad_license(tmp_path: Path, digits: Any, digits_lr: Any, bad: str) -> N
 @pytest.mark.parametrize(("given", "stored"), [
     ("apache-2.0", "Apache-2.0"), ("MIT OR Apache-2.0", "MIT OR Apache-2.0"),
     ("Proprietary", "LicenseRef-Proprietary"), ("LicenseRef-acme", "LicenseRef-acme"),
+    # the full SPDX list, not a short one: these were refused by a 75-id list
+    ("LGPL-2.0-only", "LGPL-2.0-only"), ("cc-by-sa-2.0", "CC-BY-SA-2.0"), ("Artistic-1.0", "Artistic-1.0"),
+    ("GPL-2.0+", "GPL-2.0-or-later"),  # deprecated SPDX ids are stored in their current form
+    ("gpl-2.0-only with classpath-exception-2.0", "GPL-2.0-only WITH Classpath-exception-2.0"),
+    ("LicenseRef-MIT-TC", "LicenseRef-MIT-TC"),  # a LicenseRef stays as written, never mapped to an id
+    ("OpenRAIL", "OpenRAIL"),
 ])
 def test_license_normalised(tmp_path: Path, digits: Any, digits_lr: Any, given: str, stored: str) -> None:
     bundle = mr.save_model(digits_lr, tmp_path / "b", sample=digits[0][:2], license=given)
@@ -307,3 +313,20 @@ def test_concurrent_predict(tmp_path: Path, digits: Any, digits_lr: Any) -> None
         results = list(pool.map(lambda b: model.predict({"input": b})["label"], batches))
     for batch, labels in zip(batches, results, strict=True):
         np.testing.assert_array_equal(labels, digits_lr.predict(batch))
+
+
+def test_the_spdx_list_is_read_from_the_package_not_downloaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from modelrunner.bundle import licenses
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the SPDX license list must not be fetched over the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    licenses._licensing.cache_clear()
+    try:
+        assert licenses.normalize_license("BlueOak-1.0.0 OR 0bsd") == "BlueOak-1.0.0 OR 0BSD"
+    finally:
+        licenses._licensing.cache_clear()

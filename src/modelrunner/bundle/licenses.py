@@ -1,104 +1,74 @@
-"""SPDX license identifiers and expressions (a compact list of the commonly used ids).
+"""SPDX license identifiers and expressions, checked against the full SPDX list.
 
-Accepted: a known SPDX id (any case; stored in canonical case), ``LicenseRef-<idstring>`` for anything
-else (``Proprietary`` is stored as ``LicenseRef-Proprietary``), and SPDX expressions joining those with
-``AND`` / ``OR`` / ``WITH <exception>`` and parentheses, e.g. ``"MIT OR Apache-2.0"``.
+Accepted: any SPDX license id (any case; stored in canonical case, deprecated ids such as ``GPL-2.0`` as their
+current form ``GPL-2.0-only``), ``LicenseRef-<idstring>`` for anything else (``Proprietary`` is stored as
+``LicenseRef-Proprietary``), and SPDX expressions joining those with ``AND`` / ``OR`` / ``WITH <exception>``
+and parentheses, e.g. ``"MIT OR Apache-2.0"``.
+
+The ``license-expression`` library does the parsing; its SPDX database ships inside the package (nothing is
+downloaded). It takes ~0.3 s to load, so it is loaded once, on the first license checked.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 from modelrunner.errors import BundleError
 
-SPDX_IDS: tuple[str, ...] = (
-    "0BSD", "AFL-3.0", "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-1.1", "Apache-2.0", "APSL-2.0",
-    "Artistic-2.0", "BlueOak-1.0.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-2-Clause-Patent", "BSD-3-Clause",
-    "BSD-3-Clause-Clear", "BSD-4-Clause", "BSL-1.0", "CAL-1.0", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-NC-4.0",
-    "CC-BY-NC-ND-4.0", "CC-BY-NC-SA-4.0", "CC-BY-ND-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "CC0-1.0",
-    "CDDL-1.0", "CDDL-1.1", "CDLA-Permissive-2.0", "CDLA-Sharing-1.0", "CECILL-2.1", "ECL-2.0", "EPL-1.0",
-    "EPL-2.0", "EUPL-1.1", "EUPL-1.2", "GFDL-1.3-only", "GFDL-1.3-or-later", "GPL-2.0-only",
-    "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "ISC", "LGPL-2.1-only", "LGPL-2.1-or-later",
-    "LGPL-3.0-only", "LGPL-3.0-or-later", "LPPL-1.3c", "MIT", "MIT-0", "MPL-1.1", "MPL-2.0", "MS-PL",
-    "MS-RL", "MulanPSL-2.0", "NCSA", "ODbL-1.0", "OFL-1.1", "OpenRAIL", "OSL-3.0", "PostgreSQL",
-    "PSF-2.0", "Python-2.0", "Ruby", "Unicode-3.0", "Unlicense", "UPL-1.0", "Vim", "W3C", "WTFPL",
-    "X11", "Zlib", "ZPL-2.1",
-)  # fmt: skip
-
-SPDX_EXCEPTIONS: tuple[str, ...] = (
-    "Autoconf-exception-3.0", "Bison-exception-2.2", "Classpath-exception-2.0", "GCC-exception-3.1",
-    "LLVM-exception", "OpenJDK-assembly-exception-1.0", "Qt-LGPL-exception-1.1",
-)  # fmt: skip
-
-_CANON = {i.lower(): i for i in SPDX_IDS}
-_EXC = {e.lower(): e for e in SPDX_EXCEPTIONS}
 _LICENSE_REF = re.compile(r"^(DocumentRef-[A-Za-z0-9.\-]+:)?LicenseRef-[A-Za-z0-9.\-]+$")
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_PROPRIETARY = re.compile(r"(?<![\w.:-])proprietary(?![\w.-])", re.IGNORECASE)
+_DEPRECATED_ID = re.compile(r"^[A-Za-z][A-Za-z0-9.\-]*[0-9][A-Za-z0-9.\-]*\+?$")
+"""What a deprecated SPDX id looks like (``GPL-2.0``, ``LGPL-2.1+``): no spaces, a version number."""
+_EXTRA = {"openrail": "OpenRAIL"}
+"""Model licenses outside the SPDX list that modelrunner always accepted (kept for existing bundles)."""
+_HINT = "use an SPDX id like 'MIT' or 'Apache-2.0', or LicenseRef-<name>"
+
+
+@functools.cache
+def _licensing() -> Any:
+    """SPDX ids and exceptions from the package's own database, with the deprecated SPDX ids as aliases.
+
+    The library's ``get_spdx_licensing`` also maps loose names (``GPL`` -> ``GPL-1.0-or-later``,
+    ``LicenseRef-MIT-TC`` -> ``MIT``): guesses we do not store, so those aliases are left out.
+    """
+    from license_expression import get_license_index, load_licensing_from_license_index
+
+    index = get_license_index()  # the JSON shipped inside the package: nothing is downloaded
+    return load_licensing_from_license_index([
+        {"key": lic["spdx_license_key"], "is_exception": lic.get("is_exception", False),
+         "is_deprecated": lic.get("is_deprecated", False),
+         "aliases": [a for a in lic.get("other_spdx_license_keys", []) if _DEPRECATED_ID.match(a)
+                     and not a.lower().startswith(("licenseref-", "documentref-"))]}
+        for lic in index if lic.get("spdx_license_key")])
 
 
 def normalize_license(text: str) -> str:
     """The canonical form of an SPDX id or expression; BundleError naming what is not valid."""
     if not isinstance(text, str) or not text.strip():
         raise BundleError("license must be an SPDX identifier such as 'MIT' or 'Apache-2.0'")
-    tokens = _TOKEN.findall(text)
-    out = _Parser(tokens, text).expression()
-    return " ".join(out).replace("( ", "(").replace(" )", ")")
+    from license_expression import ExpressionError
+
+    licensing = _licensing()
+    try:
+        # strict: an exception only after WITH, and only an exception there
+        expression = licensing.parse(text, validate=False, strict=True)
+    except ExpressionError as exc:
+        raise BundleError(f"invalid license {text!r}: {_reason(exc)} ({_HINT})") from None
+    if expression is None:
+        raise BundleError(f"invalid license {text!r}: no license in it ({_HINT})")
+    for key in licensing.unknown_license_keys(expression):
+        if not (_LICENSE_REF.match(key) or key.lower() == "proprietary" or key.lower() in _EXTRA):
+            raise BundleError(f"invalid license {text!r}: {key!r} is not a known SPDX license id "
+                              f"(or LicenseRef-...); {_HINT}")
+    rendered = str(expression.render("{symbol.key}"))
+    rendered = _PROPRIETARY.sub("LicenseRef-Proprietary", rendered)
+    for lower, canonical in _EXTRA.items():
+        rendered = re.sub(rf"(?<![\w.:-]){re.escape(lower)}(?![\w.-])", canonical, rendered, flags=re.I)
+    return rendered
 
 
-class _Parser:
-    """Recursive descent over ``expr := term ((AND|OR) term)*``, ``term := id [WITH exc] | ( expr )``."""
-
-    def __init__(self, tokens: list[str], text: str) -> None:
-        self.tokens = tokens
-        self.pos = 0
-        self.text = text
-
-    def fail(self, why: str) -> BundleError:
-        hint = "use an SPDX id like 'MIT' or 'Apache-2.0'"
-        return BundleError(f"invalid license {self.text!r}: {why} ({hint})")
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> str:
-        tok = self.peek()
-        if tok is None:
-            raise self.fail("unexpected end")
-        self.pos += 1
-        return tok
-
-    def expression(self, depth: int = 0) -> list[str]:
-        out = self.term(depth)
-        while (op := self.peek()) is not None and op.upper() in ("AND", "OR"):
-            self.pos += 1
-            out += [op.upper(), *self.term(depth)]
-        if depth == 0 and self.peek() is not None:
-            raise self.fail(f"unexpected {self.peek()!r}")
-        return out
-
-    def term(self, depth: int) -> list[str]:
-        tok = self.take()
-        if tok == "(":
-            inner = self.expression(depth + 1)
-            if self.take() != ")":
-                raise self.fail("missing ')'")
-            return ["(", *inner, ")"]
-        out = [self.license_id(tok)]
-        if (nxt := self.peek()) is not None and nxt.upper() == "WITH":
-            self.pos += 1
-            exc = self.take()
-            if exc.lower() not in _EXC:
-                raise self.fail(f"unknown license exception {exc!r}")
-            out += ["WITH", _EXC[exc.lower()]]
-        return out
-
-    def license_id(self, tok: str) -> str:
-        plus = tok.endswith("+")
-        base = tok[:-1] if plus else tok
-        if base.lower() == "proprietary":
-            return "LicenseRef-Proprietary"
-        if _LICENSE_REF.match(base):
-            return tok
-        if base.lower() in _CANON:
-            return _CANON[base.lower()] + ("+" if plus else "")
-        raise self.fail(f"{tok!r} is not a known SPDX license id (or LicenseRef-...)")
+def _reason(exc: Exception) -> str:
+    """The library's message without its position details (``for token: ... at position: 9``)."""
+    return " ".join(str(exc).split(" for token:", 1)[0].split()) or "not a license expression"
