@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import pytest
 import typer
+from cli_helpers import Cli
 from typer.main import get_group
 
 from modelrunner.cli.main import COMMAND_MODULES, COMMANDS
@@ -40,3 +46,49 @@ def test_help_and_unknown_commands_still_see_every_command() -> None:
             assert out.returncode == 0 and all(c in text for c in ("serve", "push", "promote", "pipeline"))
         else:
             assert out.returncode == 2 and "no-such-command" in text
+
+
+def test_version_prints_the_installed_version(cli: Cli) -> None:
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert result.code == 0, result.err
+    assert result.out == f"modelrunner {version('modelrunner')}\n" == "modelrunner 0.1.0\n"
+
+
+def _every_command(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _every_command(command, (*path, name))
+
+
+def test_help_shows_click_style_metavars(cli: Cli) -> None:
+    """No ``{bundle}``, ``<str>`` or ``--help <bool>``: ``BUNDLE``, ``TEXT``, nothing after a flag."""
+    from modelrunner.cli.main import _register_all, app
+
+    _register_all()
+    paths = list(_every_command(get_group(app)))
+    assert ("endpoint", "create") in paths and ("push",) in paths
+    for path in paths:
+        result = cli(*path, "--help")
+        assert result.code == 0, (path, result.err)
+        text = result.out
+        assert not re.search(r"<(str|int|float|bool|path|list\[[a-z]+\])>|\{[a-z_]+\}", text), (path, text)
+        assert re.search(r"--help\s+Show this message", text), (path, text)
+    push = cli("push", "--help").out
+    assert "[OPTIONS] BUNDLE" in push and re.search(r"--name\s+-n\s+TEXT", push), push
+    assert "CANDIDATES..." in cli("evaluate", "--help").out
+
+
+def test_an_unusable_home_is_one_line_naming_the_path(cli: Cli, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    home = blocker / "home"
+    monkeypatch.setenv("MODELRUNNER_HOME", str(home))
+    result = cli("models")
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot use "), result.err
+    assert str(blocker) in lines[0] and "Not a directory" in lines[0]
+    assert f"MODELRUNNER_HOME={home}" in lines[0] and "unexpected" not in lines[0]

@@ -128,7 +128,7 @@ def evaluate(
 ) -> None:
     """Evaluate candidates on a data set: metrics, speed (in-process and served), gates, verdicts.
 
-    Exits 1 when no candidate meets every requirement (``--require`` and the model's saved gates)."""
+    Exits 1 when no candidate meets every requirement (--require and the model's saved gates)."""
     from modelrunner.evaluation.evaluate import evaluate as run_evaluation
     from modelrunner.evaluation.report import write_report
 

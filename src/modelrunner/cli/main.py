@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,9 +34,86 @@ COMMANDS: dict[str, str] = {
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", "int range": "INTEGER",
+               "float range": "FLOAT"}
+
+
+def _classic_label(label: str | None) -> str | None:
+    """typer's ``<str>`` / ``<list[str]>`` / ``<a|b>`` -> click's ``TEXT`` / ``TEXT`` / ``[a|b]``."""
+    if not label or not (label.startswith("<") and label.endswith(">")):
+        return label
+    inner = label[1:-1]
+    if inner.startswith("list[") and inner.endswith("]"):
+        inner = inner[5:-1]  # a repeatable option takes one value per use
+    if "|" in inner:
+        return f"[{inner}]"
+    return _TYPE_NAMES.get(inner, inner.upper())
+
+
+def _classic_help() -> None:
+    """Help in click's style: ``BUNDLE``, ``TEXT``, no metavar on a flag.
+
+    typer 0.2x renders ``Usage: ... {bundle}``, ``--name <str>``, ``--help <bool>``. Its parameter classes
+    have no setting for it, so their three display methods are wrapped; a typer without them is left alone.
+    """
+    core = importlib.import_module("typer.core")
+    param, option, argument = (getattr(core, n, None) for n in ("_TyperParameter", "TyperOption",
+                                                                   "TyperArgument"))
+    hooks: tuple[Any, ...] = (getattr(param, "display_type", None),
+                              getattr(option, "display_type_rich", None),
+                              getattr(argument, "_usage_display_name", None))
+    if None in hooks or getattr(hooks[0], "classic", False):
+        return
+    display_type, option_display, usage_name = hooks
+
+    def classic_type(self: Any, ctx: Any) -> str | None:
+        return _classic_label(display_type(self, ctx))
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None  # --help, --wait: nothing to type after them
+        return _classic_label(option_display(self, ctx))
+
+    def usage(self: Any) -> str:  # {bundle} -> BUNDLE, [name] -> [NAME], {candidates}... -> CANDIDATES...
+        raw = str(usage_name(self))
+        dots = "..." if raw.endswith("...") else ""
+        name = raw[: len(raw) - len(dots)]
+        if name[:1] in "{[" and name[-1:] in "}]":
+            name = name[1:-1].upper() if name[0] == "{" else f"[{name[1:-1].upper()}]"
+        return name + dots
+
+    classic_type.classic = True  # type: ignore[attr-defined]
+    param.display_type = classic_type  # type: ignore[union-attr]
+    option.display_type_rich = option_type  # type: ignore[union-attr]
+    argument._usage_display_name = usage  # type: ignore[union-attr]
+
+
+_classic_help()
+
+
+def version_text() -> str:
+    """``modelrunner 0.1.0``: the installed distribution's version (the package's own when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"modelrunner {version('modelrunner')}"
+    except PackageNotFoundError:
+        from modelrunner import __version__
+
+        return f"modelrunner {__version__}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
 
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                  help="Print the version and exit."),
+) -> None:
     """Reusable MLOps: bundles, a registry, and a runner that hot-swaps models live."""
     # A callback keeps ``modelrunner COMMAND`` a group even when only one command module is registered.
 _registered: set[str] = set()
@@ -79,6 +157,8 @@ def _register_for(args: list[str]) -> None:
     """Import only the module of the command being run (``serve`` starts ~0.6 s sooner than with every
     module imported); the whole CLI for ``--help``, no command, or an unknown one (typer's suggestions)."""
     command = next((a for a in args if not a.startswith("-")), None)
+    if command is None and "--version" in args:
+        return  # answered by the root callback: no command module needed
     module = COMMANDS.get(command or "")
     if module is None:
         _register_all()
@@ -116,12 +196,35 @@ def main(argv: list[str] | None = None) -> int:
     except _USAGE_ERRORS as exc:  # bad option, missing argument, bad choice: usage + one error line
         exc.show()  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2) or 2)
+    except OSError as exc:
+        if exc.filename is None:
+            raise_unexpected(exc)
+            return 1
+        _error_line(_path_problem(exc))  # e.g. an unwritable MODELRUNNER_HOME: the user can fix it
+        return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
-        logging.getLogger("modelrunner.cli").debug("unexpected error", exc_info=True)
-        _error_line(f"unexpected {type(exc).__name__}: {exc} (MODELRUNNER_DEBUG=1 shows the traceback)")
+        raise_unexpected(exc)
         return 1
     # with standalone_mode=False click returns the exit code of typer.Exit / --help instead of raising
     return result if isinstance(result, int) else 0
+
+
+def raise_unexpected(exc: BaseException) -> None:
+    """Report an unexpected error in one line; its traceback goes to the log at DEBUG."""
+    logging.getLogger("modelrunner.cli").debug("unexpected error", exc_info=exc)
+    _error_line(f"unexpected {type(exc).__name__}: {exc} (MODELRUNNER_DEBUG=1 shows the traceback)")
+
+
+def _path_problem(exc: OSError) -> str:
+    """``cannot use /x/artifacts: No such file or directory (MODELRUNNER_HOME=/x)``."""
+    path = str(exc.filename)
+    problem = exc.strerror or type(exc).__name__
+    home = os.environ.get("MODELRUNNER_HOME", "").rstrip("/")
+    inside = home and (path.startswith(home) or home.startswith(path))  # the home, in it, or a parent
+    where = f" (MODELRUNNER_HOME={home})" if inside else ""
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    return f"cannot use {path}: {problem}{where}"
 
 
 if __name__ == "__main__":
