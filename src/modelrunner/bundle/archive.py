@@ -20,9 +20,11 @@ import zlib
 from pathlib import Path
 from typing import IO
 
+from modelrunner.bundle.limits import Limits, Tally
 from modelrunner.errors import BundleError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK"
 
@@ -88,25 +90,31 @@ def bundle_root(folder: Path) -> Path:
     raise BundleError(f"archive holds no {MANIFEST_FILE}: not a bundle")
 
 
-def safe_extract(archive: bytes | str | Path, dest: Path) -> None:
-    """Extract a ``.tar.gz`` or ``.zip`` (bytes or a file) into ``dest`` after checking every member."""
+def safe_extract(archive: bytes | str | Path, dest: Path, limits: Limits | None = None) -> None:
+    """Extract a ``.tar.gz`` or ``.zip`` (bytes or a file) into ``dest`` after checking every member.
+
+    ``limits`` (default: from the settings) bound the entries, the unpacked size and the expansion ratio:
+    declared sizes are checked before anything is written, actual bytes are counted while writing.
+    """
+    limits = limits or Limits.from_settings()
     if isinstance(archive, bytes):
-        _extract(io.BytesIO(archive), dest)
+        _extract(io.BytesIO(archive), dest, limits, len(archive))
         return
     try:
-        with Path(archive).open("rb") as fh:
-            _extract(fh, dest)
+        fh = Path(archive).open("rb")
     except OSError as exc:
         raise BundleError(f"cannot read archive {archive}: {exc.strerror or exc}") from exc
+    with fh:
+        _extract(fh, dest, limits, os.fstat(fh.fileno()).st_size)
 
 
-def _extract(fh: IO[bytes], dest: Path) -> None:
+def _extract(fh: IO[bytes], dest: Path, limits: Limits, packed: int) -> None:
     magic = fh.read(2)
     fh.seek(0)
     if magic == _ZIP_MAGIC:
-        _extract_zip(fh, dest)
+        _extract_zip(fh, dest, limits.tally(packed))
     elif magic == _GZIP_MAGIC:
-        _extract_tar(fh, dest)
+        _extract_tar(fh, dest, limits.tally(packed))
     else:
         raise BundleError("not a bundle archive: expected a .tar.gz, .tgz or .zip file")
 
@@ -135,36 +143,70 @@ def _check_tar_member(m: tarfile.TarInfo) -> None:
         raise BundleError(f"unsafe archive: hardlink {m.name!r} points outside the bundle ({m.linkname!r})")
 
 
-def _extract_tar(fh: IO[bytes], dest: Path) -> None:
+def _extract_tar(fh: IO[bytes], dest: Path, tally: Tally) -> None:
     try:
         with tarfile.open(fileobj=fh, mode="r:gz") as tar:
-            members = tar.getmembers()
-            for m in members:
+            members = []
+            for m in tar:  # lazily: each header is checked before its data is decompressed
                 _check_tar_member(m)
-            tar.extractall(dest, members=members, filter="data")
+                members.append(m)
+                tally.declare(m.size if m.isfile() else 0)
+            for m in members:
+                tar.extract(m, dest, filter="data")
+                if m.isfile():
+                    tally.wrote(os.lstat(dest / m.name).st_size)
     except tarfile.FilterError as exc:
         raise BundleError(f"unsafe archive: {exc}") from exc
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise BundleError(f"corrupt bundle archive: {exc.__class__.__name__}: {exc}") from exc
 
 
-def _extract_zip(fh: IO[bytes], dest: Path) -> None:
+def _extract_zip(fh: IO[bytes], dest: Path, tally: Tally) -> None:
     try:
         with zipfile.ZipFile(fh) as zf:
             infos = zf.infolist()
             for info in infos:
-                _check_name(info.filename)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise BundleError(f"unsafe archive: {info.filename!r} is a symlink (not allowed in zip)")
-                if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                    raise BundleError(f"unsafe archive: {info.filename!r} is not a regular file")
-            bad = zf.testzip()
-            if bad is not None:
-                raise BundleError(f"corrupt bundle archive: bad CRC for {bad!r}")
-            zf.extractall(dest, members=infos)
+                _check_zip_member(info)
+                tally.declare(info.file_size)
+            for info in infos:
+                _write_zip_member(zf, info, dest, tally)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise BundleError(f"corrupt bundle archive: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _check_zip_member(info: zipfile.ZipInfo) -> None:
+    _check_name(info.filename)
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise BundleError(f"unsafe archive: {info.filename!r} is a symlink (not allowed in zip)")
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise BundleError(f"unsafe archive: {info.filename!r} is not a regular file")
+
+
+def _write_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, tally: Tally) -> None:
+    """Stream one member to disk, counting bytes (zipfile checks the CRC when the member ends)."""
+    parts = [p for p in info.filename.split("/") if p not in ("", ".")]
+    if not parts:
+        return
+    target = dest.joinpath(*parts)
+    if info.is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zf.open(info) as src, open(target, "wb") as out:
+        copy_counted(src, out, info.file_size, tally, info.filename)
+
+
+def copy_counted(src: IO[bytes], out: IO[bytes], declared: int, tally: Tally, name: str) -> int:
+    """Copy ``src`` to ``out``; refuse a member that yields more than it declared or passes the limits."""
+    written = 0
+    for block in iter(lambda: src.read(CHUNK), b""):
+        written += len(block)
+        if written > declared:
+            raise BundleError(f"corrupt bundle archive: {name!r} expands past its declared {declared} bytes")
+        tally.wrote(len(block))
+        out.write(block)
+    return written
 
 
 def extract_cached(path: Path, cache: Path, digest: str) -> Path:
