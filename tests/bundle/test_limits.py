@@ -1,4 +1,4 @@
-"""Expansion limits: zip and tar.gz bombs are refused before they fill the disk (declared and actual sizes)."""
+"""Expansion limits: zip and tar.gz bombs are refused before they fill the disk (declared, actual sizes)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_a_2gib_zip_bomb_is_refused_by_its_ratio_with_default_limits(tmp_path: P
 def test_total_size_limit_comes_from_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELRUNNER_MAX_UNPACKED_BYTES", str(MIB))
     data = _zip({"modelrunner.yaml": b"name: x\n", "weights.bin": bytes(2 * MIB)})
-    with pytest.raises(BundleError, match=r"more than 1\.0 MiB \(limit MODELRUNNER_MAX_UNPACKED_BYTES=1048576\)"):
+    limit = r"more than 1\.0 MiB \(limit MODELRUNNER_MAX_UNPACKED_BYTES=1048576\)"
+    with pytest.raises(BundleError, match=limit):
         archive.unpack_to(data, tmp_path / "out")
     monkeypatch.delenv("MODELRUNNER_MAX_UNPACKED_BYTES")
     assert archive.unpack_to(data, tmp_path / "ok") == tmp_path / "ok"

@@ -7,6 +7,7 @@ point outside the destination, devices and FIFOs; a corrupt archive is a one-lin
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from modelrunner.bundle.limits import Limits, Tally
-from modelrunner.errors import BundleError
+from modelrunner.errors import BundleError, disk_full
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 CHUNK = 1024 * 1024
@@ -100,23 +101,29 @@ def safe_extract(archive: bytes | str | Path, dest: Path, limits: Limits | None 
     if isinstance(archive, bytes):
         _extract(io.BytesIO(archive), dest, limits, len(archive))
         return
-    try:
-        fh = Path(archive).open("rb")
-    except OSError as exc:
-        raise BundleError(f"cannot read archive {archive}: {exc.strerror or exc}") from exc
-    with fh:
+    with contextlib.ExitStack() as stack:
+        try:
+            fh = stack.enter_context(Path(archive).open("rb"))
+        except OSError as exc:
+            raise BundleError(f"cannot read archive {archive}: {exc.strerror or exc}") from exc
         _extract(fh, dest, limits, os.fstat(fh.fileno()).st_size)
 
 
 def _extract(fh: IO[bytes], dest: Path, limits: Limits, packed: int) -> None:
     magic = fh.read(2)
     fh.seek(0)
-    if magic == _ZIP_MAGIC:
-        _extract_zip(fh, dest, limits.tally(packed))
-    elif magic == _GZIP_MAGIC:
-        _extract_tar(fh, dest, limits.tally(packed))
-    else:
-        raise BundleError("not a bundle archive: expected a .tar.gz, .tgz or .zip file")
+    try:
+        if magic == _ZIP_MAGIC:
+            _extract_zip(fh, dest, limits.tally(packed))
+        elif magic == _GZIP_MAGIC:
+            _extract_tar(fh, dest, limits.tally(packed))
+        else:
+            raise BundleError("not a bundle archive: expected a .tar.gz, .tgz or .zip file")
+    except OSError as exc:
+        full = disk_full(exc, f"the unpacked bundle in {dest}")
+        if full is None:
+            raise
+        raise full from exc
 
 
 def _check_name(name: str) -> str:
