@@ -44,7 +44,8 @@ class Settings(BaseSettings):
         default=200.0, gt=1,
         description="Largest uncompressed/compressed size ratio of a bundle archive over 64 MiB unpacked "
                     "(a zip or gzip bomb expands 1000:1 and more; real model files rarely pass 20:1).")
-    max_archive_members: int = Field(default=100_000, gt=0, description="Most entries a bundle archive may hold.")
+    max_archive_members: int = Field(
+        default=100_000, gt=0, description="Most entries a bundle archive may hold.")
     orphan_grace_s: float = Field(
         default=3600.0, ge=0,
         description="Age after which temporary files of a killed push or fetch (cache/.push-*, "

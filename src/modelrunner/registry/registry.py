@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, state, versions
 from modelrunner.registry.audit import read_audit, write_audit
@@ -86,6 +87,7 @@ class Registry:
         directory, manifest = bundles.open_for_push(bundle_path, cache)
         model_name = check_name(name or manifest.name)
         all_tags = {**manifest.tags, **{str(k): str(v) for k, v in (tags or {}).items()}}
+        check_fields(description=manifest.description, tags=all_tags, metrics=manifest.metrics)
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".push-", dir=cache) as tmp:
             packed = Path(tmp) / "bundle.tar.gz"
@@ -219,6 +221,7 @@ class Registry:
             after = {**before, **{str(k): str(v) for k, v in tags.items() if v is not None}}
             for key in [k for k, v in tags.items() if v is None]:
                 after.pop(key, None)
+            check_fields(tags=after)
             conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(tags=after))
             write_audit(conn, actor=self._actor(actor), action="tags.set",
                         subject=f"{model.name}@{row.version}", before=before, after=after)
