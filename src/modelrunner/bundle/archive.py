@@ -37,8 +37,9 @@ def pack(directory: str | Path) -> bytes:
     return buf.getvalue()
 
 
-def write_archive(directory: str | Path, out: IO[bytes]) -> None:
-    """Write the deterministic ``.tar.gz`` of ``directory`` to a binary file object."""
+def write_archive(directory: str | Path, out: IO[bytes], overrides: dict[str, bytes] | None = None) -> None:
+    """Write the deterministic ``.tar.gz`` of ``directory`` to a binary file object; ``overrides`` maps
+    relative paths of existing files to the content packed instead (a rewritten manifest)."""
     root = Path(directory)
     if not root.is_dir():
         raise BundleError(f"cannot pack {root}: not a folder")
@@ -46,24 +47,34 @@ def write_archive(directory: str | Path, out: IO[bytes]) -> None:
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in entries:
-            _add(tar, root, path)
+            rel = path.relative_to(root).as_posix()
+            if overrides and rel in overrides:
+                info = _info(rel, 0o644)
+                info.size = len(overrides[rel])
+                tar.addfile(info, io.BytesIO(overrides[rel]))
+            else:
+                _add(tar, root, path)
+
+
+def _info(rel: str, mode: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(rel)
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = mode
+    return info
 
 
 def _add(tar: tarfile.TarFile, root: Path, path: Path) -> None:
     rel = path.relative_to(root).as_posix()
     if path.is_symlink():
         raise BundleError(f"cannot pack {root}: {rel} is a symlink (bundles hold regular files only)")
-    info = tarfile.TarInfo(rel)
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
     if path.is_dir():
+        info = _info(rel, 0o755)
         info.type = tarfile.DIRTYPE
-        info.mode = 0o755
         tar.addfile(info)
         return
-    executable = path.stat().st_mode & stat.S_IXUSR
-    info.mode = 0o755 if executable else 0o644
+    info = _info(rel, 0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644)
     info.size = path.stat().st_size
     with path.open("rb") as fh:
         tar.addfile(info, fh)

@@ -91,9 +91,12 @@ class Manifest(BaseModel):
 
     def dump(self, directory: Path) -> Path:
         path = directory / MANIFEST_FILE
-        data = self.model_dump(mode="json")
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        path.write_bytes(self.dump_bytes())
         return path
+
+    def dump_bytes(self) -> bytes:
+        """The manifest as ``modelrunner.yaml`` content."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False).encode("utf-8")
 
     @classmethod
     def read(cls, directory: Path) -> Manifest:

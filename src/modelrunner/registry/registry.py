@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
-from modelrunner.registry import bundles, db, evals, state, versions
+from modelrunner.registry import bundles, db, evals, gc, state, versions
 from modelrunner.registry.audit import read_audit, write_audit
 from modelrunner.registry.notify import ChangeListener
 from modelrunner.registry.refs import check_alias, check_name, parse_ref
@@ -84,13 +81,13 @@ class Registry:
         if alias is not None:
             check_alias(alias)
         cache = self.settings.resolved_cache_dir()
+        self._collect_orphans()
         directory, manifest = bundles.open_for_push(bundle_path, cache)
         model_name = check_name(name or manifest.name)
         all_tags = {**manifest.tags, **{str(k): str(v) for k, v in (tags or {}).items()}}
         check_fields(description=manifest.description, tags=all_tags, metrics=manifest.metrics)
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".push-", dir=cache) as tmp:
-            packed = Path(tmp) / "bundle.tar.gz"
+        with gc.work_dir(cache) as tmp:
+            packed = tmp / "bundle.tar.gz"
             for _ in range(PUSH_ATTEMPTS):
                 with self._read() as conn:
                     base = versions.latest_contract(conn, model_name)
@@ -98,7 +95,7 @@ class Registry:
                 update = {"name": model_name, "contract": contract, "tags": all_tags}
                 final = manifest.model_copy(update=update)
                 size = bundles.pack_to(directory, final, manifest, packed)
-                sha = self.store.put_file(packed)
+                sha = self.store.put_file(packed, owner=tmp.name)
                 try:
                     number = self._commit_version(model_name, final, sha, size, alias, who, manifest)
                 except (versions.ContractMoved, IntegrityError) as exc:
@@ -140,9 +137,7 @@ class Registry:
         final = cache / mv.sha256
         if final.is_dir():
             return bundles.bundle_root(final)
-        cache.mkdir(parents=True, exist_ok=True)
-        work = cache / f".tmp-{uuid.uuid4().hex}"
-        try:
+        with gc.work_dir(cache, gc.FETCH_PREFIX) as work:
             archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
             bundles.unpack(archive, work / "unpacked")
             try:
@@ -150,9 +145,14 @@ class Registry:
             except OSError:
                 if not final.is_dir():  # not a concurrent fetch that won the race
                     raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         return bundles.bundle_root(final)
+
+    def _collect_orphans(self) -> None:
+        """Remove what killed pushes and fetches left (older than the grace period); never fails a push."""
+        try:
+            gc.collect_orphans(self.settings.resolved_cache_dir(), self.store, self.settings.orphan_grace_s)
+        except Exception:  # noqa: BLE001 - best effort: a failed cleanup must not fail the push
+            log.warning("could not remove orphaned temporary files", exc_info=True)
 
     # ---- models, aliases, tags, audit --------------------------------------------------------------------
 
