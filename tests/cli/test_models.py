@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import killed_push
+import pytest
+import yaml
+from bombs import yaml_alias_bomb, zip_bomb
 from cli_helpers import Cli
+from registry_helpers import write_bundle
+
+MIB = 1024 * 1024
 
 
 def _push_two(cli: Cli, bundle: Path) -> None:
@@ -115,3 +128,93 @@ def test_push_an_archive(cli: Cli, iris_bundle: Path, tmp_path: Path) -> None:
     result = cli("push", archive, "--name", "packed")
     assert result.code == 0, result.err
     assert result.out.startswith("packed version 1 ")
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_gc_reports_what_a_killed_push_left_and_the_bytes_freed(cli: Cli, tmp_home: Path,
+                                                                 tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "big", payload=random.Random(3).randbytes(2 * MIB))
+    killed_push.kill(killed_push.start(bundle, {"MODELRUNNER_HOME": str(tmp_home)}))
+    models = cli("models")
+    assert models.code == 0 and "no models yet" in models.out  # nothing visible, nothing broken
+    leaked = _files(tmp_home / "cache") + _files(tmp_home / "artifacts" / "tmp")
+    assert sum(p.stat().st_size for p in leaked) > 2 * MIB
+    assert cli("gc").out.strip() == "nothing to remove (nothing unused older than 3600 s)"
+    old = time.time() - 7200
+    for p in [*leaked, *(tmp_home / "cache").glob(".push-*")]:
+        os.utime(p, (old, old))
+    dry = cli("gc", "--dry-run").out
+    assert "would remove push work folder" in dry and "would remove partial upload" in dry
+    result = cli("gc")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[0].startswith("removed push work folder ") and ".push-" in lines[0]
+    assert lines[1].startswith("removed partial upload ") and lines[1].endswith("MiB)")
+    assert lines[-1].startswith("freed ") and lines[-1].endswith("in 2 items")
+    assert int(lines[-1].split("(")[1].split()[0]) >= 2 * MIB
+    assert _files(tmp_home / "artifacts" / "tmp") == [] and not list((tmp_home / "cache").glob(".push-*"))
+
+
+def _bad_bundles(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
+    long_description = write_bundle(tmp_path / "long")
+    manifest = long_description / "modelrunner.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    manifest.write_text(yaml.safe_dump({**data, "description": "x" * 50_000}))
+    aliases = write_bundle(tmp_path / "aliases")
+    manifest = aliases / "modelrunner.yaml"
+    manifest.write_text(manifest.read_text() + "lineage:\n  extra:\n" + "".join(
+        f"    {line}\n" for line in yaml_alias_bomb().splitlines()))
+    return {
+        "zip bomb": (zip_bomb(tmp_path / "bomb.zip"), [], "times its packed 2.0 MiB (limit 200:1"),
+        "description": (long_description, [],
+                        "field description is too long: 50000 characters (limit 10000)"),
+        "alias bomb": (aliases, [], "YAML anchors and aliases are not allowed in a manifest"),
+        "tag": (write_bundle(tmp_path / "tag"), ["--tag", f"note={'y' * 2000}"],
+                "field tags['note'] is too long: 2000 characters (limit 1024)"),
+    }
+
+
+def test_push_refuses_bombs_and_oversized_fields_in_one_line(cli: Cli, tmp_home: Path,
+                                                             tmp_path: Path) -> None:
+    for case, (bundle, extra, message) in _bad_bundles(tmp_path).items():
+        result = cli("push", bundle, *extra)
+        assert result.code == 2, (case, result)
+        assert result.err.startswith("error: ") and result.err.count("\n") == 1, (case, result.err)
+        assert message in result.err, (case, result.err)
+    assert "no models yet" in cli("models").out
+    assert sum(p.stat().st_size for p in _files(tmp_home)) < MIB  # the zip bomb was not unpacked
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (we run as root in CI and the dev container); skipped where mounting is not allowed."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False) if shutil.which("mount") else None
+    if done is None or done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() if done else 'no mount command'}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("full", ["cache", "store"])
+def test_push_on_a_full_disk_is_one_line_and_leaves_nothing(cli: Cli, tiny_disk: Path, tmp_home: Path,
+                                                            tmp_path: Path, full: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELRUNNER_CACHE_DIR", str(tiny_disk if full == "cache" else tmp_home / "cache"))
+    monkeypatch.setenv("MODELRUNNER_STORE_URL", str(tiny_disk if full == "store" else tmp_home / "artifacts"))
+    bundle = write_bundle(tmp_path / "big", payload=random.Random(4).randbytes(3 * MIB))  # incompressible
+    result = cli("push", bundle)
+    assert result.code == 2, result
+    what = "the packed bundle in" if full == "cache" else "artifact"
+    assert result.err.startswith(f"error: disk full while writing {what} "), result.err
+    assert result.err.rstrip().endswith(": No space left on device") and result.err.count("\n") == 1
+    assert "no models yet" in cli("models").out
+    assert _files(tiny_disk) == []  # no half-written archive or upload
+    assert cli("push", write_bundle(tmp_path / "small", payload=b"small")).code == 0  # space is back

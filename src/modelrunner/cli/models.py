@@ -1,4 +1,4 @@
-"""Registry commands: push, models, show, alias set/delete, contract, audit."""
+"""Registry commands: push, models, show, alias set/delete, contract, audit, gc."""
 
 from __future__ import annotations
 
@@ -254,6 +254,34 @@ def audit(
     console().print(table)
 
 
+GC_LABELS = {"artifact": "unreferenced artifact", "push": "push work folder", "fetch": "fetch work folder",
+             "unpack": "unpack work folder", "upload": "partial upload"}
+
+
+def gc(
+    min_age_s: float | None = typer.Option(
+        None, "--min-age-s", min=0,
+        help="Only remove what is older than this many seconds (default MODELRUNNER_ORPHAN_GRACE_S, 3600)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
+) -> None:
+    """Remove unreferenced artifacts and what killed pushes and fetches left; report the bytes freed."""
+    from modelrunner.bundle.limits import human
+    from modelrunner.registry.gc import collect
+
+    registry = open_registry()
+    removed = collect(registry, min_age_s, dry_run=dry_run)
+    if not removed:
+        age = registry.settings.orphan_grace_s if min_age_s is None else min_age_s
+        typer.echo(f"nothing to remove (nothing unused older than {age:g} s)")
+        return
+    for item in removed:
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {GC_LABELS[item.kind]} {item.what} "
+                   f"({human(item.size)})")
+    total = sum(item.size for item in removed)
+    typer.echo(f"{'would free' if dry_run else 'freed'} {human(total)} ({total} bytes) in {len(removed)} "
+               f"item{'s' if len(removed) != 1 else ''}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the registry commands to the main app."""
     app.command()(push)
@@ -264,3 +292,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(alias_app, name="alias")
     app.command()(contract)
     app.command()(audit)
+    app.command()(gc)
