@@ -218,3 +218,17 @@ def test_push_on_a_full_disk_is_one_line_and_leaves_nothing(cli: Cli, tiny_disk:
     assert "no models yet" in cli("models").out
     assert _files(tiny_disk) == []  # no half-written archive or upload
     assert cli("push", write_bundle(tmp_path / "small", payload=b"small")).code == 0  # space is back
+
+
+def test_models_and_audit_show_one_page_with_a_hint(cli: Cli, tmp_path: Path) -> None:
+    for name in ("m1", "m2", "m3"):
+        assert cli("push", write_bundle(tmp_path / name, name=name, payload=name.encode())).code == 0
+    first = cli("models", "--limit", "2").out
+    assert " m1 " in first and " m2 " in first and " m3 " not in first
+    assert "models 1-2 of 3; next page: modelrunner models --offset 2 --limit 2" in first
+    last = cli("models", "--offset", "2", "--limit", "2").out
+    assert " m3 " in last and " m1 " not in last and "next page" not in last
+    assert "no models past offset 5 (there are 3)" in cli("models", "--offset", "5").out
+    audit = cli("audit", "--limit", "2").out
+    assert "newest 2 entries shown; older ones: modelrunner audit --limit 20" in audit
+    assert "older ones" not in cli("audit", "--limit", "100").out

@@ -307,3 +307,15 @@ def test_unreachable_database_url_from_env(tmp_home: Path, monkeypatch: pytest.M
     expected = r"^cannot connect to postgresql\+psycopg://bob@127.0.0.1:1/registry: "
     with pytest.raises(StorageError, match=expected):
         Registry.from_env()
+
+
+def test_models_are_read_one_page_at_a_time(registry: Registry, tmp_path: Path) -> None:
+    for name in ("c", "a", "e", "b", "d"):
+        registry.push(write_bundle(tmp_path / name, name=name, payload=name.encode()), alias="production")
+    assert registry.model_count() == 5
+    assert [m.name for m in registry.models(limit=2)] == ["a", "b"]
+    page = registry.models(limit=2, offset=2)
+    assert [m.name for m in page] == ["c", "d"]
+    assert page[0].aliases == {"production": 1} and page[0].version_count == 1
+    assert [m.name for m in registry.models(limit=2, offset=4)] == ["e"]
+    assert registry.models(offset=5) == [] and len(registry.models()) == 5

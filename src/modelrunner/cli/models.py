@@ -66,13 +66,17 @@ def push(
     console().print(f"{mv.name} version {mv.version}{extra}  sha256 {mv.sha256[:12]}  flavor {mv.flavor}")
 
 
-def models() -> None:
-    """List models: versions, aliases, license, last update."""
+def models(
+    limit: int = typer.Option(100, "--limit", "-l", min=1, help="Show at most this many models."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many models (by name) first."),
+) -> None:
+    """List models: versions, aliases, license, last update (one page; --offset for the next)."""
     registry = open_registry()
     table = Table(title="models", title_justify="left")
     for column in ("name", "versions", "latest", "aliases", "license", "updated"):
         table.add_column(column)
-    for summary in registry.models():
+    page = registry.models(limit=limit, offset=offset)
+    for summary in page:
         license_ = "-"
         if summary.latest_version is not None:
             license_ = registry.resolve(f"{summary.name}@{summary.latest_version}").license or "-"
@@ -84,10 +88,16 @@ def models() -> None:
             license_,
             when(summary.updated_at),
         )
+    total = registry.model_count()
     if not table.row_count:
-        console().print("no models yet: modelrunner push BUNDLE --name NAME")
+        empty = f"no models past offset {offset} (there are {total})" if total else \
+            "no models yet: modelrunner push BUNDLE --name NAME"
+        console().print(empty)
         return
     console().print(table)
+    if offset + len(page) < total:
+        console().print(f"models {offset + 1}-{offset + len(page)} of {total}; next page: "
+                        f"modelrunner models --offset {offset + len(page)} --limit {limit}")
 
 
 def _versions_table(info: ModelInfo) -> Table:
@@ -241,7 +251,8 @@ def audit(
     subject: str | None = typer.Option(None, "--subject", "-s", help="Only entries about this subject."),
 ) -> None:
     """Who pushed what, who moved which alias or endpoint, and when (newest first)."""
-    entries = open_registry().audit(limit=limit, subject=subject)
+    entries = open_registry().audit(limit=limit + 1, subject=subject)
+    more, entries = len(entries) > limit, entries[:limit]
     if not entries:
         console().print("no audit entries")
         return
@@ -252,6 +263,8 @@ def audit(
         change = change_text(entry.before, entry.after)
         table.add_row(when(entry.at), entry.actor, entry.action, entry.subject, change)
     console().print(table)
+    if more:
+        console().print(f"newest {limit} entries shown; older ones: modelrunner audit --limit {limit * 10}")
 
 
 GC_LABELS = {"artifact": "unreferenced artifact", "push": "push work folder", "fetch": "fetch work folder",

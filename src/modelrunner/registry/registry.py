@@ -156,20 +156,14 @@ class Registry:
 
     # ---- models, aliases, tags, audit --------------------------------------------------------------------
 
-    def models(self) -> list[ModelSummary]:
+    def models(self, limit: int | None = None, offset: int = 0) -> list[ModelSummary]:
+        """Models by name; ``limit``/``offset`` give one page (see :meth:`model_count` for the total)."""
         with self._read() as conn:
-            counts = {r.model_id: (int(r.n), int(r.latest)) for r in conn.execute(
-                select(model_versions.c.model_id, func.count().label("n"),
-                       func.max(model_versions.c.version).label("latest")).group_by(model_versions.c.model_id))}
-            alias_rows = list(conn.execute(select(aliases)))
-            result = []
-            for m in conn.execute(select(models).order_by(models.c.name)):
-                n, latest = counts.get(m.id, (0, None))
-                result.append(ModelSummary(
-                    name=m.name, latest_version=latest, version_count=n,
-                    aliases={a.alias: int(a.version) for a in alias_rows if a.model_id == m.id},
-                    description=m.description or "", created_at=m.created_at, updated_at=m.updated_at))
-            return result
+            return versions.model_summaries(conn, limit=limit, offset=offset)
+
+    def model_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(models)).scalar() or 0)
 
     def model(self, name: str) -> ModelInfo:
         with self._read() as conn:
