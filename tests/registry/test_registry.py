@@ -319,3 +319,14 @@ def test_models_are_read_one_page_at_a_time(registry: Registry, tmp_path: Path) 
     assert page[0].aliases == {"production": 1} and page[0].version_count == 1
     assert [m.name for m in registry.models(limit=2, offset=4)] == ["e"]
     assert registry.models(offset=5) == [] and len(registry.models()) == 5
+
+
+def test_a_bundle_that_fetches_would_refuse_is_not_stored(db_url: str, tmp_home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELRUNNER_MAX_UNPACKED_BYTES", str(1024 * 1024))
+    with Registry(Settings(home=tmp_home), database_url=db_url) as reg:
+        big = write_bundle(tmp_path / "big", payload=bytes(2 * 1024 * 1024))
+        with pytest.raises(BundleError, match=r"every fetch would refuse it: .*more than 1\.0 MiB"):
+            reg.push(big)
+        assert reg.models() == [] and list(reg.store.list()) == []
+        assert reg.push(write_bundle(tmp_path / "small")).version == 1

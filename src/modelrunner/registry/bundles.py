@@ -6,18 +6,18 @@ from pathlib import Path
 
 from modelrunner.bundle import archive
 from modelrunner.bundle.bundle import open_bundle
+from modelrunner.bundle.limits import Limits
 from modelrunner.bundle.manifest import MANIFEST_FILE, Manifest
 from modelrunner.contract import Contract
 from modelrunner.contract.compat import bump_version, check_compatible
 from modelrunner.contract.compat import renumber as _renumber
-from modelrunner.errors import disk_full
+from modelrunner.errors import BundleError, disk_full
 
 PIPELINE_FLAVOR = "pipeline"  # pipelines are bundles too (modelrunner.pipelines.package)
 
 
 def open_for_push(path: Path | str, cache_dir: Path) -> tuple[Path, Manifest]:
     """``(bundle folder, manifest)`` for a bundle folder or archive; BundleError when it is not one."""
-    from modelrunner.errors import BundleError
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -63,6 +63,16 @@ def pack_to(directory: Path, manifest: Manifest, original: Manifest, dest: Path)
             raise
         raise full from exc
     return dest.stat().st_size
+
+
+def check_expansion(directory: Path, packed: int) -> None:
+    """Refuse to store a bundle that every fetch would refuse to unpack (the archive limits of
+    ``bundle.limits``: total size and expansion ratio), naming the limit, before it is uploaded."""
+    unpacked = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    try:
+        Limits.from_settings().check(unpacked, packed)
+    except BundleError as exc:
+        raise BundleError(f"cannot push {directory}, every fetch would refuse it: {exc}") from exc
 
 
 def unpack(archive_path: Path, dest: Path) -> Path:

@@ -95,6 +95,7 @@ class Registry:
                 update = {"name": model_name, "contract": contract, "tags": all_tags}
                 final = manifest.model_copy(update=update)
                 size = bundles.pack_to(directory, final, manifest, packed)
+                bundles.check_expansion(directory, size)
                 sha = self.store.put_file(packed, owner=tmp.name)
                 try:
                     number = self._commit_version(model_name, final, sha, size, alias, who, manifest)
