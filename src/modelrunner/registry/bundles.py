@@ -18,7 +18,6 @@ PIPELINE_FLAVOR = "pipeline"  # pipelines are bundles too (modelrunner.pipelines
 
 def open_for_push(path: Path | str, cache_dir: Path) -> tuple[Path, Manifest]:
     """``(bundle folder, manifest)`` for a bundle folder or archive; BundleError when it is not one."""
-
     path = Path(path).expanduser()
     if not path.exists():
         raise BundleError(f"{path}: no such bundle (file or folder not found)")
