@@ -78,13 +78,11 @@ def test_a_push_killed_half_way_leaves_no_version_and_its_orphans_are_collected(
     assert registry.push(bundle).version == 1  # the same bytes push cleanly afterwards
 
 
-def test_the_next_push_collects_orphans_older_than_the_grace_setting(
-        db_url: str, tmp_home: Path, tmp_path: Path) -> None:
+def test_the_next_push_collects_orphans_older_than_the_grace_setting(tmp_home: Path, tmp_path: Path) -> None:
+    """Cleaning needs no database: SQLite only (the test above covers PostgreSQL)."""
     bundle = write_bundle(tmp_path / "big", payload=random.Random(2).randbytes(MIB))
-    env = {"MODELRUNNER_HOME": str(tmp_home), "MODELRUNNER_DATABASE_URL": db_url}
-    killed_push.kill(killed_push.start(bundle, env))
+    killed_push.kill(killed_push.start(bundle, {"MODELRUNNER_HOME": str(tmp_home)}))
     assert _orphans(tmp_home) != ([], [])
-    settings = Settings(home=tmp_home, orphan_grace_s=0)
-    with Registry(settings, database_url=db_url) as reg:
+    with Registry(Settings(home=tmp_home, orphan_grace_s=0)) as reg:
         assert reg.push(write_bundle(tmp_path / "other", payload=b"other")).version == 1
     assert _orphans(tmp_home) == ([], [])
