@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 import yaml
 from bombs import yaml_alias_bomb, zip_bomb
 from cli_helpers import Cli
-from registry_helpers import write_bundle
+from registry_helpers import tiny_tmpfs, write_bundle
 
 MIB = 1024 * 1024
 
@@ -190,17 +188,8 @@ def test_push_refuses_bombs_and_oversized_fields_in_one_line(cli: Cli, tmp_home:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs (we run as root in CI and the dev container); skipped where mounting is not allowed."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False) if shutil.which("mount") else None
-    if done is None or done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() if done else 'no mount command'}")
-    try:
+    with tiny_tmpfs(tmp_path / "tiny") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 @pytest.mark.parametrize("full", ["cache", "store"])

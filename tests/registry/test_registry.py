@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import push_in_process, write_bundle
+from registry_helpers import push_in_process, tiny_tmpfs, write_bundle
 from sqlalchemy import func, select
 
 from modelrunner.bundle.manifest import Manifest
-from modelrunner.errors import BundleError, InvalidArgument, NotFound, StorageError
+from modelrunner.errors import BundleError, DiskFull, InvalidArgument, NotFound, StorageError
 from modelrunner.registry import Registry, versions
 from modelrunner.registry.tables import model_versions
 from modelrunner.settings import Settings
@@ -330,3 +330,16 @@ def test_a_bundle_that_fetches_would_refuse_is_not_stored(db_url: str, tmp_home:
             reg.push(big)
         assert reg.models() == [] and list(reg.store.list()) == []
         assert reg.push(write_bundle(tmp_path / "small")).version == 1
+
+
+def test_a_fetch_into_a_full_cache_is_disk_full_and_leaves_nothing(registry: Registry, db_url: str,
+                                                                   tmp_home: Path, tmp_path: Path) -> None:
+    import random
+
+    mv = registry.push(write_bundle(tmp_path / "big", payload=random.Random(5).randbytes(3 * 1024 * 1024)))
+    with tiny_tmpfs(tmp_path / "tiny") as tiny, \
+            Registry(Settings(home=tmp_home, cache_dir=tiny), database_url=db_url) as small:
+        with pytest.raises(DiskFull, match=r"^disk full while writing .*: No space left on device$"):
+            small.fetch(mv)
+        assert [p for p in tiny.rglob("*") if p.is_file()] == []
+    assert registry.fetch(mv).is_dir()

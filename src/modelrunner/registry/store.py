@@ -148,6 +148,13 @@ class ArtifactStore:
                 for block in iter(lambda: src.read(CHUNK), b""):
                     digest.update(block)
                     out.write(block)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            full = disk_full(exc, f"artifact {sha} to {dest.parent}")
+            if full is None:
+                raise
+            raise full from exc
+        try:
             if digest.hexdigest() != sha:
                 raise StorageError(
                     f"artifact {sha} in {self.url} is corrupt: its content hashes to {digest.hexdigest()}"
