@@ -18,6 +18,7 @@
     │   └── StorageError             the database or artifact store cannot be reached
     ├── Unauthenticated              code="unauthenticated"      (HTTP 401, gRPC UNAUTHENTICATED)
     ├── ResourceExhausted            code="resource_exhausted"   (HTTP 413, gRPC RESOURCE_EXHAUSTED)
+    │   └── DiskFull                 a write ran out of disk space (nothing half-written is kept)
     └── DeadlineExceeded             code="deadline_exceeded"    (HTTP 504, gRPC DEADLINE_EXCEEDED)
 
 The core raises these; protocol adapters (server/) map `code` to HTTP statuses and gRPC codes. Foreign
@@ -26,6 +27,7 @@ exceptions are translated at the boundary with ``raise ... from exc``.
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 
@@ -134,6 +136,24 @@ class ResourceExhausted(ModelrunnerError):
     """A request is bigger than the server accepts (or another hard limit is hit)."""
 
     code = "resource_exhausted"
+
+
+class DiskFull(ResourceExhausted):
+    """A write ran out of space (ENOSPC, EDQUOT, EFBIG); what was half-written has been removed."""
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def disk_full(exc: BaseException, what: str) -> DiskFull | None:
+    """``DiskFull("disk full while writing <what>: No space left on device")`` for an out-of-space
+    OSError (also when wrapped as the cause of another exception), else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            return DiskFull(f"disk full while writing {what}: {seen.strerror or 'No space left on device'}")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class DeadlineExceeded(ModelrunnerError):

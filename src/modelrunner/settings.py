@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     )
     heartbeat_s: float = Field(default=1.0, description="How often a worker writes its status row.")
     max_request_bytes: int = Field(default=32 * 1024 * 1024, description="Largest accepted request body.")
+    max_unpacked_bytes: int = Field(
+        default=16 * 1024**3, gt=0,
+        description="Largest total size a bundle archive may expand to (declared and actually written).")
+    max_expansion_ratio: float = Field(
+        default=200.0, gt=1,
+        description="Largest uncompressed/compressed size ratio of a bundle archive over 64 MiB unpacked "
+                    "(a zip or gzip bomb expands 1000:1 and more; real model files rarely pass 20:1).")
+    max_archive_members: int = Field(
+        default=100_000, gt=0, description="Most entries a bundle archive may hold.")
+    orphan_grace_s: float = Field(
+        default=3600.0, ge=0,
+        description="Age after which temporary files of a killed push or fetch (cache/.push-*, "
+                    "artifacts/tmp/*.part) are removed at the next push, serve start or gc.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

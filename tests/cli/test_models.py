@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import killed_push
+import pytest
+import yaml
+from bombs import yaml_alias_bomb, zip_bomb
 from cli_helpers import Cli
+from registry_helpers import tiny_tmpfs, write_bundle
+
+MIB = 1024 * 1024
 
 
 def _push_two(cli: Cli, bundle: Path) -> None:
@@ -164,3 +175,98 @@ def test_contract_proto_compiles_to_a_stub_that_calls_the_server(cli: Cli, iris_
             want = stack.http.post(f"/v1/endpoints/{endpoint}/predict", json={"instances": [{"input": row}]})
             assert answer.rows[0].label == want.json()["predictions"][0]["label"]
     assert "package modelrunner.iris;" in cli("contract", "iris", "-f", "proto").out
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def test_gc_reports_what_a_killed_push_left_and_the_bytes_freed(cli: Cli, tmp_home: Path,
+                                                                 tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "big", payload=random.Random(3).randbytes(2 * MIB))
+    killed_push.kill(killed_push.start(bundle, {"MODELRUNNER_HOME": str(tmp_home)}))
+    models = cli("models")
+    assert models.code == 0 and "no models yet" in models.out  # nothing visible, nothing broken
+    leaked = _files(tmp_home / "cache") + _files(tmp_home / "artifacts" / "tmp")
+    assert sum(p.stat().st_size for p in leaked) > 2 * MIB
+    assert cli("gc").out.strip() == "nothing to remove (nothing unused older than 3600 s)"
+    old = time.time() - 7200
+    for p in [*leaked, *(tmp_home / "cache").glob(".push-*")]:
+        os.utime(p, (old, old))
+    dry = cli("gc", "--dry-run").out
+    assert "would remove push work folder" in dry and "would remove partial upload" in dry
+    result = cli("gc")
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[0].startswith("removed push work folder ") and ".push-" in lines[0]
+    assert lines[1].startswith("removed partial upload ") and lines[1].endswith("MiB)")
+    assert lines[-1].startswith("freed ") and lines[-1].endswith("in 2 items")
+    assert int(lines[-1].split("(")[1].split()[0]) >= 2 * MIB
+    assert _files(tmp_home / "artifacts" / "tmp") == [] and not list((tmp_home / "cache").glob(".push-*"))
+
+
+def _bad_bundles(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
+    long_description = write_bundle(tmp_path / "long")
+    manifest = long_description / "modelrunner.yaml"
+    data = yaml.safe_load(manifest.read_text())
+    manifest.write_text(yaml.safe_dump({**data, "description": "x" * 50_000}))
+    aliases = write_bundle(tmp_path / "aliases")
+    manifest = aliases / "modelrunner.yaml"
+    manifest.write_text(manifest.read_text() + "lineage:\n  extra:\n" + "".join(
+        f"    {line}\n" for line in yaml_alias_bomb().splitlines()))
+    return {
+        "zip bomb": (zip_bomb(tmp_path / "bomb.zip"), [], "times its packed 2.0 MiB (limit 200:1"),
+        "description": (long_description, [],
+                        "field description is too long: 50000 characters (limit 10000)"),
+        "alias bomb": (aliases, [], "YAML anchors and aliases are not allowed in a manifest"),
+        "tag": (write_bundle(tmp_path / "tag"), ["--tag", f"note={'y' * 2000}"],
+                "field tags['note'] is too long: 2000 characters (limit 1024)"),
+    }
+
+
+def test_push_refuses_bombs_and_oversized_fields_in_one_line(cli: Cli, tmp_home: Path,
+                                                             tmp_path: Path) -> None:
+    for case, (bundle, extra, message) in _bad_bundles(tmp_path).items():
+        result = cli("push", bundle, *extra)
+        assert result.code == 2, (case, result)
+        assert result.err.startswith("error: ") and result.err.count("\n") == 1, (case, result.err)
+        assert message in result.err, (case, result.err)
+    assert "no models yet" in cli("models").out
+    assert sum(p.stat().st_size for p in _files(tmp_home)) < MIB  # the zip bomb was not unpacked
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    with tiny_tmpfs(tmp_path / "tiny") as mount:
+        yield mount
+
+
+@pytest.mark.parametrize("full", ["cache", "store"])
+def test_push_on_a_full_disk_is_one_line_and_leaves_nothing(cli: Cli, tiny_disk: Path, tmp_home: Path,
+                                                            tmp_path: Path, full: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELRUNNER_CACHE_DIR", str(tiny_disk if full == "cache" else tmp_home / "cache"))
+    monkeypatch.setenv("MODELRUNNER_STORE_URL", str(tiny_disk if full == "store" else tmp_home / "artifacts"))
+    bundle = write_bundle(tmp_path / "big", payload=random.Random(4).randbytes(3 * MIB))  # incompressible
+    result = cli("push", bundle)
+    assert result.code == 2, result
+    what = "the packed bundle in" if full == "cache" else "artifact"
+    assert result.err.startswith(f"error: disk full while writing {what} "), result.err
+    assert result.err.rstrip().endswith(": No space left on device") and result.err.count("\n") == 1
+    assert "no models yet" in cli("models").out
+    assert _files(tiny_disk) == []  # no half-written archive or upload
+    assert cli("push", write_bundle(tmp_path / "small", payload=b"small")).code == 0  # space is back
+
+
+def test_models_and_audit_show_one_page_with_a_hint(cli: Cli, tmp_path: Path) -> None:
+    for name in ("m1", "m2", "m3"):
+        assert cli("push", write_bundle(tmp_path / name, name=name, payload=name.encode())).code == 0
+    first = cli("models", "--limit", "2").out
+    assert " m1 " in first and " m2 " in first and " m3 " not in first
+    assert "models 1-2 of 3; next page: modelrunner models --offset 2 --limit 2" in first
+    last = cli("models", "--offset", "2", "--limit", "2").out
+    assert " m3 " in last and " m1 " not in last and "next page" not in last
+    assert "no models past offset 5 (there are 3)" in cli("models", "--offset", "5").out
+    audit = cli("audit", "--limit", "2").out
+    assert "newest 2 entries shown; older ones: modelrunner audit --limit 20" in audit
+    assert "older ones" not in cli("audit", "--limit", "100").out

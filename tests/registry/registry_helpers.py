@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from modelrunner.bundle.manifest import Manifest
 from modelrunner.contract import Contract, DType, Field
@@ -37,3 +43,18 @@ def push_in_process(home: str, db_url: str, bundle: str, barrier: Any, out: Any)
             out.put(reg.push(bundle).version)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         out.put(f"{exc.__class__.__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def tiny_tmpfs(mount: Path, size: str = "2m") -> Iterator[Path]:
+    """A small tmpfs at ``mount`` for disk-full tests (we run as root in CI and the dev container);
+    the test is skipped, saying why, where mounting is not permitted."""
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False) if shutil.which("mount") else None
+    if done is None or done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() if done else 'no mount command'}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

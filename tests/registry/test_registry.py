@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import push_in_process, write_bundle
+from registry_helpers import push_in_process, tiny_tmpfs, write_bundle
 from sqlalchemy import func, select
 
 from modelrunner.bundle.manifest import Manifest
-from modelrunner.errors import BundleError, InvalidArgument, NotFound, StorageError
+from modelrunner.errors import BundleError, DiskFull, InvalidArgument, NotFound, StorageError
 from modelrunner.registry import Registry, versions
 from modelrunner.registry.tables import model_versions
 from modelrunner.settings import Settings
@@ -307,3 +307,39 @@ def test_unreachable_database_url_from_env(tmp_home: Path, monkeypatch: pytest.M
     expected = r"^cannot connect to postgresql\+psycopg://bob@127.0.0.1:1/registry: "
     with pytest.raises(StorageError, match=expected):
         Registry.from_env()
+
+
+def test_models_are_read_one_page_at_a_time(registry: Registry, tmp_path: Path) -> None:
+    for name in ("c", "a", "e", "b", "d"):
+        registry.push(write_bundle(tmp_path / name, name=name, payload=name.encode()), alias="production")
+    assert registry.model_count() == 5
+    assert [m.name for m in registry.models(limit=2)] == ["a", "b"]
+    page = registry.models(limit=2, offset=2)
+    assert [m.name for m in page] == ["c", "d"]
+    assert page[0].aliases == {"production": 1} and page[0].version_count == 1
+    assert [m.name for m in registry.models(limit=2, offset=4)] == ["e"]
+    assert registry.models(offset=5) == [] and len(registry.models()) == 5
+
+
+def test_a_bundle_that_fetches_would_refuse_is_not_stored(db_url: str, tmp_home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELRUNNER_MAX_UNPACKED_BYTES", str(1024 * 1024))
+    with Registry(Settings(home=tmp_home), database_url=db_url) as reg:
+        big = write_bundle(tmp_path / "big", payload=bytes(2 * 1024 * 1024))
+        with pytest.raises(BundleError, match=r"every fetch would refuse it: .*more than 1\.0 MiB"):
+            reg.push(big)
+        assert reg.models() == [] and list(reg.store.list()) == []
+        assert reg.push(write_bundle(tmp_path / "small")).version == 1
+
+
+def test_a_fetch_into_a_full_cache_is_disk_full_and_leaves_nothing(registry: Registry, db_url: str,
+                                                                   tmp_home: Path, tmp_path: Path) -> None:
+    import random
+
+    mv = registry.push(write_bundle(tmp_path / "big", payload=random.Random(5).randbytes(3 * 1024 * 1024)))
+    with tiny_tmpfs(tmp_path / "tiny") as tiny, \
+            Registry(Settings(home=tmp_home, cache_dir=tiny), database_url=db_url) as small:
+        with pytest.raises(DiskFull, match=r"^disk full while writing .*: No space left on device$"):
+            small.fetch(mv)
+        assert [p for p in tiny.rglob("*") if p.is_file()] == []
+    assert registry.fetch(mv).is_dir()

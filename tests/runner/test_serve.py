@@ -99,3 +99,21 @@ def _state(pid: int) -> str:
             return fh.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_serve_start_removes_what_killed_pushes_left(tmp_path: Path) -> None:
+    """Orphans past MODELRUNNER_ORPHAN_GRACE_S go at serve start (even a failing one); young ones stay."""
+    old, young = tmp_path / "cache" / ".push-old", tmp_path / "cache" / ".push-young"
+    part = tmp_path / "artifacts" / "tmp" / "push-old-0123.part"
+    for folder in (old, young, part.parent):
+        folder.mkdir(parents=True)
+    for path in (old / "bundle.tar.gz", young / "bundle.tar.gz", part):
+        path.write_bytes(b"\0" * 4096)
+    hour_ago = time.time() - 3600
+    for path in (old / "bundle.tar.gz", old, part):
+        os.utime(path, (hour_ago, hour_ago))
+    out = run_cli(tmp_path, "serve", "--port", "0", "--endpoint", "toy=nosuchmodel@3",
+                  env={"MODELRUNNER_ORPHAN_GRACE_S": "600"})
+    assert out.returncode == 2 and "nosuchmodel" in out.stderr
+    assert not old.exists() and not part.exists()
+    assert young.is_dir()

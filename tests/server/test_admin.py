@@ -223,3 +223,25 @@ def test_alias_move_to_production_enforces_saved_gates(stack: Stack) -> None:
         assert "gates.override" in actions
     finally:
         stack.registry.set_gates("digits", [])
+
+
+def test_models_are_listed_in_pages(stack: Stack, tmp_path: Any) -> None:
+    from registry_helpers import write_bundle
+
+    for name in ("page-a", "page-b", "page-c"):
+        stack.registry.push(write_bundle(tmp_path / name, name=name, payload=name.encode()))
+    everything = sorted(m.name for m in stack.registry.models())
+    r = stack.admin.get("/admin/models", params={"limit": 2})
+    assert r.status_code == 200 and len(r.json()) == 2
+    assert r.headers["x-total-count"] == str(len(everything))
+    names, url = [m["name"] for m in r.json()], r.headers.get("link")
+    while url:  # follow rel="next" to the end
+        path = url.split(";")[0].strip("<>")
+        r = stack.admin.get(path)
+        names += [m["name"] for m in r.json()]
+        url = r.headers.get("link")
+    assert names == everything
+    assert len(stack.admin.get("/admin/models").json()) == len(everything)  # default page: 100
+    for bad in (0, 1001):
+        r = stack.admin.get("/admin/models", params={"limit": bad})
+        assert r.status_code in (400, 422) and "limit" in r.text

@@ -15,7 +15,7 @@ from modelrunner.bundle import archive, provenance
 from modelrunner.bundle.examples import head, read_example, write_example
 from modelrunner.bundle.flavors import Flavor, detect_flavor, get_flavor
 from modelrunner.bundle.licenses import normalize_license
-from modelrunner.bundle.manifest import EXAMPLE_FILE, MANIFEST_FILE, Lineage, Manifest
+from modelrunner.bundle.manifest import EXAMPLE_FILE, MANIFEST_FILE, Lineage, Manifest, check_fields
 from modelrunner.bundle.predictor import FunctionPredictor, Predictor
 from modelrunner.contract import Contract, Field
 from modelrunner.contract.derive import (
@@ -130,6 +130,7 @@ def save_model(
         "created_at": provenance.created_at(),
         "lineage": _lineage(training_data, parent),
     }
+    check_fields(description=description, tags=meta["tags"], metrics=meta["metrics"])
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     work.chmod(0o755)

@@ -26,7 +26,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = ["models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
-    **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit"), "models"),
+    **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
     **dict.fromkeys(("swap", "rollback", "endpoints"), "endpoints"),
     "endpoint": "endpoint_cfg", "pipeline": "pipeline", "serve": "serve",
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),

@@ -1,4 +1,4 @@
-"""Registry commands: push, models, show, alias set/delete, contract, audit."""
+"""Registry commands: push, models, show, alias set/delete, contract, audit, gc."""
 
 from __future__ import annotations
 
@@ -66,13 +66,17 @@ def push(
     console().print(f"{mv.name} version {mv.version}{extra}  sha256 {mv.sha256[:12]}  flavor {mv.flavor}")
 
 
-def models() -> None:
-    """List models: versions, aliases, license, last update."""
+def models(
+    limit: int = typer.Option(100, "--limit", "-l", min=1, help="Show at most this many models."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many models (by name) first."),
+) -> None:
+    """List models: versions, aliases, license, last update (one page; --offset for the next)."""
     registry = open_registry()
     table = Table(title="models", title_justify="left")
     for column in ("name", "versions", "latest", "aliases", "license", "updated"):
         table.add_column(column)
-    for summary in registry.models():
+    page = registry.models(limit=limit, offset=offset)
+    for summary in page:
         license_ = "-"
         if summary.latest_version is not None:
             license_ = registry.resolve(f"{summary.name}@{summary.latest_version}").license or "-"
@@ -84,10 +88,16 @@ def models() -> None:
             license_,
             when(summary.updated_at),
         )
+    total = registry.model_count()
     if not table.row_count:
-        console().print("no models yet: modelrunner push BUNDLE --name NAME")
+        empty = f"no models past offset {offset} (there are {total})" if total else \
+            "no models yet: modelrunner push BUNDLE --name NAME"
+        console().print(empty)
         return
     console().print(table)
+    if offset + len(page) < total:
+        console().print(f"models {offset + 1}-{offset + len(page)} of {total}; next page: "
+                        f"modelrunner models --offset {offset + len(page)} --limit {limit}")
 
 
 def _versions_table(info: ModelInfo) -> Table:
@@ -276,7 +286,8 @@ def audit(
     subject: str | None = typer.Option(None, "--subject", "-s", help="Only entries about this subject."),
 ) -> None:
     """Who pushed what, who moved which alias or endpoint, and when (newest first)."""
-    entries = open_registry().audit(limit=limit, subject=subject)
+    entries = open_registry().audit(limit=limit + 1, subject=subject)
+    more, entries = len(entries) > limit, entries[:limit]
     if not entries:
         console().print("no audit entries")
         return
@@ -287,6 +298,36 @@ def audit(
         change = change_text(entry.before, entry.after)
         table.add_row(when(entry.at), entry.actor, entry.action, entry.subject, change)
     console().print(table)
+    if more:
+        console().print(f"newest {limit} entries shown; older ones: modelrunner audit --limit {limit * 10}")
+
+
+GC_LABELS = {"artifact": "unreferenced artifact", "push": "push work folder", "fetch": "fetch work folder",
+             "unpack": "unpack work folder", "upload": "partial upload"}
+
+
+def gc(
+    min_age_s: float | None = typer.Option(
+        None, "--min-age-s", min=0,
+        help="Only remove what is older than this many seconds (default MODELRUNNER_ORPHAN_GRACE_S, 3600)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
+) -> None:
+    """Remove unreferenced artifacts and what killed pushes and fetches left; report the bytes freed."""
+    from modelrunner.bundle.limits import human
+    from modelrunner.registry.gc import collect
+
+    registry = open_registry()
+    removed = collect(registry, min_age_s, dry_run=dry_run)
+    if not removed:
+        age = registry.settings.orphan_grace_s if min_age_s is None else min_age_s
+        typer.echo(f"nothing to remove (nothing unused older than {age:g} s)")
+        return
+    for item in removed:
+        typer.echo(f"{'would remove' if dry_run else 'removed'} {GC_LABELS[item.kind]} {item.what} "
+                   f"({human(item.size)})")
+    total = sum(item.size for item in removed)
+    typer.echo(f"{'would free' if dry_run else 'freed'} {human(total)} ({total} bytes) in {len(removed)} "
+               f"item{'s' if len(removed) != 1 else ''}")
 
 
 def register(app: typer.Typer) -> None:
@@ -299,3 +340,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(alias_app, name="alias")
     app.command()(contract)
     app.command()(audit)
+    app.command()(gc)

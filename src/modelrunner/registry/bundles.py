@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from modelrunner.bundle import archive
 from modelrunner.bundle.bundle import open_bundle
-from modelrunner.bundle.manifest import Manifest
+from modelrunner.bundle.limits import Limits
+from modelrunner.bundle.manifest import MANIFEST_FILE, Manifest
 from modelrunner.contract import Contract
 from modelrunner.contract.compat import bump_version, check_compatible
 from modelrunner.contract.compat import renumber as _renumber
+from modelrunner.errors import BundleError, disk_full
 
 PIPELINE_FLAVOR = "pipeline"  # pipelines are bundles too (modelrunner.pipelines.package)
 
 
 def open_for_push(path: Path | str, cache_dir: Path) -> tuple[Path, Manifest]:
     """``(bundle folder, manifest)`` for a bundle folder or archive; BundleError when it is not one."""
-    from modelrunner.errors import BundleError
-
     path = Path(path).expanduser()
     if not path.exists():
         raise BundleError(f"{path}: no such bundle (file or folder not found)")
@@ -50,16 +48,30 @@ def renumber(old: Contract | None, new: Contract) -> Contract:
 
 
 def pack_to(directory: Path, manifest: Manifest, original: Manifest, dest: Path) -> int:
-    """Write the deterministic tar.gz of a bundle to ``dest`` (with ``manifest`` when it differs); size."""
-    with tempfile.TemporaryDirectory(prefix="modelrunner-pack-", dir=dest.parent) as tmp:
-        source = directory
-        if manifest != original:
-            source = Path(tmp) / "bundle"
-            shutil.copytree(directory, source, symlinks=False)
-            manifest.dump(source)
+    """Write the deterministic tar.gz of a bundle to ``dest`` (with ``manifest`` when it differs); size.
+
+    The new manifest replaces the bundle's in the archive (no copy of the bundle on disk). Out of disk
+    space is a one-line :class:`DiskFull` (the caller's work folder is removed with what it holds)."""
+    overrides = {MANIFEST_FILE: manifest.dump_bytes()} if manifest != original else {}
+    try:
         with open(dest, "wb") as out:
-            archive.write_archive(source, out)
+            archive.write_archive(directory, out, overrides)
+    except OSError as exc:
+        full = disk_full(exc, f"the packed bundle in {dest.parent}")
+        if full is None:
+            raise
+        raise full from exc
     return dest.stat().st_size
+
+
+def check_expansion(directory: Path, packed: int) -> None:
+    """Refuse to store a bundle that every fetch would refuse to unpack (the archive limits of
+    ``bundle.limits``: total size and expansion ratio), naming the limit, before it is uploaded."""
+    unpacked = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    try:
+        Limits.from_settings().check(unpacked, packed)
+    except BundleError as exc:
+        raise BundleError(f"cannot push {directory}, every fetch would refuse it: {exc}") from exc
 
 
 def unpack(archive_path: Path, dest: Path) -> Path:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +17,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
-from modelrunner.registry import bundles, db, evals, state, versions
+from modelrunner.registry import bundles, db, evals, gc, state, versions
 from modelrunner.registry.audit import read_audit, write_audit
 from modelrunner.registry.notify import ChangeListener
 from modelrunner.registry.refs import check_alias, check_name, parse_ref
@@ -83,12 +81,13 @@ class Registry:
         if alias is not None:
             check_alias(alias)
         cache = self.settings.resolved_cache_dir()
+        self._collect_orphans()
         directory, manifest = bundles.open_for_push(bundle_path, cache)
         model_name = check_name(name or manifest.name)
         all_tags = {**manifest.tags, **{str(k): str(v) for k, v in (tags or {}).items()}}
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".push-", dir=cache) as tmp:
-            packed = Path(tmp) / "bundle.tar.gz"
+        check_fields(description=manifest.description, tags=all_tags, metrics=manifest.metrics)
+        with gc.work_dir(cache) as tmp:
+            packed = tmp / "bundle.tar.gz"
             for _ in range(PUSH_ATTEMPTS):
                 with self._read() as conn:
                     base = versions.latest_contract(conn, model_name)
@@ -96,7 +95,8 @@ class Registry:
                 update = {"name": model_name, "contract": contract, "tags": all_tags}
                 final = manifest.model_copy(update=update)
                 size = bundles.pack_to(directory, final, manifest, packed)
-                sha = self.store.put_file(packed)
+                bundles.check_expansion(directory, size)
+                sha = self.store.put_file(packed, owner=tmp.name)
                 try:
                     number = self._commit_version(model_name, final, sha, size, alias, who, manifest)
                 except (versions.ContractMoved, IntegrityError) as exc:
@@ -138,9 +138,7 @@ class Registry:
         final = cache / mv.sha256
         if final.is_dir():
             return bundles.bundle_root(final)
-        cache.mkdir(parents=True, exist_ok=True)
-        work = cache / f".tmp-{uuid.uuid4().hex}"
-        try:
+        with gc.work_dir(cache, gc.FETCH_PREFIX) as work:
             archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
             bundles.unpack(archive, work / "unpacked")
             try:
@@ -148,26 +146,25 @@ class Registry:
             except OSError:
                 if not final.is_dir():  # not a concurrent fetch that won the race
                     raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         return bundles.bundle_root(final)
+
+    def _collect_orphans(self) -> None:
+        """Remove what killed pushes and fetches left (older than the grace period); never fails a push."""
+        try:
+            gc.collect_orphans(self.settings.resolved_cache_dir(), self.store, self.settings.orphan_grace_s)
+        except Exception:  # noqa: BLE001 - best effort: a failed cleanup must not fail the push
+            log.warning("could not remove orphaned temporary files", exc_info=True)
 
     # ---- models, aliases, tags, audit --------------------------------------------------------------------
 
-    def models(self) -> list[ModelSummary]:
+    def models(self, limit: int | None = None, offset: int = 0) -> list[ModelSummary]:
+        """Models by name; ``limit``/``offset`` give one page (see :meth:`model_count` for the total)."""
         with self._read() as conn:
-            counts = {r.model_id: (int(r.n), int(r.latest)) for r in conn.execute(
-                select(model_versions.c.model_id, func.count().label("n"),
-                       func.max(model_versions.c.version).label("latest")).group_by(model_versions.c.model_id))}
-            alias_rows = list(conn.execute(select(aliases)))
-            result = []
-            for m in conn.execute(select(models).order_by(models.c.name)):
-                n, latest = counts.get(m.id, (0, None))
-                result.append(ModelSummary(
-                    name=m.name, latest_version=latest, version_count=n,
-                    aliases={a.alias: int(a.version) for a in alias_rows if a.model_id == m.id},
-                    description=m.description or "", created_at=m.created_at, updated_at=m.updated_at))
-            return result
+            return versions.model_summaries(conn, limit=limit, offset=offset)
+
+    def model_count(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(models)).scalar() or 0)
 
     def model(self, name: str) -> ModelInfo:
         with self._read() as conn:
@@ -219,6 +216,7 @@ class Registry:
             after = {**before, **{str(k): str(v) for k, v in tags.items() if v is not None}}
             for key in [k for k, v in tags.items() if v is None]:
                 after.pop(key, None)
+            check_fields(tags=after)
             conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(tags=after))
             write_audit(conn, actor=self._actor(actor), action="tags.set",
                         subject=f"{model.name}@{row.version}", before=before, after=after)

@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,11 +20,12 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from modelrunner.bundle.provenance import sha256_file
-from modelrunner.errors import InvalidArgument, NotFound, StorageError
+from modelrunner.errors import InvalidArgument, NotFound, StorageError, disk_full
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+PART_SUFFIX = ".part"
 
 
 class ArtifactStore:
@@ -62,25 +64,57 @@ class ArtifactStore:
         except FileNotFoundError as exc:
             raise NotFound(f"artifact {sha} not in store {self.url}") from exc
 
-    def put_file(self, path: Path | str) -> str:
-        """Store a local file under its sha256 (skipped when already there); return the sha256."""
+    def put_file(self, path: Path | str, owner: str = "") -> str:
+        """Store a local file under its sha256 (skipped when already there); return the sha256.
+
+        The upload goes to ``tmp/<owner>-<uuid>.part`` first: ``owner`` (the name of a push's locked work
+        folder) lets garbage collection tell a live upload from one a killed push left behind.
+        """
         sha = sha256_file(path)
         final = self.key(sha)
         size = os.path.getsize(path)
         if self._complete(final, size):
             log.debug("artifact %s already stored", sha)
             return sha
-        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}.part"
+        tmp = f"{self.root}/tmp/{owner}{'-' if owner else ''}{uuid.uuid4().hex}{PART_SUFFIX}"
         try:
             self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
             self.fs.put_file(str(path), tmp)
             self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
             self.fs.mv(tmp, final)
         except OSError as exc:
+            full = disk_full(exc, f"artifact {sha} to {self.url}")
+            if full is not None:
+                raise full from exc
             raise StorageError(f"cannot write artifact {sha} to {self.url}: {exc}") from exc
         finally:
             self._discard(tmp)
         return sha
+
+    def parts(self) -> list[tuple[str, int, datetime | None]]:
+        """Uploads under ``tmp/``: ``(path, size, modified)`` (modified None when the store cannot tell)."""
+        try:
+            found = self.fs.glob(f"{self.root}/tmp/*{PART_SUFFIX}")
+        except FileNotFoundError:
+            return []
+        out = []
+        for path in found:
+            try:
+                info = self.fs.info(path)
+                when = self.fs.modified(path)
+            except FileNotFoundError:
+                continue  # finished (moved) meanwhile
+            except (NotImplementedError, OSError):
+                when = None
+                info = {"size": 0}
+            out.append((str(path), int(info.get("size") or 0), when))
+        return out
+
+    def remove_part(self, path: str) -> None:
+        """Remove an abandoned upload (garbage collection only)."""
+        if not str(path).startswith(f"{self.root}/tmp/") or not str(path).endswith(PART_SUFFIX):
+            raise InvalidArgument(f"{path} is not an upload of {self.url}")
+        self._discard(path)
 
     def put_bytes(self, data: bytes, tmp_dir: Path | None = None) -> str:
         """Store bytes (through a local temporary file); return the sha256."""
@@ -114,6 +148,13 @@ class ArtifactStore:
                 for block in iter(lambda: src.read(CHUNK), b""):
                     digest.update(block)
                     out.write(block)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            full = disk_full(exc, f"artifact {sha} to {dest.parent}")
+            if full is None:
+                raise
+            raise full from exc
+        try:
             if digest.hexdigest() != sha:
                 raise StorageError(
                     f"artifact {sha} in {self.url} is corrupt: its content hashes to {digest.hexdigest()}"

@@ -14,7 +14,7 @@ from modelrunner.registry.db import upsert
 from modelrunner.registry.refs import Ref
 from modelrunner.registry.state import bump_generation
 from modelrunner.registry.tables import aliases, model_versions, models, utcnow
-from modelrunner.registry.types import ModelVersion
+from modelrunner.registry.types import ModelSummary, ModelVersion
 
 SHORT_LIST = 10
 
@@ -139,6 +139,31 @@ def put_alias(conn: Connection, model: Any, alias: str, version: int, *, actor: 
     write_audit(conn, actor=actor, action="alias.set", subject=f"{model.name}@{alias}",
                 before=None if old is None else {"version": int(old)}, after={"version": version})
     return True
+
+
+def model_summaries(conn: Connection, *, limit: int | None = None, offset: int = 0) -> list[ModelSummary]:
+    """One page of models by name, with version counts and aliases (read for that page only)."""
+    query = select(models).order_by(models.c.name).offset(max(0, int(offset)))
+    if limit is not None:
+        query = query.limit(max(0, int(limit)))
+    page = list(conn.execute(query))
+    ids = [m.id for m in page]
+    if not ids:
+        return []
+    counts = {r.model_id: (int(r.n), int(r.latest)) for r in conn.execute(
+        select(model_versions.c.model_id, func.count().label("n"),
+               func.max(model_versions.c.version).label("latest"))
+        .where(model_versions.c.model_id.in_(ids)).group_by(model_versions.c.model_id))}
+    by_model: dict[int, dict[str, int]] = {}
+    for a in conn.execute(select(aliases).where(aliases.c.model_id.in_(ids))):
+        by_model.setdefault(a.model_id, {})[a.alias] = int(a.version)
+    result = []
+    for m in page:
+        n, latest = counts.get(m.id, (0, None))
+        result.append(ModelSummary(
+            name=m.name, latest_version=latest, version_count=n, aliases=by_model.get(m.id, {}),
+            description=m.description or "", created_at=m.created_at, updated_at=m.updated_at))
+    return result
 
 
 def to_version(conn: Connection, name: str, row: Any) -> ModelVersion:

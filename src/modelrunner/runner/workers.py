@@ -251,6 +251,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
 
 
 def _write_endpoints(settings: Settings, registry: Any, endpoints: Mapping[str, str] | None) -> None:
+    _collect_orphans(settings)
     if not endpoints:
         return
     if registry is None:
@@ -258,6 +259,18 @@ def _write_endpoints(settings: Settings, registry: Any, endpoints: Mapping[str, 
 
         registry = Registry(settings)
     ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
+
+
+def _collect_orphans(settings: Settings) -> None:
+    """Remove what killed pushes and fetches left in the cache and store (past the grace period)."""
+    from modelrunner.registry.gc import collect_orphans
+    from modelrunner.registry.store import ArtifactStore
+
+    try:
+        store = ArtifactStore(settings.resolved_store_url())
+        collect_orphans(settings.resolved_cache_dir(), store, settings.orphan_grace_s)
+    except Exception:  # noqa: BLE001 - best effort: a failed cleanup must not stop serving
+        log.warning("could not remove orphaned temporary files", exc_info=True)
 
 
 def _child_env(metrics_dir: str) -> dict[str, str]:

@@ -39,6 +39,8 @@ T = TypeVar("T")
 ACTOR_HEADER = "x-modelrunner-actor"
 CREATE_HELP = "false: only change an existing endpoint (404 naming the known ones), never create one."
 ALIVE_S = 10.0
+PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+"""Models per page of ``GET /admin/models`` by default and at most."""
 """Worker rows older than this (no heartbeat) are left out of endpoint views by default."""
 
 
@@ -160,10 +162,18 @@ async def list_workers(request: Request, endpoint: str | None = None,
     return json_response([WorkerOut.model_validate(w).model_dump(mode="json") for w in rows])
 
 
-@router.get("/models", response_model=list[ModelSummaryOut], summary="Models in the registry")
-async def list_models(request: Request) -> Response:
-    rows = await _call(_registry(request).models)
-    return json_response([ModelSummaryOut.model_validate(m).model_dump(mode="json") for m in rows])
+@router.get("/models", response_model=list[ModelSummaryOut],
+            summary="One page of the registry's models, by name (X-Total-Count, Link rel=next)")
+async def list_models(request: Request, limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+                      offset: int = Query(0, ge=0)) -> Response:
+    reg = _registry(request)
+    rows, total = await _call(lambda: (reg.models(limit=limit, offset=offset), reg.model_count()))
+    response = json_response([ModelSummaryOut.model_validate(m).model_dump(mode="json") for m in rows])
+    response.headers["X-Total-Count"] = str(total)
+    if offset + len(rows) < total:
+        url = request.url.include_query_params(limit=limit, offset=offset + len(rows))
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    return response
 
 
 @router.get("/models/{name}", response_model=ModelOut, summary="A model with its versions and aliases")
