@@ -234,7 +234,7 @@ class Reconciler:
 
     async def _refuse(self, ep: Endpoint, state: Any, generation: int, mv: Any,
                       exc: ModelrunnerError) -> None:
-        message = str(exc) if isinstance(exc, SwapFailed | IncompatibleContract) else (
+        message = str(exc) if mv is not None or isinstance(exc, SwapFailed | IncompatibleContract) else (
             f"cannot serve {state.target}: {exc}")
         if isinstance(exc, Unavailable):  # not refused: retried after the back-off, rollouts keep waiting
             self._retrying.add(ep.name)
