@@ -32,7 +32,7 @@ def test_errors_about_this_process_are_transient(exc: BaseException) -> None:
         build_deployment("ep", "m@1", _Mv(), None, _raising(exc))
 
 
-@pytest.mark.parametrize("exc", [ValueError("pickle data was truncated"), ModuleNotFoundError("No module 'x'"),
+@pytest.mark.parametrize("exc", [ValueError("pickle data was truncated"), ModuleNotFoundError("no 'x'"),
                                  FileNotFoundError(2, "No such file", "model.joblib")])
 def test_errors_about_the_bundle_are_refusals(exc: BaseException) -> None:
     with pytest.raises(SwapFailed, match="loading m@1 failed"):
@@ -50,7 +50,8 @@ def test_transient_cause_looks_through_wrapping_errors() -> None:
     assert transient_cause(ValueError("bad")) is None
 
 
-def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, push, loader, tmp_home) -> None:
+def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, push, loader,
+                                                                          tmp_home) -> None:
     push("m", 1, mode="import_race_once")
     reg.set_endpoint("ep", "m@1")
 
