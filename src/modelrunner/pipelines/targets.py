@@ -70,7 +70,8 @@ def resolve_target(registry: Any, target: str) -> Any:
     mv = registry.resolve(ref)
     if getattr(mv, "flavor", None) != FLAVOR:
         if kind is not None:
-            raise InvalidArgument(f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a pipeline")
+            raise InvalidArgument(
+                f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a pipeline")
         return mv
     return resolve_pipeline(registry, mv)
 

@@ -243,8 +243,8 @@ class Registry:
 
     def set_endpoint(self, name: str, target: str, *, config: Mapping[str, Any] | None = None,
                      force: bool = False, actor: str | None = None) -> EndpointState:
-        """Point endpoint ``name`` at ``target`` (a model ref, or ``pipeline:<ref>``), resolved first: a target
-        that does not resolve now is never stored (NotFound / InvalidArgument naming it)."""
+        """Point endpoint ``name`` at ``target`` (a model ref, or ``pipeline:<ref>``), resolved first: a
+        target that does not resolve now is never stored (NotFound / InvalidArgument naming it)."""
         check_name(name)
         if not isinstance(target, str) or not target.strip():
             raise InvalidArgument(f"endpoint {name!r}: target must be a model ref like 'digits@production'")
