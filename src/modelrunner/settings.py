@@ -36,6 +36,10 @@ class Settings(BaseSettings):
         default=30.0, description="How long an old version may keep in-flight requests after a swap."
     )
     heartbeat_s: float = Field(default=1.0, description="How often a worker writes its status row.")
+    liveness_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="A worker whose event loop has not beaten for this long is killed and restarted.",
+    )
     max_request_bytes: int = Field(default=32 * 1024 * 1024, description="Largest accepted request body.")
     max_unpacked_bytes: int = Field(
         default=16 * 1024**3, gt=0,

@@ -69,7 +69,22 @@ def test_endpoint_errors(two_versions: Registry) -> None:
     reg.set_endpoint("e", "toy@1")
     with pytest.raises(InvalidArgument, match="no previous target"):
         reg.rollback_endpoint("e")
-    assert reg.set_endpoint("p", "pipeline:ocr").target == "pipeline:ocr"
+
+
+def test_targets_of_every_kind_are_resolved_before_they_are_stored(two_versions: Registry) -> None:
+    reg = two_versions
+    g0 = reg.state_generation()
+    with pytest.raises(NotFound, match="'digits-ocr'"):
+        reg.set_endpoint("typo", "pipeline:digits-ocr@production")
+    with pytest.raises(NotFound, match="no alias 'prodution'"):
+        reg.set_endpoint("typo", "pipeline:toy@prodution")
+    with pytest.raises(InvalidArgument, match="toy@1 is a python model, not a pipeline"):
+        reg.set_endpoint("typo", "pipeline:toy@1")
+    with pytest.raises(InvalidArgument, match="unknown kind 'pipe:'"):
+        reg.set_endpoint("typo", "pipe:toy@1")
+    with pytest.raises(InvalidArgument, match="invalid model reference"):
+        reg.set_endpoint("typo", "pipeline:")
+    assert reg.endpoints() == [] and reg.state_generation() == g0, "nothing was stored"
 
 
 def test_wait_for_change_wakes_on_a_bump(two_versions: Registry) -> None:

@@ -158,6 +158,20 @@ def test_put_with_create_false_refuses_an_unknown_endpoint(stack: Stack) -> None
     assert r.status_code == 200 and r.json()["outcome"] == "switched", r.text
 
 
+def test_targets_that_do_not_resolve_are_refused_and_never_stored(stack: Stack) -> None:
+    _serve(stack, "digits@1")
+    before = stack.registry.state_generation()
+    for target, status, named in [("pipeline:digits-ocr@prodution", 404, "'digits-ocr'"),
+                                  ("pipeline:digits@prodution", 404, "'prodution'"),
+                                  ("pipeline:digits@1", 400, "digits@1 is a sklearn model, not a pipeline"),
+                                  ("pipe:digits@1", 400, "unknown kind 'pipe:'")]:
+        r = stack.admin.put("/admin/endpoints/typo", json={"target": target, "wait": True, "timeout_s": 5})
+        assert (r.status_code, named in r.json()["error"]["message"]) == (status, True), (target, r.text)
+    assert stack.admin.get("/admin/endpoints/typo").status_code == 404
+    assert stack.registry.state_generation() == before, "nothing was written"
+    assert stack.anon.get("/readyz").json() == {"status": "ready"}
+
+
 def test_create_and_delete_an_endpoint(stack: Stack) -> None:
     r = stack.admin.put("/admin/endpoints/other", json={"target": "digits@2", "wait": True, "timeout_s": 20})
     assert r.status_code == 200, r.text

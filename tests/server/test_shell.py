@@ -57,7 +57,9 @@ def test_predictions_and_health_are_answered_before_the_routed_app(
         assert bad.json() == routed.post("/v1/endpoints/toy/predict", **broken).json()
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
-        assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "waiting_for": ["empty"]})
+        assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "waiting_for": ["empty"],
+                                                           "not_serving": {"empty": {"state": "empty",
+                                                                                     "error": None}}})
         assert ready.json() == routed.get("/readyz").json()
     assert app.app is None, "the routed app was built although its build is still blocked"
 

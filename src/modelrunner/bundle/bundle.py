@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,13 @@ from modelrunner.errors import BundleError, ModelrunnerError, ValidationError
 
 Columns = dict[str, np.ndarray]
 
+LOAD_LOCK = threading.RLock()
+"""Held while a flavor loads a model, one load per process at a time. Unpickling imports the model's
+modules, and Python's import locks are per module: two threads importing libraries that import each other
+(scikit-learn's ``linear_model`` and ``svm``) can deadlock, and Python breaks the deadlock by handing one of
+them a partially initialised module (``ImportError: cannot import name 'BaseLibSVM' from partially
+initialized module``). Loads are import- and GIL-bound anyway, so serialising them costs little."""
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -49,7 +57,8 @@ class Bundle:
         """Load the model (runs the flavor's loader; pickles and python code execute here)."""
         flavor = get_flavor(self.manifest.flavor)
         try:
-            fn = flavor.load(self.path, self.manifest)
+            with LOAD_LOCK:
+                fn = flavor.load(self.path, self.manifest)
         except ModelrunnerError:
             raise
         except Exception as exc:  # a corrupt model file, a library version mismatch, ...

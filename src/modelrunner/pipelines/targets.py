@@ -25,6 +25,7 @@ from modelrunner.errors import IncompatibleContract, InvalidArgument, Modelrunne
 from modelrunner.pipelines.graph import Graph, build_graph
 from modelrunner.pipelines.package import FLAVOR, bundle_example, read_bundle
 from modelrunner.pipelines.steps import StepTarget, check_spec, load_pipeline
+from modelrunner.registry.refs import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,15 @@ def split_target(target: str) -> tuple[bool, str]:
 
 
 def resolve_target(registry: Any, target: str) -> Any:
-    """A model target -> its ModelVersion; a pipeline target -> a checked :class:`PipelineVersion`."""
-    explicit, ref = split_target(target)
+    """A model target -> its ModelVersion; a pipeline target -> a checked :class:`PipelineVersion`.
+
+    InvalidArgument for an unknown ``kind:`` prefix or a ``pipeline:`` that names a model."""
+    kind, ref = parse_target(target)
     mv = registry.resolve(ref)
     if getattr(mv, "flavor", None) != FLAVOR:
-        if explicit:
-            raise InvalidArgument(f"{target}: {mv.ref} is a {mv.flavor} model, not a pipeline")
+        if kind is not None:
+            raise InvalidArgument(
+                f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a pipeline")
         return mv
     return resolve_pipeline(registry, mv)
 

@@ -72,3 +72,23 @@ def parse_ref(ref: str) -> Ref:
             f"invalid model reference {ref!r}: after '@' expected a version number or an alias"
         )
     return Ref(name=name, alias=label)
+
+
+TARGET_KINDS: dict[str, str] = {"pipeline": "pipeline"}
+"""An endpoint target's ``kind:`` prefix -> the flavor its model ref must have (``pipeline:digits-ocr@3``)."""
+
+
+def parse_target(target: str) -> tuple[str | None, str]:
+    """``(kind, ref)`` of an endpoint target: ``digits@production`` -> (None, ...), ``pipeline:x@1`` ->
+    ("pipeline", "x@1"). InvalidArgument for an unknown kind or a bad ref, naming it."""
+    text = target.strip()
+    kind, sep, ref = text.partition(":")
+    if not sep:
+        parse_ref(text)
+        return None, text
+    if kind not in TARGET_KINDS:
+        known = ", ".join(f"'{k}:'" for k in TARGET_KINDS)
+        raise InvalidArgument(f"invalid target {target!r}: unknown kind {kind + ':'!r} (known: {known}, "
+                              "or a model ref like 'digits@production')")
+    parse_ref(ref)
+    return kind, ref.strip()

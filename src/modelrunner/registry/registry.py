@@ -22,7 +22,7 @@ from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, gc, state, versions
 from modelrunner.registry.audit import read_audit, write_audit
 from modelrunner.registry.notify import ChangeListener
-from modelrunner.registry.refs import check_alias, check_name, parse_ref
+from modelrunner.registry.refs import TARGET_KINDS, check_alias, check_name, parse_ref, parse_target
 from modelrunner.registry.store import ArtifactStore
 from modelrunner.registry.tables import aliases, model_versions, models
 from modelrunner.registry.types import (
@@ -241,18 +241,27 @@ class Registry:
 
     def set_endpoint(self, name: str, target: str, *, config: Mapping[str, Any] | None = None,
                      force: bool = False, actor: str | None = None, create: bool = True) -> EndpointState:
-        """Point endpoint ``name`` at ``target`` (a model ref; kinds with a ':' prefix pass through).
+        """Point endpoint ``name`` at ``target`` (a model ref, or ``pipeline:<ref>``), resolved first: a
+        target that does not resolve now is never stored (NotFound / InvalidArgument naming it).
 
         ``create=False`` changes an existing endpoint only (NotFound naming the known ones otherwise)."""
         check_name(name)
         if not isinstance(target, str) or not target.strip():
             raise InvalidArgument(f"endpoint {name!r}: target must be a model ref like 'digits@production'")
         target = target.strip()
-        if ":" not in target:
-            self.resolve(target)  # NotFound / InvalidArgument with a clear message
+        self.check_target(target)
         with self._write() as conn:
             return state.put_endpoint(conn, name, target, config=dict(config) if config is not None else None,
                                       force=force, actor=self._actor(actor), create=create)
+
+    def check_target(self, target: str) -> ModelVersion:
+        """The version an endpoint target resolves to now; its ``kind:`` prefix must fit that version's flavor
+        (``pipeline:`` only names pipelines). Pipelines' steps are checked by ``pipelines.targets``."""
+        kind, ref = parse_target(target)
+        mv = self.resolve(ref)
+        if kind is not None and mv.flavor != TARGET_KINDS[kind]:
+            raise InvalidArgument(f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a {kind}")
+        return mv
 
     def rollback_endpoint(self, name: str, actor: str | None = None) -> EndpointState:
         """Swap an endpoint back to its previous target."""

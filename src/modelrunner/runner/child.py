@@ -2,12 +2,14 @@
 
 Builds a :class:`Runtime` and the server app over it, then serves the inherited listening socket with uvicorn
 on uvloop + httptools (uvloop sets TCP_NODELAY on accepted connections; the plain asyncio loop leaves Nagle
-on), access log off. Exits when its parent dies.
+on), access log off. Exits when its parent dies. With ``--beat-fd`` its event loop writes a byte to that pipe
+every ``--beat-interval`` seconds: the supervisor replaces a worker whose loop stops beating (workers.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -34,6 +36,33 @@ def _watch_parent(parent: int) -> None:
             log.warning("supervisor %d is gone; stopping", parent)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+
+
+def beat(loop: asyncio.AbstractEventLoop, fd: int, interval: float) -> None:
+    """Write one byte to the supervisor's pipe now and every ``interval`` s, from ``loop``'s own callbacks:
+    the beats stop when the loop is blocked (a model predicting on it, a stuck lock) or the process is."""
+    try:
+        os.write(fd, b".")
+    except BlockingIOError:  # the supervisor is behind on reading: it has beats to read anyway
+        pass
+    except OSError:  # the supervisor is gone; _watch_parent stops this worker
+        return
+    loop.call_later(interval, beat, loop, fd, interval)
+
+
+def serve_beating(server: Any, sock: socket.socket, fd: int, interval: float) -> None:
+    """``server.run(sockets=[sock])`` with the event loop beating on ``fd`` (see :func:`beat`)."""
+    os.set_blocking(fd, False)
+
+    async def serve() -> None:
+        beat(asyncio.get_running_loop(), fd, interval)
+        await server.serve(sockets=[sock])
+
+    try:
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(serve())
+    finally:
+        os.close(fd)
 
 
 def build_server(args: argparse.Namespace) -> object:
@@ -76,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--keep-previous", action="store_true")
     parser.add_argument("--grpc-port", type=int, default=None)
+    parser.add_argument("--beat-fd", type=int, default=None, help="pipe to the supervisor for heartbeats")
+    parser.add_argument("--beat-interval", type=float, default=1.0)
     parser.add_argument("--expect", action="append", default=[], metavar="NAME=TARGET",
                         help="wait for the desired state to say this before taking traffic")
     args = parser.parse_args(argv)
@@ -85,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     server = build_server(args)
-    server.run(sockets=[sock])  # type: ignore[attr-defined]
+    if args.beat_fd is None:
+        server.run(sockets=[sock])  # type: ignore[attr-defined]
+    else:
+        serve_beating(server, sock, args.beat_fd, args.beat_interval)
     return 0
 
 

@@ -43,26 +43,57 @@ def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndar
 
 def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
                      loader: Loader = load_bundle) -> Deployment:
-    """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on any error."""
-    t0 = time.perf_counter()
-    try:
-        predictor, example = loader(registry, mv)
-    except Unavailable:  # the store or database is down: transient, retried with back-off
-        raise
-    except Exception as exc:  # noqa: BLE001 - any model error refuses the swap, never the worker
-        raise SwapFailed(f"loading {mv.ref} failed: {_one_line(exc)}") from exc
-    t1 = time.perf_counter()
-    try:
-        if example is not None:
-            warm_up(predictor, example)
-    except Exception as exc:  # noqa: BLE001
-        _close_quietly(predictor)
-        raise SwapFailed(f"warm-up of {mv.ref} failed: {_one_line(exc)}") from exc
-    t2 = time.perf_counter()
+    """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on a model error,
+    Unavailable (retried with back-off) on a transient one: see :func:`transient_cause`.
+
+    Loads and warm-ups run one at a time per process (``LOAD_LOCK``): both import the model's libraries."""
+    from modelrunner.bundle.bundle import LOAD_LOCK
+
+    with LOAD_LOCK:
+        t0 = time.perf_counter()
+        try:
+            predictor, example = loader(registry, mv)
+        except Unavailable:  # the store or database is down: transient, retried with back-off
+            raise
+        except Exception as exc:  # noqa: BLE001 - any model error refuses the swap, never the worker
+            raise _refusal(f"loading {mv.ref} failed", exc) from exc
+        t1 = time.perf_counter()
+        try:
+            if example is not None:
+                warm_up(predictor, example)
+        except Exception as exc:  # noqa: BLE001
+            _close_quietly(predictor)
+            raise _refusal(f"warm-up of {mv.ref} failed", exc) from exc
+        t2 = time.perf_counter()
     contract = getattr(predictor, "contract", None) or mv.contract
     return Deployment(endpoint=endpoint, model=mv.name, version=mv.version, ref=mv.ref, target=target,
                       contract=contract, predictor=predictor, sha256=mv.sha256,
                       load_ms=(t1 - t0) * 1000, warmup_ms=(t2 - t1) * 1000)
+
+
+TRANSIENT = (ImportError, MemoryError, OSError)
+"""Load errors about this process rather than the bundle: a concurrent import, memory, the file system."""
+PERMANENT = (ModuleNotFoundError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
+"""...except these, which are about the bundle: it needs a package this image lacks, or a file it lacks."""
+
+
+def transient_cause(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s cause chain that another attempt may not meet, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TRANSIENT) and not isinstance(current, PERMANENT):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _refusal(what: str, exc: Exception) -> ModelrunnerError:
+    cause = transient_cause(exc)
+    if cause is not None:
+        return Unavailable(f"{what}: {_one_line(cause)}")
+    return SwapFailed(f"{what}: {_one_line(exc)}")
 
 
 def warm_up(predictor: Predictor, example: Mapping[str, np.ndarray]) -> Columns:

@@ -5,7 +5,9 @@ generation it reads every endpoint's desired state, resolves aliases, and for ea
 serving the resolved version: loads it off the event loop, warms it up, checks the contract against what the
 endpoint serves (unless forced, which is audited), and swaps. A failure leaves the old version serving and
 is reported (worker status row + audit). A failed target is retried only when its desired state or the
-version it resolves to changes, or — for transient storage errors — after an exponential back-off.
+version it resolves to changes, or — for transient errors (storage or database down, a load that failed on
+an import race, memory or I/O: ``Unavailable``) — after an exponential back-off; meanwhile the endpoint's
+state stays ``loading`` with the error, so rollouts keep waiting and ``/readyz`` names it.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class Reconciler:
         self.desired: set[str] = set()
         self.targets: dict[str, str] = {}
         self._failed: dict[str, Attempt] = {}
+        self._retrying: set[str] = set()  # endpoints whose last failure was transient
         self._retry_at: float | None = None
         self._backoff_s = 1.0
-        self._transient = False
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -114,7 +116,6 @@ class Reconciler:
             generation, states, resolved = snapshot
             self.desired = {s.name for s in states}
             self.targets = {s.name: s.target for s in states}
-            self._transient = False
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()
             self.seen_generation = generation
@@ -137,8 +138,8 @@ class Reconciler:
         return generation, states, resolved
 
     def _schedule_retry(self) -> None:
-        """Database or store trouble (Unavailable) retries later, backing off; anything else waits."""
-        if self._transient:
+        """Transient trouble (Unavailable) retries later, backing off; anything else waits for a change."""
+        if self._retrying:
             self._retry_at = time.monotonic() + self._backoff_s
             self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
         else:
@@ -151,6 +152,7 @@ class Reconciler:
         for name in [n for n in self.endpoints if n not in self.desired]:
             ep = self.endpoints.pop(name)
             self._failed.pop(name, None)
+            self._retrying.discard(name)
             log.info("endpoint %s removed from desired state; unloading", name)
             await ep.close()
             metrics.forget_endpoint(name)  # /metrics must not report a deleted endpoint as loaded
@@ -171,10 +173,12 @@ class Reconciler:
         current = ep.current
         if current is not None and current.same_version(mv.name, mv.version, mv.sha256):
             self._failed.pop(ep.name, None)
+            self._retrying.discard(ep.name)
             self._settle(ep, "serving", None, generation)
             return
-        if self._failed.get(ep.name) == attempt and not retry:
-            self._settle(ep, "failed", ep.error, generation)  # still refused; nothing new to try
+        if self._failed.get(ep.name) == attempt and not (retry and ep.name in self._retrying):
+            if ep.name not in self._retrying:  # still refused; nothing new to try
+                self._settle(ep, "failed", ep.error, generation)
             return
         await self._swap(ep, state, mv, generation, attempt)
 
@@ -214,6 +218,7 @@ class Reconciler:
         if old is not None and old.version != new.version:
             metrics.set_loaded(ep.name, old.version, 0)
         self._failed.pop(ep.name, None)
+        self._retrying.discard(ep.name)
         log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
         self._settle(ep, "serving", None, generation)
 
@@ -235,15 +240,21 @@ class Reconciler:
 
     async def _refuse(self, ep: Endpoint, state: Any, generation: int, mv: Any,
                       exc: ModelrunnerError) -> None:
-        message = str(exc) if isinstance(exc, SwapFailed | IncompatibleContract) else (
+        message = str(exc) if mv is not None or isinstance(exc, SwapFailed | IncompatibleContract) else (
             f"cannot serve {state.target}: {exc}")
-        log.warning("endpoint %s: refused %s: %s", ep.name, state.target, message)
-        if isinstance(exc, Unavailable):
-            self._transient = True
-        repeated = ep.state == "failed" and ep.error == message
-        self._settle(ep, "failed", message, generation)
+        if isinstance(exc, Unavailable):  # not refused: retried after the back-off, rollouts keep waiting
+            self._retrying.add(ep.name)
+            message = f"retrying after a transient error: {message}"
+            repeated = ep.error == message
+            self._settle(ep, "loading", message, ep.generation)
+        else:
+            self._retrying.discard(ep.name)
+            repeated = ep.state == "failed" and ep.error == message
+            self._settle(ep, "failed", message, generation)
         if repeated:
             return
+        log.warning("endpoint %s: %s: %s", ep.name, "cannot load yet" if ep.name in self._retrying
+                    else "refused", message)
         after = {"target": state.target, "ref": mv.ref if mv is not None else None, "error": message,
                  "serving": ep.current.ref if ep.current else None}
         try:

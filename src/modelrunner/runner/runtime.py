@@ -73,10 +73,14 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        """Every desired endpoint has a loaded version."""
+        """Every desired endpoint has settled: it serves a version, or its load failed for good (a bad
+        bundle, an incompatible contract: retrying would not help). One still loading, or retrying after a
+        transient error, keeps the worker unready; ``/readyz`` names them (``server.wire.readiness``)."""
         if not self._started:
             return False
-        return all(name in self.endpoints and self.endpoints[name].ready for name in self.reconciler.desired)
+        eps = self.endpoints
+        return all(name in eps and (eps[name].ready or eps[name].state == "failed")
+                   for name in self.reconciler.desired)
 
     async def start(self) -> None:
         """Reconcile once (load what is desired, after ``expect`` is in the desired state), then poll and

@@ -4,8 +4,10 @@ The parent binds one ``SO_REUSEPORT`` listening socket per worker slot (so the k
 across workers) and keeps it open for the whole run. Each worker is a fresh interpreter
 (``python -m modelrunner.runner.child``) that inherits its slot's socket and serves it with uvicorn (uvloop +
 httptools). A worker that dies is restarted on the same socket: connections the kernel queued meanwhile wait
-in the backlog and are answered by the new worker once it has loaded what it should serve. SIGTERM/SIGINT
-stop every worker gracefully (in-flight requests finish), then the parent exits.
+in the backlog and are answered by the new worker once it has loaded what it should serve. So is a worker
+that hangs: each worker's event loop writes a byte to a pipe every ``beat_interval`` (``child.beat``); one
+silent for longer than ``liveness_timeout_s`` gets SIGTERM, SIGKILL ``HUNG_GRACE_S`` later, and is replaced.
+SIGTERM/SIGINT stop every worker gracefully (in-flight requests finish), then the parent exits.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ GRACE_S = 20.0
 STARTUP_GRACE_S = 2.0
 """How long workers stopped during startup (a bad ``--endpoint``) get before SIGKILL: they serve nothing."""
 MAX_RESTART_DELAY_S = 30.0
+HUNG_GRACE_S = 3.0
+"""How long a worker that stopped beating gets to exit on SIGTERM before SIGKILL (its loop may never run)."""
+STARTUP_ALLOWANCE_S = 60.0
+"""Added to the liveness timeout until a new worker's first beat: its imports run before its event loop."""
 
 
 def is_loopback(host: str) -> bool:
@@ -123,14 +129,19 @@ class Slot:
     crashes_in_a_row: int = 0
     next_start: float = 0.0
     argv: list[str] = field(default_factory=list)
+    beats: int | None = None  # read end of the worker's heartbeat pipe
+    last_beat: float = 0.0
+    beaten: bool = False
+    kill_at: float | None = None  # set once a silent worker got SIGTERM
 
 
 class Supervisor:
     """Starts one child per slot, restarts dead ones (backing off when they crash at start), stops all."""
 
     def __init__(self, sockets: list[socket.socket], child_argv: list[str], env: dict[str, str],
-                 first_argv: list[str] | None = None) -> None:
+                 first_argv: list[str] | None = None, liveness_timeout_s: float = 30.0) -> None:
         self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
+        self.liveness_timeout_s = liveness_timeout_s
         self.child_argv = child_argv
         # For the first workers only (``--expect``): a restarted one serves what is desired when it starts,
         # which may have moved on since ``serve`` wrote its ``--endpoint`` targets.
@@ -144,10 +155,19 @@ class Supervisor:
 
     def _spawn(self, slot: Slot, extra: list[str] | None = None) -> None:
         fd = slot.sock.fileno()
+        self._close_beats(slot)
+        beats, beat_w = os.pipe()
+        os.set_blocking(beats, False)
+        interval = min(1.0, self.liveness_timeout_s / 5)
         argv = [sys.executable, "-m", "modelrunner.runner.child", "--fd", str(fd), "--slot", str(slot.index),
+                "--beat-fd", str(beat_w), "--beat-interval", f"{interval:g}",
                 *self.child_argv, *(extra or [])]
-        slot.proc = subprocess.Popen(argv, pass_fds=[fd], env=self.env, process_group=0)
-        slot.started_at = time.monotonic()
+        try:
+            slot.proc = subprocess.Popen(argv, pass_fds=[fd, beat_w], env=self.env, process_group=0)
+        finally:
+            os.close(beat_w)
+        slot.beats, slot.beaten, slot.kill_at = beats, False, None
+        slot.started_at = slot.last_beat = time.monotonic()
         log.debug("worker %d started (pid %d)", slot.index, slot.proc.pid)
 
     def check(self) -> None:
@@ -157,15 +177,41 @@ class Supervisor:
             proc = slot.proc
             if proc is not None and proc.poll() is not None:
                 self._reap(slot, proc, now)
+            elif proc is not None and not self.stopping:
+                self._check_alive(slot, proc, now)
             if slot.proc is None and not self.stopping and now >= slot.next_start:
                 slot.restarts += 1
                 self._spawn(slot)
+
+    def _check_alive(self, slot: Slot, proc: subprocess.Popen[bytes], now: float) -> None:
+        """Note its beats; SIGTERM a worker silent past the liveness timeout, SIGKILL it a grace later."""
+        if _drain(slot.beats):
+            slot.last_beat, slot.beaten = now, True
+        if slot.kill_at is not None:
+            if now >= slot.kill_at:
+                _signal(proc, signal.SIGKILL)
+                slot.kill_at = float("inf")  # once; the exit is reaped by check()
+            return
+        limit = self.liveness_timeout_s + (0.0 if slot.beaten else STARTUP_ALLOWANCE_S)
+        silent = now - slot.last_beat
+        if silent > limit:
+            log.warning("worker %d (pid %d) is hung: no heartbeat from its event loop for %.1fs (liveness "
+                        "timeout %gs); killing and restarting it", slot.index, proc.pid, silent,
+                        self.liveness_timeout_s)
+            _signal(proc, signal.SIGTERM)
+            slot.kill_at = now + HUNG_GRACE_S
+
+    def _close_beats(self, slot: Slot) -> None:
+        if slot.beats is not None:
+            os.close(slot.beats)
+            slot.beats = None
 
     def _reap(self, slot: Slot, proc: subprocess.Popen[bytes], now: float) -> None:
         from modelrunner.monitoring import metrics
 
         metrics.mark_process_dead(proc.pid)
         slot.proc = None
+        self._close_beats(slot)
         if self.stopping:
             return
         quick = now - slot.started_at < 10.0
@@ -192,9 +238,24 @@ class Supervisor:
                 proc.wait()
         for slot in self.slots:
             slot.sock.close()
+            self._close_beats(slot)
 
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.slots if s.proc is not None]
+
+
+def _drain(fd: int | None) -> bool:
+    """Read every pending heartbeat byte (non-blocking); True if there was at least one."""
+    got = False
+    while fd is not None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            break
+        if not chunk:  # the worker closed its end (it is exiting)
+            break
+        got = True
+    return got
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -239,7 +300,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", host, grpc_sock.getsockname()[1])
-    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect)
+    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect,
+                            liveness_timeout_s=settings.liveness_timeout_s)
     try:
         _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
              before=lambda: _write_endpoints(settings, registry, endpoints))

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from modelrunner.pipelines.targets import resolve_target
 from modelrunner.runner.batching import BatchConfig, set_endpoint_config
 from modelrunner.server import rollout
 from modelrunner.server.admin_models import (
@@ -102,6 +103,7 @@ async def put_endpoint(name: str, body: EndpointPut, request: Request,
     reg = _registry(request)
     if body.config is not None:
         BatchConfig.from_config(body.config)  # a bad option is a 400 naming it, before anything is written
+    await _call(resolve_target, reg, body.target)  # any kind, a pipeline's steps too: 404/400/409 naming it
     state = await _call(reg.set_endpoint, name, body.target, config=body.config, force=body.force,
                         actor=_actor(request), create=create)
     return await _rollout_response(request, state, body.wait, body.timeout_s)

@@ -85,11 +85,15 @@ def unexpected_error(method: str, path: str, exc: BaseException) -> tuple[int, d
 
 
 def readiness(runtime: Any) -> tuple[int, dict[str, Any]]:
-    """``/readyz``: 200 once the runtime has started and every endpoint has a loaded version, else 503."""
-    waiting = sorted(name for name, ep in runtime.endpoints.items() if not ep.ready)
+    """``/readyz``: 200 once the runtime has started and every endpoint has settled — it serves a version,
+    or its load failed for good (named under ``not_serving`` with the error; its requests answer 503) —
+    else 503 naming the endpoints still loading or retrying (``waiting_for``) and why."""
+    not_serving = {name: {"state": ep.state, "error": ep.error}
+                   for name, ep in sorted(runtime.endpoints.items()) if not ep.ready}
+    waiting = [name for name, row in not_serving.items() if row["state"] != "failed"]
     if runtime.ready and not waiting:
-        return 200, {"status": "ready"}
-    return 503, {"status": "not ready", "waiting_for": waiting}
+        return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {})}
+    return 503, {"status": "not ready", "waiting_for": waiting, "not_serving": not_serving}
 
 
 def _plain(value: Any) -> bool:
