@@ -105,7 +105,12 @@ def columns_from_json(inputs: Mapping[str, Any], fields: Sequence[Field]) -> dic
     out: dict[str, Any] = {}
     for name, values in inputs.items():
         field = by_name.get(name)
-        out[name] = values if field is None else _column(field, values)
+        if field is None:
+            out[name] = values
+        elif isinstance(values, list) and not values:
+            out[name] = _empty(field)  # zero rows: np.asarray([]) would have the wrong number of dimensions
+        else:
+            out[name] = _column(field, values)
     return out
 
 

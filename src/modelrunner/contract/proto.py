@@ -182,7 +182,7 @@ def _encode(cls: type[Message], fields: tuple[Field, ...], columns: Columns) -> 
         col = columns.get(f.name)
         if col is None:
             continue
-        per_field[f.name] = col.reshape(n, -1).tolist() if f.shape else col.tolist()
+        per_field[f.name] = col.reshape(n, -1).tolist() if f.shape and n else col.tolist()
         if _shape_slot(f):
             per_field[f"{f.name}_shape"] = [list(col.shape[1:])] * n
     rows = msg.rows  # type: ignore[attr-defined]

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelrunner.contract import Contract
-from modelrunner.errors import ModelrunnerError
+from modelrunner.contract.validate import validate_batch
+from modelrunner.errors import ModelrunnerError, Unavailable
 from modelrunner.monitoring import metrics
 from modelrunner.runner.endpoint import Endpoint, Prediction
 
@@ -50,7 +51,10 @@ async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bo
     start = time.perf_counter()
     try:
         columns = decode(endpoint.contract)
-        pred = await endpoint.predict(columns, alone=alone)
+        if no_rows(columns):
+            pred = empty_prediction(endpoint, columns)
+        else:
+            pred = await endpoint.predict(columns, alone=alone)
     except ModelrunnerError as exc:
         metrics.observe_error(name, _version(endpoint), exc.code)
         raise
@@ -61,6 +65,26 @@ async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bo
         gauge.dec()
     metrics.observe_request(name, pred.version, protocol, time.perf_counter() - start)
     return pred
+
+
+def no_rows(columns: Mapping[str, Any]) -> bool:
+    """True for a batch of zero rows (judged by its first column; the validator checks the others)."""
+    for col in columns.values():
+        shape = getattr(col, "shape", None)
+        return bool(shape) and shape[0] == 0
+    return False
+
+
+def empty_prediction(endpoint: Endpoint, columns: Mapping[str, Any]) -> Prediction:
+    """Zero rows in, zero rows out, without calling the model (most models refuse an empty batch: sklearn's
+    "Found array with 0 sample(s)"). The inputs are still validated, so a wrong field is still a 422."""
+    dep = endpoint.current
+    if dep is None:
+        raise Unavailable(f"endpoint {endpoint.name!r} has no model loaded yet")
+    validate_batch(dep.contract.inputs, columns)
+    outputs = {f.name: np.zeros((0, *(max(d, 0) for d in f.shape)), dtype=f.dtype.numpy())
+               for f in dep.contract.outputs}
+    return Prediction(outputs, dep.model, dep.version, dep.ref)
 
 
 def endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:

@@ -23,8 +23,7 @@ from modelrunner.contract.proto import (
     render_proto,
     request_to_columns,
 )
-from modelrunner.contract.validate import batch_size
-from modelrunner.errors import NotFound, ValidationError
+from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.server import dataplane
 from modelrunner.server.http import json_response, parse_json
@@ -71,11 +70,8 @@ def handles(headers: Mapping[str, str]) -> bool:
 
 
 def decode_request(data: bytes, contract: Contract, package: str) -> dict[str, Any]:
-    """``Request`` bytes -> validated input columns of ``contract``; an empty batch is refused."""
-    columns = dict(request_to_columns(data, contract, package))
-    if not columns or batch_size(columns) == 0:
-        raise ValidationError(f"the protobuf {package}.Request has no rows (send one InputRow per row)")
-    return columns
+    """``Request`` bytes -> validated input columns of ``contract`` (zero rows answer zero rows)."""
+    return dict(request_to_columns(data, contract, package))
 
 
 def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
