@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     )
     heartbeat_s: float = Field(default=1.0, description="How often a worker writes its status row.")
     max_request_bytes: int = Field(default=32 * 1024 * 1024, description="Largest accepted request body.")
+    max_request_rows: int = Field(
+        default=100_000, ge=1,
+        description="Most rows one predict/infer request may carry (any protocol); more is a 413, counted "
+                    "from the message's structure before its rows are decoded.",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -6,6 +6,7 @@ where per-request metrics are recorded, so every protocol counts the same way.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -20,6 +21,11 @@ from modelrunner.runner.endpoint import Endpoint, Prediction
 
 Decoder = Callable[[Contract], Mapping[str, np.ndarray]]
 """Turns a request into columns, given the contract of the version serving now."""
+
+OFFLOAD_BYTES = 256 * 1024
+"""Bodies larger than this are parsed and decoded in a thread, not on the event loop: a 32 MiB body takes
+seconds to decode, and the worker's other requests must not wait for it. Smaller ones stay on the loop,
+where they cost less than a hand-off to a thread (the 1-row hot path is ~1 KB)."""
 
 
 class RuntimeLike(Protocol):
@@ -42,15 +48,18 @@ def _version(endpoint: Endpoint) -> int | None:
     return dep.version if dep is not None else None
 
 
-async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False) -> Prediction:
+async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
+                offload: bool = False) -> Prediction:
     """Decode against the serving contract, predict on the pinned version, record metrics; ``alone`` keeps
-    the request out of batching (a traced request: its pipeline steps' times are its own)."""
+    the request out of batching (a traced request: its pipeline steps' times are its own); ``offload``
+    decodes in a thread (a large body: see :data:`OFFLOAD_BYTES`)."""
     name = endpoint.name
     gauge = metrics.in_flight(name)
     gauge.inc()
     start = time.perf_counter()
     try:
-        columns = decode(endpoint.contract)
+        contract = endpoint.contract
+        columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
         if no_rows(columns):
             pred = empty_prediction(endpoint, columns)
         else:
@@ -70,8 +79,8 @@ async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bo
 def no_rows(columns: Mapping[str, Any]) -> bool:
     """True for a batch of zero rows (judged by its first column; the validator checks the others)."""
     for col in columns.values():
-        shape = getattr(col, "shape", None)
-        return bool(shape) and shape[0] == 0
+        shape: tuple[int, ...] | None = getattr(col, "shape", None)
+        return bool(shape) and shape is not None and shape[0] == 0
     return False
 
 
