@@ -95,7 +95,8 @@ def test_pixels_of_a_request_are_budgeted_from_the_headers() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(PipelineError, match=r"unknown option\(s\) max_px \(options: max_pixels, max_total_pixels, formats\)"):
+    known = "max_pixels, max_total_pixels, formats"
+    with pytest.raises(PipelineError, match=rf"unknown option\(s\) max_px \(options: {known}\)"):
         get_transform("image.decode_grayscale", {"max_px": 3})
     with pytest.raises(PipelineError, match="option 'max_pixels' must be int"):
         get_transform("image.decode_grayscale", {"max_pixels": "big"})

@@ -193,6 +193,11 @@ def dtype_from_v2(datatype: str) -> DType:
             from None
 
 
+MAX_TENSOR_ELEMENTS = 2**40
+"""A shape whose non-zero dimensions multiply to more is refused outright (numpy cannot even make an empty
+array of shape ``[0, 2**31, 2**31]``)."""
+
+
 def tensor_shape(name: str, shape: Any, max_rows: int | None = None) -> tuple[int, ...]:
     """A V2 tensor's shape, checked before anything is allocated for it: integers >= 0, and a first
     (batch) dimension of at most ``max_rows``."""
@@ -202,6 +207,8 @@ def tensor_shape(name: str, shape: Any, max_rows: int | None = None) -> tuple[in
     dims = tuple(shape)
     if any(d < 0 for d in dims):
         raise ValidationError(f"tensor {name!r}: shape {list(dims)} has a negative dimension", field=name)
+    if math.prod(d for d in dims if d) > MAX_TENSOR_ELEMENTS:  # even with a 0 in it numpy cannot shape it
+        raise ValidationError(f"tensor {name!r}: shape {list(dims)} is too large", field=name)
     if dims:
         check_rows(dims[0], max_rows)
     return dims
@@ -228,7 +235,11 @@ def _numeric_array(name: str, datatype: str, data: Any) -> np.ndarray:
         info = np.iinfo(dtype)
         if int(arr.min()) < info.min or int(arr.max()) > info.max:
             raise ValidationError(f"tensor {name!r}: data out of range for {datatype}", field=name)
-    return arr.astype(dtype, copy=False)
+    try:
+        with np.errstate(over="raise", invalid="raise"):  # 1e300 as FP32 is not inf: it is out of range
+            return arr.astype(dtype, copy=False)
+    except FloatingPointError:
+        raise ValidationError(f"tensor {name!r}: data out of range for {datatype}", field=name) from None
 
 
 def tensor_to_column(name: str, shape: Sequence[int], datatype: str, data: Any, field: Field) -> np.ndarray:
