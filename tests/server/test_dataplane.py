@@ -92,3 +92,33 @@ def test_v2_grpc_typed_and_raw(served: Served) -> None:
             response = call(request, timeout=30)
         assert [list(o.shape) for o in response.outputs] == [[0], [0, 2], [0]]
     _no_call(served, before)
+
+
+def test_large_bodies_are_decoded_off_the_event_loop() -> None:
+    """``offload`` (set by every adapter for bodies over OFFLOAD_BYTES) runs the decoder in a thread, so a
+    32 MiB body does not hold the worker's other requests; small ones stay on the loop (the hot path)."""
+    import asyncio
+    import threading
+
+    import numpy as np
+    from decode_helpers import StrictPredictor
+    from server_helpers import toy_deployment
+
+    from modelrunner.runner.endpoint import Endpoint
+    from modelrunner.server import dataplane
+
+    endpoint = Endpoint("strict")
+    endpoint.current = toy_deployment("strict", StrictPredictor())
+    threads: list[int] = []
+
+    def decode(contract: object) -> dict[str, np.ndarray]:
+        threads.append(threading.get_ident())
+        return {"x": np.ones((1, 4))}
+
+    async def both() -> int:
+        await dataplane.infer(endpoint, decode, "rest", offload=True)
+        await dataplane.infer(endpoint, decode, "rest")
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(both())
+    assert threads[0] != loop_thread and threads[1] == loop_thread

@@ -283,11 +283,19 @@ def count_rows(data: bytes, stop: int) -> int:
     rows = pos = 0
     end = len(data)
     while pos < end:
-        tag, pos = _varint(data, pos)
+        tag = data[pos]
+        if tag < 0x80:  # one-byte tags (fields 1-15), without a call
+            pos += 1
+        else:
+            tag, pos = _varint(data, pos)
         kind = tag & 7
         if kind == 2:
-            length, pos = _varint(data, pos)
-            pos += length
+            length = data[pos] if pos < end else 0x80
+            if length < 0x80:  # the common one-byte length, without a call
+                pos += 1 + length
+            else:
+                length, pos = _varint(data, pos)
+                pos += length
         elif kind == 0:
             pos = _varint(data, pos)[1]
         elif kind in (1, 5):
