@@ -7,7 +7,9 @@
     │   ├── BundleError              not a bundle, corrupt archive, unsafe paths, bad manifest
     │   ├── FlavorError              unknown flavor / object no flavor can save
     │   ├── RequirementError         a gate / requirement string that does not parse
-    │   └── PipelineError            a pipeline spec or graph is wrong (names the step and field)
+    │   ├── PipelineError            a pipeline spec or graph is wrong (names the step and field)
+    │   └── UnsupportedMediaType     code="unsupported_media_type" a body of a type the route does not read
+    │                                (HTTP 415, gRPC INVALID_ARGUMENT)
     ├── NotFound                     code="not_found"            (HTTP 404, gRPC NOT_FOUND)
     ├── AlreadyExists                code="already_exists"       (HTTP 409, gRPC ALREADY_EXISTS)
     ├── FailedPrecondition           code="failed_precondition"  (HTTP 409, gRPC FAILED_PRECONDITION)
@@ -82,6 +84,13 @@ class PipelineError(InvalidArgument):
         self.step = step
         self.field = field
         self.problems = list(problems or [message])
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """A request body of a media type the route does not read (``text/csv`` to predict); names the types it
+    does."""
+
+    code = "unsupported_media_type"
 
 
 class NotFound(ModelrunnerError):
@@ -163,6 +172,7 @@ class DeadlineExceeded(ModelrunnerError):
 HTTP_STATUS: dict[str, int] = {
     "internal": 500,
     "invalid_argument": 400,
+    "unsupported_media_type": 415,
     "not_found": 404,
     "already_exists": 409,
     "failed_precondition": 409,

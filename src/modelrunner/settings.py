@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default=3600.0, ge=0,
         description="Age after which temporary files of a killed push or fetch (cache/.push-*, "
                     "artifacts/tmp/*.part) are removed at the next push, serve start or gc.")
+    max_request_rows: int = Field(
+        default=100_000, ge=1,
+        description="Most rows one predict/infer request may carry (any protocol); more is a 413, counted "
+                    "from the message's structure before its rows are decoded.",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -175,6 +175,24 @@ def test_json_batch_of_lines_of_different_lengths(served: tuple[str, Any]) -> No
     assert recognize["calls"] == 1 and recognize["rows"] == sum(len(line.text) for line in lines)
 
 
+def test_zero_rows_answer_zero_rows(served: tuple[str, Any]) -> None:
+    with httpx.Client(base_url=served[0], timeout=30) as client:
+        r = client.post(f"/v1/endpoints/{ENDPOINT}/predict", json={"instances": []})
+    assert r.status_code == 200 and r.json()["predictions"] == [], r.text
+
+
+def test_pixels_per_request_are_refused_from_the_headers(served: tuple[str, Any]) -> None:
+    """50 images of 2000x2000 (433 KB of JSON as PNGs) took a worker from 296 MB to 1.85 GB: now a 413
+    before any is decoded (header-only PNGs would each fail as corrupt if one were)."""
+    import base64
+
+    image = base64.b64encode(header_only_png(2000, 2000)).decode()
+    with httpx.Client(base_url=served[0], timeout=30) as client:
+        r = client.post(f"/v1/endpoints/{ENDPOINT}/predict", json={"instances": [{"image": image}] * 50})
+    assert r.status_code == 413, r.text
+    assert "the 50 images hold 200.0 megapixels together" in r.json()["error"]["message"]
+
+
 def test_traced_requests_keep_their_steps_with_batching_on(served: tuple[str, Any], ocr: OcrBuild) -> None:
     """A traced request is not merged into a batch: each of several concurrent ones gets its own steps."""
     from concurrent.futures import ThreadPoolExecutor

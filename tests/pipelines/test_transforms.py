@@ -84,8 +84,19 @@ def test_fifty_megapixels_is_refused_from_the_header() -> None:
         decode(png(np.zeros((10, 10), np.uint8)), max_pixels=50)
 
 
+def test_pixels_of_a_request_are_budgeted_from_the_headers() -> None:
+    # header-only PNGs: decoding any of them would fail as corrupt, so the budget is checked first
+    with pytest.raises(ResourceExhausted, match=r"the 50 images hold 200.0 megapixels together; at most "
+                                                r"16.0 are decoded per request \(option max_total_pixels\)"):
+        decode(*[header_only_png(2000, 2000)] * 50)
+    with pytest.raises(ResourceExhausted, match="at most 0.0 are decoded"):
+        decode(png(np.zeros((10, 10), np.uint8)), png(np.zeros((10, 10), np.uint8)), max_total_pixels=150)
+    assert decode(png(np.zeros((10, 10), np.uint8)), max_total_pixels=100).shape == (1, 10, 10)
+
+
 def test_options_are_checked() -> None:
-    with pytest.raises(PipelineError, match=r"unknown option\(s\) max_px \(options: max_pixels, formats\)"):
+    known = "max_pixels, max_total_pixels, formats"
+    with pytest.raises(PipelineError, match=rf"unknown option\(s\) max_px \(options: {known}\)"):
         get_transform("image.decode_grayscale", {"max_px": 3})
     with pytest.raises(PipelineError, match="option 'max_pixels' must be int"):
         get_transform("image.decode_grayscale", {"max_pixels": "big"})

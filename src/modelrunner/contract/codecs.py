@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from modelrunner.contract.types import DType, Field
-from modelrunner.contract.validate import Columns, _default_row, batch_size, coerce_column
+from modelrunner.contract.validate import Columns, _default_row, batch_size, check_rows, coerce_column
 from modelrunner.errors import ContractError, ValidationError
 
 __all__ = [
     "column_from_raw", "column_to_raw", "column_to_tensor", "columns_from_json", "columns_to_rows",
-    "decode_json_request", "dtype_from_v2", "encode_json_response", "rows_to_columns", "tensor_to_column",
-    "to_jsonable", "v2_datatype",
+    "decode_json_request", "dtype_from_v2", "encode_json_response", "rows_to_columns", "tensor_shape",
+    "tensor_to_column", "to_jsonable", "v2_datatype",
 ]
 
 _V2 = {DType.BOOL: "BOOL", DType.INT8: "INT8", DType.INT16: "INT16", DType.INT32: "INT32",
@@ -81,9 +82,11 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
         missing = [i for i, v in enumerate(values) if v is None]
         if missing:
             if not f.optional:
-                raise ValidationError(f"row {missing[0]}: missing input {f.name!r} ({f.describe()})",
-                                      field=f.name)
-            default = _default_value(f)
+                i = missing[0]
+                why = (f"input {f.name!r} is null; expected {f.describe()}" if f.name in rows[i]
+                       else f"missing input {f.name!r} ({f.describe()})")
+                raise ValidationError(f"row {i}: {why}", field=f.name)
+            default = _default_value(f)  # absent or null: an optional field's default
             values = [default if v is None else v for v in values]
         out[f.name] = _column(f, values)
     return out
@@ -105,17 +108,31 @@ def columns_from_json(inputs: Mapping[str, Any], fields: Sequence[Field]) -> dic
     out: dict[str, Any] = {}
     for name, values in inputs.items():
         field = by_name.get(name)
-        out[name] = values if field is None else _column(field, values)
+        if field is None:
+            out[name] = values
+        elif isinstance(values, list) and not values:
+            out[name] = _empty(field)  # zero rows: np.asarray([]) would have the wrong number of dimensions
+        else:
+            out[name] = _column(field, values)
     return out
 
 
-def decode_json_request(body: Any, fields: Sequence[Field]) -> tuple[dict[str, Any], str]:
-    """A native JSON request body -> (columns, style) where style is ``instances`` or ``inputs``."""
+def decode_json_request(body: Any, fields: Sequence[Field], *,
+                        max_rows: int | None = None) -> tuple[dict[str, Any], str]:
+    """A native JSON request body -> (columns, style) where style is ``instances`` or ``inputs``.
+
+    More than ``max_rows`` rows is refused (a 413) before any value is converted."""
     if isinstance(body, dict):
         if "instances" in body:
-            return rows_to_columns(body["instances"], fields), "instances"
+            rows = body["instances"]
+            if isinstance(rows, list):
+                check_rows(len(rows), max_rows)
+            return rows_to_columns(rows, fields), "instances"
         if "inputs" in body:
-            return columns_from_json(body["inputs"], fields), "inputs"
+            inputs = body["inputs"]
+            if isinstance(inputs, dict):
+                check_rows(max((len(v) for v in inputs.values() if isinstance(v, list)), default=0), max_rows)
+            return columns_from_json(inputs, fields), "inputs"
     raise ValidationError('the request body must be {"instances": [rows]} or {"inputs": {name: [values]}}')
 
 
@@ -176,13 +193,30 @@ def dtype_from_v2(datatype: str) -> DType:
             from None
 
 
+MAX_TENSOR_ELEMENTS = 2**40
+"""A shape whose non-zero dimensions multiply to more is refused outright (numpy cannot even make an empty
+array of shape ``[0, 2**31, 2**31]``)."""
+
+
+def tensor_shape(name: str, shape: Any, max_rows: int | None = None) -> tuple[int, ...]:
+    """A V2 tensor's shape, checked before anything is allocated for it: integers >= 0, and a first
+    (batch) dimension of at most ``max_rows``."""
+    if not isinstance(shape, list | tuple) or not all(type(d) is int for d in shape):
+        raise ValidationError(f"tensor {name!r}: shape must be a list of integers >= 0, got {shape!r:.60}",
+                              field=name)
+    dims = tuple(shape)
+    if any(d < 0 for d in dims):
+        raise ValidationError(f"tensor {name!r}: shape {list(dims)} has a negative dimension", field=name)
+    if math.prod(d for d in dims if d) > MAX_TENSOR_ELEMENTS:  # even with a 0 in it numpy cannot shape it
+        raise ValidationError(f"tensor {name!r}: shape {list(dims)} is too large", field=name)
+    if dims:
+        check_rows(dims[0], max_rows)
+    return dims
+
+
 def _check_size(name: str, shape: Sequence[int], size: int) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise ValidationError(f"tensor {name!r}: shape must be a list of integers, got {shape!r}",
-                              field=name) from None
-    if any(d < 0 for d in dims) or int(np.prod(dims)) != size:
+    dims = tensor_shape(name, shape)
+    if math.prod(dims) != size:  # exact integers: numpy's product of [2**32, 2**32] overflows to 0
         raise ValidationError(f"tensor {name!r}: shape {list(dims)} does not match its {size} values",
                               field=name, expected=list(dims), actual=size)
     return dims
@@ -201,7 +235,11 @@ def _numeric_array(name: str, datatype: str, data: Any) -> np.ndarray:
         info = np.iinfo(dtype)
         if int(arr.min()) < info.min or int(arr.max()) > info.max:
             raise ValidationError(f"tensor {name!r}: data out of range for {datatype}", field=name)
-    return arr.astype(dtype, copy=False)
+    try:
+        with np.errstate(over="raise", invalid="raise"):  # 1e300 as FP32 is not inf: it is out of range
+            return arr.astype(dtype, copy=False)
+    except FloatingPointError:
+        raise ValidationError(f"tensor {name!r}: data out of range for {datatype}", field=name) from None
 
 
 def tensor_to_column(name: str, shape: Sequence[int], datatype: str, data: Any, field: Field) -> np.ndarray:
@@ -235,6 +273,10 @@ def column_from_raw(raw: bytes, shape: Sequence[int], datatype: str, name: str =
     """A V2 raw (binary) tensor -> an array of ``shape`` (BYTES: 4-byte little-endian length prefixes)."""
     dt = datatype.upper() if isinstance(datatype, str) else datatype
     if dt == "BYTES":
+        want = math.prod(tensor_shape(name, shape))
+        if want * 4 > len(raw):  # every element has a 4-byte length prefix: refuse before splitting
+            raise ValidationError(f"tensor {name!r}: shape {list(shape)} needs {want} BYTES elements, more "
+                                  f"than {len(raw)} raw bytes can hold", field=name)
         items = _split_bytes(name, raw)
         arr = np.empty(len(items), dtype=object)
         arr[:] = items

@@ -30,11 +30,11 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from modelrunner.contract.types import MAX_FIELD_NUMBER, Contract, DType, Field, format_shape
-from modelrunner.contract.validate import Columns, _default_row, validate_batch
+from modelrunner.contract.validate import Columns, _default_row, check_rows, validate_batch
 from modelrunner.errors import ContractError, ValidationError
 
 __all__ = [
-    "SERVICE", "SHAPE_NUMBER_BASE", "columns_to_request_bytes", "columns_to_response_bytes",
+    "SERVICE", "SHAPE_NUMBER_BASE", "columns_to_request_bytes", "columns_to_response_bytes", "count_rows",
     "endpoint_package", "message_classes", "proto_package", "render_proto", "request_to_columns",
     "response_bytes_to_columns",
 ]
@@ -195,7 +195,7 @@ def _encode(cls: type[Message], fields: tuple[Field, ...], columns: Columns) -> 
         col = columns.get(f.name)
         if col is None:
             continue
-        per_field[f.name] = col.reshape(n, -1).tolist() if f.shape else col.tolist()
+        per_field[f.name] = col.reshape(n, -1).tolist() if f.shape and n else col.tolist()
         if _shape_slot(f):
             per_field[f"{f.name}_shape"] = [list(col.shape[1:])] * n
     rows = msg.rows  # type: ignore[attr-defined]
@@ -277,10 +277,63 @@ def columns_to_request_bytes(columns: Mapping[str, Any], contract: Contract, pac
     return _encode(message_classes(contract, package)[0], contract.inputs, cols)
 
 
-def request_to_columns(data: bytes, contract: Contract, package: str) -> Columns:
-    """Parse ``Request`` bytes into a validated input batch; raises ValidationError on bad bytes or data."""
+def request_to_columns(data: bytes, contract: Contract, package: str, *,
+                       max_rows: int | None = None) -> Columns:
+    """Parse ``Request`` bytes into a validated input batch; raises ValidationError on bad bytes or data,
+    ResourceExhausted for more than ``max_rows`` rows (counted on the wire, before parsing)."""
+    if max_rows is not None and len(data) > 2 * max_rows:  # a row takes 2 bytes at least: smaller is fine
+        rows = count_rows(data, max_rows)
+        check_rows(rows, max_rows, exact=rows <= max_rows)
     msg = _decode(message_classes(contract, package)[0], data, "Request")
     return validate_batch(contract.inputs, _columns(msg, contract.inputs, True, "input"))
+
+
+def count_rows(data: bytes, stop: int) -> int:
+    """How many ``rows`` (field 1) a ``Request``'s bytes hold, read from the wire format without building a
+    message, and stopping once past ``stop``: 16.7M empty rows took 16 minutes and 3.6 GB to parse, their
+    count to ``stop`` a few milliseconds. Malformed bytes are left for the parser to report."""
+    rows = pos = 0
+    end = len(data)
+    while pos < end:
+        tag = data[pos]
+        if tag < 0x80:  # one-byte tags (fields 1-15), without a call
+            pos += 1
+        else:
+            tag, pos = _varint(data, pos)
+        kind = tag & 7
+        if kind == 2:
+            length = data[pos] if pos < end else 0x80
+            if length < 0x80:  # the common one-byte length, without a call
+                pos += 1 + length
+            else:
+                length, pos = _varint(data, pos)
+                pos += length
+        elif kind == 0:
+            pos = _varint(data, pos)[1]
+        elif kind in (1, 5):
+            pos += 8 if kind == 1 else 4
+        else:
+            break  # groups or a broken tag: the parser's error
+        if tag >> 3 == 1:
+            rows += 1
+            if rows > stop:
+                break
+    return rows
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    end = len(data)
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift >= 70:
+            break  # over 10 bytes: not a varint (and no ever-growing integer)
+    return value, end + 1  # truncated or broken: ends the scan
 
 
 def columns_to_response_bytes(columns: Mapping[str, Any], contract: Contract, package: str) -> bytes:

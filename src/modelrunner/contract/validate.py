@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from modelrunner.contract.types import DType, Field, format_shape
-from modelrunner.errors import ContractError, ValidationError
+from modelrunner.errors import ContractError, ResourceExhausted, ValidationError
 
 Columns = dict[str, np.ndarray]
 
-__all__ = ["Columns", "Validator", "batch_size", "coerce_column", "validate_batch", "validator"]
+__all__ = ["Columns", "Validator", "batch_size", "check_rows", "coerce_column", "validate_batch", "validator"]
 
 
 def _dtype_text(dtype: np.dtype[Any]) -> str:
@@ -285,3 +285,13 @@ def batch_size(columns: Mapping[str, Any]) -> int:
         elif m != n:
             raise ValidationError(f"column {name!r} has {m} rows but {first!r} has {n}", field=name)
     return max(n, 0)
+
+
+def check_rows(rows: int, limit: int | None, *, exact: bool = True) -> None:
+    """Refuse a request of more than ``limit`` rows (``max_request_rows``) with a 413 naming the limit.
+
+    ``exact=False`` when counting stopped past the limit (the count is then a lower bound)."""
+    if limit is not None and rows > limit:
+        count = f"{rows} rows" if exact else f"more than {limit} rows"
+        raise ResourceExhausted(f"the request has {count}; at most {limit} rows are accepted per request "
+                                "(max_request_rows)", rows=rows if exact else None, limit=limit)

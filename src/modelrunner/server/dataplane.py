@@ -6,6 +6,7 @@ where per-request metrics are recorded, so every protocol counts the same way.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -13,12 +14,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from modelrunner.contract import Contract
-from modelrunner.errors import ModelrunnerError
+from modelrunner.contract.validate import validate_batch
+from modelrunner.errors import ModelrunnerError, Unavailable
 from modelrunner.monitoring import metrics
 from modelrunner.runner.endpoint import Endpoint, Prediction
 
 Decoder = Callable[[Contract], Mapping[str, np.ndarray]]
 """Turns a request into columns, given the contract of the version serving now."""
+
+OFFLOAD_BYTES = 256 * 1024
+"""Bodies larger than this are parsed and decoded in a thread, not on the event loop: a 32 MiB body takes
+seconds to decode, and the worker's other requests must not wait for it. Smaller ones stay on the loop,
+where they cost less than a hand-off to a thread (the 1-row hot path is ~1 KB)."""
 
 
 class RuntimeLike(Protocol):
@@ -41,16 +48,22 @@ def _version(endpoint: Endpoint) -> int | None:
     return dep.version if dep is not None else None
 
 
-async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False) -> Prediction:
+async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
+                offload: bool = False) -> Prediction:
     """Decode against the serving contract, predict on the pinned version, record metrics; ``alone`` keeps
-    the request out of batching (a traced request: its pipeline steps' times are its own)."""
+    the request out of batching (a traced request: its pipeline steps' times are its own); ``offload``
+    decodes in a thread (a large body: see :data:`OFFLOAD_BYTES`)."""
     name = endpoint.name
     gauge = metrics.in_flight(name)
     gauge.inc()
     start = time.perf_counter()
     try:
-        columns = decode(endpoint.contract)
-        pred = await endpoint.predict(columns, alone=alone)
+        contract = endpoint.contract
+        columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
+        if no_rows(columns):
+            pred = empty_prediction(endpoint, columns)
+        else:
+            pred = await endpoint.predict(columns, alone=alone)
     except ModelrunnerError as exc:
         metrics.observe_error(name, _version(endpoint), exc.code)
         raise
@@ -61,6 +74,26 @@ async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bo
         gauge.dec()
     metrics.observe_request(name, pred.version, protocol, time.perf_counter() - start)
     return pred
+
+
+def no_rows(columns: Mapping[str, Any]) -> bool:
+    """True for a batch of zero rows (judged by its first column; the validator checks the others)."""
+    for col in columns.values():
+        shape: tuple[int, ...] | None = getattr(col, "shape", None)
+        return bool(shape) and shape is not None and shape[0] == 0
+    return False
+
+
+def empty_prediction(endpoint: Endpoint, columns: Mapping[str, Any]) -> Prediction:
+    """Zero rows in, zero rows out, without calling the model (most models refuse an empty batch: sklearn's
+    "Found array with 0 sample(s)"). The inputs are still validated, so a wrong field is still a 422."""
+    dep = endpoint.current
+    if dep is None:
+        raise Unavailable(f"endpoint {endpoint.name!r} has no model loaded yet")
+    validate_batch(dep.contract.inputs, columns)
+    outputs = {f.name: np.zeros((0, *(max(d, 0) for d in f.shape)), dtype=f.dtype.numpy())
+               for f in dep.contract.outputs}
+    return Prediction(outputs, dep.model, dep.version, dep.ref)
 
 
 def endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:

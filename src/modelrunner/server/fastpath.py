@@ -25,7 +25,9 @@ class FastApp(FastAPI):
             endpoint = self._plain_predict(scope)
             if endpoint is not None:
                 scope["app"] = self
-                await plain.answer(endpoint, self.state.settings.max_request_bytes, scope, receive, send)
+                settings = self.state.settings
+                await plain.answer(endpoint, settings.max_request_bytes, scope, receive, send,
+                                   max_rows=settings.max_request_rows)
                 return
         await super().__call__(scope, receive, send)  # type: ignore[arg-type]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrunner.contract.codecs import column_to_raw, v2_datatype
+from modelrunner.contract.codecs import column_to_raw, tensor_shape, v2_datatype
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.runner.endpoint import Prediction
 from modelrunner.server import v2_codec
@@ -83,16 +83,14 @@ def _raw_inputs(msg: Any) -> list[bytes] | None:
     return raw
 
 
-def infer_request(msg: Any) -> v2_codec.InferRequest:
-    """A ``ModelInferRequest`` as a V2 request (tensors decoded later, against the serving contract)."""
-    if not msg.inputs:
-        raise InvalidArgument("an inference request needs 'inputs': a non-empty list of tensors")
+def infer_request(msg: Any, max_rows: int | None = None) -> v2_codec.InferRequest:
+    """A ``ModelInferRequest`` as a V2 request (tensors decoded later, against the serving contract); a
+    tensor whose first dimension is over ``max_rows`` is refused (RESOURCE_EXHAUSTED) before its data."""
+    v2_codec.check_tensor_count(len(msg.inputs))
     raw = _raw_inputs(msg)
     inputs = []
     for i, t in enumerate(msg.inputs):
-        shape = [int(d) for d in t.shape]
-        if any(d < 0 for d in shape):
-            raise ValidationError(f"input {t.name!r}: shape {shape} has a negative dimension", field=t.name)
+        shape = list(tensor_shape(t.name, list(t.shape), max_rows))
         if raw is not None:
             inputs.append(v2_codec.Tensor(t.name, t.datatype, shape, raw=raw[i]))
         else:

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from modelrunner.errors import ModelrunnerError
+from modelrunner.errors import InvalidArgument, ModelrunnerError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ def status_of(exc: ModelrunnerError) -> grpc.StatusCode:
     """The gRPC status of an error's protocol-neutral code (INTERNAL for anything unknown)."""
     try:
         return grpc.StatusCode[exc.code.upper()]
-    except KeyError:
-        return grpc.StatusCode.INTERNAL
+    except KeyError:  # a finer code of an HTTP-only error (unsupported_media_type): its family's status
+        invalid = isinstance(exc, InvalidArgument)
+        return grpc.StatusCode.INVALID_ARGUMENT if invalid else grpc.StatusCode.INTERNAL
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: ModelrunnerError) -> None:
@@ -41,6 +43,28 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: ModelrunnerError) -
     await context.abort(status_of(exc), exc.message)
 
 
+class Malformed:
+    """A request whose bytes did not parse: handed to the handler (see :func:`tolerant`) so the client gets
+    INVALID_ARGUMENT naming the message, not the UNKNOWN grpc answers for a failing deserializer."""
+
+    def __init__(self, what: str, error: Exception) -> None:
+        self.error = ValidationError(f"the request is not a valid protobuf {what}: {error}")
+
+
+def tolerant(message: Any) -> Callable[[bytes], Any]:
+    """A request deserializer for ``message`` (a protobuf class) that returns :class:`Malformed` instead of
+    raising."""
+    what = message.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except (DecodeError, ValueError, RuntimeError) as exc:  # the C parser's errors vary by version
+            return Malformed(what, exc)
+
+    return deserialize
+
+
 def guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Wrap an async gRPC handler (its last argument is the context) so errors become statuses."""
 
@@ -48,6 +72,8 @@ def guard(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     async def handler(*args: Any) -> T:
         context = args[-1]
         try:
+            if len(args) > 1 and isinstance(args[-2], Malformed):
+                raise args[-2].error
             return await fn(*args)
         except ModelrunnerError as exc:
             await abort_with(context, exc)

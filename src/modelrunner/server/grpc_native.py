@@ -24,8 +24,9 @@ _PREFIX = "modelrunner."
 class ContractHandler(grpc.GenericRpcHandler):
     """Routes ``/<package>.Model/Predict`` to the endpoint whose package it is."""
 
-    def __init__(self, runtime: dataplane.RuntimeLike) -> None:
+    def __init__(self, runtime: dataplane.RuntimeLike, max_rows: int | None = None) -> None:
         self.runtime = runtime
+        self.max_rows = max_rows
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         path = str(handler_call_details.method)  # type: ignore[attr-defined]
@@ -45,7 +46,7 @@ class ContractHandler(grpc.GenericRpcHandler):
     @guard
     async def _predict(self, service: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         endpoint = self._endpoint_of(service)
-        data, pred = await protobuf.predict(endpoint, request, "grpc")
+        data, pred = await protobuf.predict(endpoint, request, "grpc", self.max_rows)
         # trailing metadata rides with the status; initial metadata would cost its own write per call
         context.set_trailing_metadata(tuple(protobuf.answer_headers(endpoint, pred).items()))
         return data

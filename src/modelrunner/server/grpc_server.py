@@ -17,8 +17,7 @@ import grpc
 from modelrunner.errors import FailedPrecondition
 from modelrunner.server import dataplane
 from modelrunner.server.grpc_native import ContractHandler
-from modelrunner.server.grpc_v2 import InferenceServicer
-from modelrunner.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
+from modelrunner.server.grpc_v2 import InferenceServicer, add_to_server
 from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,8 +48,9 @@ class GrpcServer:
 
     async def start(self) -> int:
         server = grpc.aio.server(options=self._options())
-        pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.runtime), server)
-        server.add_generic_rpc_handlers((ContractHandler(self.runtime),))
+        max_rows = self.settings.max_request_rows
+        add_to_server(InferenceServicer(self.runtime, max_rows), server)
+        server.add_generic_rpc_handlers((ContractHandler(self.runtime, max_rows),))
         where = address(self.host, self.port)
         try:
             bound = server.add_insecure_port(where)

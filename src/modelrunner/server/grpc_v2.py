@@ -6,12 +6,15 @@ tritonclient.grpc and KServe's V2 clients work unchanged. Errors become gRPC sta
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import grpc
 
 from modelrunner.errors import NotFound, Unavailable
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.server import dataplane, grpc_codec
-from modelrunner.server.grpc_errors import guard
+from modelrunner.server.grpc_errors import guard, tolerant
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
@@ -33,10 +36,11 @@ def _endpoint(runtime: dataplane.RuntimeLike, name: str, version: str) -> Endpoi
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The V2 gRPC service over one runtime (one per worker process)."""
+    """The V2 gRPC service over one runtime (one per worker process); ``max_rows`` as the setting."""
 
-    def __init__(self, runtime: dataplane.RuntimeLike) -> None:
+    def __init__(self, runtime: dataplane.RuntimeLike, max_rows: int | None = None) -> None:
         self.runtime = runtime
+        self.max_rows = max_rows
 
     @guard
     async def ServerLive(self, request: Any, context: Any) -> Any:  # noqa: N802 - the rpc's name
@@ -73,9 +77,27 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     @guard
     async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
         endpoint = _endpoint(self.runtime, request.model_name, request.model_version)
-        infer_request = grpc_codec.infer_request(request)
-        pred = await dataplane.infer(endpoint, infer_request.decoder, "v2-grpc")
+        large = request.ByteSize() > dataplane.OFFLOAD_BYTES  # computed in C: cheap next to decoding
+        if large:  # reading millions of values out of the message takes a while: not on the event loop
+            infer_request = await asyncio.to_thread(grpc_codec.infer_request, request, self.max_rows)
+        else:
+            infer_request = grpc_codec.infer_request(request, self.max_rows)
+        pred = await dataplane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large)
         if request.model_version and str(pred.version) != request.model_version:
             raise Unavailable(f"model {request.model_name!r} switched to version {pred.version} during the "
                               "request; retry")
         return grpc_codec.infer_response(request.model_name, infer_request, pred)
+
+
+def add_to_server(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
+    """As the generated ``add_GRPCInferenceServiceServicer_to_server``, but bytes that do not parse reach the
+    handler as ``Malformed`` (INVALID_ARGUMENT naming the message) instead of grpc's own UNKNOWN."""
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=tolerant(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -45,23 +45,27 @@ def endpoint_for(endpoints: Mapping[str, Any], scope: Scope) -> Any | None:
     return endpoints.get(name)
 
 
-async def answer(endpoint: Endpoint, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
-    """Read, predict, answer; errors become the same bodies the app's error handlers write."""
+async def answer(endpoint: Endpoint, limit: int, scope: Scope, receive: Receive, send: Send, *,
+                 max_rows: int | None = None) -> None:
+    """Read, predict, answer; errors become the same bodies the app's error handlers write. More than
+    ``max_rows`` rows is a 413; a large body is parsed and decoded in a thread (dataplane.OFFLOAD_BYTES)."""
     try:
         raw = await read_body(scope, receive, limit)
         if raw is None:
             return  # the client went away
-        parsed = [wire.parse_json(raw)]
+        large = len(raw) > dataplane.OFFLOAD_BYTES
+        parsed = [await wire.load_request_json(raw, max_rows, True) if large
+                  else wire.parse_request_json(raw, max_rows)]
         style = _style(parsed[0])
 
         def decode(contract: Any) -> Any:
-            columns = decode_json_request(parsed[0], contract.inputs)[0]
+            columns = decode_json_request(parsed[0], contract.inputs, max_rows=max_rows)[0]
             # drop the parsed JSON (a Python object per value) before waiting for a batch: with many
             # requests in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
             parsed.clear()
             return columns
 
-        pred = await dataplane.infer(endpoint, decode, "rest")
+        pred = await dataplane.infer(endpoint, decode, "rest", offload=large)
         out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
         out.update(encode_json_response(pred.columns, style))
         payload = wire.dumps(out)

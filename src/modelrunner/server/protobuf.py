@@ -24,11 +24,11 @@ from modelrunner.contract.proto import (
     render_proto,
     request_to_columns,
 )
-from modelrunner.contract.validate import batch_size
-from modelrunner.errors import NotFound, ValidationError
+from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.server import dataplane
-from modelrunner.server.http import json_response, parse_json
+from modelrunner.server.http import json_response
+from modelrunner.server.wire import load_request_json
 
 PROTOBUF = "application/x-protobuf"
 _PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf", "application/vnd.google.protobuf",
@@ -66,12 +66,11 @@ def handles(headers: Mapping[str, str]) -> bool:
     return is_protobuf(headers.get("content-type")) or wants_protobuf(headers.get("accept"))
 
 
-def decode_request(data: bytes, contract: Contract, package: str) -> dict[str, Any]:
-    """``Request`` bytes -> validated input columns of ``contract``; an empty batch is refused."""
-    columns = dict(request_to_columns(data, contract, package))
-    if not columns or batch_size(columns) == 0:
-        raise ValidationError(f"the protobuf {package}.Request has no rows (send one InputRow per row)")
-    return columns
+def decode_request(data: bytes, contract: Contract, package: str,
+                   max_rows: int | None = None) -> dict[str, Any]:
+    """``Request`` bytes -> validated input columns of ``contract`` (zero rows answer zero rows; more than
+    ``max_rows`` is a 413, counted on the wire before any row is decoded)."""
+    return dict(request_to_columns(data, contract, package, max_rows=max_rows))
 
 
 def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
@@ -82,10 +81,12 @@ def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
     return endpoint.contract
 
 
-async def predict(endpoint: Endpoint, data: bytes, protocol: str) -> tuple[bytes, Prediction]:
+async def predict(endpoint: Endpoint, data: bytes, protocol: str,
+                  max_rows: int | None = None) -> tuple[bytes, Prediction]:
     """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version."""
     package = package_of(endpoint.name)
-    pred = await dataplane.infer(endpoint, lambda c: decode_request(data, c, package), protocol)
+    pred = await dataplane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
+                                 offload=len(data) > dataplane.OFFLOAD_BYTES)
     return encode_response(endpoint, pred), pred
 
 
@@ -101,18 +102,21 @@ def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
             "x-modelrunner-ref": pred.ref, "x-modelrunner-contract-version": str(contract.version)}
 
 
-async def http_predict(endpoint: Endpoint, body: bytes, headers: Mapping[str, str]) -> Response:
+async def http_predict(endpoint: Endpoint, body: bytes, headers: Mapping[str, str],
+                       max_rows: int | None = None) -> Response:
     """``POST /v1/endpoints/{name}/predict`` when the body is protobuf or a protobuf answer is wanted."""
     accept = headers.get("accept")
     if is_protobuf(headers.get("content-type")):
-        data, pred = await predict(endpoint, body, "protobuf")
+        data, pred = await predict(endpoint, body, "protobuf", max_rows)
         if accept is None or wants_protobuf(accept) or "json" not in accept:
             return Response(data, media_type=PROTOBUF, headers=answer_headers(endpoint, pred))
         out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
         out.update(encode_json_response(pred.columns, "instances"))
         return json_response(out)
-    doc = parse_json(body)
-    pred = await dataplane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs)[0], "protobuf")
+    large = len(body) > dataplane.OFFLOAD_BYTES
+    doc = await load_request_json(body, max_rows, large)
+    pred = await dataplane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
+                                 "protobuf", offload=large)
     return Response(encode_response(endpoint, pred), media_type=PROTOBUF,
                     headers=answer_headers(endpoint, pred))
 

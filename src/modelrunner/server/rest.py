@@ -12,10 +12,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
+from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
 from modelrunner.runner.endpoint import Prediction
 from modelrunner.server import dataplane, multipart, protobuf
-from modelrunner.server.http import json_response, parse_json, read_body
+from modelrunner.server.http import json_response, read_body
+from modelrunner.server.wire import load_request_json
+from modelrunner.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
@@ -41,7 +44,8 @@ OPENAPI_PATHS: dict[str, Any] = {
         "responses": {
             "200": {"description": "`{endpoint, model, version, predictions}` or `{..., outputs}`"},
             "400": {"description": "malformed JSON"}, "404": {"description": "unknown endpoint"},
-            "413": {"description": "body over max_request_bytes"},
+            "413": {"description": "body over max_request_bytes, or more rows than max_request_rows"},
+            "415": {"description": "a body that is not JSON, protobuf or a form (e.g. text/csv)"},
             "422": {"description": "input does not fit the contract (names the field)"},
             "503": {"description": "nothing loaded yet"}, "default": _ERROR,
         },
@@ -62,19 +66,36 @@ def _style(body: Any) -> str:
     return "instances"
 
 
+ACCEPTED = "application/json, application/x-protobuf or multipart/form-data"
+"""What the predict route reads, for the 415 that answers any other body."""
+
+
 def _is_json(raw: bytes) -> bool:
     """A JSON object/array body, whatever its content-type says (``curl -d`` labels it a urlencoded form)."""
     return raw.lstrip()[:1] in (b"{", b"[")
 
 
-async def _decoder(request: Request, limit: int) -> tuple[dataplane.Decoder, str]:
-    """How to turn this request into columns, and the response style (``instances``/``inputs``/``form``)."""
+def _check_media(content_type: str | None, raw: bytes) -> None:
+    """A body labelled as something we do not read (``text/csv``) is a 415 naming what we do read, rather
+    than "malformed JSON"; an unlabelled body, a ``...json`` type, or a body that is JSON anyway is read."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith(("+json", "/json")) \
+            and not _is_json(raw):
+        raise UnsupportedMediaType(f"unsupported media type {media}; send {ACCEPTED}", media_type=media)
+
+
+async def _decoder(request: Request, settings: Settings) -> tuple[dataplane.Decoder, str, bool]:
+    """How to turn this request into columns, the response style (``instances``/``inputs``/``form``), and
+    whether to decode it in a thread (a large body)."""
+    limit, max_rows = settings.max_request_bytes, settings.max_request_rows
     raw = await read_body(request, limit)
     if multipart.is_form(request.headers) and not _is_json(raw):
         form = await multipart.parse_form(request.headers, raw, limit)
-        return (lambda c: multipart.form_columns(form, c.inputs)), "form"
-    body = parse_json(raw)
-    return (lambda c: decode_json_request(body, c.inputs)[0]), _style(body)
+        return (lambda c: multipart.form_columns(form, c.inputs)), "form", False
+    _check_media(request.headers.get("content-type"), raw)
+    large = len(raw) > dataplane.OFFLOAD_BYTES
+    body = await load_request_json(raw, max_rows, large)
+    return (lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]), _style(body), large
 
 
 async def predict(request: Request) -> Response:
@@ -85,13 +106,14 @@ async def predict(request: Request) -> Response:
     """
     name: str = request.path_params["name"]
     endpoint = _runtime(request).get(name)
+    settings: Settings = request.app.state.settings
     if protobuf.handles(request.headers):  # an application/x-protobuf body or Accept: server/protobuf.py
-        raw = await read_body(request, request.app.state.settings.max_request_bytes)
-        return await protobuf.http_predict(endpoint, raw, request.headers)
-    decode, style = await _decoder(request, request.app.state.settings.max_request_bytes)
+        raw = await read_body(request, settings.max_request_bytes)
+        return await protobuf.http_predict(endpoint, raw, request.headers, settings.max_request_rows)
+    decode, style, large = await _decoder(request, settings)
     traced = request.query_params.get("trace", "").lower() in ("1", "true", "yes")
     with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
-        pred = await dataplane.infer(endpoint, decode, "rest", alone=traced)
+        pred = await dataplane.infer(endpoint, decode, "rest", alone=traced, offload=large)
     meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version}
     if style == "form":
         row = encode_json_response(pred.columns, "instances")["predictions"][0]

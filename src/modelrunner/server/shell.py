@@ -71,7 +71,8 @@ class WorkerApp:
             endpoint = plain.endpoint_for(self.runtime.endpoints, scope)
             if endpoint is None:
                 return False
-            await plain.answer(endpoint, self.settings.max_request_bytes, scope, receive, send)
+            await plain.answer(endpoint, self.settings.max_request_bytes, scope, receive, send,
+                               max_rows=self.settings.max_request_rows)
             return True
         if self.app is None and method in ("GET", "HEAD") and scope["path"] in HEALTH:
             healthz = scope["path"] == "/healthz"

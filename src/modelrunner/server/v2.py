@@ -14,7 +14,8 @@ from starlette.responses import Response
 from modelrunner.errors import NotFound, Unavailable
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.server import dataplane, v2_binary, v2_codec
-from modelrunner.server.http import dumps, json_response, parse_json, read_body
+from modelrunner.server.http import dumps, json_response, read_body
+from modelrunner.server.wire import load_request_json
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
 
@@ -95,10 +96,13 @@ async def model_version_ready(name: str, version: str, request: Request) -> Resp
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     endpoint = _endpoint(request, name, version)
-    body = await read_body(request, request.app.state.settings.max_request_bytes)
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_request_bytes)
     head, tail = v2_binary.split(body, request.headers.get(v2_binary.HEADER))
-    infer_request = v2_codec.parse_request(parse_json(head), tail)
-    pred = await dataplane.infer(endpoint, infer_request.decoder, "v2")
+    large = len(body) > dataplane.OFFLOAD_BYTES
+    doc = await load_request_json(head, settings.max_request_rows, large)
+    infer_request = v2_codec.parse_request(doc, tail, settings.max_request_rows)
+    pred = await dataplane.infer(endpoint, infer_request.decoder, "v2", offload=large)
     if version is not None and str(pred.version) != version:
         raise Unavailable(f"model {name!r} switched to version {pred.version} during the request; retry")
     return _infer_response(name, infer_request, pred)

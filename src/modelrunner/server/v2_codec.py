@@ -16,11 +16,15 @@ from modelrunner.contract.codecs import (
     column_from_raw,
     column_to_raw,
     column_to_tensor,
+    tensor_shape,
     tensor_to_column,
     v2_datatype,
 )
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.server import v2_binary
+
+MAX_TENSORS = 1024
+"""Most input tensors one inference request may name."""
 
 
 @dataclass
@@ -84,17 +88,29 @@ def _params(obj: dict[str, Any]) -> dict[str, Any]:
     return params if isinstance(params, dict) else {}
 
 
-def parse_request(body: Any, tail: bytes = b"") -> InferRequest:
-    """Check the envelope of an inference request and slice binary inputs out of ``tail``."""
+def check_tensor_count(count: int) -> None:
+    """At most :data:`MAX_TENSORS` input tensors (a contract has a few inputs; millions of empty tensors are
+    an attack on the decoder, not a request)."""
+    if not count:
+        raise InvalidArgument("an inference request needs 'inputs': a non-empty list of tensors")
+    if count > MAX_TENSORS:
+        raise InvalidArgument(f"an inference request has {count} input tensors; at most {MAX_TENSORS} "
+                              "are accepted")
+
+
+def parse_request(body: Any, tail: bytes = b"", max_rows: int | None = None) -> InferRequest:
+    """Check the envelope of an inference request and slice binary inputs out of ``tail``; a tensor whose
+    first dimension is over ``max_rows`` is refused (413) before its data is read."""
     if not isinstance(body, dict):
         raise InvalidArgument("an inference request must be a JSON object with 'inputs'")
     raw_inputs = body.get("inputs")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
+    if not isinstance(raw_inputs, list):
         raise InvalidArgument("an inference request needs 'inputs': a non-empty list of tensors")
+    check_tensor_count(len(raw_inputs))
     offset = 0
     inputs = []
     for item in raw_inputs:
-        tensor, offset = _input(item, tail, offset)
+        tensor, offset = _input(item, tail, offset, max_rows)
         inputs.append(tensor)
     if offset != len(tail):
         raise InvalidArgument(f"{len(tail) - offset} bytes of binary data are not claimed by any input")
@@ -105,13 +121,12 @@ def parse_request(body: Any, tail: bytes = b"") -> InferRequest:
                         binary_outputs=bool(params.get("binary_data_output", False)), parameters=params)
 
 
-def _input(item: Any, tail: bytes, offset: int) -> tuple[Tensor, int]:
+def _input(item: Any, tail: bytes, offset: int, max_rows: int | None) -> tuple[Tensor, int]:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise InvalidArgument("every input needs a 'name'")
     name = item["name"]
-    shape, datatype = item.get("shape"), item.get("datatype")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise ValidationError(f"input {name!r}: 'shape' must be a list of integers >= 0", field=name)
+    shape = list(tensor_shape(name, item.get("shape"), max_rows))
+    datatype = item.get("datatype")
     if not isinstance(datatype, str):
         raise ValidationError(f"input {name!r}: 'datatype' must be a V2 datatype such as FP32", field=name)
     size = v2_binary.binary_size(item)
