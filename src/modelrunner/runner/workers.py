@@ -38,7 +38,16 @@ STARTUP_GRACE_S = 2.0
 MAX_RESTART_DELAY_S = 30.0
 
 
+def normalize_host(host: str) -> str:
+    """How sockets take a host: ``[::1]`` -> ``::1``, ``Localhost`` -> ``localhost``."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
+
+
 def is_loopback(host: str) -> bool:
+    host = normalize_host(host)
     if host == "localhost":
         return True
     try:
@@ -47,9 +56,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def url_host(host: str) -> str:
+    """``host`` as written in a URL: an IPv6 address in brackets."""
+    host = normalize_host(host)
+    return f"[{host}]" if ":" in host else host
+
+
 def check_exposure(host: str, settings: Settings) -> None:
-    """Refuse to serve the admin API beyond this machine without MODELRUNNER_ADMIN_TOKEN."""
-    if not is_loopback(host) and not settings.admin_token:
+    """Refuse to serve the admin API beyond this machine without MODELRUNNER_ADMIN_TOKEN, or a blank token."""
+    token = settings.admin_token
+    if token is not None and token and not token.strip():
+        raise FailedPrecondition("MODELRUNNER_ADMIN_TOKEN is only whitespace; set a real token (or unset it "
+                                 "and bind 127.0.0.1)")
+    if not is_loopback(host) and not token:
         raise FailedPrecondition(
             f"refusing to serve on {host} without MODELRUNNER_ADMIN_TOKEN (the admin API would be open); "
             "set it or bind 127.0.0.1")
@@ -229,6 +248,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     that does not resolve stops the workers and raises (one line in the CLI)."""
     if workers < 1:
         raise InvalidArgument(f"--workers must be at least 1, got {workers}")
+    host = normalize_host(host)  # "--host [::1]" binds as "--host ::1" does
     check_exposure(host, settings)
     grpc_sock = reserve_port(host, grpc_port) if grpc_port is not None else None
     sockets = bind_sockets(host, port, workers)
@@ -238,7 +258,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     expect = [arg for name, target in (endpoints or {}).items() for arg in ("--expect", f"{name}={target}")]
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
-        log.info("serving gRPC on %s:%d", host, grpc_sock.getsockname()[1])
+        log.info("serving gRPC on %s:%d", url_host(host), grpc_sock.getsockname()[1])
     supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect)
     try:
         _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
@@ -286,8 +306,8 @@ def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S,
         except BaseException:
             grace_s = STARTUP_GRACE_S
             raise
-        log.info("serving on http://%s:%d with %d worker(s) (pids %s)", host, port, len(supervisor.slots),
-                 ", ".join(map(str, supervisor.pids())))
+        log.info("serving on http://%s:%d with %d worker(s) (pids %s)", url_host(host), port,
+                 len(supervisor.slots), ", ".join(map(str, supervisor.pids())))
         while not stop_requested:
             supervisor.check()
             time.sleep(0.1)

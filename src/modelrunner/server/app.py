@@ -15,6 +15,7 @@ from modelrunner.monitoring import metrics
 from modelrunner.server import admin, repository, rest, v2
 from modelrunner.server.dataplane import RuntimeLike
 from modelrunner.server.fastpath import FastApp
+from modelrunner.server.guard import RequestGuard
 from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response
 from modelrunner.server.wire import readiness
 from modelrunner.settings import Settings
@@ -27,10 +28,12 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def create_app(runtime: RuntimeLike, settings: Settings | None = None) -> FastAPI:
+def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
+               bind_host: str = "127.0.0.1") -> FastAPI:
     """The HTTP app: predict (``/v1``), Open Inference Protocol (``/v2``), ``/admin``, health and metrics.
 
-    The lifespan starts the runtime (reconciler, first loads) and stops it on shutdown.
+    The lifespan starts the runtime (reconciler, first loads) and stops it on shutdown. ``bind_host`` is the
+    address the server listens on: which ``Host`` names it answers depends on it (server/guard.py).
     """
     settings = settings or Settings()
 
@@ -52,6 +55,9 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None) -> FastAP
     app.state.runtime = runtime
     app.state.settings = settings
     install_error_handlers(app)
+    # added last, so outermost: a refused request costs no routing (an error inside still gets CatchErrors'
+    # 500, as the guard itself answers without raising)
+    app.add_middleware(RequestGuard, bind_host=bind_host, extra_hosts=settings.allowed_hosts)
     _add_health_routes(app)
     app.include_router(rest.router)
     app.include_router(v2.router)
