@@ -17,6 +17,7 @@ from runner_server import BODY, Server, child_pids, save_toy
 from modelrunner.errors import NotFound, Unauthenticated
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.client import AdminClient
+from modelrunner.runner.workers import check_exposure, is_loopback, url_host
 from modelrunner.settings import Settings
 
 
@@ -32,6 +33,21 @@ def test_non_loopback_host_needs_a_token(tmp_path: Path) -> None:
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "MODELRUNNER_ADMIN_TOKEN" in lines[0], out.stderr
+
+
+def test_a_whitespace_admin_token_is_refused_at_start(tmp_path: Path) -> None:
+    out = run_cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0",
+                  env={"MODELRUNNER_ADMIN_TOKEN": "  \t "})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MODELRUNNER_ADMIN_TOKEN" in lines[0] and "whitespace" in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "[::1] ", "LOCALHOST", "127.0.0.1"])
+def test_loopback_hosts_are_parsed_alike(host: str) -> None:
+    assert is_loopback(host)
+    check_exposure(host, Settings(admin_token=None))  # no token needed on loopback, however it is written
+    assert url_host(host) in ("[::1]", "localhost", "127.0.0.1")
 
 
 def test_bad_endpoint_option_is_one_line(tmp_path: Path) -> None:

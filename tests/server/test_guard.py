@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from server_helpers import ServerThread, push_sklearn_models
+from server_helpers import ServerThread, Stack
 
 from modelrunner.server.guard import allowed_hosts, split_host
 from modelrunner.settings import Settings
@@ -19,41 +15,11 @@ from modelrunner.settings import Settings
 DIGIT = {"instances": [{"input": [0.0] * 64}]}
 
 
-class Open:
-    """A served registry-backed runtime without an admin token (the default loopback setup)."""
-
-    def __init__(self, url: str, registry: Any, runtime: Any) -> None:
-        self.url, self.registry, self.runtime = url, registry, runtime
-        self.port = int(url.rsplit(":", 1)[1])
-        self.http = httpx.Client(base_url=url, timeout=30)
+def _port(stack: Stack) -> int:
+    return int(stack.url.rsplit(":", 1)[1])
 
 
-@pytest.fixture(scope="module")
-def open_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Open]:
-    from modelrunner.registry.registry import Registry
-    from modelrunner.runner.runtime import Runtime
-    from modelrunner.server.app import create_app
-
-    home = tmp_path_factory.mktemp("open")
-    settings = Settings(home=home, poll_interval_s=0.05, heartbeat_s=0.2, drain_timeout_s=5.0)
-    registry = Registry(settings)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        push_sklearn_models(registry, home / "bundles", versions=2)
-    registry.set_endpoint("digits", "digits@production")
-    runtime = Runtime(registry, settings)
-    with ServerThread(create_app(runtime, settings)) as server:
-        stack = Open(server.url, registry, runtime)
-        deadline = time.monotonic() + 30
-        while stack.http.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "digits did not load in 30 s"
-            time.sleep(0.05)
-        yield stack
-        stack.http.close()
-    registry.close()
-
-
-def _served(stack: Open) -> bool:
+def _served(stack: Stack) -> bool:
     return "digits" in stack.runtime.endpoints
 
 
@@ -63,8 +29,8 @@ def _served(stack: Open) -> bool:
     ("/admin/endpoints/digits/rollback", "text/plain;charset=UTF-8"),
     ("/admin/endpoints/digits/rollback", "multipart/form-data; boundary=x"),
 ])
-def test_a_simple_post_a_web_page_can_send_is_refused(open_stack: Open, path: str, ctype: str) -> None:
-    r = open_stack.http.post(path, content=b'{"parameters": {"target": "digits@2"}}',
+def test_a_simple_post_a_web_page_can_send_is_refused(open_stack: Stack, path: str, ctype: str) -> None:
+    r = open_stack.anon.post(path, content=b'{"parameters": {"target": "digits@2"}}',
                              headers={"content-type": ctype})
     assert r.status_code == 415, r.text
     assert ctype.split(";")[0] in r.text and "application/json" in r.text
@@ -73,33 +39,33 @@ def test_a_simple_post_a_web_page_can_send_is_refused(open_stack: Open, path: st
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1", "https://localhost"])
-def test_a_foreign_origin_is_refused_naming_it(open_stack: Open, origin: str) -> None:
-    r = open_stack.http.post("/v2/repository/models/digits/unload", json={}, headers={"origin": origin})
+def test_a_foreign_origin_is_refused_naming_it(open_stack: Stack, origin: str) -> None:
+    r = open_stack.anon.post("/v2/repository/models/digits/unload", json={}, headers={"origin": origin})
     assert r.status_code == 403, r.text
     assert origin in r.json()["error"]
-    r = open_stack.http.request("DELETE", "/admin/endpoints/digits", headers={"origin": origin})
+    r = open_stack.anon.request("DELETE", "/admin/endpoints/digits", headers={"origin": origin})
     assert r.status_code == 403 and origin in r.json()["error"]["message"]
     assert open_stack.registry.endpoint("digits").target == "digits@production"
 
 
-def test_same_origin_no_origin_and_body_less_requests_pass(open_stack: Open) -> None:
+def test_same_origin_no_origin_and_body_less_requests_pass(open_stack: Stack) -> None:
     same = {"origin": open_stack.url}
-    r = open_stack.http.post("/v2/repository/index", json={"ready": True}, headers=same)
+    r = open_stack.anon.post("/v2/repository/index", json={"ready": True}, headers=same)
     assert r.status_code == 200 and [m["name"] for m in r.json()] == ["digits"]
-    r = open_stack.http.post("/v2/repository/index")  # no content type at all: tritonclient sends none
+    r = open_stack.anon.post("/v2/repository/index")  # no content type at all: tritonclient sends none
     assert r.status_code == 200
-    r = open_stack.http.request("DELETE", "/admin/models/digits/aliases/nope")  # curl -X DELETE
+    r = open_stack.anon.request("DELETE", "/admin/models/digits/aliases/nope")  # curl -X DELETE
     assert r.status_code == 404, r.text
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.2:{port}", "attacker",
                                   "[::2]:{port}", "localhost:notaport"])
-def test_a_foreign_host_is_refused_dns_rebinding(open_stack: Open, host: str) -> None:
-    host = host.format(port=open_stack.port)
+def test_a_foreign_host_is_refused_dns_rebinding(open_stack: Stack, host: str) -> None:
+    host = host.format(port=_port(open_stack))
     for method, path in (("GET", "/admin/endpoints"), ("GET", "/admin/audit"), ("GET", "/metrics"),
                          ("POST", "/v2/repository/models/digits/unload")):
         body = {} if method == "POST" else None
-        r = open_stack.http.request(method, path, headers={"host": host}, json=body)
+        r = open_stack.anon.request(method, path, headers={"host": host}, json=body)
         assert r.status_code == 421, (method, path, r.text)
         assert repr(host) in r.text and "MODELRUNNER_ALLOWED_HOSTS" in r.text
     assert _served(open_stack)
@@ -107,20 +73,20 @@ def test_a_foreign_host_is_refused_dns_rebinding(open_stack: Open, host: str) ->
 
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LOCALHOST",
                                   "127.0.0.1", "[::1]"])
-def test_loopback_hosts_pass(open_stack: Open, host: str) -> None:
-    host = host.format(port=open_stack.port)
-    assert open_stack.http.get("/admin/endpoints", headers={"host": host}).status_code == 200
+def test_loopback_hosts_pass(open_stack: Stack, host: str) -> None:
+    host = host.format(port=_port(open_stack))
+    assert open_stack.anon.get("/admin/endpoints", headers={"host": host}).status_code == 200
 
 
-def test_inference_is_not_host_checked(open_stack: Open) -> None:
+def test_inference_is_not_host_checked(open_stack: Stack) -> None:
     """Predictions change nothing: the hot path answers them before any check, and the routed ones match."""
     foreign = {"host": "evil.example"}
-    r = open_stack.http.post("/v1/endpoints/digits/predict", json=DIGIT, headers=foreign)
+    r = open_stack.anon.post("/v1/endpoints/digits/predict", json=DIGIT, headers=foreign)
     assert r.status_code == 200, r.text
-    r = open_stack.http.post("/v1/endpoints/digits/predict?trace=1", json=DIGIT, headers=foreign)
+    r = open_stack.anon.post("/v1/endpoints/digits/predict?trace=1", json=DIGIT, headers=foreign)
     assert r.status_code == 200, r.text
     v2 = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP64", "data": [0.0] * 64}]}
-    assert open_stack.http.post("/v2/models/digits/infer", json=v2, headers=foreign).status_code == 200
+    assert open_stack.anon.post("/v2/models/digits/infer", json=v2, headers=foreign).status_code == 200
 
 
 def test_a_token_lifts_the_content_type_check(tmp_path: Path) -> None:

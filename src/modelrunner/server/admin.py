@@ -39,6 +39,8 @@ T = TypeVar("T")
 ACTOR_HEADER = "x-modelrunner-actor"
 ALIVE_S = 10.0
 """Worker rows older than this (no heartbeat) are left out of endpoint views by default."""
+MAX_ALIVE_S = 366 * 86_400.0
+"""Longest ``alive_within_s`` (a year): beyond, the cutoff is before any datetime (it was a 500)."""
 
 
 def _registry(request: Request) -> Any:
@@ -76,7 +78,8 @@ def _version_out(mv: Any) -> VersionOut:
 
 
 @router.get("/endpoints", response_model=list[EndpointOut], summary="Desired state and per-worker state")
-async def list_endpoints(request: Request, alive_within_s: float | None = Query(ALIVE_S, gt=0)) -> Response:
+async def list_endpoints(request: Request,
+                         alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)) -> Response:
     reg = _registry(request)
     states, workers = await _call(lambda: (reg.endpoints(), reg.workers(alive_within_s=alive_within_s)))
     return json_response([_endpoint_out(s, workers).model_dump(mode="json") for s in states])
@@ -84,7 +87,7 @@ async def list_endpoints(request: Request, alive_within_s: float | None = Query(
 
 @router.get("/endpoints/{name}", response_model=EndpointOut, summary="One endpoint")
 async def get_endpoint(name: str, request: Request,
-                       alive_within_s: float | None = Query(ALIVE_S, gt=0)) -> Response:
+                       alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)) -> Response:
     reg = _registry(request)
     state, workers = await _call(
         lambda: (reg.endpoint(name), reg.workers(endpoint=name, alive_within_s=alive_within_s)))
@@ -151,7 +154,7 @@ async def _rollout_response(request: Request, state: Any, wait: bool, timeout_s:
 
 @router.get("/workers", response_model=list[WorkerOut], summary="Worker status rows")
 async def list_workers(request: Request, endpoint: str | None = None,
-                       alive_within_s: float | None = Query(None, gt=0)) -> Response:
+                       alive_within_s: float | None = Query(None, gt=0, le=MAX_ALIVE_S)) -> Response:
     reg = _registry(request)
     rows = await _call(reg.workers, endpoint=endpoint, alive_within_s=alive_within_s)
     return json_response([WorkerOut.model_validate(w).model_dump(mode="json") for w in rows])

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelrunner.monitoring import metrics
-from modelrunner.server import admin, repository, rest, v2
+from modelrunner.server import admin, repository, rest, v2, wire
 from modelrunner.server.dataplane import RuntimeLike
 from modelrunner.server.fastpath import FastApp
 from modelrunner.server.guard import RequestGuard
@@ -54,6 +54,7 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     )
     app.state.runtime = runtime
     app.state.settings = settings
+    wire.hide_paths(settings)
     install_error_handlers(app)
     # added last, so outermost: a refused request costs no routing (an error inside still gets CatchErrors'
     # 500, as the guard itself answers without raising)

@@ -29,6 +29,7 @@ from modelrunner.runner.waiting import ALIVE_WITHIN_S
 from modelrunner.server import rollout
 from modelrunner.server.auth import require_admin
 from modelrunner.server.http import json_response, parse_json, read_body
+from modelrunner.server.wire import redact
 
 router = APIRouter(prefix="/v2/repository", tags=["open inference protocol (v2)"])
 
@@ -60,7 +61,7 @@ def _entry(name: str, endpoint: Any) -> dict[str, Any]:
     state = "READY" if dep is not None else _STATES.get(endpoint.state, "UNAVAILABLE")
     # a READY endpoint with a reason still serves its old version: its last swap was refused
     return {"name": name, "version": str(dep.version) if dep else "", "state": state,
-            "reason": endpoint.error or ""}
+            "reason": redact(endpoint.error or "")}
 
 
 @router.post("/index", summary="Endpoints (and loadable registry models) with their state")
@@ -113,7 +114,7 @@ async def load(name: str, request: Request) -> Response:
     rollout.wake(request.app.state.runtime)
     result = await rollout.wait(request.app.state.runtime, state, timeout_s)
     if result.outcome != "switched":
-        return json_response({"error": f"load of {name!r} ({state.target}): {result.message}"},
+        return json_response({"error": redact(f"load of {name!r} ({state.target}): {result.message}")},
                              rollout.STATUS.get(result.outcome, 500))
     return json_response({"name": name, "target": state.target, "message": result.message})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
@@ -48,6 +48,11 @@ OPENAPI_PATHS: dict[str, Any] = {
     }},
 }
 """OpenAPI of the hot-path routes, which are plain Starlette routes (no per-request dependency solving)."""
+
+
+# versions fit the registry's integer columns (32-bit on PostgreSQL); a larger one was a 500 (overflow)
+VERSION = Query(None, ge=1, le=2**31 - 1, description="contract version N")
+MODEL_VERSION = Query(None, ge=1, le=2**31 - 1, description="the contract of model version N")
 
 
 def _runtime(request: Request) -> dataplane.RuntimeLike:
@@ -120,8 +125,8 @@ async def list_endpoints(request: Request) -> Response:
 
 @router.get("/endpoints/{name}/contract", summary="The endpoint's contract and its JSON Schema "
             "(?version=N: contract version N; ?model_version=N: that model version's)")
-async def get_contract(name: str, request: Request, version: int | None = None,
-                       model_version: int | None = None) -> Response:
+async def get_contract(name: str, request: Request, version: int | None = VERSION,
+                       model_version: int | None = MODEL_VERSION) -> Response:
     from modelrunner.contract.schema import json_schema
 
     endpoint = _runtime(request).get(name)
@@ -137,8 +142,8 @@ async def get_contract(name: str, request: Request, version: int | None = None,
 
 @router.get("/endpoints/{name}/contract.proto", summary="The endpoint's contract as a .proto file "
             "(?version=N: contract version N; ?model_version=N: that model version's)")
-async def get_proto(name: str, request: Request, version: int | None = None,
-                    model_version: int | None = None) -> Response:
+async def get_proto(name: str, request: Request, version: int | None = VERSION,
+                    model_version: int | None = MODEL_VERSION) -> Response:
     endpoint = _runtime(request).get(name)
     registry = getattr(request.app.state.runtime, "registry", None)
     return await protobuf.proto_response(endpoint, registry, version, model_version)
