@@ -94,8 +94,13 @@ async def get_endpoint(name: str, request: Request,
     return json_response(_endpoint_out(state, workers).model_dump(mode="json"))
 
 
+ROLLOUT_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": RolloutOut, "description": "a worker refused the swap (or the target is refused)"},
+    504: {"model": RolloutOut, "description": "not every worker answered in timeout_s"}}
+
+
 @router.put("/endpoints/{name}", response_model=RolloutOut, summary="Set what an endpoint serves (swap)",
-            responses={409: {"description": "a worker refused the swap"}, 504: {"description": "timeout"}})
+            responses=ROLLOUT_ERRORS)
 async def put_endpoint(name: str, body: EndpointPut, request: Request) -> Response:
     reg = _registry(request)
     if body.config is not None:
@@ -116,7 +121,7 @@ async def patch_config(name: str, body: EndpointConfigPatch, request: Request) -
     return json_response(_endpoint_out(state, workers).model_dump(mode="json"))
 
 
-@router.post("/endpoints/{name}/rollback", response_model=RolloutOut,
+@router.post("/endpoints/{name}/rollback", response_model=RolloutOut, responses=ROLLOUT_ERRORS,
              summary="Serve the previous target again (same wait semantics as PUT)")
 async def rollback(name: str, request: Request, body: RollbackPost | None = None) -> Response:
     body = body or RollbackPost.model_validate({})

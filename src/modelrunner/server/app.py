@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from modelrunner.monitoring import metrics
-from modelrunner.server import admin, repository, rest, v2, wire
+from modelrunner.server import admin, openapi, repository, rest, v2, wire
 from modelrunner.server.dataplane import RuntimeLike
 from modelrunner.server.fastpath import FastApp
 from modelrunner.server.guard import RequestGuard
@@ -51,6 +50,9 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
         description="One serving deployment, any model, hot-swapped live with typed contracts.",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline. /openapi.json stays.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
@@ -64,22 +66,8 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
-    _document_hot_paths(app)
+    openapi.document(app, (rest.OPENAPI_PATHS, v2.OPENAPI_PATHS))
     return app
-
-
-def _document_hot_paths(app: FastAPI) -> None:
-    """Add the hand-written OpenAPI of the plain Starlette routes (predict, infer) to the generated schema."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = generate()
-        for paths in (rest.OPENAPI_PATHS, v2.OPENAPI_PATHS):
-            for path, operations in paths.items():
-                schema["paths"].setdefault(path, {}).update(operations)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_health_routes(app: FastAPI) -> None:
@@ -87,12 +75,17 @@ def _add_health_routes(app: FastAPI) -> None:
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], summary="200 once every endpoint has a loaded version, else 503")
+    @app.get("/readyz", tags=["health"], summary="200 once every endpoint has a loaded version, else 503",
+             responses={503: {"description": "not ready", "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["status", "waiting_for"], "properties": {
+                     "status": {"type": "string"}, "waiting_for": {"type": "array", "items": {
+                         "type": "string"}}}}}}}})
     async def readyz(request: Request) -> Response:
         status, body = readiness(request.app.state.runtime)
         return json_response(body, status)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker",
+             response_class=PlainTextResponse)
     async def metrics_route() -> Response:
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, media_type=content_type)

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from modelrunner.errors import ModelrunnerError, ResourceExhausted
 from modelrunner.server import plain, wire
@@ -27,8 +27,9 @@ __all__ = ["JSON", "CatchErrors", "ORJSONResponse", "dumps", "error_response", "
            "json_response", "parse_json", "read_body", "status_of"]
 
 
-class ORJSONResponse(Response):
-    """A JSON response rendered with :func:`dumps` (numpy-aware)."""
+class ORJSONResponse(JSONResponse):
+    """A JSON response rendered with :func:`dumps` (numpy-aware). A ``JSONResponse`` so that FastAPI
+    documents the routes' response models (any other class is documented as a plain string)."""
 
     media_type = JSON
 
