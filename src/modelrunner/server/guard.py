@@ -121,10 +121,12 @@ class RequestGuard:
         return None
 
 
+_WANTED = frozenset({b"host", b"origin", b"content-type", b"authorization"})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     """The few headers the checks read, as str (latin-1, as HTTP/1 carries them)."""
-    wanted = (b"host", b"origin", b"content-type", b"authorization")
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in wanted}
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
 
 
 def _same_origin(origin: str, host: str | None, scope: Scope) -> bool:
