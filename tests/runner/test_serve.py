@@ -93,6 +93,28 @@ def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
     assert child_pids(server.proc.pid) == [] and not any(os.path.exists(f"/proc/{p}") for p in workers)
 
 
+def test_served_workers_refuse_cross_site_requests_and_foreign_hosts(tmp_path: Path) -> None:
+    """The worker processes of ``serve`` (loopback, no token) run the checks of server/guard.py with the bound
+    address; the CLI's client and plain predictions are unaffected."""
+    home = tmp_path / "home"
+    with Registry(Settings(home=home)) as reg:
+        reg.push(save_toy(tmp_path / "v1", 1), name="toy")
+        reg.push(save_toy(tmp_path / "v2", 2), name="toy")
+    with Server(home, "--endpoint", "toy=toy@1", workers=1) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        r = http.get("/admin/endpoints", headers={"host": "evil.example"})
+        assert r.status_code == 421 and "evil.example" in r.text
+        form = {"content-type": "text/plain"}
+        r = http.post("/v2/repository/models/toy/unload", content=b"{}", headers=form)
+        assert r.status_code == 415
+        r = http.post("/admin/endpoints/toy/rollback", json={}, headers={"origin": "https://evil.example"})
+        assert r.status_code == 403 and "https://evil.example" in r.text
+        r = http.post("/v1/endpoints/toy/predict", json=BODY, headers={"host": "evil.example"})
+        assert r.status_code == 200, r.text  # inference is not host-checked (the hot path)
+        assert server.admin.swap("toy", "toy@2", wait=True, timeout=20)["outcome"] == "switched"
+        assert server.admin.rollback("toy", wait=True, timeout=20)["outcome"] == "switched"
+
+
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with Registry(Settings(home=home)) as reg:
