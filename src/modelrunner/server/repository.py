@@ -34,6 +34,18 @@ from modelrunner.server.wire import redact
 router = APIRouter(prefix="/v2/repository", tags=["open inference protocol (v2)"])
 
 DEFAULT_TIMEOUT_S = 60.0
+
+
+def _body_doc(properties: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI of an optional JSON object body (read by hand in :func:`_body`, so FastAPI cannot see it)."""
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": properties}}}}}
+
+
+_PARAMETERS = {"parameters": {"type": "object", "properties": {
+    "target": {"type": "string", "description": "what to serve: 'digits@production', 'digits@2', 'digits'"},
+    "force": {"type": "boolean"},
+    "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}}}}
 _STATES = {"serving": "READY", "loading": "LOADING", "failed": "UNAVAILABLE", "empty": "LOADING"}
 
 
@@ -64,7 +76,8 @@ def _entry(name: str, endpoint: Any) -> dict[str, Any]:
             "reason": redact(endpoint.error or "")}
 
 
-@router.post("/index", summary="Endpoints (and loadable registry models) with their state")
+@router.post("/index", summary="Endpoints (and loadable registry models) with their state",
+             openapi_extra=_body_doc({"ready": {"type": "boolean", "description": "only the READY ones"}}))
 async def index(request: Request) -> Response:
     body = await _body(request)
     runtime = request.app.state.runtime
@@ -94,6 +107,7 @@ def _default_target(registry: Any, name: str) -> str:
 
 
 @router.post("/models/{name}/load", dependencies=[Depends(require_admin)],
+             openapi_extra=_body_doc(_PARAMETERS),
              summary="Serve endpoint `name` (created if needed) and wait until every worker does")
 async def load(name: str, request: Request) -> Response:
     params = _parameters(await _body(request))
@@ -120,6 +134,7 @@ async def load(name: str, request: Request) -> Response:
 
 
 @router.post("/models/{name}/unload", dependencies=[Depends(require_admin)],
+             openapi_extra=_body_doc({"parameters": {"type": "object"}}),
              summary="Stop serving endpoint `name` (removed from the desired state)")
 async def unload(name: str, request: Request) -> Response:
     await _body(request)  # parameters (e.g. unload_dependents) are accepted and have no effect
