@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(
         default=None, description="Bearer token for /admin; required when serving on a non-loopback host."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names (comma-separated) the HTTP server answers besides 127.0.0.1, localhost and "
+                    "[::1]; '*' answers any. Checked when bound to loopback, or on any address once set.",
     )
     actor: str | None = Field(default=None, description="Who is acting, recorded in the audit log.")
     poll_interval_s: float = Field(default=0.1, description="How often a reconciler polls desired state.")
@@ -59,6 +65,14 @@ class Settings(BaseSettings):
         description="Most rows one predict/infer request may carry (any protocol); more is a 413, counted "
                     "from the message's structure before its rows are decoded.",
     )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """``MODELRUNNER_ALLOWED_HOSTS=a.example,b.example``: a comma-separated list (a list passes as is)."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -17,6 +17,7 @@ from runner_server import BODY, Server, child_pids, save_toy
 from modelrunner.errors import NotFound, Unauthenticated
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.client import AdminClient
+from modelrunner.runner.workers import check_exposure, is_loopback, url_host
 from modelrunner.settings import Settings
 
 
@@ -32,6 +33,21 @@ def test_non_loopback_host_needs_a_token(tmp_path: Path) -> None:
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "MODELRUNNER_ADMIN_TOKEN" in lines[0], out.stderr
+
+
+def test_a_whitespace_admin_token_is_refused_at_start(tmp_path: Path) -> None:
+    out = run_cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0",
+                  env={"MODELRUNNER_ADMIN_TOKEN": "  \t "})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MODELRUNNER_ADMIN_TOKEN" in lines[0] and "whitespace" in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "[::1] ", "LOCALHOST", "127.0.0.1"])
+def test_loopback_hosts_are_parsed_alike(host: str) -> None:
+    assert is_loopback(host)
+    check_exposure(host, Settings(admin_token=None))  # no token needed on loopback, however it is written
+    assert url_host(host) in ("[::1]", "localhost", "127.0.0.1")
 
 
 def test_bad_endpoint_option_is_one_line(tmp_path: Path) -> None:
@@ -75,6 +91,28 @@ def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
         assert len(workers) == 2
         assert server.stop() == 0
     assert child_pids(server.proc.pid) == [] and not any(os.path.exists(f"/proc/{p}") for p in workers)
+
+
+def test_served_workers_refuse_cross_site_requests_and_foreign_hosts(tmp_path: Path) -> None:
+    """The worker processes of ``serve`` (loopback, no token) run the checks of server/guard.py with the bound
+    address; the CLI's client and plain predictions are unaffected."""
+    home = tmp_path / "home"
+    with Registry(Settings(home=home)) as reg:
+        reg.push(save_toy(tmp_path / "v1", 1), name="toy")
+        reg.push(save_toy(tmp_path / "v2", 2), name="toy")
+    with Server(home, "--endpoint", "toy=toy@1", workers=1) as server, \
+            httpx.Client(base_url=server.url, timeout=10) as http:
+        r = http.get("/admin/endpoints", headers={"host": "evil.example"})
+        assert r.status_code == 421 and "evil.example" in r.text
+        form = {"content-type": "text/plain"}
+        r = http.post("/v2/repository/models/toy/unload", content=b"{}", headers=form)
+        assert r.status_code == 415
+        r = http.post("/admin/endpoints/toy/rollback", json={}, headers={"origin": "https://evil.example"})
+        assert r.status_code == 403 and "https://evil.example" in r.text
+        r = http.post("/v1/endpoints/toy/predict", json=BODY, headers={"host": "evil.example"})
+        assert r.status_code == 200, r.text  # inference is not host-checked (the hot path)
+        assert server.admin.swap("toy", "toy@2", wait=True, timeout=20)["outcome"] == "switched"
+        assert server.admin.rollback("toy", wait=True, timeout=20)["outcome"] == "switched"
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:

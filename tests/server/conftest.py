@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -68,6 +69,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     runtime = Runtime(registry, settings)
     with ServerThread(create_app(runtime, settings)) as server:
         s = Stack(server.url, registry, runtime)
+        yield s
+        s.close()
+    registry.close()
+
+
+@pytest.fixture(scope="module")
+def open_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The default loopback setup: registry-backed, no admin token, digits@1 (production) and @2, ready."""
+    from modelrunner.registry.registry import Registry
+    from modelrunner.runner.runtime import Runtime
+    from modelrunner.server.app import create_app
+
+    home = tmp_path_factory.mktemp("open")
+    settings = Settings(home=home, poll_interval_s=0.05, heartbeat_s=0.2, drain_timeout_s=5.0,
+                        max_request_bytes=1024 * 1024)
+    registry = Registry(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings: accuracy is not what these tests check
+        push_sklearn_models(registry, home / "bundles", versions=2)
+    registry.set_endpoint("digits", "digits@production")
+    runtime = Runtime(registry, settings)
+    with ServerThread(create_app(runtime, settings)) as server:
+        s = Stack(server.url, registry, runtime)
+        deadline = time.monotonic() + 30
+        while s.anon.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "digits did not load in 30 s"
+            time.sleep(0.02)
         yield s
         s.close()
     registry.close()

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from server_helpers import ADMIN_TOKEN, Stack
 
 DIGIT = {"input": [0.0] * 64}
@@ -259,3 +260,15 @@ def test_models_are_listed_in_pages(stack: Stack, tmp_path: Any) -> None:
     for bad in (0, 1001):
         r = stack.admin.get("/admin/models", params={"limit": bad})
         assert r.status_code in (400, 422) and "limit" in r.text
+
+
+@pytest.mark.parametrize(("path", "param"), [
+    ("/admin/workers?alive_within_s=1e20", "alive_within_s"),
+    ("/admin/endpoints?alive_within_s=inf", "alive_within_s"),
+    ("/admin/endpoints/digits?alive_within_s=1e300", "alive_within_s"),
+    ("/admin/audit?limit=99999999999999999999", "limit"),
+])
+def test_out_of_range_numbers_are_422_naming_the_parameter(stack: Stack, path: str, param: str) -> None:
+    r = stack.admin.get(path)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == param and param in r.json()["error"]["message"]

@@ -134,3 +134,12 @@ def test_contract_proto(client: httpx.Client) -> None:
 def test_contract_of_unloaded_endpoint_is_503(client: httpx.Client) -> None:
     assert client.get("/v1/endpoints/empty/contract").status_code == 503
     assert client.get("/v1/endpoints/nope/contract.proto").status_code == 404
+
+
+@pytest.mark.parametrize("query", ["model_version=99999999999999999999999", "version=9223372036854775808",
+                                   "model_version=0", "version=-1"])
+def test_out_of_range_contract_versions_are_422_naming_them(client: httpx.Client, query: str) -> None:
+    for suffix in ("contract", "contract.proto"):
+        r = client.get(f"/v1/endpoints/toy/{suffix}?{query}")
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == query.split("=")[0]

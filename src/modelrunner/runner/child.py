@@ -86,7 +86,7 @@ def build_server(args: argparse.Namespace) -> object:
     def routed() -> Any:
         from modelrunner.server.app import create_app
 
-        return create_app(cast(Any, runtime), settings)
+        return create_app(cast(Any, runtime), settings, bind_host=args.host)
 
     app = WorkerApp(runtime, settings, routed, grpc=grpc, refreeze=True)
     config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,

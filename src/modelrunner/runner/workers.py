@@ -44,7 +44,16 @@ STARTUP_ALLOWANCE_S = 60.0
 """Added to the liveness timeout until a new worker's first beat: its imports run before its event loop."""
 
 
+def normalize_host(host: str) -> str:
+    """How sockets take a host: ``[::1]`` -> ``::1``, ``Localhost`` -> ``localhost``."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
+
+
 def is_loopback(host: str) -> bool:
+    host = normalize_host(host)
     if host == "localhost":
         return True
     try:
@@ -53,9 +62,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def url_host(host: str) -> str:
+    """``host`` as written in a URL: an IPv6 address in brackets."""
+    host = normalize_host(host)
+    return f"[{host}]" if ":" in host else host
+
+
 def check_exposure(host: str, settings: Settings) -> None:
-    """Refuse to serve the admin API beyond this machine without MODELRUNNER_ADMIN_TOKEN."""
-    if not is_loopback(host) and not settings.admin_token:
+    """Refuse to serve the admin API beyond this machine without MODELRUNNER_ADMIN_TOKEN, or a blank token."""
+    token = settings.admin_token
+    if token is not None and token and not token.strip():
+        raise FailedPrecondition("MODELRUNNER_ADMIN_TOKEN is only whitespace; set a real token (or unset it "
+                                 "and bind 127.0.0.1)")
+    if not is_loopback(host) and not token:
         raise FailedPrecondition(
             f"refusing to serve on {host} without MODELRUNNER_ADMIN_TOKEN (the admin API would be open); "
             "set it or bind 127.0.0.1")
@@ -290,6 +309,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     that does not resolve stops the workers and raises (one line in the CLI)."""
     if workers < 1:
         raise InvalidArgument(f"--workers must be at least 1, got {workers}")
+    host = normalize_host(host)  # "--host [::1]" binds as "--host ::1" does
     check_exposure(host, settings)
     grpc_sock = reserve_port(host, grpc_port) if grpc_port is not None else None
     sockets = bind_sockets(host, port, workers)
@@ -299,7 +319,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     expect = [arg for name, target in (endpoints or {}).items() for arg in ("--expect", f"{name}={target}")]
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
-        log.info("serving gRPC on %s:%d", host, grpc_sock.getsockname()[1])
+        log.info("serving gRPC on %s:%d", url_host(host), grpc_sock.getsockname()[1])
     supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect,
                             liveness_timeout_s=settings.liveness_timeout_s)
     try:
@@ -361,8 +381,8 @@ def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S,
         except BaseException:
             grace_s = STARTUP_GRACE_S
             raise
-        log.info("serving on http://%s:%d with %d worker(s) (pids %s)", host, port, len(supervisor.slots),
-                 ", ".join(map(str, supervisor.pids())))
+        log.info("serving on http://%s:%d with %d worker(s) (pids %s)", url_host(host), port,
+                 len(supervisor.slots), ", ".join(map(str, supervisor.pids())))
         while not stop_requested:
             supervisor.check()
             time.sleep(0.1)

@@ -40,9 +40,11 @@ T = TypeVar("T")
 ACTOR_HEADER = "x-modelrunner-actor"
 CREATE_HELP = "false: only change an existing endpoint (404 naming the known ones), never create one."
 ALIVE_S = 10.0
+"""Worker rows older than this (no heartbeat) are left out of endpoint views by default."""
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 """Models per page of ``GET /admin/models`` by default and at most."""
-"""Worker rows older than this (no heartbeat) are left out of endpoint views by default."""
+MAX_ALIVE_S = 366 * 86_400.0
+"""Longest ``alive_within_s`` (a year): beyond, the cutoff is before any datetime (it was a 500)."""
 
 
 def _registry(request: Request) -> Any:
@@ -80,7 +82,8 @@ def _version_out(mv: Any) -> VersionOut:
 
 
 @router.get("/endpoints", response_model=list[EndpointOut], summary="Desired state and per-worker state")
-async def list_endpoints(request: Request, alive_within_s: float | None = Query(ALIVE_S, gt=0)) -> Response:
+async def list_endpoints(request: Request,
+                         alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)) -> Response:
     reg = _registry(request)
     states, workers = await _call(lambda: (reg.endpoints(), reg.workers(alive_within_s=alive_within_s)))
     return json_response([_endpoint_out(s, workers).model_dump(mode="json") for s in states])
@@ -88,16 +91,21 @@ async def list_endpoints(request: Request, alive_within_s: float | None = Query(
 
 @router.get("/endpoints/{name}", response_model=EndpointOut, summary="One endpoint")
 async def get_endpoint(name: str, request: Request,
-                       alive_within_s: float | None = Query(ALIVE_S, gt=0)) -> Response:
+                       alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)) -> Response:
     reg = _registry(request)
     state, workers = await _call(
         lambda: (reg.endpoint(name), reg.workers(endpoint=name, alive_within_s=alive_within_s)))
     return json_response(_endpoint_out(state, workers).model_dump(mode="json"))
 
 
+ROLLOUT_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": RolloutOut, "description": "a worker refused the swap (or the target is refused)"},
+    504: {"model": RolloutOut, "description": "not every worker answered in timeout_s"}}
+
+
 @router.put("/endpoints/{name}", response_model=RolloutOut, summary="Set what an endpoint serves (swap)",
-            responses={404: {"description": "unknown target; or unknown endpoint with create=false"},
-                       409: {"description": "a worker refused the swap"}, 504: {"description": "timeout"}})
+            responses={**ROLLOUT_ERRORS,
+                       404: {"description": "unknown target; or unknown endpoint with create=false"}})
 async def put_endpoint(name: str, body: EndpointPut, request: Request,
                        create: bool = Query(True, description=CREATE_HELP)) -> Response:
     reg = _registry(request)
@@ -120,7 +128,7 @@ async def patch_config(name: str, body: EndpointConfigPatch, request: Request) -
     return json_response(_endpoint_out(state, workers).model_dump(mode="json"))
 
 
-@router.post("/endpoints/{name}/rollback", response_model=RolloutOut,
+@router.post("/endpoints/{name}/rollback", response_model=RolloutOut, responses=ROLLOUT_ERRORS,
              summary="Serve the previous target again (same wait semantics as PUT)")
 async def rollback(name: str, request: Request, body: RollbackPost | None = None) -> Response:
     body = body or RollbackPost.model_validate({})
@@ -158,7 +166,7 @@ async def _rollout_response(request: Request, state: Any, wait: bool, timeout_s:
 
 @router.get("/workers", response_model=list[WorkerOut], summary="Worker status rows")
 async def list_workers(request: Request, endpoint: str | None = None,
-                       alive_within_s: float | None = Query(None, gt=0)) -> Response:
+                       alive_within_s: float | None = Query(None, gt=0, le=MAX_ALIVE_S)) -> Response:
     reg = _registry(request)
     rows = await _call(reg.workers, endpoint=endpoint, alive_within_s=alive_within_s)
     return json_response([WorkerOut.model_validate(w).model_dump(mode="json") for w in rows])

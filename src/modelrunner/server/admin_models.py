@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelrunner.server.wire import redact
 
 
 class _Out(BaseModel):
@@ -55,6 +57,11 @@ class AliasPut(BaseModel):
                                                    "fail (audited as gates.override).")
 
 
+def _hide_paths(cls: Any, value: str | None) -> str | None:
+    """A worker's error, without the server's local folders (server/wire.py hide_paths)."""
+    return redact(value) if value else value
+
+
 class WorkerOut(_Out):
     runner_id: str
     pid: int
@@ -70,6 +77,8 @@ class WorkerOut(_Out):
     load_ms: int | None = None
     warmup_ms: int | None = None
     heartbeat: datetime | None = None
+
+    hide_error = field_validator("error")(_hide_paths)
 
 
 class EndpointOut(_Out):
@@ -99,6 +108,8 @@ class WorkerResultOut(BaseModel):
     warmup_ms: float | None = None
     error: str | None = None
 
+    hide_error = field_validator("error")(_hide_paths)
+
 
 class RolloutOut(BaseModel):
     """The endpoint's desired state and, with ``wait``, what every live worker did."""
@@ -107,6 +118,8 @@ class RolloutOut(BaseModel):
     waited: bool
     outcome: Literal["switched", "refused", "timeout", "pending"]
     message: str = ""
+
+    hide_message = field_validator("message")(_hide_paths)
     workers: list[WorkerResultOut] = []
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
-from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from modelrunner.monitoring import metrics
-from modelrunner.server import admin, repository, rest, v2
+from modelrunner.server import admin, openapi, repository, rest, v2, wire
 from modelrunner.server.dataplane import RuntimeLike
 from modelrunner.server.fastpath import FastApp
+from modelrunner.server.guard import RequestGuard
 from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response
 from modelrunner.server.wire import readiness
 from modelrunner.settings import Settings
@@ -27,10 +27,12 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def create_app(runtime: RuntimeLike, settings: Settings | None = None) -> FastAPI:
+def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
+               bind_host: str = "127.0.0.1") -> FastAPI:
     """The HTTP app: predict (``/v1``), Open Inference Protocol (``/v2``), ``/admin``, health and metrics.
 
-    The lifespan starts the runtime (reconciler, first loads) and stops it on shutdown.
+    The lifespan starts the runtime (reconciler, first loads) and stops it on shutdown. ``bind_host`` is the
+    address the server listens on: which ``Host`` names it answers depends on it (server/guard.py).
     """
     settings = settings or Settings()
 
@@ -48,31 +50,24 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None) -> FastAP
         description="One serving deployment, any model, hot-swapped live with typed contracts.",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline. /openapi.json stays.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.settings = settings
+    wire.hide_paths(settings)
     install_error_handlers(app)
+    # added last, so outermost: a refused request costs no routing (an error inside still gets CatchErrors'
+    # 500, as the guard itself answers without raising)
+    app.add_middleware(RequestGuard, bind_host=bind_host, extra_hosts=settings.allowed_hosts)
     _add_health_routes(app)
     app.include_router(rest.router)
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
-    _document_hot_paths(app)
+    openapi.document(app, (rest.OPENAPI_PATHS, v2.OPENAPI_PATHS))
     return app
-
-
-def _document_hot_paths(app: FastAPI) -> None:
-    """Add the hand-written OpenAPI of the plain Starlette routes (predict, infer) to the generated schema."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = generate()
-        for paths in (rest.OPENAPI_PATHS, v2.OPENAPI_PATHS):
-            for path, operations in paths.items():
-                schema["paths"].setdefault(path, {}).update(operations)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_health_routes(app: FastAPI) -> None:
@@ -80,12 +75,17 @@ def _add_health_routes(app: FastAPI) -> None:
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], summary="200 once every endpoint has a loaded version, else 503")
+    @app.get("/readyz", tags=["health"], summary="200 once every endpoint has a loaded version, else 503",
+             responses={503: {"description": "not ready", "content": {"application/json": {"schema": {
+                 "type": "object", "required": ["status", "waiting_for"], "properties": {
+                     "status": {"type": "string"}, "waiting_for": {"type": "array", "items": {
+                         "type": "string"}}}}}}}})
     async def readyz(request: Request) -> Response:
         status, body = readiness(request.app.state.runtime)
         return json_response(body, status)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker",
+             response_class=PlainTextResponse)
     async def metrics_route() -> Response:
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, media_type=content_type)

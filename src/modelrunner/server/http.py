@@ -6,23 +6,30 @@ with the parts of a worker that answer before FastAPI is imported.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 
 from modelrunner.errors import ModelrunnerError, ResourceExhausted
-from modelrunner.server import wire
+from modelrunner.server import plain, wire
+from modelrunner.server.plain import Receive, Scope, Send
 from modelrunner.server.wire import JSON, dumps, parse_json, status_of
 
-__all__ = ["JSON", "ORJSONResponse", "dumps", "error_response", "install_error_handlers", "json_response",
-           "parse_json", "read_body", "status_of"]
+log = logging.getLogger("modelrunner.server.http")
+
+__all__ = ["JSON", "CatchErrors", "ORJSONResponse", "dumps", "error_response", "install_error_handlers",
+           "json_response", "parse_json", "read_body", "status_of"]
 
 
-class ORJSONResponse(Response):
-    """A JSON response rendered with :func:`dumps` (numpy-aware)."""
+class ORJSONResponse(JSONResponse):
+    """A JSON response rendered with :func:`dumps` (numpy-aware). A ``JSONResponse`` so that FastAPI
+    documents the routes' response models (any other class is documented as a plain string)."""
 
     media_type = JSON
 
@@ -77,9 +84,36 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status_code, code, str(exc.detail))
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    status, body = wire.unexpected_error(request.method, request.url.path, exc)
-    return json_response(body, status)
+class CatchErrors:
+    """ASGI middleware answering an unhandled error with a 500 (logged once, with its traceback).
+
+    An ``Exception`` handler registered on the app runs in Starlette's outermost middleware, which re-raises
+    the error after answering, so the server logged a second traceback. A client that goes away mid-body is
+    not an error of the server: logged at INFO, without a traceback, and nothing is answered.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except ClientDisconnect:
+            log.info("client went away during %s %s", scope["method"], scope["path"])
+        except Exception as exc:  # noqa: BLE001 - the last resort: a 500 without a traceback in it
+            status, body = wire.unexpected_error(scope["method"], scope["path"], exc)
+            if not started:
+                await plain.send_json(send, status, body)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -87,4 +121,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelrunnerError, _on_modelrunner_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(CatchErrors)

@@ -29,10 +29,23 @@ from modelrunner.runner.waiting import ALIVE_WITHIN_S
 from modelrunner.server import rollout
 from modelrunner.server.auth import require_admin
 from modelrunner.server.http import json_response, parse_json, read_body
+from modelrunner.server.wire import redact
 
 router = APIRouter(prefix="/v2/repository", tags=["open inference protocol (v2)"])
 
 DEFAULT_TIMEOUT_S = 60.0
+
+
+def _body_doc(properties: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI of an optional JSON object body (read by hand in :func:`_body`, so FastAPI cannot see it)."""
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": properties}}}}}
+
+
+_PARAMETERS = {"parameters": {"type": "object", "properties": {
+    "target": {"type": "string", "description": "what to serve: 'digits@production', 'digits@2', 'digits'"},
+    "force": {"type": "boolean"},
+    "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}}}}
 _STATES = {"serving": "READY", "loading": "LOADING", "failed": "UNAVAILABLE", "empty": "LOADING"}
 
 
@@ -60,10 +73,11 @@ def _entry(name: str, endpoint: Any) -> dict[str, Any]:
     state = "READY" if dep is not None else _STATES.get(endpoint.state, "UNAVAILABLE")
     # a READY endpoint with a reason still serves its old version: its last swap was refused
     return {"name": name, "version": str(dep.version) if dep else "", "state": state,
-            "reason": endpoint.error or ""}
+            "reason": redact(endpoint.error or "")}
 
 
-@router.post("/index", summary="Endpoints (and loadable registry models) with their state")
+@router.post("/index", summary="Endpoints (and loadable registry models) with their state",
+             openapi_extra=_body_doc({"ready": {"type": "boolean", "description": "only the READY ones"}}))
 async def index(request: Request) -> Response:
     body = await _body(request)
     runtime = request.app.state.runtime
@@ -93,6 +107,7 @@ def _default_target(registry: Any, name: str) -> str:
 
 
 @router.post("/models/{name}/load", dependencies=[Depends(require_admin)],
+             openapi_extra=_body_doc(_PARAMETERS),
              summary="Serve endpoint `name` (created if needed) and wait until every worker does")
 async def load(name: str, request: Request) -> Response:
     params = _parameters(await _body(request))
@@ -113,12 +128,13 @@ async def load(name: str, request: Request) -> Response:
     rollout.wake(request.app.state.runtime)
     result = await rollout.wait(request.app.state.runtime, state, timeout_s)
     if result.outcome != "switched":
-        return json_response({"error": f"load of {name!r} ({state.target}): {result.message}"},
+        return json_response({"error": redact(f"load of {name!r} ({state.target}): {result.message}")},
                              rollout.STATUS.get(result.outcome, 500))
     return json_response({"name": name, "target": state.target, "message": result.message})
 
 
 @router.post("/models/{name}/unload", dependencies=[Depends(require_admin)],
+             openapi_extra=_body_doc({"parameters": {"type": "object"}}),
              summary="Stop serving endpoint `name` (removed from the desired state)")
 async def unload(name: str, request: Request) -> Response:
     await _body(request)  # parameters (e.g. unload_dependents) are accepted and have no effect

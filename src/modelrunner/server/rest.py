@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Query, Request
+from starlette.responses import PlainTextResponse, Response
 
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
 from modelrunner.errors import UnsupportedMediaType
@@ -22,7 +22,18 @@ from modelrunner.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
-_ERROR = {"description": "{\"error\": {\"code\", \"message\", \"field\"}}"}
+PREDICT_REQUEST: dict[str, Any] = {
+    "description": "Rows (`instances`: one object or bare value per row) or columns (`inputs`: one array per "
+                   "input). The fields are the endpoint's: `GET /v1/endpoints/{name}/contract` answers its "
+                   "JSON Schema (`json_schema.request`, `json_schema.response`).",
+    "anyOf": [
+        {"type": "object", "required": ["instances"],
+         "properties": {"instances": {"type": "array", "items": {}}}},
+        {"type": "object", "required": ["inputs"],
+         "properties": {"inputs": {"type": "object", "additionalProperties": {"type": "array"}}}},
+    ],
+}
+"""Any endpoint's predict body; each endpoint's own schema is served with its contract (contract/schema)."""
 OPENAPI_PATHS: dict[str, Any] = {
     "/v1/endpoints/{name}/predict": {"post": {
         "tags": ["predict"],
@@ -31,27 +42,28 @@ OPENAPI_PATHS: dict[str, Any] = {
         "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
                        {"name": "trace", "in": "query", "required": False, "schema": {"type": "boolean"},
                         "description": "add the per-step latency of a pipeline (`trace`)"}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object",
-            "description": "Rows (`instances`) or columns (`inputs`); fields: GET .../contract.",
-            "properties": {
-                "instances": {"type": "array", "items": {}},
-                "inputs": {"type": "object", "additionalProperties": {"type": "array"}},
-            },
-        }}, "multipart/form-data": {"schema": {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": PREDICT_REQUEST},
+                                                     "multipart/form-data": {"schema": {
             "type": "object", "description": "One row: a part per input (a file for a bytes input, "
                                             "text for a string, JSON otherwise); the answer is the row."}}}},
         "responses": {
-            "200": {"description": "`{endpoint, model, version, predictions}` or `{..., outputs}`"},
+            "200": {"description": "`{endpoint, model, version, predictions}` (rows), `{..., outputs}` "
+                                   "(columns), or the row's outputs (a form)",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
             "400": {"description": "malformed JSON"}, "404": {"description": "unknown endpoint"},
             "413": {"description": "body over max_request_bytes, or more rows than max_request_rows"},
             "415": {"description": "a body that is not JSON, protobuf or a form (e.g. text/csv)"},
             "422": {"description": "input does not fit the contract (names the field)"},
-            "503": {"description": "nothing loaded yet"}, "default": _ERROR,
+            "503": {"description": "nothing loaded yet"},
         },
     }},
 }
 """OpenAPI of the hot-path routes, which are plain Starlette routes (no per-request dependency solving)."""
+
+
+# versions fit the registry's integer columns (32-bit on PostgreSQL); a larger one was a 500 (overflow)
+VERSION = Query(None, ge=1, le=2**31 - 1, description="contract version N")
+MODEL_VERSION = Query(None, ge=1, le=2**31 - 1, description="the contract of model version N")
 
 
 def _runtime(request: Request) -> dataplane.RuntimeLike:
@@ -142,8 +154,8 @@ async def list_endpoints(request: Request) -> Response:
 
 @router.get("/endpoints/{name}/contract", summary="The endpoint's contract and its JSON Schema "
             "(?version=N: contract version N; ?model_version=N: that model version's)")
-async def get_contract(name: str, request: Request, version: int | None = None,
-                       model_version: int | None = None) -> Response:
+async def get_contract(name: str, request: Request, version: int | None = VERSION,
+                       model_version: int | None = MODEL_VERSION) -> Response:
     from modelrunner.contract.schema import json_schema
 
     endpoint = _runtime(request).get(name)
@@ -158,9 +170,10 @@ async def get_contract(name: str, request: Request, version: int | None = None,
 
 
 @router.get("/endpoints/{name}/contract.proto", summary="The endpoint's contract as a .proto file "
-            "(?version=N: contract version N; ?model_version=N: that model version's)")
-async def get_proto(name: str, request: Request, version: int | None = None,
-                    model_version: int | None = None) -> Response:
+            "(?version=N: contract version N; ?model_version=N: that model version's)",
+            response_class=PlainTextResponse)
+async def get_proto(name: str, request: Request, version: int | None = VERSION,
+                    model_version: int | None = MODEL_VERSION) -> Response:
     endpoint = _runtime(request).get(name)
     registry = getattr(request.app.state.runtime, "registry", None)
     return await protobuf.proto_response(endpoint, registry, version, model_version)

@@ -41,6 +41,7 @@ class WorkerApp:
                  exiting: Callable[[], bool] | None = None) -> None:
         self.runtime = runtime
         self.settings = settings
+        wire.hide_paths(settings)  # errors answered before the routed app exists hide them too
         self.grpc = grpc
         # True once the server is asked to exit (uvicorn's ``should_exit``): a start still waiting for
         # ``serve``'s targets, or loading them, is abandoned instead of holding the process until it ends.

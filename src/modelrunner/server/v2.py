@@ -20,6 +20,9 @@ from modelrunner.server.wire import load_request_json
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
 
 _NOT_READY = 400  # the spec: 200 means true, a 4xx means false
+_READY_DOC: dict[int | str, dict[str, Any]] = {_NOT_READY: {"description": "not ready", "content": {
+    "application/json": {"schema": {"type": "object", "required": ["ready"], "properties": {
+        "name": {"type": "string"}, "ready": {"type": "boolean"}}}}}}}
 
 
 def _endpoint(request: Request, name: str, version: str | None) -> Endpoint:
@@ -43,7 +46,8 @@ async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready", summary="200 once every model has a loaded version, else 400")
+@router.get("/health/ready", summary="200 once every model has a loaded version, else 400",
+            responses=_READY_DOC)
 async def ready(request: Request) -> Response:
     ok = bool(request.app.state.runtime.ready)
     return json_response({"ready": ok}, 200 if ok else _NOT_READY)
@@ -84,12 +88,14 @@ def _ready(request: Request, name: str, version: str | None) -> Response:
     return json_response({"name": name, "ready": ok}, 200 if ok else _NOT_READY)
 
 
-@router.get("/models/{name}/ready", summary="200 when the model has a version loaded, else 400")
+@router.get("/models/{name}/ready", summary="200 when the model has a version loaded, else 400",
+            responses=_READY_DOC)
 async def model_ready(name: str, request: Request) -> Response:
     return _ready(request, name, None)
 
 
-@router.get("/models/{name}/versions/{version}/ready", summary="200 when this version is serving, else 400")
+@router.get("/models/{name}/versions/{version}/ready", summary="200 when this version is serving, else 400",
+            responses=_READY_DOC)
 async def model_version_ready(name: str, version: str, request: Request) -> Response:
     return _ready(request, name, version)
 

@@ -110,12 +110,49 @@ def error_body(path: str, code: str, message: str, field: str | None = None, **e
     return {"error": err}
 
 
+_HIDDEN: dict[str, str] = {}
+"""Local folders (absolute paths) -> the placeholder clients see instead, longest first."""
+
+
+def hide_paths(settings: Any) -> None:
+    """Keep the registry's local folders (home, database, store, cache) out of client-facing messages.
+
+    Errors name them for whoever runs the server (logs, CLI), but a client learns nothing from them except
+    the server's file layout. Called once per app; a process serving several settings (tests) hides all.
+    """
+    from pathlib import Path
+
+    found: dict[str, str] = {}
+    db_url = settings.resolved_database_url()
+    store = settings.resolved_store_url().removeprefix("file://")
+    local = [("<database>", db_url.split(":///", 1)[1] if db_url.startswith("sqlite:///") else None),
+             ("<store>", store if "://" not in store else None),
+             ("<cache>", str(settings.resolved_cache_dir())), ("<home>", str(settings.home))]
+    for name, path in local:
+        if path and path.startswith("/") and path != "/":
+            for form in (path, str(Path(path).resolve())):
+                found.setdefault(form.rstrip("/"), name)
+    _HIDDEN.update(found)
+    ordered = sorted(_HIDDEN.items(), key=lambda item: -len(item[0]))
+    _HIDDEN.clear()
+    _HIDDEN.update(ordered)
+
+
+def redact(message: str) -> str:
+    """``message`` with the local folders :func:`hide_paths` registered replaced by placeholders."""
+    for path, name in _HIDDEN.items():
+        if path in message:
+            message = message.replace(path, name)
+    return message
+
+
 def modelrunner_error(path: str, exc: ModelrunnerError) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """``(status, body, headers)`` answering ``exc`` on a request to ``path``."""
-    extra = {k: v for k, v in exc.details.items() if k != "field" and _plain(v)}
+    """``(status, body, headers)`` answering ``exc`` on a request to ``path`` (local folders hidden)."""
+    extra = {k: redact(v) if isinstance(v, str) else v
+             for k, v in exc.details.items() if k != "field" and _plain(v)}
     field = getattr(exc, "field", None)
     headers = {"www-authenticate": "Bearer"} if exc.code == "unauthenticated" else {}
-    return status_of(exc), error_body(path, exc.code, exc.message, field, **extra), headers
+    return status_of(exc), error_body(path, exc.code, redact(exc.message), field, **extra), headers
 
 
 def unexpected_error(method: str, path: str, exc: BaseException) -> tuple[int, dict[str, Any]]:
