@@ -141,8 +141,26 @@ def put_alias(conn: Connection, model: Any, alias: str, version: int, *, actor: 
     return True
 
 
-def to_version(conn: Connection, name: str, row: Any) -> ModelVersion:
-    names = sorted(a for a, v in alias_map(conn, row.model_id).items() if v == row.version)
+def latest_versions(conn: Connection) -> dict[str, ModelVersion]:
+    """The newest version of every model that has one, by model name, in three queries (not one per model)."""
+    newest = (select(model_versions.c.model_id, func.max(model_versions.c.version).label("version"))
+              .group_by(model_versions.c.model_id).subquery())
+    rows = conn.execute(
+        select(model_versions, models.c.name.label("model_name"))
+        .join(newest, (model_versions.c.model_id == newest.c.model_id)
+              & (model_versions.c.version == newest.c.version))
+        .join(models, models.c.id == model_versions.c.model_id))
+    by_model: dict[int, dict[str, int]] = {}
+    for a in conn.execute(select(aliases.c.model_id, aliases.c.alias, aliases.c.version)):
+        by_model.setdefault(a.model_id, {})[a.alias] = int(a.version)
+    return {r.model_name: to_version(conn, r.model_name, r, by_model.get(r.model_id, {})) for r in rows}
+
+
+def to_version(conn: Connection, name: str, row: Any, alias_versions: dict[str, int] | None = None
+               ) -> ModelVersion:
+    if alias_versions is None:
+        alias_versions = alias_map(conn, row.model_id)
+    names = sorted(a for a, v in alias_versions.items() if v == row.version)
     return ModelVersion(
         name=name, version=int(row.version), sha256=row.sha256, flavor=row.flavor,
         contract=Contract.from_dict(row.contract), manifest=dict(row.manifest), license=row.license,

@@ -57,6 +57,10 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None) -> FastAP
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
+    if getattr(runtime, "registry", None) is not None:
+        from modelrunner.catalog import mount  # imported here: only the routed app serves the web catalog
+
+        mount(app, runtime, settings)
     _document_hot_paths(app)
     return app
 

@@ -1,0 +1,51 @@
+"""Catalog test helpers: hand-made bundles, a registry with models, the catalog served for real."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelrunner.bundle.manifest import Manifest
+from modelrunner.contract import Contract, DType, Field
+
+NASTY = '<script>alert("x")</script> & <b>bold</b>'
+
+
+def write_bundle(path: Path, name: str, *, description: str = "", tags: dict[str, str] | None = None,
+                 metrics: dict[str, float] | None = None, license: str | None = "MIT",
+                 inputs: tuple[str, ...] = ("x",)) -> Path:
+    """A minimal bundle folder (the registry and the catalog never load the model)."""
+    path.mkdir(parents=True, exist_ok=True)
+    contract = Contract.build([Field(name=n, dtype=DType.FLOAT32, shape=(2,)) for n in inputs],
+                              [Field(name="y", dtype=DType.INT64)])
+    Manifest(name=name, flavor="python", contract=contract, license=license, description=description,
+             metrics=metrics or {}, tags=tags or {}, created_at=datetime(2024, 1, 1, tzinfo=UTC)).dump(path)
+    (path / "weights.bin").write_bytes(name.encode())
+    return path
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form in a page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def get_ok(client: httpx.Client, path: str) -> httpx.Response:
+    reply = client.get(path)
+    assert reply.status_code == 200, (path, reply.status_code, reply.text[:500])
+    assert reply.headers["content-type"].startswith("text/html")
+    return reply
+
+
+def served_catalog(registry: Any, settings: Any) -> Any:
+    """The catalog alone over ``registry`` (what ``modelrunner ui`` serves), as a ServerThread."""
+    from server_helpers import ServerThread
+
+    from modelrunner.catalog.web import standalone_app
+
+    return ServerThread(standalone_app(registry, settings, "http://127.0.0.1:8080"))
