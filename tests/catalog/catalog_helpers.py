@@ -49,3 +49,30 @@ def served_catalog(registry: Any, settings: Any) -> Any:
     from modelrunner.catalog.web import standalone_app
 
     return ServerThread(standalone_app(registry, settings, "http://127.0.0.1:8080"))
+
+
+def add_models(registry: Any, count: int, *, prefix: str = "model") -> None:
+    """``count`` models of one version each, written in one transaction with the registry's own row
+    functions (``registry.push`` costs ~0.1 s a model, mostly reading the manifest's YAML: too slow for 500).
+    The artifacts are not stored: list pages never read them."""
+    from modelrunner.registry import versions
+
+    contract = Contract.build([Field(name="x", dtype=DType.FLOAT32, shape=(2,))],
+                              [Field(name="y", dtype=DType.INT64)])
+    with registry._write() as conn:
+        for i in range(count):
+            name = f"{prefix}-{i:04d}"
+            manifest = Manifest(name=name, flavor=("python", "sklearn", "onnx")[i % 3], contract=contract,
+                                license=("MIT", "Apache-2.0")[i % 2], description=f"model number {i}",
+                                metrics={"accuracy": round(0.5 + (i % 50) / 100, 2)},
+                                tags={"team": f"t{i % 7}"}, created_at=datetime(2024, 1, 1, tzinfo=UTC))
+            versions.lock_or_create_model(conn, name, description=manifest.description, actor="tests")
+            versions.insert_version(conn, name=name, manifest=manifest, sha=f"{i:064x}", size=1,
+                                    tags=dict(manifest.tags), actor="tests")
+
+
+def pages(name: str, version: int) -> list[str]:
+    """Every page of the catalog about model ``name``."""
+    return ["/ui/", "/ui/endpoints", "/ui/endpoints/status", "/ui/audit", "/ui/pipelines", "/ui/signin",
+            f"/ui/models/{name}", f"/ui/models/{name}?version={version}",
+            f"/ui/compare?model={name}&v={version}", f"/ui/audit?model={name}"]

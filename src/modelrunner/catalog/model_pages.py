@@ -40,15 +40,14 @@ class Row:
 
 def _rows(registry: Any) -> list[Row]:
     summaries = registry.models()
-    latest = registry.latest_versions()
+    latest = registry.latest_summaries()
     rows = []
     for s in summaries:
-        mv = latest.get(s.name)
-        steps = (mv.manifest.get("flavor_options") or {}).get("steps") or {} if mv else {}
-        rows.append(Row(name=s.name, description=s.description or (mv.description if mv else ""),
-                        flavor=mv.flavor if mv else "", license=(mv.license or "") if mv else "",
-                        latest=s.latest_version, aliases=dict(s.aliases), tags=dict(mv.tags) if mv else {},
-                        updated=s.updated_at, steps={str(k): str(v) for k, v in dict(steps).items()}))
+        v = latest.get(s.name)
+        rows.append(Row(name=s.name, description=s.description or (v.description if v else ""),
+                        flavor=v.flavor if v else "", license=(v.license or "") if v else "",
+                        latest=s.latest_version, aliases=dict(s.aliases), tags=dict(v.tags) if v else {},
+                        updated=s.updated_at, steps=dict(v.steps) if v else {}))
     return rows
 
 

@@ -8,6 +8,7 @@ swaps wake the local reconciler); :func:`catalog_app` builds it alone over a reg
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +103,12 @@ class Catalog:
         """Wrap a handler: refuse visitors who may not read (or act), turn errors into an error page."""
 
         async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await answer(request)
+            response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
+
+        async def answer(request: Request) -> Response:
             who = self.viewer(request)
             if not who.can_read:
                 return self.render(request, "signin.html", 401, next=request.url.path,

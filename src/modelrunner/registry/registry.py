@@ -34,6 +34,7 @@ from modelrunner.registry.types import (
     ModelInfo,
     ModelSummary,
     ModelVersion,
+    VersionSummary,
     WorkerStatus,
 )
 from modelrunner.settings import Settings
@@ -169,10 +170,10 @@ class Registry:
                     description=m.description or "", created_at=m.created_at, updated_at=m.updated_at))
             return result
 
-    def latest_versions(self) -> dict[str, ModelVersion]:
-        """The newest version of every model (by name): flavor, license, tags for listing many models."""
+    def latest_summaries(self) -> dict[str, VersionSummary]:
+        """The newest version of every model (by name): flavor, license, tags, steps, to list many models."""
         with self._read() as conn:
-            return versions.latest_versions(conn)
+            return versions.latest_summaries(conn)
 
     def model(self, name: str) -> ModelInfo:
         with self._read() as conn:

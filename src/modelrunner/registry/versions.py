@@ -14,7 +14,7 @@ from modelrunner.registry.db import upsert
 from modelrunner.registry.refs import Ref
 from modelrunner.registry.state import bump_generation
 from modelrunner.registry.tables import aliases, model_versions, models, utcnow
-from modelrunner.registry.types import ModelVersion
+from modelrunner.registry.types import ModelVersion, VersionSummary
 
 SHORT_LIST = 10
 
@@ -141,26 +141,30 @@ def put_alias(conn: Connection, model: Any, alias: str, version: int, *, actor: 
     return True
 
 
-def latest_versions(conn: Connection) -> dict[str, ModelVersion]:
-    """The newest version of every model that has one, by model name, in three queries (not one per model)."""
+def latest_summaries(conn: Connection, pipeline_flavor: str = "pipeline") -> dict[str, VersionSummary]:
+    """The newest version of every model that has one, by model name, in two queries (not one per model);
+    only the columns a listing shows (a pipeline's step refs come from its manifest)."""
     newest = (select(model_versions.c.model_id, func.max(model_versions.c.version).label("version"))
               .group_by(model_versions.c.model_id).subquery())
-    rows = conn.execute(
-        select(model_versions, models.c.name.label("model_name"))
-        .join(newest, (model_versions.c.model_id == newest.c.model_id)
-              & (model_versions.c.version == newest.c.version))
-        .join(models, models.c.id == model_versions.c.model_id))
-    by_model: dict[int, dict[str, int]] = {}
-    for a in conn.execute(select(aliases.c.model_id, aliases.c.alias, aliases.c.version)):
-        by_model.setdefault(a.model_id, {})[a.alias] = int(a.version)
-    return {r.model_name: to_version(conn, r.model_name, r, by_model.get(r.model_id, {})) for r in rows}
+    mv = model_versions.c
+    rows = list(conn.execute(
+        select(mv.id, mv.version, mv.flavor, mv.license, mv.description, mv.tags, models.c.name)
+        .join(newest, (mv.model_id == newest.c.model_id) & (mv.version == newest.c.version))
+        .join(models, models.c.id == mv.model_id)))
+    pipelines = [r.id for r in rows if r.flavor == pipeline_flavor]
+    steps: dict[int, dict[str, str]] = {}
+    if pipelines:
+        for r in conn.execute(select(mv.id, mv.manifest).where(mv.id.in_(pipelines))):
+            found = ((r.manifest or {}).get("flavor_options") or {}).get("steps") or {}
+            steps[r.id] = {str(k): str(v) for k, v in dict(found).items()}
+    return {r.name: VersionSummary(name=r.name, version=int(r.version), flavor=r.flavor, license=r.license,
+                                   description=r.description or "", tags=dict(r.tags or {}),
+                                   steps=steps.get(r.id, {}))
+            for r in rows}
 
 
-def to_version(conn: Connection, name: str, row: Any, alias_versions: dict[str, int] | None = None
-               ) -> ModelVersion:
-    if alias_versions is None:
-        alias_versions = alias_map(conn, row.model_id)
-    names = sorted(a for a, v in alias_versions.items() if v == row.version)
+def to_version(conn: Connection, name: str, row: Any) -> ModelVersion:
+    names = sorted(a for a, v in alias_map(conn, row.model_id).items() if v == row.version)
     return ModelVersion(
         name=name, version=int(row.version), sha256=row.sha256, flavor=row.flavor,
         contract=Contract.from_dict(row.contract), manifest=dict(row.manifest), license=row.license,
