@@ -114,7 +114,10 @@ def test_push_browse_swap_and_audit_in_a_browser(browser: Any, home: Path) -> No
             page.click("a.button:has-text('contract.proto')")
         proto = Path(download.value.path()).read_text()
         assert proto.rstrip("\n") == cli(home, "contract", "toy@3", "--format", "proto").rstrip("\n")
-        assert "double z" in proto or "z = " in proto
+        assert "repeated double z = 2" in proto, proto
+        page.locator("h3", has_text="Contract").scroll_into_view_if_needed()
+        shot("model-contract")
+        page.evaluate("window.scrollTo(0, 0)")
         shot("model")
 
         page.goto(url + "/endpoints")
