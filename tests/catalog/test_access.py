@@ -14,7 +14,8 @@ from modelrunner.errors import Unauthenticated
 TOKEN = "the-admin-token"
 
 
-def request(host: str, cookies: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Request:
+def request(host: str, cookies: dict[str, str] | None = None,
+            headers: dict[str, str] | None = None) -> Request:
     """A request as uvicorn hands it to the app, from client ``host``."""
     raw: list[tuple[bytes, bytes]] = [(b"host", b"catalog.example:8080")]
     if cookies:

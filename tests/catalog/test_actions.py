@@ -6,7 +6,6 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,8 +79,8 @@ def test_a_form_post_without_the_csrf_token_is_refused(served: Served) -> None:
         assert cross.status_code != 403  # the same form with its token passes the check...
     with signed_in(served.url) as client:  # ...and from another site it does not
         csrf = csrf_of(get_ok(client, "/ui/endpoints").text)
-        reply = client.post("/ui/endpoints/toy/swap", data={"csrf": csrf, "target": "toy@1", "confirm": "yes"},
-                            headers={"origin": "https://evil.example"})
+        form = {"csrf": csrf, "target": "toy@1", "confirm": "yes"}
+        reply = client.post("/ui/endpoints/toy/swap", data=form, headers={"origin": "https://evil.example"})
         assert reply.status_code == 403 and "cross-site" in reply.text
     assert [e.actor for e in served.registry.audit(limit=50) if e.id > before
             and e.action == "endpoint.set"] == ["ui:alice"]  # only the form with its token acted

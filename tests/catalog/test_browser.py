@@ -40,9 +40,9 @@ output: {first: first.y, second: second.y}
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: the browser tests must run; scripts/install_chromium.sh installs it)",
-                    pytrace=False)
-    pytest.skip(f"{reason}: run scripts/install_chromium.sh (apt-get install chromium) to run the browser test")
+        pytest.fail(f"{reason} (CI=true: the browser test must run; scripts/install_chromium.sh installs "
+                    "chromium)", pytrace=False)
+    pytest.skip(f"{reason}: run scripts/install_chromium.sh (apt-get install chromium) for the browser test")
 
 
 @pytest.fixture(scope="module")
