@@ -165,3 +165,10 @@ def test_live_figures_refresh_from_the_server_metrics(served: Served) -> None:
     wait_until(lambda: all(v != "-" for v in figures()), timeout=20)  # rates need a second reading
     req_s, errors, p99 = figures()
     assert float(req_s) > 0 and errors == "0.00 %" and p99.endswith(" ms")
+
+
+def test_the_server_root_leads_to_the_catalog(served: Served) -> None:
+    root = httpx.get(served.url + "/", follow_redirects=False)
+    assert root.status_code == 307 and root.headers["location"] == "/ui/"
+    assert httpx.get(served.url + "/ui", follow_redirects=True).url.path == "/ui/"
+    assert "/ui/" not in httpx.get(served.url + "/openapi.json").json()["paths"]  # not part of the API

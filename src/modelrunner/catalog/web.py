@@ -1,7 +1,7 @@
 """The catalog's Starlette app: routes, rendering, access checks and error pages.
 
-:func:`mount` adds it at ``/ui`` to the routed app of a server (it reads the server's runtime, so
-swaps wake the local reconciler); :func:`catalog_app` builds it alone over a registry for
+``catalog.mount`` adds it at ``/ui`` to the routed app of a server (it reads the server's runtime, so
+swaps wake the local reconciler); :func:`standalone_app` serves it alone over a registry for
 ``modelrunner ui``.
 """
 
@@ -22,12 +22,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from modelrunner.catalog import access
+from modelrunner.catalog import PREFIX, access
 from modelrunner.catalog.live import LiveStats
 from modelrunner.errors import HTTP_STATUS, ModelrunnerError, Unauthenticated
 
 log = logging.getLogger(__name__)
-PREFIX = "/ui"
 HERE = Path(__file__).parent
 T = TypeVar("T")
 Handler = Callable[["Catalog", Request, access.Viewer], Awaitable[Response]]
@@ -180,18 +179,6 @@ def _routes(cat: Catalog) -> list[Any]:
 def catalog_app(cat: Catalog) -> Starlette:
     """The catalog as an ASGI app (mount it at ``/ui``)."""
     return Starlette(routes=_routes(cat))
-
-
-def mount(app: Any, runtime: Any, settings: Any) -> None:
-    """Add the catalog at ``/ui`` to a server's routed app (and ``GET /`` pointing to it)."""
-    cat = Catalog(runtime.registry, settings, runtime=runtime)
-    app.mount(PREFIX, catalog_app(cat))
-
-    async def home(request: Request) -> Response:
-        return RedirectResponse(PREFIX + "/", status_code=307)
-
-    app.add_route("/", home, methods=["GET"], include_in_schema=False)
-    app.add_route(PREFIX, home, methods=["GET"], include_in_schema=False)
 
 
 def standalone_app(registry: Any, settings: Any, serving_url: str) -> Starlette:
