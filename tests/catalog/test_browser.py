@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from runner_server import BODY, Server, save_toy
+from runner_server import BODY, Server
 
 CHROMIUM = os.environ.get("MODELRUNNER_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -68,6 +68,19 @@ def cli(home: Path, *args: str) -> str:
     return done.stdout
 
 
+def toy(path: Path, tag: int, accuracy: float, inputs: tuple[str, ...] = ("x",)) -> Path:
+    """A python-flavor bundle of ``toy_models.Tagged`` (as ``runner_server.save_toy``) with metrics."""
+    import numpy as np
+    from toy_models import Tagged
+
+    from modelrunner.bundle import save_model
+
+    save_model(Tagged(tag), path, name="toy", sample={n: np.zeros((2, 4)) for n in inputs}, license="MIT",
+               description="Answers its tag for every row: a stand-in for a real model.",
+               metrics={"accuracy": accuracy, "f1": accuracy - 0.02})
+    return path
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """toy@1 (production), toy@2 (compatible), toy@3 (a new required input), the toy-pair pipeline."""
@@ -77,10 +90,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     home = tmp_path_factory.mktemp("browser")
     bundles = home / "bundles"
-    cli(home, "push", str(save_toy(bundles / "v1", 1)), "--alias", "production", "--tag", "stage=ga")
+    cli(home, "push", str(toy(bundles / "v1", 1, 0.91)), "--alias", "production", "--tag", "stage=ga")
     with Registry(Settings(home=home)) as registry:  # the rest in-process: a CLI run costs ~2 s
-        registry.push(save_toy(bundles / "v2", 2), tags={"stage": "beta"})
-        registry.push(save_toy(bundles / "v3", 3, inputs=("x", "z")), tags={"stage": "beta"})
+        registry.push(toy(bundles / "v2", 2, 0.93), tags={"stage": "beta"})
+        registry.push(toy(bundles / "v3", 3, 0.95, inputs=("x", "z")), tags={"stage": "beta"})
         (home / "pair.yaml").write_text(PIPELINE)
         push_pipeline(home / "pair.yaml", registry, alias="production")
     return home
