@@ -167,6 +167,25 @@ def test_live_figures_refresh_from_the_server_metrics(served: Served) -> None:
     assert float(req_s) > 0 and errors == "0.00 %" and p99.endswith(" ms")
 
 
+def test_batching_options_change_in_place_and_bad_ones_are_named(served: Served) -> None:
+    with signed_in(served.url, "dave") as client:
+        bad = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="lots")
+        assert bad.status_code == 400 and "max_batch_size must be a whole number, got &#39;lots&#39;" in bad.text
+        confirm = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="8",
+                            max_latency_ms="2")
+        assert "Set max_batch_size = 8, max_latency_ms = 2.0 on endpoint toy?" in confirm.text
+        done = client.post("/ui/endpoints/toy/config", data={
+            "csrf": csrf_of(confirm.text), "max_batch_size": "8", "max_latency_ms": "2", "confirm": "yes"})
+        assert done.status_code == 200, done.text[-500:]
+        out_of_range = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="-1",
+                                 confirm="yes")
+        assert out_of_range.status_code == 400 and "max_batch_size" in out_of_range.text
+    state = served.registry.endpoint("toy")
+    assert state.config == {"max_batch_size": 8, "max_latency_ms": 2.0} and state.target == "toy@1"
+    assert served.registry.audit(subject="endpoint:toy", limit=1)[0].actor == "ui:dave"
+    served.registry.set_endpoint("toy", "toy@1", config={})
+
+
 def test_the_server_root_leads_to_the_catalog(served: Served) -> None:
     root = httpx.get(served.url + "/", follow_redirects=False)
     assert root.status_code == 307 and root.headers["location"] == "/ui/"

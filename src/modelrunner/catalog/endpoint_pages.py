@@ -137,9 +137,50 @@ async def rollback_action(cat: Any, request: Request, who: Viewer) -> Response:
     return await _finish(cat, request, state, f"Roll back {name} to {state.target}")
 
 
+def _options(form: Any) -> dict[str, Any]:
+    """The batching options of the form (an empty field keeps its value); InvalidArgument naming a bad one."""
+    changes: dict[str, Any] = {}
+    for key, kind in (("max_batch_size", int), ("max_latency_ms", float)):
+        text = str(form.get(key) or "").strip()
+        if not text:
+            continue
+        try:
+            changes[key] = kind(text)
+        except ValueError as exc:
+            what = "a whole number" if kind is int else "a number"
+            raise InvalidArgument(f"{key} must be {what}, got {text!r}") from exc
+    if not changes:
+        raise InvalidArgument("give max_batch_size and/or max_latency_ms")
+    return changes
+
+
+async def config_action(cat: Any, request: Request, who: Viewer) -> Response:
+    """Change batching options in place (no reload), with ``runner.batching.set_endpoint_config`` as
+    ``PATCH /admin/endpoints/NAME/config`` does."""
+    from modelrunner.runner.batching import set_endpoint_config
+
+    name = request.path_params["name"]
+    form = await request.form()
+    changes = _options(form)
+    if form.get("confirm") != "yes":
+        text = ", ".join(f"{k} = {v}" for k, v in changes.items())
+        action = {"url": f"/endpoints/{name}/config", "fields": {k: str(v) for k, v in changes.items()},
+                  "title": f"Set {text} on endpoint {name}?", "back": "/endpoints"}
+        return cat.render(request, "confirm.html", active="endpoints", action=action,
+                          notes=["the model is not reloaded: workers apply the options in place"])
+    state = await cat.call(set_endpoint_config, cat.registry, name, changes, who.actor)
+    wake = getattr(cat.runtime, "wake", None)
+    if wake is not None:
+        wake()
+    return cat.render(request, "result.html", active="endpoints", title=f"Options of {name}",
+                      outcome="switched", message=f"{name}: {state.config} (audited as {who.actor})",
+                      back="/endpoints", workers=[])
+
+
 ROUTES = [
     ("/endpoints", endpoints_page, ["GET"]),
     ("/endpoints/status", endpoints_fragment, ["GET"]),
     ("/endpoints/{name}/swap", swap_action, ["POST"]),
     ("/endpoints/{name}/rollback", rollback_action, ["POST"]),
+    ("/endpoints/{name}/config", config_action, ["POST"]),
 ]
