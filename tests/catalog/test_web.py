@@ -94,6 +94,14 @@ def test_model_page_shows_versions_contract_downloads_and_examples(ui: httpx.Cli
     assert "breaks clients" in compare and "input &#39;z&#39; is new and required" in compare
     assert "pass" in compare and "never evaluated" in compare  # gates: v1 evaluated, v2 not
     assert ui.get("/ui/compare?model=digits&v=7").status_code == 400
+    for path, status, message in (
+            ("/ui/models/digits?version=two", 400, "version must be a number, got &#39;two&#39;"),
+            ("/ui/models/digits?version=9", 404, "model &#39;digits&#39; has no version 9"),
+            ("/ui/compare?model=digits&v=x", 400, "versions to compare must be numbers"),
+            ("/ui/pipelines/digits", 400, "digits@2 is a python model, not a pipeline"),
+            ("/ui/models/digits/evaluations/99", 404, "no evaluation #99")):
+        reply = ui.get(path)
+        assert reply.status_code == status and message in reply.text, (path, reply.text[-600:])
 
 
 def test_audit_filters_by_model_endpoint_action_and_actor(ui: httpx.Client, registry: Registry,
