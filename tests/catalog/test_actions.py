@@ -170,7 +170,8 @@ def test_live_figures_refresh_from_the_server_metrics(served: Served) -> None:
 def test_batching_options_change_in_place_and_bad_ones_are_named(served: Served) -> None:
     with signed_in(served.url, "dave") as client:
         bad = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="lots")
-        assert bad.status_code == 400 and "max_batch_size must be a whole number, got &#39;lots&#39;" in bad.text
+        assert bad.status_code == 400
+        assert "max_batch_size must be a whole number, got &#39;lots&#39;" in bad.text
         confirm = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="8",
                             max_latency_ms="2")
         assert "Set max_batch_size = 8, max_latency_ms = 2.0 on endpoint toy?" in confirm.text
