@@ -117,3 +117,22 @@ def test_audit_filters_by_model_endpoint_action_and_actor(ui: httpx.Client, regi
     assert len(rows("actor=bob")) == 3
     assert len(rows("actor=bob&action=endpoint.set")) == 1
     assert "No audit entries match" in get_ok(ui, "/ui/audit?actor=nobody").text
+
+
+def test_pipelines_are_listed_with_their_steps_and_drawn(ui: httpx.Client, registry: Registry,
+                                                          tmp_path: Path) -> None:
+    from modelrunner.pipelines.package import push_pipeline
+
+    registry.push(write_bundle(tmp_path / "a", "scorer"), alias="production")
+    spec = tmp_path / "pair.yaml"
+    spec.write_text('name: pair\ndescription: "<b>two</b> steps"\ninput: {x: "float32[2]"}\nsteps:\n'
+                    "  first: {model: scorer@production, inputs: {x: $input.x}}\n"
+                    "  second: {model: scorer@1, inputs: {x: $input.x}}\n"
+                    "output: {a: first.y, b: second.y}\n")
+    push_pipeline(spec, registry, alias="production")
+    listed = get_ok(ui, "/ui/?flavor=pipeline").text
+    assert "1 of 2" in listed and "first → scorer@1" in listed and "&lt;b&gt;two&lt;/b&gt;" in listed
+    assert "second → scorer@1" in get_ok(ui, "/ui/pipelines").text
+    dag = get_ok(ui, "/ui/pipelines/pair").text
+    assert dag.count('<g class="node') == 4  # input, first, second, output
+    assert "x → x: float32[2]" in dag and "y → a: int64" in dag and "scorer@1" in dag
