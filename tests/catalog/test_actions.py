@@ -21,8 +21,8 @@ TOKEN = "ui-test-token"
 
 
 class Served:
-    def __init__(self, url: str, registry: Registry) -> None:
-        self.url, self.registry = url, registry
+    def __init__(self, url: str, registry: Registry, settings: Settings) -> None:
+        self.url, self.registry, self.settings = url, registry, settings
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     runtime = Runtime(registry, settings)
     with ServerThread(create_app(runtime, settings)) as server:
         wait_until(lambda: httpx.get(server.url + "/readyz").status_code == 200)
-        yield Served(server.url, registry)
+        yield Served(server.url, registry, settings)
     registry.close()
 
 
@@ -185,6 +185,25 @@ def test_batching_options_change_in_place_and_bad_ones_are_named(served: Served)
     assert state.config == {"max_batch_size": 8, "max_latency_ms": 2.0} and state.target == "toy@1"
     assert served.registry.audit(subject="endpoint:toy", limit=1)[0].actor == "ui:dave"
     served.registry.set_endpoint("toy", "toy@1", config={})
+
+
+def test_modelrunner_ui_swaps_the_runners_sharing_the_registry(served: Served) -> None:
+    from catalog_helpers import served_catalog
+
+    # what `modelrunner ui` serves, over the registry the running server shares
+    with served_catalog(served.registry, served.settings) as alone, signed_in(alone.url, "erin") as client:
+        unknown = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="nope@1")
+        assert unknown.status_code == 404 and "unknown model &#39;nope&#39;" in unknown.text
+        done = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2", confirm="yes")
+        assert done.status_code == 200 and "switched" in done.text, done.text[-600:]
+        model = get_ok(client, "/ui/models/toy").text
+        assert "curl -s http://127.0.0.1:8080/v1/endpoints/toy/predict" in model  # --serving-url
+        endpoints = get_ok(client, "/ui/endpoints").text
+        assert "Live figures are shown by the catalog of a serving runner" in endpoints
+    assert httpx.post(served.url + "/v1/endpoints/toy/predict", json=BODY).json()["version"] == 2
+    assert served.registry.audit(subject="endpoint:toy", limit=1)[0].actor == "ui:erin"
+    served.registry.set_endpoint("toy", "toy@1")
+    wait_until(lambda: httpx.post(served.url + "/v1/endpoints/toy/predict", json=BODY).json()["version"] == 1)
 
 
 def test_the_server_root_leads_to_the_catalog(served: Served) -> None:
