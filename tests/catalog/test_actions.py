@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import html
+import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -204,6 +208,20 @@ def test_modelrunner_ui_swaps_the_runners_sharing_the_registry(served: Served) -
     assert served.registry.audit(subject="endpoint:toy", limit=1)[0].actor == "ui:erin"
     served.registry.set_endpoint("toy", "toy@1")
     wait_until(lambda: httpx.post(served.url + "/v1/endpoints/toy/predict", json=BODY).json()["version"] == 1)
+
+
+def test_the_model_pages_examples_work_against_the_server(served: Served) -> None:
+    page = httpx.get(served.url + "/ui/models/toy").text  # shows toy@3 (x, z); the endpoint serves toy@1
+    assert "Endpoint <code>toy</code> serves <code>toy@1</code> (version 1)" in page
+    python = html.unescape(re.search(r'<pre class="code" id="python">(.*?)</pre>', page, re.S).group(1))
+    printed = subprocess.run([sys.executable, "-c", python], capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    assert "'version': 1" in printed.stdout and "'predictions'" in printed.stdout
+    curl = html.unescape(re.search(r'<pre class="code" id="curl">(.*?)</pre>', page, re.S).group(1))
+    url = curl.split()[2]
+    body = json.loads(curl.split("-d '")[1].rstrip("'"))
+    assert url == served.url + "/v1/endpoints/toy/predict"
+    assert httpx.post(url, json=body).json()["version"] == 1
 
 
 def test_the_server_root_leads_to_the_catalog(served: Served) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html as html_lib
+import json
 import re
 import time
 from pathlib import Path
@@ -77,6 +79,11 @@ def test_model_page_shows_versions_contract_downloads_and_examples(ui: httpx.Cli
     assert "0.91" in html and "0.95" in html and '<svg class="spark"' in html  # metrics side by side
     assert "accuracy &gt;= 0.9" in html and "report #1" in html
     assert "curl -s http://127.0.0.1:8080/v1/endpoints/digits/predict" in html
+    python = html_lib.unescape(re.search(r'<pre class="code" id="python">(.*?)</pre>', html, re.S).group(1))
+    compile(python, "example.py", "exec")  # the Python example is valid Python
+    assert "json={'instances': [{'x': [0.0, 0.0]}]}" in python
+    curl = html_lib.unescape(re.search(r'<pre class="code" id="curl">(.*?)</pre>', html, re.S).group(1))
+    assert json.loads(curl.split("-d '")[1].rstrip("'")) == {"instances": [{"x": [0.0, 0.0]}]}
     proto = ui.get("/ui/models/digits/versions/1/contract.proto")
     assert proto.status_code == 200 and "attachment" in proto.headers["content-disposition"]
     from modelrunner.contract.proto import proto_package, render_proto

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from modelrunner.catalog import listing, svg
 from modelrunner.catalog.access import Viewer
-from modelrunner.errors import InvalidArgument, NotFound
+from modelrunner.errors import InvalidArgument, ModelrunnerError, NotFound
 
 PAGE_SIZE = 50
 DOWNLOADS = {  # file name -> (format given to cli.models.render_contract, media type)
@@ -64,11 +64,13 @@ async def pipelines_page(cat: Any, request: Request, who: Viewer) -> Response:
     return cat.render(request, "pipelines.html", active="pipelines", rows=rows)
 
 
-def _example(mv: Any) -> str:
+def _example(mv: Any) -> tuple[str, str]:
+    """A request body of one row of zeros that fits the contract: as JSON (curl) and as Python (httpx)."""
     from modelrunner.contract.codecs import columns_to_rows
     from modelrunner.contract.derive import example_columns
 
-    return json.dumps({"instances": columns_to_rows(example_columns(mv.contract.inputs, rows=1))})
+    body = {"instances": columns_to_rows(example_columns(mv.contract.inputs, rows=1))}
+    return json.dumps(body), repr(body)
 
 
 def _serving_url(cat: Any, request: Request) -> str:
@@ -87,8 +89,15 @@ def _model_data(registry: Any, name: str, version: str | None) -> dict[str, Any]
             raise InvalidArgument(f"version must be a number, got {version!r}")
         mv = registry.resolve(f"{name}@{int(version)}")
     endpoints = [e for e in registry.endpoints() if e.target.split(":", 1)[-1].split("@")[0] == name]
+    served = mv  # the examples call an endpoint, so they fit the version it serves
+    for e in endpoints:
+        try:
+            served = registry.resolve(e.target.split(":", 1)[-1])
+            break
+        except ModelrunnerError:
+            continue
     return {"info": info, "mv": mv, "gates": registry.gates(name), "evaluations": registry.evaluations(name),
-            "endpoints": endpoints}
+            "endpoints": endpoints, "served": served}
 
 
 async def model_page(cat: Any, request: Request, who: Viewer) -> Response:
@@ -99,9 +108,11 @@ async def model_page(cat: Any, request: Request, who: Viewer) -> Response:
     charts = {m: svg.sparkline([(v.version, v.metrics.get(m)) for v in info.versions], m)
               for m in metric_names}
     endpoint = data["endpoints"][0].name if data["endpoints"] else name
+    as_json, as_python = _example(data["served"])
     return cat.render(request, "model.html", active="models", info=info, mv=mv, metric_names=metric_names,
                       charts=charts, gates=data["gates"], evaluations=data["evaluations"],
-                      endpoints=data["endpoints"], example_endpoint=endpoint, example=_example(mv),
+                      endpoints=data["endpoints"], example_endpoint=endpoint, example=as_json,
+                      python_example=as_python, served=data["served"],
                       url=_serving_url(cat, request), downloads=list(DOWNLOADS))
 
 
