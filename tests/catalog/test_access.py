@@ -28,7 +28,7 @@ def request(host: str, cookies: dict[str, str] | None = None,
 
 def session_cookie(name: str, token: str | None) -> str:
     response = Response()
-    access.sign_in(response, name, token or "", token)
+    access.sign_in(response, name, token or "", token, local=True)
     header = response.headers["set-cookie"]
     value = header.split(";", 1)[0].split("=", 1)[1]
     return value.strip('"').replace("\\174", "|") if value.startswith('"') else value
@@ -54,9 +54,19 @@ def test_another_host_needs_a_session_signed_with_the_admin_token() -> None:
 
 def test_signing_in_checks_the_token_and_the_name() -> None:
     with pytest.raises(Unauthenticated, match="wrong admin token"):
-        access.sign_in(Response(), "alice", "guess", TOKEN)
+        access.sign_in(Response(), "alice", "guess", TOKEN, local=True)
     with pytest.raises(Unauthenticated, match="give your name"):
-        access.sign_in(Response(), "   ", TOKEN, TOKEN)
+        access.sign_in(Response(), "   ", TOKEN, TOKEN, local=True)
+
+
+def test_without_an_admin_token_another_host_can_never_sign_in() -> None:
+    with pytest.raises(Unauthenticated, match="only on 127.0.0.1"):
+        access.sign_in(Response(), "mallory", "", None, local=False)
+    unsigned = session_cookie("mallory", None)  # what a loopback sign-in without a token sets
+    local = access.viewer(request("127.0.0.1", {access.SESSION_COOKIE: unsigned}), None, "ops")
+    assert local.name == "mallory" and local.actor == "ui:mallory"
+    remote = access.viewer(request("10.1.2.3", {access.SESSION_COOKIE: unsigned}), None, "ops")
+    assert remote.name is None and not remote.can_read and not remote.can_act
 
 
 def test_form_posts_need_the_csrf_cookie_value_and_the_same_origin() -> None:

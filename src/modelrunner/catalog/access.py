@@ -76,16 +76,20 @@ def _signature(token: str | None, name: str) -> str:
 def viewer(request: Request, token: str | None, default_actor: str) -> Viewer:
     """The visitor of ``request`` (session cookie checked against the admin token)."""
     name: str | None = None
+    local = _is_local(request)
     raw = request.cookies.get(SESSION_COOKIE, "")
     who, _, sig = raw.rpartition("|")
-    if who and hmac.compare_digest(sig.encode(), _signature(token, who).encode()):
+    # Without an admin token a session proves nothing (its key is empty): it only names a local visitor.
+    if who and (token or local) and hmac.compare_digest(sig.encode(), _signature(token, who).encode()):
         name = who
-    return Viewer(name=name, local=_is_local(request), token_required=bool(token),
-                  default_actor=default_actor)
+    return Viewer(name=name, local=local, token_required=bool(token), default_actor=default_actor)
 
 
-def sign_in(response: Response, name: str, given_token: str, token: str | None) -> None:
+def sign_in(response: Response, name: str, given_token: str, token: str | None, *, local: bool) -> None:
     """Check ``given_token`` (when the server has one), set the session cookie; Unauthenticated if wrong."""
+    if not token and not local:
+        raise Unauthenticated("this server has no admin token (MODELRUNNER_ADMIN_TOKEN): the catalog answers "
+                              "only on 127.0.0.1")
     name = " ".join(name.split())[:100]
     if not name or "|" in name:
         raise Unauthenticated("give your name (it is recorded in the audit log), without '|'")

@@ -145,7 +145,7 @@ async def _signin(cat: Catalog, request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     try:
         access.sign_in(response, str(form.get("name") or ""), str(form.get("token") or ""),
-                       cat.settings.admin_token)
+                       cat.settings.admin_token, local=cat.viewer(request).local)
     except Unauthenticated as exc:
         return cat.render(request, "signin.html", 401, next=next_path, message=exc.message)
     return response
