@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint
+	test -x /usr/bin/chromium || sh scripts/install_chromium.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

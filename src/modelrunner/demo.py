@@ -163,6 +163,7 @@ def instructions(url: str, result: dict[str, Any], body: dict[str, Any], label: 
     data = json.dumps(body, separators=(",", ":"))
     lines = [
         f"modelrunner is serving endpoint '{ENDPOINT}' -> {ENDPOINT}@production at {url}",
+        f"web catalog (models, endpoints, swaps, audit): {url}/ui",
         "",
         f"# predict: this row is a {label}; the server answered: {answer}",
         f"curl -s {url}/v1/endpoints/{ENDPOINT}/predict -H 'content-type: application/json' -d '{data}'",

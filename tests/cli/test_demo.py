@@ -22,6 +22,7 @@ def test_demo_serves_digits_and_prints_commands(tmp_home: Path, tmp_path: Path) 
     out = proc.stdout
     assert "digits version 1 @production" in out
     assert f"serving endpoint 'digits' -> digits@production at http://127.0.0.1:{port}" in out
+    assert f"web catalog (models, endpoints, swaps, audit): http://127.0.0.1:{port}/ui" in out
     label_line = next(line for line in out.splitlines() if line.startswith("# predict: this row is a "))
     expected = label_line.split("this row is a ")[1].split(";")[0]
     assert f"the server answered: label {expected} from digits@1" in label_line

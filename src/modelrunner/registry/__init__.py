@@ -10,6 +10,7 @@ from modelrunner.registry.types import (
     ModelInfo,
     ModelSummary,
     ModelVersion,
+    VersionSummary,
     WorkerStatus,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "ModelVersion",
     "Ref",
     "Registry",
+    "VersionSummary",
     "WorkerStatus",
     "parse_ref",
 ]

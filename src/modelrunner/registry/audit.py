@@ -21,7 +21,7 @@ def write_audit(conn: Connection, *, actor: str, action: str, subject: str, befo
 
 
 def read_audit(conn: Connection, *, limit: int = 100, subject: str | None = None,
-               action: str | None = None) -> list[AuditEntry]:
+               action: str | None = None, actor: str | None = None) -> list[AuditEntry]:
     """Newest first. ``subject`` matches exactly or as a prefix before '@' (``digits`` -> ``digits@3``)."""
     query = select(audit_log).order_by(audit_log.c.id.desc()).limit(max(1, int(limit)))
     if subject:
@@ -31,6 +31,8 @@ def read_audit(conn: Connection, *, limit: int = 100, subject: str | None = None
         )
     if action:
         query = query.where(audit_log.c.action == action)
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
     return [
         AuditEntry(id=r.id, at=r.at, actor=r.actor, action=r.action, subject=r.subject, before=r.before,
                    after=r.after)

@@ -32,6 +32,7 @@ from modelrunner.registry.types import (
     ModelInfo,
     ModelSummary,
     ModelVersion,
+    VersionSummary,
     WorkerStatus,
 )
 from modelrunner.settings import Settings
@@ -166,6 +167,11 @@ class Registry:
         with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(models)).scalar() or 0)
 
+    def latest_summaries(self) -> dict[str, VersionSummary]:
+        """The newest version of every model (by name): flavor, license, tags, steps, to list many models."""
+        with self._read() as conn:
+            return versions.latest_summaries(conn)
+
     def model(self, name: str) -> ModelInfo:
         with self._read() as conn:
             m = versions.require_model(conn, name)
@@ -223,10 +229,10 @@ class Registry:
         return self.resolve(f"{parsed.name}@{row.version}")
 
     def audit(self, limit: int = 100, subject: str | None = None,
-              action: str | None = None) -> list[AuditEntry]:
+              action: str | None = None, actor: str | None = None) -> list[AuditEntry]:
         """Newest first; ``subject="digits"`` also matches ``digits@3`` and ``digits@production``."""
         with self._read() as conn:
-            return read_audit(conn, limit=limit, subject=subject, action=action)
+            return read_audit(conn, limit=limit, subject=subject, action=action, actor=actor)
 
     def record(self, action: str, subject: str, before: Any = None, after: Any = None,
                actor: str | None = None) -> None:
@@ -334,6 +340,11 @@ class Registry:
     def gates(self, name: str) -> list[str]:
         with self._read() as conn:
             return evals.get_gates(conn, name, default=[]) or []
+
+    def gate_failures(self, name: str, version: int) -> list[str]:
+        """Which saved gates ``name@version`` fails (what a move to production checks); empty: none."""
+        with self._read() as conn:
+            return evals.gate_failures(conn, name, version)
 
     # ---- plumbing ----------------------------------------------------------------------------------------
 

@@ -52,6 +52,19 @@ class ModelSummary:
 
 
 @dataclass(frozen=True)
+class VersionSummary:
+    """What a listing shows of a model's newest version; ``steps``: a pipeline's step refs at push."""
+
+    name: str
+    version: int
+    flavor: str
+    license: str | None
+    description: str
+    tags: dict[str, str]
+    steps: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     name: str
     description: str

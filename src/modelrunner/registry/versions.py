@@ -14,7 +14,7 @@ from modelrunner.registry.db import upsert
 from modelrunner.registry.refs import Ref
 from modelrunner.registry.state import bump_generation
 from modelrunner.registry.tables import aliases, model_versions, models, utcnow
-from modelrunner.registry.types import ModelSummary, ModelVersion
+from modelrunner.registry.types import ModelSummary, ModelVersion, VersionSummary
 
 SHORT_LIST = 10
 
@@ -164,6 +164,28 @@ def model_summaries(conn: Connection, *, limit: int | None = None, offset: int =
             name=m.name, latest_version=latest, version_count=n, aliases=by_model.get(m.id, {}),
             description=m.description or "", created_at=m.created_at, updated_at=m.updated_at))
     return result
+
+
+def latest_summaries(conn: Connection, pipeline_flavor: str = "pipeline") -> dict[str, VersionSummary]:
+    """The newest version of every model that has one, by model name, in two queries (not one per model);
+    only the columns a listing shows (a pipeline's step refs come from its manifest)."""
+    newest = (select(model_versions.c.model_id, func.max(model_versions.c.version).label("version"))
+              .group_by(model_versions.c.model_id).subquery())
+    mv = model_versions.c
+    rows = list(conn.execute(
+        select(mv.id, mv.version, mv.flavor, mv.license, mv.description, mv.tags, models.c.name)
+        .join(newest, (mv.model_id == newest.c.model_id) & (mv.version == newest.c.version))
+        .join(models, models.c.id == mv.model_id)))
+    pipelines = [r.id for r in rows if r.flavor == pipeline_flavor]
+    steps: dict[int, dict[str, str]] = {}
+    if pipelines:
+        for r in conn.execute(select(mv.id, mv.manifest).where(mv.id.in_(pipelines))):
+            found = ((r.manifest or {}).get("flavor_options") or {}).get("steps") or {}
+            steps[r.id] = {str(k): str(v) for k, v in dict(found).items()}
+    return {r.name: VersionSummary(name=r.name, version=int(r.version), flavor=r.flavor, license=r.license,
+                                   description=r.description or "", tags=dict(r.tags or {}),
+                                   steps=steps.get(r.id, {}))
+            for r in rows}
 
 
 def to_version(conn: Connection, name: str, row: Any) -> ModelVersion:

@@ -66,6 +66,10 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
+    if getattr(runtime, "registry", None) is not None:
+        from modelrunner.catalog import mount  # imported here: only the routed app serves the web catalog
+
+        mount(app, runtime, settings)
     openapi.document(app, (rest.OPENAPI_PATHS, v2.OPENAPI_PATHS))
     return app
 
