@@ -86,9 +86,9 @@ def test_model_page_shows_versions_contract_downloads_and_examples(ui: httpx.Cli
     assert json.loads(curl.split("-d '")[1].rstrip("'")) == {"instances": [{"x": [0.0, 0.0]}]}
     proto = ui.get("/ui/models/digits/versions/1/contract.proto")
     assert proto.status_code == 200 and "attachment" in proto.headers["content-disposition"]
-    from modelrunner.contract.proto import proto_package, render_proto
+    from modelrunner.contract.proto import endpoint_package, render_proto
 
-    assert proto.text == render_proto(registry.resolve("digits@1").contract, proto_package("digits"))
+    assert proto.text == render_proto(registry.resolve("digits@1").contract, endpoint_package("digits"))
     schema = ui.get("/ui/models/digits/versions/2/contract.schema.json").json()
     assert "z" in str(schema)
     v2 = ui.get("/ui/models/digits/versions/2/contract.v2.json").json()
