@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import operator
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -201,10 +202,13 @@ array of shape ``[0, 2**31, 2**31]``)."""
 def tensor_shape(name: str, shape: Any, max_rows: int | None = None) -> tuple[int, ...]:
     """A V2 tensor's shape, checked before anything is allocated for it: integers >= 0, and a first
     (batch) dimension of at most ``max_rows``."""
-    if not isinstance(shape, list | tuple) or not all(type(d) is int for d in shape):
+    try:
+        if not isinstance(shape, list | tuple) or any(isinstance(d, bool) for d in shape):
+            raise TypeError
+        dims = tuple(operator.index(d) for d in shape)  # Python or numpy integers, not 2.0 or "2"
+    except TypeError:
         raise ValidationError(f"tensor {name!r}: shape must be a list of integers >= 0, got {shape!r:.60}",
-                              field=name)
-    dims = tuple(shape)
+                              field=name) from None
     if any(d < 0 for d in dims):
         raise ValidationError(f"tensor {name!r}: shape {list(dims)} has a negative dimension", field=name)
     if math.prod(d for d in dims if d) > MAX_TENSOR_ELEMENTS:  # even with a 0 in it numpy cannot shape it

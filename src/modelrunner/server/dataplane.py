@@ -80,7 +80,7 @@ def no_rows(columns: Mapping[str, Any]) -> bool:
     """True for a batch of zero rows (judged by its first column; the validator checks the others)."""
     for col in columns.values():
         shape: tuple[int, ...] | None = getattr(col, "shape", None)
-        return bool(shape) and shape is not None and shape[0] == 0
+        return shape is not None and len(shape) > 0 and shape[0] == 0
     return False
 
 

@@ -6,6 +6,7 @@ Validation happens against the contract of the version that answers (``Endpoint.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,7 +17,7 @@ from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
 from modelrunner.runner.endpoint import Prediction
 from modelrunner.server import dataplane, multipart, protobuf
-from modelrunner.server.http import json_response, read_body
+from modelrunner.server.http import JSON, dumps, json_response, read_body
 from modelrunner.server.wire import load_request_json
 from modelrunner.settings import Settings
 
@@ -127,14 +128,23 @@ async def predict(request: Request) -> Response:
     with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
         pred = await dataplane.infer(endpoint, decode, "rest", alone=traced, offload=large)
     meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version}
+    if large:  # the answer to a large request is large too: encoded in a thread, as it was decoded
+        payload = await asyncio.to_thread(_answer, meta, pred, style, trace if traced else None)
+    else:
+        payload = _answer(meta, pred, style, trace if traced else None)
+    return Response(payload, media_type=JSON, headers=version_headers(pred))
+
+
+def _answer(meta: dict[str, Any], pred: Prediction, style: str, trace: Any) -> bytes:
+    """The JSON answer: the request's form (rows, columns, or one form row) with the version and trace."""
     if style == "form":
         row = encode_json_response(pred.columns, "instances")["predictions"][0]
         out = {**row, **{k: v for k, v in meta.items() if k not in row}}
     else:
         out = {**meta, **encode_json_response(pred.columns, style)}
-    if traced:
+    if trace is not None:
         out["trace"] = trace
-    return json_response(out, headers=version_headers(pred))
+    return dumps(out)
 
 
 def version_headers(pred: Prediction) -> dict[str, str]:
