@@ -16,7 +16,7 @@ from modelrunner.registry.registry import Registry
 from modelrunner.runner.workers import HUNG_GRACE_S
 from modelrunner.settings import Settings
 
-LIVENESS_S = 2.0
+LIVENESS_S = 4.0  # short for the test; long enough that a busy machine does not starve a healthy loop
 
 
 @pytest.mark.slow
