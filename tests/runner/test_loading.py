@@ -48,6 +48,9 @@ def test_transient_cause_looks_through_wrapping_errors() -> None:
     except RuntimeError as outer:
         assert isinstance(transient_cause(outer), ImportError)
     assert transient_cause(ValueError("bad")) is None
+    deadlock = type("_DeadlockError", (RuntimeError,), {})  # importlib._bootstrap's, seen in the same race
+    assert isinstance(transient_cause(deadlock("deadlock detected by _ModuleLock('sklearn.svm._base')")),
+                      RuntimeError)
 
 
 def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, push, loader,

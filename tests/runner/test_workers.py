@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from runner_server import Load, Server, save_toy
 
-from modelrunner.errors import Unavailable
+from modelrunner.errors import DeadlineExceeded, Unavailable
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.workers import HUNG_GRACE_S
 from modelrunner.settings import Settings
 
-LIVENESS_S = 2.0
+LIVENESS_S = 4.0  # short for the test; long enough that a busy machine does not starve a healthy loop
 
 
 @pytest.mark.slow
@@ -42,8 +42,8 @@ def test_a_hung_worker_is_killed_and_replaced_and_the_server_answers_on(tmp_path
             pids = server.worker_pids()
             try:
                 rows = [w for w in server.workers(alive_within_s=1.5) if w["pid"] in pids]
-            except Unavailable:  # the admin connection may have been on the killed worker
-                rows = []
+            except (Unavailable, DeadlineExceeded):  # the admin connection may have been on the killed
+                rows = []  # worker, or wait in its slot's backlog for the replacement
         replaced = time.monotonic()
         assert all(w["state"] == "serving" and w["version"] == 1 for w in rows)
         load.wait_for(200)

@@ -85,6 +85,8 @@ def transient_cause(exc: BaseException) -> BaseException | None:
         seen.add(id(current))
         if isinstance(current, TRANSIENT) and not isinstance(current, PERMANENT):
             return current
+        if type(current).__name__ == "_DeadlockError":  # importlib's own, a RuntimeError: the same race
+            return current
         current = current.__cause__ or current.__context__
     return None
 

@@ -119,7 +119,7 @@ class Reconciler:
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()
             self.seen_generation = generation
-            self._schedule_retry()
+            self._schedule_retry(retry)
             return True
 
     def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any]] | None:
@@ -137,11 +137,13 @@ class Reconciler:
                 resolved[state.name] = exc
         return generation, states, resolved
 
-    def _schedule_retry(self) -> None:
-        """Transient trouble (Unavailable) retries later, backing off; anything else waits for a change."""
+    def _schedule_retry(self, retried: bool) -> None:
+        """Transient trouble (Unavailable) retries later, backing off; anything else waits for a change.
+        A pass for another reason (a new generation) leaves a scheduled retry where it is."""
         if self._retrying:
-            self._retry_at = time.monotonic() + self._backoff_s
-            self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
+            if self._retry_at is None or retried:
+                self._retry_at = time.monotonic() + self._backoff_s
+                self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
         else:
             self._retry_at = None
             self._backoff_s = 1.0
