@@ -16,6 +16,7 @@ rewritten 8080 when the text relies on the default.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -34,6 +35,7 @@ RUN_LANGS = frozenset({"bash", "sh", "console", "python"})
 SHOWN_LANGS = frozenset({"text", "json", "http", "proto", "yaml", "toml", "ini", "diff"})
 DEFAULT_PORTS = (8080, 8081)
 DONE = "__docs_block_done__"
+NAMESPACE = ("unshare", "--user", "--map-root-user", "--net")
 MARKER = "MODELRUNNER_DOCS_SESSION"  # in the env of every process a session starts
 
 
@@ -116,10 +118,13 @@ def _skip_reason(path: Path, lines: list[str], fence: int) -> str | None:
 
 @cache
 def private_network() -> bool:
-    """True when an unprivileged user + network namespace with a loopback can be made here."""
+    """True when an unprivileged user + network namespace with a loopback can be made here (and
+    ``DOCS_TEST_SHARED_NETWORK`` is not set: it forces the port-rewriting mode, to test that mode)."""
+    if os.environ.get("DOCS_TEST_SHARED_NETWORK"):
+        return False
     try:
-        proc = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "ip", "link", "set", "lo", "up"],
-                              capture_output=True, timeout=10, check=False)
+        proc = subprocess.run([*NAMESPACE, "ip", "link", "set", "lo", "up"], capture_output=True, timeout=10,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
@@ -147,7 +152,9 @@ modelrunner() {
 CURL_WRAPPER = r"""
 curl() {
   local a
-  for a in "$@"; do [[ "$a" == --fail || "$a" =~ ^-[a-zA-Z]*f[a-zA-Z]*$ ]] && { command curl "$@"; return; }; done
+  for a in "$@"; do
+    [[ "$a" == --fail || "$a" =~ ^-[a-zA-Z]*f[a-zA-Z]*$ ]] && { command curl "$@"; return; }
+  done
   command curl --fail-with-body "$@"
 }
 """
@@ -178,7 +185,7 @@ class Session:
             self.ports = {port: free_port() for port in DEFAULT_PORTS}
         shell = ["bash", "--noprofile", "--norc"]
         if self.isolated:
-            shell = ["unshare", "--user", "--map-root-user", "--net", "bash", "--noprofile", "--norc", "-c",
+            shell = [*NAMESPACE, "bash", "--noprofile", "--norc", "-c",
                      "ip link set lo up && exec bash --noprofile --norc"]
         self.proc = subprocess.Popen(shell, cwd=self.cwd, env=self.env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -248,10 +255,8 @@ class Session:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         for pid in marked(self.env[MARKER]):
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)

@@ -7,8 +7,9 @@ test when a command in it exits non-zero (``set -eo pipefail``; curl fails on HT
 ``BLOCK_TIMEOUT_S``; the failure names the doc, the block's line, its text and its output.
 
 Starting state, built once per test session by running the docs' own commands:
-- README.md: an empty registry, except that the OCR pipeline is already built (``python examples/ocr/build.py``,
-  ~1 min); the tour's ``python examples/ocr/build.py`` then finds it built, as its output says.
+- README.md: an empty registry, except that the OCR pipeline is already built
+  (``python examples/ocr/build.py``, ~1 min); the tour's ``python examples/ocr/build.py`` then finds it
+  built, as its output says.
 - docs/*.md: what ``make run`` leaves — the OCR pipeline, then ``python examples/digits/train.py`` (digits
   versions 1-3, ``production`` -> 1, ``staging`` -> 2, ``bundles/``, ``examples/digits/test.npz``) —
   without a server: a page that needs one starts it, as docs/index.md says.
@@ -22,10 +23,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from docs_blocks import MARKER, Block, DocError, Result, Session, parse
+from docs_blocks import MARKER, DocError, Result, Session, parse
 
 import modelrunner
 
@@ -33,11 +37,14 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK_TIMEOUT_S = 240.0
 PREPARE_TIMEOUT_S = 600.0
+DOCS_TIMEOUT_S = 1500  # per test, which may wait for the state to be built and other docs to run first
+PARALLEL = 2
+State = tuple[Path, Path]  # (clone, MODELRUNNER_HOME)
 
 # Blocks that do not run, with why; a new skip is a decision, so it is listed here as well as in the doc.
 EXPECTED_SKIPS = {
     "README.md:14": "make run serves until Ctrl-C; make test runs the whole suite, this docs test among it",
-    "performance.md:9": "benchmarks: make bench installs servers and runs ~25 minutes; the others 2-15 minutes",
+    "performance.md:9": "benchmarks: make bench installs servers, runs ~25 minutes; the others 2-15 minutes",
 }
 
 
@@ -85,29 +92,87 @@ def session_env(home: Path, user_home: Path) -> dict[str, str]:
     return env
 
 
+class PrepareError(RuntimeError):
+    """One of the docs' commands that build the starting state failed."""
+
+
 def prepare(command: list[str], clone: Path, env: dict[str, str]) -> None:
     proc = subprocess.run([sys.executable, *command], cwd=clone, env=env, capture_output=True, text=True,
                           timeout=PREPARE_TIMEOUT_S, check=False)
     if proc.returncode != 0:
-        pytest.fail(f"preparing the docs' state: {' '.join(command)} exited {proc.returncode}\n"
-                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False)
+        raise PrepareError(f"preparing the docs' state: {' '.join(command)} exited {proc.returncode}\n"
+                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def prepare_tour(root: Path) -> State:
+    """A fresh clone and a registry holding only the OCR pipeline (the README's slowest step, done once)."""
+    clone, home = clone_files(root / "tour" / "clone"), root / "tour" / "home"
+    home.mkdir(parents=True)
+    prepare(["examples/ocr/build.py"], clone, session_env(home, root / "user"))
+    return clone, home
+
+
+def prepare_make_run(tour: Future[State], root: Path) -> State:
+    """What ``make run`` leaves: the tour's state, then the digits example and the two endpoints."""
+    clone, home = root / "make-run" / "clone", root / "make-run" / "home"
+    shutil.copytree(tour.result()[0], clone)
+    shutil.copytree(tour.result()[1], home)
+    env = session_env(home, root / "user")
+    prepare(["examples/digits/train.py"], clone, env)
+    prepare(["-c", MAKE_RUN_ENDPOINTS], clone, env)
+    return clone, home
+
+
+@dataclass
+class Outcome:
+    """How one doc file ran: the blocks that passed, the one that failed (if any)."""
+
+    done: list[Result]
+    failed: Result | None
+    seconds: float
+    network: str
+
+
+def run_doc(doc: Path, start: Future[State], root: Path) -> Outcome:
+    """Every runnable block of ``doc``, in order, in one session on a copy of ``start``."""
+    work = root / doc.stem
+    shutil.copytree(start.result()[0], work / "clone")
+    shutil.copytree(start.result()[1], work / "home")
+    (work / "user").mkdir()
+    session = Session(work / "clone", session_env(work / "home", work / "user"), work / "blocks")
+    started = time.monotonic()
+    done: list[Result] = []
+    failed = None
+    try:
+        for block in (b for b in parse(doc) if b.runs):
+            result = session.run(block, BLOCK_TIMEOUT_S)
+            if not result.ok:
+                failed = result
+                break
+            done.append(result)
+    finally:
+        session.close()
+    network = "private network" if session.isolated else f"ports rewritten {session.ports}"
+    return Outcome(done, failed, time.monotonic() - started, network)
 
 
 @pytest.fixture(scope="session")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
-    """``{"tour": (clone, home), "make-run": (clone, home)}``: the two starting states, built once."""
-    root = tmp_path_factory.mktemp("docs-state")
-    clone, home = clone_files(root / "tour" / "clone"), root / "tour" / "home"
-    home.mkdir(parents=True)
-    env = session_env(home, root / "user")
-    prepare(["examples/ocr/build.py"], clone, env)
-    demo_clone, demo_home = root / "make-run" / "clone", root / "make-run" / "home"
-    shutil.copytree(clone, demo_clone)
-    shutil.copytree(home, demo_home)
-    demo_env = session_env(demo_home, root / "user")
-    prepare(["examples/digits/train.py"], demo_clone, demo_env)
-    prepare(["-c", MAKE_RUN_ENDPOINTS], demo_clone, demo_env)
-    return {"tour": (clone, home), "make-run": (demo_clone, demo_home)}
+def doc_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[dict[Path, Future[Outcome]]]:
+    """Start every selected doc's run at once, PARALLEL at a time (each doc's commands are sequential and
+    mostly single-threaded, so two sessions keep two cores busy); the tests then collect the outcomes."""
+    selected = {item.callspec.params["doc"] for item in request.session.items
+                if isinstance(item, pytest.Function) and item.originalname == "test_doc_runs_as_written"}
+    docs = [d for d in DOCS if d in selected and any(b.runs for b in parse(d))]
+    root = tmp_path_factory.mktemp("docs")
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        # Submitted in dependency order, so a job only ever waits for one that already runs.
+        tour = pool.submit(prepare_tour, root)
+        make_run = pool.submit(prepare_make_run, tour, root)
+        runs = {d: pool.submit(run_doc, d, tour if d.name == "README.md" else make_run, root) for d in docs}
+        yield runs
+        for future in runs.values():
+            future.cancel()
 
 
 def failure(result: Result, done: list[Result]) -> str:
@@ -132,27 +197,15 @@ def test_every_block_is_tagged_and_every_skip_listed() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DOCS_TIMEOUT_S)
 @pytest.mark.parametrize("doc", DOCS, ids=relative)
-def test_doc_runs_as_written(doc: Path, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    blocks: list[Block] = [b for b in parse(doc) if b.runs]
-    if not blocks:
-        return  # nothing to run: its blocks are output, layouts, messages (checked to be tagged above)
-    state: dict[str, tuple[Path, Path]] = request.getfixturevalue("prepared")
-    clone, home = state["tour" if doc.name == "README.md" else "make-run"]
-    shutil.copytree(clone, tmp_path / "clone")
-    shutil.copytree(home, tmp_path / "home")
-    (tmp_path / "user").mkdir()
-    env = session_env(tmp_path / "home", tmp_path / "user")
-    session = Session(tmp_path / "clone", env, tmp_path / "blocks")
-    done: list[Result] = []
-    started = time.monotonic()
+def test_doc_runs_as_written(doc: Path, doc_runs: dict[Path, Future[Outcome]]) -> None:
+    if doc not in doc_runs:
+        return  # nothing to run: its blocks are output, layouts, formats (checked to be tagged above)
     try:
-        for block in blocks:
-            result = session.run(block, BLOCK_TIMEOUT_S)
-            if not result.ok:
-                pytest.fail(failure(result, done), pytrace=False)
-            done.append(result)
-    finally:
-        session.close()
-    print(f"{relative(doc)}: {len(done)} blocks in {time.monotonic() - started:.1f} s "
-          f"({'private network' if session.isolated else f'ports {session.ports}'})")
+        outcome = doc_runs[doc].result()
+    except PrepareError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if outcome.failed is not None:
+        pytest.fail(failure(outcome.failed, outcome.done), pytrace=False)
+    print(f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network})")
