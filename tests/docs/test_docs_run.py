@@ -208,4 +208,5 @@ def test_doc_runs_as_written(doc: Path, doc_runs: dict[Path, Future[Outcome]]) -
         pytest.fail(str(exc), pytrace=False)
     if outcome.failed is not None:
         pytest.fail(failure(outcome.failed, outcome.done), pytrace=False)
-    print(f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network})")
+    times = ", ".join(f"{r.block.line}: {r.seconds:.1f} s" for r in outcome.done)
+    print(f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network}; {times})")
