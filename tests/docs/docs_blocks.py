@@ -195,6 +195,7 @@ class Session:
             prelude += DEFAULTS_WRAPPER.replace("__PORT__", str(self.ports[8080]))
         self._send(prelude)
         self.count = 0
+        self.busy = False  # a block is still running (it timed out)
 
     def rewrite(self, text: str) -> str:
         for port, new in self.ports.items():
@@ -214,8 +215,13 @@ class Session:
             source.write_text(self.rewrite(block.script()), encoding="utf-8")
             command = f"source {source} < /dev/null"
         started = time.monotonic()
+        if self.proc.poll() is not None:
+            return Result(block, False, "[not run: the session ended at an earlier block]", 0.0,
+                          self.proc.returncode)
+        self.busy = True
         self._send(f"{command} > {log} 2>&1\necho {DONE}\n")
         finished = self._wait_done(timeout)
+        self.busy = not finished
         output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
         seconds = time.monotonic() - started
         if finished:
@@ -248,21 +254,29 @@ class Session:
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop what the blocks left running (SIGTERM: servers shut down cleanly), then kill what is left."""
-        if self.proc.poll() is None:
-            try:
+        if self.proc.poll() is None and not self.busy:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self._send("set +e; kill $(jobs -p) 2>/dev/null; wait; exit 0\n")
                 self.proc.wait(timeout=timeout)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        for pid in marked(self.env[MARKER]):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        stop(self.env[MARKER], grace=10.0)
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def stop(value: str, grace: float) -> None:
+    """SIGTERM every process of the session, SIGKILL those still there after ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in marked(value):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        while marked(value) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling the processes' exit, bounded by the deadline
 
 
 def marked(value: str) -> list[int]:

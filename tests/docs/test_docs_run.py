@@ -209,4 +209,5 @@ def test_doc_runs_as_written(doc: Path, doc_runs: dict[Path, Future[Outcome]]) -
     if outcome.failed is not None:
         pytest.fail(failure(outcome.failed, outcome.done), pytrace=False)
     times = ", ".join(f"{r.block.line}: {r.seconds:.1f} s" for r in outcome.done)
-    print(f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network}; {times})")
+    print(f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network}; "
+          f"line: time {times})")
