@@ -196,6 +196,23 @@ def test_every_block_is_tagged_and_every_skip_listed() -> None:
     assert skips == EXPECTED_SKIPS, f"skipped blocks: {skips}"
 
 
+def test_shown_excerpts_match_their_files() -> None:
+    """A shown block whose first line is ``# <path>`` quotes that file of the repository: each of its lines
+    must be in the file as written (so examples/ocr/pipeline.yaml cannot change under the docs)."""
+    quoted = 0
+    for doc in DOCS:
+        for block in parse(doc):
+            first, *rest = block.code.splitlines()
+            path = REPO / first.removeprefix("# ").strip()
+            if block.runs or not first.startswith("# ") or not path.is_file():
+                continue
+            lines = set(path.read_text(encoding="utf-8").splitlines())
+            missing = [line for line in rest if line.strip() and line not in lines]
+            assert not missing, f"{block.where} quotes {relative(path)}, which has no line {missing[0]!r}"
+            quoted += 1
+    assert quoted >= 1  # docs/pipelines.md quotes examples/ocr/pipeline.yaml
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(DOCS_TIMEOUT_S)
 @pytest.mark.parametrize("doc", DOCS, ids=relative)
