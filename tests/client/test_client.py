@@ -220,3 +220,36 @@ def test_retry_recovers_when_the_server_comes_up(stack: str) -> None:
     with mr.Client(dead, token=ADMIN_TOKEN, transport=transport, backoff=0.001) as c:
         assert c.models()[0]["name"] == "digits"
     assert transport.attempts == 2
+
+
+class PathRecorder(httpx.HTTPTransport):
+    """A real transport that records the path of every request sent through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return super().handle_request(request)
+
+
+def test_large_numeric_batches_go_binary_with_the_same_answer(stack: str) -> None:
+    big = np.ascontiguousarray(np.resize(load_digits().data, (150, 64)))
+    recorder = PathRecorder()
+    with mr.Client(stack, transport=recorder) as fast, mr.Client(stack, binary=False) as plain:
+        out = fast.predict("digits", {"input": big})
+        small = fast.predict("digits", {"input": big[:5]})
+        ref = plain.predict("digits", {"input": big})
+    assert recorder.paths == ["/v2/models/digits/infer", "/v1/endpoints/digits/predict"]
+    _check_digits(out, 150)
+    np.testing.assert_array_equal(out["label"], ref["label"])
+    np.testing.assert_allclose(out["proba"], ref["proba"])
+    np.testing.assert_array_equal(small["label"], ref["label"][:5])
+    assert out.model == ref.model == "digits" and out.version == ref.version
+
+
+def test_binary_route_errors_name_the_field(stack: str) -> None:
+    with mr.Client(stack) as c, pytest.raises(mr.ValidationError) as info:
+        c.predict("digits", {"input": np.zeros((120, 10))})
+    assert info.value.field == "input"

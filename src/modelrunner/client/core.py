@@ -3,9 +3,8 @@ written once, as a generator of HTTP requests (sans-I/O).
 
 An operation yields :class:`Call` objects, receives each ``httpx.Response`` back and returns its result; the
 sync and async classes only differ in how they send a call (``_run``), so request building, retries policy,
-decoding and error mapping exist once. Bodies are JSON: for a 100-row batch of the digits model it measured as
-fast as V2 binary and faster than protobuf (docs/client.md), and it is the one form whose error answers name
-the field.
+decoding and error mapping exist once. Predict bodies are JSON, or V2 binary tensors for large numeric column
+batches, where that measured faster (``client.binary``, docs/client.md); protobuf measured slower than both.
 """
 
 from __future__ import annotations
@@ -19,8 +18,9 @@ import httpx
 import orjson
 
 from modelrunner import __version__
+from modelrunner.client import binary as wire_v2
 from modelrunner.client.errors import check_rollout, json_body, raise_for
-from modelrunner.client.frames import Prediction, decode_outputs, encode_inputs
+from modelrunner.client.frames import Prediction, as_columns, decode_outputs, encode_inputs
 from modelrunner.errors import DeadlineExceeded, Unavailable
 
 T = TypeVar("T")
@@ -58,12 +58,13 @@ class Core:
     """Settings and operations; subclasses add the transport (``_run``)."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0, retries: int = 3,
-                 backoff: float = 0.1, retry_predict: bool = False) -> None:
+                 backoff: float = 0.1, retry_predict: bool = False, binary: bool = True) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.retry_predict = retry_predict
+        self.binary = binary
         self.headers = {"user-agent": f"modelrunner-client/{__version__}", "accept": "application/json"}
         if token:
             self.headers["authorization"] = f"Bearer {token}"
@@ -104,15 +105,34 @@ class Core:
         the request after a connection error; off by default, as a predict may have side effects (feedback
         logging, metrics) and the server may have received it.
         """
-        content, frame = encode_inputs(data)
+        columns, frame = as_columns(data)
+        numeric = wire_v2.numeric_columns(columns) if self.binary and isinstance(columns, Mapping) else None
+        if numeric is not None:
+            content, headers = wire_v2.encode(numeric)
+            path = f"/v2/models/{_quote(endpoint)}/infer"
+        else:
+            content, headers = encode_inputs(columns), {"content-type": "application/json"}
+            path = f"/v1/endpoints/{_quote(endpoint)}/predict"
         again = self.retry_predict if retry is None else retry
-        response = yield Call("POST", f"/v1/endpoints/{_quote(endpoint)}/predict", content=content,
-                              headers={"content-type": "application/json"}, retry=again)
-        answer = json_body(response)
-        raise_for(response, answer)
-        pred: Prediction = decode_outputs(answer)
+        response = yield Call("POST", path, content=content, headers=headers, retry=again)
+        pred = self._answer(response, numeric is not None)
         want_frame = frame is not None if as_frame is None else as_frame
         return pred.to_frame(frame.index if frame is not None else None) if want_frame else pred
+
+    @staticmethod
+    def _answer(response: httpx.Response, v2: bool) -> Prediction:
+        if not v2:
+            answer = json_body(response)
+            raise_for(response, answer)
+            return decode_outputs(answer)
+        if response.status_code >= 400:
+            answer = json_body(response)
+            message = answer.get("error") if isinstance(answer, dict) else None
+            field = wire_v2.field_of(message) if isinstance(message, str) else None
+            if field is not None:  # V2 bodies carry only the message: the field is taken from it
+                answer = {"error": {"code": "invalid_argument", "message": message, "field": field}}
+            raise_for(response, answer)
+        return wire_v2.decode(response.content, response.headers.get(wire_v2.HEADER))
 
     def _models(self) -> Op[list[dict[str, Any]]]:
         """Every model in the registry (name, latest version, aliases), following the server's pages."""

@@ -67,14 +67,17 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot send a {type(obj).__name__} value")
 
 
-def encode_inputs(data: Any) -> tuple[bytes, _Frame | None]:
-    """``predict``'s input -> (JSON body, the input frame's shape or None)."""
-    frame = None
+def as_columns(data: Any) -> tuple[Any, _Frame | None]:
+    """A DataFrame -> (a column per input, its index); anything else is returned as is."""
     if _is_frame(data):
-        body: dict[str, Any] = {"inputs": {str(c): _frame_column(data[c].to_numpy()) for c in data.columns}}
-        frame = _Frame(data.index)
-    elif isinstance(data, Mapping):
-        body = {"inputs": dict(data)}
+        return {str(c): _frame_column(data[c].to_numpy()) for c in data.columns}, _Frame(data.index)
+    return data, None
+
+
+def encode_inputs(data: Any) -> bytes:
+    """``predict``'s input (rows, columns or a numpy array; a DataFrame made columns) -> a JSON body."""
+    if isinstance(data, Mapping):
+        body: dict[str, Any] = {"inputs": dict(data)}
     elif isinstance(data, np.ndarray):
         if data.ndim == 0:
             raise InvalidArgument("predict needs a batch: a 0-d array is one value, not rows")
@@ -85,7 +88,7 @@ def encode_inputs(data: Any) -> tuple[bytes, _Frame | None]:
         raise InvalidArgument("predict takes rows (a list), columns (a dict), a numpy array or a pandas "
                               f"DataFrame, got {type(data).__name__}")
     try:
-        return orjson.dumps(body, default=_default, option=_OPTS), frame
+        return orjson.dumps(body, default=_default, option=_OPTS)
     except TypeError as exc:
         raise InvalidArgument(f"cannot encode the input as JSON: {exc}") from None
 
