@@ -47,7 +47,16 @@ def _frame_column(values: np.ndarray) -> np.ndarray:
     """A DataFrame column -> what the wire carries: cells holding arrays/lists are stacked into one array."""
     if values.dtype == object and len(values) and isinstance(values[0], np.ndarray | list | tuple):
         return np.stack([np.asarray(v) for v in values])
-    return values
+    return _timestamps(values)
+
+
+def _timestamps(values: Any) -> Any:
+    """datetime64 -> ISO 8601 strings (a missing time, NaT, is null): what the JSON routes read."""
+    if not isinstance(values, np.ndarray) or values.dtype.kind != "M":
+        return values
+    out = np.datetime_as_string(values).astype(object)
+    out[np.isnat(values)] = None
+    return out
 
 
 def _default(obj: Any) -> Any:
@@ -62,7 +71,7 @@ def _default(obj: Any) -> Any:
         return obj.isoformat()
     if isinstance(obj, tuple | set | frozenset):
         return list(obj)
-    if obj is None or obj != obj:  # pandas' NA / NaT
+    if type(obj).__name__ in ("NAType", "NaTType"):  # pandas' missing values
         return None
     raise TypeError(f"cannot send a {type(obj).__name__} value")
 
@@ -77,7 +86,7 @@ def as_columns(data: Any) -> tuple[Any, _Frame | None]:
 def encode_inputs(data: Any) -> bytes:
     """``predict``'s input (rows, columns or a numpy array; a DataFrame made columns) -> a JSON body."""
     if isinstance(data, Mapping):
-        body: dict[str, Any] = {"inputs": dict(data)}
+        body: dict[str, Any] = {"inputs": {name: _timestamps(v) for name, v in data.items()}}
     elif isinstance(data, np.ndarray):
         if data.ndim == 0:
             raise InvalidArgument("predict needs a batch: a 0-d array is one value, not rows")
