@@ -7,6 +7,8 @@ resends after a connection error for the calls that allow it — and feeds the a
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -19,13 +21,21 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def _named(method: Any, op: Any) -> Any:
+    """The method shows the operation's docstring and signature (``help``, IDEs) under its public name."""
+    functools.update_wrapper(method, op)
+    del method.__wrapped__  # the operation returns a generator; the method returns its result
+    method.__signature__ = inspect.signature(op).replace(return_annotation=inspect.Signature.empty)
+    method.__name__ = op.__name__.lstrip("_")
+    method.__qualname__ = method.__name__
+    return method
+
+
 def _blocking(op: Callable[Concatenate[Core, P], Op[T]]) -> Callable[Concatenate[Client, P], T]:
     def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._run(op(self, *args, **kwargs))
 
-    method.__doc__ = op.__doc__
-    method.__name__ = op.__name__.lstrip("_")
-    return method
+    return _named(method, op)
 
 
 def _awaitable(op: Callable[Concatenate[Core, P], Op[T]]
@@ -33,9 +43,7 @@ def _awaitable(op: Callable[Concatenate[Core, P], Op[T]]
     async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._run(op(self, *args, **kwargs))
 
-    method.__doc__ = op.__doc__
-    method.__name__ = op.__name__.lstrip("_")
-    return method
+    return _named(method, op)
 
 
 class Client(Core):
