@@ -35,6 +35,7 @@ from modelrunner.errors import (
 
 if TYPE_CHECKING:
     from modelrunner.bundle import Bundle, Manifest, Predictor, load_model, open_bundle, save_model
+    from modelrunner.client import AsyncClient, Client
     from modelrunner.contract import Contract, DType, Field
     from modelrunner.registry import Registry
 
@@ -45,12 +46,15 @@ _LAZY = {
                     "modelrunner.bundle"),
     **dict.fromkeys(("Contract", "DType", "Field"), "modelrunner.contract"),
     "Registry": "modelrunner.registry",
+    **dict.fromkeys(("AsyncClient", "Client"), "modelrunner.client"),
 }
 
 __all__ = [
     "AlreadyExists",
+    "AsyncClient",
     "Bundle",
     "BundleError",
+    "Client",
     "Contract",
     "ContractError",
     "DType",

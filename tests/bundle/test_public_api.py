@@ -14,7 +14,7 @@ EXPECTED = {
     "DType", "Registry", "ModelrunnerError", "InvalidArgument", "ContractError", "ValidationError",
     "BundleError", "FlavorError", "RequirementError", "NotFound", "AlreadyExists", "FailedPrecondition",
     "IncompatibleContract", "SwapFailed", "MissingExtra", "Unavailable", "StorageError", "Unauthenticated",
-    "DeadlineExceeded", "__version__",
+    "DeadlineExceeded", "__version__", "Client", "AsyncClient",
 }
 
 
@@ -28,6 +28,13 @@ def test_registry_is_lazy_and_real() -> None:
     from modelrunner.registry import Registry
 
     assert mr.Registry is Registry
+
+
+def test_client_is_lazy_and_real() -> None:
+    from modelrunner.client import AsyncClient, Client
+
+    assert mr.Client is Client
+    assert mr.AsyncClient is AsyncClient
 
 
 def test_import_is_cheap() -> None:

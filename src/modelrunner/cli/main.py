@@ -23,7 +23,8 @@ app = typer.Typer(
 )
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
-COMMAND_MODULES: list[str] = ["models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "ui"]
+COMMAND_MODULES: list[str] = [
+    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "ui", "init"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
@@ -31,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "endpoint": "endpoint_cfg", "pipeline": "pipeline", "serve": "serve",
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
     "ui": "ui",
+    "init": "init",
 }
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -7,21 +7,10 @@ from typing import Any
 import httpx
 
 from modelrunner import errors
-from modelrunner.errors import ModelrunnerError, Unavailable
-
-_BY_CODE: dict[str, type[ModelrunnerError]] = {
-    "invalid_argument": errors.InvalidArgument,
-    "not_found": errors.NotFound,
-    "already_exists": errors.AlreadyExists,
-    "failed_precondition": errors.FailedPrecondition,
-    "unavailable": errors.Unavailable,
-    "unauthenticated": errors.Unauthenticated,
-    "deadline_exceeded": errors.DeadlineExceeded,
-}
-_BY_STATUS = {400: "invalid_argument", 401: "unauthenticated", 403: "unauthenticated", 404: "not_found",
-              409: "failed_precondition", 413: "invalid_argument", 422: "invalid_argument",
-              503: "unavailable", 504: "deadline_exceeded"}
-_OUTCOMES = ("switched", "refused", "timeout", "pending")
+from modelrunner.client.errors import check_rollout
+from modelrunner.client.errors import json_body as _json
+from modelrunner.client.errors import raise_for as _raise_for
+from modelrunner.errors import Unavailable
 
 
 class AdminClient:
@@ -94,15 +83,7 @@ class AdminClient:
     def _rollout(self, method: str, path: str, body: dict[str, Any], wait_s: float,
                  params: dict[str, str] | None = None) -> dict[str, Any]:
         response = self._send(method, path, json=body, params=params, extra_timeout=wait_s)
-        data = _json(response)
-        if isinstance(data, dict) and data.get("outcome") in _OUTCOMES and response.status_code in (409, 504):
-            message = data.get("message") or data.get("outcome")
-            if data["outcome"] == "timeout":
-                raise errors.DeadlineExceeded(str(message), result=data)
-            raise errors.SwapFailed(str(message), result=data)
-        _raise_for(response, data)
-        result: dict[str, Any] = data
-        return result
+        return check_rollout(response, _json(response))
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
@@ -121,25 +102,3 @@ class AdminClient:
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the runner at {self.base_url}: {exc}") from exc
 
-
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _raise_for(response: httpx.Response, data: Any) -> None:
-    if response.status_code < 400:
-        return
-    code, message = _BY_STATUS.get(response.status_code, "internal"), ""
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        code = str(err.get("code") or code)
-        message = str(err.get("message") or "")
-    elif isinstance(data, dict) and data.get("detail"):
-        message = str(data["detail"])
-    message = message or f"{response.request.method} {response.request.url.path}: HTTP {response.status_code}"
-    raise _BY_CODE.get(code, ModelrunnerError)(message)
