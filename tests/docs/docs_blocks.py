@@ -149,11 +149,12 @@ modelrunner() {
 """
 
 # A user reads curl's answer; the test must notice an HTTP error, so curl fails on one (and shows the body).
+# A command that prints the status itself (`-w '%{http_code}'`) shows a refusal on purpose: left as it is.
 CURL_WRAPPER = r"""
 curl() {
   local a
   for a in "$@"; do
-    [[ "$a" == --fail || "$a" =~ ^-[a-zA-Z]*f[a-zA-Z]*$ ]] && { command curl "$@"; return; }
+    [[ "$a" == --fail || "$a" =~ ^-[a-zA-Z]*f[a-zA-Z]*$ || "$a" == *"%{http_code}"* ]] && { command curl "$@"; return; }
   done
   command curl --fail-with-body "$@"
 }
