@@ -23,13 +23,15 @@ app = typer.Typer(
 )
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
-COMMAND_MODULES: list[str] = ["models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate"]
+COMMAND_MODULES: list[str] = ["models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate",
+                              "onboard"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
     **dict.fromkeys(("swap", "rollback", "endpoints"), "endpoints"),
     "endpoint": "endpoint_cfg", "pipeline": "pipeline", "serve": "serve",
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
+    **dict.fromkeys(("import", "optimize"), "onboard"),
 }
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

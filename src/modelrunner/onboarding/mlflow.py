@@ -221,6 +221,10 @@ def import_mlflow(directory: str | Path, dest: str | Path, *, name: str) -> Bund
     model = read_mlflow(directory)
     flavor = model.flavor()
     fields, originals, tensor = _inputs(model)
+    if fields is None and flavor == "onnx":  # no signature: the graph knows its inputs
+        from modelrunner.onboarding.onnx_file import graph_fields, read_graph
+
+        fields = graph_fields(read_graph(_onnx(model)[1]).get_inputs(), "input")
     data = _example_data(model)
     example = None
     if data is not None and fields is not None:

@@ -69,8 +69,8 @@ class Outcome:
 
 def _sklearn_model(bundle: Bundle, ref: str) -> Any:
     if bundle.manifest.flavor != "sklearn":
-        raise InvalidArgument(f"optimize --to onnx converts sklearn models; {ref} is a "
-                              f"{bundle.manifest.flavor} model")
+        raise InvalidArgument(f"optimize --to onnx converts sklearn models; {ref} has flavor "
+                              f"{bundle.manifest.flavor}")
     joblib = require("joblib", "sklearn")
     return joblib.load(bundle.path / str(bundle.manifest.flavor_options.get("file", "model.joblib")))
 
