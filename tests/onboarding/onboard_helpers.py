@@ -30,8 +30,8 @@ def write_pyfunc(path: Path) -> None:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    signature = ModelSignature(inputs=Schema([ColSpec("double", "a"), ColSpec("double", "b", required=False)]),
-                               outputs=Schema([ColSpec("double")]))
+    inputs = Schema([ColSpec("double", "a"), ColSpec("double", "b", required=False)])
+    signature = ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double")]))
     import pandas as pd
 
     example = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
@@ -76,7 +76,8 @@ def write_sklearn_tensor(path: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.sklearn.save_model(model, str(path), serialization_format="pickle", pip_requirements=PIP,
-                                  signature=infer_signature(xn, model.predict_proba(xn)), input_example=xn[:2])
+                                  signature=infer_signature(xn, model.predict_proba(xn)),
+                                  input_example=xn[:2])
     return model
 
 

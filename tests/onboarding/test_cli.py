@@ -38,7 +38,8 @@ def test_import_onnx_without_push(tmp_path: Path, capsys: pytest.CaptureFixture[
 
     x, y = load_iris(return_X_y=True)
     xf = x.astype(np.float32)
-    (tmp_path / "m.onnx").write_bytes(to_onnx(LogisticRegression(max_iter=50).fit(xf, y), xf[:1]).SerializeToString())
+    onx = to_onnx(LogisticRegression(max_iter=50).fit(xf, y), xf[:1])
+    (tmp_path / "m.onnx").write_bytes(onx.SerializeToString())
     code, out, err = run(capsys, "import", "onnx", tmp_path / "m.onnx", "--name", "det", "--no-push",
                          "-o", tmp_path / "b")
     assert code == 0, err
@@ -62,7 +63,8 @@ def test_bad_input_is_one_red_line_exit_2(args: tuple[str, ...], message: str, t
     assert message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_optimize_prints_check_speed_and_new_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_optimize_prints_check_speed_and_new_version(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 

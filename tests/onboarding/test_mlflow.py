@@ -24,7 +24,8 @@ def test_sklearn_frame_model_keeps_signature_example_requirements_and_run_id(
     path, model = mlflow_frame
     bundle = import_mlflow(path, tmp_path / "b", name="iris")
     inputs = bundle.contract.inputs
-    assert [f.name for f in inputs] == ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    names = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    assert [f.name for f in inputs] == names
     assert all(f.dtype is DType.FLOAT64 and f.shape == () for f in inputs)
     assert "sepal length (cm)" in inputs[0].description
     assert [f.name for f in bundle.contract.outputs] == ["label", "proba"]
@@ -141,7 +142,8 @@ def test_unsupported_flavor(tmp_path: Path) -> None:
 
 def test_signature_forms() -> None:
     cols = fields_from_signature(parse_spec(
-        '[{"type": "long", "name": "age"}, {"type": "string", "name": "city name", "required": false}]', "inputs"))
+        '[{"type": "long", "name": "age"}, {"type": "string", "name": "city name", "required": false}]',
+        "inputs"))
     assert [(f.name, f.dtype, f.optional) for f in cols] == [("age", DType.INT64, False),
                                                             ("city_name", DType.STRING, True)]
     (tensor,) = fields_from_signature(parse_spec(

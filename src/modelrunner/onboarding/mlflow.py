@@ -54,7 +54,8 @@ class MlflowModel:
             if name in self.flavors:
                 return name
         found = ", ".join(sorted(self.flavors)) or "none"
-        raise FlavorError(f"{self.path}: unsupported MLflow flavor(s) {found}; supported: {', '.join(SUPPORTED)}")
+        raise FlavorError(f"{self.path}: unsupported MLflow flavor(s) {found}; "
+                          f"supported: {', '.join(SUPPORTED)}")
 
     def options(self, flavor: str) -> dict[str, Any]:
         opts = self.flavors.get(flavor)
@@ -201,7 +202,8 @@ def _package(requirement: str) -> str:
 def _lineage(model: MlflowModel, flavor: str, base: Lineage) -> Lineage:
     keys = ("run_id", "model_uuid", "model_id", "mlflow_version", "utc_time_created", "artifact_path")
     extra = {"source": "mlflow", "mlflow_flavor": flavor, "mlflow_path": str(model.path.resolve())}
-    extra.update({f"mlflow_{k.removeprefix('mlflow_')}": str(model.spec[k]) for k in keys if model.spec.get(k)})
+    extra.update({f"mlflow_{k.removeprefix('mlflow_')}": str(model.spec[k])
+                  for k in keys if model.spec.get(k)})
     return base.model_copy(update={"extra": {**base.extra, **extra}})
 
 
@@ -212,7 +214,8 @@ def _tags(model: MlflowModel, flavor: str) -> dict[str, str]:
     metadata = model.spec.get("metadata")
     if isinstance(metadata, dict):
         for key, value in metadata.items():
-            tags[f"mlflow.metadata.{key}"] = value if isinstance(value, str) else json.dumps(value, default=str)
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            tags[f"mlflow.metadata.{key}"] = text
     return tags
 
 

@@ -48,7 +48,7 @@ def graph_fields(args: Any, side: str) -> tuple[Field, ...] | None:
     for arg in args:
         if not str(arg.type).startswith("tensor("):
             if side == "input":
-                raise FlavorError(f"ONNX input {arg.name!r} is a {arg.type}; only tensor inputs are supported")
+                raise FlavorError(f"ONNX input {arg.name!r} is a {arg.type}; only tensors are supported")
             return None
         try:
             fields.append(_field(arg))

@@ -129,8 +129,8 @@ def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
             bad = np.abs(x.astype(np.float64) - y.astype(np.float64)) > tolerance
         else:
             bad = x != y
-        rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)) if bad.size else []
-        if len(rows):
+        rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)) if bad.size else np.array([], dtype=int)
+        if rows.size:
             i = int(rows[0])
             return f"row {i}: {name} is {x[i].tolist()} in the original, {y[i].tolist()} in ONNX"
     return None

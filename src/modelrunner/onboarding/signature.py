@@ -76,14 +76,12 @@ def _tensor_field(spec: dict[str, Any], index: int, count: int) -> Field:
     try:
         dtype = DType.from_numpy(str(tensor.get("dtype")))
     except (ContractError, TypeError) as exc:
-        raise ContractError(f"MLflow tensor {original or index!r}: unsupported dtype {tensor.get('dtype')!r}") \
-            from exc
+        what = original or index
+        raise ContractError(f"MLflow tensor {what!r}: unsupported dtype {tensor.get('dtype')!r}") from exc
     shape = [int(d) for d in tensor.get("shape") or [-1]]
     per_row = tuple(d if d > 0 else -1 for d in shape[1:])
-    if original is not None:
-        name = sanitize_name(original)
-    else:
-        name = "input" if count == 1 else f"input_{index}"
+    unnamed = "input" if count == 1 else f"input_{index}"
+    name = sanitize_name(original) if original is not None else unnamed
     return Field(name=name, dtype=dtype, shape=per_row, optional=spec.get("required", True) is False)
 
 
