@@ -77,7 +77,7 @@ def test_optimize_prints_check_speed_and_new_version(tmp_path: Path,
         registry.push(tmp_path / "d")
     code, out, err = run(capsys, "optimize", "digits@1", "--to", "onnx")
     assert code == 0, err
-    assert "checked 5 rows: outputs equal to digits@1" in out
+    assert "checked 5 rows: outputs equal to digits@1's" in out
     assert "in-process single-row p50" in out and "digits@2 pushed (parent digits@1, flavor onnx)" in out
     code, out, err = run(capsys, "optimize", "digits@1", "--require", "inproc_p50_ms<=0")
     assert code == 1 and "not pushed: requirement(s) not met: inproc_p50_ms<=0" in out

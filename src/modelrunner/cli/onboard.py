@@ -93,7 +93,8 @@ def optimize(
 def _report(outcome: Outcome, quantize: str | None) -> None:
     out = console()
     b, a = outcome.before, outcome.after
-    out.print(f"checked {outcome.rows_checked} rows: outputs equal to {outcome.source.ref} "
+    what = "the float ONNX model's outputs" if quantize else "outputs"
+    out.print(f"checked {outcome.rows_checked} rows: {what} equal to {outcome.source.ref}'s "
               "(labels identical, floats within 1e-4)")
     out.print(f"in-process single-row p50 {b.p50_ms:.3f} ms -> {a.p50_ms:.3f} ms ({outcome.speedup:.1f}x); "
               f"batch {b.rows_per_s:,.0f} -> {a.rows_per_s:,.0f} rows/s ({outcome.throughput_gain:.1f}x)")
