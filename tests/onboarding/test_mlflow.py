@@ -110,6 +110,23 @@ def test_xgboost_flavor(tmp_path: Path) -> None:
     assert np.array_equal(out["label"], model.predict(x.to_numpy()[:20]))
 
 
+def test_lightgbm_booster_flavor(tmp_path: Path) -> None:
+    import lightgbm
+    import mlflow.lightgbm
+
+    x = iris_frame()[0].to_numpy()
+    y = iris_frame()[1].to_numpy()
+    booster = lightgbm.train({"objective": "multiclass", "num_class": 3, "verbose": -1},
+                             lightgbm.Dataset(x, y), num_boost_round=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.lightgbm.save_model(booster, str(tmp_path / "m"), input_example=x[:2],
+                                   pip_requirements=["lightgbm"])
+    bundle = import_mlflow(tmp_path / "m", tmp_path / "b", name="lgb")
+    assert bundle.manifest.flavor == "lightgbm"
+    assert close(bundle.load().predict({"input": x[:9]})["prediction"], booster.predict(x[:9]))
+
+
 def test_onnx_flavor(tmp_path: Path) -> None:
     import mlflow.onnx
     from skl2onnx import to_onnx
