@@ -63,6 +63,16 @@ def test_digits_lr_becomes_an_equal_onnx_version(registry: Registry, tmp_path: P
     assert np.abs(before["proba"] - after["proba"]).max() < 1e-4
 
 
+@pytest.mark.slow  # a real `modelrunner serve` subprocess: ~20 s on the shared VM
+def test_served_speed_is_measured_over_http_without_errors(registry: Registry) -> None:
+    outcome = optimize(registry, "digits@1", served=True, requirements=["error_rate<=0"])
+    assert outcome.version is not None and not outcome.failed
+    for side in ("before", "after"):
+        measured = outcome.served[side]
+        assert measured["error_rate"] == 0.0 and measured["p50_ms"] > 0 and measured["qps"] > 0
+    assert outcome.metrics["p50_ms"] == outcome.served["after"]["p50_ms"]
+
+
 def test_mlp_quantized_reports_accuracy_change_and_is_gated(registry: Registry, tmp_path: Path) -> None:
     refused = optimize(registry, "mlp@1", quantize="dynamic", data=tmp_path / "holdout.npz",
                        requirements=["accuracy_change>=0.5"])

@@ -76,6 +76,8 @@ def optimize(
     require: list[str] = typer.Option([], "--require", "-r",  # noqa: B006
                                       help='Gate, e.g. "accuracy_change>=-0.01" (repeatable).'),
     alias: str | None = _ALIAS,
+    served: bool = typer.Option(False, "--served", help="Also measure both served over HTTP (one worker, "
+                                "concurrency 4, 400 one-row requests each; adds ~10-20 s)."),
 ) -> None:
     """Convert a sklearn model to ONNX; push it as a new version only when its outputs match."""
     from modelrunner.onboarding.optimize import optimize as run
@@ -84,7 +86,8 @@ def optimize(
     if to != "onnx":
         raise InvalidArgument(f"--to {to!r}: only onnx is supported")
     with Registry.from_env() as registry:
-        outcome = run(registry, ref, quantize=quantize, data=data, requirements=require, alias=alias)
+        outcome = run(registry, ref, quantize=quantize, data=data, requirements=require, alias=alias,
+                      served=served)
     _report(outcome, quantize)
     if outcome.failed:
         raise typer.Exit(1)
@@ -98,6 +101,11 @@ def _report(outcome: Outcome, quantize: str | None) -> None:
               "(labels identical, floats within 1e-4)")
     out.print(f"in-process single-row p50 {b.p50_ms:.3f} ms -> {a.p50_ms:.3f} ms ({outcome.speedup:.1f}x); "
               f"batch {b.rows_per_s:,.0f} -> {a.rows_per_s:,.0f} rows/s ({outcome.throughput_gain:.1f}x)")
+    if outcome.served:
+        sb, sa = outcome.served["before"], outcome.served["after"]
+        out.print(f"served (HTTP, 1 worker, concurrency 4): p50 {sb['p50_ms']:.2f} ms -> "
+                  f"{sa['p50_ms']:.2f} ms ({sb['p50_ms'] / sa['p50_ms']:.1f}x); "
+                  f"{sb['qps']:,.0f} -> {sa['qps']:,.0f} requests/s")
     m = outcome.metrics
     if quantize and "accuracy_change" in m:
         out.print(f"quantized ({quantize}): accuracy {m['accuracy_before']:.4f} -> {m['accuracy']:.4f} "

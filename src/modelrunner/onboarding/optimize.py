@@ -29,7 +29,14 @@ from modelrunner.contract import Contract, DType
 from modelrunner.errors import FailedPrecondition, InvalidArgument, require
 from modelrunner.evaluation.datasets import load_dataset
 from modelrunner.evaluation.requirements import Requirement, parse_requirements
-from modelrunner.evaluation.speed import predict_all, single_row_latency
+from modelrunner.evaluation.speed import (
+    LoadSpec,
+    http_load,
+    predict_all,
+    request_bodies,
+    served_metrics,
+    single_row_latency,
+)
 from modelrunner.registry.registry import Registry
 from modelrunner.registry.types import ModelVersion
 
@@ -57,6 +64,7 @@ class Outcome:
     rows_checked: int
     metrics: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    served: dict[str, dict[str, float]] = field(default_factory=dict)  # "before"/"after" -> p50_ms, qps...
 
     @property
     def speedup(self) -> float:
@@ -201,9 +209,27 @@ def _gate(metrics: Mapping[str, float], requirements: list[Requirement]) -> list
             if not r.check(metrics.get(r.metric))]
 
 
+SERVED_LOAD = LoadSpec(requests=400, concurrency=4, warmup=20, max_seconds=20.0)
+
+
+def served_speed(before: Bundle, after: Bundle, columns: Columns,
+                 spec: LoadSpec = SERVED_LOAD) -> dict[str, dict[str, float]]:
+    """p50/p99/qps of one-row HTTP requests to each bundle, served by ``modelrunner serve`` (one worker)
+    in a throw-away home on 127.0.0.1 (``evaluation.served``), one after the other."""
+    from modelrunner.evaluation.candidates import Candidate
+    from modelrunner.evaluation.served import serve_candidates
+
+    cands = [Candidate(label=str(b.path), name=b.name, version=None, contract=b.contract, bundle_dir=b.path,
+                       flavor_options=dict(b.manifest.flavor_options)) for b in (before, after)]
+    bodies = request_bodies(columns, 200)
+    with serve_candidates(cands) as urls:
+        return {key: served_metrics(http_load(urls[c.ref], bodies, spec))
+                for key, c in zip(("before", "after"), cands, strict=True)}
+
+
 def optimize(registry: Registry, ref: str, *, quantize: str | None = None, data: str | Path | None = None,
              requirements: list[str] | None = None, alias: str | None = None,
-             tolerance: float = TOLERANCE) -> Outcome:
+             tolerance: float = TOLERANCE, served: bool = False) -> Outcome:
     """Convert ``ref`` to ONNX, check it, measure it, push it (see the module docstring)."""
     if quantize not in (None, "dynamic"):
         raise InvalidArgument(f"--quantize {quantize!r}: only 'dynamic' is supported")
@@ -233,6 +259,9 @@ def optimize(registry: Registry, ref: str, *, quantize: str | None = None, data:
         outcome.metrics = _quality(expected, got, truth, bundle.contract, _rows(bundle.example_input()))
         outcome.metrics.update({"inproc_p50_ms": outcome.after.p50_ms,
                                 "inproc_rows_per_s": outcome.after.rows_per_s})
+        if served:
+            outcome.served = served_speed(bundle, final, columns)
+            outcome.metrics.update(outcome.served["after"])
         outcome.failed = _gate(outcome.metrics, reqs)
         if not outcome.failed:
             outcome.version = registry.push(final.path, name=source.name, alias=alias)
