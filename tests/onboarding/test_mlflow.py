@@ -148,6 +148,8 @@ def test_not_an_mlflow_folder(tmp_path: Path) -> None:
         import_mlflow(tmp_path, tmp_path / "b", name="x")
     with pytest.raises(InvalidArgument, match="is not a folder"):
         import_mlflow(tmp_path / "missing", tmp_path / "b", name="x")
+    with pytest.raises(InvalidArgument, match="written as a folder, not an archive"):
+        import_mlflow(tmp_path, tmp_path / "b.tar.gz", name="x")
 
 
 def test_unsupported_flavor(tmp_path: Path) -> None:

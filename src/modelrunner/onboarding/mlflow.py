@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from modelrunner.bundle.archive import ARCHIVE_SUFFIXES
 from modelrunner.bundle.bundle import Bundle, save_model
 from modelrunner.bundle.manifest import Lineage
 from modelrunner.contract import Contract, Field
@@ -221,6 +222,8 @@ def _tags(model: MlflowModel, flavor: str) -> dict[str, str]:
 
 def import_mlflow(directory: str | Path, dest: str | Path, *, name: str) -> Bundle:
     """Write a bundle at ``dest`` from the MLflow model folder ``directory`` (see the module docstring)."""
+    if Path(dest).name.endswith(ARCHIVE_SUFFIXES):  # the manifest is completed after saving: a folder
+        raise InvalidArgument(f"{dest}: an imported MLflow bundle is written as a folder, not an archive")
     model = read_mlflow(directory)
     flavor = model.flavor()
     fields, originals, tensor = _inputs(model)
