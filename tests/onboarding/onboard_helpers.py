@@ -25,6 +25,23 @@ class AddColumns(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
         return model_input["a"] + b
 
 
+class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """A tensor model: twice its (n, 3) float32 input."""
+
+    def predict(self, context, model_input, params=None):
+        return np.asarray(model_input) * 2
+
+
+def write_pyfunc_tensor(path: Path) -> None:
+    from mlflow.models import infer_signature
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pyfunc.save_model(str(path), python_model=Doubler(), signature=infer_signature(x, x * 2),
+                                 input_example=x, pip_requirements=["numpy"])
+
+
 def write_pyfunc(path: Path) -> None:
     """A python_function-only model with a column signature whose column ``b`` is optional."""
     from mlflow.models import ModelSignature

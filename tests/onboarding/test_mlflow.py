@@ -87,6 +87,17 @@ def test_pyfunc_model_with_an_optional_column_is_served(mlflow_pyfunc: Path, tmp
     assert both.json()["outputs"]["prediction"] == [11.0, 22.5]
 
 
+def test_pyfunc_tensor_model(tmp_path: Path) -> None:
+    from onboard_helpers import write_pyfunc_tensor
+
+    write_pyfunc_tensor(tmp_path / "m")
+    bundle = import_mlflow(tmp_path / "m", tmp_path / "b", name="double")
+    (field,) = bundle.contract.inputs
+    assert (field.name, field.describe()) == ("input", "float32[3]")
+    x = np.ones((4, 3), dtype=np.float32)
+    assert close(bundle.load().predict({"input": x})["prediction"], x * 2)
+
+
 def test_pyfunc_without_mlflow_says_so(mlflow_pyfunc: Path, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mlflow.pyfunc", None)  # import mlflow.pyfunc now raises ImportError
