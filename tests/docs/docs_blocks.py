@@ -154,7 +154,8 @@ CURL_WRAPPER = r"""
 curl() {
   local a
   for a in "$@"; do
-    [[ "$a" == --fail || "$a" =~ ^-[a-zA-Z]*f[a-zA-Z]*$ || "$a" == *"%{http_code}"* ]] && { command curl "$@"; return; }
+    [[ "$a" == --fail || "$a" =~ ^-[a-zA-Z]*f[a-zA-Z]*$ || "$a" == *"%{http_code}"* ]] &&
+      { command curl "$@"; return; }
   done
   command curl --fail-with-body "$@"
 }

@@ -24,7 +24,7 @@ app = typer.Typer(
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
 COMMAND_MODULES: list[str] = [
-    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "ui", "init"]
+    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "ui", "init", "onboard"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
     "ui": "ui",
     "init": "init",
+    **dict.fromkeys(("import", "optimize"), "onboard"),
 }
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
