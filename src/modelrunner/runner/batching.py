@@ -113,8 +113,16 @@ def set_endpoint_config(registry: Any, name: str, changes: Mapping[str, Any],
     """
     state = registry.endpoint(name)
     config = {**state.config, **changes}
-    BatchConfig.from_config(config)  # InvalidArgument naming the bad option, before anything is written
+    check_config(config)  # InvalidArgument naming the bad option, before anything is written
     return registry.set_endpoint(name, state.target, config=config, actor=actor)
+
+
+def check_config(config: Mapping[str, Any] | None) -> None:
+    """Check every option of an endpoint config (batching and limits); InvalidArgument naming a bad one."""
+    from modelrunner.runner.limits import LimitConfig
+
+    BatchConfig.from_config(config)
+    LimitConfig.from_config(config)
 
 
 class CallCost:
@@ -257,6 +265,7 @@ class Batcher:
 
     async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
+        dep.acquire()  # the batch pins its deployment itself: its requests may give up (timeout_s) first
         try:
             live = [r for r in batch if not r.future.done()]  # a cancelled client leaves its row out
             if live:
@@ -279,6 +288,7 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            dep.release()
             queue.running -= 1
             self._after_batch(dep, queue)
 
