@@ -76,25 +76,34 @@ def test_a_saturated_slow_endpoint_neither_starves_a_fast_one_nor_queues_forever
         assert [status for status, _ in answers] == [200, 200, 504, 504], answers
         for _, text in answers[2:]:
             assert "endpoint 'slow' did not answer within 3s" in text
+        changed_live(server)
 
 
-def test_limits_are_checked_and_changed_live(home: Path) -> None:
+def changed_live(server: Server) -> None:
+    """The limits are checked first, then changed live through the admin API (no reload)."""
+    with pytest.raises(InvalidArgument, match="max_queue"):
+        server.admin.configure("slow", max_queue=-1)
+    state = server.admin.configure("slow", timeout_s=0.5)
+    assert state["config"] == {**SLOW, "timeout_s": 0.5}
+    url = f"{server.url}/v1/endpoints/slow/predict"
+    deadline = time.monotonic() + 10
+    while (r := httpx.post(url, json=slow_body(1.0), timeout=30)).status_code != 504:
+        assert r.status_code == 200 and time.monotonic() < deadline, r.text
+    assert r.json()["error"] == {"code": "deadline_exceeded", "field": None, "endpoint": "slow",
+                                 "timeout_s": 0.5,
+                                 "message": "endpoint 'slow' did not answer within 0.5s (its timeout_s)"}
+
+
+def test_limits_are_checked() -> None:
     with pytest.raises(InvalidArgument, match="max_concurrency"):
         LimitConfig.from_config({"max_concurrency": 0})
     with pytest.raises(InvalidArgument, match="timeout_s"):
         LimitConfig.from_config({"timeout_s": "soon"})
-    with Server(home, workers=1) as server:
-        with pytest.raises(InvalidArgument, match="max_queue"):
-            server.admin.configure("slow", max_queue=-1)
-        state = server.admin.configure("slow", timeout_s=0.5)
-        assert state["config"] == {**SLOW, "timeout_s": 0.5}
-        url = f"{server.url}/v1/endpoints/slow/predict"
-        deadline = time.monotonic() + 10
-        while (r := httpx.post(url, json=slow_body(1.0), timeout=30)).status_code != 504:
-            assert r.status_code == 200 and time.monotonic() < deadline, r.text
-        assert r.json()["error"] == {"code": "deadline_exceeded", "field": None, "endpoint": "slow",
-                                     "timeout_s": 0.5,
-                                     "message": "endpoint 'slow' did not answer within 0.5s (its timeout_s)"}
+    with pytest.raises(InvalidArgument, match="max_queue"):
+        LimitConfig.from_config({"max_queue": 1.5})
+    assert LimitConfig.from_config({"max_batch_size": 8}, concurrency=3) == LimitConfig(3, 256, 60.0)
+
+
 
 
 def test_a_timed_out_call_keeps_its_thread_and_pins_its_version() -> None:
