@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,10 +13,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from runner_fakes import TagPredictor, batch, deployment
 from runner_server import Server, save_sleepy, save_toy
 
-from modelrunner.errors import InvalidArgument
+from modelrunner.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from modelrunner.registry.registry import Registry
+from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.settings import Settings
 
@@ -131,15 +134,43 @@ def test_a_timed_out_call_keeps_its_thread_and_pins_its_version() -> None:
         queued = asyncio.ensure_future(lane.call(pin, sleep, 0.0))
         await asyncio.sleep(0)
         assert lane.pending == 2
-        with pytest.raises(Exception, match="overloaded"):
+        with pytest.raises(Unavailable, match="overloaded"):
             await lane.call(pin, sleep, 0.0)
         for task in (running, queued):
-            with pytest.raises(Exception, match="within 0.2s"):
+            with pytest.raises(DeadlineExceeded, match="within 0.2s"):
                 await task
         assert pin.held == 1, "the running call still holds its deployment"
         while pin.held:
             await asyncio.sleep(0.01)
         assert await lane.call(pin, lambda: np.float64(3.0)) == 3.0
         lane.close()
+
+    asyncio.run(main())
+
+
+def test_batched_requests_are_bounded_and_time_out_and_the_batch_keeps_its_version() -> None:
+    async def main() -> None:
+        gate = threading.Event()
+        model = TagPredictor(1, gate=gate)
+        ep = Endpoint("ep")
+        ep.swap(deployment(model))
+        ep.configure({"max_batch_size": 4, "max_latency_ms": 1, "max_concurrency": 1, "max_queue": 2,
+                      "timeout_s": 0.3})
+        first = asyncio.ensure_future(ep.predict(batch(), validated=True))
+        await asyncio.to_thread(model.entered.wait, 5)  # one batch runs (its one thread) and blocks
+        rest = [asyncio.ensure_future(ep.predict(batch(), validated=True)) for _ in range(5)]
+        await asyncio.sleep(0)
+        with pytest.raises(Unavailable, match="'ep' is overloaded"):  # 1 thread x 4 rows + 2 queued
+            await ep.predict(batch(), validated=True)
+        for task in (first, *rest):
+            with pytest.raises(DeadlineExceeded, match="'ep' did not answer within 0.3s"):
+                await task
+        dep = ep.current
+        assert dep is not None and dep.inflight >= 1, "the batches still pin their version"
+        gate.set()
+        while dep.inflight:
+            await asyncio.sleep(0.01)
+        assert (await ep.predict(batch(2), validated=True)).columns["y"].tolist() == [1, 1]
+        await ep.close()
 
     asyncio.run(main())

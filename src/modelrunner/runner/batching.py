@@ -215,6 +215,12 @@ class Batcher:
 
     async def submit(self, dep: Any, columns: Columns, rows: int | None = None) -> Mapping[str, np.ndarray]:
         """Predict ``columns`` (validated) on ``dep`` as part of a batch; returns this request's rows."""
+        return await self.enqueue(dep, columns, rows)
+
+    def enqueue(self, dep: Any, columns: Columns,
+                rows: int | None = None) -> asyncio.Future[Mapping[str, np.ndarray]]:
+        """Queue ``columns`` (validated) for a batch on ``dep``; the future gets this request's rows (cancel
+        it to leave the request out of a batch not started yet)."""
         loop = asyncio.get_running_loop()
         if rows is None:
             rows = _rows(columns)
@@ -232,7 +238,7 @@ class Batcher:
                 loop.call_soon(self._flush_idle, dep, queue)
         elif queue.timer is None:
             queue.timer = loop.call_later(self._latency_s, self._flush, dep, queue)
-        return await future
+        return future
 
     def _flush_idle(self, dep: Any, queue: _Queue) -> None:
         queue.scheduled = False

@@ -192,7 +192,7 @@ class Endpoint:
                 if not validated:
                     columns = self._validator(dep.contract, columns)
                 out: Mapping[str, np.ndarray] = await self._lane.bounded(
-                    self.batching.max_batch_size, batcher.submit, dep, columns)
+                    self.batching.max_batch_size, batcher.enqueue(dep, columns))
             elif dep.cost.inline and small_request(columns):  # a fast model on a few rows: cheaper than a
                 # hand-off to a thread; large requests still go to the endpoint's threads
                 out = dep.cost.on_loop(self._run, dep, columns, validated)

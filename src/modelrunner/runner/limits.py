@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -98,7 +99,12 @@ def _hold_until_done(pin: Pinned, future: Future[Any]) -> None:
 
 
 class Lane:
-    """One endpoint's threads, queue bound and deadline (see the module docstring)."""
+    """One endpoint's threads, queue bound and deadline (see the module docstring).
+
+    Deadlines cost no timer per request (``asyncio.timeout`` added ~13 us to each): every waiting request
+    goes into ``_deadlines`` (insertion order is deadline order, the timeout being the lane's), and one timer
+    per lane fires at the oldest deadline, cancels what expired and re-arms at the next.
+    """
 
     def __init__(self, endpoint: str, config: LimitConfig) -> None:
         self.endpoint = endpoint
@@ -107,6 +113,9 @@ class Lane:
         self.pending = 0
         """Requests of this endpoint running or waiting in this lane (event loop thread only)."""
         self._timeout = config.timeout_s or None
+        self._deadlines: dict[asyncio.Future[Any], float] = {}
+        self._expired: set[asyncio.Future[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def call(self, pin: Pinned, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on one of this endpoint's threads, within the deadline (Unavailable when full).
@@ -115,38 +124,59 @@ class Lane:
         does not close a model a thread is still using.
         """
         self._admit(self.config.max_concurrency + self.config.max_queue)
-        self.pending += 1
+        future = self.executor.submit(fn, *args)
         try:
-            future = self.executor.submit(fn, *args)
-            deadline = asyncio.timeout(self._timeout)
-            try:
-                async with deadline:
-                    return await asyncio.wrap_future(future)
-            except TimeoutError:
-                if not deadline.expired():
-                    raise  # the model itself raised TimeoutError
-                if not future.cancel():  # queued: dropped; running: cannot be stopped, ends on its own
-                    _hold_until_done(pin, future)
-                raise self._late() from None
-        finally:
-            self.pending -= 1
+            return await self._wait(asyncio.wrap_future(future))
+        except DeadlineExceeded:
+            if not future.cancel():  # queued: dropped; running: cannot be stopped, ends on its own
+                _hold_until_done(pin, future)
+            raise
 
-    async def bounded(self, per_call: int, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await fn(*args)`` (a batched request) under the queue bound and the deadline; ``per_call`` is
-        the number of requests one running call may hold (the batch size)."""
-        self._admit(self.config.max_concurrency * per_call + self.config.max_queue)
-        self.pending += 1
+    async def bounded(self, per_call: int, waiter: asyncio.Future[T]) -> T:
+        """Await ``waiter`` (a batched request) under the queue bound and the deadline; ``per_call`` is the
+        number of requests one running call may hold (the batch size)."""
         try:
-            deadline = asyncio.timeout(self._timeout)
-            try:
-                async with deadline:
-                    return await fn(*args)
-            except TimeoutError:
-                if not deadline.expired():
-                    raise
-                raise self._late() from None
+            self._admit(self.config.max_concurrency * per_call + self.config.max_queue)
+        except Unavailable:
+            waiter.cancel()  # the batcher leaves a cancelled request out
+            raise
+        return await self._wait(waiter)
+
+    async def _wait(self, waiter: asyncio.Future[T]) -> T:
+        self.pending += 1
+        if self._timeout is not None:
+            self._deadlines[waiter] = time.monotonic() + self._timeout
+            if self._timer is None:
+                self._arm(self._timeout)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter not in self._expired:
+                raise  # the request itself was cancelled
+            raise self._late() from None
         finally:
             self.pending -= 1
+            self._deadlines.pop(waiter, None)
+            self._expired.discard(waiter)
+
+    def _arm(self, delay: float) -> None:
+        self._timer = asyncio.get_running_loop().call_later(max(delay, 0.001), self._expire)
+
+    def _expire(self) -> None:
+        """Cancel every request past its deadline (the oldest come first), re-arm at the next deadline."""
+        self._timer = None
+        now = time.monotonic()
+        late = []
+        for waiter, deadline in self._deadlines.items():
+            if deadline > now:
+                self._arm(deadline - now)
+                break
+            late.append(waiter)
+        for waiter in late:
+            del self._deadlines[waiter]
+            if not waiter.done():
+                self._expired.add(waiter)
+                waiter.cancel()
 
     def _admit(self, capacity: int) -> None:
         if self.pending >= capacity:
@@ -164,4 +194,7 @@ class Lane:
 
     def close(self) -> None:
         """Free the threads once the calls already handed to them end (does not wait)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.executor.shutdown(wait=False)
