@@ -182,6 +182,11 @@ class Supervisor:
         live = [s.proc for s in self.slots if s.proc is not None and s.proc.poll() is None]
         for proc in live:
             _signal(proc, signal.SIGTERM)
+        # Our copies of the listening sockets go now: the workers close theirs as they stop accepting, and
+        # while ours stayed open the kernel kept completing handshakes into a backlog nobody would accept,
+        # so new connections hung until the last worker exited. Now they are refused at once.
+        for slot in self.slots:
+            slot.sock.close()
         deadline = time.monotonic() + grace_s
         for proc in live:
             try:
@@ -190,8 +195,6 @@ class Supervisor:
                 log.warning("worker pid %d did not stop in %.0fs; killing it", proc.pid, grace_s)
                 _signal(proc, signal.SIGKILL)
                 proc.wait()
-        for slot in self.slots:
-            slot.sock.close()
 
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.slots if s.proc is not None]
