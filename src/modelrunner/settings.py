@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     )
     heartbeat_s: float = Field(default=1.0, description="How often a worker writes its status row.")
     max_request_bytes: int = Field(default=32 * 1024 * 1024, description="Largest accepted request body.")
+    max_header_bytes: int = Field(
+        default=64 * 1024, description="Largest accepted request head (request line, headers); more: a 431.")
+    request_read_timeout_s: float = Field(
+        default=30.0, description="Longest a request (head and body) may take to arrive; then a 408 and the "
+                                  "connection is closed (a slow or stalled client).")
 
     def resolved_database_url(self) -> str:
         if self.database_url:
