@@ -74,6 +74,7 @@ def test_sigterm_finishes_in_flight_refuses_new_connections_and_exits_in_time(tm
           f"{sorted({o for o, _ in attempts})}, slowest {max(s for _, s in attempts) * 1000:.0f} ms; "
           f"exit {code} after {exited_in:.1f}s")
     assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
+    assert all(r.headers.get("connection") == "close" for r in answers), "kept alive through a drain"
     assert all(outcome != "hung" and seconds < 1.0 for outcome, seconds in attempts), attempts
     assert attempts[-1][0] == "refused", attempts
     assert code == 0 and exited_in < DRAIN_S, f"exit {code} after {exited_in:.1f}s"
