@@ -129,20 +129,20 @@ def test_a_timed_out_call_keeps_its_thread_and_pins_its_version() -> None:
             time.sleep(seconds)
             return seconds
 
-        running = asyncio.ensure_future(lane.call(pin, sleep, 0.6))
+        running = asyncio.ensure_future(lane.submit(pin, sleep, 0.6))
         await started.wait()
-        queued = asyncio.ensure_future(lane.call(pin, sleep, 0.0))
+        queued = asyncio.ensure_future(lane.submit(pin, sleep, 0.0))
         await asyncio.sleep(0)
         assert lane.pending == 2
         with pytest.raises(Unavailable, match="overloaded"):
-            await lane.call(pin, sleep, 0.0)
+            await lane.submit(pin, sleep, 0.0)
         for task in (running, queued):
             with pytest.raises(DeadlineExceeded, match="within 0.2s"):
                 await task
         assert pin.held == 1, "the running call still holds its deployment"
         while pin.held:
             await asyncio.sleep(0.01)
-        assert await lane.call(pin, lambda: np.float64(3.0)) == 3.0
+        assert await lane.submit(pin, lambda: np.float64(3.0)) == 3.0
         lane.close()
 
     asyncio.run(main())

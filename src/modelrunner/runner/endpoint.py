@@ -198,7 +198,8 @@ class Endpoint:
                 out = dep.cost.on_loop(self._run, dep, columns, validated)
             else:
                 ctx = contextvars.copy_context()  # the request's context (e.g. a pipeline trace) follows it
-                out = await self._lane.call(dep, ctx.run, dep.cost.timed, self._run, dep, columns, validated)
+                out = await self._lane.submit(dep, ctx.run, dep.cost.timed, self._run, dep, columns,
+                                              validated)
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref)
