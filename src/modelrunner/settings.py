@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         description="Most rows one predict/infer request may carry (any protocol); more is a 413, counted "
                     "from the message's structure before its rows are decoded.",
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024, description="Largest accepted request head (request line, headers); more: a 431.")
+    request_read_timeout_s: float = Field(
+        default=30.0, description="Longest a request (head and body) may take to arrive; then a 408 and the "
+                                  "connection is closed (a slow or stalled client).")
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -33,6 +33,16 @@ def save_toy(path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None,
     return path
 
 
+def save_sleepy(path: Path) -> Path:
+    """A python-flavor bundle of ``toy_models.Sleepy`` (sleeps ``x[0][0]`` seconds per call)."""
+    from toy_models import Sleepy
+
+    from modelrunner.bundle import save_model
+
+    save_model(Sleepy(), path, name="sleepy", sample={"x": np.zeros((2, 4))}, license="MIT")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -36,3 +36,19 @@ class Tagged:
             raise FloatingPointError("model diverged on its example input")
         n = len(next(iter(columns.values())))
         return {"y": np.full(n, self.tag, dtype=np.int64)}
+
+
+class Sleepy:
+    """Answers ``y = 1`` per row after sleeping ``x[0][0]`` seconds (a slow model the request steers; its
+    zero example input — saving, warm-up — does not sleep). Sleeping holds a predict thread, as a slow model
+    waiting on I/O or native code does."""
+
+    thread_safe = True
+
+    def predict(self, columns):
+        import time
+
+        x = columns["x"]
+        if len(x) and x[0][0] > 0:
+            time.sleep(min(float(x[0][0]), 30.0))
+        return {"y": np.ones(len(x), dtype=np.int64)}

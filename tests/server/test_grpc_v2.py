@@ -6,6 +6,7 @@ generated messages (service_pb2), so every message here comes from code we did n
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +14,11 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from server_helpers import ServerThread, StaticRuntime
+from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 from tritonclient.grpc import service_pb2 as tpb
 from tritonclient.grpc import service_pb2_grpc as tpb_grpc
 
+from modelrunner.runner.endpoint import Endpoint
 from modelrunner.settings import Settings
 
 X = np.array([[1, 2, 3, 4], [-1, -1, -1, -2]], dtype=np.float64)
@@ -182,3 +184,32 @@ def test_version_pinning_and_unknown_output(client: triton.InferenceServerClient
     assert code == grpc.StatusCode.UNAVAILABLE
     code, _ = _code_and_details(lambda: stub.ModelReady(tpb.ModelReadyRequest(name="nope")))
     assert code == grpc.StatusCode.NOT_FOUND
+
+
+class _SleepingSum(SumPredictor):
+    """The toy model, one second late."""
+
+    def predict(self, columns: Any) -> Any:
+        time.sleep(1.0)
+        return super().predict(columns)
+
+
+def test_an_endpoint_past_its_timeout_is_deadline_exceeded(settings: Settings) -> None:
+    from modelrunner.server.app import create_app
+    from modelrunner.server.grpc_server import attach
+
+    slow = Endpoint("slow")
+    slow.swap(toy_deployment("slow", _SleepingSum()))
+    slow.configure({"timeout_s": 0.2})
+    app = create_app(StaticRuntime({"slow": slow}), settings)
+    server = attach(app)
+    with ServerThread(app), grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        request = tpb.ModelInferRequest(model_name="slow")
+        x = request.inputs.add(name="x", datatype="FP64", shape=[2, 4])
+        x.contents.fp64_contents.extend(X.reshape(-1).tolist())
+        t0 = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            tpb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert info.value.details() == "endpoint 'slow' did not answer within 0.2s (its timeout_s)"
+        assert time.monotonic() - t0 < 1.0

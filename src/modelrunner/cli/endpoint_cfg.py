@@ -2,8 +2,8 @@
 
 ``create NAME TARGET`` is the CLI's way (besides ``serve --endpoint``) to add an endpoint: ``swap`` refuses
 unknown names so that a typo cannot start serving a second endpoint. ``delete NAME`` removes it from the
-desired state; every worker unloads it and drops its metrics. ``set NAME --batch 32 --batch-latency-ms 5``
-changes options in the desired state (``config``); every worker applies them at its next poll without
+desired state; every worker unloads it and drops its metrics. ``set NAME --batch 32 --timeout 10`` changes
+options in the desired state (``config``); every worker applies them at its next poll without
 reloading the model. Each goes through a running server's admin API (``--url``) when one answers, else
 straight into the registry (runners sharing it pick the change up by themselves).
 """
@@ -28,7 +28,7 @@ from modelrunner.cli.output import console
 from modelrunner.errors import AlreadyExists, InvalidArgument
 
 endpoint_app = typer.Typer(name="endpoint", no_args_is_help=True,
-                           help="Create or delete an endpoint; change its options (batching) live.")
+                           help="Create or delete an endpoint; change its options (batching, limits) live.")
 
 
 @endpoint_app.command("create")
@@ -88,19 +88,25 @@ def set_options(
         None, "--batch", help="max_batch_size: rows merged into one predict call (1 turns batching off)."),
     batch_latency_ms: float | None = typer.Option(
         None, "--batch-latency-ms", help="max_latency_ms: longest a request waits for others to join."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="max_concurrency: predict calls running at once per worker."),
+    queue: int | None = typer.Option(
+        None, "--queue", help="max_queue: requests waiting for a thread per worker; more get a 503."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="timeout_s: longest a request waits plus runs (0: none); then a 504."),
     url: str = typer.Option(DEFAULT_URL, "--url", help=URL_HELP),
 ) -> None:
-    """Set NAME's batching (max_batch_size, max_latency_ms); the model keeps serving, no reload."""
-    changes: dict[str, Any] = {}
-    if batch is not None:
-        changes["max_batch_size"] = batch
-    if batch_latency_ms is not None:
-        changes["max_latency_ms"] = batch_latency_ms
+    """Set NAME's batching (max_batch_size, max_latency_ms) and limits (max_concurrency, max_queue,
+    timeout_s); the model keeps serving, no reload."""
+    given = {"max_batch_size": batch, "max_latency_ms": batch_latency_ms, "max_concurrency": concurrency,
+             "max_queue": queue, "timeout_s": timeout}
+    changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     if not changes:
-        raise InvalidArgument("nothing to set: give --batch N and/or --batch-latency-ms MS")
-    from modelrunner.runner.batching import BatchConfig
+        raise InvalidArgument("nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue or "
+                              "--timeout")
+    from modelrunner.runner.batching import check_config
 
-    BatchConfig.from_config(changes)  # a clear one-line error before anything is sent or written
+    check_config(changes)  # a clear one-line error before anything is sent or written
     if server_answers(url):
         with _client(url) as client:
             state = client.configure(name, **changes)
@@ -117,11 +123,13 @@ def set_options(
 
 def _describe(config: dict[str, Any]) -> str:
     from modelrunner.runner.batching import BatchConfig
+    from modelrunner.runner.limits import KEYS
 
     batching = BatchConfig.from_config(config)
-    if not batching.enabled:
-        return "batching off"
-    return f"batching max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
+    text = (f"batching max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
+            if batching.enabled else "batching off")
+    limits = ", ".join(f"{key}={config[key]:g}" for key in KEYS if config.get(key) is not None)
+    return f"{text}, {limits}" if limits else text
 
 
 def register(app: typer.Typer) -> None:

@@ -113,8 +113,16 @@ def set_endpoint_config(registry: Any, name: str, changes: Mapping[str, Any],
     """
     state = registry.endpoint(name)
     config = {**state.config, **changes}
-    BatchConfig.from_config(config)  # InvalidArgument naming the bad option, before anything is written
+    check_config(config)  # InvalidArgument naming the bad option, before anything is written
     return registry.set_endpoint(name, state.target, config=config, actor=actor)
+
+
+def check_config(config: Mapping[str, Any] | None) -> None:
+    """Check every option of an endpoint config (batching and limits); InvalidArgument naming a bad one."""
+    from modelrunner.runner.limits import LimitConfig
+
+    BatchConfig.from_config(config)
+    LimitConfig.from_config(config)
 
 
 class CallCost:
@@ -207,6 +215,12 @@ class Batcher:
 
     async def submit(self, dep: Any, columns: Columns, rows: int | None = None) -> Mapping[str, np.ndarray]:
         """Predict ``columns`` (validated) on ``dep`` as part of a batch; returns this request's rows."""
+        return await self.enqueue(dep, columns, rows)
+
+    def enqueue(self, dep: Any, columns: Columns,
+                rows: int | None = None) -> asyncio.Future[Mapping[str, np.ndarray]]:
+        """Queue ``columns`` (validated) for a batch on ``dep``; the future gets this request's rows (cancel
+        it to leave the request out of a batch not started yet)."""
         loop = asyncio.get_running_loop()
         if rows is None:
             rows = _rows(columns)
@@ -224,7 +238,7 @@ class Batcher:
                 loop.call_soon(self._flush_idle, dep, queue)
         elif queue.timer is None:
             queue.timer = loop.call_later(self._latency_s, self._flush, dep, queue)
-        return await future
+        return future
 
     def _flush_idle(self, dep: Any, queue: _Queue) -> None:
         queue.scheduled = False
@@ -257,6 +271,7 @@ class Batcher:
 
     async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
+        dep.acquire()  # the batch pins its deployment itself: its requests may give up (timeout_s) first
         try:
             live = [r for r in batch if not r.future.done()]  # a cancelled client leaves its row out
             if live:
@@ -279,6 +294,7 @@ class Batcher:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            dep.release()
             queue.running -= 1
             self._after_batch(dep, queue)
 

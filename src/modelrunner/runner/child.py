@@ -71,6 +71,7 @@ def build_server(args: argparse.Namespace) -> object:
     import uvicorn
 
     from modelrunner.runner.runtime import Runtime
+    from modelrunner.server.protocol import guarded_protocol
     from modelrunner.server.shell import WorkerApp
 
     settings = Settings()
@@ -89,7 +90,8 @@ def build_server(args: argparse.Namespace) -> object:
         return create_app(cast(Any, runtime), settings, bind_host=args.host)
 
     app = WorkerApp(runtime, settings, routed, grpc=grpc, refreeze=True)
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="on", access_log=False,
+    http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
+    config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
                             log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
                             server_header=False)
     server = uvicorn.Server(config)

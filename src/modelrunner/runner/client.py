@@ -60,7 +60,8 @@ class AdminClient:
         return self._rollout("POST", f"/admin/endpoints/{endpoint}/rollback", body, timeout if wait else 0.0)
 
     def configure(self, endpoint: str, **options: Any) -> dict[str, Any]:
-        """Change an endpoint's options (``max_batch_size``, ``max_latency_ms``) in place; its new state."""
+        """Change an endpoint's options (``max_batch_size``, ``max_latency_ms``, ``max_concurrency``,
+        ``max_queue``, ``timeout_s``) in place; its new state."""
         result: dict[str, Any] = self._request("PATCH", f"/admin/endpoints/{endpoint}/config", json=options)
         return result
 

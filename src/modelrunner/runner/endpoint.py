@@ -13,7 +13,6 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from modelrunner.contract import Contract
 from modelrunner.errors import Unavailable
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.batching import BatchConfig, Batcher, CallCost, small_request
+from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.runner.memory import release_memory
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,16 @@ def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Ma
 class Endpoint:
     """A stable name clients call; serves one :class:`Deployment` at a time, swapped live."""
 
-    def __init__(self, name: str, *, executor: Executor | None = None, drain_timeout_s: float = 30.0,
-                 keep_previous: bool = False, validator: Validator = validate_inputs) -> None:
+    def __init__(self, name: str, *, drain_timeout_s: float = 30.0, keep_previous: bool = False,
+                 validator: Validator = validate_inputs, concurrency: int | None = None) -> None:
         self.name = name
         self.current: Deployment | None = None
         self.previous: Deployment | None = None
         self.keep_previous = keep_previous
         self.drain_timeout_s = drain_timeout_s
-        self._executor = executor
+        self._concurrency = concurrency  # threads when the config does not say (Runtime's predict_threads)
+        self.limits = LimitConfig.from_config(None, concurrency=concurrency)
+        self._lane = Lane(name, self.limits)
         self._validator = validator
         self._closing: set[asyncio.Task[None]] = set()
         self.state = "empty"
@@ -151,19 +153,28 @@ class Endpoint:
         return dep
 
     def configure(self, config: Mapping[str, Any] | None) -> None:
-        """Apply the endpoint's options (``max_batch_size``, ``max_latency_ms``); no model reload.
+        """Apply the endpoint's options (batching: ``max_batch_size``, ``max_latency_ms``; limits:
+        ``max_concurrency``, ``max_queue``, ``timeout_s``); no model reload.
 
-        Requests already queued in the previous batcher are flushed by it. InvalidArgument on bad values.
+        Requests already queued in the previous batcher or lane finish there. InvalidArgument on bad values.
         """
         batching = BatchConfig.from_config(config)
-        if batching == self.batching:
+        limits = LimitConfig.from_config(config, concurrency=self._concurrency)
+        if batching == self.batching and limits == self.limits:
             return
+        if limits != self.limits:
+            # the old lane is dropped, not shut down: its batcher may still hand it queued requests; its
+            # threads end once it is garbage (ThreadPoolExecutor's weakref callback)
+            self._lane, self.limits = Lane(self.name, limits), limits
+            log.info("endpoint %s: max_concurrency=%d max_queue=%d timeout_s=%g", self.name,
+                     limits.max_concurrency, limits.max_queue, limits.timeout_s)
+        if batching != self.batching:
+            log.info("endpoint %s: batching %s", self.name,
+                     f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
+                     if batching.enabled else "off")
         self.batching = batching
-        self._batcher = Batcher(batching, self._run_validated, executor=self._executor,
+        self._batcher = Batcher(batching, self._run_validated, executor=self._lane.executor,
                                 endpoint=self.name) if batching.enabled else None
-        log.info("endpoint %s: batching %s", self.name,
-                 f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
-                 if batching.enabled else "off")
 
     async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False,
                       alone: bool = False) -> Prediction:
@@ -180,15 +191,15 @@ class Endpoint:
             if batcher is not None:
                 if not validated:
                     columns = self._validator(dep.contract, columns)
-                out: Mapping[str, np.ndarray] = await batcher.submit(dep, columns)
+                out: Mapping[str, np.ndarray] = await self._lane.bounded(
+                    self.batching.max_batch_size, batcher.enqueue(dep, columns))
             elif dep.cost.inline and small_request(columns):  # a fast model on a few rows: cheaper than a
-                # hand-off to a thread; large requests still go to the executor
+                # hand-off to a thread; large requests still go to the endpoint's threads
                 out = dep.cost.on_loop(self._run, dep, columns, validated)
             else:
-                loop = asyncio.get_running_loop()
                 ctx = contextvars.copy_context()  # the request's context (e.g. a pipeline trace) follows it
-                out = await loop.run_in_executor(self._executor, ctx.run, dep.cost.timed, self._run, dep,
-                                                 columns, validated)
+                out = await self._lane.submit(dep, ctx.run, dep.cost.timed, self._run, dep, columns,
+                                              validated)
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref)
@@ -249,6 +260,7 @@ class Endpoint:
         self.current = self.previous = None
         self.state = "empty"
         await self.wait_closed()
+        self._lane.close()
 
     async def wait_closed(self) -> None:
         """Wait until every retired deployment has drained and been closed."""
@@ -258,6 +270,7 @@ class Endpoint:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "ready": self.ready, "state": self.state, "error": self.error,
                 "generation": self.generation, "batching": self.batching.to_config(),
+                "limits": self.limits.to_config(), "pending": self._lane.pending,
                 "current": self.current.describe() if self.current else None,
                 "previous": self.previous.describe() if self.previous else None}
 

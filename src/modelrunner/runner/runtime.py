@@ -9,7 +9,6 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from modelrunner.errors import ModelrunnerError, NotFound
@@ -48,8 +47,7 @@ class Runtime:
         self.keep_previous = keep_previous
         self.freeze_heap = freeze_heap
         self.endpoints: dict[str, Endpoint] = {}
-        threads = predict_threads or min(8, 2 * (os.cpu_count() or 1))
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
+        self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
         self.reconciler = Reconciler(registry, self.endpoints, self._make_endpoint, worker_id=self.worker_id,
                                      poll_interval_s=self.settings.poll_interval_s, loader=loader,
                                      on_change=self._changed)
@@ -60,8 +58,8 @@ class Runtime:
         self._watcher: ChangeWatcher | None = None
 
     def _make_endpoint(self, name: str) -> Endpoint:
-        return Endpoint(name, executor=self.executor, drain_timeout_s=self.settings.drain_timeout_s,
-                        keep_previous=self.keep_previous)
+        return Endpoint(name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
+                        concurrency=self.predict_threads)
 
     def get(self, name: str) -> Endpoint:
         """The endpoint called ``name`` (NotFound when no such endpoint is desired)."""
@@ -135,7 +133,6 @@ class Runtime:
             await asyncio.to_thread(self.registry.remove_worker, self.worker_id)
         except ModelrunnerError as exc:
             log.warning("could not remove this worker's status rows: %s", exc)
-        self.executor.shutdown(wait=False, cancel_futures=True)
         self._started = False
 
     def wake(self) -> None:

@@ -247,6 +247,11 @@ class Supervisor:
         live = [s.proc for s in self.slots if s.proc is not None and s.proc.poll() is None]
         for proc in live:
             _signal(proc, signal.SIGTERM)
+        # Our copies of the listening sockets go now: the workers close theirs as they stop accepting, and
+        # while ours stayed open the kernel kept completing handshakes into a backlog nobody would accept,
+        # so new connections hung until the last worker exited. Now they are refused at once.
+        for slot in self.slots:
+            slot.sock.close()
         deadline = time.monotonic() + grace_s
         for proc in live:
             try:
@@ -256,7 +261,6 @@ class Supervisor:
                 _signal(proc, signal.SIGKILL)
                 proc.wait()
         for slot in self.slots:
-            slot.sock.close()
             self._close_beats(slot)
 
     def pids(self) -> list[int]:

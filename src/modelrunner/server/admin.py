@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelrunner.pipelines.targets import resolve_target
-from modelrunner.runner.batching import BatchConfig, set_endpoint_config
+from modelrunner.runner.batching import check_config, set_endpoint_config
 from modelrunner.server import rollout
 from modelrunner.server.admin_models import (
     AliasOut,
@@ -110,7 +110,7 @@ async def put_endpoint(name: str, body: EndpointPut, request: Request,
                        create: bool = Query(True, description=CREATE_HELP)) -> Response:
     reg = _registry(request)
     if body.config is not None:
-        BatchConfig.from_config(body.config)  # a bad option is a 400 naming it, before anything is written
+        check_config(body.config)  # a bad option is a 400 naming it, before anything is written
     await _call(resolve_target, reg, body.target)  # any kind, a pipeline's steps too: 404/400/409 naming it
     state = await _call(reg.set_endpoint, name, body.target, config=body.config, force=body.force,
                         actor=_actor(request), create=create)
@@ -118,7 +118,7 @@ async def put_endpoint(name: str, body: EndpointPut, request: Request,
 
 
 @router.patch("/endpoints/{name}/config", response_model=EndpointOut,
-              summary="Change an endpoint's options (batching) in place; the model is not reloaded")
+              summary="Change an endpoint's options (batching, limits) in place; the model is not reloaded")
 async def patch_config(name: str, body: EndpointConfigPatch, request: Request) -> Response:
     reg = _registry(request)
     changes = body.model_dump(exclude_unset=True)

@@ -24,7 +24,8 @@ class EndpointPut(BaseModel):
     wait: bool = Field(False, description="Wait until every live worker serves the target.")
     timeout_s: float = Field(30.0, gt=0, le=3600, description="How long to wait (with wait).")
     config: dict[str, Any] | None = Field(
-        None, description="Endpoint options {max_batch_size, max_latency_ms}; omitted: kept as they are.")
+        None, description="Endpoint options {max_batch_size, max_latency_ms, max_concurrency, max_queue, "
+                          "timeout_s}; omitted: kept as they are.")
 
 
 class EndpointConfigPatch(BaseModel):
@@ -36,6 +37,14 @@ class EndpointConfigPatch(BaseModel):
         None, ge=0, le=65_536, description="Rows merged into one predict call; 0 or 1 turns batching off.")
     max_latency_ms: float | None = Field(
         None, ge=0, le=10_000, description="Longest a request waits for others to join its batch.")
+    max_concurrency: int | None = Field(
+        None, ge=1, le=256, description="Predict calls of this endpoint running at once per worker (its own "
+                                        "threads).")
+    max_queue: int | None = Field(
+        None, ge=0, le=100_000, description="Requests that may wait for a thread; more get a 503.")
+    timeout_s: float | None = Field(
+        None, ge=0, le=3600, description="Longest a request waits plus runs (0: none); then a 504 naming the "
+                                         "endpoint.")
 
 
 class RollbackPost(BaseModel):

@@ -152,6 +152,8 @@ def modelrunner_error(path: str, exc: ModelrunnerError) -> tuple[int, dict[str, 
              for k, v in exc.details.items() if k != "field" and _plain(v)}
     field = getattr(exc, "field", None)
     headers = {"www-authenticate": "Bearer"} if exc.code == "unauthenticated" else {}
+    if "retry_after_s" in exc.details:  # an overloaded endpoint: when to come back
+        headers["retry-after"] = str(exc.details["retry_after_s"])
     return status_of(exc), error_body(path, exc.code, redact(exc.message), field, **extra), headers
 
 

@@ -1,0 +1,131 @@
+"""HTTP/1.1 for the workers: uvicorn's httptools protocol with the two limits it lacks.
+
+Measured on uvicorn 0.55 + httptools before this module: a request with a 20 MB header was read into memory
+and answered 200, and a connection that sent nothing, or sent its request head one byte at a time, stayed
+open forever (uvicorn's keep-alive timeout only runs between requests; it has no header or body timeout).
+:func:`guarded_protocol` makes a protocol class that also
+
+- answers **431** and closes the connection once a request head passes ``max_header_bytes`` (counted as the
+  bytes arrive, before they reach the parser, so a huge header is refused before it is all in memory);
+- answers **408** and closes the connection when a request (head and body) has not fully arrived within
+  ``request_read_timeout_s``, counted from its first byte, or from the connection's opening for the first
+  request; a connection that sent nothing is closed without an answer. The handler waiting for that body
+  sees the client disconnect and answers nothing more.
+
+Costs one timer per request (uvicorn already arms one per response for keep-alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from modelrunner.server import wire
+
+LINGER_S = 2.0
+REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` with a request-head size limit and a request read deadline (module docstring)."""
+
+    max_header_bytes = 64 * 1024
+    request_read_timeout_s = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_request = False  # between the first byte of a request and its last
+        self._in_head = False
+        self._head_bytes = 0
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._discarding = False  # refused: what still comes is dropped until the connection closes
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        if self._in_head or not self._in_request:  # bytes of a request head (maybe followed by its body)
+            before = self._head_bytes
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes and not self._head_ends(data, before):
+                self._refuse(431, f"request header fields too large: over {self.max_header_bytes} bytes")
+                return
+        super().data_received(data)
+
+    def _head_ends(self, data: bytes, before: int) -> bool:
+        """Whether the head ends in ``data`` within the limit (the rest of ``data`` is body)."""
+        end = data.find(b"\r\n\r\n")
+        return end >= 0 and before + end + 4 <= self.max_header_bytes
+
+    def on_message_begin(self) -> None:
+        self._in_request = self._in_head = True
+        if self._read_timer is None:
+            self._arm()
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_request = False
+        self._disarm()
+        super().on_message_complete()
+
+    def _arm(self) -> None:
+        self._read_timer = self.loop.call_later(self.request_read_timeout_s, self._read_timed_out)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._in_request:  # opened and sent nothing
+            self.transport.close()
+            return
+        self._refuse(408, f"the request did not arrive within {self.request_read_timeout_s:g}s "
+                          "(request_read_timeout_s)")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` with a JSON error (unless a response has started), then close."""
+        self._disarm()
+        cycle = self.cycle
+        started = cycle is not None and cycle.response_started and not cycle.response_complete
+        if not self.transport.is_closing() and not started:
+            code = "deadline_exceeded" if status == 408 else "resource_exhausted"
+            body = wire.dumps(wire.error_body("", code, message))
+            head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status])]
+            head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+            head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+                        % len(body))
+            self.transport.write(b"".join(head) + body)
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the handler still reading sees a disconnect; nothing more is sent
+            cycle.message_event.set()
+        # A lingering close: closing with unread bytes in the socket makes the kernel send a reset, which
+        # can destroy the answer before the client reads it. So: end our side (FIN after the answer), drop
+        # what the client still sends, and close for good a moment later.
+        self._discarding = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def guarded_protocol(max_header_bytes: int, request_read_timeout_s: float) -> type[GuardedHttpToolsProtocol]:
+    """A :class:`GuardedHttpToolsProtocol` with these limits (for ``uvicorn.Config(http=...)``)."""
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,),
+                {"max_header_bytes": max_header_bytes, "request_read_timeout_s": request_read_timeout_s})
