@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -167,19 +166,3 @@ def test_validator_is_cached_per_fields_tuple() -> None:
 
 def test_not_a_mapping_is_rejected() -> None:
     assert "a batch must map input names to arrays, got list" in str(err(DIGITS.inputs, [1]))  # type: ignore[arg-type]
-
-
-def test_hot_path_is_fast() -> None:
-    """One 64-float row (the digits request): well under the ~200 us a request may take at 5000 req/s."""
-    fields = DIGITS.inputs
-    as_json = {"pixels": [[0.25] * 64]}
-    as_array = {"pixels": np.random.default_rng(0).random((1, 64))}
-    validate_batch(fields, as_array)
-    for cols, budget in ((as_array, 30e-6), (as_json, 60e-6)):
-        timings = []
-        for _ in range(5):  # best of 5 rounds: robust to a busy machine
-            start = time.perf_counter()
-            for _ in range(400):
-                validate_batch(fields, cols)
-            timings.append((time.perf_counter() - start) / 400)
-        assert min(timings) < budget, f"{min(timings) * 1e6:.1f} us per call"
