@@ -38,7 +38,7 @@ def test_bad_endpoint_options_are_one_line_errors(cli: Cli, iris_bundle: Path, f
 
 def test_set_limits_without_a_server_writes_the_config(cli: Cli, iris_bundle: Path, free_url: str) -> None:
     assert cli("push", iris_bundle, "--alias", "production").code == 0
-    assert cli("swap", "iris", "iris@production", "--url", free_url).code == 0
+    assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
     result = cli("endpoint", "set", "iris", "--concurrency", "2", "--queue", "16", "--timeout", "7.5",
                  "--url", free_url)
     assert result.code == 0, result.err

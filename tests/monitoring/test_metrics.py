@@ -135,5 +135,7 @@ def test_a_deleted_endpoint_leaves_metrics_multiprocess(tmp_path: Path,
         text = metrics.render()[0].decode()
         assert _value(text, "modelrunner_loaded_version", endpoint="digitz", version="1") == 0
     finally:
-        monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+        # Not monkeypatch.delenv: it would record the value setup_multiprocess exported and put it back at
+        # teardown, leaving every later test of this process rendering that folder's files as /metrics.
+        os.environ.pop(metrics.ENV_VAR, None)
         metrics.reset()

@@ -138,7 +138,10 @@ def _child(kind: str, make: Callable[[_Collectors], Any], *key: str) -> Any:
     k = (kind, *key)
     child = c.cache.get(k)
     if child is None:
-        child = c.cache[k] = make(c)
+        with _lock:  # not between forget_endpoint's removal and its cache purge (an orphan child)
+            child = c.cache.get(k)
+            if child is None:
+                child = c.cache[k] = make(c)
     return child
 
 
@@ -227,15 +230,16 @@ def forget_endpoint(endpoint: str) -> None:
     (the files keep values) and :func:`render` leaves the endpoint's series out until it is served again.
     """
     c = _get()
+    single = multiprocess_dir() is None
     with _lock:
         _removed.add(endpoint)
         for key in [k for k in c.cache if k[0] != "step" and k[1] == endpoint]:
             child = c.cache.pop(key)
             if key[0] == "loaded":
                 child.set(0)
-    if multiprocess_dir() is None:
-        for attr in _BY_ENDPOINT:
-            getattr(c, attr).remove_by_labels({"endpoint": endpoint})
+        if single:
+            for attr in _BY_ENDPOINT:
+                getattr(c, attr).remove_by_labels({"endpoint": endpoint})
 
 
 def endpoint_added(endpoint: str) -> None:
