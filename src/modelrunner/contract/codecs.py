@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from modelrunner.contract.tabular import records_rows, split_rows
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import Columns, _default_row, batch_size, check_rows, coerce_column
 from modelrunner.errors import ContractError, ValidationError
@@ -122,6 +123,8 @@ def decode_json_request(body: Any, fields: Sequence[Field], *,
                         max_rows: int | None = None) -> tuple[dict[str, Any], str]:
     """A native JSON request body -> (columns, style) where style is ``instances`` or ``inputs``.
 
+    MLflow's ``dataframe_split`` and ``dataframe_records`` bodies are rows too (answered as ``instances``).
+
     More than ``max_rows`` rows is refused (a 413) before any value is converted."""
     if isinstance(body, dict):
         if "instances" in body:
@@ -134,7 +137,15 @@ def decode_json_request(body: Any, fields: Sequence[Field], *,
             if isinstance(inputs, dict):
                 check_rows(max((len(v) for v in inputs.values() if isinstance(v, list)), default=0), max_rows)
             return columns_from_json(inputs, fields), "inputs"
-    raise ValidationError('the request body must be {"instances": [rows]} or {"inputs": {name: [values]}}')
+        if "dataframe_split" in body:  # MLflow's scoring-server bodies (contract/tabular.py)
+            return rows_to_columns(split_rows(body["dataframe_split"], max_rows), fields), "instances"
+        if "dataframe_records" in body:
+            rows = records_rows(body["dataframe_records"])
+            check_rows(len(rows), max_rows)
+            return rows_to_columns(rows, fields), "instances"
+    raise ValidationError('the request body must be {"instances": [rows]}, {"inputs": {name: [values]}}, '
+                          '{"dataframe_split": {"columns": [...], "data": [[...]]}} or '
+                          '{"dataframe_records": [rows]}')
 
 
 def encode_json_response(columns: Mapping[str, np.ndarray], style: str) -> dict[str, Any]:

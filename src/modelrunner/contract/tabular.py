@@ -1,0 +1,156 @@
+"""The bodies MLflow's scoring server reads, turned into native rows: ``dataframe_records``,
+``dataframe_split`` and ``text/csv`` with a header row (docs/api.md, "MLflow-style bodies and CSV").
+
+Each becomes a list of row objects that :func:`modelrunner.contract.codecs.rows_to_columns` decodes as it
+decodes ``instances``, so nulls, optional defaults and unknown names behave the same in every form. CSV
+cells are text: each is read as its field's type (a number, an integer, ``true``/``false``, text), a JSON
+array for a field with a shape, and an empty cell is a missing value. Errors name the row and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from modelrunner.contract.types import DType, Field
+from modelrunner.contract.validate import check_rows
+from modelrunner.errors import ValidationError
+
+__all__ = ["csv_rows", "records_rows", "split_rows"]
+
+
+def records_rows(records: Any) -> list[Any]:
+    """``dataframe_records`` (pandas ``orient="records"``): already a list of row objects."""
+    if not isinstance(records, list):
+        raise ValidationError("'dataframe_records' must be a list of row objects, "
+                              f"got {type(records).__name__}")
+    for i, row in enumerate(records):
+        if not isinstance(row, dict):
+            raise ValidationError(f"dataframe_records row {i} must be an object of column values, "
+                                  f"got {type(row).__name__}")
+    return records
+
+
+def split_rows(split: Any, max_rows: int | None = None) -> list[dict[str, Any]]:
+    """``dataframe_split`` (pandas ``orient="split"``: ``columns``, ``data``; ``index`` ignored) -> rows."""
+    if not isinstance(split, dict):
+        raise ValidationError(f"'dataframe_split' must be an object with 'columns' and 'data', "
+                              f"got {type(split).__name__}")
+    columns, data = split.get("columns"), split.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ValidationError("'dataframe_split.columns' must be a list of column names")
+    _check_unique(columns, "dataframe_split.columns")
+    if not isinstance(data, list):
+        raise ValidationError("'dataframe_split.data' must be a list of rows (a list of values each)")
+    check_rows(len(data), max_rows)
+    width = len(columns)
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != width:
+            got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
+            raise ValidationError(f"dataframe_split row {i} has {got} for {width} columns "
+                                  f"({', '.join(columns)})")
+    return [dict(zip(columns, row, strict=True)) for row in data]
+
+
+def _check_unique(names: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValidationError(f"{where}: column {name!r} appears twice", field=name)
+        seen.add(name)
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+_TRUE, _FALSE = frozenset(("true", "1", "yes")), frozenset(("false", "0", "no"))
+
+
+def _boolean(cell: str) -> bool:
+    low = cell.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError
+
+
+def _json_array(cell: str) -> Any:
+    value = orjson.loads(cell)
+    if not isinstance(value, list):
+        raise ValueError
+    return value
+
+
+def _reader(field: Field) -> tuple[Callable[[str], Any], str]:
+    """How to read a CSV cell of ``field`` and what the cell must be (for the error)."""
+    if field.shape:
+        return _json_array, f"a JSON array ({field.describe()})"
+    if field.dtype is DType.BOOL:
+        return _boolean, "true or false"
+    if field.dtype.kind == "i" or field.dtype.kind == "u":
+        return int, f"an integer ({field.dtype.value})"
+    if field.dtype.kind == "f":
+        return float, f"a number ({field.dtype.value})"
+    return str, "text"
+
+
+def csv_rows(raw: bytes, fields: Sequence[Field], max_rows: int | None = None,
+             names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """A CSV body with a header row naming the inputs -> row objects of typed values.
+
+    ``names`` maps an accepted column label (an alias) to its field name. Refused (422): no header, an
+    unknown or repeated column, a row of the wrong length, a cell that is not its field's type."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"the CSV body is not UTF-8 (byte {exc.start})") from None
+    lines = _lines(text, max_rows)
+    if not lines:
+        raise ValidationError("the CSV body is empty; expected a header row naming the inputs")
+    header, body = lines[0], lines[1:]
+    by_name = {f.name: f for f in fields}
+    names = names or {}
+    columns = [names.get(h.strip(), h.strip()) for h in header]
+    _check_unique(columns, "CSV header")
+    for label, name in zip(header, columns, strict=True):
+        if name not in by_name:
+            raise ValidationError(f"CSV header: unknown column {label.strip()!r} (expected: "
+                                  f"{', '.join(sorted(by_name))})", field=label.strip())
+    readers = [(name, *_reader(by_name[name])) for name in columns]
+    return [_csv_row(i, line, readers, len(header)) for i, line in enumerate(body)]
+
+
+def _lines(text: str, max_rows: int | None) -> list[list[str]]:
+    """The non-blank lines, header included; past ``max_rows`` rows a 413 before reading the rest (a
+    32 MiB body of one-character lines is millions of lists)."""
+    lines: list[list[str]] = []
+    try:
+        for line in csv.reader(io.StringIO(text, newline="")):
+            if not line:
+                continue  # a blank line (a trailing newline) is no row
+            lines.append(line)
+            if max_rows is not None and len(lines) > max_rows + 1:
+                check_rows(max_rows + 1, max_rows, exact=False)
+    except csv.Error as exc:
+        raise ValidationError(f"malformed CSV: {exc}") from None
+    return lines
+
+
+def _csv_row(i: int, line: list[str], readers: list[tuple[str, Callable[[str], Any], str]],
+             width: int) -> dict[str, Any]:
+    if len(line) != width:
+        raise ValidationError(f"CSV row {i} (line {i + 2}) has {len(line)} values for {width} columns")
+    row: dict[str, Any] = {}
+    for cell, (name, read, what) in zip(line, readers, strict=True):
+        if not cell.strip():
+            continue  # an empty cell is a missing value: an optional field's default, else an error
+        try:
+            row[name] = read(cell)
+        except (ValueError, orjson.JSONDecodeError):
+            raise ValidationError(f"CSV row {i} (line {i + 2}), column {name!r}: {cell!r:.40} is not {what}",
+                                  field=name) from None
+    return row
