@@ -9,6 +9,7 @@ array for a field with a shape, and an empty cell is a missing value. Errors nam
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Sequence
@@ -18,9 +19,9 @@ import orjson
 
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import check_rows
-from modelrunner.errors import ValidationError
+from modelrunner.errors import ContractError, ValidationError
 
-__all__ = ["csv_rows", "records_rows", "split_rows"]
+__all__ = ["columns_frame", "csv_rows", "frame_inputs", "is_frame", "records_rows", "split_rows"]
 
 
 def records_rows(records: Any) -> list[Any]:
@@ -154,3 +155,49 @@ def _csv_row(i: int, line: list[str], readers: list[tuple[str, Callable[[str], A
             raise ValidationError(f"CSV row {i} (line {i + 2}), column {name!r}: {cell!r:.40} is not {what}",
                                   field=name) from None
     return row
+
+
+# --- pandas DataFrames (Predictor.predict) ----------------------------------------------------------------
+
+def is_frame(data: Any) -> bool:
+    """A pandas DataFrame (pandas is not imported to tell)."""
+    return type(data).__name__ == "DataFrame" and hasattr(data, "columns") and hasattr(data, "index")
+
+
+def frame_inputs(frame: Any, fields: Sequence[Field]) -> dict[str, Any]:
+    """A DataFrame -> columns named as ``fields``: a column labelled with a field's name, or with the label
+    it was saved from (``"income ($k)"`` for ``income_k``, contract/derive.py ``sanitize_name``). Cells
+    holding arrays become per-row vectors; text columns (pandas' ``str`` dtype too) object arrays."""
+    from modelrunner.contract.derive import sanitize_name
+
+    names = {f.name for f in fields}
+    out: dict[str, Any] = {}
+    for label in frame.columns:
+        key = str(label)
+        if key not in names:
+            with contextlib.suppress(ContractError):  # a label that makes no field name: an unknown column
+                key = sanitize_name(label) if sanitize_name(label) in names else key
+        out[key] = _frame_column(key, frame[label].to_numpy())
+    return out
+
+
+def _frame_column(name: str, arr: Any) -> Any:
+    import numpy as np
+
+    if arr.dtype.kind == "O" and len(arr) and isinstance(arr[0], list | tuple | np.ndarray):
+        try:
+            return np.stack([np.asarray(v) for v in arr])
+        except ValueError:
+            raise ValidationError(f"column {name!r}: rows hold arrays of different shapes",
+                                  field=name) from None
+    if arr.dtype.kind != "O" and str(arr.dtype).startswith("str"):
+        return arr.astype(object)
+    return arr
+
+
+def columns_frame(columns: Any, index: Any = None) -> Any:
+    """Output columns -> a DataFrame (on ``index``); a multi-value output is one array per cell."""
+    import pandas as pd
+
+    data = {name: (list(col) if col.ndim > 1 else col) for name, col in columns.items()}
+    return pd.DataFrame(data, index=index)
