@@ -38,7 +38,8 @@ def mixed(tmp_path: Path) -> tuple[Any, Any, Any]:
 def test_a_dataframe_in_is_a_dataframe_out(mixed: tuple[Any, Any, Any]) -> None:
     frame, pipe, path = mixed
     model = mr.load_model(path)
-    assert [f.name for f in model.contract.inputs] == ["income_k", "rooms", "city"]
+    assert [(f.name, f.alias) for f in model.contract.inputs] == [("income_k", "income ($k)"), ("rooms", ""),
+                                                                  ("city", "")]
     part = frame.iloc[10:20]
     out = model.predict(part)  # the original labels ("income ($k)") are read as their fields
     assert isinstance(out, pd.DataFrame)

@@ -40,14 +40,32 @@ class MixedPredictor(Predictor):
                 "tag": np.array([c.upper() for c in columns["city"]], dtype=object)}
 
 
+ALIASED = Contract.build(
+    [Field(name="income_k", dtype=DType.FLOAT64, alias="income ($k)"),
+     Field(name="n_rooms", dtype=DType.INT64, alias="n rooms", optional=True, default=1)],
+    [Field(name="score", dtype=DType.FLOAT64)],
+)
+
+
+class AliasedPredictor(Predictor):
+    """A model saved from a DataFrame whose column labels are no field names: score = income * rooms."""
+
+    def __init__(self) -> None:
+        self.contract = ALIASED
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
+        return {"score": columns["income_k"] * columns["n_rooms"]}
+
+
 def _apps(settings: Settings) -> dict[str, object]:
     from modelrunner.server.app import create_app
     from modelrunner.server.shell import WorkerApp
 
     def runtime() -> StaticRuntime:
-        endpoint = Endpoint("mixed")
+        endpoint, aliased = Endpoint("mixed"), Endpoint("aliased")
         endpoint.current = toy_deployment("mixed", MixedPredictor())
-        rt = StaticRuntime({"mixed": endpoint})
+        aliased.current = toy_deployment("aliased", AliasedPredictor())
+        rt = StaticRuntime({"mixed": endpoint, "aliased": aliased})
         rt.started = True
         return rt
 
@@ -69,9 +87,9 @@ RECORDS = [{"age": 30.5, "rooms": 3, "city": "oslo", "garden": True},
 EXPECTED = [{"score": 35.0, "tag": "OSLO"}, {"score": 50.0, "tag": "ROME"}]
 
 
-def _predictions(r: httpx.Response) -> list[dict[str, object]]:
+def _predictions(r: httpx.Response, endpoint: str = "mixed") -> list[dict[str, object]]:
     assert r.status_code == 200, r.text
-    assert r.json()["endpoint"] == "mixed" and r.json()["version"] == 3
+    assert r.json()["endpoint"] == endpoint and r.json()["version"] == 3
     return r.json()["predictions"]  # type: ignore[no-any-return]
 
 
@@ -172,3 +190,31 @@ def test_other_media_types_are_still_415(http: httpx.Client) -> None:
     r = http.post(PREDICT, content=b"age=1", headers={"content-type": "text/plain"})
     message, _ = _refused(r, 415)
     assert message.startswith("unsupported media type text/plain; send application/json, text/csv")
+
+
+ALIASED_PATH = "/v1/endpoints/aliased/predict"
+
+
+def test_column_labels_name_their_fields_in_every_form(http: httpx.Client) -> None:
+    for body in ({"instances": [{"income ($k)": 2.5, "n rooms": 2}, {"income_k": 3.0}]},
+                 {"inputs": {"income ($k)": [2.5, 3.0], "n_rooms": [2, 1]}},
+                 {"dataframe_records": [{"income ($k)": 2.5, "n rooms": 2}, {"income ($k)": 3.0}]},
+                 {"dataframe_split": {"columns": ["income ($k)", "n rooms"], "data": [[2.5, 2], [3.0, 1]]}}):
+        r = http.post(ALIASED_PATH, json=body)
+        assert r.status_code == 200, (body, r.text)
+        answer = r.json()
+        rows = answer.get("predictions") or [{"score": s} for s in answer["outputs"]["score"]]
+        scores = [p["score"] for p in rows]
+        assert scores == [5.0, 3.0], body
+    r = http.post(ALIASED_PATH, content=b'"income ($k)",n rooms\n2.5,2\n3.0,\n',
+                  headers={"content-type": "text/csv"})
+    assert [p["score"] for p in _predictions(r, "aliased")] == [5.0, 3.0]
+
+
+def test_a_field_named_twice_is_422(http: httpx.Client) -> None:
+    r = http.post(ALIASED_PATH, json={"instances": [{"income ($k)": 2.5, "income_k": 2.5}]})
+    message, field = _refused(r)
+    assert message == "input 'income_k' is given twice (as 'income ($k)' and 'income_k')"
+    assert field == "income_k"
+    r = http.post(ALIASED_PATH, content=b"income ($k),income_k\n1,1\n", headers={"content-type": "text/csv"})
+    assert "column 'income_k' appears twice" in _refused(r)[0]

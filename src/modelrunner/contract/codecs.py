@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrunner.contract.tabular import records_rows, split_rows
+from modelrunner.contract.tabular import aliases, records_rows, renamed, split_rows
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import Columns, _default_row, batch_size, check_rows, coerce_column
 from modelrunner.errors import ContractError, ValidationError
@@ -69,6 +69,9 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
         return {f.name: _empty(f) for f in fields}
     if len(fields) == 1 and not isinstance(rows[0], dict):
         return {fields[0].name: _column(fields[0], list(rows))}
+    names_of = aliases(fields)
+    if names_of:  # a contract derived from a DataFrame: rows may name fields by their column labels
+        rows = [renamed(row, names_of) if isinstance(row, dict) else row for row in rows]
     names = {f.name for f in fields}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -107,6 +110,9 @@ def columns_from_json(inputs: Mapping[str, Any], fields: Sequence[Field]) -> dic
     if not isinstance(inputs, Mapping):
         raise ValidationError(f"'inputs' must be an object of columns, got {type(inputs).__name__}")
     by_name = {f.name: f for f in fields}
+    names_of = aliases(fields)
+    if names_of:
+        inputs = renamed(dict(inputs), names_of)
     out: dict[str, Any] = {}
     for name, values in inputs.items():
         field = by_name.get(name)

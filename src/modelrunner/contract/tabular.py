@@ -21,7 +21,8 @@ from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import check_rows
 from modelrunner.errors import ContractError, ValidationError
 
-__all__ = ["columns_frame", "csv_rows", "frame_inputs", "is_frame", "records_rows", "split_rows"]
+__all__ = ["aliases", "columns_frame", "csv_rows", "frame_inputs", "is_frame", "records_rows", "renamed",
+           "split_rows"]
 
 
 def records_rows(records: Any) -> list[Any]:
@@ -103,8 +104,8 @@ def csv_rows(raw: bytes, fields: Sequence[Field], max_rows: int | None = None,
              names: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """A CSV body with a header row naming the inputs -> row objects of typed values.
 
-    ``names`` maps an accepted column label (an alias) to its field name. Refused (422): no header, an
-    unknown or repeated column, a row of the wrong length, a cell that is not its field's type."""
+    ``names`` maps an accepted column label to its field name (default: the fields' aliases). Refused
+    (422): no header, an unknown or repeated column, a row of the wrong length, a cell not of its type."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -114,7 +115,7 @@ def csv_rows(raw: bytes, fields: Sequence[Field], max_rows: int | None = None,
         raise ValidationError("the CSV body is empty; expected a header row naming the inputs")
     header, body = lines[0], lines[1:]
     by_name = {f.name: f for f in fields}
-    names = names or {}
+    names = names if names is not None else aliases(fields)
     columns = [names.get(h.strip(), h.strip()) for h in header]
     _check_unique(columns, "CSV header")
     for label, name in zip(header, columns, strict=True):
@@ -171,9 +172,10 @@ def frame_inputs(frame: Any, fields: Sequence[Field]) -> dict[str, Any]:
     from modelrunner.contract.derive import sanitize_name
 
     names = {f.name for f in fields}
+    names_of = aliases(fields)
     out: dict[str, Any] = {}
     for label in frame.columns:
-        key = str(label)
+        key = names_of.get(str(label), str(label))
         if key not in names:
             with contextlib.suppress(ContractError):  # a label that makes no field name: an unknown column
                 key = sanitize_name(label) if sanitize_name(label) in names else key
@@ -201,3 +203,35 @@ def columns_frame(columns: Any, index: Any = None) -> Any:
 
     data = {name: (list(col) if col.ndim > 1 else col) for name, col in columns.items()}
     return pd.DataFrame(data, index=index)
+
+
+# --- aliases: the column labels fields were derived from ---------------------------------------------------
+
+_ALIASES: dict[int, tuple[Any, dict[str, str]]] = {}
+
+
+def aliases(fields: Sequence[Field]) -> dict[str, str]:
+    """``{alias: field name}`` of ``fields`` (empty for most contracts), cached per fields tuple as
+    ``validate.validator`` is: one dict lookup per request."""
+    hit = _ALIASES.get(id(fields))
+    if hit is not None and hit[0] is fields:
+        return hit[1]
+    found = {f.alias: f.name for f in fields if f.alias}
+    if isinstance(fields, tuple):
+        if len(_ALIASES) >= 512:
+            _ALIASES.clear()
+        _ALIASES[id(fields)] = (fields, found)
+    return found
+
+
+def renamed(row: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """``row`` with aliases replaced by field names; a field given by both is refused (422)."""
+    if not any(key in names for key in row):
+        return row
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = names.get(key, key)
+        if name in out or (name != key and name in row):
+            raise ValidationError(f"input {name!r} is given twice (as {key!r} and {name!r})", field=name)
+        out[name] = value
+    return out
