@@ -218,3 +218,9 @@ def test_a_field_named_twice_is_422(http: httpx.Client) -> None:
     assert field == "income_k"
     r = http.post(ALIASED_PATH, content=b"income ($k),income_k\n1,1\n", headers={"content-type": "text/csv"})
     assert "column 'income_k' appears twice" in _refused(r)[0]
+
+
+def test_inputs_as_a_list_of_rows_is_mlflows_tensor_form(http: httpx.Client) -> None:
+    assert _predictions(http.post(PREDICT, json={"inputs": RECORDS})) == EXPECTED
+    message, _ = _refused(http.post(PREDICT, json={"inputs": "age"}))
+    assert "'inputs' must be an object of columns, got str" in message

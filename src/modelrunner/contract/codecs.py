@@ -140,6 +140,9 @@ def decode_json_request(body: Any, fields: Sequence[Field], *,
             return rows_to_columns(rows, fields), "instances"
         if "inputs" in body:
             inputs = body["inputs"]
+            if isinstance(inputs, list):  # MLflow's tensor form {"inputs": [row, ...]}: rows
+                check_rows(len(inputs), max_rows)
+                return rows_to_columns(inputs, fields), "instances"
             if isinstance(inputs, dict):
                 check_rows(max((len(v) for v in inputs.values() if isinstance(v, list)), default=0), max_rows)
             return columns_from_json(inputs, fields), "inputs"

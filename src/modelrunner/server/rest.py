@@ -82,8 +82,8 @@ def _runtime(request: Request) -> dataplane.RuntimeLike:
 
 def _style(body: Any) -> str:
     """``instances`` or ``inputs``: the request's form, which the response mirrors."""
-    if isinstance(body, dict) and "instances" not in body and "inputs" in body:
-        return "inputs"
+    if isinstance(body, dict) and "instances" not in body and isinstance(body.get("inputs"), dict):
+        return "inputs"  # {"inputs": [rows]} (MLflow's tensor form) is rows, answered as rows
     return "instances"
 
 
