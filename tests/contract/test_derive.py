@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelrunner.contract import DType
+from modelrunner.contract import Contract, DType, Field
 from modelrunner.contract.derive import (
     as_columns,
     example_columns,
@@ -141,3 +141,20 @@ def test_example_columns_fit_fields() -> None:
     cols = example_columns(fields, rows=3)
     assert cols["grid"].shape == (3, 1, 1) and cols["city"].dtype == object and cols["rooms"].shape == (3,)
     assert cols["photo"][0] == b""
+
+
+def test_dataframe_labels_that_are_no_names_become_aliases() -> None:
+    frame = pd.DataFrame({"income ($k)": [1.0, 2.0], "rooms": [1, 2], 3: ["a", "b"]})
+    fields = fields_from_sample(frame)
+    assert [(f.name, f.alias) for f in fields] == [("income_k", "income ($k)"), ("rooms", ""), ("f_3", "3")]
+    contract = Contract.build(fields)
+    data = contract.to_dict()
+    assert data["inputs"][0]["alias"] == "income ($k)" and "alias" not in data["inputs"][1]  # old shape
+    assert Contract.from_dict(data) == contract
+    del data["inputs"][0]["alias"]  # a contract saved before aliases existed still loads
+    assert Contract.from_dict(data).inputs[0].alias == ""
+
+
+def test_an_alias_may_not_be_another_fields_name() -> None:
+    with pytest.raises(ContractError, match="alias 'b'"):
+        Contract.build([Field(name="a", dtype=DType.INT64, alias="b"), Field(name="b", dtype=DType.INT64)])

@@ -139,11 +139,13 @@ def test_null_is_told_apart_from_missing(http: httpx.Client) -> None:
     assert r.status_code == 200, r.text
 
 
-def test_csv_is_an_unsupported_media_type(http: httpx.Client) -> None:
-    r = http.post(PREDICT, content=b"x1,x2,x3,x4\n1,2,3,4\n", headers={"content-type": "text/csv"})
+def test_an_unread_media_type_is_415(http: httpx.Client) -> None:
+    tsv = {"content-type": "text/tab-separated-values"}
+    r = http.post(PREDICT, content=b"x1\tx2\tx3\tx4\n1\t2\t3\t4\n", headers=tsv)
     assert r.status_code == 415, r.text
-    assert r.json()["error"]["message"] == ("unsupported media type text/csv; send application/json, "
-                                            "application/x-protobuf or multipart/form-data")
+    assert r.json()["error"]["message"] == (
+        "unsupported media type text/tab-separated-values; send application/json, text/csv (with a header "
+        "row), application/x-protobuf or multipart/form-data")
     r = http.post(PREDICT, content=b'{"instances": [{"x": [1, 2, 3, 4]}]}',
                   headers={"content-type": "text/plain"})  # JSON labelled otherwise is still read
     assert r.status_code == 200, r.text

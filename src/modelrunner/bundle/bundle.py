@@ -93,8 +93,20 @@ def open_bundle(path: str | Path, *, cache_dir: str | Path | None = None) -> Bun
 
 
 def load_model(path: str | Path) -> Predictor:
-    """``open_bundle(path).load()``."""
+    """``open_bundle(path).load()``; a registry ref (``digits@production``, ``digits@3``, ``digits``) that
+    is not a path is fetched from the registry of the environment (``MODELRUNNER_HOME``) first."""
+    if isinstance(path, str) and _is_ref(path):
+        from modelrunner.registry import Registry  # the registry builds on bundles: imported when used
+
+        with Registry.from_env() as registry:
+            return open_bundle(registry.fetch(path)).load()
     return open_bundle(path).load()
+
+
+def _is_ref(text: str) -> bool:
+    """A model ref rather than a path: no such file, no folder separator, no archive suffix."""
+    return not Path(text).exists() and not any(c in text for c in "/\\") \
+        and not text.endswith(archive.ARCHIVE_SUFFIXES) and bool(text.strip())
 
 
 def save_model(

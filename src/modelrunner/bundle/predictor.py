@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from modelrunner.contract import Contract
+from modelrunner.contract.tabular import columns_frame, frame_inputs, is_frame
 from modelrunner.contract.validate import batch_size, validate_batch
 
 Columns = dict[str, np.ndarray]
@@ -43,7 +44,19 @@ class FunctionPredictor(Predictor):
         self._fn = fn
         self._on_close = on_close
 
-    def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
+    def predict(self, columns: Mapping[str, np.ndarray], *, as_frame: bool | None = None) -> Any:
+        """Predict on a batch of columns, or on a pandas DataFrame (a column per input, labelled with the
+        field's name or the column label it was saved from). The answer is a dict of output columns, or a
+        DataFrame (on the input's index) when given one or when ``as_frame`` is true."""
+        index = None
+        if is_frame(columns):
+            index = columns.index  # type: ignore[attr-defined]
+            columns = frame_inputs(columns, self.contract.inputs)
+            as_frame = True if as_frame is None else as_frame
+        result = self._predict(columns)
+        return columns_frame(result, index) if as_frame else result
+
+    def _predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
         batch, n = check_inputs(self.contract, columns)
         out = self._fn(batch)
         if not isinstance(out, Mapping):

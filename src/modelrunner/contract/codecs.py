@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from modelrunner.contract.tabular import aliases, records_rows, renamed, split_rows
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import Columns, _default_row, batch_size, check_rows, coerce_column
 from modelrunner.errors import ContractError, ValidationError
@@ -68,6 +69,9 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
         return {f.name: _empty(f) for f in fields}
     if len(fields) == 1 and not isinstance(rows[0], dict):
         return {fields[0].name: _column(fields[0], list(rows))}
+    names_of = aliases(fields)
+    if names_of:  # a contract derived from a DataFrame: rows may name fields by their column labels
+        rows = [renamed(row, names_of) if isinstance(row, dict) else row for row in rows]
     names = {f.name for f in fields}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -106,6 +110,9 @@ def columns_from_json(inputs: Mapping[str, Any], fields: Sequence[Field]) -> dic
     if not isinstance(inputs, Mapping):
         raise ValidationError(f"'inputs' must be an object of columns, got {type(inputs).__name__}")
     by_name = {f.name: f for f in fields}
+    names_of = aliases(fields)
+    if names_of:
+        inputs = renamed(dict(inputs), names_of)
     out: dict[str, Any] = {}
     for name, values in inputs.items():
         field = by_name.get(name)
@@ -122,6 +129,8 @@ def decode_json_request(body: Any, fields: Sequence[Field], *,
                         max_rows: int | None = None) -> tuple[dict[str, Any], str]:
     """A native JSON request body -> (columns, style) where style is ``instances`` or ``inputs``.
 
+    MLflow's ``dataframe_split`` and ``dataframe_records`` bodies are rows too (answered as ``instances``).
+
     More than ``max_rows`` rows is refused (a 413) before any value is converted."""
     if isinstance(body, dict):
         if "instances" in body:
@@ -131,10 +140,21 @@ def decode_json_request(body: Any, fields: Sequence[Field], *,
             return rows_to_columns(rows, fields), "instances"
         if "inputs" in body:
             inputs = body["inputs"]
+            if isinstance(inputs, list):  # MLflow's tensor form {"inputs": [row, ...]}: rows
+                check_rows(len(inputs), max_rows)
+                return rows_to_columns(inputs, fields), "instances"
             if isinstance(inputs, dict):
                 check_rows(max((len(v) for v in inputs.values() if isinstance(v, list)), default=0), max_rows)
             return columns_from_json(inputs, fields), "inputs"
-    raise ValidationError('the request body must be {"instances": [rows]} or {"inputs": {name: [values]}}')
+        if "dataframe_split" in body:  # MLflow's scoring-server bodies (contract/tabular.py)
+            return rows_to_columns(split_rows(body["dataframe_split"], max_rows), fields), "instances"
+        if "dataframe_records" in body:
+            rows = records_rows(body["dataframe_records"])
+            check_rows(len(rows), max_rows)
+            return rows_to_columns(rows, fields), "instances"
+    raise ValidationError('the request body must be {"instances": [rows]}, {"inputs": {name: [values]}}, '
+                          '{"dataframe_split": {"columns": [...], "data": [[...]]}} or '
+                          '{"dataframe_records": [rows]}')
 
 
 def encode_json_response(columns: Mapping[str, np.ndarray], style: str) -> dict[str, Any]:

@@ -127,8 +127,14 @@ def _fields(columns: Columns) -> tuple[Field, ...]:
 
 
 def fields_from_sample(sample: Any, default_name: str = "input") -> tuple[Field, ...]:
-    """Input fields described by a sample (see module docstring)."""
-    return _fields(as_columns(sample, default_name))
+    """Input fields described by a sample (see module docstring); a DataFrame column whose label is no
+    field name keeps the label as the field's ``alias``."""
+    fields = _fields(as_columns(sample, default_name))
+    if type(sample).__name__ == "DataFrame" and hasattr(sample, "columns"):
+        labels = [str(label) for label in sample.columns]
+        fields = tuple(f if label == f.name else f.model_copy(update={"alias": label})
+                       for f, label in zip(fields, labels, strict=True))
+    return fields
 
 
 def fields_from_output(columns: Mapping[str, Any]) -> tuple[Field, ...]:

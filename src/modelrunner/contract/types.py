@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as Attribute
 
 from modelrunner.errors import ContractError
 
@@ -116,6 +117,9 @@ class Field(BaseModel):
     number: int = 0
     optional: bool = False
     default: Any = None
+    # the column label the field was derived from when it is no identifier ("income ($k)" for income_k):
+    # requests may name the field by it; left out of the contract's dict when empty (older contracts)
+    alias: str = Attribute(default="", exclude_if=lambda v: not v)
 
     @field_validator("name")
     @classmethod
@@ -153,6 +157,10 @@ class Contract(BaseModel):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ContractError(f"duplicate {side} field name(s): {', '.join(dupes)}")
+            clash = next((f.alias for f in fields if f.alias and (f.alias in names or
+                          sum(g.alias == f.alias for g in fields) > 1)), None)
+            if clash:
+                raise ContractError(f"{side} alias {clash!r} is another field's name or alias")
         for side, fields, reserved in (("input", self.inputs, self.reserved_inputs),
                                        ("output", self.outputs, self.reserved_outputs)):
             _check_numbers(side, fields, reserved)

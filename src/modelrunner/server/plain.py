@@ -101,8 +101,8 @@ def _encode(meta: dict[str, Any], columns: Any, style: str) -> bytes:
 
 
 def _style(body: Any) -> str:
-    if isinstance(body, dict) and "instances" not in body and "inputs" in body:
-        return "inputs"
+    if isinstance(body, dict) and "instances" not in body and isinstance(body.get("inputs"), dict):
+        return "inputs"  # {"inputs": [rows]} (MLflow's tensor form) is rows, answered as rows
     return "instances"
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
-from modelrunner.contract.codecs import decode_json_request, encode_json_response
+from modelrunner.contract.codecs import decode_json_request, encode_json_response, rows_to_columns
+from modelrunner.contract.tabular import csv_rows
 from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
 from modelrunner.runner.endpoint import Prediction
@@ -32,6 +33,10 @@ PREDICT_REQUEST: dict[str, Any] = {
          "properties": {"instances": {"type": "array", "items": {}}}},
         {"type": "object", "required": ["inputs"],
          "properties": {"inputs": {"type": "object", "additionalProperties": {"type": "array"}}}},
+        {"type": "object", "required": ["dataframe_split"], "description": "MLflow: pandas orient=split",
+         "properties": {"dataframe_split": {"type": "object", "required": ["columns", "data"]}}},
+        {"type": "object", "required": ["dataframe_records"], "description": "MLflow: pandas orient=records",
+         "properties": {"dataframe_records": {"type": "array", "items": {"type": "object"}}}},
     ],
 }
 """Any endpoint's predict body; each endpoint's own schema is served with its contract (contract/schema)."""
@@ -44,6 +49,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                        {"name": "trace", "in": "query", "required": False, "schema": {"type": "boolean"},
                         "description": "add the per-step latency of a pipeline (`trace`)"}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": PREDICT_REQUEST},
+                                                     "text/csv": {"schema": {"type": "string", "description":
+                                                         "a header row naming the inputs, then one line "
+                                                         "per row; the answer is `predictions`"}},
                                                      "multipart/form-data": {"schema": {
             "type": "object", "description": "One row: a part per input (a file for a bytes input, "
                                             "text for a string, JSON otherwise); the answer is the row."}}}},
@@ -53,7 +61,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "content": {"application/json": {"schema": {"type": "object"}}}},
             "400": {"description": "malformed JSON"}, "404": {"description": "unknown endpoint"},
             "413": {"description": "body over max_request_bytes, or more rows than max_request_rows"},
-            "415": {"description": "a body that is not JSON, protobuf or a form (e.g. text/csv)"},
+            "415": {"description": "a body that is not JSON, CSV, protobuf or a form (e.g. text/plain)"},
             "422": {"description": "input does not fit the contract (names the field)"},
             "503": {"description": "nothing loaded yet"},
         },
@@ -74,12 +82,12 @@ def _runtime(request: Request) -> dataplane.RuntimeLike:
 
 def _style(body: Any) -> str:
     """``instances`` or ``inputs``: the request's form, which the response mirrors."""
-    if isinstance(body, dict) and "instances" not in body and "inputs" in body:
-        return "inputs"
+    if isinstance(body, dict) and "instances" not in body and isinstance(body.get("inputs"), dict):
+        return "inputs"  # {"inputs": [rows]} (MLflow's tensor form) is rows, answered as rows
     return "instances"
 
 
-ACCEPTED = "application/json, application/x-protobuf or multipart/form-data"
+ACCEPTED = "application/json, text/csv (with a header row), application/x-protobuf or multipart/form-data"
 """What the predict route reads, for the 415 that answers any other body."""
 
 
@@ -88,10 +96,14 @@ def _is_json(raw: bytes) -> bool:
     return raw.lstrip()[:1] in (b"{", b"[")
 
 
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def _check_media(content_type: str | None, raw: bytes) -> None:
     """A body labelled as something we do not read (``text/csv``) is a 415 naming what we do read, rather
     than "malformed JSON"; an unlabelled body, a ``...json`` type, or a body that is JSON anyway is read."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     if media and media != "application/json" and not media.endswith(("+json", "/json")) \
             and not _is_json(raw):
         raise UnsupportedMediaType(f"unsupported media type {media}; send {ACCEPTED}", media_type=media)
@@ -105,8 +117,10 @@ async def _decoder(request: Request, settings: Settings) -> tuple[dataplane.Deco
     if multipart.is_form(request.headers) and not _is_json(raw):
         form = await multipart.parse_form(request.headers, raw, limit)
         return (lambda c: multipart.form_columns(form, c.inputs)), "form", False
-    _check_media(request.headers.get("content-type"), raw)
     large = len(raw) > dataplane.OFFLOAD_BYTES
+    if _media(request.headers.get("content-type")) == "text/csv" and not _is_json(raw):
+        return (lambda c: rows_to_columns(csv_rows(raw, c.inputs, max_rows), c.inputs)), "instances", large
+    _check_media(request.headers.get("content-type"), raw)
     body = await load_request_json(raw, max_rows, large)
     return (lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]), _style(body), large
 
