@@ -46,25 +46,27 @@ def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
     """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on a model error,
     Unavailable (retried with back-off) on a transient one: see :func:`transient_cause`.
 
-    Loads and warm-ups run one at a time per process (``LOAD_LOCK``): both import the model's libraries."""
+    Flavor loads (``Bundle.load``, every step of a pipeline too) and warm-ups run one at a time per process
+    (``LOAD_LOCK``): both import the model's libraries. Fetching a bundle is outside the lock, so two
+    endpoints' downloads still overlap."""
     from modelrunner.bundle.bundle import LOAD_LOCK
 
-    with LOAD_LOCK:
-        t0 = time.perf_counter()
-        try:
-            predictor, example = loader(registry, mv)
-        except Unavailable:  # the store or database is down: transient, retried with back-off
-            raise
-        except Exception as exc:  # noqa: BLE001 - any model error refuses the swap, never the worker
-            raise _refusal(f"loading {mv.ref} failed", exc) from exc
-        t1 = time.perf_counter()
-        try:
-            if example is not None:
+    t0 = time.perf_counter()
+    try:
+        predictor, example = loader(registry, mv)
+    except Unavailable:  # the store or database is down: transient, retried with back-off
+        raise
+    except Exception as exc:  # noqa: BLE001 - any model error refuses the swap, never the worker
+        raise _refusal(f"loading {mv.ref} failed", exc) from exc
+    t1 = time.perf_counter()
+    try:
+        if example is not None:
+            with LOAD_LOCK:  # a first predict may import lazily, like unpickling
                 warm_up(predictor, example)
-        except Exception as exc:  # noqa: BLE001
-            _close_quietly(predictor)
-            raise _refusal(f"warm-up of {mv.ref} failed", exc) from exc
-        t2 = time.perf_counter()
+    except Exception as exc:  # noqa: BLE001
+        _close_quietly(predictor)
+        raise _refusal(f"warm-up of {mv.ref} failed", exc) from exc
+    t2 = time.perf_counter()
     contract = getattr(predictor, "contract", None) or mv.contract
     return Deployment(endpoint=endpoint, model=mv.name, version=mv.version, ref=mv.ref, target=target,
                       contract=contract, predictor=predictor, sha256=mv.sha256,
