@@ -47,3 +47,13 @@ def only_our_errors(fn: Callable[[], Any]) -> Any:
         return fn()
     except ModelrunnerError:
         return None
+
+
+def varint(n: int) -> bytes:
+    """``n`` as a protobuf base-128 varint (to write wire bytes by hand)."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

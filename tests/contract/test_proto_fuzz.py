@@ -3,7 +3,7 @@ our errors, and the wire row count agrees with the parser while never building a
 
 from __future__ import annotations
 
-from fuzz_helpers import CONTRACTS, FUZZ, only_our_errors
+from fuzz_helpers import CONTRACTS, FUZZ, only_our_errors, varint
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,15 +11,6 @@ from modelrunner.contract import Contract
 from modelrunner.contract.proto import count_rows, message_classes, request_to_columns
 
 PACKAGE = "fuzz.model"
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 # wire fields: (field number, wire type, payload) -- close enough to real messages to get past the parser
@@ -30,15 +21,15 @@ FIELDS = st.tuples(st.sampled_from([1, 2, 3, 5, 1048577]), st.sampled_from([0, 1
 def _wire(fields: list[tuple[int, int, bytes]]) -> bytes:
     out = b""
     for number, kind, payload in fields:
-        out += _varint(number << 3 | kind)
+        out += varint(number << 3 | kind)
         if kind == 0:
-            out += _varint(int.from_bytes(payload[:9] or b"\0", "little"))
+            out += varint(int.from_bytes(payload[:9] or b"\0", "little"))
         elif kind == 1:
             out += payload[:8].ljust(8, b"\0")
         elif kind == 5:
             out += payload[:4].ljust(4, b"\0")
         else:
-            out += _varint(len(payload)) + payload
+            out += varint(len(payload)) + payload
     return out
 
 
@@ -47,7 +38,7 @@ ROWS = st.lists(st.lists(FIELDS, max_size=4).map(_wire), max_size=6)
 
 
 def _request(rows: list[bytes], junk: bytes = b"") -> bytes:
-    return b"".join(b"\x0a" + _varint(len(r)) + r for r in rows) + junk
+    return b"".join(b"\x0a" + varint(len(r)) + r for r in rows) + junk
 
 
 @FUZZ

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from fuzz_helpers import varint
 from server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 from modelrunner.bundle.predictor import Columns, Predictor
@@ -62,15 +63,6 @@ def served_strict(settings: Settings) -> Iterator[Served]:
     grpc_server = attach(app)
     with ServerThread(app) as server:
         yield Served(server.url, f"127.0.0.1:{grpc_server.port}", predictor)
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def proto_row(x: list[float]) -> bytes:
