@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from modelrunner.bundle import archive
@@ -82,3 +85,18 @@ def unpack(archive_path: Path, dest: Path) -> Path:
 def bundle_root(folder: Path) -> Path:
     """``folder`` if it holds the manifest, else its single sub-folder that does."""
     return archive.bundle_root(folder)
+
+
+@contextlib.contextmanager
+def fetch_lock(cache: Path, sha: str) -> Iterator[None]:
+    """Hold ``<cache>/.locks/<sha>.lock`` (an exclusive ``flock``): the worker processes of one host fetch a
+    bundle one at a time, so the one that waited finds it in the cache instead of downloading it again. The
+    kernel releases the lock when its holder dies; the small lock files stay."""
+    folder = cache / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{sha}.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -170,8 +170,12 @@ def readiness(runtime: Any) -> tuple[int, dict[str, Any]]:
     not_serving = {name: {"state": ep.state, "error": ep.error}
                    for name, ep in sorted(runtime.endpoints.items()) if not ep.ready}
     waiting = [name for name, row in not_serving.items() if row["state"] != "failed"]
+    contact = getattr(runtime, "registry_contact", None)
+    registry = {"registry": contact()} if callable(contact) and runtime.ready else {}
+    if registry and not registry["registry"]["connected"]:
+        registry["registry"]["stale"] = True  # still ready: it answers with the last versions it loaded
     if runtime.ready and not waiting:
-        return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {})}
+        return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {}), **registry}
     return 503, {"status": "not ready", "waiting_for": waiting, "not_serving": not_serving}
 
 
