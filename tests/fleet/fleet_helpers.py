@@ -90,14 +90,14 @@ class S3Server:
 
     def __init__(self, lab: NetLab, log_dir: Path) -> None:
         self.lab = lab
-        self.url = f"http://{lab.svc_ip}:{S3_PORT}"
+        self.url = f"http://{lab.store_ip}:{S3_PORT}"
         self.log_path = log_dir / "s3.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> S3Server:
         log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop()
         self.proc = subprocess.Popen(
-            self.lab.svc_argv(sys.executable, "-m", "moto.server", "-H", self.lab.svc_ip, "-p", str(S3_PORT)),
+            self.lab.svc_argv(sys.executable, "-m", "moto.server", "-H", self.lab.store_ip, "-p", str(S3_PORT)),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_until(self._answers, 60, "the S3 endpoint")

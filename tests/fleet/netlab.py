@@ -2,12 +2,12 @@
 
 Topology (``T`` is a tag unique to the run, so concurrent runs do not clash)::
 
-    T-svc   PostgreSQL and the S3 endpoint on the back bridge (10.N.1.1); the front bridge for clients
+    T-svc   PostgreSQL (10.N.1.1) and the S3 endpoint (10.N.1.2) on the back bridge; the front bridge
     T-h1..  one runner host each: ``back`` (10.N.1.1x, database + store) and ``front`` (10.N.2.1x, clients)
     root    the test process: 10.N.1.254 (operator: registry writes) and 10.N.2.254 (load generator)
 
 A host's ``back`` link can be taken down to cut it off the database and the store while its clients still
-reach it on ``front``. Traffic stays within these namespaces; nothing is routed out. Each host runs its
+reach it on ``front``; an unreachable route to one address cuts it off that service alone. Traffic stays within these namespaces; nothing is routed out. Each host runs its
 processes in its own UTS namespace with its own host name, as separate machines would.
 """
 
@@ -70,6 +70,10 @@ class Host:
         """Bring this host's ``back`` or ``front`` link up or down (the cable of that network)."""
         ip("link", "set", which, "up" if up else "down", netns=self.netns)
 
+    def reach(self, address: str, reachable: bool) -> None:
+        """Cut this host off one address (an ``unreachable`` route) or restore it."""
+        ip("route", "add" if not reachable else "del", "unreachable", f"{address}/32", netns=self.netns)
+
 
 @dataclass
 class NetLab:
@@ -87,6 +91,10 @@ class NetLab:
     @property
     def svc_ip(self) -> str:
         return f"10.{self.octet}.1.1"
+
+    @property
+    def store_ip(self) -> str:
+        return f"10.{self.octet}.1.2"
 
     @property
     def operator_ip(self) -> str:
@@ -123,6 +131,7 @@ class NetLab:
             ip("link", "add", bridge, "type", "bridge", netns=svc)
             ip("addr", "add", addr, "dev", bridge, netns=svc)
             ip("link", "set", bridge, "up", netns=svc)
+        ip("addr", "add", f"{self.store_ip}/24", "dev", "brback", netns=svc)
         for side, subnet in (("b", 1), ("f", 2)):  # the test process: operator and load generator
             mine = f"{self.tag}{side}"
             ip("link", "add", mine, "type", "veth", "peer", "name", f"root{side}", "netns", svc)

@@ -12,7 +12,8 @@ import time
 
 import httpx
 import pytest
-from fleet_helpers import Fleet, FleetLoad, wait_until
+from fleet_helpers import Fleet, FleetLoad, Runner, wait_until
+from runner_server import save_toy
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +59,93 @@ def test_alias_move_reaches_every_host_under_load(fleet: Fleet) -> None:
     print(f"alias moves: slowest host {max(took) * 1000:.0f} ms (median move {sorted(took)[1] * 1000:.0f} ms), "
           f"{len(load.answers)} requests, 0 failed")
     assert sorted(took)[1] <= SWAP_BUDGET_S, f"alias moves took {took}"
+
+
+def serving_now(fleet: Fleet) -> int:
+    return int(fleet.registry.resolve("toy@production").version)
+
+
+def tag_of(fleet: Fleet, version: int) -> int:
+    return next(tag for tag, v in fleet.versions.items() if v == version)
+
+
+def contact(runner: Runner) -> dict[str, object]:
+    status, body = runner.readyz()
+    assert status == 200, body  # a runner cut off the registry still answers: never unready for that
+    return body["registry"]
+
+
+def metric(runner: Runner, name: str) -> float:
+    m = re.search(rf"^{name} ([0-9.e+-]+)$", runner.metrics(), re.MULTILINE)
+    assert m, f"{name} missing from {runner.host.name}'s /metrics"
+    return float(m.group(1))
+
+
+def test_a_runner_cut_off_the_database_keeps_serving_and_catches_up(fleet: Fleet) -> None:
+    old = tag_of(fleet, serving_now(fleet))
+    new = 3 if old != 3 else 1
+    cut = fleet.runners[1]
+    with FleetLoad(fleet.runners) as load:
+        load.wait_for(30)
+        cut.host.link("back", up=False)
+        t_cut = time.monotonic()
+        try:
+            wait_until(lambda: not contact(cut)["connected"], 15, f"{cut.host.name} reporting itself stale")
+            detected = time.monotonic() - t_cut
+            assert contact(cut)["stale"] is True and metric(cut, "modelrunner_registry_connected") == 0
+            assert metric(cut, "modelrunner_registry_stale_seconds") > 0
+            t0 = move(fleet, new)
+            others = [r for r in fleet.runners if r is not cut]
+            wait_until(lambda: all(load.first_answer(r.host.name, new, t0) for r in others), 20,
+                       "the connected hosts serving the new version")
+            load.wait_for(30)
+            assert {a.version for a in load.since(cut.host.name, t0)} == {old}, "the cut-off host kept its version"
+        finally:
+            cut.host.link("back", up=True)
+        t_up = time.monotonic()
+        back = wait_until(lambda: load.first_answer(cut.host.name, new, t_up), 30,
+                                       f"{cut.host.name} catching up") - t_up
+        wait_until(lambda: contact(cut)["connected"], 10, f"{cut.host.name} connected again")
+        assert metric(cut, "modelrunner_registry_connected") == 1
+        assert_switched_once(load, cut.host.name, old, new, t_up)
+        load.wait_for(30)
+    print(f"\ndatabase partition: stale reported after {detected:.1f}s; caught up {back * 1000:.0f} ms after the "
+          f"link came back; {len(load.answers)} requests, {len(load.failures())} failed")
+    assert back <= 5.0, f"{cut.host.name} took {back:.1f}s to catch up"
+    assert not load.failures(), load.failures()[:3]
+
+
+def push(fleet: Fleet, tag: int) -> int:
+    """A new version (tagged ``tag``) no host has fetched yet."""
+    bundle = save_toy(fleet.home / "bundles" / f"v{tag}", tag)
+    fleet.versions[tag] = fleet.registry.push(bundle, name="toy").version
+    return tag
+
+
+def test_a_runner_cut_off_the_store_during_a_swap_retries(fleet: Fleet) -> None:
+    old = tag_of(fleet, serving_now(fleet))
+    new = push(fleet, 4)
+    cut = fleet.runners[2]
+    with FleetLoad(fleet.runners) as load:
+        load.wait_for(30)
+        cut.host.reach(fleet.lab.store_ip, reachable=False)
+        try:
+            t0 = move(fleet, new)
+            others = [r for r in fleet.runners if r is not cut]
+            wait_until(lambda: all(load.first_answer(r.host.name, new, t0) for r in others), 20,
+                       "the hosts reaching the store serving the new version")
+            row = wait_until(lambda: next((w for w in fleet.registry.workers("toy", alive_within_s=5)
+                                           if w.host == cut.host.name and w.error), None), 30,
+                             f"{cut.host.name} reporting the failed fetch")
+            assert row.state == "loading" and "retrying" in (row.error or ""), row
+            load.wait_for(30)
+            assert {a.version for a in load.since(cut.host.name, t0)} == {old}, "old version kept serving"
+        finally:
+            cut.host.reach(fleet.lab.store_ip, reachable=True)
+        t_up = time.monotonic()
+        back = wait_until(lambda: load.first_answer(cut.host.name, new, t_up), 90,
+                          f"{cut.host.name} retrying the swap") - t_up
+        load.wait_for(30)
+    print(f"\nstore partition during a swap: {cut.host.name} failed cleanly ({row.error}); served the new "
+          f"version {back:.1f}s after the store came back (retry back-off); {len(load.failures())} failed")
+    assert not load.failures(), load.failures()[:3]
