@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fleet_helpers import BUCKET, Fleet, Postgres, Runner, S3Server, fleet_env

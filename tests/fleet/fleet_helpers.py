@@ -4,6 +4,7 @@ plus a load generator spreading requests over the runners."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -75,8 +76,8 @@ class Postgres:
         opts = (f"-c listen_addresses={self.lab.svc_ip} -p {PG_PORT} -c unix_socket_directories={self.dir} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         subprocess.run(self.lab.svc_argv(*self._as_postgres(
-            str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w", "-t", "60",
-            "start")), check=True, capture_output=True, timeout=90)
+            str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w",
+            "-t", "60", "start")), check=True, capture_output=True, timeout=90)
         return self
 
     def stop(self) -> None:
@@ -97,7 +98,8 @@ class S3Server:
     def start(self) -> S3Server:
         log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop()
         self.proc = subprocess.Popen(
-            self.lab.svc_argv(sys.executable, "-m", "moto.server", "-H", self.lab.store_ip, "-p", str(S3_PORT)),
+            self.lab.svc_argv(sys.executable, "-m", "moto.server", "-H", self.lab.store_ip,
+                              "-p", str(S3_PORT)),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_until(self._answers, 60, "the S3 endpoint")
@@ -116,8 +118,9 @@ class S3Server:
     def gets(self, sha: str) -> dict[str, int]:
         """GET requests of the artifact ``sha`` per client address, from the server's request log."""
         counts: dict[str, int] = {}
+        key = re.compile(r'(\S+) .*"GET /' + BUCKET + r"/sha256/[0-9a-f]{2}/" + sha + r"\.tar\.gz HTTP")
         for line in self.log_path.read_text(errors="replace").splitlines():
-            m = re.match(r'(\S+) .*"GET /\S*' + sha + r'\.tar\.gz\S* HTTP', line)
+            m = key.match(re.sub(r"\x1b\[[0-9;]*m", "", line))  # without the log's colours
             if m:
                 counts[m.group(1)] = counts.get(m.group(1), 0) + 1
         return counts
@@ -188,9 +191,13 @@ class Runner:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL the whole process group (server and workers), as a machine losing power would."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGKILL every process of the host (server and workers), as a machine losing power would."""
+        pids = subprocess.run(["ip", "netns", "pids", self.host.netns], capture_output=True,
+                              text=True).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        if self.proc is not None:
             self.proc.wait(30)
 
     def stop(self) -> None:

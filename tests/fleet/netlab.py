@@ -7,7 +7,8 @@ Topology (``T`` is a tag unique to the run, so concurrent runs do not clash)::
     root    the test process: 10.N.1.254 (operator: registry writes) and 10.N.2.254 (load generator)
 
 A host's ``back`` link can be taken down to cut it off the database and the store while its clients still
-reach it on ``front``; an unreachable route to one address cuts it off that service alone. Traffic stays within these namespaces; nothing is routed out. Each host runs its
+reach it on ``front``; an unreachable route to one address cuts it off that service alone. Traffic stays
+within these namespaces; nothing is routed out. Each host runs its
 processes in its own UTS namespace with its own host name, as separate machines would.
 """
 
@@ -158,8 +159,8 @@ class NetLab:
         for link in self._root_links:
             ip("link", "del", link, check=False)
         for name in reversed(self._created):
-            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout.split()
-            for pid in pids:  # a process left in the namespace would keep it alive
+            pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+            for pid in pids.split():  # a process left in the namespace would keep it alive
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), 9)
             ip("netns", "del", name, check=False)

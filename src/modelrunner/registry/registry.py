@@ -48,7 +48,8 @@ class Registry:
                  store_url: str | None = None) -> None:
         self.settings = settings or Settings()
         self.database_url = database_url or self.settings.resolved_database_url()
-        self.store = ArtifactStore(store_url or self.settings.resolved_store_url(), self.settings.store_options)
+        self.store = ArtifactStore(store_url or self.settings.resolved_store_url(),
+                                   self.settings.store_options)
         self.engine = db.open_database(self.database_url)
         self._listener: ChangeListener | None = None
 
