@@ -5,6 +5,7 @@ graceful termination matching the drain timeout, ports, autoscaling, the disrupt
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ K8S_VERSION = kubernetes_validate.latest_version()
 SERVER_GRACE_S = 10  # runner/workers.py: workers get the drain timeout + 10 s after SIGTERM
 
 
-@pytest.fixture(scope="module", params=OVERLAYS)
-def overlay(request: pytest.FixtureRequest) -> tuple[str, dict[tuple[str, str], dict[str, Any]]]:
-    folder = ROOT / "overlays" / request.param
+@functools.cache
+def rendered(name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The overlay's resources by (kind, name), rendered once per run."""
+    folder = ROOT / "overlays" / name
     docs = render(folder)
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     assert len(by_kind) == len(docs), "a resource appears twice"
@@ -28,7 +30,12 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, dict[tuple[str, str], 
     if official is not None:
         assert {(d["kind"], d["metadata"]["name"]): d for d in official} == by_kind, \
             "kustomize_lite renders differently from kubectl kustomize"
-    return request.param, by_kind
+    return by_kind
+
+
+@pytest.fixture(params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, dict[tuple[str, str], dict[str, Any]]]:
+    return request.param, rendered(request.param)
 
 
 def container(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
@@ -70,10 +77,8 @@ def test_the_deployment_probes_drains_and_is_scraped(overlay) -> None:
     assert home in {m["mountPath"] for m in main["volumeMounts"]}, "the registry home is a writable volume"
 
 
-def test_tryout_is_one_replica_on_a_volume(overlay) -> None:
-    name, docs = overlay
-    if name != "tryout":
-        pytest.skip("tryout overlay only")
+def test_tryout_is_one_replica_on_a_volume() -> None:
+    docs = rendered("tryout")
     spec = docs[("Deployment", "modelrunner")]["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
     volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
@@ -83,10 +88,8 @@ def test_tryout_is_one_replica_on_a_volume(overlay) -> None:
     assert not [k for k in docs if k[0] in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
 
 
-def test_production_shares_postgres_and_s3_and_scales(overlay) -> None:
-    name, docs = overlay
-    if name != "production":
-        pytest.skip("production overlay only")
+def test_production_shares_postgres_and_s3_and_scales() -> None:
+    docs = rendered("production")
     deployment = docs[("Deployment", "modelrunner")]
     secret = docs[("Secret", "modelrunner")]["stringData"]
     assert secret["MODELRUNNER_DATABASE_URL"].startswith("postgresql+psycopg://")
