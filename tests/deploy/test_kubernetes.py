@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from kustomize_lite import kubectl_kustomize, render
 
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
@@ -38,6 +39,15 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, dict[tuple[str, str], 
     return request.param, rendered(request.param)
 
 
+def example_secret(name: str) -> dict[str, str]:
+    """The keys of the Secret the user creates (the overlay's example, validated like the rest)."""
+    folder = ROOT / ("base" if name == "tryout" else f"overlays/{name}")
+    doc = yaml.safe_load((folder / "secret.example.yaml").read_text())
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert (doc["kind"], doc["metadata"]["name"]) == ("Secret", "modelrunner")
+    return doc["stringData"]
+
+
 def container(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
     pod = docs[("Deployment", "modelrunner")]["spec"]["template"]["spec"]
     (main,) = [c for c in pod["containers"] if c["name"] == "modelrunner"]
@@ -55,7 +65,7 @@ def test_every_resource_validates_against_the_kubernetes_schemas(overlay) -> Non
 
 
 def test_the_deployment_probes_drains_and_is_scraped(overlay) -> None:
-    _, docs = overlay
+    name, docs = overlay
     deployment = docs[("Deployment", "modelrunner")]
     pod = deployment["spec"]["template"]
     main = container(docs)
@@ -70,7 +80,8 @@ def test_the_deployment_probes_drains_and_is_scraped(overlay) -> None:
     assert annotations["prometheus.io/port"] == str(main["ports"][0]["containerPort"])
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert {"secretRef": {"name": "modelrunner"}} in main["envFrom"]
-    assert ("Secret", "modelrunner") in docs
+    assert not [k for k in docs if k[0] == "Secret"], "applying must not overwrite the user's Secret"
+    assert "MODELRUNNER_ADMIN_TOKEN" in example_secret(name), "--host 0.0.0.0 needs the admin token"
     ports = {p["name"]: p["targetPort"] for p in docs[("Service", "modelrunner")]["spec"]["ports"]}
     assert ports == {"http": "http", "grpc": "grpc"}
     home = env(main)["MODELRUNNER_HOME"]
@@ -84,14 +95,14 @@ def test_tryout_is_one_replica_on_a_volume() -> None:
     volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
     assert volumes["home"] == {"name": "home", "persistentVolumeClaim": {"claimName": "modelrunner-home"}}
     assert ("PersistentVolumeClaim", "modelrunner-home") in docs
-    assert "MODELRUNNER_DATABASE_URL" not in docs[("Secret", "modelrunner")]["stringData"], "embedded SQLite"
+    assert "MODELRUNNER_DATABASE_URL" not in example_secret("tryout"), "embedded SQLite"
     assert not [k for k in docs if k[0] in ("HorizontalPodAutoscaler", "PodDisruptionBudget")]
 
 
 def test_production_shares_postgres_and_s3_and_scales() -> None:
     docs = rendered("production")
     deployment = docs[("Deployment", "modelrunner")]
-    secret = docs[("Secret", "modelrunner")]["stringData"]
+    secret = example_secret("production")
     assert secret["MODELRUNNER_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert secret["MODELRUNNER_STORE_URL"].startswith("s3://")
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MODELRUNNER_ADMIN_TOKEN"} <= set(secret)
