@@ -34,11 +34,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     lab = _lab()
     with contextlib.ExitStack() as stack:
         stack.callback(lab.down)
+        s3 = S3Server(lab, home)
+        stack.callback(s3.stop)
+        s3.launch()  # moto imports while PostgreSQL starts
         pg = Postgres(lab)
         stack.callback(pg.stop)
         pg.start()
-        s3 = S3Server(lab, home)
-        stack.callback(s3.stop)
         s3.start()
         env = fleet_env(lab, pg, s3, home)
         settings = Settings(home=home / "operator", database_url=pg.url, store_url=f"s3://{BUCKET}/",

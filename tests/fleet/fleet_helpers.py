@@ -95,13 +95,19 @@ class S3Server:
         self.log_path = log_dir / "s3.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> S3Server:
+    def launch(self) -> S3Server:
+        """Start the server (``start`` waits for it: PostgreSQL can start meanwhile)."""
         log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop()
         self.proc = subprocess.Popen(
             self.lab.svc_argv(sys.executable, "-m", "moto.server", "-H", self.lab.store_ip,
                               "-p", str(S3_PORT)),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
+        return self
+
+    def start(self) -> S3Server:
+        if self.proc is None:
+            self.launch()
         wait_until(self._answers, 60, "the S3 endpoint")
         httpx.put(f"{self.url}/{BUCKET}", timeout=10).raise_for_status()
         return self
