@@ -13,7 +13,7 @@ LIMITS = (100, 500, 2000)
 
 
 def change(before: Any, after: Any) -> str:
-    from modelrunner.cli.output import change_text
+    from modelrunner.registry.changes import change_text
 
     return change_text(before, after, limit=140)
 

@@ -15,7 +15,7 @@ from modelrunner.catalog.access import Viewer
 from modelrunner.errors import InvalidArgument, ModelrunnerError, NotFound
 
 PAGE_SIZE = 50
-DOWNLOADS = {  # file name -> (format given to cli.models.render_contract, media type)
+DOWNLOADS = {  # file name -> (format given to contract.render.render_contract, media type)
     "contract.proto": ("proto", "text/plain; charset=utf-8"),
     "contract.schema.json": ("json-schema", "application/schema+json"),
     "contract.v2.json": ("v2", "application/json"),
@@ -117,7 +117,7 @@ async def model_page(cat: Any, request: Request, who: Viewer) -> Response:
 
 
 async def contract_download(cat: Any, request: Request, who: Viewer) -> Response:
-    from modelrunner.cli.models import ContractFormat, render_contract
+    from modelrunner.contract.render import ContractFormat, render_contract
 
     name, version, file = (request.path_params[k] for k in ("name", "version", "file"))
     if file not in DOWNLOADS:
@@ -126,7 +126,9 @@ async def contract_download(cat: Any, request: Request, who: Viewer) -> Response
 
     def render() -> str:
         mv = cat.registry.resolve(f"{name}@{version}")
-        return render_contract(cat.registry, mv, ContractFormat(fmt))
+        fmt_ = ContractFormat(fmt)
+        versions = [v.version for v in cat.registry.model(name).versions] if fmt_ is ContractFormat.v2 else []
+        return render_contract(mv.contract, fmt_, name=mv.name, flavor=mv.flavor, versions=versions)
 
     text = await cat.call(render)
     disposition = f'attachment; filename="{name}-{version}-{file}"'
@@ -144,7 +146,7 @@ async def evaluation_page(cat: Any, request: Request, who: Viewer) -> Response:
 
 async def alias_action(cat: Any, request: Request, who: Viewer) -> Response:
     """Move an alias (confirm first); saved gates and served pipelines may refuse, with the reason."""
-    from modelrunner.cli.models import _refuse_breaking_step_swap
+    from modelrunner.pipelines.targets import refuse_breaking_step_swap
 
     name = request.path_params["name"]
     form = await request.form()
@@ -157,7 +159,7 @@ async def alias_action(cat: Any, request: Request, who: Viewer) -> Response:
         return cat.render(request, "confirm.html", active="models", action=action, notes=[])
 
     def move() -> Any:
-        _refuse_breaking_step_swap(cat.registry, name, alias, int(version))
+        refuse_breaking_step_swap(cat.registry, name, alias, int(version))
         return cat.registry.set_alias(name, alias, int(version), actor=who.actor)
 
     await cat.call(move)

@@ -190,6 +190,15 @@ def check_step_swap(registry: Registry, model: str, alias: str, version: int) ->
     return problems
 
 
+def refuse_breaking_step_swap(registry: Registry, model: str, alias: str, version: int) -> None:
+    """IncompatibleContract, naming the endpoint and the edge, when moving ``model@alias`` to ``version``
+    would break a pipeline an endpoint serves (:func:`check_step_swap`); the CLI and the catalog call it
+    before ``set_alias``."""
+    problems = check_step_swap(registry, model, alias, version)
+    if problems:
+        raise IncompatibleContract(f"{model}@{alias} -> version {version} refused: {problems[0]}", problems)
+
+
 def _served_pipeline(registry: Registry, target: str) -> tuple[ModelVersion, PipelineSpec, Path] | None:
     _, ref = split_target(target)
     try:
