@@ -100,7 +100,7 @@ def _json_safe(value: Any) -> Any:
 
 def run_json(run: EvaluationRun) -> dict[str, Any]:
     best = run.best
-    return _json_safe({
+    data: dict[str, Any] = _json_safe({
         "model": run.model, "task": run.task.value, "requirements": [str(r) for r in run.requirements],
         "dataset": {"name": run.dataset.name, "sha256": run.dataset.sha256, "rows": run.dataset.rows},
         "best": best.ref if best else None,
@@ -108,6 +108,7 @@ def run_json(run: EvaluationRun) -> dict[str, Any]:
                         "passed": r.passed, "verdict": r.verdict, "evaluation_id": r.evaluation_id,
                         "gates": [g.to_dict() for g in r.gates]} for r in run.ranked()],
     })
+    return data
 
 
 def evaluate(
