@@ -18,6 +18,7 @@ from modelrunner.cli.output import console
 if TYPE_CHECKING:
     from modelrunner.evaluation.evaluate import EvaluationRun, Options
     from modelrunner.evaluation.promote import Decision
+    from modelrunner.registry.registry import Registry
 
 gates_app = typer.Typer(help="Requirements saved on a model, enforced on every move to production.",
                         no_args_is_help=True)
@@ -28,7 +29,7 @@ TASK_HELP = "classification, regression or ocr (default: inferred from the model
 METRIC_HELP = "Custom metric pkg.module:function or name=pkg.module:function (repeatable)."
 
 
-def _registry() -> Any:
+def _registry() -> Registry:
     from modelrunner.cli.models import open_registry
 
     return open_registry()
