@@ -34,10 +34,12 @@ SHIPPED = [  # what the code reads next to itself, and what the demo runs
 ]
 
 
-def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd, env=env,
+                            timeout=timeout)
     assert result.returncode == 0, f"{cmd}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def build_wheel(tmp_path: Path) -> Path:
