@@ -86,12 +86,13 @@ class PipelineVersion:
 
 
 ResolvedTarget: TypeAlias = ModelVersion | PipelineVersion
-"""What :func:`resolve_target` returns; both are :class:`Target`\\ s."""
+"""What :func:`resolve_target` returns; both kinds satisfy :class:`Target`."""
 
 
-def _is_target(mv: ModelVersion, pv: PipelineVersion) -> tuple[Target, Target]:
-    """Never called: mypy checks here that both resolved kinds satisfy :class:`Target`."""
-    return mv, pv
+if TYPE_CHECKING:  # mypy checks here that both resolved kinds satisfy Target
+
+    def _is_target(mv: ModelVersion, pv: PipelineVersion) -> tuple[Target, Target]:
+        return mv, pv
 
 
 def split_target(target: str) -> tuple[bool, str]:
