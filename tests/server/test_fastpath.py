@@ -16,7 +16,7 @@ from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deploy
 from modelrunner.bundle.predictor import Columns
 from modelrunner.monitoring import metrics
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import fastpath
+from modelrunner.server.native import fastpath
 from modelrunner.settings import Settings
 
 ROW = {"x": [1.0, 2.0, 3.0, -1.0]}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
 from modelrunner.contract import Contract
-from modelrunner.server import multipart
+from modelrunner.server.native import multipart
 
 BOUNDARY = "fuzzboundary"
 NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope", "", "x\"y"])

@@ -80,7 +80,7 @@ def build_server(args: argparse.Namespace) -> object:
                       keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
     grpc = None
     if args.grpc_port is not None:
-        from modelrunner.server.grpc_server import GrpcServer
+        from modelrunner.server.grpc.server import GrpcServer
 
         grpc = GrpcServer(cast(Any, runtime), settings, args.host, args.grpc_port)
 

@@ -11,11 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from modelrunner.monitoring import metrics
-from modelrunner.server import admin, openapi, repository, rest, v2, wire
+from modelrunner.server import openapi, wire
+from modelrunner.server.admin import repository
+from modelrunner.server.admin import routes as admin
 from modelrunner.server.dataplane import RuntimeLike
-from modelrunner.server.fastpath import FastApp
 from modelrunner.server.guard import RequestGuard
 from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response
+from modelrunner.server.native import rest
+from modelrunner.server.native.fastpath import FastApp
+from modelrunner.server.v2 import rest as v2
 from modelrunner.server.wire import readiness
 from modelrunner.settings import Settings
 

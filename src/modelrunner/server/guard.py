@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from modelrunner.runner.workers import is_loopback, normalize_host
-from modelrunner.server import plain, wire
-from modelrunner.server.plain import Receive, Scope, Send
+from modelrunner.server import wire
+from modelrunner.server.native import plain
+from modelrunner.server.native.plain import Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

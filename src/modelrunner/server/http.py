@@ -17,8 +17,9 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from modelrunner.errors import ModelrunnerError, ResourceExhausted
-from modelrunner.server import plain, wire
-from modelrunner.server.plain import Receive, Scope, Send
+from modelrunner.server import wire
+from modelrunner.server.native import plain
+from modelrunner.server.native.plain import Receive, Scope, Send
 from modelrunner.server.wire import JSON, dumps, parse_json, status_of
 
 log = logging.getLogger("modelrunner.server.http")

@@ -23,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from modelrunner.runner.memory import freeze_startup_heap
-from modelrunner.server import plain, wire
-from modelrunner.server.plain import Receive, Scope, Send
+from modelrunner.server import wire
+from modelrunner.server.native import plain
+from modelrunner.server.native.plain import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 

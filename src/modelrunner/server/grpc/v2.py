@@ -13,8 +13,9 @@ import grpc
 
 from modelrunner.errors import NotFound, Unavailable
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import dataplane, grpc_codec
-from modelrunner.server.grpc_errors import guard, tolerant
+from modelrunner.server import dataplane
+from modelrunner.server.grpc import codec as grpc_codec
+from modelrunner.server.grpc.errors import guard, tolerant
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 

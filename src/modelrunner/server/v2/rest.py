@@ -13,8 +13,10 @@ from starlette.responses import Response
 
 from modelrunner.errors import NotFound, Unavailable
 from modelrunner.runner.endpoint import Endpoint, Prediction
-from modelrunner.server import dataplane, v2_binary, v2_codec
+from modelrunner.server import dataplane
 from modelrunner.server.http import dumps, json_response, read_body
+from modelrunner.server.v2 import binary as v2_binary
+from modelrunner.server.v2 import codec as v2_codec
 from modelrunner.server.wire import load_request_json
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])

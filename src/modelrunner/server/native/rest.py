@@ -17,8 +17,9 @@ from modelrunner.contract.tabular import csv_rows
 from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
 from modelrunner.runner.endpoint import Prediction
-from modelrunner.server import dataplane, multipart, protobuf
+from modelrunner.server import dataplane
 from modelrunner.server.http import JSON, dumps, json_response, read_body
+from modelrunner.server.native import multipart, protobuf
 from modelrunner.server.wire import load_request_json
 from modelrunner.settings import Settings
 

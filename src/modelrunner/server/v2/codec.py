@@ -21,7 +21,7 @@ from modelrunner.contract.codecs import (
     v2_datatype,
 )
 from modelrunner.errors import InvalidArgument, ValidationError
-from modelrunner.server import v2_binary
+from modelrunner.server.v2 import binary as v2_binary
 
 MAX_TENSORS = 1024
 """Most input tensors one inference request may name."""

@@ -16,8 +16,8 @@ import grpc
 
 from modelrunner.errors import FailedPrecondition
 from modelrunner.server import dataplane
-from modelrunner.server.grpc_native import ContractHandler
-from modelrunner.server.grpc_v2 import InferenceServicer, add_to_server
+from modelrunner.server.grpc.native import ContractHandler
+from modelrunner.server.grpc.v2 import InferenceServicer, add_to_server
 from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)

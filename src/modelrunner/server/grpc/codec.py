@@ -17,8 +17,8 @@ import numpy as np
 from modelrunner.contract.codecs import column_to_raw, tensor_shape, v2_datatype
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.runner.endpoint import Prediction
-from modelrunner.server import v2_codec
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
+from modelrunner.server.v2 import codec as v2_codec
 
 CONTENTS: dict[str, str] = {
     "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",

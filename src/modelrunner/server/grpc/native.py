@@ -14,8 +14,9 @@ from typing import Any
 import grpc
 
 from modelrunner.errors import NotFound
-from modelrunner.server import dataplane, protobuf
-from modelrunner.server.grpc_errors import guard
+from modelrunner.server import dataplane
+from modelrunner.server.grpc.errors import guard
+from modelrunner.server.native import protobuf
 
 METHOD = "Predict"
 _PREFIX = "modelrunner."

@@ -13,8 +13,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import plain
-from modelrunner.server.plain import Receive, Scope, Send
+from modelrunner.server.native import plain
+from modelrunner.server.native.plain import Receive, Scope, Send
 
 
 class FastApp(FastAPI):
