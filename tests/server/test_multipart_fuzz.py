@@ -1,5 +1,5 @@
-"""Property tests of form decoding (server/multipart.py): any multipart or urlencoded body gives one row of
-columns or one of our errors, never another exception."""
+"""Property tests of form decoding (server/native/multipart.py): any multipart or urlencoded body gives one
+row of columns or one of our errors, never another exception."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property tests of the V2 decoders (server/v2_codec.py, v2_binary.py, grpc_codec.py): any request body,
+"""Property tests of the V2 decoders (server/v2/codec.py, v2/binary.py, grpc/codec.py): any request body,
 binary tail or ``ModelInferRequest`` bytes give columns or one of our errors, never another exception."""
 
 from __future__ import annotations

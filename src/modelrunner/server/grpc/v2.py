@@ -1,93 +1,76 @@
 """Open Inference Protocol (V2) over gRPC: ``inference.GRPCInferenceService``; the model is the endpoint.
 
-Only converts (``grpc_codec``) and delegates to the same data plane as V2 REST (``dataplane.infer``), so
-tritonclient.grpc and KServe's V2 clients work unchanged. Errors become gRPC statuses (``grpc_errors``).
+Only converts (``grpc.codec``) and delegates to the same data plane as V2 REST (:class:`DataPlane`: health,
+metadata, the version check and ``infer`` are written there once), so tritonclient.grpc and KServe's V2
+clients work unchanged. Errors become gRPC statuses (``grpc.errors``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TypeAlias
 
 import grpc
 
-from modelrunner.errors import NotFound, Unavailable
-from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import dataplane
-from modelrunner.server.grpc import codec as grpc_codec
+from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
+from modelrunner.server.grpc import codec
 from modelrunner.server.grpc.errors import guard, tolerant
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
 EXTENSIONS = ("model_repository",)
 """V2 extensions served over gRPC (the repository extension's control lives on REST, ``/v2/repository``)."""
+VERSION_HINT = "leave model_version empty for whichever version is serving"
+
+Context: TypeAlias = grpc.aio.ServicerContext  # generic in grpc; untyped here (grpc has no stubs)
 
 
-def _endpoint(runtime: dataplane.RuntimeLike, name: str, version: str) -> Endpoint:
-    """The endpoint ``name``; with a ``version``, only while that version is the one serving."""
-    endpoint = runtime.get(name)
-    if version:
-        dep = endpoint.current
-        if dep is None:
-            raise Unavailable(f"model {name!r} has no version loaded yet")
-        if str(dep.version) != version:
-            raise NotFound(f"model {name!r} serves version {dep.version}, not {version!r} "
-                           "(leave model_version empty for whichever version is serving)")
-    return endpoint
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    """The V2 gRPC service over one worker's :class:`DataPlane`."""
 
-
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The V2 gRPC service over one runtime (one per worker process); ``max_rows`` as the setting."""
-
-    def __init__(self, runtime: dataplane.RuntimeLike, max_rows: int | None = None) -> None:
-        self.runtime = runtime
-        self.max_rows = max_rows
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
 
     @guard
-    async def ServerLive(self, request: Any, context: Any) -> Any:  # noqa: N802 - the rpc's name
-        return pb.ServerLiveResponse(live=True)
+    async def ServerLive(self, request: pb.ServerLiveRequest,  # noqa: N802 - the rpc's name
+                         context: Context) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=self.plane.live())
 
     @guard
-    async def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return pb.ServerReadyResponse(ready=bool(self.runtime.ready))
+    async def ServerReady(self, request: pb.ServerReadyRequest,  # noqa: N802
+                          context: Context) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.plane.ready())
 
     @guard
-    async def ServerMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
-        from modelrunner.server.app import package_version
-
-        return pb.ServerMetadataResponse(name="modelrunner", version=package_version(),
-                                         extensions=list(EXTENSIONS))
-
-    @guard
-    async def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        dep = self.runtime.get(request.name).current
-        ready = dep is not None and (not request.version or str(dep.version) == request.version)
-        return pb.ModelReadyResponse(ready=ready)
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest,  # noqa: N802
+                             context: Context) -> pb.ServerMetadataResponse:
+        meta = self.plane.server_metadata(EXTENSIONS)
+        return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"],
+                                         extensions=meta["extensions"])
 
     @guard
-    async def ModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
-        from modelrunner.contract.schema import v2_metadata
-
-        endpoint = _endpoint(self.runtime, request.name, request.version)
-        dep = endpoint.current
-        if dep is None:
-            raise Unavailable(f"model {request.name!r} has no version loaded yet")
-        meta = v2_metadata(dep.contract, request.name, [str(dep.version)], "modelrunner")
-        return grpc_codec.model_metadata(meta)
+    async def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
+                         context: Context) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version))
 
     @guard
-    async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802
-        endpoint = _endpoint(self.runtime, request.model_name, request.model_version)
-        large = request.ByteSize() > dataplane.OFFLOAD_BYTES  # computed in C: cheap next to decoding
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest,  # noqa: N802
+                            context: Context) -> pb.ModelMetadataResponse:
+        meta = self.plane.model_metadata(request.name, request.version, hint=VERSION_HINT)
+        return codec.model_metadata(meta)
+
+    @guard
+    async def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
+                         context: Context) -> pb.ModelInferResponse:
+        plane, version = self.plane, request.model_version
+        endpoint = plane.endpoint(request.model_name, version, hint=VERSION_HINT)
+        large = request.ByteSize() > OFFLOAD_BYTES  # computed in C: cheap next to decoding
         if large:  # reading millions of values out of the message takes a while: not on the event loop
-            infer_request = await asyncio.to_thread(grpc_codec.infer_request, request, self.max_rows)
+            infer_request = await asyncio.to_thread(codec.infer_request, request, plane.max_rows)
         else:
-            infer_request = grpc_codec.infer_request(request, self.max_rows)
-        pred = await dataplane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large)
-        if request.model_version and str(pred.version) != request.model_version:
-            raise Unavailable(f"model {request.model_name!r} switched to version {pred.version} during the "
-                              "request; retry")
-        return grpc_codec.infer_response(request.model_name, infer_request, pred)
+            infer_request = codec.infer_request(request, plane.max_rows)
+        pred = await plane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large, version=version)
+        return codec.infer_response(request.model_name, infer_request, pred)
 
 
 def add_to_server(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
