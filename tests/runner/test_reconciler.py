@@ -302,7 +302,7 @@ def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(reg, push,
     after the outage reads the desired state again and swaps to what changed meanwhile."""
     from modelrunner.errors import StorageError
     from modelrunner.runner import runtime as runtime_module
-    from modelrunner.server.wire import readiness
+    from modelrunner.server.dataplane import DataPlane
 
     monkeypatch.setattr(runtime_module, "STALE_AFTER_S", 0.3)
     push("m", 1)
@@ -333,7 +333,7 @@ def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(reg, push,
             assert rt.registry_contact()["connected"]
             down["now"] = True
             await wait_for(lambda: not rt.registry_contact()["connected"], "stale never reported")
-            status, body = readiness(rt)
+            status, body = DataPlane(rt).readiness()
             assert status == 200 and body["registry"]["stale"] is True and body["registry"]["stale_s"] >= 0.3
             down["now"] = False  # the write below goes around the worker's (guarded) view
             reg.set_endpoint("ep", "m@2")
@@ -345,7 +345,7 @@ def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(reg, push,
             await wait_for(lambda: rt.get("ep").current.version == 2, "no catch-up after the outage")
             assert time.monotonic() - t0 < 2.0 and await served(rt) == 2
             await wait_for(lambda: rt.registry_contact()["connected"], "still stale after the outage")
-            status, body = readiness(rt)
+            status, body = DataPlane(rt).readiness()
             assert status == 200 and body["registry"]["connected"] and "stale" not in body["registry"]
         finally:
             down["now"] = False
