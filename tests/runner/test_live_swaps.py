@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from runner_server import Load, Server, save_toy
 
 from modelrunner.errors import SwapFailed, Unavailable
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.runner_server import Load, Server, save_toy
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runner_fakes import write_bundle
 
 from modelrunner.errors import NotFound
 from modelrunner.runner.runtime import Runtime
 from modelrunner.settings import Settings
+from support.runner_fakes import write_bundle
 
 
 def runtime(reg: Any, home: Path, loader: Any, **kw: Any) -> Runtime:

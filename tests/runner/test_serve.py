@@ -12,13 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runner_server import BODY, Server, child_pids, save_toy
 
 from modelrunner.errors import NotFound, Unauthenticated
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.client import AdminClient
 from modelrunner.runner.workers import check_exposure, is_loopback, url_host
 from modelrunner.settings import Settings
+from support.runner_server import BODY, Server, child_pids, save_toy
 
 
 def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import ServerThread, StaticRuntime
 
 from modelrunner.server.shell import WorkerApp
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime
 
 BODY = {"instances": [{"x": [1.0, 2.0, 3.0, -1.0]}]}
 

@@ -24,9 +24,8 @@ BODY = {"instances": [{"x": [0.5, 0.25, 0.0, 1.0]}]}
 def save_toy(path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None,
              inputs: tuple[str, ...] = ("x",)) -> Path:
     """A python-flavor bundle of ``toy_models.Tagged``."""
-    from toy_models import Tagged
-
     from modelrunner.bundle import save_model
+    from support.toy_models import Tagged
 
     sample = {name: np.zeros((2, 4)) for name in inputs}
     save_model(Tagged(tag, size_mb=size_mb, fail=fail), path, name="toy", sample=sample, license="MIT")
@@ -35,9 +34,8 @@ def save_toy(path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None,
 
 def save_sleepy(path: Path) -> Path:
     """A python-flavor bundle of ``toy_models.Sleepy`` (sleeps ``x[0][0]`` seconds per call)."""
-    from toy_models import Sleepy
-
     from modelrunner.bundle import save_model
+    from support.toy_models import Sleepy
 
     save_model(Sleepy(), path, name="sleepy", sample={"x": np.zeros((2, 4))}, license="MIT")
     return path
