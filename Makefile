@@ -27,9 +27,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples bench
 	$(VENV)/bin/mypy
 
+# Most tests wait on servers they start: test files run on TEST_WORKERS processes (pytest-xdist), a file's
+# tests on one worker (its module fixtures start once). TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
