@@ -64,12 +64,13 @@ def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
         reg.push(save_toy(tmp_path / "v2", 2), name="toy")
     env = {"MODELRUNNER_ADMIN_TOKEN": "s3cret"}
     server = Server(home, "--endpoint", "toy=toy@1", env=env)
+    server.admin.close()
     server.admin = AdminClient(server.url, token="s3cret")
     with server:
         with Registry(Settings(home=home)) as reg:
             assert reg.endpoint("toy").target == "toy@1", "--endpoint wrote the desired state"
-        with pytest.raises(Unauthenticated):
-            AdminClient(server.url).endpoints()
+        with AdminClient(server.url) as anonymous, pytest.raises(Unauthenticated):
+            anonymous.endpoints()
         with pytest.raises(NotFound, match="nosuchmodel"):
             server.admin.swap("toy", "nosuchmodel@1", wait=True, timeout=5)
         assert server.admin.swap("toy", "toy@2", wait=True, timeout=20)["outcome"] == "switched"

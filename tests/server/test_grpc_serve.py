@@ -64,6 +64,8 @@ def served(home: Path) -> Iterator[tuple[str, str]]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:
