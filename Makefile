@@ -26,6 +26,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # Most tests wait on servers they start: test files run on TEST_WORKERS processes (pytest-xdist), a file's
 # tests on one worker (its module fixtures start once). TEST_WORKERS=0 runs them in this process.

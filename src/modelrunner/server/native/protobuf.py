@@ -1,7 +1,7 @@
 """Protobuf-native endpoints (the Acumos way): the endpoint's own ``Request``/``Response`` messages.
 
 Shared by ``POST /v1/endpoints/{name}/predict`` with ``Content-Type: application/x-protobuf`` and by the
-per-contract gRPC service ``modelrunner.<endpoint>.Model/Predict`` (``grpc_native``). Bytes are decoded with
+per-contract gRPC service ``modelrunner.<endpoint>.Model/Predict`` (``grpc.native``). Bytes are decoded with
 the contract of the version serving *now* (so a swap is picked up at once) through ``contract.proto``'s
 run-time message classes; no protoc at run time. The ``.proto`` text is served by version: the current
 one, an older contract version, or a model version's.
@@ -26,9 +26,9 @@ from modelrunner.contract.proto import (
 )
 from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint, Prediction
-from modelrunner.server import dataplane
+from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.http import json_response
-from modelrunner.server.wire import load_request_json
+from modelrunner.server.wire import load_request_json, media, version_headers
 
 PROTOBUF = "application/x-protobuf"
 _PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf", "application/vnd.google.protobuf",
@@ -42,21 +42,17 @@ def service_of(endpoint: str) -> str:
     return f"{package_of(endpoint)}.{SERVICE}"
 
 
-def _media(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
-
-
 def is_protobuf(content_type: str | None) -> bool:
-    return _media(content_type) in _PROTOBUF_TYPES
+    return media(content_type) in _PROTOBUF_TYPES
 
 
 def wants_protobuf(accept: str | None) -> bool:
     """True when ``Accept`` names a protobuf type before (or without) JSON."""
     for part in (accept or "").split(","):
-        media = _media(part)
-        if media in _PROTOBUF_TYPES:
+        kind = media(part)
+        if kind in _PROTOBUF_TYPES:
             return True
-        if media in ("application/json", "application/*"):
+        if kind in ("application/json", "application/*"):
             return False
     return False
 
@@ -81,12 +77,12 @@ def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
     return endpoint.contract
 
 
-async def predict(endpoint: Endpoint, data: bytes, protocol: str,
-                  max_rows: int | None = None) -> tuple[bytes, Prediction]:
+async def predict(plane: DataPlane, endpoint: Endpoint, data: bytes,
+                  protocol: str) -> tuple[bytes, Prediction]:
     """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version."""
-    package = package_of(endpoint.name)
-    pred = await dataplane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
-                                 offload=len(data) > dataplane.OFFLOAD_BYTES)
+    package, max_rows = package_of(endpoint.name), plane.max_rows
+    pred = await plane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
+                             offload=len(data) > OFFLOAD_BYTES)
     return encode_response(endpoint, pred), pred
 
 
@@ -98,25 +94,25 @@ def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
 def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
     """Which version answered (the protobuf body has no room for it)."""
     contract = answering_contract(endpoint, pred)
-    return {"x-modelrunner-model": pred.model, "x-modelrunner-version": str(pred.version),
-            "x-modelrunner-ref": pred.ref, "x-modelrunner-contract-version": str(contract.version)}
+    return {**version_headers(pred), "x-modelrunner-ref": pred.ref,
+            "x-modelrunner-contract-version": str(contract.version)}
 
 
-async def http_predict(endpoint: Endpoint, body: bytes, headers: Mapping[str, str],
-                       max_rows: int | None = None) -> Response:
+async def http_predict(plane: DataPlane, endpoint: Endpoint, body: bytes,
+                       headers: Mapping[str, str]) -> Response:
     """``POST /v1/endpoints/{name}/predict`` when the body is protobuf or a protobuf answer is wanted."""
-    accept = headers.get("accept")
+    accept, max_rows = headers.get("accept"), plane.max_rows
     if is_protobuf(headers.get("content-type")):
-        data, pred = await predict(endpoint, body, "protobuf", max_rows)
+        data, pred = await predict(plane, endpoint, body, "protobuf")
         if accept is None or wants_protobuf(accept) or "json" not in accept:
             return Response(data, media_type=PROTOBUF, headers=answer_headers(endpoint, pred))
         out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
         out.update(encode_json_response(pred.columns, "instances"))
         return json_response(out)
-    large = len(body) > dataplane.OFFLOAD_BYTES
+    large = len(body) > OFFLOAD_BYTES
     doc = await load_request_json(body, max_rows, large)
-    pred = await dataplane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
-                                 "protobuf", offload=large)
+    pred = await plane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
+                             "protobuf", offload=large)
     return Response(encode_response(endpoint, pred), media_type=PROTOBUF,
                     headers=answer_headers(endpoint, pred))
 
