@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_helpers import Cli
+from support.cli_helpers import Cli
 
 
 def test_set_batching_without_a_server_writes_the_config(cli: Cli, iris_bundle: Path, free_url: str) -> None:

@@ -11,13 +11,13 @@ from collections.abc import Iterator, Mapping
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 from modelrunner.bundle.predictor import Columns
 from modelrunner.monitoring import metrics
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.server.native import fastpath, plain
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 ROW = {"x": [1.0, 2.0, 3.0, -1.0]}
 
