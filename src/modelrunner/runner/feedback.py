@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from modelrunner.errors import InvalidArgument, NotFound
+from modelrunner.errors import InvalidArgument, NotFound, Unavailable
 from modelrunner.registry.types import FeedbackResult
 
 RETRY_S = 1.5
@@ -63,7 +63,9 @@ async def join(runtime: Any, endpoint: str, items: Sequence[tuple[str, Any]], *,
     """Store the items against ``endpoint``'s logged predictions; NotFound naming the ids none was logged
     for (after ``retry_s``), the others stored all the same."""
     runtime.get(endpoint)  # NotFound naming the endpoints this worker serves
-    registry = runtime.registry
+    registry = getattr(runtime, "registry", None)
+    if registry is None:
+        raise Unavailable("feedback needs the registry's prediction log; this server runs without one")
     result = await asyncio.to_thread(registry.record_feedback, endpoint, items)
     joined, duplicates, unknown = result.joined, result.duplicates, list(result.unknown)
     deadline = time.monotonic() + retry_s

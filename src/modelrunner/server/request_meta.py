@@ -92,6 +92,11 @@ def chain(*lookups: Lookup | None) -> Lookup:
     return lookup
 
 
+def lookup(fields: Any, header: Callable[[str], Any]) -> Lookup:
+    """The usual sticky lookup: a field of ``fields`` (body fields, V2 parameters), else a header."""
+    return chain(mapping_lookup(fields), header_lookup(header))
+
+
 def headers_of(pred: Any) -> dict[str, str]:
     """``x-request-id`` and ``x-modelrunner-variant`` of an answer."""
     return {REQUEST_ID: pred.request_id, VARIANT: pred.variant}
