@@ -182,6 +182,7 @@ def test_feedback_from_either_worker_joins(served: Served) -> None:
     assert {r.request_id: r.target for r in labelled}[ids[0]] == 2, "the later target wins"
 
 
+@pytest.mark.slow
 def test_experiment_survives_a_server_restart_and_stopping_restores_plain_serving(served: Served) -> None:
     served.stop_running()
     exp = served.apply(lambda: served.registry.start_experiment("toy", "toy@2", mode="canary", percent=100))
