@@ -43,6 +43,8 @@ __all__ = [
     "observe_request",
     "observe_step",
     "observe_swap",
+    "set_online_labelled",
+    "set_online_metric",
     "render",
     "reset",
     "set_loaded",
@@ -110,6 +112,17 @@ class _Collectors:
             "modelrunner_batch_size",
             "Rows per merged predict call of an endpoint with batching on (one observation per batch).",
             ["endpoint"], buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.online = Gauge(
+            "modelrunner_online_metric",
+            "Online metric of an experiment's variant (accuracy, error_rate, p99_ms, ...), from the "
+            "prediction log and feedback.", ["endpoint", "variant", "metric"], multiprocess_mode="mostrecent",
+            registry=reg,
+        )
+        self.online_labelled = Gauge(
+            "modelrunner_online_labelled",
+            "Logged predictions of an experiment's variant joined with feedback.", ["endpoint", "variant"],
+            multiprocess_mode="mostrecent", registry=reg,
         )
         self.cache: dict[tuple[Any, ...], Any] = {}
 
@@ -219,7 +232,7 @@ class _WithoutRemoved:
 # -- endpoints coming and going (runner) -------------------------------------------------------------------
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
-                "swaps_failed", "swap_duration", "loaded", "batch_size")
+                "swaps_failed", "swap_duration", "loaded", "batch_size", "online", "online_labelled")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
@@ -308,3 +321,17 @@ def set_loaded(endpoint: str, version: int | str, value: int) -> None:
 def observe_step(pipeline: str, step: str, seconds: float) -> None:
     """Duration of one step of one pipeline run."""
     _child("step", lambda c: c.step_latency.labels(pipeline, step), pipeline, step).observe(seconds)
+
+
+# -- online experiments (experiments.loop) -----------------------------------------------------------------
+
+
+def set_online_metric(endpoint: str, variant: str, metric: str, value: float) -> None:
+    """The current online value of ``metric`` for one variant of the experiment on ``endpoint``."""
+    child = _child("online", lambda c: c.online.labels(endpoint, variant, metric), endpoint, variant, metric)
+    child.set(value)
+
+
+def set_online_labelled(endpoint: str, variant: str, count: int) -> None:
+    """How many of the variant's logged predictions have feedback joined."""
+    _child("online_n", lambda c: c.online_labelled.labels(endpoint, variant), endpoint, variant).set(count)
