@@ -27,7 +27,7 @@ def digits_answers() -> tuple[np.ndarray, np.ndarray]:
     return model.predict(x[1200:]), y[1200:]
 
 
-def test_online_accuracy_equals_offline_on_the_same_rows(digits_answers: tuple[np.ndarray, np.ndarray]) -> None:
+def test_online_accuracy_equals_offline_on_the_same_rows(digits_answers: tuple[np.ndarray, ...]) -> None:
     pred, y = digits_answers
     logged = rows("production", pred.tolist(), y.tolist())
     stats = online_stats(logged, logged, m.Task.CLASSIFICATION, _contract_for(contract()))
@@ -55,13 +55,14 @@ def test_regression_and_ocr_metrics_match_offline() -> None:
     ocr = contract("text", DType.STRING)
     logged = rows("production", texts, truth, output="text")
     prod = online_stats(logged, logged, m.Task.OCR, _contract_for(ocr))["production"]
-    assert prod.value("cer") == pytest.approx(m.cer(np.array(truth, dtype=object), np.array(texts, dtype=object)))
+    offline = m.cer(np.array(truth, dtype=object), np.array(texts, dtype=object))
+    assert prod.value("cer") == pytest.approx(offline)
     assert prod.value("exact_match") == pytest.approx(1 / 3)
 
 
 def test_errors_count_in_error_rate_not_in_quality_and_shadow_agreement() -> None:
     prod = rows("production", [1, 2, 3, 4] * 10, [1, 2, 3, 4] * 10, prefix="r")
-    shadow = rows("shadow", [1, 2, 3, 0] * 10, [1, 2, 3, 4] * 10, prefix="r")  # same request ids as production
+    shadow = rows("shadow", [1, 2, 3, 0] * 10, [1, 2, 3, 4] * 10, prefix="r")  # production's request ids
     shadow[0] = Row("r-0", "shadow", "m", 2, 1.0, "RuntimeError: boom", None, 1)
     stats = online_stats(prod + shadow, prod + shadow, m.Task.CLASSIFICATION, _contract_for(contract()))
     sh = stats["shadow"]
@@ -80,7 +81,8 @@ def test_wilson_known_values_and_edges() -> None:
         est, ref = wilson(k, n), binomtest(k, n).proportion_ci(method="wilson")
         assert (est.low, est.high) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12))
     zero = wilson(0, 300)
-    assert zero.low == pytest.approx(0, abs=1e-12) and zero.high == pytest.approx(3.8415 / (300 + 3.8415), rel=1e-3)
+    assert zero.low == pytest.approx(0, abs=1e-12)
+    assert zero.high == pytest.approx(3.8415 / (300 + 3.8415), rel=1e-3)
     assert wilson(0, 0).value is None
 
 
@@ -98,7 +100,8 @@ def test_interval_coverage_is_about_95_percent() -> None:
         hits_acc += est is not None and est.low <= 0.9 <= est.high  # type: ignore[operator]
         noise = rng.normal(scale=2.0, size=200)  # true rmse 2.0
         logged = rows("production", noise.tolist(), [0.0] * 200, output="prediction", prefix=f"t{i}")
-        est = online_stats(logged, logged, m.Task.REGRESSION, _contract_for(reg))["production"].estimate("rmse")
+        stats = online_stats(logged, logged, m.Task.REGRESSION, _contract_for(reg))
+        est = stats["production"].estimate("rmse")
         hits_rmse += est is not None and est.low <= 2.0 <= est.high  # type: ignore[operator]
     assert 0.88 <= hits_acc / trials <= 1.0
     assert 0.85 <= hits_rmse / trials <= 1.0

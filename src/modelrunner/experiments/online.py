@@ -28,6 +28,7 @@ from modelrunner.evaluation import metrics as m
 
 Z95 = 1.959963984540054  # two-sided 95 %: 2.5 % on each side
 BOOTSTRAP = 400
+GENERIC_DRAWS = 300  # metrics recomputed in full per resample (macro_f1, r2, log_loss)
 SEED = 20240613
 PRODUCTION = "production"
 PROPORTIONS = frozenset({"accuracy", "exact_match", "error_rate", "agreement"})
@@ -82,11 +83,13 @@ def resample_indices(n: int, draws: int = BOOTSTRAP, salt: int = 0) -> np.ndarra
     return rng.integers(0, n, size=(draws, n))
 
 
-def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray, z: float = Z95) -> tuple[float, float]:
+    """The central interval of bootstrap ``samples`` at the two-sided level of ``z`` (1.96: 95 %)."""
     finite = samples[np.isfinite(samples)]
     if not len(finite):
         return math.nan, math.nan
-    low, high = np.percentile(finite, [2.5, 97.5])
+    tail = 100 * 0.5 * math.erfc(z / math.sqrt(2))
+    low, high = np.percentile(finite, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -189,7 +192,7 @@ def quality_samples(task: m.Task, contract: Contract, outputs: Sequence[Any],
 
     def generic(name: str) -> Statistic:
         def stat(idx: np.ndarray) -> np.ndarray:
-            draws = idx[: max(1, BOOTSTRAP // 2)]  # a full recompute per draw: fewer draws
+            draws = idx[:GENERIC_DRAWS]  # a full recompute per draw: fewer draws
             return np.asarray([m.compute_metrics(task, y[i], {k: v[i] for k, v in cols.items()},
                                                  contract).get(name, math.nan) for i in draws])
         return stat
