@@ -8,7 +8,15 @@ from exp_rows import contract, rows
 
 from modelrunner.evaluation import metrics as m
 from modelrunner.experiments import decide
-from modelrunner.experiments.decide import NEWCOMBE, WILSON, Z_DECIDE, judge, judge_rule, look_number, newcombe
+from modelrunner.experiments.decide import (
+    NEWCOMBE,
+    WILSON,
+    Z_DECIDE,
+    judge,
+    judge_rule,
+    look_number,
+    newcombe,
+)
 from modelrunner.experiments.online import Z95, Sample, VariantStats, online_stats
 from modelrunner.experiments.rules import parse_rule, parse_rules
 
