@@ -24,6 +24,7 @@ from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFaile
 from modelrunner.pipelines.targets import resolve_target
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Deployment, Endpoint
+from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
 from modelrunner.runner.loading import Loader, build_deployment, load_bundle
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Reconciler:
     def __init__(self, registry: Any, endpoints: dict[str, Endpoint],
                  make_endpoint: Callable[[str], Endpoint], *, worker_id: str,
                  poll_interval_s: float = 0.1, loader: Loader = load_bundle,
-                 on_change: Callable[[Endpoint], None] | None = None) -> None:
+                 on_change: Callable[[Endpoint], None] | None = None, shadow_queue: int = 256) -> None:
         self.registry = registry
         self.endpoints = endpoints
         self.make_endpoint = make_endpoint
@@ -65,6 +66,8 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.experiments = ExperimentSync(registry, worker_id=worker_id, loader=loader,
+                                          queue_size=shadow_queue)
 
     async def start(self) -> None:
         """Reconcile once (so a new worker serves before it takes traffic), then keep polling."""
@@ -113,18 +116,19 @@ class Reconciler:
             snapshot = await asyncio.to_thread(self._read, unless)
             if snapshot is None:
                 return False
-            generation, states, resolved = snapshot
+            generation, states, resolved, (running, candidates) = snapshot
             self.desired = {s.name for s in states}
             self.targets = {s.name: s.target for s in states}
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()
+            await self.experiments.sync(self.endpoints, running, candidates)
             self.seen_generation = generation
             self._schedule_retry(retry)
             return True
 
-    def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any]] | None:
-        """Generation, desired states and what each target resolves to (or the error), in one thread hop;
-        None when the generation is still ``unless``."""
+    def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any], Any] | None:
+        """Generation, desired states, what each target resolves to (or the error) and the running
+        experiments with their candidates, in one thread hop; None when the generation is still ``unless``."""
         generation = int(self.registry.state_generation())
         if unless is not None and generation == unless:
             return None
@@ -135,12 +139,12 @@ class Reconciler:
                 resolved[state.name] = resolve_target(self.registry, state.target)
             except ModelrunnerError as exc:
                 resolved[state.name] = exc
-        return generation, states, resolved
+        return generation, states, resolved, read_experiments(self.registry)
 
     def _schedule_retry(self, retried: bool) -> None:
         """Transient trouble (Unavailable) retries later, backing off; anything else waits for a change.
         A pass for another reason (a new generation) leaves a scheduled retry where it is."""
-        if self._retrying:
+        if self._retrying or self.experiments.retrying:
             if self._retry_at is None or retried:
                 self._retry_at = time.monotonic() + self._backoff_s
                 self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
@@ -196,7 +200,7 @@ class Reconciler:
 
         metrics.swap_started(ep.name)
         t0 = time.perf_counter()
-        new = ep.take_previous(mv.name, mv.version, mv.sha256)
+        new = ep.take_previous(mv.name, mv.version, mv.sha256) or await _take_candidate(ep, mv)
         try:
             if new is None:
                 ep.state = "loading"
@@ -274,3 +278,13 @@ class Reconciler:
     def _notify(self, ep: Endpoint) -> None:
         if self.on_change is not None:
             self.on_change(ep)
+
+
+async def _take_candidate(ep: Endpoint, mv: Any) -> Deployment | None:
+    """The experiment's loaded candidate when production is to become that version (a promotion): the
+    experiment stops and its deployment is swapped in, with no second load."""
+    live = ep.experiment
+    if live is None or live.candidate.closed or not live.candidate.same_version(mv.name, mv.version,
+                                                                                mv.sha256):
+        return None
+    return await ep.end_experiment(keep_candidate=True)
