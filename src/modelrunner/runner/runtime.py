@@ -58,6 +58,8 @@ class Runtime:
         self._report_now = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: ChangeWatcher | None = None
+        self._decider: asyncio.Task[None] | None = None
+        self._decider_stop = asyncio.Event()
 
     def _make_endpoint(self, name: str) -> Endpoint:
         return Endpoint(name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
@@ -102,6 +104,11 @@ class Runtime:
         self._started = True
         self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
+
+        self._decider_stop = asyncio.Event()
+        self._decider = asyncio.get_running_loop().create_task(
+            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop), name="decider")
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
@@ -120,6 +127,10 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop polling, unload every endpoint (in-flight requests drain first), free the threads."""
+        if self._decider is not None:
+            self._decider_stop.set()
+            await self._decider
+            self._decider = None
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
