@@ -29,4 +29,4 @@ def rows(variant: str, preds: list[Any], targets: list[Any] | None = None, *, ou
          version: int = 1, latency: float = 2.0, prefix: str = "") -> list[Row]:
     targets = targets if targets is not None else [None] * len(preds)
     return [Row(f"{prefix or variant}-{i}", variant, "m", version, latency + (i % 10) * 0.1, None,
-                {output: p}, t) for i, (p, t) in enumerate(zip(preds, targets, strict=True))]
+                {output: [p]}, t) for i, (p, t) in enumerate(zip(preds, targets, strict=True))]

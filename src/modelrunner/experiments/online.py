@@ -11,7 +11,9 @@ Confidence intervals (95 %, two-sided):
   not means of independent 0/1 outcomes (a percentile, a root of a mean, a ratio of sums), so no closed form
   applies; the bootstrap needs no distribution assumption.
 
-Rows whose prediction failed (``error`` set) count in the error rate and are left out of quality metrics.
+Requests whose prediction failed (``error`` set) count in the error rate and are left out of quality metrics.
+Requests, errors, latency and agreement count requests; labels and quality metrics count predicted rows (a
+request of k rows with a list of k targets gives k labelled rows).
 """
 
 from __future__ import annotations
@@ -169,9 +171,37 @@ def _percentile_stat(lat: np.ndarray, q: float) -> Statistic:
 
 
 def columns_of(outputs: Sequence[Any]) -> dict[str, np.ndarray]:
-    """Per-row output dicts (as logged) -> columns, like the predictor's own answer."""
+    """Per-row output dicts -> columns, like the predictor's own answer."""
     names = [k for k in (outputs[0] if outputs else {}) if all(k in o for o in outputs)]
     return {k: np.asarray([o[k] for o in outputs]) for k in names}
+
+
+def _request_rows(outputs: Any) -> int:
+    """Rows answered by one logged request (its outputs are ``{name: [value per row]}``); 0 when unusable."""
+    if not isinstance(outputs, dict) or not outputs:
+        return 0
+    sizes = {len(v) if isinstance(v, list) else -1 for v in outputs.values()}
+    return sizes.pop() if len(sizes) == 1 and -1 not in sizes else 0
+
+
+def labelled_pairs(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Labelled log rows -> one ``(outputs of a row, target)`` per predicted row.
+
+    A one-row request's target is the JSON the client sent; a k-row request's target must be a list of k
+    values (rows whose target does not fit are left out, like failed ones)."""
+    outs: list[dict[str, Any]] = []
+    targets: list[Any] = []
+    for r in rows:
+        k = _request_rows(r.outputs) if not r.error and r.target is not None else 0
+        if k == 0:
+            continue
+        values = [r.target] if k == 1 else r.target
+        if not isinstance(values, list) or len(values) != k:
+            continue
+        for i in range(k):
+            outs.append({name: col[i] for name, col in r.outputs.items()})
+            targets.append(values[i])
+    return outs, targets
 
 
 def _target_array(values: Sequence[Any]) -> np.ndarray:
@@ -235,10 +265,11 @@ def _cer_stat(y: np.ndarray, pred: np.ndarray) -> Statistic:
 
 def _agreement(rows: Sequence[LoggedRow], production: Sequence[LoggedRow], field_name: str) -> Sample:
     """Share of requests (joined by request id: shadow) where this variant answered like production."""
-    theirs = {r.request_id: r.outputs for r in production if not r.error and isinstance(r.outputs, dict)}
+    theirs = {r.request_id: r.outputs.get(field_name) for r in production
+              if not r.error and isinstance(r.outputs, dict)}
     pairs = [(r.outputs.get(field_name), theirs[r.request_id]) for r in rows
              if not r.error and isinstance(r.outputs, dict) and r.request_id in theirs]
-    same = sum(1 for a, b in pairs if a == b.get(field_name))
+    same = sum(1 for a, b in pairs if a == b)
     return Sample(same / len(pairs) if pairs else math.nan, len(pairs), successes=same)
 
 
@@ -259,12 +290,11 @@ def variant_stats(variant: str, rows: Sequence[LoggedRow], labelled: Sequence[An
     stats.samples["error_rate"] = Sample(errors / len(rows) if rows else math.nan, len(rows),
                                          successes=errors)
     stats.samples.update(_latency_samples(rows))
-    good = [r for r in labelled if not r.error and isinstance(r.outputs, dict) and r.target is not None]
-    stats.labelled = len(good)
+    outputs, targets = labelled_pairs(labelled)
+    stats.labelled = len(targets)
     if model is not None:
         contract = contract_for(model, version)
-        stats.samples.update(quality_samples(task, contract, [r.outputs for r in good],
-                                             [r.target for r in good]))
+        stats.samples.update(quality_samples(task, contract, outputs, targets))
         if variant != PRODUCTION and production:
             stats.samples["agreement"] = _agreement(rows, production, m.prediction_field(contract, task))
     return stats
