@@ -64,7 +64,7 @@ def test_errors_count_in_error_rate_not_in_quality_and_shadow_agreement() -> Non
     prod = rows("production", [1, 2, 3, 4] * 10, [1, 2, 3, 4] * 10, prefix="r")
     shadow = rows("shadow", [1, 2, 3, 0] * 10, [1, 2, 3, 4] * 10, prefix="r")  # production's request ids
     shadow[0] = Row("r-0", "shadow", "m", 2, 1.0, "RuntimeError: boom", None, 1)
-    shadow.append(Row("r-40", "shadow", "m", 2, 1.0, None, {"label": [1, 2]}, [1, 2]))  # two rows, two targets
+    shadow.append(Row("r-40", "shadow", "m", 2, 1.0, None, {"label": [1, 2]}, [1, 2]))  # 2 rows, 2 targets
     shadow.append(Row("r-41", "shadow", "m", 2, 1.0, None, {"label": [1, 2]}, 1))  # does not fit: left out
     stats = online_stats(prod + shadow, prod + shadow, m.Task.CLASSIFICATION, _contract_for(contract()))
     sh = stats["shadow"]

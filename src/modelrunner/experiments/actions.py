@@ -53,7 +53,7 @@ def _finite_metrics(stats: VariantStats, names: tuple[str, ...]) -> dict[str, fl
     return out
 
 
-def record_online(registry: Any, stats: ExperimentStats, actor: str) -> dict[str, int]:
+def record_online(registry: Any, stats: ExperimentStats, actor: str | None) -> dict[str, int]:
     """Store each variant's online metrics as an evaluation; the candidate's carries its saved gates."""
     exp = stats.experiment
     sha = hashlib.sha256(f"online:{exp.id}".encode()).hexdigest()
@@ -75,7 +75,7 @@ def record_online(registry: Any, stats: ExperimentStats, actor: str) -> dict[str
     return ids
 
 
-def move_to_candidate(registry: Any, experiment: Any, actor: str) -> str:
+def move_to_candidate(registry: Any, experiment: Any, actor: str | None) -> str:
     """Point what the endpoint follows at the candidate; return what moved (one line)."""
     state = registry.endpoint(experiment.endpoint)
     kind, text = parse_target(state.target)
@@ -89,7 +89,7 @@ def move_to_candidate(registry: Any, experiment: Any, actor: str) -> str:
     return f"endpoint {experiment.endpoint} -> {target}"
 
 
-def _end(registry: Any, experiment: Any, state: str, decision: dict[str, Any], actor: str) -> bool:
+def _end(registry: Any, experiment: Any, state: str, decision: dict[str, Any], actor: str | None) -> bool:
     """End the experiment if it still runs; False when another decider (or a user) ended it first."""
     try:
         ended = registry.end_experiment(experiment.id, state, decision=decision, actor=actor)
@@ -98,14 +98,14 @@ def _end(registry: Any, experiment: Any, state: str, decision: dict[str, Any], a
     return ended is not None and ended is not False
 
 
-def abort(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, actor: str = DECIDER,
+def abort(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, actor: str | None = DECIDER,
           look: int | None = None, reason: str = "", manual: bool = False) -> bool:
     """End the experiment ``aborted``: the candidate is dropped, production keeps serving."""
     doc = decision_doc(stats, verdict, "abort", look=look, reason=reason, manual=manual)
     return _end(registry, stats.experiment, "aborted", doc, actor)
 
 
-def promote(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, actor: str = DECIDER,
+def promote(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, actor: str | None = DECIDER,
             look: int | None = None, manual: bool = False) -> str:
     """Record the online evaluations, move the endpoint to the candidate, end ``promoted``.
 
@@ -141,7 +141,7 @@ def promote(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, a
     return moved
 
 
-def stop_passed(registry: Any, stats: ExperimentStats, verdict: Verdict, *, actor: str = DECIDER,
+def stop_passed(registry: Any, stats: ExperimentStats, verdict: Verdict, *, actor: str | None = DECIDER,
                 look: int | None = None) -> bool:
     """Every rule passed but the experiment has no ``--then promote``: record and end it ``stopped``."""
     doc = decision_doc(stats, verdict, "stop", look=look,
@@ -150,7 +150,7 @@ def stop_passed(registry: Any, stats: ExperimentStats, verdict: Verdict, *, acto
     return _end(registry, stats.experiment, "stopped", doc, actor)
 
 
-def decide_once(registry: Any, experiment: Any, looks: dict[str, int], *, actor: str = DECIDER,
+def decide_once(registry: Any, experiment: Any, looks: dict[str, int], *, actor: str | None = DECIDER,
                 stats: ExperimentStats | None = None) -> str | None:
     """Look at a running experiment once: act when a new checkpoint gives a pass or a fail.
 

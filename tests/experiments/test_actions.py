@@ -1,0 +1,89 @@
+"""Decisions acted on in a real registry: promote through the gates (the alias moves), abort, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from exp_log import log_answers
+
+from modelrunner.experiments.actions import decide_once
+from modelrunner.experiments.stats import load_stats
+
+RULES = ["accuracy >= baseline - 0.01", "error_rate <= 0.05"]
+
+
+@pytest.fixture
+def reg(db_url: str, tmp_home: Path, digits_models: dict[str, Path]) -> Any:
+    """digits@1 weak (production), @2 good, @3 bad; endpoint digits -> digits@production."""
+    from modelrunner.registry import Registry
+
+    registry = Registry(database_url=db_url, store_url=str(tmp_home / "artifacts"))
+    registry.push(digits_models["weak"], alias="production", actor="tester")
+    registry.push(digits_models["good"], actor="tester")
+    registry.push(digits_models["bad"], actor="tester")
+    registry.set_endpoint("digits", "digits@production", actor="tester")
+    yield registry
+    registry.close()
+
+
+def _run(reg: Any, candidate: str, data: Any, n: int = 300) -> Any:
+    _, _, x, y = data
+    exp = reg.start_experiment("digits", candidate, mode="ab", rules=RULES, min_labels=100, then="promote",
+                               actor="tester")
+    rng = np.random.default_rng(1)
+    idx = rng.choice(len(x), size=2 * n)
+    log_answers(reg, exp, "production", "digits@1", x[idx[:n]], y[idx[:n]], prefix="p")
+    log_answers(reg, exp, "candidate", candidate, x[idx[n:]], y[idx[n:]], prefix="c")
+    return exp
+
+
+def test_a_better_candidate_is_promoted_through_the_alias(reg: Any, digits_data: Any) -> None:
+    exp = _run(reg, "digits@2", digits_data)
+    looks: dict[str, int] = {}
+    assert decide_once(reg, exp, looks) == "promote digits@production -> 2"
+    assert reg.resolve("digits@production").version == 2
+    ended = reg.experiment_by_id(exp.id)
+    assert ended.state == "promoted" and reg.experiment("digits") is None
+    rules = ended.decision["verdict"]["rules"]
+    assert [r["outcome"] for r in rules] == ["pass", "pass"]
+    assert rules[0]["test"].startswith("Newcombe") and rules[1]["test"].startswith("Wilson")
+    online = reg.evaluations("digits", 2)[0]
+    assert online.dataset_name == f"online:{exp.id}" and online.metrics["accuracy"] > 0.8
+    assert decide_once(reg, ended, looks) is None  # the same checkpoint is not judged twice
+    actions = [a.action for a in reg.audit(limit=20)]
+    assert "experiment.promoted" in actions and "experiment.promote" in actions
+
+
+def test_a_worse_candidate_is_aborted_and_production_stays(reg: Any, digits_data: Any) -> None:
+    exp = _run(reg, "digits@3", digits_data)
+    assert decide_once(reg, exp, {}) == "abort"
+    assert reg.resolve("digits@production").version == 1
+    ended = reg.experiment_by_id(exp.id)
+    assert ended.state == "aborted"
+    assert "accuracy >= baseline - 0.01" in ended.decision["reason"]
+    assert ended.decision["variants"]["candidate"]["metrics"]["accuracy"]["value"] < 0.3
+    # a second decider arriving late acts on nothing: the experiment already ended
+    assert decide_once(reg, exp, {}) is None
+
+
+def test_the_saved_gates_still_apply(reg: Any, digits_data: Any) -> None:
+    reg.set_gates("digits", ["accuracy >= 0.99"], actor="tester")
+    exp = _run(reg, "digits@2", digits_data)
+    result = decide_once(reg, exp, {})
+    assert result is not None and result.startswith("promote aborted: the saved gates refuse digits@2")
+    assert reg.resolve("digits@production").version == 1
+    assert reg.experiment_by_id(exp.id).state == "aborted"
+
+
+def test_nothing_is_decided_before_the_minimums(reg: Any, digits_data: Any) -> None:
+    _, _, x, y = digits_data
+    exp = reg.start_experiment("digits", "digits@3", mode="canary", rules=RULES, min_labels=100,
+                               then="promote", actor="tester")
+    log_answers(reg, exp, "production", "digits@1", x[:200], y[:200], prefix="p")
+    log_answers(reg, exp, "candidate", "digits@3", x[:60], y[:60], prefix="c")
+    stats = load_stats(reg, exp)
+    assert stats.candidate is not None and stats.candidate.labelled == 60
+    assert decide_once(reg, exp, {}) is None and reg.experiment("digits") is not None
