@@ -76,7 +76,8 @@ def wilson(successes: int, n: int, z: float = Z95) -> Estimate:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+    low, high = centre - half, centre + half
+    return Estimate(p, 0.0 if low < 1e-12 else low, 1.0 if high > 1 - 1e-12 else high, n, "wilson")
 
 
 def resample_indices(n: int, draws: int = BOOTSTRAP, salt: int = 0) -> np.ndarray:
