@@ -58,12 +58,17 @@ class ExperimentSync:
         self._refused: dict[str, str] = {}  # endpoint -> id of the experiment whose candidate was refused
         self.retrying: set[str] = set()  # endpoints whose candidate failed to load for a transient reason
 
-    async def sync(self, endpoints: Mapping[str, Endpoint], running: Mapping[str, Any],
-                   resolved: Mapping[str, Any]) -> None:
-        await asyncio.gather(*(self._sync(ep, running.get(name), resolved.get(name))
-                               for name, ep in list(endpoints.items())))
+    async def stop_ended(self, endpoints: Mapping[str, Endpoint], running: Mapping[str, Any]) -> None:
+        """Stop experiments that ended also on endpoints whose production did not settle this pass."""
+        for name, ep in list(endpoints.items()):
+            live, want = ep.experiment, running.get(name)
+            if live is not None and (want is None or want.id != live.id):
+                log.info("endpoint %s: experiment %s ended; unloading %s", name, live.id, live.candidate.ref)
+                await ep.end_experiment()
 
-    async def _sync(self, ep: Endpoint, want: Any, mv: Any) -> None:
+    async def apply(self, ep: Endpoint, want: Any, mv: Any) -> None:
+        """Make ``ep``'s experiment ``want`` (None: none), whose candidate resolved to ``mv`` (or an error).
+        Called by the reconciler once production serves the desired version."""
         live = ep.experiment
         self.retrying.discard(ep.name)
         if want is None:

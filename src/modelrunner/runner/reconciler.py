@@ -68,6 +68,7 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self.experiments = ExperimentSync(registry, worker_id=worker_id, loader=loader,
                                           queue_size=shadow_queue)
+        self._experiments: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     async def start(self) -> None:
         """Reconcile once (so a new worker serves before it takes traffic), then keep polling."""
@@ -116,12 +117,12 @@ class Reconciler:
             snapshot = await asyncio.to_thread(self._read, unless)
             if snapshot is None:
                 return False
-            generation, states, resolved, (running, candidates) = snapshot
+            generation, states, resolved, self._experiments = snapshot
             self.desired = {s.name for s in states}
             self.targets = {s.name: s.target for s in states}
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()
-            await self.experiments.sync(self.endpoints, running, candidates)
+            await self.experiments.stop_ended(self.endpoints, self._experiments[0])
             self.seen_generation = generation
             self._schedule_retry(retry)
             return True
@@ -180,7 +181,7 @@ class Reconciler:
         if current is not None and current.same_version(mv.name, mv.version, mv.sha256):
             self._failed.pop(ep.name, None)
             self._retrying.discard(ep.name)
-            self._settle(ep, "serving", None, generation)
+            await self._serving(ep, generation)
             return
         if self._failed.get(ep.name) == attempt and not (retry and ep.name in self._retrying):
             if ep.name not in self._retrying:  # still refused; nothing new to try
@@ -226,6 +227,16 @@ class Reconciler:
         self._failed.pop(ep.name, None)
         self._retrying.discard(ep.name)
         log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
+        await self._serving(ep, generation)
+
+    async def _serving(self, ep: Endpoint, generation: int) -> None:
+        """Production serves the desired version: apply the endpoint's experiment (load or drop its
+        candidate), then report ``generation`` — so a status row at a generation says both are applied."""
+        running, candidates = self._experiments
+        try:
+            await self.experiments.apply(ep, running.get(ep.name), candidates.get(ep.name))
+        except Exception:  # noqa: BLE001 - an experiment must never stop production from serving
+            log.exception("endpoint %s: applying its experiment failed", ep.name)
         self._settle(ep, "serving", None, generation)
 
     async def _check_contract(self, ep: Endpoint, new: Deployment, state: Any) -> None:

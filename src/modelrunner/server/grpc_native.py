@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from modelrunner.errors import NotFound
-from modelrunner.server import dataplane, protobuf
+from modelrunner.server import dataplane, protobuf, request_meta
 from modelrunner.server.grpc_errors import guard
 
 METHOD = "Predict"
@@ -46,7 +46,9 @@ class ContractHandler(grpc.GenericRpcHandler):
     @guard
     async def _predict(self, service: str, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         endpoint = self._endpoint_of(service)
-        data, pred = await protobuf.predict(endpoint, request, "grpc", self.max_rows)
+        metadata = dict(context.invocation_metadata() or ())
+        data, pred = await protobuf.predict(endpoint, request, "grpc", self.max_rows, headers=metadata.get,
+                                            request_id=metadata.get(request_meta.REQUEST_ID))
         # trailing metadata rides with the status; initial metadata would cost its own write per call
         context.set_trailing_metadata(tuple(protobuf.answer_headers(endpoint, pred).items()))
         return data

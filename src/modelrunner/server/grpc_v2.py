@@ -13,7 +13,7 @@ import grpc
 
 from modelrunner.errors import NotFound, Unavailable
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import dataplane, grpc_codec
+from modelrunner.server import dataplane, grpc_codec, request_meta
 from modelrunner.server.grpc_errors import guard, tolerant
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.server.proto import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -82,10 +82,14 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             infer_request = await asyncio.to_thread(grpc_codec.infer_request, request, self.max_rows)
         else:
             infer_request = grpc_codec.infer_request(request, self.max_rows)
-        pred = await dataplane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large)
+        metadata = dict(context.invocation_metadata() or ())
+        sticky = request_meta.lookup(infer_request.parameters, metadata.get) if endpoint.sticky_key else None
+        pred = await dataplane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large, sticky=sticky,
+                                     request_id=metadata.get(request_meta.REQUEST_ID) or infer_request.id)
         if request.model_version and str(pred.version) != request.model_version:
             raise Unavailable(f"model {request.model_name!r} switched to version {pred.version} during the "
                               "request; retry")
+        context.set_trailing_metadata(tuple(request_meta.headers_of(pred).items()))
         return grpc_codec.infer_response(request.model_name, infer_request, pred)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
 from modelrunner.errors import ModelrunnerError, ResourceExhausted
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import dataplane, wire
+from modelrunner.server import dataplane, request_meta, wire
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -66,8 +66,13 @@ async def answer(endpoint: Endpoint, limit: int, scope: Scope, receive: Receive,
             parsed.clear()
             return columns
 
-        pred = await dataplane.infer(endpoint, decode, "rest", offload=large)
-        meta: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
+        headers = scope["headers"]
+        sticky = request_meta.chain(request_meta.mapping_lookup(parsed[0]),
+                                    request_meta.raw_header_lookup(headers)) if endpoint.sticky_key else None
+        pred = await dataplane.infer(endpoint, decode, "rest", offload=large, sticky=sticky,
+                                     request_id=request_meta.raw_header(headers, b"x-request-id"))
+        meta: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
+                                **request_meta.body_fields(pred)}
         # the answer to a large request is large too: encoding 50,000 rows held the loop ~2 s
         payload = await asyncio.to_thread(_encode, meta, pred.columns, style) if large \
             else _encode(meta, pred.columns, style)
@@ -82,6 +87,7 @@ async def answer(endpoint: Endpoint, limit: int, scope: Scope, receive: Receive,
     await send({"type": "http.response.start", "status": 200, "headers": [
         (b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json"),
         (b"x-modelrunner-model", pred.model.encode()), (b"x-modelrunner-version", str(pred.version).encode()),
+        *request_meta.raw_headers_of(pred),
     ]})
     await send({"type": "http.response.body", "body": payload})
 

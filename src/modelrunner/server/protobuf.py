@@ -10,7 +10,7 @@ one, an older contract version, or a model version's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -26,7 +26,7 @@ from modelrunner.contract.proto import (
 )
 from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint, Prediction
-from modelrunner.server import dataplane
+from modelrunner.server import dataplane, request_meta
 from modelrunner.server.http import json_response
 from modelrunner.server.wire import load_request_json
 
@@ -75,18 +75,23 @@ def decode_request(data: bytes, contract: Contract, package: str,
 
 def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
     """The contract of the version that produced ``pred`` (the current one unless a swap just happened)."""
-    for dep in (endpoint.current, endpoint.previous):
+    live = endpoint.experiment
+    for dep in (endpoint.current, endpoint.previous, live.candidate if live is not None else None):
         if dep is not None and dep.model == pred.model and dep.version == pred.version:
             return dep.contract
     return endpoint.contract
 
 
-async def predict(endpoint: Endpoint, data: bytes, protocol: str,
-                  max_rows: int | None = None) -> tuple[bytes, Prediction]:
-    """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version."""
+async def predict(endpoint: Endpoint, data: bytes, protocol: str, max_rows: int | None = None, *,
+                  request_id: str | None = None,
+                  headers: Callable[[str], Any] | None = None) -> tuple[bytes, Prediction]:
+    """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version; ``headers`` looks up
+    a header or gRPC metadata value (sticky keys)."""
     package = package_of(endpoint.name)
+    sticky = request_meta.header_lookup(headers) if headers is not None and endpoint.sticky_key else None
     pred = await dataplane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
-                                 offload=len(data) > dataplane.OFFLOAD_BYTES)
+                                 offload=len(data) > dataplane.OFFLOAD_BYTES, request_id=request_id,
+                                 sticky=sticky)
     return encode_response(endpoint, pred), pred
 
 
@@ -96,27 +101,31 @@ def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
 
 
 def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
-    """Which version answered (the protobuf body has no room for it)."""
+    """Which version answered, the request id and the variant (the protobuf body has no room for them)."""
     contract = answering_contract(endpoint, pred)
     return {"x-modelrunner-model": pred.model, "x-modelrunner-version": str(pred.version),
-            "x-modelrunner-ref": pred.ref, "x-modelrunner-contract-version": str(contract.version)}
+            "x-modelrunner-ref": pred.ref, "x-modelrunner-contract-version": str(contract.version),
+            **request_meta.headers_of(pred)}
 
 
 async def http_predict(endpoint: Endpoint, body: bytes, headers: Mapping[str, str],
                        max_rows: int | None = None) -> Response:
     """``POST /v1/endpoints/{name}/predict`` when the body is protobuf or a protobuf answer is wanted."""
     accept = headers.get("accept")
+    rid = headers.get(request_meta.REQUEST_ID)
     if is_protobuf(headers.get("content-type")):
-        data, pred = await predict(endpoint, body, "protobuf", max_rows)
+        data, pred = await predict(endpoint, body, "protobuf", max_rows, request_id=rid, headers=headers.get)
         if accept is None or wants_protobuf(accept) or "json" not in accept:
             return Response(data, media_type=PROTOBUF, headers=answer_headers(endpoint, pred))
-        out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
+        out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
+                               **request_meta.body_fields(pred)}
         out.update(encode_json_response(pred.columns, "instances"))
-        return json_response(out)
+        return json_response(out, headers=request_meta.headers_of(pred))
     large = len(body) > dataplane.OFFLOAD_BYTES
     doc = await load_request_json(body, max_rows, large)
+    sticky = request_meta.lookup(doc, headers.get) if endpoint.sticky_key else None
     pred = await dataplane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
-                                 "protobuf", offload=large)
+                                 "protobuf", offload=large, request_id=rid, sticky=sticky)
     return Response(encode_response(endpoint, pred), media_type=PROTOBUF,
                     headers=answer_headers(endpoint, pred))
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from modelrunner.errors import NotFound, Unavailable
 from modelrunner.runner.endpoint import Endpoint, Prediction
-from modelrunner.server import dataplane, v2_binary, v2_codec
+from modelrunner.server import dataplane, request_meta, v2_binary, v2_codec
 from modelrunner.server.http import dumps, json_response, read_body
 from modelrunner.server.wire import load_request_json
 
@@ -108,7 +108,10 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     large = len(body) > dataplane.OFFLOAD_BYTES
     doc = await load_request_json(head, settings.max_request_rows, large)
     infer_request = v2_codec.parse_request(doc, tail, settings.max_request_rows)
-    pred = await dataplane.infer(endpoint, infer_request.decoder, "v2", offload=large)
+    sticky = request_meta.lookup(infer_request.parameters, request.headers.get) if endpoint.sticky_key \
+        else None
+    pred = await dataplane.infer(endpoint, infer_request.decoder, "v2", offload=large, sticky=sticky,
+                                 request_id=request.headers.get(request_meta.REQUEST_ID) or infer_request.id)
     if version is not None and str(pred.version) != version:
         raise Unavailable(f"model {name!r} switched to version {pred.version} during the request; retry")
     return _infer_response(name, infer_request, pred)
@@ -117,14 +120,23 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
 def _infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> Response:
     outputs, blobs = v2_codec.encode_outputs(pred.columns, req)
     out: dict[str, Any] = {"model_name": name, "model_version": str(pred.version), "outputs": outputs}
-    if req.id is not None:
-        out["id"] = req.id
-    out["parameters"] = {"model": pred.model, "ref": pred.ref}
+    out["id"] = req.id if req.id is not None else pred.request_id
+    out["parameters"] = {"model": pred.model, "ref": pred.ref, "variant": pred.variant,
+                         "request_id": pred.request_id}
     if not blobs:
-        return json_response(out)
+        return json_response(out, headers=request_meta.headers_of(pred))
     head = dumps(out)
     return Response(head + b"".join(blobs), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+                    headers={"Inference-Header-Content-Length": str(len(head)),
+                             **request_meta.headers_of(pred)})
+
+
+@router.post("/models/{name}/feedback", summary="Ground truth for answered requests (by request id; the "
+             "same body and answer as POST /v1/endpoints/{name}/feedback)")
+async def feedback(name: str, request: Request) -> Response:
+    from modelrunner.server.rest import feedback_answer
+
+    return await feedback_answer(request, name)
 
 
 async def infer(request: Request) -> Response:

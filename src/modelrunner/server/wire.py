@@ -150,7 +150,7 @@ def modelrunner_error(path: str, exc: ModelrunnerError) -> tuple[int, dict[str, 
     """``(status, body, headers)`` answering ``exc`` on a request to ``path`` (local folders hidden)."""
     extra = {k: redact(v) if isinstance(v, str) else v
              for k, v in exc.details.items() if k != "field" and _plain(v)}
-    field = getattr(exc, "field", None)
+    field = getattr(exc, "field", None) or exc.details.get("field")  # any InvalidArgument may name one
     headers = {"www-authenticate": "Bearer"} if exc.code == "unauthenticated" else {}
     if "retry_after_s" in exc.details:  # an overloaded endpoint: when to come back
         headers["retry-after"] = str(exc.details["retry_after_s"])
