@@ -57,6 +57,22 @@ def test_a_better_candidate_is_promoted_through_the_alias(reg: Any, digits_data:
     assert "experiment.promoted" in actions and "experiment.promote" in actions
 
 
+def test_the_decider_tick_publishes_online_series_and_acts(reg: Any, digits_data: Any) -> None:
+    from modelrunner.experiments.loop import tick
+    from modelrunner.monitoring import metrics as prom
+
+    prom.reset()
+    _run(reg, "digits@3", digits_data)
+    assert tick(reg, ["digits", "other"], {}) == ["digits: abort"]
+    text = prom.render()[0].decode()
+    for variant in ("production", "candidate"):
+        assert f'modelrunner_online_metric{{endpoint="digits",metric="accuracy",variant="{variant}"}}' in text
+        assert f'modelrunner_online_labelled{{endpoint="digits",variant="{variant}"}} 300.0' in text
+    assert 'metric="error_rate",variant="candidate"} 0.0' in text
+    assert tick(reg, ["digits"], {}) == []  # nothing running any more
+    prom.reset()
+
+
 def test_a_worse_candidate_is_aborted_and_production_stays(reg: Any, digits_data: Any) -> None:
     exp = _run(reg, "digits@3", digits_data)
     assert decide_once(reg, exp, {}) == "abort"

@@ -114,6 +114,7 @@ def _ended(registry: Registry, exp_id: str, timeout: float = 60.0) -> Any:
     return exp
 
 
+@pytest.mark.slow
 def test_worse_candidate_is_aborted_then_better_one_promoted(served: Any, digits_data: Any) -> None:
     registry, server = served
     exp, traffic = _experiment(registry, server, "digits@2", digits_data)
