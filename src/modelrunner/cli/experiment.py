@@ -39,6 +39,32 @@ class Then(StrEnum):
     promote = "promote"
 
 
+WAIT_HELP = "Wait until every live worker serving the endpoint applied the change."
+LIVE_S = 10.0
+
+
+def wait_applied(registry: Any, endpoint: str, timeout: float) -> str:
+    """Until every live worker of ``endpoint`` reports the registry's current generation (a worker reports
+    a generation once it applied that generation's experiment); one line saying how it went."""
+    import time
+
+    from modelrunner.errors import DeadlineExceeded
+
+    generation = registry.state_generation()
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = registry.workers(endpoint, alive_within_s=LIVE_S)
+        if not rows:
+            return f"no live worker serves {endpoint}: runners apply it when they start"
+        behind = [w for w in rows if (w.generation or 0) < generation]
+        if not behind:
+            return f"applied by {len(rows)} worker(s)"
+        if time.monotonic() >= deadline:
+            raise DeadlineExceeded(f"{len(behind)} of {len(rows)} workers of {endpoint} did not apply the "
+                                   f"change within {timeout:g}s")
+        time.sleep(0.1)
+
+
 def _task_of(registry: Any, candidate: str) -> Any:
     from modelrunner.evaluation.metrics import infer_task
 
@@ -57,6 +83,8 @@ def start(
     min_labels: int = typer.Option(0, "--min-labels", min=0, help="Candidate labels before deciding."),
     min_requests: int = typer.Option(0, "--min-requests", min=0, help="Candidate requests before deciding."),
     then: Then | None = typer.Option(None, "--then", help="On pass: promote (else the experiment stops)."),
+    wait: bool = typer.Option(False, "--wait", "-w", help=WAIT_HELP),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait with --wait."),
 ) -> None:
     """Start an online experiment on ENDPOINT: production plus the candidate, mirrored or split."""
     from modelrunner.experiments.rules import parse_rules
@@ -78,6 +106,8 @@ def start(
         action = "promote" if exp.then_action else "stop"
         console().print(f"decide: {'; '.join(exp.rules)}; then {action} (min labels {exp.min_labels}, "
                         f"min requests {exp.min_requests})")
+    if wait:
+        console().print(wait_applied(registry, endpoint, timeout))
 
 
 def _find(registry: Any, endpoint: str, experiment_id: str | None) -> Any:
@@ -173,6 +203,8 @@ def stop(
     endpoint: str = typer.Argument(..., help="Endpoint name."),
     promote: bool = typer.Option(False, "--promote", help="Move the endpoint to the candidate (gated)."),
     abort: bool = typer.Option(False, "--abort", help="Drop the candidate; production keeps serving."),
+    wait: bool = typer.Option(False, "--wait", "-w", help=WAIT_HELP),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait with --wait."),
 ) -> None:
     """Stop the running experiment on ENDPOINT by hand: --promote or --abort."""
     from modelrunner.experiments import actions
@@ -188,10 +220,11 @@ def stop(
     if promote:
         moved = actions.promote(registry, stats, None, actor=None, manual=True)
         console().print(f"experiment {exp.id} promoted: {moved}; runners swap by themselves")
-        return
-    actions.abort(registry, stats, None, actor=None, manual=True,
-                  reason="aborted by hand")
-    console().print(f"experiment {exp.id} aborted: {exp.candidate_ref} dropped, production keeps serving")
+    else:
+        actions.abort(registry, stats, None, actor=None, manual=True, reason="aborted by hand")
+        console().print(f"experiment {exp.id} aborted: {exp.candidate_ref} dropped, production keeps serving")
+    if wait:
+        console().print(wait_applied(registry, endpoint, timeout))
 
 
 def list_(
