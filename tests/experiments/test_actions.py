@@ -73,6 +73,19 @@ def test_the_decider_tick_publishes_online_series_and_acts(reg: Any, digits_data
     prom.reset()
 
 
+def test_one_live_worker_per_endpoint_decides(reg: Any, digits_data: Any) -> None:
+    from modelrunner.experiments.loop import leads, tick
+    from modelrunner.registry.types import WorkerStatus
+
+    for worker in ("host:2", "host:1"):
+        reg.report_worker(WorkerStatus(runner_id=worker, endpoint="digits", state="serving"))
+    assert leads(reg, "digits", "host:1") and not leads(reg, "digits", "host:2")
+    assert leads(reg, "digits", "host:9")  # not reporting yet: it decides rather than nobody
+    _run(reg, "digits@3", digits_data)
+    assert tick(reg, ["digits"], {}, "host:2") == []  # stands by
+    assert tick(reg, ["digits"], {}, "host:1") == ["digits: abort"]
+
+
 def test_a_worse_candidate_is_aborted_and_production_stays(reg: Any, digits_data: Any) -> None:
     exp = _run(reg, "digits@3", digits_data)
     assert decide_once(reg, exp, {}) == "abort"

@@ -2,9 +2,11 @@
 
 Every ``interval_s`` it reads each served endpoint's running experiment, computes the online stats (in a
 thread), publishes them as Prometheus series and, at each new checkpoint, judges the ``--decide`` rules and
-acts (:func:`experiments.actions.decide_once`). Every worker of every runner runs one: ``end_experiment`` is
-conditional (only from ``running``), so concurrent deciders act once. When reading the log gets slow the tick
-stretches so the decider spends at most about a tenth of a core.
+acts (:func:`experiments.actions.decide_once`). Every worker of every runner runs one, but for each endpoint
+only the live worker with the first id (``registry.workers``) computes: the others stand by and take over
+when it stops reporting. ``end_experiment`` is conditional (only from ``running``), so even two deciders
+that both think they lead act once. When reading the log gets slow the tick stretches so the decider spends
+at most about a tenth of a core.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.5
 BUSY_SHARE = 0.1  # at most this share of wall time spent computing stats
+LIVE_S = 10.0  # a worker whose heartbeat is older is not a candidate leader
 
 
 def publish(stats: ExperimentStats) -> None:
@@ -40,7 +43,17 @@ def publish(stats: ExperimentStats) -> None:
         prom.set_online_metric(endpoint, variant, "requests", vs.requests)
 
 
-def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int]) -> list[str]:
+def leads(registry: Any, endpoint: str, worker_id: str | None) -> bool:
+    """Whether ``worker_id`` is the endpoint's deciding worker (the first live one by id); True when the
+    worker is unknown (a runtime without a worker id) or no live worker is recorded."""
+    if worker_id is None:
+        return True
+    alive = sorted(w.runner_id for w in registry.workers(endpoint, alive_within_s=LIVE_S))
+    return not alive or alive[0] == worker_id or worker_id not in alive
+
+
+def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
+         worker_id: str | None = None) -> list[str]:
     """One pass over ``endpoints`` (blocking: run it in a thread). Returns what was decided."""
     done: list[str] = []
     running_of = getattr(registry, "running_experiments", None)
@@ -49,7 +62,7 @@ def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int]) -> list
     running = running_of()
     for name in endpoints:
         exp = running.get(name)
-        if exp is None:
+        if exp is None or not leads(registry, name, worker_id):
             continue
         stats = load_stats(registry, exp)
         publish(stats)
@@ -61,15 +74,17 @@ def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int]) -> list
 
 
 async def run_decider(registry: Any, endpoint_names: Callable[[], Iterable[str]] | Iterable[str],
-                      stop: asyncio.Event, *, interval_s: float = INTERVAL_S) -> None:
+                      stop: asyncio.Event, *, interval_s: float = INTERVAL_S,
+                      worker_id: str | None = None) -> None:
     """Tick until ``stop`` is set. ``endpoint_names``: the endpoints this worker serves (or a function
-    returning them). Errors are logged and the next tick tries again."""
+    returning them); ``worker_id``: this worker's id in its status rows. Errors are logged and the next
+    tick tries again."""
     looks: dict[str, int] = {}
     while not stop.is_set():
         names = list(endpoint_names() if callable(endpoint_names) else endpoint_names)
         started = time.monotonic()
         try:
-            await asyncio.to_thread(tick, registry, names, looks)
+            await asyncio.to_thread(tick, registry, names, looks, worker_id)
         except ModelrunnerError as exc:
             log.warning("experiment decider: %s", exc)
         except Exception:  # noqa: BLE001 - the decider must never take the worker down

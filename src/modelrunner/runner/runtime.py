@@ -108,7 +108,8 @@ class Runtime:
 
         self._decider_stop = asyncio.Event()
         self._decider = asyncio.get_running_loop().create_task(
-            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop), name="decider")
+            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop,
+                        worker_id=self.worker_id), name="decider")
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
