@@ -40,6 +40,14 @@ from bench.procs import Server, loadavg  # noqa: E402
 STATES = ("nothing", "logging", "shadow", "canary 10%")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def setup(home: Path, cache: Path) -> None:
     """digits@1 (the bench's LR) and digits@2 (another fit of it) in a fresh registry; the request bodies."""
     import warnings
@@ -92,7 +100,7 @@ def apply(home: Path, state: str, server: Server) -> None:
 
 
 def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list[WrkResult]]:
-    port = args.port
+    port = args.port or free_port()
     url = f"http://127.0.0.1:{port}/v1/endpoints/digits/predict"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELRUNNER_", "PROMETHEUS_"))}
     env.update(MODELRUNNER_HOME=str(home), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -134,7 +142,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--port", type=int, default=18093)
+    parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     cache = envs.CACHE
