@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,15 @@ def apply(home: Path, state: str, server: Server) -> None:
     raise RuntimeError(f"the workers did not apply {state!r}")
 
 
-def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list[WrkResult]]:
+@dataclass
+class Run:
+    """One wrk run and the server's CPU time (all its processes) per answered request, in µs."""
+
+    wrk: WrkResult
+    cpu_us: float
+
+
+def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list[Run]]:
     port = args.port or free_port()
     url = f"http://127.0.0.1:{port}/v1/endpoints/digits/predict"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELRUNNER_", "PROMETHEUS_"))}
@@ -109,7 +118,7 @@ def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list
     server = Server(Launch(argv=argv, url=url, body_form="modelrunner", cwd=ROOT, env=env),
                     cache / "experiments-server.log")
     body = models.body_path(cache, "modelrunner", 1)
-    results: dict[str, list[WrkResult]] = {s: [] for s in STATES}
+    results: dict[str, list[Run]] = {s: [] for s in STATES}
     server.start()
     try:
         server.wait_ready(body.read_bytes())
@@ -117,23 +126,29 @@ def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list
             for state in STATES:
                 apply(home, state, server)
                 run_wrk(url, body, connections=args.connections, seconds=2)  # warm-up
+                cpu = server.cpu_s()
                 result = run_wrk(url, body, connections=args.connections, seconds=args.seconds)
-                results[state].append(result)
-                print(f"{state:12s} {result.rps:8.0f} req/s  p99 {result.p99_ms:6.2f} ms  failed "
-                      f"{result.failed}  (load {loadavg():.1f})", file=sys.stderr)
+                cpu_us = (server.cpu_s() - cpu) / max(result.requests, 1) * 1e6
+                results[state].append(Run(result, cpu_us))
+                print(f"{state:12s} {result.rps:8.0f} req/s  p99 {result.p99_ms:6.2f} ms  "
+                      f"{cpu_us:6.0f} µs CPU/req  failed {result.failed}  (load {loadavg():.1f})",
+                      file=sys.stderr)
     finally:
         server.stop()
     return results
 
 
-def table(results: dict[str, list[WrkResult]]) -> str:
-    best = {s: max(r, key=lambda w: w.rps) for s, r in results.items()}
+def table(results: dict[str, list[Run]]) -> str:
+    """Each state's best round (req/s); CPU per request: the lowest round (least disturbed)."""
+    best = {s: max(r, key=lambda run: run.wrk.rps).wrk for s, r in results.items()}
+    cpu = {s: min(run.cpu_us for run in r) for s, r in results.items()}
     base = best["nothing"]
-    lines = ["| state | req/s | vs nothing | p50 ms | p99 ms | p99 vs nothing | failed |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| state | req/s | vs nothing | p50 ms | p99 ms | p99 vs nothing | server CPU µs/request "
+             "| vs nothing | failed |", "|---|---|---|---|---|---|---|---|---|"]
     for state, r in best.items():
         lines.append(f"| {state} | {r.rps:,.0f} | {r.rps / base.rps - 1:+.1%} | {r.p50_ms:.2f} | "
-                     f"{r.p99_ms:.2f} | {r.p99_ms / base.p99_ms:.2f}x | {r.failed} |")
+                     f"{r.p99_ms:.2f} | {r.p99_ms / base.p99_ms:.2f}x | {cpu[state]:,.0f} | "
+                     f"{cpu[state] / cpu['nothing'] - 1:+.1%} | {r.failed} |")
     return "\n".join(lines)
 
 
@@ -152,7 +167,8 @@ def main() -> None:
         results = measure(args, home, cache)
     print(table(results))
     if args.json:
-        raw: dict[str, Any] = {s: [vars(r) for r in rs] for s, rs in results.items()}
+        raw: dict[str, Any] = {s: [{**vars(r.wrk), "cpu_us": r.cpu_us} for r in rs]
+                               for s, rs in results.items()}
         args.json.write_text(json.dumps({"cpus": os.cpu_count(), "results": raw}, indent=2))
 
 
