@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,9 @@ def test_the_decider_tick_publishes_online_series_and_acts(reg: Any, digits_data
         assert f'modelrunner_online_labelled{{endpoint="digits",variant="{variant}"}} 300.0' in text
     assert 'metric="error_rate",variant="candidate"} 0.0' in text
     assert tick(reg, ["digits"], {}) == []  # nothing running any more
+    exp = reg.start_experiment("digits", "digits@2", mode="shadow", actor="tester")  # no rules
+    due: dict[str, float] = {}
+    assert tick(reg, ["digits"], {}, None, due) == [] and due[exp.id] > time.monotonic() + 5
     prom.reset()
 
 

@@ -5,8 +5,8 @@ thread), publishes them as Prometheus series and, at each new checkpoint, judges
 acts (:func:`experiments.actions.decide_once`). Every worker of every runner runs one, but for each endpoint
 only the live worker with the first id (``registry.workers``) computes: the others stand by and take over
 when it stops reporting. ``end_experiment`` is conditional (only from ``running``), so even two deciders
-that both think they lead act once. When reading the log gets slow the tick stretches so the decider spends
-at most about a tenth of a core.
+that both think they lead act once. When reading the log gets slow an experiment is read less often, so its
+decider spends at most ~5 % of a core; an experiment without rules is read every ``PUBLISH_S`` only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from modelrunner.monitoring import metrics as prom
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.5
-BUSY_SHARE = 0.1  # at most this share of wall time spent computing stats
+BUSY_SHARE = 0.05  # at most this share of one core spent reading an experiment's log
+PUBLISH_S = 10.0  # an experiment without rules: its online series are refreshed this often
 LIVE_S = 10.0  # a worker whose heartbeat is older is not a candidate leader
 
 
@@ -53,8 +54,12 @@ def leads(registry: Any, endpoint: str, worker_id: str | None) -> bool:
 
 
 def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
-         worker_id: str | None = None) -> list[str]:
-    """One pass over ``endpoints`` (blocking: run it in a thread). Returns what was decided."""
+         worker_id: str | None = None, due: dict[str, float] | None = None) -> list[str]:
+    """One pass over ``endpoints`` (blocking: run it in a thread). Returns what was decided.
+
+    ``due`` (experiment id -> monotonic time) spaces the reads of each experiment's log: an experiment with
+    rules is read again after ``max(INTERVAL_S, cost / BUSY_SHARE)``, one without (only the Prometheus
+    series to refresh) after ``PUBLISH_S``."""
     done: list[str] = []
     running_of = getattr(registry, "running_experiments", None)
     if running_of is None:  # a registry without experiments (test doubles)
@@ -62,11 +67,17 @@ def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
     running = running_of()
     for name in endpoints:
         exp = running.get(name)
-        if exp is None or not leads(registry, name, worker_id):
+        if exp is None or (due is not None and time.monotonic() < due.get(exp.id, 0.0)):
             continue
+        if not leads(registry, name, worker_id):
+            continue
+        started = time.monotonic()
         stats = load_stats(registry, exp)
         publish(stats)
         action = decide_once(registry, exp, looks, stats=stats)
+        if due is not None:
+            cost = time.monotonic() - started
+            due[exp.id] = time.monotonic() + (max(INTERVAL_S, cost / BUSY_SHARE) if exp.rules else PUBLISH_S)
         if action:
             log.info("experiment %s on %s: %s", exp.id, name, action)
             done.append(f"{name}: {action}")
@@ -80,15 +91,14 @@ async def run_decider(registry: Any, endpoint_names: Callable[[], Iterable[str]]
     returning them); ``worker_id``: this worker's id in its status rows. Errors are logged and the next
     tick tries again."""
     looks: dict[str, int] = {}
+    due: dict[str, float] = {}
     while not stop.is_set():
         names = list(endpoint_names() if callable(endpoint_names) else endpoint_names)
-        started = time.monotonic()
         try:
-            await asyncio.to_thread(tick, registry, names, looks, worker_id)
+            await asyncio.to_thread(tick, registry, names, looks, worker_id, due)
         except ModelrunnerError as exc:
             log.warning("experiment decider: %s", exc)
         except Exception:  # noqa: BLE001 - the decider must never take the worker down
             log.exception("experiment decider failed; retrying")
-        busy = time.monotonic() - started
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(interval_s, busy / BUSY_SHARE))
+            await asyncio.wait_for(stop.wait(), interval_s)
