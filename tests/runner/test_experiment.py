@@ -225,3 +225,34 @@ def test_log_config_inputs_sampling_and_retention(reg, push, loader, tmp_home) -
             await rt.stop()
 
     run(main())
+
+
+def test_stopping_a_shadow_waits_for_the_copy_in_flight() -> None:
+    import dataclasses
+    import threading
+
+    from runner_fakes import TagPredictor, batch, deployment
+
+    from modelrunner.runner.endpoint import Endpoint
+    from modelrunner.runner.experiment import LiveExperiment
+
+    async def main() -> None:
+        ep = Endpoint("ep", drain_timeout_s=5)
+        ep.current = deployment(TagPredictor(1))
+        gate = threading.Event()
+        slow = TagPredictor(2, gate)
+        candidate = deployment(slow)
+        ep.set_experiment(LiveExperiment(dataclasses.replace(_experiment(100), mode="shadow"), candidate))
+        pred = await ep.predict(batch(), request_id="r1")
+        assert (pred.variant, pred.version, pred.request_id) == ("production", 1, "r1")
+        assert await asyncio.to_thread(slow.entered.wait, 5), "the copy never reached the candidate"
+        await ep.end_experiment()  # while the copy runs
+        await asyncio.sleep(0.05)
+        assert not candidate.closed and slow.closed == 0, "closed under a running call"
+        gate.set()
+        await ep.wait_closed()
+        assert candidate.closed and slow.closed == 1
+        assert (await ep.predict(batch())).variant == "production"
+        await ep.close()
+
+    run(main())

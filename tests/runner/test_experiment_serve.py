@@ -26,6 +26,8 @@ PATH = "/v1/endpoints/toy/predict"
 class Served:
     def __init__(self, home: Path, registry: Registry, server: Server) -> None:
         self.home, self.registry, self.server = home, registry, server
+        # a new connection per request ("connection: close"): the kernel spreads them over both workers
+        self.fresh = httpx.Client(base_url=server.url, timeout=30, headers={"connection": "close"})
 
     def apply(self, change: Any) -> Any:
         """Change the experiment in the registry; wait until every worker applied it (its status row is
@@ -57,7 +59,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     registry.push(save_toy(root / "b3", 3, fail="data"))
     env = {"MODELRUNNER_PREDICTION_LOG_FLUSH_S": "0.2"}
     with Server(home, "--endpoint", "toy=toy@production", env=env) as server:
-        yield Served(home, registry, server)
+        served = Served(home, registry, server)
+        yield served
+        served.fresh.close()
     registry.close()
 
 
@@ -88,13 +92,13 @@ def _spread(url: str, count: int, clients: int = 4, **kw: Any) -> list[httpx.Res
 
 def test_plain_serving_says_request_id_and_variant(served: Served) -> None:
     served.stop_running()
-    r = httpx.post(served.server.url + PATH, json=BODY, headers={"x-request-id": "client-7"})
+    r = served.fresh.post(PATH, json=BODY, headers={"x-request-id": "client-7"})
     body = r.json()
     assert (body["request_id"], body["variant"], body["version"]) == ("client-7", "production", 1)
     assert (r.headers["x-request-id"], r.headers["x-modelrunner-variant"]) == ("client-7", "production")
-    generated = httpx.post(served.server.url + PATH, json=BODY).json()["request_id"]
+    generated = served.fresh.post(PATH, json=BODY).json()["request_id"]
     assert len(generated) == 32 and generated != body["request_id"]
-    bad = httpx.post(served.server.url + PATH, json=BODY, headers={"x-request-id": "x" * 200})
+    bad = served.fresh.post(PATH, json=BODY, headers={"x-request-id": "x" * 200})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "x-request-id"
 
 
@@ -122,7 +126,7 @@ def test_sticky_keys_hold_across_workers_and_a_worker_restart(served: Served) ->
         for i, key in enumerate(keys):  # a fresh connection each: both workers answer
             kw: dict[str, Any] = {"json": {**BODY, "user": key}} if by_body and i % 2 else \
                 {"headers": {"x-user": key}}
-            r = httpx.post(served.server.url + PATH, json=kw.get("json", BODY), headers=kw.get("headers"))
+            r = served.fresh.post(PATH, json=kw.get("json", BODY), headers=kw.get("headers"))
             assert r.status_code == 200, r.text
             seen[key] = r.json()["variant"]
         return seen
@@ -164,21 +168,21 @@ def test_shadow_answers_like_production_and_a_failing_candidate_fails_nothing(se
 def test_feedback_from_either_worker_joins(served: Served) -> None:
     served.stop_running()
     exp = served.apply(lambda: served.registry.start_experiment("toy", "toy@2", mode="canary", percent=50))
-    url = served.server.url
-    ids = [httpx.post(url + PATH, json=BODY).json()["request_id"] for _ in range(30)]  # fresh connections
+    ids = [served.fresh.post(PATH, json=BODY).json()["request_id"] for _ in range(30)]
     for i, rid in enumerate(ids):  # fresh connections: often another worker than the one that answered
-        r = httpx.post(f"{url}/v1/endpoints/toy/feedback", json={"request_id": rid, "target": i % 3})
+        r = served.fresh.post("/v1/endpoints/toy/feedback", json={"request_id": rid, "target": i % 3})
         assert r.status_code == 200 and r.json() == {"joined": 1, "duplicates": 0}, r.text
-    r = httpx.post(f"{url}/v2/models/toy/feedback", json={"items": [{"request_id": ids[0], "target": 2},
-                                                                    {"request_id": "nope", "target": 1}]})
+    r = served.fresh.post("/v2/models/toy/feedback", json={"items": [{"request_id": ids[0], "target": 2},
+                                                                     {"request_id": "nope", "target": 1}]})
     assert r.status_code == 404 and "nope" in r.json()["error"], r.text
-    r = httpx.post(f"{url}/v1/endpoints/toy/feedback", json={"items": [{"target": 1}]})
+    r = served.fresh.post("/v1/endpoints/toy/feedback", json={"items": [{"target": 1}]})
     assert r.status_code in (400, 422) and r.json()["error"]["field"] == "items[0].request_id", r.text
     labelled = served.registry.labelled("toy", experiment_id=exp.id)
     assert sorted(r.request_id for r in labelled) == sorted(ids)
     assert {r.request_id: r.target for r in labelled}[ids[0]] == 2, "the later target wins"
 
 
+@pytest.mark.slow
 def test_experiment_survives_a_server_restart_and_stopping_restores_plain_serving(served: Served) -> None:
     served.stop_running()
     exp = served.apply(lambda: served.registry.start_experiment("toy", "toy@2", mode="canary", percent=100))

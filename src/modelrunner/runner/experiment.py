@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -135,15 +136,15 @@ class LiveExperiment:
             dep, ep = self.candidate, self._endpoint
             dep.acquire()  # a stop waits for the copy being answered (drain), never closes it mid-call
             started = time.perf_counter()
+            call = loop.run_in_executor(self._executor, ep.run_on, dep, columns)
             try:
-                out = await loop.run_in_executor(self._executor, ep.run_on, dep, columns)
-                error = None
-            except asyncio.CancelledError:
+                out, error = await asyncio.shield(call), None
+            except asyncio.CancelledError:  # stopped: the call still runs; the candidate stays pinned
+                call.add_done_callback(functools.partial(_release, dep))
                 raise
             except Exception as exc:  # noqa: BLE001 - a failing candidate is data, not a worker failure
                 out, error = None, _error_text(exc)
-            finally:
-                dep.release()
+            dep.release()
             self.mirrored += 1
             ep.log_answer(request_id, "shadow", dep, time.perf_counter() - started, out, error, None)
 
@@ -181,6 +182,10 @@ async def serve(ep: Endpoint, columns: Mapping[str, np.ndarray], *, validated: b
     if live is not None and pick and live.mode == "shadow":
         live.mirror(columns, rid)
     return pred
+
+
+def _release(dep: Deployment, _done: Any) -> None:
+    dep.release()
 
 
 def _error_text(exc: BaseException) -> str:
