@@ -53,7 +53,7 @@ class Traffic:
 
     def __init__(self, url: str, x: np.ndarray, y: np.ndarray) -> None:
         self.url, self.x, self.y = url, x, y
-        self.answers: list[tuple[str, int, str | None, int | None]] = []
+        self.answers: list[tuple[str, int, str | None, int | None, int]] = []
         self.failures: list[str] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -73,7 +73,8 @@ class Traffic:
                         self.failures.append(f"{type(exc).__name__}: {exc}")
                     continue
                 with self.lock:
-                    self.answers.append((pred.request_id or "", int(self.y[row]), pred.variant, pred.version))
+                    self.answers.append((pred.request_id or "", int(self.y[row]), pred.variant, pred.version,
+                                         int(pred["label"][0])))
 
     def run(self, total: int) -> None:
         threads = [threading.Thread(target=self._run, args=(k, total // 4)) for k in range(4)]
@@ -121,6 +122,11 @@ def test_worse_candidate_is_aborted_then_better_one_promoted(served: Any, digits
     ended = _ended(registry, exp.id)
     assert ended.state == "aborted" and ended.ended_by == "decider"
     assert ended.decision["verdict"]["rules"][0]["outcome"] == "fail"
+    for variant in ("production", "candidate"):  # online accuracy = accuracy of the answers the clients got
+        mine = [a for a in traffic.answers if a[2] == variant]
+        seen = ended.decision["variants"][variant]["metrics"]["accuracy"]
+        assert seen["n"] == len(mine)
+        assert seen["value"] == pytest.approx(sum(a[1] == a[4] for a in mine) / len(mine), abs=1e-6)
     assert registry.resolve("digits@production").version == 1
     _applied(registry, server, version=1)
 
@@ -139,6 +145,8 @@ def test_worse_candidate_is_aborted_then_better_one_promoted(served: Any, digits
         for t in background:
             t.join(30)
     assert not traffic.failures, traffic.failures[:3]
-    assert traffic.answers[-1][3] == 3 and traffic.answers[-1][2] == "production"
+    with Client(server.url) as client:  # after the swap: production is digits@3, no experiment
+        pred = client.predict("digits", {"input": digits_data[2][:1]})
+    assert (pred.version, pred.variant) == (3, "production")
     online = registry.evaluations("digits", 3)[0]
     assert online.dataset_name == f"online:{exp.id}" and online.metrics["accuracy"] > 0.7
