@@ -151,3 +151,13 @@ def test_prune_by_age_and_rows(registry: Registry) -> None:
     assert reg.prune_predictions(keep_rows=4) == 3
     assert [r.request_id for r in reg.prediction_rows("toy")] == ["r6", "r7", "r8", "r9"]
     assert reg.prune_predictions(older_than_s=3600, keep_rows=100) == 0
+
+
+def test_deleting_the_endpoint_stops_its_experiment(served: Registry) -> None:
+    exp = served.start_experiment("toy", "toy@2", mode="shadow")
+    served.delete_endpoint("toy", actor="carol")
+    ended = served.experiment_by_id(exp.id)
+    assert (ended.state, ended.ended_by, ended.decision) == ("stopped", "carol",
+                                                           {"reason": "endpoint 'toy' was deleted"})
+    served.set_endpoint("toy", "toy@production")
+    assert served.experiment("toy") is None

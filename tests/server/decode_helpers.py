@@ -54,7 +54,7 @@ class Served:
 def served_strict(settings: Settings) -> Iterator[Served]:
     """The ``strict`` endpoint over HTTP (the routed app) and gRPC (V2 and the per-contract service)."""
     from modelrunner.server.app import create_app
-    from modelrunner.server.grpc_server import attach
+    from modelrunner.server.grpc.server import attach
 
     predictor = StrictPredictor()
     endpoint = Endpoint("strict")

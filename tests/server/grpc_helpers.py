@@ -42,7 +42,7 @@ def grpc_stack(home: Path, push: Callable[[Any, Path], None] = push_sklearn_mode
     from modelrunner.registry.registry import Registry
     from modelrunner.runner.runtime import Runtime
     from modelrunner.server.app import create_app
-    from modelrunner.server.grpc_server import attach
+    from modelrunner.server.grpc.server import attach
 
     settings = stack_settings(home)
     registry = Registry(settings)

@@ -27,7 +27,7 @@ X = np.array([[1, 2, 3, 4], [-1, -1, -1, -2]], dtype=np.float64)
 @pytest.fixture(scope="module")
 def grpc_target(toy_runtime: StaticRuntime, settings: Settings) -> Iterator[str]:
     from modelrunner.server.app import create_app
-    from modelrunner.server.grpc_server import attach
+    from modelrunner.server.grpc.server import attach
 
     app = create_app(toy_runtime, settings)
     server = attach(app)
@@ -196,7 +196,7 @@ class _SleepingSum(SumPredictor):
 
 def test_an_endpoint_past_its_timeout_is_deadline_exceeded(settings: Settings) -> None:
     from modelrunner.server.app import create_app
-    from modelrunner.server.grpc_server import attach
+    from modelrunner.server.grpc.server import attach
 
     slow = Endpoint("slow")
     slow.swap(toy_deployment("slow", _SleepingSum()))

@@ -1,5 +1,5 @@
-"""Property tests of form decoding (server/multipart.py): any multipart or urlencoded body gives one row of
-columns or one of our errors, never another exception."""
+"""Property tests of form decoding (server/native/multipart.py): any multipart or urlencoded body gives one
+row of columns or one of our errors, never another exception."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
 from modelrunner.contract import Contract
-from modelrunner.server import multipart
+from modelrunner.server.native import multipart
 
 BOUNDARY = "fuzzboundary"
 NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope", "", "x\"y"])

@@ -135,8 +135,8 @@ def test_lifespan_starts_and_stops_runtime_and_grpc_in_order(settings: Settings)
 
 
 def test_a_worker_does_not_import_fastapi_before_it_takes_traffic() -> None:
-    code = ("import argparse, sys; from modelrunner.runner import child; "
-            "child.build_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
+    code = ("import argparse, sys; from modelrunner.server import compose; "
+            "compose.worker_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
             "grpc_port=None, host='127.0.0.1')); "
             "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

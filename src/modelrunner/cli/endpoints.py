@@ -201,7 +201,7 @@ def _time(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     return when(value) if isinstance(value, datetime) or value is None else str(value)
 
 

@@ -150,6 +150,19 @@ def finish_experiment(conn: Connection, experiment_id: str, new_state: str, *, d
     return exp
 
 
+def stop_on_delete(conn: Connection, endpoint: str, *, actor: str) -> None:
+    """A deleted endpoint's running experiment is stopped (audited), in the deleting transaction."""
+    exp = running_experiment(conn, endpoint)
+    if exp is not None:
+        decision = {"reason": f"endpoint {endpoint!r} was deleted"}
+        conn.execute(update(experiments).where(experiments.c.id == exp.id, experiments.c.state == "running")
+                     .values(state="stopped", decision=decision, ended_at=utcnow(), ended_by=actor))
+        write_audit(conn, actor=actor, action="experiment.stopped", subject=f"endpoint:{endpoint}",
+                    before={"id": exp.id, "state": "running"},
+                    after={"id": exp.id, "state": "stopped", "candidate": exp.candidate_ref,
+                           "decision": decision})
+
+
 class _Row:
     """Attribute access over a dict (to build an Experiment from the values just inserted)."""
 

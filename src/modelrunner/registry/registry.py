@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, gc, state, versions
+from modelrunner.registry import experiments as exps
 from modelrunner.registry.audit import read_audit, write_audit
 from modelrunner.registry.experiments import ExperimentsMixin
 from modelrunner.registry.notify import ChangeListener
@@ -290,6 +291,7 @@ class Registry(ExperimentsMixin):
     def delete_endpoint(self, name: str, actor: str | None = None) -> None:
         with self._write() as conn:
             state.remove_endpoint(conn, name, actor=self._actor(actor))
+            exps.stop_on_delete(conn, name, actor=self._actor(actor))
 
     def state_generation(self) -> int:
         """The global desired-state generation (bumped by endpoint changes and alias moves)."""

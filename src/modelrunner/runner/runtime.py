@@ -77,7 +77,8 @@ class Runtime:
     def ready(self) -> bool:
         """Every desired endpoint has settled: it serves a version, or its load failed for good (a bad
         bundle, an incompatible contract: retrying would not help). One still loading, or retrying after a
-        transient error, keeps the worker unready; ``/readyz`` names them (``server.wire.readiness``)."""
+        transient error, keeps the worker unready; ``/readyz`` names them (``DataPlane.readiness`` in
+        server/dataplane.py)."""
         if not self._started:
             return False
         eps = self.endpoints

@@ -102,11 +102,6 @@ def headers_of(pred: Any) -> dict[str, str]:
     return {REQUEST_ID: pred.request_id, VARIANT: pred.variant}
 
 
-def raw_headers_of(pred: Any) -> list[tuple[bytes, bytes]]:
-    return [(REQUEST_ID.encode(), pred.request_id.encode("latin-1")),
-            (VARIANT.encode(), pred.variant.encode())]
-
-
 def body_fields(pred: Any) -> dict[str, Any]:
     """The fields a native JSON answer carries besides model and version."""
     return {"request_id": pred.request_id, "variant": pred.variant}

@@ -1,7 +1,8 @@
 """Open Inference Protocol (KServe V2) REST: health, metadata, readiness and infer; the model is the endpoint.
 
-JSON tensors and the binary tensor data extension (``v2_binary``) are both accepted, so tritonclient and
-KServe clients work unchanged. Errors answer ``{"error": "<message>"}`` (see ``server.http``).
+JSON tensors and the binary tensor data extension (``v2.binary``) are both accepted, so tritonclient and
+KServe clients work unchanged. Health, metadata and the version check are the data plane's (the same as
+gRPC's). Errors answer ``{"error": "<message>"}`` (see ``server.http``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from modelrunner.errors import NotFound, Unavailable
-from modelrunner.runner.endpoint import Endpoint, Prediction
-from modelrunner.server import dataplane, request_meta, v2_binary, v2_codec
-from modelrunner.server.http import dumps, json_response, read_body
+from modelrunner.runner.endpoint import Prediction
+from modelrunner.server import request_meta
+from modelrunner.server.dataplane import OFFLOAD_BYTES
+from modelrunner.server.http import dumps, json_response, plane_of, read_body
+from modelrunner.server.v2 import binary, codec
 from modelrunner.server.wire import load_request_json
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
@@ -25,20 +27,9 @@ _READY_DOC: dict[int | str, dict[str, Any]] = {_NOT_READY: {"description": "not 
         "name": {"type": "string"}, "ready": {"type": "boolean"}}}}}}}
 
 
-def _endpoint(request: Request, name: str, version: str | None) -> Endpoint:
-    endpoint = request.app.state.runtime.get(name)
-    if version is not None:
-        _check_version(endpoint, version)
-    return endpoint
-
-
-def _check_version(endpoint: Endpoint, version: str) -> None:
-    dep = endpoint.current
-    if dep is None:
-        raise Unavailable(f"model {endpoint.name!r} has no version loaded yet")
-    if str(dep.version) != version:
-        raise NotFound(f"model {endpoint.name!r} serves version {dep.version}, not {version!r} "
-                       f"(use /v2/models/{endpoint.name} for whichever version is serving)")
+EXTENSIONS = ("binary_tensor_data", "model_repository")
+"""V2 extensions served over REST."""
+VERSION_HINT = "use /v2/models/{name} for whichever version is serving"
 
 
 @router.get("/health/live", summary="200 while the server is up")
@@ -49,26 +40,18 @@ async def live() -> Response:
 @router.get("/health/ready", summary="200 once every model has a loaded version, else 400",
             responses=_READY_DOC)
 async def ready(request: Request) -> Response:
-    ok = bool(request.app.state.runtime.ready)
+    ok = plane_of(request).ready()
     return json_response({"ready": ok}, 200 if ok else _NOT_READY)
 
 
 @router.get("", summary="Server metadata")
-async def server_metadata() -> Response:
-    from modelrunner.server.app import package_version
-
-    return json_response({"name": "modelrunner", "version": package_version(),
-                          "extensions": ["binary_tensor_data", "model_repository"]})
+async def server_metadata(request: Request) -> Response:
+    return json_response(plane_of(request).server_metadata(EXTENSIONS))
 
 
 async def _metadata(request: Request, name: str, version: str | None) -> Response:
-    from modelrunner.contract.schema import v2_metadata
-
-    endpoint = _endpoint(request, name, version)
-    dep = endpoint.current
-    if dep is None:
-        raise Unavailable(f"model {name!r} has no version loaded yet")
-    return json_response(v2_metadata(dep.contract, name, [str(dep.version)], "modelrunner"))
+    hint = VERSION_HINT.format(name=name)
+    return json_response(plane_of(request).model_metadata(name, version, hint=hint))
 
 
 @router.get("/models/{name}", summary="Model metadata (inputs/outputs of the serving version)")
@@ -82,9 +65,7 @@ async def model_version_metadata(name: str, version: str, request: Request) -> R
 
 
 def _ready(request: Request, name: str, version: str | None) -> Response:
-    endpoint = request.app.state.runtime.get(name)
-    dep = endpoint.current
-    ok = dep is not None and (version is None or str(dep.version) == version)
+    ok = plane_of(request).model_ready(name, version)
     return json_response({"name": name, "ready": ok}, 200 if ok else _NOT_READY)
 
 
@@ -101,24 +82,23 @@ async def model_version_ready(name: str, version: str, request: Request) -> Resp
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
-    endpoint = _endpoint(request, name, version)
-    settings = request.app.state.settings
-    body = await read_body(request, settings.max_request_bytes)
-    head, tail = v2_binary.split(body, request.headers.get(v2_binary.HEADER))
-    large = len(body) > dataplane.OFFLOAD_BYTES
-    doc = await load_request_json(head, settings.max_request_rows, large)
-    infer_request = v2_codec.parse_request(doc, tail, settings.max_request_rows)
+    plane = plane_of(request)
+    endpoint = plane.endpoint(name, version, hint=VERSION_HINT.format(name=name))
+    body = await read_body(request, plane.max_bytes)
+    head, tail = binary.split(body, request.headers.get(binary.HEADER))
+    large = len(body) > OFFLOAD_BYTES
+    doc = await load_request_json(head, plane.max_rows, large)
+    infer_request = codec.parse_request(doc, tail, plane.max_rows)
     sticky = request_meta.lookup(infer_request.parameters, request.headers.get) if endpoint.sticky_key \
         else None
-    pred = await dataplane.infer(endpoint, infer_request.decoder, "v2", offload=large, sticky=sticky,
-                                 request_id=request.headers.get(request_meta.REQUEST_ID) or infer_request.id)
-    if version is not None and str(pred.version) != version:
-        raise Unavailable(f"model {name!r} switched to version {pred.version} during the request; retry")
+    pred = await plane.infer(endpoint, infer_request.decoder, "v2", offload=large, version=version,
+                             sticky=sticky,
+                             request_id=request.headers.get(request_meta.REQUEST_ID) or infer_request.id)
     return _infer_response(name, infer_request, pred)
 
 
-def _infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> Response:
-    outputs, blobs = v2_codec.encode_outputs(pred.columns, req)
+def _infer_response(name: str, req: codec.InferRequest, pred: Prediction) -> Response:
+    outputs, blobs = codec.encode_outputs(pred.columns, req)
     out: dict[str, Any] = {"model_name": name, "model_version": str(pred.version), "outputs": outputs}
     out["id"] = req.id if req.id is not None else pred.request_id
     out["parameters"] = {"model": pred.model, "ref": pred.ref, "variant": pred.variant,
@@ -134,7 +114,7 @@ def _infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> 
 @router.post("/models/{name}/feedback", summary="Ground truth for answered requests (by request id; the "
              "same body and answer as POST /v1/endpoints/{name}/feedback)")
 async def feedback(name: str, request: Request) -> Response:
-    from modelrunner.server.rest import feedback_answer
+    from modelrunner.server.native.rest import feedback_answer
 
     return await feedback_answer(request, name)
 

@@ -21,7 +21,7 @@ from modelrunner.contract.codecs import (
     v2_datatype,
 )
 from modelrunner.errors import InvalidArgument, ValidationError
-from modelrunner.server import v2_binary
+from modelrunner.server.v2.binary import binary_size
 
 MAX_TENSORS = 1024
 """Most input tensors one inference request may name."""
@@ -129,7 +129,7 @@ def _input(item: Any, tail: bytes, offset: int, max_rows: int | None) -> tuple[T
     datatype = item.get("datatype")
     if not isinstance(datatype, str):
         raise ValidationError(f"input {name!r}: 'datatype' must be a V2 datatype such as FP32", field=name)
-    size = v2_binary.binary_size(item)
+    size = binary_size(item)
     if size is None:
         return Tensor(name, datatype, shape, data=item.get("data")), offset
     if offset + size > len(tail):

@@ -15,10 +15,9 @@ from typing import Any
 import grpc
 
 from modelrunner.errors import FailedPrecondition
-from modelrunner.server import dataplane
-from modelrunner.server.grpc_native import ContractHandler
-from modelrunner.server.grpc_v2 import InferenceServicer, add_to_server
-from modelrunner.settings import Settings
+from modelrunner.server.dataplane import DataPlane
+from modelrunner.server.grpc.native import ContractHandler
+from modelrunner.server.grpc.v2 import InferenceServicer, add_to_server
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,9 @@ def address(host: str, port: int) -> str:
 class GrpcServer:
     """``start()`` binds and serves; ``port`` is the bound port (useful with port 0); ``stop()`` drains."""
 
-    def __init__(self, runtime: dataplane.RuntimeLike, settings: Settings | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
-        self.runtime = runtime
-        self.settings = settings or Settings()
+    def __init__(self, plane: DataPlane, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.plane = plane
+        self.settings = plane.settings
         self.host = host
         self.port = port
         self._server: grpc.aio.Server | None = None
@@ -48,9 +46,8 @@ class GrpcServer:
 
     async def start(self) -> int:
         server = grpc.aio.server(options=self._options())
-        max_rows = self.settings.max_request_rows
-        add_to_server(InferenceServicer(self.runtime, max_rows), server)
-        server.add_generic_rpc_handlers((ContractHandler(self.runtime, max_rows),))
+        add_to_server(InferenceServicer(self.plane), server)
+        server.add_generic_rpc_handlers((ContractHandler(self.plane),))
         where = address(self.host, self.port)
         try:
             bound = server.add_insecure_port(where)
@@ -72,12 +69,12 @@ class GrpcServer:
 
 
 def attach(app: Any, host: str = "127.0.0.1", port: int = 0) -> GrpcServer:
-    """Serve gRPC alongside ``app`` (from ``server.app.create_app``), over its runtime and settings.
+    """Serve gRPC alongside ``app`` (from ``server.app.create_app``), over its data plane.
 
     The gRPC server starts once the app's lifespan has started the runtime and stops before the runtime
     does. It is also ``app.state.grpc``.
     """
-    server = GrpcServer(app.state.runtime, app.state.settings, host, port)
+    server = GrpcServer(app.state.dataplane, host, port)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -1,6 +1,6 @@
 """Native REST: predict with rows (``instances``) or columns (``inputs``), and the endpoint's contract.
 
-Only converts and delegates: JSON -> columns (``contract.codecs``) -> :func:`dataplane.infer` -> JSON.
+Only converts and delegates: JSON -> columns (``contract.codecs``) -> :meth:`DataPlane.infer` -> JSON.
 Validation happens against the contract of the version that answers (``Endpoint.predict``).
 """
 
@@ -17,10 +17,11 @@ from modelrunner.contract.tabular import csv_rows
 from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
 from modelrunner.runner.endpoint import Prediction
-from modelrunner.server import dataplane, multipart, protobuf, request_meta
-from modelrunner.server.http import JSON, dumps, json_response, read_body
-from modelrunner.server.wire import load_request_json
-from modelrunner.settings import Settings
+from modelrunner.server import request_meta
+from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane, Decoder
+from modelrunner.server.http import JSON, dumps, json_response, plane_of, read_body
+from modelrunner.server.native import multipart, protobuf
+from modelrunner.server.wire import load_request_json, media, request_style, version_headers
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
@@ -75,18 +76,6 @@ VERSION = Query(None, ge=1, le=2**31 - 1, description="contract version N")
 MODEL_VERSION = Query(None, ge=1, le=2**31 - 1, description="the contract of model version N")
 
 
-def _runtime(request: Request) -> dataplane.RuntimeLike:
-    runtime: dataplane.RuntimeLike = request.app.state.runtime
-    return runtime
-
-
-def _style(body: Any) -> str:
-    """``instances`` or ``inputs``: the request's form, which the response mirrors."""
-    if isinstance(body, dict) and "instances" not in body and isinstance(body.get("inputs"), dict):
-        return "inputs"  # {"inputs": [rows]} (MLflow's tensor form) is rows, answered as rows
-    return "instances"
-
-
 ACCEPTED = "application/json, text/csv (with a header row), application/x-protobuf or multipart/form-data"
 """What the predict route reads, for the 415 that answers any other body."""
 
@@ -96,34 +85,29 @@ def _is_json(raw: bytes) -> bool:
     return raw.lstrip()[:1] in (b"{", b"[")
 
 
-def _media(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
 def _check_media(content_type: str | None, raw: bytes) -> None:
     """A body labelled as something we do not read (``text/csv``) is a 415 naming what we do read, rather
     than "malformed JSON"; an unlabelled body, a ``...json`` type, or a body that is JSON anyway is read."""
-    media = _media(content_type)
-    if media and media != "application/json" and not media.endswith(("+json", "/json")) \
-            and not _is_json(raw):
-        raise UnsupportedMediaType(f"unsupported media type {media}; send {ACCEPTED}", media_type=media)
+    kind = media(content_type)
+    if kind and kind != "application/json" and not kind.endswith(("+json", "/json")) and not _is_json(raw):
+        raise UnsupportedMediaType(f"unsupported media type {kind}; send {ACCEPTED}", media_type=kind)
 
 
-async def _decoder(request: Request, settings: Settings) -> tuple[dataplane.Decoder, str, bool, Any]:
+async def _decoder(request: Request, plane: DataPlane, raw: bytes) -> tuple[Decoder, str, bool, Any]:
     """How to turn this request into columns, the response style (``instances``/``inputs``/``form``),
     whether to decode it in a thread (a large body), and the parsed JSON body (None for forms and CSV)."""
-    limit, max_rows = settings.max_request_bytes, settings.max_request_rows
-    raw = await read_body(request, limit)
+    limit, max_rows = plane.max_bytes, plane.max_rows
     if multipart.is_form(request.headers) and not _is_json(raw):
         form = await multipart.parse_form(request.headers, raw, limit)
         return (lambda c: multipart.form_columns(form, c.inputs)), "form", False, None
-    large = len(raw) > dataplane.OFFLOAD_BYTES
-    if _media(request.headers.get("content-type")) == "text/csv" and not _is_json(raw):
+    large = len(raw) > OFFLOAD_BYTES
+    if media(request.headers.get("content-type")) == "text/csv" and not _is_json(raw):
         return (lambda c: rows_to_columns(csv_rows(raw, c.inputs, max_rows), c.inputs)), "instances", large, \
             None
     _check_media(request.headers.get("content-type"), raw)
     body = await load_request_json(raw, max_rows, large)
-    return (lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]), _style(body), large, body
+    decode: Decoder = lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]  # noqa: E731
+    return decode, request_style(body), large, body
 
 
 async def predict(request: Request) -> Response:
@@ -133,17 +117,17 @@ async def predict(request: Request) -> Response:
     row's outputs at the top level). ``?trace=1`` adds the per-step latency of a pipeline.
     """
     name: str = request.path_params["name"]
-    endpoint = _runtime(request).get(name)
-    settings: Settings = request.app.state.settings
-    if protobuf.handles(request.headers):  # an application/x-protobuf body or Accept: server/protobuf.py
-        raw = await read_body(request, settings.max_request_bytes)
-        return await protobuf.http_predict(endpoint, raw, request.headers, settings.max_request_rows)
-    decode, style, large, body = await _decoder(request, settings)
+    plane = plane_of(request)
+    endpoint = plane.endpoint(name)
+    raw = await read_body(request, plane.max_bytes)
+    if protobuf.handles(request.headers):  # an application/x-protobuf body or Accept: native/protobuf.py
+        return await protobuf.http_predict(plane, endpoint, raw, request.headers)
+    decode, style, large, body = await _decoder(request, plane, raw)
     traced = request.query_params.get("trace", "").lower() in ("1", "true", "yes")
     sticky = request_meta.lookup(body, request.headers.get) if endpoint.sticky_key else None
     with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
-        pred = await dataplane.infer(endpoint, decode, "rest", alone=traced, offload=large, sticky=sticky,
-                                     request_id=request.headers.get(request_meta.REQUEST_ID))
+        pred = await plane.infer(endpoint, decode, "rest", alone=traced, offload=large, sticky=sticky,
+                                 request_id=request.headers.get(request_meta.REQUEST_ID))
     meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version,
                             **request_meta.body_fields(pred)}
     if large:  # the answer to a large request is large too: encoded in a thread, as it was decoded
@@ -165,13 +149,6 @@ def _answer(meta: dict[str, Any], pred: Prediction, style: str, trace: Any) -> b
     return dumps(out)
 
 
-def version_headers(pred: Prediction) -> dict[str, str]:
-    """The answering model version, request id and variant, as headers (also for bodies that cannot carry
-    them, e.g. protobuf)."""
-    return {"x-modelrunner-model": pred.model, "x-modelrunner-version": str(pred.version),
-            **request_meta.headers_of(pred)}
-
-
 router.add_route("/v1/endpoints/{name}/predict", predict, methods=["POST"], include_in_schema=False)
 
 
@@ -181,9 +158,9 @@ async def feedback_answer(request: Request, name: str) -> Response:
     from modelrunner.runner import feedback
     from modelrunner.server.wire import parse_json
 
-    settings: Settings = request.app.state.settings
-    items = feedback.parse(parse_json(await read_body(request, settings.max_request_bytes)))
-    result = await feedback.join(_runtime(request), name, items)
+    plane = plane_of(request)
+    items = feedback.parse(parse_json(await read_body(request, plane.max_bytes)))
+    result = await feedback.join(plane.runtime, name, items)
     return json_response({"joined": result.joined, "duplicates": result.duplicates})
 
 
@@ -197,9 +174,7 @@ async def post_feedback(name: str, request: Request) -> Response:
 
 @router.get("/endpoints", summary="Endpoints served by this worker")
 async def list_endpoints(request: Request) -> Response:
-    runtime = _runtime(request)
-    items = [dataplane.endpoint_summary(ep) for ep in runtime.endpoints.values()]
-    return json_response({"endpoints": sorted(items, key=lambda e: e["name"])})
+    return json_response({"endpoints": plane_of(request).summaries()})
 
 
 @router.get("/endpoints/{name}/contract", summary="The endpoint's contract and its JSON Schema "
@@ -208,9 +183,10 @@ async def get_contract(name: str, request: Request, version: int | None = VERSIO
                        model_version: int | None = MODEL_VERSION) -> Response:
     from modelrunner.contract.schema import json_schema
 
-    endpoint = _runtime(request).get(name)
-    registry = getattr(request.app.state.runtime, "registry", None)
-    contract = await protobuf.contract_of(endpoint, registry, version=version, model_version=model_version)
+    plane = plane_of(request)
+    endpoint = plane.endpoint(name)
+    contract = await protobuf.contract_of(endpoint, plane.registry, version=version,
+                                          model_version=model_version)
     dep = endpoint.current
     assert dep is not None  # contract_of raised Unavailable otherwise
     return json_response({
@@ -224,7 +200,6 @@ async def get_contract(name: str, request: Request, version: int | None = VERSIO
             response_class=PlainTextResponse)
 async def get_proto(name: str, request: Request, version: int | None = VERSION,
                     model_version: int | None = MODEL_VERSION) -> Response:
-    endpoint = _runtime(request).get(name)
-    registry = getattr(request.app.state.runtime, "registry", None)
-    return await protobuf.proto_response(endpoint, registry, version, model_version)
+    plane = plane_of(request)
+    return await protobuf.proto_response(plane.endpoint(name), plane.registry, version, model_version)
 

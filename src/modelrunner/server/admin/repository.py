@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.runner.waiting import ALIVE_WITHIN_S
-from modelrunner.server import rollout
+from modelrunner.server.admin import rollout
 from modelrunner.server.auth import require_admin
 from modelrunner.server.http import json_response, parse_json, read_body
 from modelrunner.server.wire import redact

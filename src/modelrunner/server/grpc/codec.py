@@ -17,8 +17,8 @@ import numpy as np
 from modelrunner.contract.codecs import column_to_raw, tensor_shape, v2_datatype
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.runner.endpoint import Prediction
-from modelrunner.server import v2_codec
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
+from modelrunner.server.v2 import codec as v2_codec
 
 CONTENTS: dict[str, str] = {
     "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
@@ -29,7 +29,7 @@ CONTENTS: dict[str, str] = {
 """V2 datatype -> the ``InferTensorContents`` field holding its typed values."""
 
 
-def parameters(params: Any) -> dict[str, Any]:
+def parameters(params: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
     """A ``map<string, InferParameter>`` as plain values."""
     out: dict[str, Any] = {}
     for key, param in params.items():
@@ -51,7 +51,7 @@ def _set_parameters(target: Any, values: Mapping[str, Any]) -> None:
             param.string_param = str(value)
 
 
-def _typed_data(tensor: Any) -> Any:
+def _typed_data(tensor: pb.ModelInferRequest.InferInputTensor) -> Any:
     """The values of one typed input tensor (checked against its datatype)."""
     datatype = tensor.datatype.upper()
     field = CONTENTS.get(datatype)
@@ -70,7 +70,7 @@ def _typed_data(tensor: Any) -> Any:
     return list(values) if datatype == "BYTES" else np.asarray(values)
 
 
-def _raw_inputs(msg: Any) -> list[bytes] | None:
+def _raw_inputs(msg: pb.ModelInferRequest) -> list[bytes] | None:
     raw = list(msg.raw_input_contents)
     if not raw:
         return None
@@ -83,7 +83,7 @@ def _raw_inputs(msg: Any) -> list[bytes] | None:
     return raw
 
 
-def infer_request(msg: Any, max_rows: int | None = None) -> v2_codec.InferRequest:
+def infer_request(msg: pb.ModelInferRequest, max_rows: int | None = None) -> v2_codec.InferRequest:
     """A ``ModelInferRequest`` as a V2 request (tensors decoded later, against the serving contract); a
     tensor whose first dimension is over ``max_rows`` is refused (RESOURCE_EXHAUSTED) before its data."""
     v2_codec.check_tensor_count(len(msg.inputs))
@@ -118,7 +118,7 @@ def _typed_values(datatype: str, arr: np.ndarray) -> list[Any]:
     return flat  # type: ignore[no-any-return]
 
 
-def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> Any:
+def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> pb.ModelInferResponse:
     """A ``ModelInferResponse`` for a prediction, raw when the request was raw (or an output needs it)."""
     names = _output_names(pred.columns, req)
     arrays = [np.asarray(pred.columns[n]) for n in names]
@@ -137,7 +137,7 @@ def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> A
     return resp
 
 
-def model_metadata(meta: Mapping[str, Any]) -> Any:
+def model_metadata(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
     """``contract.schema.v2_metadata``'s dict as a ``ModelMetadataResponse``."""
     resp = pb.ModelMetadataResponse(name=meta["name"], versions=list(meta["versions"]),
                                     platform=meta["platform"])

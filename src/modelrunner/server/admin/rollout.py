@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelrunner.server.admin_models import WorkerResultOut
+from modelrunner.server.admin.schemas import WorkerResultOut
 
 STATUS = {"switched": 200, "pending": 200, "refused": 409, "timeout": 504}
 """HTTP status of a rollout outcome: all switched, not waited, a worker refused, time ran out."""

@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from modelrunner.pipelines.targets import resolve_target
 from modelrunner.runner.batching import check_config, set_endpoint_config
-from modelrunner.server import rollout
-from modelrunner.server.admin_models import (
+from modelrunner.server.admin import rollout
+from modelrunner.server.admin.schemas import (
     AliasOut,
     AliasPut,
     AuditOut,

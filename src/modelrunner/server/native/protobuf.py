@@ -1,7 +1,7 @@
 """Protobuf-native endpoints (the Acumos way): the endpoint's own ``Request``/``Response`` messages.
 
 Shared by ``POST /v1/endpoints/{name}/predict`` with ``Content-Type: application/x-protobuf`` and by the
-per-contract gRPC service ``modelrunner.<endpoint>.Model/Predict`` (``grpc_native``). Bytes are decoded with
+per-contract gRPC service ``modelrunner.<endpoint>.Model/Predict`` (``grpc.native``). Bytes are decoded with
 the contract of the version serving *now* (so a swap is picked up at once) through ``contract.proto``'s
 run-time message classes; no protoc at run time. The ``.proto`` text is served by version: the current
 one, an older contract version, or a model version's.
@@ -26,9 +26,10 @@ from modelrunner.contract.proto import (
 )
 from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint, Prediction
-from modelrunner.server import dataplane, request_meta
+from modelrunner.server import request_meta
+from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.http import json_response
-from modelrunner.server.wire import load_request_json
+from modelrunner.server.wire import load_request_json, media, version_headers
 
 PROTOBUF = "application/x-protobuf"
 _PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf", "application/vnd.google.protobuf",
@@ -42,21 +43,17 @@ def service_of(endpoint: str) -> str:
     return f"{package_of(endpoint)}.{SERVICE}"
 
 
-def _media(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
-
-
 def is_protobuf(content_type: str | None) -> bool:
-    return _media(content_type) in _PROTOBUF_TYPES
+    return media(content_type) in _PROTOBUF_TYPES
 
 
 def wants_protobuf(accept: str | None) -> bool:
     """True when ``Accept`` names a protobuf type before (or without) JSON."""
     for part in (accept or "").split(","):
-        media = _media(part)
-        if media in _PROTOBUF_TYPES:
+        kind = media(part)
+        if kind in _PROTOBUF_TYPES:
             return True
-        if media in ("application/json", "application/*"):
+        if kind in ("application/json", "application/*"):
             return False
     return False
 
@@ -82,16 +79,15 @@ def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
     return endpoint.contract
 
 
-async def predict(endpoint: Endpoint, data: bytes, protocol: str, max_rows: int | None = None, *,
+async def predict(plane: DataPlane, endpoint: Endpoint, data: bytes, protocol: str, *,
                   request_id: str | None = None,
                   headers: Callable[[str], Any] | None = None) -> tuple[bytes, Prediction]:
     """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version; ``headers`` looks up
     a header or gRPC metadata value (sticky keys)."""
-    package = package_of(endpoint.name)
+    package, max_rows = package_of(endpoint.name), plane.max_rows
     sticky = request_meta.header_lookup(headers) if headers is not None and endpoint.sticky_key else None
-    pred = await dataplane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
-                                 offload=len(data) > dataplane.OFFLOAD_BYTES, request_id=request_id,
-                                 sticky=sticky)
+    pred = await plane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
+                             offload=len(data) > OFFLOAD_BYTES, request_id=request_id, sticky=sticky)
     return encode_response(endpoint, pred), pred
 
 
@@ -103,29 +99,28 @@ def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
 def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
     """Which version answered, the request id and the variant (the protobuf body has no room for them)."""
     contract = answering_contract(endpoint, pred)
-    return {"x-modelrunner-model": pred.model, "x-modelrunner-version": str(pred.version),
-            "x-modelrunner-ref": pred.ref, "x-modelrunner-contract-version": str(contract.version),
-            **request_meta.headers_of(pred)}
+    return {**version_headers(pred), "x-modelrunner-ref": pred.ref,
+            "x-modelrunner-contract-version": str(contract.version)}
 
 
-async def http_predict(endpoint: Endpoint, body: bytes, headers: Mapping[str, str],
-                       max_rows: int | None = None) -> Response:
+async def http_predict(plane: DataPlane, endpoint: Endpoint, body: bytes,
+                       headers: Mapping[str, str]) -> Response:
     """``POST /v1/endpoints/{name}/predict`` when the body is protobuf or a protobuf answer is wanted."""
-    accept = headers.get("accept")
+    accept, max_rows = headers.get("accept"), plane.max_rows
     rid = headers.get(request_meta.REQUEST_ID)
     if is_protobuf(headers.get("content-type")):
-        data, pred = await predict(endpoint, body, "protobuf", max_rows, request_id=rid, headers=headers.get)
+        data, pred = await predict(plane, endpoint, body, "protobuf", request_id=rid, headers=headers.get)
         if accept is None or wants_protobuf(accept) or "json" not in accept:
             return Response(data, media_type=PROTOBUF, headers=answer_headers(endpoint, pred))
         out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
                                **request_meta.body_fields(pred)}
         out.update(encode_json_response(pred.columns, "instances"))
         return json_response(out, headers=request_meta.headers_of(pred))
-    large = len(body) > dataplane.OFFLOAD_BYTES
+    large = len(body) > OFFLOAD_BYTES
     doc = await load_request_json(body, max_rows, large)
     sticky = request_meta.lookup(doc, headers.get) if endpoint.sticky_key else None
-    pred = await dataplane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
-                                 "protobuf", offload=large, request_id=rid, sticky=sticky)
+    pred = await plane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
+                             "protobuf", offload=large, request_id=rid, sticky=sticky)
     return Response(encode_response(endpoint, pred), media_type=PROTOBUF,
                     headers=answer_headers(endpoint, pred))
 
