@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from registry_helpers import write_bundle
 from sqlalchemy import update
 
 from modelrunner.errors import FailedPrecondition, IncompatibleContract, InvalidArgument, NotFound
 from modelrunner.registry import PredictionRecord, Registry
 from modelrunner.registry.tables import predictions
+from support.registry_helpers import write_bundle
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from test_reconciler import run, runtime
 
 from modelrunner.registry.types import Experiment
 from modelrunner.runner.experiment import chooses_candidate, sticky_point
 from modelrunner.runner.runtime import Runtime
+from support.runner_fakes import run, runtime
 
 ZEROS = {"x": np.zeros((1, 2))}
 ONES = {"x": np.ones((1, 2))}
@@ -231,10 +231,9 @@ def test_stopping_a_shadow_waits_for_the_copy_in_flight() -> None:
     import dataclasses
     import threading
 
-    from runner_fakes import TagPredictor, batch, deployment
-
     from modelrunner.runner.endpoint import Endpoint
     from modelrunner.runner.experiment import LiveExperiment
+    from support.runner_fakes import TagPredictor, batch, deployment
 
     async def main() -> None:
         ep = Endpoint("ep", drain_timeout_s=5)

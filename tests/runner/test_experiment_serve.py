@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from runner_server import BODY, Server, save_toy
 
 from modelrunner.registry import Registry
 from modelrunner.runner.experiment import sticky_point
 from modelrunner.settings import Settings
+from support.runner_server import BODY, Server, save_toy
 
 PATH = "/v1/endpoints/toy/predict"
 

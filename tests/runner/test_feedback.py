@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_experiment import _started
-from test_reconciler import run
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.runner import feedback
+from support.runner_fakes import run
 
 
 def test_parse_forms_and_errors() -> None:

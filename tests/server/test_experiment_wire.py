@@ -11,13 +11,13 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from grpc_helpers import GrpcStack, grpc_stack
-from server_helpers import push_sklearn_models
 from tritonclient.grpc import service_pb2 as tpb
 from tritonclient.grpc import service_pb2_grpc as tpb_grpc
 
 from modelrunner.contract.proto import columns_to_request_bytes, proto_package
 from modelrunner.runner.experiment import sticky_point
+from support.grpc_helpers import GrpcStack, grpc_stack
+from support.server_helpers import push_sklearn_models
 
 ROW = [0.0] * 64
 PROTOBUF = "application/x-protobuf"

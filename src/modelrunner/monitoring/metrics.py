@@ -43,6 +43,8 @@ __all__ = [
     "observe_request",
     "observe_step",
     "observe_swap",
+    "set_online_labelled",
+    "set_online_metric",
     "render",
     "reset",
     "set_loaded",
@@ -123,6 +125,17 @@ class _Collectors:
             "Seconds since the registry database last answered (the worst worker); the desired state may "
             "have changed since.",
             multiprocess_mode="livemax", registry=reg,
+        )
+        self.online = Gauge(
+            "modelrunner_online_metric",
+            "Online metric of an experiment's variant (accuracy, error_rate, p99_ms, ...), from the "
+            "prediction log and feedback.", ["endpoint", "variant", "metric"], multiprocess_mode="mostrecent",
+            registry=reg,
+        )
+        self.online_labelled = Gauge(
+            "modelrunner_online_labelled",
+            "Logged predictions of an experiment's variant joined with feedback.", ["endpoint", "variant"],
+            multiprocess_mode="mostrecent", registry=reg,
         )
         self.shadow_dropped = Counter(
             "modelrunner_shadow_dropped",
@@ -242,7 +255,8 @@ class _WithoutRemoved:
 # -- endpoints coming and going (runner) -------------------------------------------------------------------
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
-                "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped")
+                "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped",
+                "online", "online_labelled")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
@@ -351,3 +365,17 @@ def set_registry_contact(connected: bool, stale_seconds: float) -> None:
     c = _get()
     c.registry_connected.set(1 if connected else 0)
     c.registry_stale.set(round(stale_seconds, 3))
+
+
+# -- online experiments (experiments.loop) -----------------------------------------------------------------
+
+
+def set_online_metric(endpoint: str, variant: str, metric: str, value: float) -> None:
+    """The current online value of ``metric`` for one variant of the experiment on ``endpoint``."""
+    child = _child("online", lambda c: c.online.labels(endpoint, variant, metric), endpoint, variant, metric)
+    child.set(value)
+
+
+def set_online_labelled(endpoint: str, variant: str, count: int) -> None:
+    """How many of the variant's logged predictions have feedback joined."""
+    _child("online_n", lambda c: c.online_labelled.labels(endpoint, variant), endpoint, variant).set(count)

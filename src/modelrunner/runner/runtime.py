@@ -63,6 +63,8 @@ class Runtime:
         self._watcher: ChangeWatcher | None = None
         self._beat_contact = 0.0  # when a heartbeat write last reached the registry (monotonic)
         self._freshness: asyncio.Task[None] | None = None
+        self._decider: asyncio.Task[None] | None = None
+        self._decider_stop = asyncio.Event()
 
     def _make_endpoint(self, name: str) -> Endpoint:
         return Endpoint(name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
@@ -126,6 +128,13 @@ class Runtime:
             metrics.set_registry_contact(contact["connected"], contact["stale_s"])
             await asyncio.sleep(0.5)
 
+        from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
+
+        self._decider_stop = asyncio.Event()
+        self._decider = asyncio.get_running_loop().create_task(
+            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop,
+                        worker_id=self.worker_id), name="decider")
+
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
         while the workers start), poll it; give up after ``EXPECT_TIMEOUT_S`` and serve what is desired."""
@@ -143,6 +152,10 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop polling, unload every endpoint (in-flight requests drain first), free the threads."""
+        if self._decider is not None:
+            self._decider_stop.set()
+            await self._decider
+            self._decider = None
         for task in (self._heartbeat, self._freshness):
             if task is not None:
                 task.cancel()
