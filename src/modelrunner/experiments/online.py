@@ -249,8 +249,7 @@ def _error_stat(name: str, y: np.ndarray, pred: np.ndarray) -> Statistic:
 
     def stat(idx: np.ndarray) -> np.ndarray:
         per_output = err[idx].mean(axis=1)  # (draws, outputs)
-        out: np.ndarray = np.mean(np.sqrt(per_output) if name == "rmse" else per_output, axis=1)
-        return out
+        return np.asarray(np.mean(np.sqrt(per_output) if name == "rmse" else per_output, axis=1))
     return stat
 
 
