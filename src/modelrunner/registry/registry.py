@@ -21,6 +21,7 @@ from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, gc, state, versions
 from modelrunner.registry.audit import read_audit, write_audit
+from modelrunner.registry.drift import DriftMethods
 from modelrunner.registry.notify import ChangeListener
 from modelrunner.registry.refs import TARGET_KINDS, check_alias, check_name, parse_ref, parse_target
 from modelrunner.registry.store import ArtifactStore
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 20
 
 
-class Registry:
+class Registry(DriftMethods):
     """Models, versions, aliases, audit, desired state and artifacts over one database and one store."""
 
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,

@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 EXPECT_TIMEOUT_S = 30.0
 
 
+def _monitor(registry: Any, worker_id: str, settings: Settings, endpoints: dict[str, Endpoint]) -> Any:
+    """Drift monitoring of this worker (``monitoring.monitor``), unless turned off, or the registry is not
+    one it can store sketches in (a test double)."""
+    if not settings.drift_monitoring or not hasattr(registry, "add_sketch"):
+        return None
+    from modelrunner.monitoring.monitor import Monitor
+
+    return Monitor(registry, worker_id, settings, endpoints)
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -48,9 +58,11 @@ class Runtime:
         self.freeze_heap = freeze_heap
         self.endpoints: dict[str, Endpoint] = {}
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
+        self.monitor = _monitor(registry, self.worker_id, self.settings, self.endpoints)
         self.reconciler = Reconciler(registry, self.endpoints, self._make_endpoint, worker_id=self.worker_id,
                                      poll_interval_s=self.settings.poll_interval_s, loader=loader,
-                                     on_change=self._changed)
+                                     on_change=self._changed,
+                                     observer_for=self.monitor.observer_for if self.monitor else None)
         self._started = False
         self._removed: set[str] = set()
         self._report_now = asyncio.Event()
@@ -99,6 +111,8 @@ class Runtime:
         self._started = True
         self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        if self.monitor is not None:
+            self.monitor.start()
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
@@ -123,6 +137,8 @@ class Runtime:
                 await self._heartbeat
             self._heartbeat = None
         await self.reconciler.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
