@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import numpy as np
+from centroids import Centroids
 
 from modelrunner.contract import Contract, Field
 from modelrunner.contract.types import DType
@@ -20,14 +20,14 @@ CONTRACT = Contract.build(
 
 @dataclass(frozen=True)
 class Digits:
-    model: Any
+    model: Centroids
     x: np.ndarray
     y: np.ndarray
     train: np.ndarray
     test: np.ndarray
 
     def outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return {"label": self.model.predict(x), "probabilities": self.model.predict_proba(x)}
+        return {"label": self.model.labels(x), "probabilities": self.model.proba(x)}
 
     def profile(self) -> Profile:
         x = self.x[self.train]
@@ -38,31 +38,6 @@ class Digits:
         out = self.outputs(x)
         conf, conf_rows = binner.confidence(out)
         return Sketch(binner.count({"pixels": x}, out), len(x), conf, conf_rows)
-
-
-class Centroids:
-    """A classifier fitted in a millisecond: softmax over minus the squared distances to class centroids."""
-
-    def __init__(self, temperature: float = 40.0) -> None:
-        self.temperature = temperature
-        self.centroids = np.zeros((0, 0))
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Centroids:
-        self.centroids = np.stack([x[y == k].mean(axis=0) for k in range(int(y.max()) + 1)])
-        return self
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        d = ((np.asarray(x, dtype=np.float64)[:, None, :] - self.centroids[None]) ** 2).sum(axis=2)
-        z = -d / self.temperature
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.argmax(self.predict_proba(x), axis=1)
-
-    def __call__(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """The python flavor's entry point: columns in, columns out."""
-        return {"label": self.predict(pixels), "probabilities": self.predict_proba(pixels)}
 
 
 @cache

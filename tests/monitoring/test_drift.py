@@ -31,8 +31,8 @@ def test_confidence_based_estimate_follows_true_accuracy() -> None:
     same = evaluate(profile, d.sketch(profile, x))
     noisy = shifted(x, rng, noise=4.0)
     worse = evaluate(profile, d.sketch(profile, noisy))
-    true_same = float(np.mean(d.model.predict(x) == d.y[d.test]))
-    true_worse = float(np.mean(d.model.predict(noisy) == d.y[d.test]))
+    true_same = float(np.mean(d.model.labels(x) == d.y[d.test]))
+    true_worse = float(np.mean(d.model.labels(noisy) == d.y[d.test]))
     assert same.estimated_accuracy is not None and worse.estimated_accuracy is not None
     assert abs(same.estimated_accuracy - true_same) < 0.06
     assert worse.estimated_accuracy < same.estimated_accuracy - 0.01  # falls with the true one
