@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 from centroids import Centroids
@@ -53,3 +54,26 @@ def digits() -> Digits:
 def shifted(x: np.ndarray, rng: np.random.Generator, noise: float = 2.0) -> np.ndarray:
     """Noisier digits: what a new scanner would send."""
     return np.clip(x + rng.normal(0, noise, x.shape), 0, 16)
+
+
+def save_digits(path: Any, *, training: bool = True) -> Any:
+    """The digits classifier saved as a python-flavor bundle (with its training data unless told not)."""
+    from modelrunner.bundle import save_model
+
+    d = digits()
+    data = {"pixels": d.x[d.train], "label": d.y[d.train]} if training else None
+    return save_model(d.model, path, flavor="python", name="digits", sample={"pixels": d.x[:2]},
+                      license="MIT", training_data=data)
+
+
+def feed(registry: Any, endpoint: str, x: np.ndarray, now: float, worker: str = "w0") -> None:
+    """What a worker serving ``endpoint`` records and flushes for the rows ``x`` at time ``now``."""
+    from modelrunner.monitoring.monitor import Monitor
+
+    target = registry.resolve(registry.endpoint(endpoint).target)
+    monitor = Monitor(registry, worker)
+    observe = monitor.observer_for(endpoint, target)
+    for start in range(0, len(x), 50):
+        rows = x[start:start + 50]
+        observe({"pixels": rows}, digits().outputs(rows))
+    monitor.flush(now)

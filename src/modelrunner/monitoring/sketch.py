@@ -130,6 +130,8 @@ class Binner:
                                               if s.kind == NUMERIC and s.side == side])
                          for side in ("input", "output")}
         self.fields = {side: {s.field for s in self.specs if s.side == side} for side in ("input", "output")}
+        if confidence_output is not None:
+            self.fields["output"].add(confidence_output)
         self._categorical = [(s, o, {c: i for i, c in enumerate(s.categories)})
                              for s, o in zip(self.specs, self.offsets, strict=True) if s.kind == CATEGORICAL]
 
