@@ -68,3 +68,10 @@ def test_monitor_errors_are_one_line(cli: Cli) -> None:
     assert missing.code != 0 and "nosuch" in missing.err and "Traceback" not in missing.err
     bad = cli("monitor", "nosuch", "--window", "soon")
     assert bad.code == 2 and "--window" in bad.err
+
+
+def test_show_prints_the_reference_profile(cli: Cli, tmp_path: Path) -> None:
+    _served(tmp_path)
+    shown = cli("show", "digits")
+    assert shown.code == 0 and "reference profile (training_data): 65 features of 1100 rows" in shown.out
+    assert "pixels[0]" in shown.out and "mean confidence" in shown.out

@@ -169,6 +169,38 @@ def _confidence(reference: Any, sketch: Any) -> dict[str, Any] | None:
     return conf
 
 
+def print_profile(registry: Any, mv: Any, limit: int = 12) -> None:
+    """``modelrunner show``: the reference profile saved with the version (drift monitoring's baseline)."""
+    from modelrunner.monitoring.status import reference
+
+    profile = reference(registry, mv)
+    if profile.source == "none":
+        return
+    out = console()
+    conf = profile.confidence or {}
+    line = f"\n[bold]reference profile[/bold] ({profile.source}): {len(profile.specs)} features of " \
+           f"{profile.reference.rows} rows"
+    if conf.get("mean") is not None:
+        acc = conf.get("accuracy")
+        line += f"; mean confidence {conf['mean']:.3f}" + (f", accuracy {acc:.3f}" if acc is not None else "")
+    out.print(line)
+    table = Table(title_justify="left")
+    for column in ("feature", "side", "kind", "range / top categories", "bins", "missing"):
+        table.add_column(column)
+    for spec, counts in list(zip(profile.specs, profile.feature_counts(), strict=True))[:limit]:
+        total = max(1, int(counts.sum()))
+        if spec.kind == "numeric":
+            what, bins = f"{spec.edges[0]:g} .. {spec.edges[-1]:g}", str(len(spec.edges) - 1)
+        else:
+            top = sorted(zip(spec.categories, counts[:-2], strict=True), key=lambda c: -c[1])[:3]
+            what = ", ".join(f"{c} {n / total:.0%}" for c, n in top)
+            bins = str(len(spec.categories))
+        table.add_row(spec.name, spec.side, spec.kind, what, bins, f"{counts[-1] / total:.1%}")
+    out.print(table)
+    if len(profile.specs) > limit:
+        out.print(f"... and {len(profile.specs) - limit} more (modelrunner monitor ENDPOINT scores them all)")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``monitor`` (show, set, baseline) to the main app."""
     monitor_app.command("show")(show)
