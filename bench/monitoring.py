@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         servers = {mode: start(home, mode == "on") for mode in ("off", "on")}
         rps: dict[str, list[float]] = {"off": [], "on": []}
         try:
-            for mode, (_, url) in servers.items():  # warm-up
+            for _, url in servers.values():  # warm-up
                 loadgen.run_wrk(f"{url}/v1/endpoints/digits/predict", body, connections=args.connections,
                                 seconds=2)
             for r in range(args.rounds):
@@ -150,8 +150,9 @@ def report(rps: dict[str, list[float]], cost: dict[str, float], args: argparse.N
     (RESULTS / "monitoring-latest.json").write_text(json.dumps(row, indent=2) + "\n")
     md = ("| single-row req/s, 1 worker | monitoring off | monitoring on | cost | observe() per request | "
           "count per row (flush thread) |\n|---|---|---|---|---|---|\n"
-          f"| median of {args.rounds} x {args.seconds:g} s (wrk -c{args.connections}) | {off:.0f} | {on:.0f} | "
-          f"{overhead:.1f} % | {cost.get('observe_us', 0):.1f} us | {cost.get('fold_us_per_row', 0):.1f} us |\n")
+          f"| median of {args.rounds} x {args.seconds:g} s (wrk -c{args.connections}) | {off:.0f} | {on:.0f} "
+          f"| {overhead:.1f} % | {cost.get('observe_us', 0):.1f} us "
+          f"| {cost.get('fold_us_per_row', 0):.1f} us |\n")
     (RESULTS / "monitoring-latest.md").write_text(md)
     print(md)  # noqa: T201
     return 0

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     drift_retention_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="Sketches of older windows are deleted.")
     drift_webhook_url: str | None = Field(
-        default=None, description="Where firing and resolving monitoring alerts are POSTed as JSON (retried).")
+        default=None,
+        description="Where firing and resolving monitoring alerts are POSTed as JSON (retried).")
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -8,7 +8,6 @@ import re
 import time
 from typing import Any
 
-import click
 import typer
 from rich.table import Table
 from typer.core import TyperGroup
@@ -20,7 +19,7 @@ from modelrunner.errors import FailedPrecondition, InvalidArgument
 class _ShowByDefault(TyperGroup):
     """``modelrunner monitor digits`` is ``modelrunner monitor show digits``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and not args[0].startswith("-") and args[0] not in self.commands:
             args = ["show", *args]
         return super().parse_args(ctx, args)
@@ -83,7 +82,8 @@ def _print_report(report: Any, states: list[Any], window: str, all_features: boo
                  if report.features else ""))
     if report.estimated_accuracy is not None:
         ref = report.reference_accuracy
-        out.print(f"estimated accuracy {report.estimated_accuracy:.3f} (mean confidence {report.confidence:.3f}"
+        out.print(f"estimated accuracy {report.estimated_accuracy:.3f} "
+                  f"(mean confidence {report.confidence:.3f}"
                   + (f"; reference accuracy {ref:.3f})" if ref is not None else ")"))
     if report.quality:
         out.print(f"data quality: {', '.join(report.quality[:10])}")
@@ -131,7 +131,8 @@ def monitor_set(
              "nan": nan, "out_of_range": out_of_range, "unseen": unseen, "accuracy_drop": accuracy_drop}
     for key, value in given.items():
         if value is not None and (value < 0 or (key in ("quantile", "min_features") and value > 1)):
-            raise InvalidArgument(f"--{key.replace('_', '-')} must be {'in [0, 1]' if key in ('quantile', 'min_features') else '>= 0'}, got {value}")
+            bounds = "in [0, 1]" if key in ("quantile", "min_features") else ">= 0"
+            raise InvalidArgument(f"--{key.replace('_', '-')} must be {bounds}, got {value}")
     registry = _registry()
     registry.resolve(model)  # NotFound naming the model
     current = {} if reset else registry.drift_thresholds(model)
@@ -154,7 +155,8 @@ def baseline(endpoint: str = typer.Argument(..., help="Endpoint name."),
     rows = registry.sketches(endpoint, since=since, version=target.mv.version)
     sketch = merged(rows, target.profile.reference.counts.size)
     if sketch.rows == 0:
-        raise FailedPrecondition(f"endpoint {endpoint!r} has no traffic of {target.mv.ref} in the last {window}")
+        raise FailedPrecondition(
+            f"endpoint {endpoint!r} has no traffic of {target.mv.ref} in the last {window}")
     profile = Profile(target.profile.specs, sketch, "baseline", _confidence(target.profile, sketch))
     registry.put_baseline(target.mv.name, target.mv.version, profile.to_json())
     console().print(f"{target.mv.ref}: baseline of {sketch.rows} rows ({len(profile.specs)} features) from "

@@ -1,4 +1,4 @@
-"""Drift scores of a window of traffic against a reference profile, with thresholds calibrated on the reference.
+"""Drift scores of a window of traffic against a reference profile, thresholds calibrated on the reference.
 
 Numeric features: PSI over the reference's quantile bins (plus out-of-range bins) decides; the binned K-S
 statistic and its p-value are reported beside it. Categorical features (strings, bools, predicted labels):
@@ -48,7 +48,8 @@ class Thresholds:
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Thresholds:
         known = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**{k: (int(v) if k == "min_rows" else float(v)) for k, v in known.items()})
+        values: dict[str, Any] = {k: (int(v) if k == "min_rows" else float(v)) for k, v in known.items()}
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -126,7 +126,8 @@ class _Collectors:
         )
         self.estimated_accuracy = Gauge(
             "modelrunner_estimated_accuracy",
-            "Accuracy estimated without labels from the model's confidence (CBPE-like), by endpoint, version.",
+            "Accuracy estimated without labels from the model's confidence (CBPE-like), by endpoint and "
+            "version.",
             ["endpoint", "version"], multiprocess_mode="mostrecent", registry=reg,
         )
         self.cache: dict[tuple[Any, ...], Any] = {}

@@ -213,7 +213,8 @@ def update_alerts(registry: Any, report: DriftReport, webhook_url: str | None = 
 
 def _detail(report: DriftReport, kind: str) -> dict[str, Any]:
     if kind == "drift":
-        top = sorted((f for f in report.features if f.status == "drift"), key=lambda f: -f.score / f.threshold)
+        top = sorted((f for f in report.features if f.status == "drift"),
+                     key=lambda f: -f.score / f.threshold)
         return {"rows": report.rows, "drifted": report.drifted, "needed": report.needed,
                 "features": [{"feature": f.feature, "test": f.test, "score": round(f.score, 4),
                               "threshold": round(f.threshold, 4)} for f in top[:10]]}

@@ -13,8 +13,8 @@ from modelrunner.monitoring.status import history
 POINTS = 60
 
 
-def plot_drift(registry: Any, endpoint: str, path: str | Path, *, window_s: float, span_s: float | None = None,
-               now: float | None = None) -> Path:
+def plot_drift(registry: Any, endpoint: str, path: str | Path, *, window_s: float,
+               span_s: float | None = None, now: float | None = None) -> Path:
     """Drift index (the largest score / threshold of any feature: above 1 is drift) and the share of
     drifting features over the last ``span_s`` (default 24 windows), each point scored over ``window_s``;
     version swaps (dotted) and alerts firing (red) / resolved (green) marked; estimated accuracy on the

@@ -119,7 +119,8 @@ def build_profile(contract: Contract, inputs: Mapping[str, Any], outputs: Mappin
     return Profile(specs, reference, "training_data", confidence)
 
 
-def _specs(side: str, fields: Sequence[Field], columns: Mapping[str, Any] | None, bins: int) -> list[FeatureSpec]:
+def _specs(side: str, fields: Sequence[Field], columns: Mapping[str, Any] | None,
+           bins: int) -> list[FeatureSpec]:
     out: list[FeatureSpec] = []
     if columns is None:
         return out
@@ -131,9 +132,11 @@ def _specs(side: str, fields: Sequence[Field], columns: Mapping[str, Any] | None
         for i in range(flat.shape[1]):
             name, index = (f"{f.name}[{i}]", i) if f.shape else (f.name, None)
             if _categorical(f, side):
-                out.append(FeatureSpec(name, f.name, index, CATEGORICAL, side, categories=_categories(flat[:, i])))
+                out.append(FeatureSpec(name, f.name, index, CATEGORICAL, side,
+                                       categories=_categories(flat[:, i])))
             else:
-                out.append(FeatureSpec(name, f.name, index, NUMERIC, side, edges=quantile_edges(flat[:, i], bins)))
+                out.append(FeatureSpec(name, f.name, index, NUMERIC, side,
+                                       edges=quantile_edges(flat[:, i], bins)))
     return out
 
 
@@ -166,8 +169,10 @@ def quantile_edges(values: np.ndarray, bins: int = BINS) -> tuple[float, ...]:
 
 def _categories(values: np.ndarray) -> tuple[str, ...]:
     keys = [category_key(v) for v in values if not is_missing(v)]
-    uniq, counts = np.unique(np.asarray(keys, dtype=object), return_counts=True) if keys else ([], [])
-    order = np.argsort(-np.asarray(counts), kind="stable")
+    if not keys:
+        return ()
+    uniq, counts = np.unique(np.asarray(keys, dtype=object), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
     return tuple(str(uniq[i]) for i in order[:MAX_CATEGORIES])
 
 
@@ -214,7 +219,8 @@ def generic_specs(contract: Contract) -> list[FeatureSpec]:
                 name, index = (f"{f.name}[{i}]", i) if f.shape else (f.name, None)
                 if _categorical(f, side):
                     cats = tuple(f"#{b}" for b in range(HASH_BUCKETS))
-                    specs.append(FeatureSpec(name, f.name, index, CATEGORICAL, side, categories=cats, hashed=True))
+                    specs.append(FeatureSpec(name, f.name, index, CATEGORICAL, side, categories=cats,
+                                             hashed=True))
                 else:
                     specs.append(FeatureSpec(name, f.name, index, NUMERIC, side, edges=GENERIC_EDGES))
     return specs

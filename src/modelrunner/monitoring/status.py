@@ -63,7 +63,7 @@ def served(registry: Any, endpoint: str) -> Served:
     if kind == "pipeline":
         raise NotFound(f"endpoint {endpoint!r} serves a pipeline: monitor its steps' endpoints instead")
     mv = registry.resolve(ref)
-    return Served(endpoint, mv, reference(registry, mv), Thresholds.from_json(registry.drift_thresholds(mv.name)))
+    return _served_version(registry, endpoint, mv.name, mv.version, mv)
 
 
 def drift_status(registry: Any, endpoint: str, *, window_s: float = 3600, now: float | None = None,
@@ -105,9 +105,10 @@ def history(registry: Any, endpoint: str, *, since: float, step_s: float, window
     return out
 
 
-def _served_version(registry: Any, endpoint: str, model: str, version: int) -> Served:
-    mv = registry.resolve(f"{model}@{version}")
-    return Served(endpoint, mv, reference(registry, mv), Thresholds.from_json(registry.drift_thresholds(model)))
+def _served_version(registry: Any, endpoint: str, model: str, version: int, mv: Any = None) -> Served:
+    mv = mv or registry.resolve(f"{model}@{version}")
+    thresholds = Thresholds.from_json(registry.drift_thresholds(model))
+    return Served(endpoint, mv, reference(registry, mv), thresholds)
 
 
 def alerts(registry: Any, endpoint: str | None = None) -> list[Any]:

@@ -63,7 +63,8 @@ class DriftMethods:
             old = conn.execute(select(drift_sketches.c.sketch, drift_sketches.c.slots).where(*key)).first()
             if old is None:
                 conn.execute(drift_sketches.insert().values(
-                    endpoint=row.endpoint, version=row.version, worker=row.worker, window_start=row.window_start,
+                    endpoint=row.endpoint, version=row.version, worker=row.worker,
+                    window_start=row.window_start,
                     model=row.model, slots=row.slots, rows=row.rows, sketch=row.sketch, updated_at=utcnow()))
                 return
             merged = merge(dict(old.sketch), row.sketch) if old.slots == row.slots else row.sketch
@@ -100,7 +101,8 @@ class DriftMethods:
             else:
                 conn.execute(update(drift_settings).where(drift_settings.c.model == model)
                              .values(thresholds=thresholds, updated_at=utcnow(), updated_by=who))
-            write_audit(conn, actor=who, action="drift.thresholds", subject=model, before=old, after=thresholds)
+            write_audit(conn, actor=who, action="drift.thresholds", subject=model, before=old,
+                        after=thresholds)
 
     def drift_thresholds(self, model: str) -> dict[str, Any]:
         with self._read() as conn:
@@ -108,7 +110,8 @@ class DriftMethods:
                                  .where(drift_settings.c.model == model)).scalar()
         return dict(value or {})
 
-    def put_baseline(self, model: str, version: int, profile: dict[str, Any], actor: str | None = None) -> None:
+    def put_baseline(self, model: str, version: int, profile: dict[str, Any],
+                     actor: str | None = None) -> None:
         """Store (replace) the reference profile of ``model@version`` built from live traffic."""
         who = self._actor(actor)
         with self._write() as conn:
@@ -141,8 +144,8 @@ class DriftMethods:
                                                           version=version, detail=detail, since=now,
                                                           updated_at=now))
             else:
-                conn.execute(update(drift_alerts).where(*key).values(state=state, version=version,
-                                                                     detail=detail, since=now, updated_at=now))
+                conn.execute(update(drift_alerts).where(*key).values(
+                    state=state, version=version, detail=detail, since=now, updated_at=now))
             write_audit(conn, actor=self._actor(actor), action=f"drift.alert.{state}", subject=endpoint,
                         before={"kind": kind, "state": old or "resolved"},
                         after={"kind": kind, "state": state, "version": version, **(detail or {})})
