@@ -75,7 +75,11 @@ class Monitor:
         with self._lock:
             recorders = list(self.recorders.items())
         for (endpoint, version), rec in recorders:
-            sketch = rec.take()
+            try:
+                sketch = rec.take()
+            except Exception:  # noqa: BLE001 - rows the binner cannot count are dropped, not retried forever
+                log.warning("drift sketch of %s@%d: counting failed", endpoint, version, exc_info=True)
+                continue
             if not sketch.rows:
                 self._forget_if_gone(endpoint, version, rec)
                 continue

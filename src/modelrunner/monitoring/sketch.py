@@ -14,6 +14,7 @@ probability of each row) for the label-free performance estimate.
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 HASH_BUCKETS = 32
@@ -251,7 +254,11 @@ class Recorder:
             self._pending_rows += rows
             full = self._pending_rows >= self.max_pending
         if full:
-            self.fold()
+            try:
+                self.fold()
+            except Exception:  # noqa: BLE001 - monitoring must never fail the request it watches
+                log.warning("drift sketch of %s@%d: counting failed", self.endpoint, self.version,
+                            exc_info=True)
 
     def fold(self) -> None:
         """Count the queued batches into the sketch."""
