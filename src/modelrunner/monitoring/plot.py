@@ -36,20 +36,22 @@ def plot_drift(registry: Any, endpoint: str, path: str | Path, *, window_s: floa
     times = [r.window[1] - end for r in reports if r.window]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     index = [max(f.score / f.threshold for f in r.features if f.threshold) for r in reports]
-    share = [r.drifted / len(r.features) for r in reports]
     ax.plot(times, index, label="drift index (max score / threshold)", color="tab:blue")
-    ax.plot(times, share, label="share of features drifting", color="tab:orange")
     ax.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_ylabel("drift index (log; above 1: drift)")
     _marks(ax, reports, registry, endpoint, end, end - span)
+    right = ax.twinx()
+    right.plot(times, [r.drifted / len(r.features) for r in reports], color="tab:orange",
+               label="share of features drifting")
     accuracy = [(t, r.estimated_accuracy) for t, r in zip(times, reports, strict=True)
                 if r.estimated_accuracy is not None]
     if accuracy:
-        right = ax.twinx()
         right.plot([a[0] for a in accuracy], [a[1] for a in accuracy], color="tab:green",
                    label="estimated accuracy")
-        right.set_ylabel("estimated accuracy")
-        right.set_ylim(0, 1.05)
-        right.legend(loc="upper right")
+    right.set_ylim(0, 1.05)
+    right.set_ylabel("share / accuracy")
+    right.legend(loc="upper right")
     ax.set_xlabel("seconds before now")
     ax.set_title(f"{endpoint}: drift over {window_s:.0f}s windows")
     ax.legend(loc="upper left")
