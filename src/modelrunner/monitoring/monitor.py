@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from modelrunner.monitoring import metrics, webhook
+from modelrunner.monitoring import metrics
 from modelrunner.monitoring.drift import DriftReport
 from modelrunner.monitoring.sketch import Recorder
 from modelrunner.monitoring.status import Served, drift_status, merge_json, reference
@@ -210,6 +210,8 @@ def update_alerts(registry: Any, report: DriftReport, webhook_url: str | None = 
             events.append(event)
             log.warning("monitoring alert %s %s on %s@%d", kind, state, report.model, report.version)
             if webhook_url:
+                from modelrunner.monitoring import webhook  # httpx: imported when an alert is posted
+
                 webhook.post_in_background(webhook_url, event)
         metrics.set_drift_alert(report.endpoint, kind, fire)
     return events
