@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cli_helpers import Cli
-from drift_helpers import digits, feed, save_digits, shifted
 
 from modelrunner.registry import Registry
+from support.cli_helpers import Cli
+from support.drift_helpers import digits, feed, save_digits, shifted
 
 
 def _served(tmp_path: Path, *, training: bool = True) -> Registry:

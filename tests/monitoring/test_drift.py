@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from drift_helpers import digits, shifted
 
 from modelrunner.monitoring.drift import Thresholds, calibrated, evaluate
+from support.drift_helpers import digits, shifted
 
 
 def test_no_alert_on_held_out_traffic_over_many_windows_and_alert_on_shifted() -> None:

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from drift_helpers import digits, shifted
 
 from modelrunner.bundle import save_model
 from modelrunner.monitoring import metrics, webhook
 from modelrunner.monitoring.status import drift_status, firing
 from modelrunner.runner.runtime import Runtime
 from modelrunner.settings import Settings
+from support.drift_helpers import digits, shifted
 
 
 class Receiver:

@@ -43,7 +43,7 @@ def serve(
     targets = parse_endpoints(endpoint)
     logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
     code = run_workers(Settings(), host, port, workers, targets, keep_previous=keep_previous,
-                       grpc_port=grpc_port)
+                       grpc_port=grpc_port, entry="modelrunner.server.worker")
     raise typer.Exit(code)
 
 

@@ -163,7 +163,7 @@ def calibrated(ref: tuple[int, ...], n: int, numeric: bool, quantile: float) -> 
 def _bucket(n: int) -> int:
     """``n`` rounded down to 2 significant digits, so nearby window sizes share one calibration."""
     digits = max(0, len(str(n)) - 2)
-    return max(1, (n // 10**digits) * 10**digits)
+    return max(1, int(n // 10**digits) * int(10**digits))
 
 
 def _confidence(report: DriftReport, profile: Profile, current: Sketch) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "set_estimated_accuracy",
     "set_feature_drift",
     "set_loaded",
+    "set_registry_contact",
     "setup_multiprocess",
     "swap_failed",
     "swap_started",
@@ -129,6 +130,28 @@ class _Collectors:
             "Accuracy estimated without labels from the model's confidence (CBPE-like), by endpoint and "
             "version.",
             ["endpoint", "version"], multiprocess_mode="mostrecent", registry=reg,
+        )
+        self.registry_connected = Gauge(
+            "modelrunner_registry_connected",
+            "1 while every worker reaches the registry database (its last poll or heartbeat is recent), "
+            "else 0: the worker keeps serving its last versions but misses changes.",
+            multiprocess_mode="livemin", registry=reg,
+        )
+        self.registry_stale = Gauge(
+            "modelrunner_registry_stale_seconds",
+            "Seconds since the registry database last answered (the worst worker); the desired state may "
+            "have changed since.",
+            multiprocess_mode="livemax", registry=reg,
+        )
+        self.shadow_dropped = Counter(
+            "modelrunner_shadow_dropped",
+            "Shadow copies not sent to the candidate because its queue was full, by endpoint.",
+            ["endpoint"], registry=reg,
+        )
+        self.log_dropped = Counter(
+            "modelrunner_prediction_log_dropped",
+            "Logged predictions dropped (buffer full or the database refused them), by endpoint.",
+            ["endpoint"], registry=reg,
         )
         self.cache: dict[tuple[Any, ...], Any] = {}
 
@@ -238,8 +261,8 @@ class _WithoutRemoved:
 # -- endpoints coming and going (runner) -------------------------------------------------------------------
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
-                "swaps_failed", "swap_duration", "loaded", "batch_size", "feature_drift", "drift_alert",
-                "estimated_accuracy")
+                "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped",
+                "feature_drift", "drift_alert", "estimated_accuracy")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
@@ -295,6 +318,16 @@ def observe_batch(endpoint: str, rows: int) -> None:
     _child("batch", lambda c: c.batch_size.labels(endpoint), endpoint).observe(rows)
 
 
+def shadow_dropped(endpoint: str, count: int = 1) -> None:
+    """Shadow copies dropped (the candidate's mirror queue was full): the client never waits for them."""
+    _child("shadow_drop", lambda c: c.shadow_dropped.labels(endpoint), endpoint).inc(count)
+
+
+def log_dropped(endpoint: str, count: int = 1) -> None:
+    """Prediction-log rows dropped (the buffer was full, or the database refused a batch)."""
+    _child("log_drop", lambda c: c.log_dropped.labels(endpoint), endpoint).inc(count)
+
+
 # -- swaps (runner) ----------------------------------------------------------------------------------------
 
 
@@ -346,3 +379,13 @@ def set_drift_alert(endpoint: str, kind: str, firing: bool) -> None:
 def set_estimated_accuracy(endpoint: str, version: int | str, value: float) -> None:
     v = str(version)
     _child("est_acc", lambda c: c.estimated_accuracy.labels(endpoint, v), endpoint, v).set(value)
+
+
+# -- the registry connection (runner) ----------------------------------------------------------------------
+
+
+def set_registry_contact(connected: bool, stale_seconds: float) -> None:
+    """This worker's view of the registry: reachable or not, and how long since it last answered."""
+    c = _get()
+    c.registry_connected.set(1 if connected else 0)
+    c.registry_stale.set(round(stale_seconds, 3))

@@ -113,7 +113,7 @@ class _NumericGroup:
             inside[:, j] = np.searchsorted(cuts, x[:, j], side="right")
         slot = np.where(x < self.lo, 0, np.where(x > self.hi, self.nbins + 1, inside + 1))
         slot = np.where(np.isnan(x), self.nbins + 2, slot)
-        return (slot + self.offsets).ravel()  # type: ignore[no-any-return]
+        return (slot + self.offsets).ravel()
 
 
 class Binner:

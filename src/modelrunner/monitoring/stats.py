@@ -18,7 +18,8 @@ EPS = 1e-4
 def _props(counts: np.ndarray) -> np.ndarray:
     c = np.asarray(counts, dtype=np.float64)
     total = c.sum(axis=-1, keepdims=True)
-    return np.divide(c, total, out=np.zeros_like(c), where=total > 0)
+    out: np.ndarray = np.divide(c, total, out=np.zeros_like(c), where=total > 0)
+    return out
 
 
 def psi(ref: np.ndarray, cur: np.ndarray) -> float | np.ndarray:
@@ -72,7 +73,8 @@ def jensen_shannon(ref: np.ndarray, cur: np.ndarray) -> float | np.ndarray:
 
 def _kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ratio = np.divide(a, b, out=np.ones_like(a), where=(a > 0) & (b > 0))
-    return np.sum(np.where(a > 0, a * np.log2(ratio), 0.0), axis=-1)
+    out: np.ndarray = np.sum(np.where(a > 0, a * np.log2(ratio), 0.0), axis=-1)
+    return out
 
 
 def chi_square(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
