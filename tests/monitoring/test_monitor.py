@@ -157,3 +157,20 @@ def test_webhook_gives_up_on_a_client_error_and_retries_server_errors() -> None:
         assert not webhook.post("http://127.0.0.1:9/none", {}, attempts=2, backoff_s=0.01)
     finally:
         r.server.shutdown()
+
+
+def test_online_accuracy_joins_logged_predictions_with_feedback(digits_endpoint: Any) -> None:
+    from datetime import UTC, datetime
+
+    from modelrunner.registry.types import PredictionRecord
+
+    registry = digits_endpoint
+    now = datetime.now(UTC)
+    records = [PredictionRecord(request_id=f"r{i}", endpoint="digits", variant="main", model="digits",
+                                version=1, ts=now, latency_ms=1.0,
+                                outputs={"label": [i % 3], "probabilities": [[0.5, 0.5]]})
+               for i in range(10)]
+    registry.log_predictions(records)
+    registry.record_feedback("digits", [(f"r{i}", i % 3 if i < 8 else 9) for i in range(10)])
+    report = drift_status(registry, "digits", window_s=600)
+    assert report.labelled_rows == 10 and report.online_accuracy == 0.8

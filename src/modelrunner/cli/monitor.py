@@ -85,6 +85,8 @@ def _print_report(report: Any, states: list[Any], window: str, all_features: boo
         out.print(f"estimated accuracy {report.estimated_accuracy:.3f} "
                   f"(mean confidence {report.confidence:.3f}"
                   + (f"; reference accuracy {ref:.3f})" if ref is not None else ")"))
+    if report.online_accuracy is not None:
+        out.print(f"online accuracy {report.online_accuracy:.3f} ({report.labelled_rows} labelled rows)")
     if report.quality:
         out.print(f"data quality: {', '.join(report.quality[:10])}")
     firing = [a.kind for a in states if a.state == "firing"]

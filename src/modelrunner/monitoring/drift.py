@@ -86,6 +86,8 @@ class DriftReport:
     confidence: float | None = None  # mean highest class probability in the window
     estimated_accuracy: float | None = None
     reference_accuracy: float | None = None
+    online_accuracy: float | None = None  # from feedback (monitoring.online), when labels came back
+    labelled_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

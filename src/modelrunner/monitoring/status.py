@@ -12,6 +12,7 @@ import numpy as np
 
 from modelrunner.errors import NotFound
 from modelrunner.monitoring.drift import DriftReport, Thresholds, evaluate
+from modelrunner.monitoring.online import online_accuracy
 from modelrunner.monitoring.profile import Profile, generic_specs
 from modelrunner.monitoring.sketch import Sketch
 
@@ -73,7 +74,10 @@ def drift_status(registry: Any, endpoint: str, *, window_s: float = 3600, now: f
     s = target or served(registry, endpoint)
     end = time.time() if now is None else now
     rows = registry.sketches(endpoint, since=int(end - window_s), version=s.mv.version)
-    return _report(s, merged(rows, s.profile.reference.counts.size), (end - window_s, end))
+    report = _report(s, merged(rows, s.profile.reference.counts.size), (end - window_s, end))
+    report.online_accuracy, report.labelled_rows = online_accuracy(registry, endpoint, s.mv.version,
+                                                                   end - window_s)
+    return report
 
 
 def _report(s: Served, sketch: Sketch, window: tuple[float, float]) -> DriftReport:
