@@ -48,6 +48,10 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     def wait(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while len(self.bodies) < count and time.monotonic() < deadline:
@@ -59,7 +63,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
-    r.server.shutdown()
+    r.close()
 
 
 @pytest.fixture
@@ -156,7 +160,7 @@ def test_webhook_gives_up_on_a_client_error_and_retries_server_errors() -> None:
         assert r.attempts == 3 and r.bodies == [{"kind": "drift"}]
         assert not webhook.post("http://127.0.0.1:9/none", {}, attempts=2, backoff_s=0.01)
     finally:
-        r.server.shutdown()
+        r.close()
 
 
 def test_online_accuracy_joins_logged_predictions_with_feedback(digits_endpoint: Any) -> None:
