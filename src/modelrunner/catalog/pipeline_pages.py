@@ -15,12 +15,13 @@ MAX_COMPARED = 6
 
 
 def _pipeline(registry: Any, name: str, version: str | None) -> dict[str, Any]:
-    from modelrunner.pipelines.targets import resolve_target
+    from modelrunner.pipelines.package import FLAVOR
+    from modelrunner.pipelines.targets import resolve_pipeline
 
     mv = registry.resolve(f"{name}@{version}" if version else name)
-    resolved = resolve_target(registry, f"pipeline:{mv.ref}") if mv.flavor == "pipeline" else None
-    if resolved is None:
+    if mv.flavor != FLAVOR:
         raise InvalidArgument(f"{mv.ref} is a {mv.flavor} model, not a pipeline")
+    resolved = resolve_pipeline(registry, mv)
     runs = {n: t.ref + (" (map)" if resolved.graph.spec.steps[n].map else "")
             for n, t in resolved.steps.items()}
     return {"mv": mv, "pv": resolved, "picture": svg.dag(resolved.graph, runs), "runs": runs,

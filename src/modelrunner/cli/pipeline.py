@@ -101,10 +101,9 @@ def push(
 def show(ref: str = typer.Argument(..., help="digits-ocr, digits-ocr@2 or digits-ocr@production.")) -> None:
     """How a pipeline version resolves now: each step's exact version, and its contract."""
     from modelrunner.cli.models import open_registry
-    from modelrunner.pipelines.targets import PREFIX, resolve_target
+    from modelrunner.pipelines.targets import resolve_pipeline_ref
 
-    target = ref if ref.startswith(PREFIX) else PREFIX + ref
-    pv = resolve_target(open_registry(), target)
+    pv = resolve_pipeline_ref(open_registry(), ref)
     out = console()
     out.print(_edges_table(pv.graph, pv.steps))
     out.print(contract_table(pv.contract, f"contract of {pv.ref}"))
