@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,14 +13,18 @@ from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.errors import ModelrunnerError, SwapFailed, Unavailable
 from modelrunner.runner.endpoint import Deployment
 
+if TYPE_CHECKING:
+    from modelrunner.pipelines.targets import ResolvedTarget
+    from modelrunner.registry.registry import Registry
+
 log = logging.getLogger(__name__)
 
 
-Loader = Callable[[Any, Any], tuple[Predictor, "Mapping[str, np.ndarray] | None"]]
-"""``(registry, model_version) -> (predictor, example input or None)``."""
+Loader = Callable[["Registry", "ResolvedTarget"], tuple[Predictor, "Mapping[str, np.ndarray] | None"]]
+"""``(registry, resolved target) -> (predictor, example input or None)``."""
 
 
-def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
+def load_bundle(registry: Registry, mv: ResolvedTarget) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
     """Fetch the bundle (verified, cached by sha256), load its predictor, read its example input.
 
     A pipeline (resolved by ``pipelines.targets.resolve_target``) loads all its steps instead.
@@ -41,7 +45,7 @@ def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndar
     return predictor, example
 
 
-def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
+def build_deployment(endpoint: str, target: str, mv: ResolvedTarget, registry: Registry,
                      loader: Loader = load_bundle) -> Deployment:
     """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on a model error,
     Unavailable (retried with back-off) on a transient one: see :func:`transient_cause`.

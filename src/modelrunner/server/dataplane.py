@@ -3,7 +3,8 @@
 Native REST (routed and plain), V2 REST, gRPC (V2 and the per-contract services) and the protobuf route
 decode their wire format, call :meth:`DataPlane.infer` and encode the :class:`Prediction` back. Health,
 liveness, readiness, model metadata and the version check of ``.../versions/{v}`` are answered here once,
-for every protocol; per-request metrics are recorded here, so every protocol counts the same way.
+for every protocol; every request is reported here to the observer it is given (``monitoring.observer``;
+Prometheus in a worker), so every protocol counts the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from modelrunner.contract import Contract
 from modelrunner.contract.validate import validate_batch
 from modelrunner.errors import ModelrunnerError, NotFound, Unavailable
-from modelrunner.monitoring import metrics
+from modelrunner.monitoring.metrics import PROMETHEUS
+from modelrunner.monitoring.observer import RequestObserver
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.settings import Settings
 from modelrunner.version import package_version
@@ -51,11 +53,14 @@ class RuntimeLike(Protocol):
 
 
 class DataPlane:
-    """Inference, health and metadata over one runtime (one per worker process), for every protocol."""
+    """Inference, health and metadata over one runtime (one per worker process), for every protocol;
+    requests are reported to ``observer`` (Prometheus unless given)."""
 
-    def __init__(self, runtime: RuntimeLike, settings: Settings | None = None) -> None:
+    def __init__(self, runtime: RuntimeLike, settings: Settings | None = None,
+                 observer: RequestObserver | None = None) -> None:
         self.runtime = runtime
         self.settings = settings or Settings()
+        self.observer: RequestObserver = observer if observer is not None else PROMETHEUS
         self.max_bytes = self.settings.max_request_bytes
         self.max_rows = self.settings.max_request_rows
 
@@ -90,7 +95,25 @@ class DataPlane:
         ``alone`` keeps the request out of batching (a traced request: its pipeline steps' times are its
         own); ``offload`` decodes in a thread (a large body: see :data:`OFFLOAD_BYTES`); ``version`` (as
         asked in the request) must still be the one that answered, else Unavailable (retry)."""
-        pred = await infer(endpoint, decode, protocol, alone=alone, offload=offload)
+        name, observer = endpoint.name, self.observer
+        observer.request_started(name)
+        start = time.perf_counter()
+        try:
+            contract = endpoint.contract
+            columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
+            if no_rows(columns):
+                pred = empty_prediction(endpoint, columns)
+            else:
+                pred = await endpoint.predict(columns, alone=alone)
+        except ModelrunnerError as exc:
+            observer.request_failed(name, _version(endpoint), exc.code)
+            raise
+        except Exception:
+            observer.request_failed(name, _version(endpoint), "internal")
+            raise
+        finally:
+            observer.request_ended(name)
+        observer.request_answered(name, pred.version, protocol, time.perf_counter() - start)
         if version and str(pred.version) != version:
             raise Unavailable(f"model {endpoint.name!r} switched to version {pred.version} during the "
                               "request; retry")
@@ -144,32 +167,6 @@ class DataPlane:
 def _version(endpoint: Endpoint) -> int | None:
     dep = endpoint.current
     return dep.version if dep is not None else None
-
-
-async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
-                offload: bool = False) -> Prediction:
-    """:meth:`DataPlane.infer` without the version check (see there)."""
-    name = endpoint.name
-    gauge = metrics.in_flight(name)
-    gauge.inc()
-    start = time.perf_counter()
-    try:
-        contract = endpoint.contract
-        columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
-        if no_rows(columns):
-            pred = empty_prediction(endpoint, columns)
-        else:
-            pred = await endpoint.predict(columns, alone=alone)
-    except ModelrunnerError as exc:
-        metrics.observe_error(name, _version(endpoint), exc.code)
-        raise
-    except Exception:
-        metrics.observe_error(name, _version(endpoint), "internal")
-        raise
-    finally:
-        gauge.dec()
-    metrics.observe_request(name, pred.version, protocol, time.perf_counter() - start)
-    return pred
 
 
 def no_rows(columns: Mapping[str, Any]) -> bool:
