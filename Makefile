@@ -18,6 +18,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     store_url: str | None = Field(
         default=None, description="fsspec URL of the artifact store; default <home>/artifacts."
     )
+    store_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options of the artifact store as JSON, e.g. "
+                    "'{\"endpoint_url\": \"http://minio:9000\"}' for an S3 store (the standard AWS_* "
+                    "variables, AWS_ENDPOINT_URL included, work too).",
+    )
     cache_dir: Path | None = Field(
         default=None, description="Local cache of unpacked bundles (by sha256); default <home>/cache."
     )

@@ -2,7 +2,7 @@
 
 - Reading needs nothing from 127.0.0.1 / ::1; from another host it needs a signed-in session.
 - Signing in takes a name (the audit actor) and, when the server has an admin token
-  (``MODELRUNNER_ADMIN_TOKEN``), that token, checked by :func:`modelrunner.server.auth.check_token` like
+  (``MODELRUNNER_ADMIN_TOKEN``), that token, checked by :func:`modelrunner.admin_token.check_token` like
   every ``/admin`` call. The session cookie holds the name and an HMAC of it keyed by the token.
 - Acting (swap, rollback, alias moves) needs a session when a token is configured, as ``/admin`` does.
 - Every form POST carries a CSRF token equal to the ``mr_csrf`` cookie (double submit; the cookie is
@@ -18,12 +18,11 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelrunner.admin_token import check_token
 from modelrunner.errors import Unauthenticated
-from modelrunner.server.auth import check_token
 
 SESSION_COOKIE = "mr_session"
 CSRF_COOKIE = "mr_csrf"
@@ -94,7 +93,7 @@ def sign_in(response: Response, name: str, given_token: str, token: str | None, 
     if not name or "|" in name:
         raise Unauthenticated("give your name (it is recorded in the audit log), without '|'")
     if token:
-        check_token(token, HTTPAuthorizationCredentials(scheme="Bearer", credentials=given_token))
+        check_token(token, "Bearer", given_token)
     response.set_cookie(SESSION_COOKIE, f"{name}|{_signature(token, name)}", httponly=True, samesite="strict",
                         path="/")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from modelrunner.pipelines.graph import Graph
     from modelrunner.pipelines.spec import PipelineSpec
     from modelrunner.pipelines.steps import StepTarget
+    from modelrunner.registry.registry import Registry
 
 pipeline_app = typer.Typer(help="Pipelines: DAGs of models and transforms with checked edges.",
                            no_args_is_help=True)
 
 
-def _registry_for(spec: PipelineSpec) -> Any:
+def _registry_for(spec: PipelineSpec) -> Registry | None:
     """The registry, opened only when a step is a model ref."""
     if not any(step.model for step in spec.steps.values()):
         return None

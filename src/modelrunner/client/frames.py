@@ -47,7 +47,8 @@ def _frame_column(values: np.ndarray) -> np.ndarray:
     """A DataFrame column -> what the wire carries: cells holding arrays/lists are stacked into one array."""
     if values.dtype == object and len(values) and isinstance(values[0], np.ndarray | list | tuple):
         return np.stack([np.asarray(v) for v in values])
-    return _timestamps(values)
+    stamped: np.ndarray = _timestamps(values)
+    return stamped
 
 
 def _timestamps(values: Any) -> Any:

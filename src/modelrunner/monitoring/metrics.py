@@ -50,6 +50,7 @@ __all__ = [
     "render",
     "reset",
     "set_loaded",
+    "set_registry_contact",
     "setup_multiprocess",
     "swap_failed",
     "swap_started",
@@ -114,6 +115,18 @@ class _Collectors:
             "modelrunner_batch_size",
             "Rows per merged predict call of an endpoint with batching on (one observation per batch).",
             ["endpoint"], buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.registry_connected = Gauge(
+            "modelrunner_registry_connected",
+            "1 while every worker reaches the registry database (its last poll or heartbeat is recent), "
+            "else 0: the worker keeps serving its last versions but misses changes.",
+            multiprocess_mode="livemin", registry=reg,
+        )
+        self.registry_stale = Gauge(
+            "modelrunner_registry_stale_seconds",
+            "Seconds since the registry database last answered (the worst worker); the desired state may "
+            "have changed since.",
+            multiprocess_mode="livemax", registry=reg,
         )
         self.cache: dict[tuple[Any, ...], Any] = {}
 
@@ -314,6 +327,16 @@ def observe_step(pipeline: str, step: str, seconds: float) -> None:
     _child("step", lambda c: c.step_latency.labels(pipeline, step), pipeline, step).observe(seconds)
 
 
+# -- the registry connection (runner) ----------------------------------------------------------------------
+
+
+def set_registry_contact(connected: bool, stale_seconds: float) -> None:
+    """This worker's view of the registry: reachable or not, and how long since it last answered."""
+    c = _get()
+    c.registry_connected.set(1 if connected else 0)
+    c.registry_stale.set(round(stale_seconds, 3))
+
+
 # -- the observer the serving path is given (monitoring/observer.py) ---------------------------------------
 
 
@@ -355,6 +378,9 @@ class PrometheusObserver:
 
     def endpoint_removed(self, endpoint: str) -> None:
         forget_endpoint(endpoint)
+
+    def registry_contact(self, connected: bool, stale_seconds: float) -> None:
+        set_registry_contact(connected, stale_seconds)
 
 
 PROMETHEUS = PrometheusObserver()

@@ -35,7 +35,8 @@ class RequestObserver(Protocol):
 
 
 class SwapObserver(Protocol):
-    """Calls of the reconciler: swaps, and endpoints joining or leaving the desired state."""
+    """Calls of the reconciler and the runtime: swaps, endpoints joining or leaving the desired state, and
+    whether the registry answers."""
 
     def swap_started(self, endpoint: str) -> None: ...
 
@@ -49,6 +50,9 @@ class SwapObserver(Protocol):
     def endpoint_added(self, endpoint: str) -> None: ...
 
     def endpoint_removed(self, endpoint: str) -> None: ...
+
+    def registry_contact(self, connected: bool, stale_seconds: float) -> None:
+        """The registry answers (``connected``); seconds since it last did."""
 
 
 class Observer(RequestObserver, SwapObserver, Protocol):
@@ -88,6 +92,9 @@ class NullObserver:
     def endpoint_removed(self, endpoint: str) -> None:
         pass
 
+    def registry_contact(self, connected: bool, stale_seconds: float) -> None:
+        pass
+
 
 @dataclass
 class RecordingObserver:
@@ -95,6 +102,7 @@ class RecordingObserver:
 
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=dict)
+    contact: tuple[bool, float] | None = None
 
     def named(self, name: str) -> list[tuple[Any, ...]]:
         """The recorded calls called ``name``, without the name."""
@@ -131,3 +139,6 @@ class RecordingObserver:
 
     def endpoint_removed(self, endpoint: str) -> None:
         self.calls.append(("endpoint_removed", endpoint))
+
+    def registry_contact(self, connected: bool, stale_seconds: float) -> None:
+        self.contact = (connected, stale_seconds)  # every 0.5 s: kept, not appended to ``calls``

@@ -86,12 +86,13 @@ class PipelineVersion:
 
 
 ResolvedTarget: TypeAlias = ModelVersion | PipelineVersion
-"""What :func:`resolve_target` returns; both are :class:`Target`\\ s."""
+"""What :func:`resolve_target` returns; both kinds satisfy :class:`Target`."""
 
 
-def _is_target(mv: ModelVersion, pv: PipelineVersion) -> tuple[Target, Target]:
-    """Never called: mypy checks here that both resolved kinds satisfy :class:`Target`."""
-    return mv, pv
+if TYPE_CHECKING:  # mypy checks here that both resolved kinds satisfy Target
+
+    def _is_target(mv: ModelVersion, pv: PipelineVersion) -> tuple[Target, Target]:
+        return mv, pv
 
 
 def split_target(target: str) -> tuple[bool, str]:
@@ -188,6 +189,15 @@ def check_step_swap(registry: Registry, model: str, alias: str, version: int) ->
         reasons = check_compatible(old_graph.contract, new_graph.contract)
         problems.extend(f"{where}: pipeline contract: {r}" for r in reasons)
     return problems
+
+
+def refuse_breaking_step_swap(registry: Registry, model: str, alias: str, version: int) -> None:
+    """IncompatibleContract, naming the endpoint and the edge, when moving ``model@alias`` to ``version``
+    would break a pipeline an endpoint serves (:func:`check_step_swap`); the CLI and the catalog call it
+    before ``set_alias``."""
+    problems = check_step_swap(registry, model, alias, version)
+    if problems:
+        raise IncompatibleContract(f"{model}@{alias} -> version {version} refused: {problems[0]}", problems)
 
 
 def _served_pipeline(registry: Registry, target: str) -> tuple[ModelVersion, PipelineSpec, Path] | None:

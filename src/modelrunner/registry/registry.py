@@ -48,7 +48,8 @@ class Registry:
                  store_url: str | None = None) -> None:
         self.settings = settings or Settings()
         self.database_url = database_url or self.settings.resolved_database_url()
-        self.store = ArtifactStore(store_url or self.settings.resolved_store_url())
+        self.store = ArtifactStore(store_url or self.settings.resolved_store_url(),
+                                   self.settings.store_options)
         self.engine = db.open_database(self.database_url)
         self._listener: ChangeListener | None = None
 
@@ -139,14 +140,17 @@ class Registry:
         final = cache / mv.sha256
         if final.is_dir():
             return bundles.bundle_root(final)
-        with gc.work_dir(cache, gc.FETCH_PREFIX) as work:
-            archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
-            bundles.unpack(archive, work / "unpacked")
-            try:
-                os.rename(work / "unpacked", final)
-            except OSError:
-                if not final.is_dir():  # not a concurrent fetch that won the race
-                    raise
+        with bundles.fetch_lock(cache, mv.sha256):  # workers on this host download a bundle once
+            if final.is_dir():  # another worker fetched it while this one waited
+                return bundles.bundle_root(final)
+            with gc.work_dir(cache, gc.FETCH_PREFIX) as work:
+                archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
+                bundles.unpack(archive, work / "unpacked")
+                try:
+                    os.rename(work / "unpacked", final)
+                except OSError:
+                    if not final.is_dir():  # not a concurrent fetch that won the race
+                        raise
         return bundles.bundle_root(final)
 
     def _collect_orphans(self) -> None:

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+RECONNECT_S = 0.2
+"""Pause between polls while the registry database does not answer: it is back within this of the link."""
 
 Resolution = ResolvedTarget | ModelrunnerError
 """What an endpoint's target resolved to, or why it did not."""
@@ -77,6 +79,8 @@ class Reconciler:
         self._retrying: set[str] = set()  # endpoints whose last failure was transient
         self._retry_at: float | None = None
         self._backoff_s = 1.0
+        self.last_contact = time.monotonic()  # when the registry last answered a poll
+        self._resync = False  # after an outage: the next pass reads everything, generation moved or not
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -109,12 +113,29 @@ class Reconciler:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop must survive a bad poll (e.g. database down)
+            except Unavailable as exc:  # the registry is unreachable: keep serving, retry soon
+                if not self._resync:
+                    log.warning("registry unreachable (%s); serving the last versions until it is back", exc)
+                self._resync = True
+                await asyncio.sleep(RECONNECT_S)
+            except Exception:  # noqa: BLE001 - the loop must survive a bad poll
                 log.exception("reconcile failed; retrying at the next poll")
                 await asyncio.sleep(min(self._backoff_s, MAX_BACKOFF_S))
 
+    def stale_seconds(self) -> float:
+        """Seconds since the registry last answered a poll."""
+        return max(0.0, time.monotonic() - self.last_contact)
+
     async def poll(self) -> bool:
-        """Reconcile when the generation moved or a back-off retry is due; True if a pass ran."""
+        """Reconcile when the generation moved or a back-off retry is due; True if a pass ran. After the
+        registry was unreachable, the first poll that reaches it reads the whole desired state again (a
+        NOTIFY sent meanwhile is lost; the tables are the truth)."""
+        if self._resync:
+            await self._pass(only_if_changed=False)
+            if self._resync:
+                self._resync = False
+                log.info("registry reachable again; desired state read in full")
+            return True
         return await self._pass(only_if_changed=True)
 
     async def reconcile_once(self) -> None:
@@ -126,6 +147,7 @@ class Reconciler:
             retry = self._retry_at is not None and time.monotonic() >= self._retry_at
             unless = self.seen_generation if only_if_changed and not retry else None
             snapshot = await asyncio.to_thread(self._read, unless)
+            self.last_contact = time.monotonic()
             if snapshot is None:
                 return False
             generation, states, resolved = snapshot

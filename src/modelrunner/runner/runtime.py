@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXPECT_TIMEOUT_S = 30.0
+STALE_AFTER_S = 3.0
+"""The registry counts as unreachable once neither a poll nor a heartbeat reached it for this long (or three
+heartbeats, if longer)."""
 
 
 def default_worker_id() -> str:
@@ -66,6 +69,8 @@ class Runtime:
         self._report_now = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: ChangeWatcher | None = None
+        self._beat_contact = 0.0  # when a heartbeat write last reached the registry (monotonic)
+        self._freshness: asyncio.Task[None] | None = None
 
     def _add_endpoint(self, name: str) -> Endpoint:
         """A new endpoint ``name`` (the reconciler found it in the desired state)."""
@@ -117,6 +122,21 @@ class Runtime:
         self._started = True
         self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        self._freshness = asyncio.get_running_loop().create_task(self._report_freshness(), name="freshness")
+
+    def registry_contact(self) -> dict[str, Any]:
+        """Whether the registry answers (a poll or heartbeat reached it lately) and seconds since it last
+        did. A worker cut off keeps serving what it loaded: ``/readyz`` stays 200 and says it is stale."""
+        last = max(self.reconciler.last_contact, self._beat_contact)
+        stale = max(0.0, time.monotonic() - last)
+        limit = max(STALE_AFTER_S, 3 * self.settings.heartbeat_s)
+        return {"connected": stale < limit, "stale_s": round(stale, 3)}
+
+    async def _report_freshness(self) -> None:
+        while True:  # its own task: the poll and the heartbeat may hang on an unreachable database
+            contact = self.registry_contact()
+            self.observer.registry_contact(contact["connected"], contact["stale_s"])
+            await asyncio.sleep(0.5)
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
@@ -135,11 +155,12 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop polling, unload every endpoint (in-flight requests drain first), free the threads."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        for task in (self._heartbeat, self._freshness):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat = self._freshness = None
         await self.reconciler.stop()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
@@ -179,6 +200,7 @@ class Runtime:
         removed, self._removed = self._removed, set()
         if rows or removed:
             await asyncio.to_thread(self._write, rows, removed)
+            self._beat_contact = time.monotonic()
 
     def _write(self, rows: list[WorkerStatus], removed: set[str]) -> None:
         for row in rows:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from modelrunner.errors import Unauthenticated
+from modelrunner import admin_token
 
 _bearer = HTTPBearer(auto_error=False, description="The server's admin token (MODELRUNNER_ADMIN_TOKEN).")
 
 
 def check_token(expected: str | None, credentials: HTTPAuthorizationCredentials | None) -> None:
-    """Pass when no token is configured, or the bearer token matches (constant-time compare)."""
-    if not expected:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise Unauthenticated("wrong admin token")
+    """Pass when no token is configured, or the bearer token matches (:mod:`modelrunner.admin_token`)."""
+    if credentials is None:
+        admin_token.check_token(expected, None, None)
+    else:
+        admin_token.check_token(expected, credentials.scheme, credentials.credentials)
 
 
 async def require_admin(

@@ -137,8 +137,20 @@ class DataPlane:
                        for name, ep in sorted(self.endpoints.items()) if not ep.ready}
         waiting = [name for name, row in not_serving.items() if row["state"] != "failed"]
         if self.runtime.ready and not waiting:
-            return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {})}
+            return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {}),
+                         **self._registry_contact()}
         return 503, {"status": "not ready", "waiting_for": waiting, "not_serving": not_serving}
+
+    def _registry_contact(self) -> dict[str, Any]:
+        """``{"registry": {"connected", "stale_s"[, "stale"]}}`` when the runtime tracks its registry: a
+        worker cut off it stays ready (it answers with the versions it loaded) and says it is stale."""
+        contact = getattr(self.runtime, "registry_contact", None)
+        if not callable(contact):
+            return {}
+        detail = dict(contact())
+        if not detail.get("connected", True):
+            detail["stale"] = True
+        return {"registry": detail}
 
     @staticmethod
     def server_metadata(extensions: Sequence[str]) -> dict[str, Any]:
