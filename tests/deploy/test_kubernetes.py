@@ -12,7 +12,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from kustomize_lite import kubectl_kustomize, render
+
+from support.kustomize_lite import kubectl_kustomize, render
 
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 OVERLAYS = ("tryout", "production")
@@ -116,7 +117,7 @@ def test_production_shares_postgres_and_s3_and_scales() -> None:
 
 
 def test_kustomize_lite_merges_like_a_strategic_merge_patch() -> None:
-    from kustomize_lite import merge
+    from support.kustomize_lite import merge
 
     base = {"a": {"b": 1, "c": 2}, "items": [{"name": "x", "v": 1}, {"name": "y", "v": 2}], "args": [1, 2]}
     patch = {"a": {"c": None, "d": 3}, "items": [{"name": "y", "v": 5}, {"name": "z"}], "args": [3]}

@@ -11,12 +11,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from fleet_helpers import BUCKET, Fleet, Postgres, Runner, S3Server, fleet_env
-from netlab import NetLab, NetlabUnavailable
-from runner_server import save_toy
 
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.fleet_helpers import BUCKET, Fleet, Postgres, Runner, S3Server, fleet_env
+from support.netlab import NetLab, NetlabUnavailable
+from support.runner_server import save_toy
 
 
 def _lab() -> NetLab:

@@ -11,8 +11,9 @@ import re
 import time
 
 import pytest
-from fleet_helpers import Fleet, FleetLoad, Runner, wait_until
-from runner_server import save_toy
+
+from support.fleet_helpers import Fleet, FleetLoad, Runner, wait_until
+from support.runner_server import save_toy
 
 pytestmark = pytest.mark.slow
 

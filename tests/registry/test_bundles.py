@@ -5,9 +5,8 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from registry_helpers import fetch_in_process, write_bundle
-
 from modelrunner.registry import Registry
+from support.registry_helpers import fetch_in_process, write_bundle
 
 WORKERS = 2
 

@@ -8,11 +8,11 @@ import time
 from typing import Any
 
 import pytest
-from test_reconciler import run, runtime, served
 
 from modelrunner.errors import SwapFailed, Unavailable
 from modelrunner.runner.loading import build_deployment, transient_cause
 from modelrunner.server.dataplane import DataPlane
+from support.runner_fakes import run, runtime, served
 
 
 def _raising(exc: BaseException) -> Any:

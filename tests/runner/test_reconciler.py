@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from runner_fakes import write_bundle
 
 from modelrunner.errors import NotFound
 from modelrunner.runner.runtime import Runtime
 from modelrunner.settings import Settings
-
-
-def runtime(reg: Any, home: Path, loader: Any, **kw: Any) -> Runtime:
-    settings = Settings(home=home, poll_interval_s=0.02, heartbeat_s=0.1, drain_timeout_s=2.0)
-    return Runtime(reg, settings, worker_id="test-w0", loader=loader, **kw)
-
-
-async def served(rt: Runtime, name: str = "ep") -> int:
-    out = await rt.get(name).predict({"x": np.zeros((1, 2))})
-    return int(out.columns["y"][0])
-
-
-def run(coro: Any) -> Any:
-    async def guarded():
-        task = asyncio.ensure_future(coro)
-        done, _ = await asyncio.wait([task], timeout=8)
-        if not done:
-            for t in asyncio.all_tasks():
-                t.print_stack()
-            raise AssertionError("hung")
-        return task.result()
-    return asyncio.run(guarded())
+from support.runner_fakes import run, runtime, served, write_bundle
 
 
 def test_first_load_then_swap_and_status_rows(reg, push, loader, tmp_home) -> None:
@@ -273,8 +249,7 @@ def test_postgres_notify_wakes_the_reconciler_before_the_poll(pg_schema_url, tmp
             rt = Runtime(pg, settings, worker_id="pg-w0", loader=loader)
             await rt.start()
             try:
-                assert await served(rt) == 1
-                await asyncio.sleep(0.3)  # the reconciler's poll has run once: the next one is 30 s away
+                assert await served(rt) == 1  # the first reconcile ran; the next poll is 30 s away
                 moved = time.monotonic()
                 await asyncio.to_thread(pg.set_alias, "m", "production", 2)
                 while await served(rt) != 2:

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ADMIN_TOKEN, Stack
+
+from support.server_helpers import ADMIN_TOKEN, Stack
 
 DIGIT = {"input": [0.0] * 64}
 
@@ -242,7 +243,7 @@ def test_alias_move_to_production_enforces_saved_gates(stack: Stack) -> None:
 
 
 def test_models_are_listed_in_pages(stack: Stack, tmp_path: Any) -> None:
-    from registry_helpers import write_bundle
+    from support.registry_helpers import write_bundle
 
     for name in ("page-a", "page-b", "page-c"):
         stack.registry.push(write_bundle(tmp_path / name, name=name, payload=name.encode()))

@@ -14,12 +14,12 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 from tritonclient.grpc import service_pb2 as tpb
 from tritonclient.grpc import service_pb2_grpc as tpb_grpc
 
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 X = np.array([[1, 2, 3, 4], [-1, -1, -1, -2]], dtype=np.float64)
 

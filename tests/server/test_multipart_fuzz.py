@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fuzz_helpers import CONTRACTS, FUZZ, only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
 from modelrunner.contract import Contract
 from modelrunner.server.native import multipart
+from support.fuzz_helpers import CONTRACTS, FUZZ, only_our_errors
 
 BOUNDARY = "fuzzboundary"
 NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope", "", "x\"y"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fuzz_helpers import CONTRACTS, FUZZ, JSON, only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from modelrunner.server.grpc.errors import Malformed, tolerant
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.server.v2 import binary as v2_binary
 from modelrunner.server.v2 import codec as v2_codec
+from support.fuzz_helpers import CONTRACTS, FUZZ, JSON, only_our_errors
 
 NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope"])
 DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "UINT8", "BOOL", "BYTES", "FP16", "XX"])

@@ -128,6 +128,16 @@ class _Collectors:
             "have changed since.",
             multiprocess_mode="livemax", registry=reg,
         )
+        self.shadow_dropped = Counter(
+            "modelrunner_shadow_dropped",
+            "Shadow copies not sent to the candidate because its queue was full, by endpoint.",
+            ["endpoint"], registry=reg,
+        )
+        self.log_dropped = Counter(
+            "modelrunner_prediction_log_dropped",
+            "Logged predictions dropped (buffer full or the database refused them), by endpoint.",
+            ["endpoint"], registry=reg,
+        )
         self.cache: dict[tuple[Any, ...], Any] = {}
 
 
@@ -236,7 +246,7 @@ class _WithoutRemoved:
 # -- endpoints coming and going (runner) -------------------------------------------------------------------
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
-                "swaps_failed", "swap_duration", "loaded", "batch_size")
+                "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
@@ -290,6 +300,16 @@ def in_flight(endpoint: str) -> Any:
 def observe_batch(endpoint: str, rows: int) -> None:
     """One merged predict call of ``rows`` rows (adaptive batching)."""
     _child("batch", lambda c: c.batch_size.labels(endpoint), endpoint).observe(rows)
+
+
+def shadow_dropped(endpoint: str, count: int = 1) -> None:
+    """Shadow copies dropped (the candidate's mirror queue was full): the client never waits for them."""
+    _child("shadow_drop", lambda c: c.shadow_dropped.labels(endpoint), endpoint).inc(count)
+
+
+def log_dropped(endpoint: str, count: int = 1) -> None:
+    """Prediction-log rows dropped (the buffer was full, or the database refused a batch)."""
+    _child("log_drop", lambda c: c.log_dropped.labels(endpoint), endpoint).inc(count)
 
 
 # -- swaps (runner) ----------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """An endpoint's options in the desired state: checked and written to the registry (admin API, CLI, catalog).
 
 The options are read by :class:`~modelrunner.runner.batching.BatchConfig` (``max_batch_size``,
-``max_latency_ms``) and :class:`~modelrunner.runner.limits.LimitConfig` (``max_concurrency``, ``max_queue``,
-``timeout_s``); every worker's reconciler applies a change without reloading the model.
+``max_latency_ms``), :class:`~modelrunner.runner.limits.LimitConfig` (``max_concurrency``, ``max_queue``,
+``timeout_s``) and :class:`~modelrunner.runner.predlog.LogConfig` (``log_predictions``, ``log_inputs``,
+``log_bytes_inputs``); every worker's reconciler applies a change without reloading the model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelrunner.runner.batching import BatchConfig
 from modelrunner.runner.limits import LimitConfig
+from modelrunner.runner.predlog import LogConfig
 
 if TYPE_CHECKING:
     from modelrunner.registry.registry import Registry
@@ -32,6 +34,8 @@ def set_endpoint_config(registry: Registry, name: str, changes: Mapping[str, Any
 
 
 def check_config(config: Mapping[str, Any] | None) -> None:
-    """Check every option of an endpoint config (batching and limits); InvalidArgument naming a bad one."""
+    """Check every option of an endpoint config (batching, limits, prediction log); InvalidArgument naming a
+    bad one."""
     BatchConfig.from_config(config)
     LimitConfig.from_config(config)
+    LogConfig.from_config(config)

@@ -22,13 +22,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFailed, Unavailable
 from modelrunner.monitoring.observer import NullObserver, SwapObserver
 from modelrunner.pipelines.targets import ResolvedTarget, resolve_target
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Deployment, Endpoint, ServingState
+from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
 from modelrunner.runner.loading import Loader, build_deployment, load_bundle
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Reconciler:
                  add_endpoint: Callable[[str], Endpoint], remove_endpoint: Callable[[str], Endpoint], *,
                  worker_id: str, poll_interval_s: float = 0.1, loader: Loader = load_bundle,
                  on_change: Callable[[Endpoint], None] | None = None,
-                 observer: SwapObserver | None = None) -> None:
+                 observer: SwapObserver | None = None, shadow_queue: int = 256) -> None:
         self.registry = registry
         self.endpoints = endpoints  # the runtime's, read only here
         self.add_endpoint = add_endpoint
@@ -84,6 +85,9 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.experiments = ExperimentSync(registry, worker_id=worker_id, loader=loader,
+                                          queue_size=shadow_queue)
+        self._experiments: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     async def start(self) -> None:
         """Reconcile once (so a new worker serves before it takes traffic), then keep polling."""
@@ -150,18 +154,20 @@ class Reconciler:
             self.last_contact = time.monotonic()
             if snapshot is None:
                 return False
-            generation, states, resolved = snapshot
+            generation, states, resolved, self._experiments = snapshot
             self.desired = {s.name for s in states}
             self.targets = {s.name: s.target for s in states}
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()
+            await self.experiments.stop_ended(self.endpoints, self._experiments[0])
             self.seen_generation = generation
             self._schedule_retry(retry)
             return True
 
-    def _read(self, unless: int | None) -> tuple[int, list[EndpointState], dict[str, Resolution]] | None:
-        """Generation, desired states and what each target resolves to (or the error), in one thread hop;
-        None when the generation is still ``unless``."""
+    def _read(self, unless: int | None) -> tuple[int, list[EndpointState], dict[str, Resolution],
+                                                  tuple[dict[str, Any], dict[str, Any]]] | None:
+        """Generation, desired states, what each target resolves to (or the error) and the running
+        experiments with their candidates, in one thread hop; None when the generation is still ``unless``."""
         generation = int(self.registry.state_generation())
         if unless is not None and generation == unless:
             return None
@@ -172,12 +178,12 @@ class Reconciler:
                 resolved[state.name] = resolve_target(self.registry, state.target)
             except ModelrunnerError as exc:
                 resolved[state.name] = exc
-        return generation, states, resolved
+        return generation, states, resolved, read_experiments(self.registry)
 
     def _schedule_retry(self, retried: bool) -> None:
         """Transient trouble (Unavailable) retries later, backing off; anything else waits for a change.
         A pass for another reason (a new generation) leaves a scheduled retry where it is."""
-        if self._retrying:
+        if self._retrying or self.experiments.retrying:
             if self._retry_at is None or retried:
                 self._retry_at = time.monotonic() + self._backoff_s
                 self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
@@ -209,7 +215,7 @@ class Reconciler:
         if current is not None and current.same_version(mv.name, mv.version, mv.sha256):
             self._failed.pop(ep.name, None)
             self._retrying.discard(ep.name)
-            self._settle(ep, "serving", None, generation)
+            await self._serving(ep, generation)
             return
         if self._failed.get(ep.name) == attempt and not (retry and ep.name in self._retrying):
             if ep.name not in self._retrying:  # still refused; nothing new to try
@@ -228,7 +234,7 @@ class Reconciler:
                     attempt: Attempt) -> None:
         self.observer.swap_started(ep.name)
         t0 = time.perf_counter()
-        new = ep.take_previous(mv.name, mv.version, mv.sha256)
+        new = ep.take_previous(mv.name, mv.version, mv.sha256) or await _take_candidate(ep, mv)
         try:
             if new is None:
                 ep.settle("loading", ep.error)
@@ -251,6 +257,16 @@ class Reconciler:
         self._failed.pop(ep.name, None)
         self._retrying.discard(ep.name)
         log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
+        await self._serving(ep, generation)
+
+    async def _serving(self, ep: Endpoint, generation: int) -> None:
+        """Production serves the desired version: apply the endpoint's experiment (load or drop its
+        candidate), then report ``generation`` — so a status row at a generation says both are applied."""
+        running, candidates = self._experiments
+        try:
+            await self.experiments.apply(ep, running.get(ep.name), candidates.get(ep.name))
+        except Exception:  # noqa: BLE001 - an experiment must never stop production from serving
+            log.exception("endpoint %s: applying its experiment failed", ep.name)
         self._settle(ep, "serving", None, generation)
 
     async def _check_contract(self, ep: Endpoint, new: Deployment, state: EndpointState) -> None:
@@ -301,3 +317,13 @@ class Reconciler:
     def _notify(self, ep: Endpoint) -> None:
         if self.on_change is not None:
             self.on_change(ep)
+
+
+async def _take_candidate(ep: Endpoint, mv: Any) -> Deployment | None:
+    """The experiment's loaded candidate when production is to become that version (a promotion): the
+    experiment stops and its deployment is swapped in, with no second load."""
+    live = ep.experiment
+    if live is None or live.candidate.closed or not live.candidate.same_version(mv.name, mv.version,
+                                                                                mv.sha256):
+        return None
+    return await ep.end_experiment(keep_candidate=True)

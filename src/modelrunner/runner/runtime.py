@@ -19,6 +19,7 @@ from modelrunner.runner.endpoint import Endpoint, ServingState
 from modelrunner.runner.listen import ChangeWatcher, supports_listen
 from modelrunner.runner.loading import Loader, load_bundle
 from modelrunner.runner.memory import freeze_startup_heap
+from modelrunner.runner.predlog import PredictionLog
 from modelrunner.runner.reconciler import Reconciler
 from modelrunner.settings import Settings
 
@@ -61,9 +62,11 @@ class Runtime:
         self.freeze_heap = freeze_heap
         self.endpoints: dict[str, Endpoint] = {}
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
+        self.predictions = PredictionLog.from_settings(registry, self.settings)
         self.reconciler = Reconciler(registry, self.endpoints, self._add_endpoint, self._remove_endpoint,
                                      worker_id=self.worker_id, poll_interval_s=self.settings.poll_interval_s,
-                                     loader=loader, on_change=self._changed, observer=self.observer)
+                                     loader=loader, on_change=self._changed, observer=self.observer,
+                                     shadow_queue=self.settings.shadow_queue)
         self._started = False
         self._removed: set[str] = set()
         self._report_now = asyncio.Event()
@@ -76,7 +79,7 @@ class Runtime:
         """A new endpoint ``name`` (the reconciler found it in the desired state)."""
         ep = self.endpoints[name] = Endpoint(
             name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
-            concurrency=self.predict_threads, observer=self.observer)
+            concurrency=self.predict_threads, recorder=self.predictions, observer=self.observer)
         return ep
 
     def _remove_endpoint(self, name: str) -> Endpoint:
@@ -115,6 +118,7 @@ class Runtime:
             frozen = await asyncio.to_thread(freeze_startup_heap)
             log.debug("froze %d objects (libraries and the first models)", frozen)
         await self.reconciler.start_polling()
+        await self.predictions.start()
         if supports_listen(self.registry):
             loop = asyncio.get_running_loop()
             self._watcher = ChangeWatcher(self.registry, lambda: loop.call_soon_threadsafe(self.wake))
@@ -168,6 +172,7 @@ class Runtime:
         for ep in list(self.endpoints.values()):
             await ep.close()
         self.endpoints.clear()
+        await self.predictions.stop()  # what was answered is logged, after the last request ended
         try:  # a stopped worker is no longer one a rollout waits for
             await asyncio.to_thread(self.registry.remove_worker, self.worker_id)
         except ModelrunnerError as exc:

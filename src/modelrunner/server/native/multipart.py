@@ -48,6 +48,9 @@ async def parse_form(headers: Headers, body: bytes, max_part_bytes: int) -> dict
             out[key] = await value.read() if isinstance(value, UploadFile) else str(value)
     finally:
         await form.close()
+        # starlette drops a file part the body cuts off without closing its temporary file
+        for spooled in getattr(parser, "_files_to_close_on_error", ()):
+            spooled.close()
     return out
 
 

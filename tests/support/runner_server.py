@@ -24,9 +24,8 @@ BODY = {"instances": [{"x": [0.5, 0.25, 0.0, 1.0]}]}
 def save_toy(path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None,
              inputs: tuple[str, ...] = ("x",)) -> Path:
     """A python-flavor bundle of ``toy_models.Tagged``."""
-    from toy_models import Tagged
-
     from modelrunner.bundle import save_model
+    from support.toy_models import Tagged
 
     sample = {name: np.zeros((2, 4)) for name in inputs}
     save_model(Tagged(tag, size_mb=size_mb, fail=fail), path, name="toy", sample=sample, license="MIT")
@@ -35,9 +34,8 @@ def save_toy(path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None,
 
 def save_sleepy(path: Path) -> Path:
     """A python-flavor bundle of ``toy_models.Sleepy`` (sleeps ``x[0][0]`` seconds per call)."""
-    from toy_models import Sleepy
-
     from modelrunner.bundle import save_model
+    from support.toy_models import Sleepy
 
     save_model(Sleepy(), path, name="sleepy", sample={"x": np.zeros((2, 4))}, license="MIT")
     return path
@@ -83,8 +81,17 @@ class Server:
     def __enter__(self) -> Server:
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
+        self._err: list[bytes] = []
+        self._reader = threading.Thread(target=self._read_stderr, args=(self.proc.stderr,), daemon=True)
+        self._reader.start()  # read as it comes: a full pipe would block the server's logging
         self.wait_ready()
         return self
+
+    def _read_stderr(self, pipe: Any) -> None:
+        """Until the server and its workers have closed their stderr; then the pipe is closed."""
+        with pipe:
+            for chunk in iter(lambda: pipe.read1(65536), b""):
+                self._err.append(chunk)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -121,10 +128,12 @@ class Server:
         return self.proc.returncode
 
     def stderr(self) -> str:
+        """What the server wrote to stderr, once it has exited (its workers may outlive it: 10 s at most)."""
         assert self.proc is not None
-        if self.proc.poll() is None or self.proc.stderr is None:
+        if self.proc.poll() is None:
             return ""
-        return self.proc.stderr.read().decode(errors="replace")
+        self._reader.join(10)
+        return b"".join(self._err).decode(errors="replace")
 
     def workers(self, alive_within_s: float = 3.0) -> list[dict[str, Any]]:
         return self.admin.status(alive_within_s=alive_within_s)

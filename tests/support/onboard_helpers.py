@@ -105,12 +105,11 @@ def post(url: str, endpoint: str, body: dict[str, Any]) -> httpx.Response:
 @contextmanager
 def served(home: Path, endpoint: str, ref: str) -> Iterator[str]:
     """The registry under ``home`` served for real on 127.0.0.1 with ``endpoint`` -> ``ref``."""
-    from server_helpers import ServerThread
-
     from modelrunner.registry.registry import Registry
     from modelrunner.runner.runtime import Runtime
     from modelrunner.server.app import create_app
     from modelrunner.settings import Settings
+    from support.server_helpers import ServerThread
 
     settings = Settings(home=home, poll_interval_s=0.05, heartbeat_s=0.2)
     registry = Registry(settings)

@@ -6,6 +6,7 @@ still fetches through the registry) what to build: a working model, a load error
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.contract import Contract
 from modelrunner.contract.types import DType, Field
 from modelrunner.runner.endpoint import Deployment
+from modelrunner.runner.runtime import Runtime
+from modelrunner.settings import Settings
 
 CONTRACT = Contract.build([Field(name="x", dtype=DType.FLOAT64, shape=(2,))],
                           [Field(name="y", dtype=DType.INT64)])
@@ -87,6 +90,8 @@ class BundlePredictor(Predictor):
     def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
         if self.mode == "warmup_error":
             raise RuntimeError("model exploded on its example input")
+        if self.mode == "fails_on_data" and any(np.any(c) for c in columns.values()):
+            raise RuntimeError("model exploded on real data")  # passes the warm-up (zeros), fails later
         n = len(next(iter(columns.values())))
         return {"y": np.full(n, self.tag, dtype=np.int64)}
 
@@ -113,3 +118,25 @@ class Loader:
         predictor = BundlePredictor(mv.contract, spec["tag"], spec["mode"])
         self.predictors.append(predictor)
         return predictor, {n: np.zeros((2, 2)) for n in spec["inputs"]}
+
+
+def runtime(reg: Any, home: Path, loader: Any, **kw: Any) -> Runtime:
+    settings = Settings(home=home, poll_interval_s=0.02, heartbeat_s=0.1, drain_timeout_s=2.0)
+    return Runtime(reg, settings, worker_id="test-w0", loader=loader, **kw)
+
+
+async def served(rt: Runtime, name: str = "ep") -> int:
+    out = await rt.get(name).predict({"x": np.zeros((1, 2))})
+    return int(out.columns["y"][0])
+
+
+def run(coro: Any) -> Any:
+    async def guarded():
+        task = asyncio.ensure_future(coro)
+        done, _ = await asyncio.wait([task], timeout=8)
+        if not done:
+            for t in asyncio.all_tasks():
+                t.print_stack()
+            raise AssertionError("hung")
+        return task.result()
+    return asyncio.run(guarded())

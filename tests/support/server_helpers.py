@@ -182,7 +182,8 @@ class ServeProcess:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.proc.stderr.read().decode()[-2000:]}")
+                with self.proc.stderr:
+                    raise RuntimeError(f"serve exited: {self.proc.stderr.read().decode()[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self

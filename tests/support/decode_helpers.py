@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fuzz_helpers import varint
-from server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.contract import Contract, DType, Field
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.settings import Settings
+from support.fuzz_helpers import varint
+from support.server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 STRICT_CONTRACT = Contract.build(
     [Field(name="x", dtype=DType.FLOAT64, shape=(4,)),

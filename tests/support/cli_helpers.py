@@ -1,4 +1,4 @@
-"""Types shared by the CLI tests (imported as ``cli_helpers``: tests/cli is on sys.path)."""
+"""Types shared by the CLI tests (``support.cli_helpers``)."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from netlab import Host, NetLab
 
 from modelrunner.registry.registry import Registry
+from support.netlab import Host, NetLab
 
 PG_PORT = 5432
 S3_PORT = 5000

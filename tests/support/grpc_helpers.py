@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import numpy as np
-from server_helpers import ADMIN_TOKEN, ServerThread, push_sklearn_models
 
 from modelrunner.contract import Contract, DType, Field
 from modelrunner.settings import Settings
+from support.server_helpers import ADMIN_TOKEN, ServerThread, push_sklearn_models
 
 
 @dataclass
@@ -88,9 +88,8 @@ def compile_proto(text: str, module: str, dest: Path, load: bool = True) -> tupl
 
 def push_scalers(registry: Any, root: Path) -> None:
     """scaler@1 (x[3] -> total), @2 (+ optional scale, + output double: compatible), @3 (x[4]: breaking)."""
-    from scaler_model import Scaler
-
     import modelrunner as mr
+    from support.scaler_model import Scaler
 
     mr.save_model(Scaler(), root / "s1", sample={"x": np.zeros((2, 3))}, name="scaler", license="MIT")
     registry.push(root / "s1", alias="production")

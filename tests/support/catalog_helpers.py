@@ -45,9 +45,8 @@ def get_ok(client: httpx.Client, path: str) -> httpx.Response:
 
 def served_catalog(registry: Any, settings: Any) -> Any:
     """The catalog alone over ``registry`` (what ``modelrunner ui`` serves), as a ServerThread."""
-    from server_helpers import ServerThread
-
     from modelrunner.catalog.web import standalone_app
+    from support.server_helpers import ServerThread
 
     return ServerThread(standalone_app(registry, settings, "http://127.0.0.1:8080"))
 
