@@ -66,7 +66,7 @@ async def per_request_cpu(fn: Callable[[], Awaitable[Any]], count: int) -> float
 
 async def measure(home: Path, body: bytes, args: argparse.Namespace) -> None:
     from modelrunner.registry.registry import Registry
-    from modelrunner.runner.batching import set_endpoint_config
+    from modelrunner.runner.config import set_endpoint_config
     from modelrunner.runner.runtime import Runtime
     from modelrunner.server.app import create_app
     from modelrunner.settings import Settings

@@ -139,3 +139,20 @@ def test_a_deleted_endpoint_leaves_metrics_multiprocess(tmp_path: Path,
         # teardown, leaving every later test of this process rendering that folder's files as /metrics.
         os.environ.pop(metrics.ENV_VAR, None)
         metrics.reset()
+
+
+def test_the_prometheus_observer_records_a_swap_as_the_loaded_versions(fresh: None) -> None:
+    observer = metrics.PROMETHEUS
+    observer.endpoint_added("digits")
+    observer.swap_started("digits")
+    observer.swap_succeeded("digits", 0.5, 1, None)
+    observer.swap_succeeded("digits", 0.5, 2, 1)
+    observer.request_started("digits")
+    observer.request_answered("digits", 2, "rest", 0.001)
+    observer.request_ended("digits")
+    text = metrics.render()[0].decode()
+    assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="2") == 1
+    assert _value(text, "modelrunner_loaded_version", endpoint="digits", version="1") == 0
+    assert _value(text, "modelrunner_swaps_succeeded_total", endpoint="digits") == 2
+    assert _value(text, "modelrunner_requests_in_flight", endpoint="digits") == 0
+    assert _value(text, REQUESTS, endpoint="digits", version="2", protocol="rest") == 1

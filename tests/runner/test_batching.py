@@ -49,8 +49,9 @@ def rows(*values: float) -> dict[str, np.ndarray]:
     return {"x": np.array([[v, 0.0] for v in values])}
 
 
-def endpoint(predictor: RecordingPredictor, size: int = 32, latency_ms: float = 50.0) -> Endpoint:
-    ep = Endpoint("ep")
+def endpoint(predictor: RecordingPredictor, size: int = 32, latency_ms: float = 50.0,
+             observer: Any = None) -> Endpoint:
+    ep = Endpoint("ep", observer=observer)
     ep.configure({"max_batch_size": size, "max_latency_ms": latency_ms})
     ep.swap(deployment(predictor))  # type: ignore[arg-type]
     return ep
@@ -195,12 +196,13 @@ def test_requests_over_max_batch_size_are_split_across_calls() -> None:
 
 
 def test_batch_sizes_are_exported_as_a_histogram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch sizes go to the observer the endpoint is given: Prometheus here, as in a worker."""
     monkeypatch.delenv(metrics.ENV_VAR, raising=False)
     metrics.reset()
     pred = RecordingPredictor()
 
     async def main() -> None:
-        ep = endpoint(pred)
+        ep = endpoint(pred, observer=metrics.PROMETHEUS)
         await asyncio.gather(*(ep.predict(rows(i)) for i in range(5)))
 
     try:
@@ -295,7 +297,7 @@ class ThreadRecorder(RecordingPredictor):
 
 @pytest.mark.parametrize("size", [1, 32])
 def test_fast_models_run_on_the_loop_after_probing_and_slow_ones_in_threads(size: int) -> None:
-    from modelrunner.runner.batching import PROBE_CALLS
+    from modelrunner.runner.cost import PROBE_CALLS
 
     fast, waits, spins = ThreadRecorder(), ThreadRecorder(sleep_s=0.01), ThreadRecorder(spin_s=0.003)
 
@@ -314,7 +316,7 @@ def test_fast_models_run_on_the_loop_after_probing_and_slow_ones_in_threads(size
 
 
 def test_a_large_request_to_a_fast_model_runs_in_a_thread() -> None:
-    from modelrunner.runner.batching import INLINE_MAX_ROWS, PROBE_CALLS
+    from modelrunner.runner.cost import INLINE_MAX_ROWS, PROBE_CALLS
 
     fast = ThreadRecorder()
     big = {"x": np.zeros((INLINE_MAX_ROWS + 1, 2))}

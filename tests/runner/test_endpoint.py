@@ -159,3 +159,15 @@ def test_many_swaps_release_memory() -> None:
         await ep.close()
 
     run(main())
+
+
+def test_the_state_moves_only_through_settle_and_says_when_it_changed() -> None:
+    ep = Endpoint("ep")
+    assert (ep.state, ep.error, ep.generation) == ("empty", None, 0)
+    assert ep.settle("loading") and not ep.settle("loading")
+    assert ep.settle("failed", "bad bundle", 4)
+    assert (ep.state, ep.error, ep.generation) == ("failed", "bad bundle", 4)
+    assert ep.settle("serving") and (ep.error, ep.generation) == (None, 4)  # generation kept when not given
+    with pytest.raises(ValueError, match="unknown endpoint state 'draining'"):
+        ep.settle("draining")  # type: ignore[arg-type]
+    assert ep.state == "serving"

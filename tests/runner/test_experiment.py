@@ -194,7 +194,7 @@ def test_log_config_inputs_sampling_and_retention(reg, push, loader, tmp_home) -
 
     from modelrunner.errors import InvalidArgument
     from modelrunner.registry.tables import predictions
-    from modelrunner.runner.batching import check_config
+    from modelrunner.runner.config import check_config
     from modelrunner.runner.predlog import LogConfig
 
     assert LogConfig.from_config({}) == LogConfig(None, 0.0, False)

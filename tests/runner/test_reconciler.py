@@ -185,6 +185,37 @@ def test_removed_endpoint_is_unloaded(reg, push, loader, tmp_home, monkeypatch) 
     run(main())
 
 
+def test_swaps_and_endpoints_are_reported_to_the_observer_given(reg, push, loader, tmp_home) -> None:
+    from modelrunner.monitoring.observer import RecordingObserver
+
+    push("m", 1)
+    push("m", 2)
+    push("m", 3, mode="load_error")
+    reg.set_endpoint("ep", "m@1")
+    observer = RecordingObserver()
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader, observer=observer)
+        await rt.start()
+        try:
+            reg.set_endpoint("ep", "m@2")
+            await rt.reconciler.poll()
+            reg.set_endpoint("ep", "m@3")
+            await rt.reconciler.poll()
+            assert rt.get("ep").state == "failed" and await served(rt) == 2
+            reg.delete_endpoint("ep")
+            await rt.reconciler.poll()
+        finally:
+            await rt.stop()
+
+    run(main())
+    assert [c[0] for c in observer.calls] == [
+        "endpoint_added", "swap_started", "swap_succeeded", "swap_started", "swap_succeeded", "swap_started",
+        "swap_failed", "endpoint_removed"]
+    assert [(c[0], c[2], c[3]) for c in observer.named("swap_succeeded")] == [("ep", 1, None), ("ep", 2, 1)]
+    assert observer.named("swap_failed") == [("ep", "failed_precondition")]  # SwapFailed's code
+
+
 def test_unresolvable_target_is_reported_not_fatal(reg, push, loader, tmp_home) -> None:
     push("m", 1, alias="production")
     reg.set_endpoint("ep", "m@production")

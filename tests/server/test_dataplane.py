@@ -103,9 +103,9 @@ def test_large_bodies_are_decoded_off_the_event_loop() -> None:
     import numpy as np
 
     from modelrunner.runner.endpoint import Endpoint
-    from modelrunner.server import dataplane
+    from modelrunner.server.dataplane import DataPlane
     from support.decode_helpers import StrictPredictor
-    from support.server_helpers import toy_deployment
+    from support.server_helpers import StaticRuntime, toy_deployment
 
     endpoint = Endpoint("strict")
     endpoint.current = toy_deployment("strict", StrictPredictor())
@@ -115,10 +115,47 @@ def test_large_bodies_are_decoded_off_the_event_loop() -> None:
         threads.append(threading.get_ident())
         return {"x": np.ones((1, 4))}
 
+    plane = DataPlane(StaticRuntime({"strict": endpoint}))
+
     async def both() -> int:
-        await dataplane.infer(endpoint, decode, "rest", offload=True)
-        await dataplane.infer(endpoint, decode, "rest")
+        await plane.infer(endpoint, decode, "rest", offload=True)
+        await plane.infer(endpoint, decode, "rest")
         return threading.get_ident()
 
     loop_thread = asyncio.run(both())
     assert threads[0] != loop_thread and threads[1] == loop_thread
+
+
+def test_every_request_is_reported_to_the_observer_given() -> None:
+    """Answered and failed requests: each reported once, the in-flight count back to zero."""
+    import asyncio
+
+    import numpy as np
+
+    from modelrunner.errors import ValidationError
+    from modelrunner.monitoring.observer import RecordingObserver
+    from modelrunner.runner.endpoint import Endpoint
+    from modelrunner.server.dataplane import DataPlane
+    from support.decode_helpers import StrictPredictor
+    from support.server_helpers import StaticRuntime, toy_deployment
+
+    endpoint = Endpoint("strict")
+    endpoint.current = toy_deployment("strict", StrictPredictor())
+    observer = RecordingObserver()
+    plane = DataPlane(StaticRuntime({"strict": endpoint}), observer=observer)
+
+    def broken(contract: object) -> dict[str, np.ndarray]:
+        raise ZeroDivisionError("a decoder bug")
+
+    async def requests() -> None:
+        await plane.infer(endpoint, lambda c: {"x": np.ones((2, 4))}, "v2")
+        with pytest.raises(ValidationError):
+            await plane.infer(endpoint, lambda c: {"x": np.ones((2, 3))}, "rest")
+        with pytest.raises(ZeroDivisionError):
+            await plane.infer(endpoint, broken, "grpc")
+
+    asyncio.run(requests())
+    assert observer.in_flight == {"strict": 0}
+    assert [(name, *rest[:3]) for name, *rest in observer.calls if name.startswith("request_a")] == [
+        ("request_answered", "strict", 3, "v2")]
+    assert observer.named("request_failed") == [("strict", 3, "invalid_argument"), ("strict", 3, "internal")]

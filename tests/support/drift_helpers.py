@@ -72,7 +72,7 @@ def feed(registry: Any, endpoint: str, x: np.ndarray, now: float, worker: str = 
 
     target = registry.resolve(registry.endpoint(endpoint).target)
     monitor = Monitor(registry, worker)
-    observe = monitor.observer_for(endpoint, target)
+    observe = monitor.drift_hook_for(endpoint, target)
     for start in range(0, len(x), 50):
         rows = x[start:start + 50]
         observe({"pixels": rows}, digits().outputs(rows))

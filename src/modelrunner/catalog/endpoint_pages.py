@@ -159,9 +159,9 @@ def _options(form: Any) -> dict[str, Any]:
 
 
 async def config_action(cat: Catalog, request: Request, who: Viewer) -> Response:
-    """Change batching options in place (no reload), with ``runner.batching.set_endpoint_config`` as
+    """Change batching options in place (no reload), with ``runner.config.set_endpoint_config`` as
     ``PATCH /admin/endpoints/NAME/config`` does."""
-    from modelrunner.runner.batching import set_endpoint_config
+    from modelrunner.runner.config import set_endpoint_config
 
     name = request.path_params["name"]
     form = await request.form()

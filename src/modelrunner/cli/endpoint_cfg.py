@@ -110,7 +110,7 @@ def set_options(
     if not changes:
         raise InvalidArgument("nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue, "
                               "--timeout, --log-predictions or --log-inputs")
-    from modelrunner.runner.batching import check_config
+    from modelrunner.runner.config import check_config
 
     check_config(changes)  # a clear one-line error before anything is sent or written
     if server_answers(url):
@@ -120,7 +120,7 @@ def set_options(
     else:
         _fallback_note(url)
         from modelrunner.cli.models import open_registry
-        from modelrunner.runner.batching import set_endpoint_config
+        from modelrunner.runner.config import set_endpoint_config
 
         new = set_endpoint_config(open_registry(), name, changes)
         config, generation = new.config, new.generation

@@ -2,7 +2,7 @@
 
 One :class:`Monitor` per worker process (``runner.runtime.Runtime`` owns it):
 
-* ``observer_for(endpoint, mv)`` (called in the load thread of a swap) returns the new deployment's hook,
+* ``drift_hook_for(endpoint, mv)`` (called in the load thread of a swap) returns the new deployment's hook,
   :meth:`Recorder.observe`, which only queues the batch;
 * every ``drift_flush_s`` the queued rows are counted (vectorised) and each recorder's sketch is added to
   its row of the current time slice in the registry (``drift_sketches``: endpoint, version, worker, window);
@@ -47,7 +47,7 @@ class Monitor:
         self._last_check = 0.0
         self._last_prune = 0.0
 
-    def observer_for(self, endpoint: str, mv: Any) -> Any:
+    def drift_hook_for(self, endpoint: str, mv: Any) -> Any:
         """The hot-path hook of ``endpoint`` serving ``mv`` (None for a pipeline: its steps are models with
         endpoints of their own)."""
         if getattr(mv, "flavor", "") == "pipeline" or not hasattr(mv, "manifest"):
@@ -97,7 +97,7 @@ class Monitor:
     def _forget_if_gone(self, endpoint: str, version: int, rec: Recorder) -> None:
         ep = self.endpoints.get(endpoint)
         live = [d for d in (getattr(ep, "current", None), getattr(ep, "previous", None)) if d is not None]
-        if not any(d.version == version and d.observer == rec.observe for d in live):
+        if not any(d.version == version and d.drift_hook == rec.observe for d in live):
             with self._lock:
                 if self.recorders.get((endpoint, version)) is rec:
                     del self.recorders[(endpoint, version)]
@@ -110,7 +110,7 @@ class Monitor:
         reports = []
         for name, ep in list(self.endpoints.items()):
             dep = getattr(ep, "current", None)
-            if dep is None or dep.observer is None:
+            if dep is None or dep.drift_hook is None:
                 continue
             try:
                 target = self._served_for(name, dep)

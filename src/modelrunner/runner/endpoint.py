@@ -14,15 +14,17 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.contract import Contract
 from modelrunner.errors import Unavailable
+from modelrunner.monitoring.observer import NullObserver, RequestObserver
 from modelrunner.runner.aio import wait_event
-from modelrunner.runner.batching import BatchConfig, Batcher, CallCost, small_request
+from modelrunner.runner.batching import BatchConfig, Batcher
+from modelrunner.runner.cost import CallCost, small_request
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.runner.memory import release_memory
 from modelrunner.runner.predlog import LogConfig
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-Observer = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], None]
+DriftHook = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], None]
 """Sees every predicted batch, ``(validated inputs, outputs)``, in the thread that predicted it; must be cheap
 and must not raise (``monitoring.sketch.Recorder.observe`` queues the batch)."""
 
@@ -58,7 +60,7 @@ class Deployment:
     retired: bool = False
     closed: bool = False
     cost: CallCost = field(default_factory=CallCost, repr=False)
-    observer: Observer | None = field(default=None, repr=False)  # drift monitoring (monitoring.monitor)
+    drift_hook: DriftHook | None = field(default=None, repr=False)  # drift monitoring (monitoring.monitor)
     _drained: asyncio.Event | None = field(default=None, repr=False)
 
     @property
@@ -124,6 +126,12 @@ class Prediction:
 
 Validator = Callable[[Contract, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
+ServingState = Literal["empty", "loading", "serving", "failed"]
+"""Where an endpoint stands: nothing desired loaded yet (``empty``), a load or a transient retry under way
+(``loading``), serving the desired version (``serving``), or the desired version refused for good
+(``failed``; an older version may still serve). Moved only by :meth:`Endpoint.settle`."""
+SERVING_STATES: tuple[ServingState, ...] = ("empty", "loading", "serving", "failed")
+
 
 def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
     """Validate a batch against a contract's inputs (raises ValidationError naming the field)."""
@@ -133,12 +141,14 @@ def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Ma
 
 
 class Endpoint:
-    """A stable name clients call; serves one :class:`Deployment` at a time, swapped live."""
+    """A stable name clients call; serves one :class:`Deployment` at a time, swapped live. Its batcher
+    reports merged calls to ``observer`` (nothing unless given: the runtime passes the worker's)."""
 
     def __init__(self, name: str, *, drain_timeout_s: float = 30.0, keep_previous: bool = False,
                  validator: Validator = validate_inputs, concurrency: int | None = None,
-                 recorder: PredictionLog | None = None) -> None:
+                 recorder: PredictionLog | None = None, observer: RequestObserver | None = None) -> None:
         self.name = name
+        self.observer: RequestObserver = observer if observer is not None else NullObserver()
         self.current: Deployment | None = None
         self.previous: Deployment | None = None
         self.keep_previous = keep_previous
@@ -148,7 +158,7 @@ class Endpoint:
         self._lane = Lane(name, self.limits)
         self._validator = validator
         self._closing: set[asyncio.Task[None]] = set()
-        self.state = "empty"
+        self.state: ServingState = "empty"
         self.error: str | None = None
         self.generation = 0
         self.swaps = 0
@@ -163,6 +173,17 @@ class Endpoint:
     @property
     def ready(self) -> bool:
         return self.current is not None
+
+    def settle(self, state: ServingState, error: str | None = None, generation: int | None = None) -> bool:
+        """Move to ``state`` with ``error`` (None: none) at desired-state ``generation`` (None: unchanged);
+        True when any of the three changed (the reconciler reports it then). The one place ``state``,
+        ``error`` and ``generation`` are written."""
+        if state not in SERVING_STATES:
+            raise ValueError(f"unknown endpoint state {state!r}")
+        generation = self.generation if generation is None else generation
+        changed = (self.state, self.error, self.generation) != (state, error, generation)
+        self.state, self.error, self.generation = state, error, generation
+        return changed
 
     @property
     def contract(self) -> Contract:
@@ -207,7 +228,7 @@ class Endpoint:
                      if batching.enabled else "off")
         self.batching = batching
         self._batcher = Batcher(batching, self._run_validated, executor=self._lane.executor,
-                                endpoint=self.name) if batching.enabled else None
+                                endpoint=self.name, observe=self.observer.batch) if batching.enabled else None
 
     async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False,
                       alone: bool = False, request_id: str | None = None,
@@ -307,8 +328,8 @@ class Endpoint:
         if not validated:
             columns = self._validator(dep.contract, columns)
         out = predictor.predict(columns)
-        if dep.observer is not None:
-            dep.observer(columns, out)
+        if dep.drift_hook is not None:
+            dep.drift_hook(columns, out)
         return out
 
     def swap(self, new: Deployment) -> Deployment | None:
@@ -355,7 +376,7 @@ class Endpoint:
             if dep is not None:
                 self.retire(dep)
         self.current = self.previous = None
-        self.state = "empty"
+        self.settle("empty", self.error)
         await self.wait_closed()
         self._lane.close()
 

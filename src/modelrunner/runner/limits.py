@@ -12,7 +12,7 @@ held every thread, and 1-row requests to a fast endpoint on the same worker wait
   DEADLINE_EXCEEDED) naming the endpoint. A queued call is dropped; one already running cannot be stopped
   (a Python thread cannot be interrupted), so it runs to its end and keeps its thread meanwhile.
 
-Calls a deployment runs on the event loop (``batching.CallCost``: fast models on a few rows) take no thread
+Calls a deployment runs on the event loop (``cost.CallCost``: fast models on a few rows) take no thread
 and skip the lane. With batching on, a request waits in the batcher; ``max_queue`` then counts requests
 beyond the ``max_concurrency * max_batch_size`` rows that the running batches can hold.
 The counters live on the event loop thread only (no lock on the hot path).

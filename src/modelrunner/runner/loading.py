@@ -5,25 +5,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.errors import ModelrunnerError, SwapFailed, Unavailable
-from modelrunner.runner.endpoint import Deployment, Observer
+from modelrunner.runner.endpoint import Deployment, DriftHook
+
+if TYPE_CHECKING:
+    from modelrunner.pipelines.targets import ResolvedTarget
+    from modelrunner.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-Loader = Callable[[Any, Any], tuple[Predictor, "Mapping[str, np.ndarray] | None"]]
-"""``(registry, model_version) -> (predictor, example input or None)``."""
+Loader = Callable[["Registry", "ResolvedTarget"], tuple[Predictor, "Mapping[str, np.ndarray] | None"]]
+"""``(registry, resolved target) -> (predictor, example input or None)``."""
 
-ObserverFactory = Callable[[str, Any], "Observer | None"]
-"""``(endpoint, model_version) -> the deployment's observer`` (drift monitoring: ``monitoring.monitor``)."""
+DriftHookFactory = Callable[[str, Any], "DriftHook | None"]
+"""``(endpoint, model_version) -> the deployment's drift hook`` (drift monitoring: ``monitoring.monitor``)."""
 
 
-def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
+def load_bundle(registry: Registry, mv: ResolvedTarget) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
     """Fetch the bundle (verified, cached by sha256), load its predictor, read its example input.
 
     A pipeline (resolved by ``pipelines.targets.resolve_target``) loads all its steps instead.
@@ -44,8 +48,9 @@ def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndar
     return predictor, example
 
 
-def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
-                     loader: Loader = load_bundle, observer_for: ObserverFactory | None = None) -> Deployment:
+def build_deployment(endpoint: str, target: str, mv: ResolvedTarget, registry: Registry,
+                     loader: Loader = load_bundle,
+                     drift_hook_for: DriftHookFactory | None = None) -> Deployment:
     """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on a model error,
     Unavailable (retried with back-off) on a transient one: see :func:`transient_cause`.
 
@@ -74,15 +79,15 @@ def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
     return Deployment(endpoint=endpoint, model=mv.name, version=mv.version, ref=mv.ref, target=target,
                       contract=contract, predictor=predictor, sha256=mv.sha256,
                       load_ms=(t1 - t0) * 1000, warmup_ms=(t2 - t1) * 1000,
-                      observer=_observer(observer_for, endpoint, mv))
+                      drift_hook=_drift_hook(drift_hook_for, endpoint, mv))
 
 
-def _observer(observer_for: ObserverFactory | None, endpoint: str, mv: Any) -> Observer | None:
+def _drift_hook(drift_hook_for: DriftHookFactory | None, endpoint: str, mv: Any) -> DriftHook | None:
     """The deployment's monitoring hook; a monitoring failure never refuses a swap (it is logged)."""
-    if observer_for is None:
+    if drift_hook_for is None:
         return None
     try:
-        return observer_for(endpoint, mv)
+        return drift_hook_for(endpoint, mv)
     except Exception:  # noqa: BLE001
         log.warning("drift monitoring of %s is off: its reference could not be read", mv.ref, exc_info=True)
         return None

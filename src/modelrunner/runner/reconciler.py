@@ -8,6 +8,10 @@ is reported (worker status row + audit). A failed target is retried only when it
 version it resolves to changes, or — for transient errors (storage or database down, a load that failed on
 an import race, memory or I/O: ``Unavailable``) — after an exponential back-off; meanwhile the endpoint's
 state stays ``loading`` with the error, so rollouts keep waiting and ``/readyz`` names it.
+
+The reconciler does not own the endpoints: it reads the runtime's (``endpoints``), asks it to add or remove
+one (``add_endpoint``/``remove_endpoint``), and moves an endpoint's state only through ``Endpoint.settle``.
+Swaps and endpoints coming and going are reported to the observer it is given (``monitoring.observer``).
 """
 
 from __future__ import annotations
@@ -16,22 +20,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFailed, Unavailable
-from modelrunner.pipelines.targets import resolve_target
+from modelrunner.monitoring.observer import NullObserver, SwapObserver
+from modelrunner.pipelines.targets import ResolvedTarget, resolve_target
 from modelrunner.runner.aio import wait_event
-from modelrunner.runner.endpoint import Deployment, Endpoint
+from modelrunner.runner.endpoint import Deployment, Endpoint, ServingState
 from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
-from modelrunner.runner.loading import Loader, ObserverFactory, build_deployment, load_bundle
+from modelrunner.runner.loading import DriftHookFactory, Loader, build_deployment, load_bundle
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+    from modelrunner.registry.types import EndpointState
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 RECONNECT_S = 0.2
 """Pause between polls while the registry database does not answer: it is back within this of the link."""
+
+Resolution = ResolvedTarget | ModelrunnerError
+"""What an endpoint's target resolved to, or why it did not."""
 
 
 @dataclass(frozen=True)
@@ -47,19 +59,22 @@ class Attempt:
 class Reconciler:
     """Desired state (registry) -> loaded deployments (this worker's endpoints)."""
 
-    def __init__(self, registry: Any, endpoints: dict[str, Endpoint],
-                 make_endpoint: Callable[[str], Endpoint], *, worker_id: str,
-                 poll_interval_s: float = 0.1, loader: Loader = load_bundle,
-                 on_change: Callable[[Endpoint], None] | None = None, shadow_queue: int = 256,
-                 observer_for: ObserverFactory | None = None) -> None:
+    def __init__(self, registry: Registry, endpoints: Mapping[str, Endpoint],
+                 add_endpoint: Callable[[str], Endpoint], remove_endpoint: Callable[[str], Endpoint], *,
+                 worker_id: str, poll_interval_s: float = 0.1, loader: Loader = load_bundle,
+                 on_change: Callable[[Endpoint], None] | None = None,
+                 observer: SwapObserver | None = None, shadow_queue: int = 256,
+                 drift_hook_for: DriftHookFactory | None = None) -> None:
         self.registry = registry
-        self.endpoints = endpoints
-        self.make_endpoint = make_endpoint
+        self.endpoints = endpoints  # the runtime's, read only here
+        self.add_endpoint = add_endpoint
+        self.remove_endpoint = remove_endpoint
+        self.observer: SwapObserver = observer if observer is not None else NullObserver()
         self.worker_id = worker_id
         self.poll_interval_s = poll_interval_s
         self.loader = loader
         self.on_change = on_change
-        self.observer_for = observer_for  # drift monitoring's hot-path hook of each new deployment
+        self.drift_hook_for = drift_hook_for  # drift monitoring's hot-path hook of each new deployment
         self.seen_generation: int | None = None
         self.desired: set[str] = set()
         self.targets: dict[str, str] = {}
@@ -151,14 +166,15 @@ class Reconciler:
             self._schedule_retry(retry)
             return True
 
-    def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any], Any] | None:
+    def _read(self, unless: int | None) -> tuple[int, list[EndpointState], dict[str, Resolution],
+                                                  tuple[dict[str, Any], dict[str, Any]]] | None:
         """Generation, desired states, what each target resolves to (or the error) and the running
         experiments with their candidates, in one thread hop; None when the generation is still ``unless``."""
         generation = int(self.registry.state_generation())
         if unless is not None and generation == unless:
             return None
         states = self.registry.endpoints()
-        resolved: dict[str, Any] = {}
+        resolved: dict[str, Resolution] = {}
         for state in states:
             try:
                 resolved[state.name] = resolve_target(self.registry, state.target)
@@ -178,24 +194,20 @@ class Reconciler:
             self._backoff_s = 1.0
 
     async def _drop_removed(self) -> None:
-        from modelrunner.monitoring import metrics
-
         for name in [n for n in self.endpoints if n not in self.desired]:
-            ep = self.endpoints.pop(name)
+            ep = self.remove_endpoint(name)
             self._failed.pop(name, None)
             self._retrying.discard(name)
             log.info("endpoint %s removed from desired state; unloading", name)
             await ep.close()
-            metrics.forget_endpoint(name)  # /metrics must not report a deleted endpoint as loaded
+            self.observer.endpoint_removed(name)  # /metrics must not report a deleted endpoint as loaded
             self._notify(ep)
 
-    async def _sync(self, state: Any, mv: Any, generation: int, retry: bool) -> None:
+    async def _sync(self, state: EndpointState, mv: Resolution, generation: int, retry: bool) -> None:
         ep = self.endpoints.get(state.name)
         if ep is None:
-            from modelrunner.monitoring import metrics
-
-            metrics.endpoint_added(state.name)
-            ep = self.endpoints[state.name] = self.make_endpoint(state.name)
+            self.observer.endpoint_added(state.name)
+            ep = self.add_endpoint(state.name)
         self._configure(ep, state)
         if isinstance(mv, ModelrunnerError):
             await self._refuse(ep, state, generation, None, mv)
@@ -213,41 +225,37 @@ class Reconciler:
             return
         await self._swap(ep, state, mv, generation, attempt)
 
-    def _configure(self, ep: Endpoint, state: Any) -> None:
+    def _configure(self, ep: Endpoint, state: EndpointState) -> None:
         """Apply the endpoint's options (batching) from its desired state; the model is not reloaded."""
         try:
-            ep.configure(getattr(state, "config", None))
+            ep.configure(state.config)
         except ModelrunnerError as exc:
             log.warning("endpoint %s: ignoring its config (%s); keeping %s", ep.name, exc, ep.batching)
 
-    async def _swap(self, ep: Endpoint, state: Any, mv: Any, generation: int, attempt: Attempt) -> None:
-        from modelrunner.monitoring import metrics
-
-        metrics.swap_started(ep.name)
+    async def _swap(self, ep: Endpoint, state: EndpointState, mv: ResolvedTarget, generation: int,
+                    attempt: Attempt) -> None:
+        self.observer.swap_started(ep.name)
         t0 = time.perf_counter()
         new = ep.take_previous(mv.name, mv.version, mv.sha256) or await _take_candidate(ep, mv)
         try:
             if new is None:
-                ep.state = "loading"
+                ep.settle("loading", ep.error)
                 self._notify(ep)
                 new = await asyncio.to_thread(build_deployment, ep.name, state.target, mv, self.registry,
-                                              self.loader, self.observer_for)
+                                              self.loader, self.drift_hook_for)
             await self._check_contract(ep, new, state)
         except ModelrunnerError as exc:
             if new is not None and new is not ep.previous:
                 await asyncio.to_thread(new.close)
             reason = "incompatible" if isinstance(exc, IncompatibleContract) else exc.code
-            metrics.swap_failed(ep.name, reason)
+            self.observer.swap_failed(ep.name, reason)
             self._failed[ep.name] = attempt
             await self._refuse(ep, state, generation, mv, exc)
             return
         new.target = state.target
         old = ep.swap(new)
-        metrics.observe_swap(ep.name, time.perf_counter() - t0)
-        metrics.swap_succeeded(ep.name)
-        metrics.set_loaded(ep.name, new.version, 1)
-        if old is not None and old.version != new.version:
-            metrics.set_loaded(ep.name, old.version, 0)
+        self.observer.swap_succeeded(ep.name, time.perf_counter() - t0, new.version,
+                                     old.version if old is not None else None)
         self._failed.pop(ep.name, None)
         self._retrying.discard(ep.name)
         log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
@@ -263,7 +271,7 @@ class Reconciler:
             log.exception("endpoint %s: applying its experiment failed", ep.name)
         self._settle(ep, "serving", None, generation)
 
-    async def _check_contract(self, ep: Endpoint, new: Deployment, state: Any) -> None:
+    async def _check_contract(self, ep: Endpoint, new: Deployment, state: EndpointState) -> None:
         current = ep.current
         if current is None:
             return
@@ -279,7 +287,7 @@ class Reconciler:
             self.registry.record, "endpoint.forced_swap", f"endpoint:{ep.name}",
             {"ref": current.ref}, {"ref": new.ref, "reasons": reasons}, self.worker_id)
 
-    async def _refuse(self, ep: Endpoint, state: Any, generation: int, mv: Any,
+    async def _refuse(self, ep: Endpoint, state: EndpointState, generation: int, mv: ResolvedTarget | None,
                       exc: ModelrunnerError) -> None:
         message = str(exc) if mv is not None or isinstance(exc, SwapFailed | IncompatibleContract) else (
             f"cannot serve {state.target}: {exc}")
@@ -304,10 +312,8 @@ class Reconciler:
         except ModelrunnerError:
             log.exception("could not audit the refused swap of %s", ep.name)
 
-    def _settle(self, ep: Endpoint, state: str, error: str | None, generation: int) -> None:
-        changed = (ep.state, ep.error, ep.generation) != (state, error, generation)
-        ep.state, ep.error, ep.generation = state, error, generation
-        if changed:
+    def _settle(self, ep: Endpoint, state: ServingState, error: str | None, generation: int) -> None:
+        if ep.settle(state, error, generation):
             self._notify(ep)
 
     def _notify(self, ep: Endpoint) -> None:

@@ -9,17 +9,23 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import ModelrunnerError, NotFound
+from modelrunner.monitoring.metrics import PROMETHEUS
+from modelrunner.monitoring.observer import Observer
 from modelrunner.runner.aio import wait_event
-from modelrunner.runner.endpoint import Endpoint
+from modelrunner.runner.endpoint import Endpoint, ServingState
 from modelrunner.runner.listen import ChangeWatcher, supports_listen
 from modelrunner.runner.loading import Loader, load_bundle
 from modelrunner.runner.memory import freeze_startup_heap
 from modelrunner.runner.predlog import PredictionLog
 from modelrunner.runner.reconciler import Reconciler
 from modelrunner.settings import Settings
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+    from modelrunner.registry.types import WorkerState, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +50,23 @@ def default_worker_id() -> str:
 
 
 class Runtime:
-    """What one worker serves. The server's lifespan calls ``start()``/``stop()``; handlers call ``get()``."""
+    """What one worker serves. The server's lifespan calls ``start()``/``stop()``; handlers call ``get()``.
 
-    def __init__(self, registry: Any = None, settings: Settings | None = None, *,
+    Swaps, endpoints coming and going and merged batches are reported to ``observer`` (Prometheus unless
+    given; the worker's composition root passes the one its data plane reports requests to)."""
+
+    def __init__(self, registry: Registry | None = None, settings: Settings | None = None, *,
                  worker_id: str | None = None, keep_previous: bool = False, loader: Loader = load_bundle,
                  predict_threads: int | None = None, freeze_heap: bool = False,
-                 expect: Mapping[str, str] | None = None) -> None:
+                 expect: Mapping[str, str] | None = None, observer: Observer | None = None) -> None:
         self.settings = settings or Settings()
         self.expect = dict(expect or {})
         if registry is None:
             from modelrunner.registry.registry import Registry
 
             registry = Registry(self.settings)
-        self.registry = registry
+        self.registry: Registry = registry
+        self.observer: Observer = observer if observer is not None else PROMETHEUS
         self.worker_id = worker_id or default_worker_id()
         self.keep_previous = keep_previous
         self.freeze_heap = freeze_heap
@@ -64,10 +74,11 @@ class Runtime:
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
         self.predictions = PredictionLog.from_settings(registry, self.settings)
         self.monitor = _monitor(registry, self.worker_id, self.settings, self.endpoints)
-        self.reconciler = Reconciler(registry, self.endpoints, self._make_endpoint, worker_id=self.worker_id,
-                                     poll_interval_s=self.settings.poll_interval_s, loader=loader,
-                                     on_change=self._changed, shadow_queue=self.settings.shadow_queue,
-                                     observer_for=self.monitor.observer_for if self.monitor else None)
+        self.reconciler = Reconciler(registry, self.endpoints, self._add_endpoint, self._remove_endpoint,
+                                     worker_id=self.worker_id, poll_interval_s=self.settings.poll_interval_s,
+                                     loader=loader, on_change=self._changed, observer=self.observer,
+                                     shadow_queue=self.settings.shadow_queue,
+                                     drift_hook_for=self.monitor.drift_hook_for if self.monitor else None)
         self._started = False
         self._removed: set[str] = set()
         self._report_now = asyncio.Event()
@@ -78,9 +89,16 @@ class Runtime:
         self._decider: asyncio.Task[None] | None = None
         self._decider_stop = asyncio.Event()
 
-    def _make_endpoint(self, name: str) -> Endpoint:
-        return Endpoint(name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
-                        concurrency=self.predict_threads, recorder=self.predictions)
+    def _add_endpoint(self, name: str) -> Endpoint:
+        """A new endpoint ``name`` (the reconciler found it in the desired state)."""
+        ep = self.endpoints[name] = Endpoint(
+            name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
+            concurrency=self.predict_threads, recorder=self.predictions, observer=self.observer)
+        return ep
+
+    def _remove_endpoint(self, name: str) -> Endpoint:
+        """Endpoint ``name`` is no longer desired: no request finds it from now on (the caller closes it)."""
+        return self.endpoints.pop(name)
 
     def get(self, name: str) -> Endpoint:
         """The endpoint called ``name`` (NotFound when no such endpoint is desired)."""
@@ -135,11 +153,9 @@ class Runtime:
         return {"connected": stale < limit, "stale_s": round(stale, 3)}
 
     async def _report_freshness(self) -> None:
-        from modelrunner.monitoring import metrics
-
         while True:  # its own task: the poll and the heartbeat may hang on an unreachable database
             contact = self.registry_contact()
-            metrics.set_registry_contact(contact["connected"], contact["stale_s"])
+            self.observer.registry_contact(contact["connected"], contact["stale_s"])
             await asyncio.sleep(0.5)
 
         from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
@@ -220,19 +236,18 @@ class Runtime:
             await asyncio.to_thread(self._write, rows, removed)
             self._beat_contact = time.monotonic()
 
-    def _write(self, rows: list[Any], removed: set[str]) -> None:
+    def _write(self, rows: list[WorkerStatus], removed: set[str]) -> None:
         for row in rows:
             self.registry.report_worker(row)
         for name in removed:
             self.registry.remove_worker(self.worker_id, name)
 
-    def _row(self, ep: Endpoint) -> Any:
+    def _row(self, ep: Endpoint) -> WorkerStatus:
         from modelrunner.registry.types import WorkerStatus
 
         dep = ep.current
-        state = ep.state if ep.state in ("loading", "serving", "failed") else "loading"
         return WorkerStatus(
-            runner_id=self.worker_id, endpoint=ep.name, state=state,  # type: ignore[arg-type]
+            runner_id=self.worker_id, endpoint=ep.name, state=worker_state(ep.state),
             target=dep.target if dep else None, model=dep.model if dep else None,
             version=dep.version if dep else None, sha256=dep.sha256 if dep else None,
             generation=ep.generation, error=ep.error, load_ms=int(dep.load_ms) if dep else None,
@@ -250,3 +265,8 @@ class Runtime:
                         "inflight": ep.current.inflight if ep.current else 0,
                         "previous": ep.previous.ref if ep.previous else None})
         return out
+
+
+def worker_state(state: ServingState) -> WorkerState:
+    """An endpoint's state as a worker status row says it (``empty``: nothing loaded yet, so ``loading``)."""
+    return "loading" if state == "empty" else state

@@ -1,7 +1,8 @@
 """The composition root of a worker: its runtime, data plane, HTTP app, gRPC server and ASGI shell.
 
 Everything a worker process serves is wired here, once: one :class:`Runtime` (the registry's desired state),
-one :class:`DataPlane` over it that every protocol calls, the gRPC server (when asked) over that data plane,
+one :class:`DataPlane` over it that every protocol calls, one observer both report to (Prometheus,
+``monitoring.metrics.PROMETHEUS``), the gRPC server (when asked) over that data plane,
 and the :class:`WorkerApp` shell that takes traffic once the models are loaded while the routed FastAPI app
 (``server.app.create_app``, over the same data plane) is built in a thread. ``worker_server`` wraps it all
 in uvicorn for ``runner.child.run`` (the process entry is ``server.worker``).
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from modelrunner.monitoring.metrics import PROMETHEUS
+from modelrunner.monitoring.observer import RequestObserver
 from modelrunner.runner.child import worker_id
 from modelrunner.server.dataplane import DataPlane, RuntimeLike
 from modelrunner.server.shell import ASGIApp, WorkerApp
@@ -25,10 +28,12 @@ if TYPE_CHECKING:
 
 
 def build_worker(runtime: RuntimeLike, settings: Settings, *, host: str = "127.0.0.1",
-                 grpc_port: int | None = None, refreeze: bool = False) -> WorkerApp:
+                 grpc_port: int | None = None, refreeze: bool = False,
+                 observer: RequestObserver = PROMETHEUS) -> WorkerApp:
     """The apps of one worker over ``runtime``: the shell (returned), the routed HTTP app it builds, and the
-    gRPC server on ``grpc_port`` (when given) it starts after the runtime — all over one data plane."""
-    plane = DataPlane(runtime, settings)
+    gRPC server on ``grpc_port`` (when given) it starts after the runtime — all over one data plane, which
+    reports requests to ``observer``."""
+    plane = DataPlane(runtime, settings, observer)
     grpc = None
     if grpc_port is not None:
         from modelrunner.server.grpc.server import GrpcServer  # grpc's import is not paid without gRPC
@@ -53,10 +58,12 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     from modelrunner.server.protocol import guarded_protocol
 
     settings = Settings()
+    observer = PROMETHEUS
     expect = dict(item.partition("=")[::2] for item in args.expect)
     runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
-                      keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
-    app = build_worker(runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True)
+                      keep_previous=args.keep_previous, freeze_heap=True, expect=expect, observer=observer)
+    app = build_worker(runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True,
+                       observer=observer)
     http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
     config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
                             log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),

@@ -3,7 +3,8 @@
 Native REST (routed and plain), V2 REST, gRPC (V2 and the per-contract services) and the protobuf route
 decode their wire format, call :meth:`DataPlane.infer` and encode the :class:`Prediction` back. Health,
 liveness, readiness, model metadata and the version check of ``.../versions/{v}`` are answered here once,
-for every protocol; per-request metrics are recorded here, so every protocol counts the same way.
+for every protocol; every request is reported here to the observer it is given (``monitoring.observer``;
+Prometheus in a worker), so every protocol counts the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from modelrunner.contract import Contract
 from modelrunner.contract.validate import validate_batch
 from modelrunner.errors import ModelrunnerError, NotFound, Unavailable
-from modelrunner.monitoring import metrics
+from modelrunner.monitoring.metrics import PROMETHEUS
+from modelrunner.monitoring.observer import RequestObserver
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.server import request_meta
 from modelrunner.settings import Settings
@@ -52,11 +54,14 @@ class RuntimeLike(Protocol):
 
 
 class DataPlane:
-    """Inference, health and metadata over one runtime (one per worker process), for every protocol."""
+    """Inference, health and metadata over one runtime (one per worker process), for every protocol;
+    requests are reported to ``observer`` (Prometheus unless given)."""
 
-    def __init__(self, runtime: RuntimeLike, settings: Settings | None = None) -> None:
+    def __init__(self, runtime: RuntimeLike, settings: Settings | None = None,
+                 observer: RequestObserver | None = None) -> None:
         self.runtime = runtime
         self.settings = settings or Settings()
+        self.observer: RequestObserver = observer if observer is not None else PROMETHEUS
         self.max_bytes = self.settings.max_request_bytes
         self.max_rows = self.settings.max_request_rows
 
@@ -96,8 +101,30 @@ class DataPlane:
         ``request_id``: the client's (checked), else a new one; ``sticky``: where the running experiment's
         sticky key is found besides the input columns (headers, body fields, V2 parameters: see
         ``request_meta``). The Prediction says both the request id and the variant that answered."""
-        pred = await infer(endpoint, decode, protocol, alone=alone, offload=offload, request_id=request_id,
-                           sticky=sticky)
+        rid = request_meta.request_id(request_id)
+        key = endpoint.sticky_key
+        given = sticky(key) if key is not None and sticky is not None else None
+        sticky = None  # the lookup may hold the parsed body: not kept alive while the request waits
+        name, observer = endpoint.name, self.observer
+        observer.request_started(name)
+        start = time.perf_counter()
+        try:
+            contract = endpoint.contract
+            columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
+            if no_rows(columns):
+                pred = empty_prediction(endpoint, columns, rid)
+            else:
+                value = _sticky(columns, key, given) if key is not None else None
+                pred = await endpoint.predict(columns, alone=alone, request_id=rid, sticky=value)
+        except ModelrunnerError as exc:
+            observer.request_failed(name, _version(endpoint), exc.code)
+            raise
+        except Exception:
+            observer.request_failed(name, _version(endpoint), "internal")
+            raise
+        finally:
+            observer.request_ended(name)
+        observer.request_answered(name, pred.version, protocol, time.perf_counter() - start)
         if version and str(pred.version) != version:
             raise Unavailable(f"model {endpoint.name!r} switched to version {pred.version} during the "
                               "request; retry")
@@ -163,38 +190,6 @@ class DataPlane:
 def _version(endpoint: Endpoint) -> int | None:
     dep = endpoint.current
     return dep.version if dep is not None else None
-
-
-async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
-                offload: bool = False, request_id: str | bytes | None = None,
-                sticky: request_meta.Lookup | None = None) -> Prediction:
-    """:meth:`DataPlane.infer` without the version check (see there)."""
-    rid = request_meta.request_id(request_id)
-    key = endpoint.sticky_key
-    given = sticky(key) if key is not None and sticky is not None else None
-    sticky = None  # the lookup may hold the parsed body: not kept alive while the request waits
-    name = endpoint.name
-    gauge = metrics.in_flight(name)
-    gauge.inc()
-    start = time.perf_counter()
-    try:
-        contract = endpoint.contract
-        columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
-        if no_rows(columns):
-            pred = empty_prediction(endpoint, columns, rid)
-        else:
-            value = _sticky(columns, key, given) if key is not None else None
-            pred = await endpoint.predict(columns, alone=alone, request_id=rid, sticky=value)
-    except ModelrunnerError as exc:
-        metrics.observe_error(name, _version(endpoint), exc.code)
-        raise
-    except Exception:
-        metrics.observe_error(name, _version(endpoint), "internal")
-        raise
-    finally:
-        gauge.dec()
-    metrics.observe_request(name, pred.version, protocol, time.perf_counter() - start)
-    return pred
 
 
 def no_rows(columns: Mapping[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from modelrunner.pipelines.targets import resolve_target
-from modelrunner.runner.batching import check_config, set_endpoint_config
+from modelrunner.runner.config import check_config, set_endpoint_config
 from modelrunner.server.admin import rollout
 from modelrunner.server.admin.schemas import (
     AliasOut,

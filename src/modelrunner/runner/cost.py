@@ -1,0 +1,92 @@
+"""Where a deployment's predict call runs: on the event loop or in the endpoint's threads, by its cost.
+
+A deployment's calls are timed. While they average under ``INLINE_MAX_S`` of CPU (a fast model, e.g. a linear
+model on a few rows) they run on the event loop, because handing them to a thread costs more than the call
+itself (a queue, a wake-up, and waiting for the GIL); the first ``PROBE_CALLS`` calls of every deployment, and
+slower ones, run in the executor so the loop keeps serving. CPU time, not wall clock, is the measure: on a
+busy machine the wall clock also counts waiting for a core, and in threads it counts waiting for the GIL. A
+call run on the loop that mostly waited (wall clock over ``INLINE_MAX_WALL_S``, less than half of it CPU: I/O,
+sleeping, another thread's work) sends the deployment back to the executor for the next ``RECHECK_CALLS``
+calls. Requests of more than ``INLINE_MAX_ROWS`` rows always run in the executor.
+
+Used by :class:`~modelrunner.runner.endpoint.Endpoint` for single requests and by the batcher for merged
+calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+INLINE_MAX_S = 0.001
+"""Calls whose recent average CPU time is under this run on the event loop."""
+INLINE_MAX_WALL_S = 0.005
+"""A call on the loop that took longer than this, mostly waiting, sends the deployment back to threads."""
+PROBE_CALLS = 5
+RECHECK_CALLS = 200
+"""Calls of a new deployment timed in the executor before it may run on the loop."""
+SAMPLE_EVERY = 16
+"""On the loop, one call in this many is timed (reading a thread's CPU clock is a system call)."""
+INLINE_MAX_ROWS = 16
+"""Only requests of at most this many rows may run on the loop: a large request to a fast model goes to a
+thread, so no single request can hold the loop for long, whatever the average says."""
+
+
+def small_request(columns: Mapping[str, Any]) -> bool:
+    """True when a request has at most ``INLINE_MAX_ROWS`` rows (its first column's length)."""
+    for column in columns.values():
+        return len(column) <= INLINE_MAX_ROWS
+    return True
+
+
+class CallCost:
+    """A moving average of one deployment's predict time; says whether its next call may run on the loop."""
+
+    __slots__ = ("cpu_s", "calls", "threaded_until")
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.calls = 0
+        self.threaded_until = PROBE_CALLS
+
+    @property
+    def inline(self) -> bool:
+        return self.calls >= self.threaded_until and self.cpu_s <= INLINE_MAX_S
+
+    def add(self, cpu_s: float) -> None:
+        self.cpu_s = cpu_s if self.calls == 0 else 0.8 * self.cpu_s + 0.2 * cpu_s
+        self.calls += 1
+
+    def timed(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """In a thread: ``fn(*args)``, its CPU time added to the average (also when it raises)."""
+        cpu = time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            self.add(time.thread_time() - cpu)
+
+    def on_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """On the event loop: like :meth:`timed` (for the first calls, then one in ``SAMPLE_EVERY``); a call
+        that mostly waited sends the next ones to threads."""
+        since = self.calls - self.threaded_until
+        if since >= 2 and since % SAMPLE_EVERY:
+            self.calls += 1
+            return fn(*args)
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            self.add(cpu)
+            if wall > INLINE_MAX_WALL_S and cpu < wall / 2:
+                self.threaded_until = self.calls + RECHECK_CALLS
+
+
+def cost_of(dep: Any) -> CallCost:
+    """The call-cost meter of a deployment (created on first use)."""
+    cost: CallCost | None = getattr(dep, "cost", None)
+    if cost is None:
+        cost = CallCost()
+        dep.cost = cost
+    return cost
