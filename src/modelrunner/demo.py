@@ -214,6 +214,12 @@ def instructions(url: str, result: dict[str, Any], body: dict[str, Any], label: 
         f"{mr} rollback {ENDPOINT} --wait{flag}",
         f"{mr} audit",
         "",
+        "# an online experiment: half the traffic to the SVC; promoted once feedback shows it is not worse",
+        f"{mr} experiment start {ENDPOINT} --candidate {ENDPOINT}@{versions.get('svc', 2)} --mode canary "
+        '--percent 50 --decide "accuracy >= baseline - 0.02" --min-labels 1000 --then promote',
+        f"{mr} experiment status {ENDPOINT}    # feedback: POST {url}/v1/endpoints/{ENDPOINT}/feedback "
+        "(docs/experiments.md)",
+        "",
         "Ctrl-C stops the server.",
     ]
     return "\n".join(lines)

@@ -45,6 +45,10 @@ State = tuple[Path, Path]  # (clone, MODELRUNNER_HOME)
 EXPECTED_SKIPS = {
     "README.md:14": "make run serves until Ctrl-C; make test runs the whole suite, this docs test among it",
     "performance.md:9": "benchmarks: make bench installs servers, runs ~25 minutes; the others 2-15 minutes",
+    "deploy.md:26": "needs a PostgreSQL server and an S3 bucket reachable from several hosts",
+    "deploy.md:36": "needs the fleet above",
+    "deploy.md:87": "needs Docker and a container registry",
+    "deploy.md:110": "needs a Kubernetes cluster, PostgreSQL and a bucket",
 }
 
 

@@ -76,7 +76,9 @@ def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, 
                 await asyncio.sleep(0.02)
             assert await served(rt) == 1 and (ep.state, ep.error) == ("serving", None) and rt.ready
             assert loader.loaded == ["m@1", "m@1"]
-            assert DataPlane(rt).readiness() == (200, {"status": "ready"})
+            status, body = DataPlane(rt).readiness()
+            assert (status, body["status"], body["registry"]["connected"]) == (200, "ready", True)
+            assert "not_serving" not in body
         finally:
             await rt.stop()
 

@@ -171,7 +171,8 @@ def test_targets_that_do_not_resolve_are_refused_and_never_stored(stack: Stack) 
         assert (r.status_code, named in r.json()["error"]["message"]) == (status, True), (target, r.text)
     assert stack.admin.get("/admin/endpoints/typo").status_code == 404
     assert stack.registry.state_generation() == before, "nothing was written"
-    assert stack.anon.get("/readyz").json() == {"status": "ready"}
+    ready = stack.anon.get("/readyz").json()
+    assert ready["status"] == "ready" and "not_serving" not in ready and ready["registry"]["connected"]
 
 
 def test_create_and_delete_an_endpoint(stack: Stack) -> None:

@@ -42,14 +42,16 @@ def fast_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
 
 
 def _both(client: httpx.Client, path: str, **kw: object) -> tuple[httpx.Response, httpx.Response]:
-    fast = client.post(path, **kw)  # type: ignore[arg-type]
-    routed = client.post(path + "?trace=0", **kw)  # type: ignore[arg-type]
+    headers = {**kw.pop("headers", {}), "x-request-id": "same-id"}  # type: ignore[dict-item]
+    fast = client.post(path, headers=headers, **kw)  # type: ignore[arg-type]
+    routed = client.post(path + "?trace=0", headers=headers, **kw)  # type: ignore[arg-type]
     return fast, routed
 
 
 def _same(fast: httpx.Response, routed: httpx.Response) -> None:
     assert (fast.status_code, fast.json()) == (routed.status_code, routed.json())
-    for header in ("content-type", "x-modelrunner-model", "x-modelrunner-version"):
+    for header in ("content-type", "x-modelrunner-model", "x-modelrunner-version", "x-request-id",
+                   "x-modelrunner-variant"):
         assert fast.headers.get(header) == routed.headers.get(header), header
 
 

@@ -49,8 +49,9 @@ def test_predictions_and_health_are_answered_before_the_routed_app(
         gated: tuple[str, threading.Event, WorkerApp], toy_server: str) -> None:
     url, gate, app = gated
     with httpx.Client(base_url=url, timeout=10) as client, httpx.Client(base_url=toy_server) as routed:
-        r = client.post("/v1/endpoints/toy/predict", json=BODY)
-        same = routed.post("/v1/endpoints/toy/predict", json=BODY)
+        one_id = {"x-request-id": "one-id"}
+        r = client.post("/v1/endpoints/toy/predict", json=BODY, headers=one_id)
+        same = routed.post("/v1/endpoints/toy/predict", json=BODY, headers=one_id)
         assert r.status_code == 200 and r.json() == same.json()
         assert r.headers["x-modelrunner-version"] == same.headers["x-modelrunner-version"]
         broken: dict[str, Any] = {"content": b"{nope", "headers": {"content-type": "application/json"}}

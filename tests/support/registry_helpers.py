@@ -58,3 +58,27 @@ def tiny_tmpfs(mount: Path, size: str = "2m") -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def fetch_in_process(home: str, ref: str, downloads: str, barrier: Any, out: Any) -> None:
+    """Child-process body of the concurrent-fetch test: a worker fetching ``ref``; every download from the
+    store appends a line to ``downloads`` and takes 0.5 s (so the two workers' fetches overlap)."""
+    import time
+
+    from modelrunner.registry.store import ArtifactStore
+
+    real = ArtifactStore.get_to
+
+    def counted(self: ArtifactStore, sha: str, dest: Any) -> Path:
+        with open(downloads, "a") as fh:
+            fh.write(f"{sha}\n")
+        time.sleep(0.5)
+        return real(self, sha, dest)
+
+    try:
+        ArtifactStore.get_to = counted  # type: ignore[method-assign]
+        with Registry(Settings(home=Path(home))) as reg:
+            barrier.wait(timeout=60)
+            out.put(str(reg.fetch(ref)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        out.put(f"{exc.__class__.__name__}: {exc}")

@@ -2,7 +2,8 @@
 
 ``fail`` only fires in a process with ``TOY_FAILURES=armed`` (the server under test), so saving — which
 loads the bundle back to check it — works: ``"load"`` raises while loading, ``"warmup"`` raises on every
-predict (the warm-up included).
+predict (the warm-up included), ``"data"`` on every predict with a non-zero input (its zero example input,
+the warm-up, passes).
 """
 
 import os
@@ -34,6 +35,8 @@ class Tagged:
     def predict(self, columns):
         if self.loaded and self.fail == "warmup" and _armed():
             raise FloatingPointError("model diverged on its example input")
+        if self.loaded and self.fail == "data" and _armed() and any(np.any(c) for c in columns.values()):
+            raise FloatingPointError("model diverged on real data")
         n = len(next(iter(columns.values())))
         return {"y": np.full(n, self.tag, dtype=np.int64)}
 

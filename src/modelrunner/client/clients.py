@@ -95,6 +95,8 @@ class Client(Core):
         self.close()
 
     predict = _blocking(Core._predict)
+    feedback = _blocking(Core._feedback)
+    feedback_many = _blocking(Core._feedback_many)
     models = _blocking(Core._models)
     model = _blocking(Core._model)
     endpoints = _blocking(Core._endpoints)
@@ -143,6 +145,8 @@ class AsyncClient(Core):
         await self.aclose()
 
     predict = _awaitable(Core._predict)
+    feedback = _awaitable(Core._feedback)
+    feedback_many = _awaitable(Core._feedback_many)
     models = _awaitable(Core._models)
     model = _awaitable(Core._model)
     endpoints = _awaitable(Core._endpoints)

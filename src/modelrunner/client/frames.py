@@ -21,6 +21,8 @@ class Prediction(dict[str, np.ndarray]):
 
     model: str | None = None
     version: int | None = None
+    request_id: str | None = None  # what to send feedback for (``Client.feedback``)
+    variant: str | None = None  # production, candidate (canary/ab) — see docs/experiments.md
 
     def to_frame(self, index: Any = None) -> Any:
         """These columns as a pandas DataFrame (a multi-value output becomes one array per cell)."""
@@ -125,4 +127,6 @@ def decode_outputs(answer: Any) -> Prediction:
         raise InvalidArgument(f"the server's answer has neither outputs nor predictions: {str(answer)[:80]}")
     pred.model = answer.get("model")
     pred.version = answer.get("version")
+    pred.request_id = answer.get("request_id")
+    pred.variant = answer.get("variant")
     return pred

@@ -357,7 +357,7 @@ def _collect_orphans(settings: Settings) -> None:
     from modelrunner.registry.store import ArtifactStore
 
     try:
-        store = ArtifactStore(settings.resolved_store_url())
+        store = ArtifactStore(settings.resolved_store_url(), settings.store_options)
         collect_orphans(settings.resolved_cache_dir(), store, settings.orphan_grace_s)
     except Exception:  # noqa: BLE001 - best effort: a failed cleanup must not stop serving
         log.warning("could not remove orphaned temporary files", exc_info=True)

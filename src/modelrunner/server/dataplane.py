@@ -20,6 +20,7 @@ from modelrunner.contract.validate import validate_batch
 from modelrunner.errors import ModelrunnerError, NotFound, Unavailable
 from modelrunner.monitoring import metrics
 from modelrunner.runner.endpoint import Endpoint, Prediction
+from modelrunner.server import request_meta
 from modelrunner.settings import Settings
 from modelrunner.version import package_version
 
@@ -84,13 +85,19 @@ class DataPlane:
         return endpoint
 
     async def infer(self, endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
-                    offload: bool = False, version: str | None = None) -> Prediction:
+                    offload: bool = False, version: str | None = None,
+                    request_id: str | bytes | None = None,
+                    sticky: request_meta.Lookup | None = None) -> Prediction:
         """Decode against the serving contract, predict on the pinned version, record metrics.
 
         ``alone`` keeps the request out of batching (a traced request: its pipeline steps' times are its
         own); ``offload`` decodes in a thread (a large body: see :data:`OFFLOAD_BYTES`); ``version`` (as
-        asked in the request) must still be the one that answered, else Unavailable (retry)."""
-        pred = await infer(endpoint, decode, protocol, alone=alone, offload=offload)
+        asked in the request) must still be the one that answered, else Unavailable (retry).
+        ``request_id``: the client's (checked), else a new one; ``sticky``: where the running experiment's
+        sticky key is found besides the input columns (headers, body fields, V2 parameters: see
+        ``request_meta``). The Prediction says both the request id and the variant that answered."""
+        pred = await infer(endpoint, decode, protocol, alone=alone, offload=offload, request_id=request_id,
+                           sticky=sticky)
         if version and str(pred.version) != version:
             raise Unavailable(f"model {endpoint.name!r} switched to version {pred.version} during the "
                               "request; retry")
@@ -114,8 +121,20 @@ class DataPlane:
                        for name, ep in sorted(self.endpoints.items()) if not ep.ready}
         waiting = [name for name, row in not_serving.items() if row["state"] != "failed"]
         if self.runtime.ready and not waiting:
-            return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {})}
+            return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {}),
+                         **self._registry_contact()}
         return 503, {"status": "not ready", "waiting_for": waiting, "not_serving": not_serving}
+
+    def _registry_contact(self) -> dict[str, Any]:
+        """``{"registry": {"connected", "stale_s"[, "stale"]}}`` when the runtime tracks its registry: a
+        worker cut off it stays ready (it answers with the versions it loaded) and says it is stale."""
+        contact = getattr(self.runtime, "registry_contact", None)
+        if not callable(contact):
+            return {}
+        detail = dict(contact())
+        if not detail.get("connected", True):
+            detail["stale"] = True
+        return {"registry": detail}
 
     @staticmethod
     def server_metadata(extensions: Sequence[str]) -> dict[str, Any]:
@@ -147,8 +166,13 @@ def _version(endpoint: Endpoint) -> int | None:
 
 
 async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
-                offload: bool = False) -> Prediction:
+                offload: bool = False, request_id: str | bytes | None = None,
+                sticky: request_meta.Lookup | None = None) -> Prediction:
     """:meth:`DataPlane.infer` without the version check (see there)."""
+    rid = request_meta.request_id(request_id)
+    key = endpoint.sticky_key
+    given = sticky(key) if key is not None and sticky is not None else None
+    sticky = None  # the lookup may hold the parsed body: not kept alive while the request waits
     name = endpoint.name
     gauge = metrics.in_flight(name)
     gauge.inc()
@@ -157,9 +181,10 @@ async def infer(endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bo
         contract = endpoint.contract
         columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
         if no_rows(columns):
-            pred = empty_prediction(endpoint, columns)
+            pred = empty_prediction(endpoint, columns, rid)
         else:
-            pred = await endpoint.predict(columns, alone=alone)
+            value = _sticky(columns, key, given) if key is not None else None
+            pred = await endpoint.predict(columns, alone=alone, request_id=rid, sticky=value)
     except ModelrunnerError as exc:
         metrics.observe_error(name, _version(endpoint), exc.code)
         raise
@@ -180,7 +205,15 @@ def no_rows(columns: Mapping[str, Any]) -> bool:
     return False
 
 
-def empty_prediction(endpoint: Endpoint, columns: Mapping[str, Any]) -> Prediction:
+def _sticky(columns: Mapping[str, Any], key: str, given: Any) -> str | None:
+    """The sticky key's value: an input column of that name (first row), else what the request said."""
+    from modelrunner.runner.experiment import sticky_value
+
+    found = sticky_value(columns[key]) if key in columns else None
+    return found if found is not None else sticky_value(given)
+
+
+def empty_prediction(endpoint: Endpoint, columns: Mapping[str, Any], request_id: str = "") -> Prediction:
     """Zero rows in, zero rows out, without calling the model (most models refuse an empty batch: sklearn's
     "Found array with 0 sample(s)"). The inputs are still validated, so a wrong field is still a 422."""
     dep = endpoint.current
@@ -189,7 +222,7 @@ def empty_prediction(endpoint: Endpoint, columns: Mapping[str, Any]) -> Predicti
     validate_batch(dep.contract.inputs, columns)
     outputs = {f.name: np.zeros((0, *(max(d, 0) for d in f.shape)), dtype=f.dtype.numpy())
                for f in dep.contract.outputs}
-    return Prediction(outputs, dep.model, dep.version, dep.ref)
+    return Prediction(outputs, dep.model, dep.version, dep.ref, request_id=request_id)
 
 
 def endpoint_summary(endpoint: Endpoint) -> dict[str, Any]:

@@ -162,7 +162,7 @@ def modelrunner_error(path: str, exc: ModelrunnerError) -> tuple[int, dict[str, 
     """``(status, body, headers)`` answering ``exc`` on a request to ``path`` (local folders hidden)."""
     extra = {k: redact(v) if isinstance(v, str) else v
              for k, v in exc.details.items() if k != "field" and _plain(v)}
-    field = getattr(exc, "field", None)
+    field = getattr(exc, "field", None) or exc.details.get("field")  # any InvalidArgument may name one
     headers = {"www-authenticate": "Bearer"} if exc.code == "unauthenticated" else {}
     if "retry_after_s" in exc.details:  # an overloaded endpoint: when to come back
         headers["retry-after"] = str(exc.details["retry_after_s"])
@@ -192,8 +192,11 @@ def request_style(body: Any) -> str:
 
 
 def version_headers(pred: Prediction) -> dict[str, str]:
-    """The answering model version, as headers (also for bodies that cannot carry it, e.g. protobuf)."""
-    return {MODEL_HEADER: pred.model, VERSION_HEADER: str(pred.version)}
+    """The answering model version, the request id and the variant, as headers (also for bodies that
+    cannot carry them, e.g. protobuf)."""
+    from modelrunner.server.request_meta import headers_of
+
+    return {MODEL_HEADER: pred.model, VERSION_HEADER: str(pred.version), **headers_of(pred)}
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:

@@ -25,7 +25,8 @@ class EndpointPut(BaseModel):
     timeout_s: float = Field(30.0, gt=0, le=3600, description="How long to wait (with wait).")
     config: dict[str, Any] | None = Field(
         None, description="Endpoint options {max_batch_size, max_latency_ms, max_concurrency, max_queue, "
-                          "timeout_s}; omitted: kept as they are.")
+                          "timeout_s, log_predictions, log_inputs, log_bytes_inputs}; omitted: kept as they "
+                          "are.")
 
 
 class EndpointConfigPatch(BaseModel):
@@ -45,6 +46,13 @@ class EndpointConfigPatch(BaseModel):
     timeout_s: float | None = Field(
         None, ge=0, le=3600, description="Longest a request waits plus runs (0: none); then a 504 naming the "
                                          "endpoint.")
+    log_predictions: bool | None = Field(
+        None, description="Log every answer (true), none (false), or only while an experiment runs (null, "
+                          "the default).")
+    log_inputs: float | None = Field(
+        None, ge=0, le=1, description="Fraction of logged answers whose inputs are logged too (default 0).")
+    log_bytes_inputs: bool | None = Field(
+        None, description="Include bytes inputs in logged inputs (default false).")
 
 
 class RollbackPost(BaseModel):

@@ -124,8 +124,10 @@ def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> p
     arrays = [np.asarray(pred.columns[n]) for n in names]
     types = [v2_datatype(a.dtype) for a in arrays]
     raw = req.binary_outputs or any(t not in CONTENTS for t in types)
-    resp = pb.ModelInferResponse(model_name=name, model_version=str(pred.version), id=req.id or "")
-    _set_parameters(resp.parameters, {"model": pred.model, "ref": pred.ref})
+    resp = pb.ModelInferResponse(model_name=name, model_version=str(pred.version),
+                                 id=req.id or pred.request_id)
+    _set_parameters(resp.parameters, {"model": pred.model, "ref": pred.ref, "variant": pred.variant,
+                                      "request_id": pred.request_id})
     for n, arr, datatype in zip(names, arrays, types, strict=True):
         out = resp.outputs.add(name=n, datatype=datatype, shape=list(arr.shape))
         if raw:

@@ -14,6 +14,7 @@ import grpc
 
 from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint
+from modelrunner.server import request_meta
 from modelrunner.server.dataplane import DataPlane
 from modelrunner.server.grpc.errors import guard
 from modelrunner.server.native import protobuf
@@ -48,7 +49,9 @@ class ContractHandler(grpc.GenericRpcHandler):
     async def _predict(self, service: str, request: bytes,
                        context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         endpoint = self._endpoint_of(service)
-        data, pred = await protobuf.predict(self.plane, endpoint, request, "grpc")
+        metadata = dict(context.invocation_metadata() or ())
+        data, pred = await protobuf.predict(self.plane, endpoint, request, "grpc", headers=metadata.get,
+                                            request_id=metadata.get(request_meta.REQUEST_ID))
         # trailing metadata rides with the status; initial metadata would cost its own write per call
         context.set_trailing_metadata(tuple(protobuf.answer_headers(endpoint, pred).items()))
         return data

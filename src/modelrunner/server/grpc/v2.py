@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 import grpc
 
+from modelrunner.server import request_meta
 from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.grpc import codec
 from modelrunner.server.grpc.errors import guard, tolerant
@@ -69,7 +70,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             infer_request = await asyncio.to_thread(codec.infer_request, request, plane.max_rows)
         else:
             infer_request = codec.infer_request(request, plane.max_rows)
-        pred = await plane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large, version=version)
+        metadata = dict(context.invocation_metadata() or ())
+        sticky = request_meta.lookup(infer_request.parameters, metadata.get) if endpoint.sticky_key else None
+        pred = await plane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large, version=version,
+                                 sticky=sticky,
+                                 request_id=metadata.get(request_meta.REQUEST_ID) or infer_request.id)
+        context.set_trailing_metadata(tuple(request_meta.headers_of(pred).items()))
         return codec.infer_response(request.model_name, infer_request, pred)
 
 

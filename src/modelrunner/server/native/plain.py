@@ -18,7 +18,7 @@ from modelrunner.contract import Contract
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
 from modelrunner.errors import ModelrunnerError
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import wire
+from modelrunner.server import request_meta, wire
 from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.wire import Receive, Scope, Send
 
@@ -76,8 +76,13 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             parsed.clear()
             return columns
 
-        pred = await plane.infer(endpoint, decode, "rest", offload=large)
-        meta: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
+        headers = scope["headers"]
+        sticky = request_meta.chain(request_meta.mapping_lookup(parsed[0]),
+                                    request_meta.raw_header_lookup(headers)) if endpoint.sticky_key else None
+        pred = await plane.infer(endpoint, decode, "rest", offload=large, sticky=sticky,
+                                 request_id=request_meta.raw_header(headers, b"x-request-id"))
+        meta: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
+                                **request_meta.body_fields(pred)}
         # the answer to a large request is large too: encoding 50,000 rows held the loop ~2 s
         payload = await asyncio.to_thread(_encode, meta, pred.columns, style) if large \
             else _encode(meta, pred.columns, style)

@@ -10,7 +10,7 @@ one, an older contract version, or a model version's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -26,6 +26,7 @@ from modelrunner.contract.proto import (
 )
 from modelrunner.errors import NotFound
 from modelrunner.runner.endpoint import Endpoint, Prediction
+from modelrunner.server import request_meta
 from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.http import json_response
 from modelrunner.server.wire import load_request_json, media, version_headers
@@ -71,18 +72,22 @@ def decode_request(data: bytes, contract: Contract, package: str,
 
 def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
     """The contract of the version that produced ``pred`` (the current one unless a swap just happened)."""
-    for dep in (endpoint.current, endpoint.previous):
+    live = endpoint.experiment
+    for dep in (endpoint.current, endpoint.previous, live.candidate if live is not None else None):
         if dep is not None and dep.model == pred.model and dep.version == pred.version:
             return dep.contract
     return endpoint.contract
 
 
-async def predict(plane: DataPlane, endpoint: Endpoint, data: bytes,
-                  protocol: str) -> tuple[bytes, Prediction]:
-    """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version."""
+async def predict(plane: DataPlane, endpoint: Endpoint, data: bytes, protocol: str, *,
+                  request_id: str | None = None,
+                  headers: Callable[[str], Any] | None = None) -> tuple[bytes, Prediction]:
+    """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version; ``headers`` looks up
+    a header or gRPC metadata value (sticky keys)."""
     package, max_rows = package_of(endpoint.name), plane.max_rows
+    sticky = request_meta.header_lookup(headers) if headers is not None and endpoint.sticky_key else None
     pred = await plane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
-                             offload=len(data) > OFFLOAD_BYTES)
+                             offload=len(data) > OFFLOAD_BYTES, request_id=request_id, sticky=sticky)
     return encode_response(endpoint, pred), pred
 
 
@@ -92,7 +97,7 @@ def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
 
 
 def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
-    """Which version answered (the protobuf body has no room for it)."""
+    """Which version answered, the request id and the variant (the protobuf body has no room for them)."""
     contract = answering_contract(endpoint, pred)
     return {**version_headers(pred), "x-modelrunner-ref": pred.ref,
             "x-modelrunner-contract-version": str(contract.version)}
@@ -102,17 +107,20 @@ async def http_predict(plane: DataPlane, endpoint: Endpoint, body: bytes,
                        headers: Mapping[str, str]) -> Response:
     """``POST /v1/endpoints/{name}/predict`` when the body is protobuf or a protobuf answer is wanted."""
     accept, max_rows = headers.get("accept"), plane.max_rows
+    rid = headers.get(request_meta.REQUEST_ID)
     if is_protobuf(headers.get("content-type")):
-        data, pred = await predict(plane, endpoint, body, "protobuf")
+        data, pred = await predict(plane, endpoint, body, "protobuf", request_id=rid, headers=headers.get)
         if accept is None or wants_protobuf(accept) or "json" not in accept:
             return Response(data, media_type=PROTOBUF, headers=answer_headers(endpoint, pred))
-        out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version}
+        out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
+                               **request_meta.body_fields(pred)}
         out.update(encode_json_response(pred.columns, "instances"))
-        return json_response(out)
+        return json_response(out, headers=request_meta.headers_of(pred))
     large = len(body) > OFFLOAD_BYTES
     doc = await load_request_json(body, max_rows, large)
+    sticky = request_meta.lookup(doc, headers.get) if endpoint.sticky_key else None
     pred = await plane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
-                             "protobuf", offload=large)
+                             "protobuf", offload=large, request_id=rid, sticky=sticky)
     return Response(encode_response(endpoint, pred), media_type=PROTOBUF,
                     headers=answer_headers(endpoint, pred))
 

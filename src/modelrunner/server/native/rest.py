@@ -17,6 +17,7 @@ from modelrunner.contract.tabular import csv_rows
 from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
 from modelrunner.runner.endpoint import Prediction
+from modelrunner.server import request_meta
 from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane, Decoder
 from modelrunner.server.http import JSON, dumps, json_response, plane_of, read_body
 from modelrunner.server.native import multipart, protobuf
@@ -92,19 +93,21 @@ def _check_media(content_type: str | None, raw: bytes) -> None:
         raise UnsupportedMediaType(f"unsupported media type {kind}; send {ACCEPTED}", media_type=kind)
 
 
-async def _decoder(request: Request, plane: DataPlane, raw: bytes) -> tuple[Decoder, str, bool]:
-    """How to turn this request into columns, the response style (``instances``/``inputs``/``form``), and
-    whether to decode it in a thread (a large body)."""
+async def _decoder(request: Request, plane: DataPlane, raw: bytes) -> tuple[Decoder, str, bool, Any]:
+    """How to turn this request into columns, the response style (``instances``/``inputs``/``form``),
+    whether to decode it in a thread (a large body), and the parsed JSON body (None for forms and CSV)."""
     limit, max_rows = plane.max_bytes, plane.max_rows
     if multipart.is_form(request.headers) and not _is_json(raw):
         form = await multipart.parse_form(request.headers, raw, limit)
-        return (lambda c: multipart.form_columns(form, c.inputs)), "form", False
+        return (lambda c: multipart.form_columns(form, c.inputs)), "form", False, None
     large = len(raw) > OFFLOAD_BYTES
     if media(request.headers.get("content-type")) == "text/csv" and not _is_json(raw):
-        return (lambda c: rows_to_columns(csv_rows(raw, c.inputs, max_rows), c.inputs)), "instances", large
+        return (lambda c: rows_to_columns(csv_rows(raw, c.inputs, max_rows), c.inputs)), "instances", large, \
+            None
     _check_media(request.headers.get("content-type"), raw)
     body = await load_request_json(raw, max_rows, large)
-    return (lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]), request_style(body), large
+    decode: Decoder = lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]  # noqa: E731
+    return decode, request_style(body), large, body
 
 
 async def predict(request: Request) -> Response:
@@ -119,11 +122,14 @@ async def predict(request: Request) -> Response:
     raw = await read_body(request, plane.max_bytes)
     if protobuf.handles(request.headers):  # an application/x-protobuf body or Accept: native/protobuf.py
         return await protobuf.http_predict(plane, endpoint, raw, request.headers)
-    decode, style, large = await _decoder(request, plane, raw)
+    decode, style, large, body = await _decoder(request, plane, raw)
     traced = request.query_params.get("trace", "").lower() in ("1", "true", "yes")
+    sticky = request_meta.lookup(body, request.headers.get) if endpoint.sticky_key else None
     with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
-        pred = await plane.infer(endpoint, decode, "rest", alone=traced, offload=large)
-    meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version}
+        pred = await plane.infer(endpoint, decode, "rest", alone=traced, offload=large, sticky=sticky,
+                                 request_id=request.headers.get(request_meta.REQUEST_ID))
+    meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version,
+                            **request_meta.body_fields(pred)}
     if large:  # the answer to a large request is large too: encoded in a thread, as it was decoded
         payload = await asyncio.to_thread(_answer, meta, pred, style, trace if traced else None)
     else:
@@ -144,6 +150,26 @@ def _answer(meta: dict[str, Any], pred: Prediction, style: str, trace: Any) -> b
 
 
 router.add_route("/v1/endpoints/{name}/predict", predict, methods=["POST"], include_in_schema=False)
+
+
+async def feedback_answer(request: Request, name: str) -> Response:
+    """Ground truth for answered requests (``{"request_id", "target"}``, ``{"items": [...]}`` or a list),
+    joined to the prediction log: ``{joined, duplicates}``; unknown request ids: 404 naming them."""
+    from modelrunner.runner import feedback
+    from modelrunner.server.wire import parse_json
+
+    plane = plane_of(request)
+    items = feedback.parse(parse_json(await read_body(request, plane.max_bytes)))
+    result = await feedback.join(plane.runtime, name, items)
+    return json_response({"joined": result.joined, "duplicates": result.duplicates})
+
+
+@router.post("/endpoints/{name}/feedback", summary="Ground truth for answered requests, joined to the "
+             "prediction log by request id (see docs/experiments.md)",
+             responses={404: {"description": "unknown endpoint, or request ids never logged (named)"},
+                        422: {"description": "a malformed item (the field is named)"}})
+async def post_feedback(name: str, request: Request) -> Response:
+    return await feedback_answer(request, name)
 
 
 @router.get("/endpoints", summary="Endpoints served by this worker")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from modelrunner.runner.endpoint import Prediction
+from modelrunner.server import request_meta
 from modelrunner.server.dataplane import OFFLOAD_BYTES
 from modelrunner.server.http import dumps, json_response, plane_of, read_body
 from modelrunner.server.v2 import binary, codec
@@ -88,21 +89,34 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     large = len(body) > OFFLOAD_BYTES
     doc = await load_request_json(head, plane.max_rows, large)
     infer_request = codec.parse_request(doc, tail, plane.max_rows)
-    pred = await plane.infer(endpoint, infer_request.decoder, "v2", offload=large, version=version)
+    sticky = request_meta.lookup(infer_request.parameters, request.headers.get) if endpoint.sticky_key \
+        else None
+    pred = await plane.infer(endpoint, infer_request.decoder, "v2", offload=large, version=version,
+                             sticky=sticky,
+                             request_id=request.headers.get(request_meta.REQUEST_ID) or infer_request.id)
     return _infer_response(name, infer_request, pred)
 
 
 def _infer_response(name: str, req: codec.InferRequest, pred: Prediction) -> Response:
     outputs, blobs = codec.encode_outputs(pred.columns, req)
     out: dict[str, Any] = {"model_name": name, "model_version": str(pred.version), "outputs": outputs}
-    if req.id is not None:
-        out["id"] = req.id
-    out["parameters"] = {"model": pred.model, "ref": pred.ref}
+    out["id"] = req.id if req.id is not None else pred.request_id
+    out["parameters"] = {"model": pred.model, "ref": pred.ref, "variant": pred.variant,
+                         "request_id": pred.request_id}
     if not blobs:
-        return json_response(out)
+        return json_response(out, headers=request_meta.headers_of(pred))
     head = dumps(out)
     return Response(head + b"".join(blobs), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+                    headers={"Inference-Header-Content-Length": str(len(head)),
+                             **request_meta.headers_of(pred)})
+
+
+@router.post("/models/{name}/feedback", summary="Ground truth for answered requests (by request id; the "
+             "same body and answer as POST /v1/endpoints/{name}/feedback)")
+async def feedback(name: str, request: Request) -> Response:
+    from modelrunner.server.native.rest import feedback_answer
+
+    return await feedback_answer(request, name)
 
 
 async def infer(request: Request) -> Response:
