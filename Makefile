@@ -35,7 +35,7 @@ TEST_WORKERS ?= 0
 
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
