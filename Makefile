@@ -28,13 +28,14 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-# Most tests wait on servers they start: test files run on TEST_WORKERS processes (pytest-xdist), a file's
-# tests on one worker (its module fixtures start once). TEST_WORKERS=0 runs them in this process.
-TEST_WORKERS ?= 2
+# Most tests wait on servers they start: `make test TEST_WORKERS=2` runs the test files on 2 processes
+# (pytest-xdist), a file's tests on one worker (its module fixtures start once). 0 (the default until two full
+# parallel runs pass on an idle machine): in this process.
+TEST_WORKERS ?= 0
 
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -17,8 +17,9 @@ import pytest
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgres"]
-# Under pytest-xdist (``make test``: ``-n 2 --dist loadfile``) the files go to the workers in collection
-# order: the longest ones (measured; tests/ relative) are collected first so that none of them starts last.
+# Under pytest-xdist (``make test TEST_WORKERS=2``: ``--dist loadfile --no-loadscope-reorder``) a worker
+# takes the next file in collection order when it is almost idle: the longest ones (measured; tests/ relative)
+# are collected first so that none of them starts last.
 LONGEST_FIRST = (
     "docs/test_docs_run.py", "test_wheel.py", "runner/test_live_swaps.py", "cli/test_demo.py",
     "cli/test_init.py", "evaluation/test_ocr_pipeline.py", "runner/test_serve.py",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import numpy as np
 from modelrunner.registry.types import Experiment
 from modelrunner.runner.experiment import chooses_candidate, sticky_point
 from modelrunner.runner.runtime import Runtime
-from support.runner_fakes import run, runtime
+from support.runner_fakes import _started, run
 
 ZEROS = {"x": np.zeros((1, 2))}
 ONES = {"x": np.ones((1, 2))}
@@ -42,15 +41,6 @@ def test_sticky_points_are_pure_and_uniform() -> None:
     loose = _experiment(10)
     share = sum(chooses_candidate(loose, None) for _ in range(3000)) / 3000
     assert 0.08 <= share <= 0.12, share
-
-
-async def _started(reg: Any, home: Path, loader: Any, worker: str = "test-w0", **settings: Any) -> Runtime:
-    rt = runtime(reg, home, loader)
-    rt.worker_id = worker
-    for key, value in settings.items():
-        setattr(rt.predictions, key, value)
-    await rt.start()
-    return rt
 
 
 async def _until(predicate: Any, rt: Runtime, timeout: float = 5.0) -> None:

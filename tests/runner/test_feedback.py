@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_experiment import _started
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.runner import feedback
-from support.runner_fakes import run
+from support.runner_fakes import _started, run
 
 
 def test_parse_forms_and_errors() -> None:

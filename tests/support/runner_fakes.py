@@ -140,3 +140,12 @@ def run(coro: Any) -> Any:
             raise AssertionError("hung")
         return task.result()
     return asyncio.run(guarded())
+
+
+async def _started(reg: Any, home: Path, loader: Any, worker: str = "test-w0", **settings: Any) -> Runtime:
+    rt = runtime(reg, home, loader)
+    rt.worker_id = worker
+    for key, value in settings.items():
+        setattr(rt.predictions, key, value)
+    await rt.start()
+    return rt
