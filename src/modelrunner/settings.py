@@ -76,6 +76,21 @@ class Settings(BaseSettings):
     request_read_timeout_s: float = Field(
         default=30.0, description="Longest a request (head and body) may take to arrive; then a 408 and the "
                                   "connection is closed (a slow or stalled client).")
+    drift_monitoring: bool = Field(
+        default=True, description="Sketch every served version's inputs and outputs for drift monitoring.")
+    drift_bucket_s: int = Field(
+        default=60, ge=1, description="Time slice of the drift sketches each worker flushes to the registry.")
+    drift_flush_s: float = Field(
+        default=5.0, gt=0, description="How often a worker counts its queued rows and flushes its sketches.")
+    drift_check_s: float = Field(
+        default=30.0, gt=0, description="How often a worker scores drift (gauges, alerts, webhook).")
+    drift_window_s: int = Field(
+        default=3600, ge=1, description="Traffic window drift is scored over (the last N seconds).")
+    drift_retention_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="Sketches of older windows are deleted.")
+    drift_webhook_url: str | None = Field(
+        default=None,
+        description="Where firing and resolving monitoring alerts are POSTed as JSON (retried).")
     prediction_log_flush_s: float = Field(
         default=1.0, gt=0, description="How often a worker writes its buffered prediction log (one batch).")
     prediction_log_batch: int = Field(

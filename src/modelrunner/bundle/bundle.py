@@ -66,6 +66,15 @@ class Bundle:
             raise BundleError(f"cannot load {where}: {_one_line(exc)}") from exc
         return FunctionPredictor(self.manifest.contract, fn)
 
+    def profile(self) -> Any:
+        """The reference profile saved with the bundle (``monitoring.profile.Profile``), or None."""
+        name = self.manifest.profile
+        if not name or not (self.path / name).is_file():
+            return None
+        from modelrunner.monitoring.profile import Profile
+
+        return Profile.read(self.path / name)
+
     def example_input(self) -> Columns:
         """The saved example batch (a few rows of the sample), or zeros fitting the contract."""
         name = self.manifest.example_input
@@ -157,6 +166,8 @@ def save_model(
     work.chmod(0o755)
     try:
         manifest = _write_bundle(fl, model, work, meta, contract, inputs, declared_out, example)
+        if training_data is not None:
+            manifest = _write_profile(fl, work, manifest, training_data)
         if packed:
             with dest.open("wb") as out:
                 archive.write_archive(work, out)
@@ -177,6 +188,24 @@ def _write_bundle(
     outputs = _derive_outputs(fl, work, draft, example, declared)
     manifest = draft.model_copy(update={"contract": _with_outputs(base, inputs, outputs)})
     write_example(work / EXAMPLE_FILE, example)
+    manifest.dump(work)
+    return manifest
+
+
+def _write_profile(fl: Flavor, work: Path, manifest: Manifest, training_data: Any) -> Manifest:
+    """The reference profile of the training data (``profile.json``, see docs/monitoring.md), when the data
+    reads as the model's inputs; the manifest names it."""
+    from modelrunner.monitoring.profile import PROFILE_FILE, profile_training_data  # numpy + contract only
+
+    predictor = FunctionPredictor(manifest.contract, fl.load(work, manifest))
+    try:
+        profile = profile_training_data(manifest.contract, predictor.predict, training_data)
+    finally:
+        predictor.close()
+    if profile is None:
+        return manifest
+    profile.write(work)
+    manifest = manifest.model_copy(update={"profile": PROFILE_FILE})
     manifest.dump(work)
     return manifest
 

@@ -82,6 +82,8 @@ class Manifest(BaseModel):
     python: str = ""
     requirements: list[str] = Field(default_factory=list)  # "package==version"
     example_input: str | None = EXAMPLE_FILE  # file name inside the bundle, or None
+    # reference profile of the training data (monitoring), a file name in the bundle; omitted when None
+    profile: str | None = Field(default=None, exclude_if=lambda v: v is None)
     created_at: datetime
     lineage: Lineage = Field(default_factory=Lineage)
 

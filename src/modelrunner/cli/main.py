@@ -24,8 +24,8 @@ app = typer.Typer(
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
 COMMAND_MODULES: list[str] = [
-    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "ui", "init",
-    "onboard"]
+    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "monitor", "ui",
+    "init", "onboard"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "endpoint": "endpoint_cfg", "pipeline": "pipeline", "serve": "serve",
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
     "experiment": "experiment",
+    "monitor": "monitor",
     "ui": "ui",
     "init": "init",
     **dict.fromkeys(("import", "optimize"), "onboard"),

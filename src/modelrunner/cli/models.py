@@ -149,6 +149,10 @@ def show(ref: str = typer.Argument(..., help="name, name@3 or name@production.")
     out.print(_version_details(mv))
     out.print()
     out.print(contract_table(mv.contract))
+    if (mv.manifest or {}).get("profile"):
+        from modelrunner.cli.monitor import print_profile
+
+        print_profile(registry, mv)
     _print_evaluations(registry, mv)
 
 

@@ -47,6 +47,9 @@ __all__ = [
     "set_online_metric",
     "render",
     "reset",
+    "set_drift_alert",
+    "set_estimated_accuracy",
+    "set_feature_drift",
     "set_loaded",
     "set_registry_contact",
     "setup_multiprocess",
@@ -113,6 +116,22 @@ class _Collectors:
             "modelrunner_batch_size",
             "Rows per merged predict call of an endpoint with batching on (one observation per batch).",
             ["endpoint"], buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.feature_drift = Gauge(
+            "modelrunner_feature_drift",
+            "Drift score of one input or output feature over the monitoring window (PSI for numeric "
+            "features, Jensen-Shannon distance for categorical ones), by endpoint, version and feature.",
+            ["endpoint", "version", "feature"], multiprocess_mode="mostrecent", registry=reg,
+        )
+        self.drift_alert = Gauge(
+            "modelrunner_drift_alert", "1 while a monitoring alert (drift, quality, accuracy) fires, else 0.",
+            ["endpoint", "kind"], multiprocess_mode="mostrecent", registry=reg,
+        )
+        self.estimated_accuracy = Gauge(
+            "modelrunner_estimated_accuracy",
+            "Accuracy estimated without labels from the model's confidence (CBPE-like), by endpoint and "
+            "version.",
+            ["endpoint", "version"], multiprocess_mode="mostrecent", registry=reg,
         )
         self.registry_connected = Gauge(
             "modelrunner_registry_connected",
@@ -256,7 +275,7 @@ class _WithoutRemoved:
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
                 "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped",
-                "online", "online_labelled")
+                "online", "online_labelled", "feature_drift", "drift_alert", "estimated_accuracy")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
@@ -355,6 +374,24 @@ def set_loaded(endpoint: str, version: int | str, value: int) -> None:
 def observe_step(pipeline: str, step: str, seconds: float) -> None:
     """Duration of one step of one pipeline run."""
     _child("step", lambda c: c.step_latency.labels(pipeline, step), pipeline, step).observe(seconds)
+
+
+# -- monitoring (drift) ------------------------------------------------------------------------------------
+
+
+def set_feature_drift(endpoint: str, version: int | str, feature: str, score: float) -> None:
+    """The drift score of one feature over the monitoring window (``monitoring.drift``)."""
+    v = str(version)
+    _child("drift", lambda c: c.feature_drift.labels(endpoint, v, feature), endpoint, v, feature).set(score)
+
+
+def set_drift_alert(endpoint: str, kind: str, firing: bool) -> None:
+    _child("drift_alert", lambda c: c.drift_alert.labels(endpoint, kind), endpoint, kind).set(int(firing))
+
+
+def set_estimated_accuracy(endpoint: str, version: int | str, value: float) -> None:
+    v = str(version)
+    _child("est_acc", lambda c: c.estimated_accuracy.labels(endpoint, v), endpoint, v).set(value)
 
 
 # -- the registry connection (runner) ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, gc, state, versions
 from modelrunner.registry import experiments as exps
 from modelrunner.registry.audit import read_audit, write_audit
+from modelrunner.registry.drift import DriftMethods
 from modelrunner.registry.experiments import ExperimentsMixin
 from modelrunner.registry.notify import ChangeListener
 from modelrunner.registry.refs import TARGET_KINDS, check_alias, check_name, parse_ref, parse_target
@@ -43,9 +44,10 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 20
 
 
-class Registry(ExperimentsMixin):
+class Registry(ExperimentsMixin, DriftMethods):
     """Models, versions, aliases, audit, desired state and artifacts over one database and one store
-    (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``)."""
+    (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``; drift
+    monitoring: ``registry.drift.DriftMethods``)."""
 
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
                  store_url: str | None = None) -> None:

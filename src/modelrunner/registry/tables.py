@@ -170,6 +170,52 @@ gates = Table(
     Column("updated_by", String(200), nullable=False),
 )
 
+drift_sketches = Table(
+    "drift_sketches",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("worker", String(200), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("slots", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("sketch", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_drift_sketches_endpoint_window", "endpoint", "window_start"),
+)
+
+drift_settings = Table(
+    "drift_settings",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("thresholds", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+drift_baselines = Table(
+    "drift_baselines",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("profile", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+drift_alerts = Table(
+    "drift_alerts",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("detail", JSON, nullable=True),
+    Column("since", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 experiments = Table(
     "experiments",
     metadata,

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+Observer = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], None]
+"""Sees every predicted batch, ``(validated inputs, outputs)``, in the thread that predicted it; must be cheap
+and must not raise (``monitoring.sketch.Recorder.observe`` queues the batch)."""
+
+
 @dataclass(eq=False)
 class Deployment:
     """One loaded model version behind an endpoint, with its in-flight request count."""
@@ -53,6 +58,7 @@ class Deployment:
     retired: bool = False
     closed: bool = False
     cost: CallCost = field(default_factory=CallCost, repr=False)
+    observer: Observer | None = field(default=None, repr=False)  # drift monitoring (monitoring.monitor)
     _drained: asyncio.Event | None = field(default=None, repr=False)
 
     @property
@@ -300,7 +306,10 @@ class Endpoint:
             raise Unavailable(f"endpoint {self.name!r}: version {dep.ref} was unloaded")
         if not validated:
             columns = self._validator(dep.contract, columns)
-        return predictor.predict(columns)
+        out = predictor.predict(columns)
+        if dep.observer is not None:
+            dep.observer(columns, out)
+        return out
 
     def swap(self, new: Deployment) -> Deployment | None:
         """Serve ``new`` from now on (one assignment); retire the old one, or keep it with keep_previous."""

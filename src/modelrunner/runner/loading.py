@@ -11,13 +11,16 @@ import numpy as np
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.errors import ModelrunnerError, SwapFailed, Unavailable
-from modelrunner.runner.endpoint import Deployment
+from modelrunner.runner.endpoint import Deployment, Observer
 
 log = logging.getLogger(__name__)
 
 
 Loader = Callable[[Any, Any], tuple[Predictor, "Mapping[str, np.ndarray] | None"]]
 """``(registry, model_version) -> (predictor, example input or None)``."""
+
+ObserverFactory = Callable[[str, Any], "Observer | None"]
+"""``(endpoint, model_version) -> the deployment's observer`` (drift monitoring: ``monitoring.monitor``)."""
 
 
 def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
@@ -42,7 +45,7 @@ def load_bundle(registry: Any, mv: Any) -> tuple[Predictor, Mapping[str, np.ndar
 
 
 def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
-                     loader: Loader = load_bundle) -> Deployment:
+                     loader: Loader = load_bundle, observer_for: ObserverFactory | None = None) -> Deployment:
     """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on a model error,
     Unavailable (retried with back-off) on a transient one: see :func:`transient_cause`.
 
@@ -70,7 +73,19 @@ def build_deployment(endpoint: str, target: str, mv: Any, registry: Any,
     contract = getattr(predictor, "contract", None) or mv.contract
     return Deployment(endpoint=endpoint, model=mv.name, version=mv.version, ref=mv.ref, target=target,
                       contract=contract, predictor=predictor, sha256=mv.sha256,
-                      load_ms=(t1 - t0) * 1000, warmup_ms=(t2 - t1) * 1000)
+                      load_ms=(t1 - t0) * 1000, warmup_ms=(t2 - t1) * 1000,
+                      observer=_observer(observer_for, endpoint, mv))
+
+
+def _observer(observer_for: ObserverFactory | None, endpoint: str, mv: Any) -> Observer | None:
+    """The deployment's monitoring hook; a monitoring failure never refuses a swap (it is logged)."""
+    if observer_for is None:
+        return None
+    try:
+        return observer_for(endpoint, mv)
+    except Exception:  # noqa: BLE001
+        log.warning("drift monitoring of %s is off: its reference could not be read", mv.ref, exc_info=True)
+        return None
 
 
 TRANSIENT = (ImportError, MemoryError, OSError)

@@ -25,7 +25,7 @@ from modelrunner.pipelines.targets import resolve_target
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Deployment, Endpoint
 from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
-from modelrunner.runner.loading import Loader, build_deployment, load_bundle
+from modelrunner.runner.loading import Loader, ObserverFactory, build_deployment, load_bundle
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class Reconciler:
     def __init__(self, registry: Any, endpoints: dict[str, Endpoint],
                  make_endpoint: Callable[[str], Endpoint], *, worker_id: str,
                  poll_interval_s: float = 0.1, loader: Loader = load_bundle,
-                 on_change: Callable[[Endpoint], None] | None = None, shadow_queue: int = 256) -> None:
+                 on_change: Callable[[Endpoint], None] | None = None, shadow_queue: int = 256,
+                 observer_for: ObserverFactory | None = None) -> None:
         self.registry = registry
         self.endpoints = endpoints
         self.make_endpoint = make_endpoint
@@ -58,6 +59,7 @@ class Reconciler:
         self.poll_interval_s = poll_interval_s
         self.loader = loader
         self.on_change = on_change
+        self.observer_for = observer_for  # drift monitoring's hot-path hook of each new deployment
         self.seen_generation: int | None = None
         self.desired: set[str] = set()
         self.targets: dict[str, str] = {}
@@ -229,7 +231,7 @@ class Reconciler:
                 ep.state = "loading"
                 self._notify(ep)
                 new = await asyncio.to_thread(build_deployment, ep.name, state.target, mv, self.registry,
-                                              self.loader)
+                                              self.loader, self.observer_for)
             await self._check_contract(ep, new, state)
         except ModelrunnerError as exc:
             if new is not None and new is not ep.previous:

@@ -29,6 +29,16 @@ STALE_AFTER_S = 3.0
 heartbeats, if longer)."""
 
 
+def _monitor(registry: Any, worker_id: str, settings: Settings, endpoints: dict[str, Endpoint]) -> Any:
+    """Drift monitoring of this worker (``monitoring.monitor``), unless turned off, or the registry is not
+    one it can store sketches in (a test double)."""
+    if not settings.drift_monitoring or not hasattr(registry, "add_sketch"):
+        return None
+    from modelrunner.monitoring.monitor import Monitor
+
+    return Monitor(registry, worker_id, settings, endpoints)
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -53,9 +63,11 @@ class Runtime:
         self.endpoints: dict[str, Endpoint] = {}
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
         self.predictions = PredictionLog.from_settings(registry, self.settings)
+        self.monitor = _monitor(registry, self.worker_id, self.settings, self.endpoints)
         self.reconciler = Reconciler(registry, self.endpoints, self._make_endpoint, worker_id=self.worker_id,
                                      poll_interval_s=self.settings.poll_interval_s, loader=loader,
-                                     on_change=self._changed, shadow_queue=self.settings.shadow_queue)
+                                     on_change=self._changed, shadow_queue=self.settings.shadow_queue,
+                                     observer_for=self.monitor.observer_for if self.monitor else None)
         self._started = False
         self._removed: set[str] = set()
         self._report_now = asyncio.Event()
@@ -110,6 +122,8 @@ class Runtime:
         self._started = True
         self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        if self.monitor is not None:
+            self.monitor.start()
         self._freshness = asyncio.get_running_loop().create_task(self._report_freshness(), name="freshness")
 
     def registry_contact(self) -> dict[str, Any]:
@@ -163,6 +177,8 @@ class Runtime:
                     await task
         self._heartbeat = self._freshness = None
         await self.reconciler.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
             self._watcher = None
