@@ -125,3 +125,22 @@ def test_a_held_lock_refuses_the_run(digits: Any, tmp_path: Path) -> None:
     holder = digits.start_training("digits", trigger="manual", actor="cron")
     outcome = train_once(digits, prepare(_opts(tmp_path)))
     assert outcome.status == "locked" and outcome.exit_code == 2 and holder.id in outcome.message
+
+
+def test_watch_reports_each_new_outcome_until_stopped(digits: Any, tmp_path: Path) -> None:
+    import threading
+
+    from modelrunner.training.run import watch
+
+    stop, seen = threading.Event(), []
+
+    def report(outcome: Any) -> None:
+        seen.append(outcome)
+        stop.set()
+
+    prep = prepare(_opts(tmp_path, triggers=["labels>=1000"]))
+    thread = threading.Thread(target=watch, args=(digits, prep),
+                              kwargs={"interval_s": 0.05, "stop": stop, "report": report})
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and [o.status for o in seen] == ["nothing"]
