@@ -68,25 +68,29 @@ def train(
     lease: str = typer.Option("5m", "--lease", help="The lock's lease, renewed while a run works."),
 ) -> None:
     """Retrain MODEL when a trigger fires; judge, push and roll out the result."""
-    from modelrunner.training.run import TrainOptions, prepare, train_once, watch
+    from modelrunner.training.run import TrainOptions, prepare
 
     opts = TrainOptions(model=model, trainer=trainer, endpoint=endpoint, data=data, triggers=list(trigger),
                         requirements=list(require), rollout=rollout, decide=list(decide),
                         min_labels=min_labels,
                         window_s=parse_duration(window, "--window"), holdout=holdout, min_holdout=min_holdout,
                         balance=balance, lease_s=parse_duration(lease, "--lease") or 300.0)
-    prep = prepare(opts)
+    _run(prepare(opts), watch_, parse_duration(interval, "--interval") or 30.0)
+
+
+def _run(prep: Any, watching: bool, interval_s: float) -> None:
+    from modelrunner.training.run import train_once, watch
+
     registry = open_registry()
     try:
-        if not watch_:
+        if not watching:
             outcome = train_once(registry, prep)
             _report(outcome)
             raise typer.Exit(outcome.exit_code)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            watch(registry, prep, interval_s=parse_duration(interval, "--interval") or 30.0, stop=stop,
-                  report=_report)
+            watch(registry, prep, interval_s=interval_s, stop=stop, report=_report)
         except KeyboardInterrupt:
             stop.set()
     finally:
