@@ -30,6 +30,7 @@ def _demo() -> Any:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a real server, ~1500 requests and a training run: minutes on a loaded machine
 def test_the_drift_loop_recovers_without_a_failed_request(tmp_path: Path) -> None:
     demo = _demo()
     home, plot = tmp_path / "home", tmp_path / "drift.png"
