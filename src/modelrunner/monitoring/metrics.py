@@ -275,7 +275,8 @@ class _WithoutRemoved:
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
                 "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped",
-                "online", "online_labelled", "feature_drift", "drift_alert", "estimated_accuracy")
+                "online", "online_labelled",
+                "feature_drift", "drift_alert", "estimated_accuracy")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
