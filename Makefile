@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean demo-drift
 
 UV_VERSION := 0.13.8
 UV := $(VENV)/bin/uv
@@ -36,6 +36,9 @@ TEST_WORKERS ?= 0
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+demo-drift: $(STAMP)
+	$(PY) examples/drift/run.py --plot build/drift-demo.png
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

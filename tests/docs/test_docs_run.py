@@ -49,6 +49,8 @@ EXPECTED_SKIPS = {
     "deploy.md:36": "needs the fleet above",
     "deploy.md:87": "needs Docker and a container registry",
     "deploy.md:110": "needs a Kubernetes cluster, PostgreSQL and a bucket",
+    "training.md:174": "runs a server and ~3000 requests for a minute or more; "
+                       "tests/training/test_drift_demo.py runs its shortened form",
 }
 
 

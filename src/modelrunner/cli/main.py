@@ -24,8 +24,8 @@ app = typer.Typer(
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
 COMMAND_MODULES: list[str] = [
-    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "monitor", "ui",
-    "init", "onboard"]
+    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "monitor", "train",
+    "ui", "init", "onboard"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
     "experiment": "experiment",
     "monitor": "monitor",
+    "train": "train",
     "ui": "ui",
     "init": "init",
     **dict.fromkeys(("import", "optimize"), "onboard"),

@@ -28,6 +28,7 @@ from modelrunner.registry.notify import ChangeListener
 from modelrunner.registry.refs import TARGET_KINDS, check_alias, check_name, parse_ref, parse_target
 from modelrunner.registry.store import ArtifactStore
 from modelrunner.registry.tables import aliases, model_versions, models
+from modelrunner.registry.training import TrainingMixin
 from modelrunner.registry.types import (
     AuditEntry,
     EndpointState,
@@ -44,10 +45,10 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 20
 
 
-class Registry(ExperimentsMixin, DriftMethods):
+class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
     """Models, versions, aliases, audit, desired state and artifacts over one database and one store
-    (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``; drift
-    monitoring: ``registry.drift.DriftMethods``)."""
+    (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``; drift:
+    ``registry.drift.DriftMethods``; training runs: ``registry.training.TrainingMixin``)."""
 
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
                  store_url: str | None = None) -> None:

@@ -268,3 +268,21 @@ feedback = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("updates", Integer, nullable=False),
 )
+
+training_runs = Table(
+    "training_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("model", String(128), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("trigger", String(300), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("parent_version", Integer, nullable=True),
+    Column("new_version", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=False),
+    Column("started_by", String(200), nullable=False),
+    Index("uq_training_runs_running", "model", unique=True, sqlite_where=text("state = 'running'"),
+          postgresql_where=text("state = 'running'")),
+)
