@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.5
 BUSY_SHARE = 0.05  # at most this share of one core spent reading an experiment's log
+MAX_SPACING_S = 15.0  # ... but a decision that is due is never put off longer than this
 PUBLISH_S = 10.0  # an experiment without rules: its online series are refreshed this often
 LIVE_S = 10.0  # a worker whose heartbeat is older is not a candidate leader
 
@@ -58,8 +59,9 @@ def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
     """One pass over ``endpoints`` (blocking: run it in a thread). Returns what was decided.
 
     ``due`` (experiment id -> monotonic time) spaces the reads of each experiment's log: an experiment with
-    rules is read again after ``max(INTERVAL_S, cost / BUSY_SHARE)``, one without (only the Prometheus
-    series to refresh) after ``PUBLISH_S``."""
+    rules is read again after ``INTERVAL_S`` to ``MAX_SPACING_S``: ``cost / BUSY_SHARE``, the cost being the
+    CPU time of the read (on a busy machine its wall time says more about the other processes than about the
+    read), one without (only the Prometheus series to refresh) after ``PUBLISH_S``."""
     done: list[str] = []
     running_of = getattr(registry, "running_experiments", None)
     if running_of is None:  # a registry without experiments (test doubles)
@@ -71,13 +73,14 @@ def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
             continue
         if not leads(registry, name, worker_id):
             continue
-        started = time.monotonic()
+        started = time.thread_time()
         stats = load_stats(registry, exp)
         publish(stats)
         action = decide_once(registry, exp, looks, stats=stats)
         if due is not None:
-            cost = time.monotonic() - started
-            due[exp.id] = time.monotonic() + (max(INTERVAL_S, cost / BUSY_SHARE) if exp.rules else PUBLISH_S)
+            cost = time.thread_time() - started
+            spacing = min(MAX_SPACING_S, max(INTERVAL_S, cost / BUSY_SHARE))
+            due[exp.id] = time.monotonic() + (spacing if exp.rules else PUBLISH_S)
         if action:
             log.info("experiment %s on %s: %s", exp.id, name, action)
             done.append(f"{name}: {action}")
