@@ -65,6 +65,13 @@ def serve_beating(server: Any, sock: socket.socket, fd: int, interval: float) ->
         os.close(fd)
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options from ``settings.tls_cert``/``tls_key`` (none: plain HTTP)."""
+    if settings.tls_cert is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
 def build_server(args: argparse.Namespace) -> object:
     """uvicorn over a :class:`~modelrunner.server.shell.WorkerApp`: traffic once the models are loaded, the
     routed FastAPI app (``create_app``) built in a thread right after (server/shell.py)."""
@@ -78,6 +85,9 @@ def build_server(args: argparse.Namespace) -> object:
     expect = dict(item.partition("=")[::2] for item in args.expect)
     runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
                       keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
+    from modelrunner.security.trust import install_policy
+
+    install_policy(runtime.registry, settings, args.host)  # pickle loads need a trust decision (security.md)
     grpc = None
     if args.grpc_port is not None:
         from modelrunner.server.grpc_server import GrpcServer
@@ -93,7 +103,7 @@ def build_server(args: argparse.Namespace) -> object:
     http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
     config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
                             log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                            server_header=False)
+                            server_header=False, **tls_options(settings))
     server = uvicorn.Server(config)
     app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
     return server

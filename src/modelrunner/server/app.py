@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from modelrunner.monitoring import metrics
 from modelrunner.server import admin, openapi, repository, rest, v2, wire
+from modelrunner.server.auth import AuthGate
 from modelrunner.server.dataplane import RuntimeLike
 from modelrunner.server.fastpath import FastApp
 from modelrunner.server.guard import RequestGuard
@@ -60,12 +61,16 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     install_error_handlers(app)
     # added last, so outermost: a refused request costs no routing (an error inside still gets CatchErrors'
     # 500, as the guard itself answers without raising)
+    app.add_middleware(AuthGate, state=app.state)  # who may call what (server/auth.py)
     app.add_middleware(RequestGuard, bind_host=bind_host, extra_hosts=settings.allowed_hosts)
     _add_health_routes(app)
     app.include_router(rest.router)
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
+    from modelrunner.security.routes import router as security_router  # tokens, trust, federation
+
+    app.include_router(security_router)
     if getattr(runtime, "registry", None) is not None:
         from modelrunner.catalog import mount  # imported here: only the routed app serves the web catalog
 

@@ -21,7 +21,8 @@ class FastApp(FastAPI):
     """FastAPI, with plain JSON predict requests answered first (see the module docstring)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
-        if scope["type"] == "http" and scope["method"] == "POST":
+        predict_auth = self.state.settings.require_auth_for_predict  # then the routed app checks tokens
+        if scope["type"] == "http" and scope["method"] == "POST" and not predict_auth:
             endpoint = self._plain_predict(scope)
             if endpoint is not None:
                 scope["app"] = self

@@ -68,7 +68,7 @@ class WorkerApp:
 
     async def _answered_here(self, scope: Scope, receive: Receive, send: Send) -> bool:
         method = scope["method"]
-        if method == "POST":
+        if method == "POST" and not self.settings.require_auth_for_predict:  # auth: the routed app checks
             endpoint = plain.endpoint_for(self.runtime.endpoints, scope)
             if endpoint is None:
                 return False
