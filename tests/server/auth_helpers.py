@@ -1,4 +1,4 @@
-"""A served registry with one token per role, predict behind tokens (``require_auth_for_predict``), and gRPC."""
+"""A served registry: one token per role, predict behind tokens (require_auth_for_predict), gRPC."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from server_helpers import ServerThread, push_sklearn_models
 from sqlalchemy import update
 
 from modelrunner.registry.tables import api_tokens, utcnow
-
 from modelrunner.settings import Settings
 
 ROLES = ("viewer", "predictor", "deployer", "admin")

@@ -1,4 +1,4 @@
-"""Roles against every protected route (REST, V2, admin, repository, tokens, gRPC): 2xx or 403 naming the role."""
+"""Roles against each protected route (REST, V2, admin, repository, tokens, gRPC): 2xx or 403 naming it."""
 
 from __future__ import annotations
 
