@@ -156,3 +156,13 @@ def verify(registry: Any, presented: str) -> TokenInfo:
     if info.expired:
         raise Unauthenticated(f"token {info.name!r} expired at {info.expires_at:%Y-%m-%d %H:%M} UTC")
     return info
+
+
+def session_key(registry: Any, name: str) -> tuple[str, bytes] | None:
+    """``(role, key)`` signing catalog sessions of the token ``name`` (its stored hash: secret, and gone with
+    the token), or None when it does not exist or expired."""
+    with registry._read() as conn:
+        row = conn.execute(select(api_tokens).where(api_tokens.c.name == name)).first()
+    if row is None or _info(row).expired:
+        return None
+    return str(row.role), bytes.fromhex(row.hash)
