@@ -1,4 +1,4 @@
-"""``modelrunner serve --tls-cert --tls-key``: HTTP and gRPC over TLS, trusted through a CA made in the test."""
+"""``modelrunner serve --tls-cert --tls-key``: HTTP and gRPC over TLS, trusted through a CA made here."""
 
 from __future__ import annotations
 

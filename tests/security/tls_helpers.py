@@ -20,7 +20,8 @@ def make_ca_and_server(folder: Path) -> tuple[Path, Path, Path]:
     """``(ca.pem, server.pem, server.key)`` under ``folder``: the server's certificate names 127.0.0.1."""
     now = datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("modelrunner test CA")).issuer_name(_name("modelrunner test CA"))
+    ca_name = _name("modelrunner test CA")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
           .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
