@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     trust_pickle: bool = Field(
         default=False, description="Load pickle artifacts (sklearn, python flavors) without a recorded trust "
                                    "decision (`modelrunner trust REF`).")
+    registry_name: str | None = Field(
+        default=None, description="This registry's name in the lineage of versions it pushes to remotes "
+                                  "(default: the host name).")
+    max_import_bytes: int = Field(
+        default=4 * 1024**3, gt=0, description="Largest bundle another registry may push here (federation).")
     tls_cert: Path | None = Field(default=None, description="PEM certificate: serve HTTP and gRPC over TLS.")
     tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(

@@ -4,15 +4,20 @@ runs; ``require_admin`` repeats it when an app is built without the gate."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
+from modelrunner.errors import InvalidArgument, ResourceExhausted
 from modelrunner.registry import tokens
-from modelrunner.security import trust
+from modelrunner.security import federation, trust
 from modelrunner.server.auth import actor_of, require_admin
 from modelrunner.server.http import json_response
 
@@ -65,3 +70,45 @@ async def list_trust(request: Request) -> Response:
 async def put_trust(ref: str, request: Request) -> Response:
     row = await run_in_threadpool(lambda: trust.trust(_registry(request), ref, actor=actor_of(request)))
     return json_response({**row, "trusted_at": row["trusted_at"].isoformat()})
+
+
+@router.get("/federation/export/{ref}", summary="A version's metadata for another registry (deployer role)")
+async def export_meta(ref: str, request: Request) -> Response:
+    mv = await run_in_threadpool(_registry(request).resolve, ref)
+    return json_response(federation.export_meta(mv))
+
+
+@router.get("/federation/export/{ref}/artifact", summary="A version's bundle archive (deployer role)")
+async def export_artifact(ref: str, request: Request) -> Response:
+    registry = _registry(request)
+    mv = await run_in_threadpool(registry.resolve, ref)
+    work = tempfile.mkdtemp(prefix="mr-export-", dir=registry.settings.resolved_cache_dir())
+    path = await run_in_threadpool(registry.store.get_to, mv.sha256, Path(work) / "bundle.tar.gz")
+    return FileResponse(path, media_type="application/gzip", headers={federation.SHA_HEADER: mv.sha256},
+                        background=BackgroundTask(shutil.rmtree, work, True))
+
+
+@router.post("/federation/import", status_code=201, summary="Store a bundle sent by another registry (admin)")
+async def import_bundle(request: Request) -> Response:
+    registry = _registry(request)
+    sha, name = request.headers.get(federation.SHA_HEADER), request.headers.get(federation.NAME_HEADER)
+    if not sha or not name:
+        raise InvalidArgument(f"headers {federation.SHA_HEADER} and {federation.NAME_HEADER} are required")
+    limit = registry.settings.max_import_bytes
+    work = Path(tempfile.mkdtemp(prefix="mr-import-", dir=registry.settings.resolved_cache_dir()))
+    try:
+        size = 0
+        with open(work / "bundle.tar.gz", "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ResourceExhausted(f"bundle over MODELRUNNER_MAX_IMPORT_BYTES ({limit} bytes)")
+                out.write(chunk)
+        origin = {"registry": request.headers.get(federation.REGISTRY_HEADER) or "unnamed",
+                  "ref": request.headers.get(federation.ORIGIN_HEADER), "sha256": sha}
+        mv = await run_in_threadpool(lambda: federation.store_import(
+            registry, work / "bundle.tar.gz", expected_sha=sha, origin=origin, name=name,
+            actor=actor_of(request)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return json_response(federation.export_meta(mv), 201)
