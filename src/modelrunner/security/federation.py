@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 
-from modelrunner.errors import InvalidArgument, ModelrunnerError, StorageError, Unauthenticated, Unavailable
+from modelrunner.errors import (
+    InvalidArgument,
+    ModelrunnerError,
+    PermissionDenied,
+    StorageError,
+    Unauthenticated,
+    Unavailable,
+)
 from modelrunner.registry import bundles, gc
 from modelrunner.security import remotes
 
@@ -79,8 +86,10 @@ def _check(answer: httpx.Response, remote: remotes.Remote, what: str) -> None:
     except ValueError:
         message = answer.text[:200]
     text = f"remote {remote.name!r} ({remote.url}) refused {what}: {answer.status_code} {message}"
-    if answer.status_code in (401, 403):
+    if answer.status_code == 401:
         raise Unauthenticated(text)
+    if answer.status_code == 403:
+        raise PermissionDenied(text)
     raise (Unavailable(text) if answer.status_code >= 500 else InvalidArgument(text))
 
 
