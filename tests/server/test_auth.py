@@ -25,7 +25,7 @@ CASES = [  # (method, path, json body, role needed)
     ("PUT", "/admin/endpoints/digits", {"target": "digits@production"}, "deployer"),
     ("PATCH", "/admin/endpoints/digits/config", {"max_batch_size": 0}, "deployer"),
     ("PUT", "/admin/models/digits/aliases/staging", {"version": 2}, "deployer"),
-    ("POST", "/v2/repository/index", {}, "viewer"),
+    ("POST", "/v2/repository/models/second/load", {"parameters": {"target": "digits@2"}}, "deployer"),
     ("GET", "/admin/tokens", None, "admin"),
     ("GET", "/admin/trust", None, "admin"),
 ]

@@ -59,8 +59,8 @@ def required_role(method: str, path: str, *, predict_auth: bool) -> str | None:
     if method == "POST" and ((path.startswith("/v1/endpoints/") and path.endswith("/predict"))
                              or (path.startswith("/v2/models/") and path.endswith("/infer"))):
         return "predictor" if predict_auth else None
-    if path.startswith("/v2/repository/"):
-        return "viewer" if path.endswith("/index") else "deployer"
+    if path.startswith("/v2/repository/"):  # the index is served-model metadata, open like /v2/models
+        return None if path.endswith("/index") else "deployer"
     if path != "/admin" and not path.startswith("/admin/"):
         return None
     if path.startswith(ADMIN_ONLY) or method == "DELETE":
