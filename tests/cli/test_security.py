@@ -44,3 +44,17 @@ def test_trust_records_who_and_when(cli: Cli, tmp_home: Path, iris_bundle: Path)
     result = cli("trust", "iris@1")
     assert result.code == 0 and "trusted iris@1" in result.out
     assert "not found" in cli("trust", "iris@9").err.lower() or cli("trust", "iris@9").code == 2
+
+
+def test_cli_through_the_server_sends_modelrunner_token(cli: Cli, tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    from auth_helpers import auth_stack
+
+    with auth_stack(tmp_path / "served") as stack:
+        monkeypatch.setenv("MODELRUNNER_TOKEN", stack.tokens["viewer"])
+        refused = cli("swap", "digits", "digits@2", "--url", stack.url)
+        assert refused.code == 2 and "lacks the role 'deployer'" in refused.err
+        monkeypatch.setenv("MODELRUNNER_TOKEN", stack.tokens["deployer"])
+        done = cli("swap", "digits", "digits@2", "--url", stack.url, "--wait")
+        assert done.code == 0, done.err
+        assert stack.registry.audit(limit=1, subject="endpoint:digits")[0].actor == "token:deployer-bot"
