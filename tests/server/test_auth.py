@@ -139,3 +139,25 @@ def test_without_tokens_the_loopback_server_stays_open(tmp_path: Path) -> None:
 
         with pytest.raises(Unauthenticated):
             authenticator.authorize(None, "predictor")  # --require-auth-for-predict always needs one
+
+
+def test_a_verified_token_is_remembered_for_token_cache_s(tmp_path: Path) -> None:
+    from modelrunner.registry import tokens
+    from modelrunner.registry.registry import Registry
+    from modelrunner.settings import Settings
+
+    with Registry(Settings(home=tmp_path, token_cache_s=60)) as registry:
+        value = tokens.create(registry, "app", "predictor")[1]
+        checker = auth.Authenticator(registry.settings, registry)
+        header = f"Bearer {value}"
+        assert checker.cached(header, "predictor") is None  # never verified yet
+        assert checker.authorize(header, "predictor") == auth.Principal("app", "predictor")
+        assert checker.cached(header, "predictor") == auth.Principal("app", "predictor")
+        assert checker.cached(header, "deployer") is None  # not granted: authorize answers the 403
+        tokens.revoke(registry, "app")
+        assert checker.cached(header, "predictor") is not None  # within token_cache_s, as documented
+        fresh = auth.Authenticator(registry.settings.model_copy(update={"token_cache_s": 0}), registry)
+        from modelrunner.errors import Unauthenticated
+
+        with pytest.raises(Unauthenticated, match="revoked"):
+            fresh.authorize(header, "predictor")

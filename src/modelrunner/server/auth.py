@@ -128,6 +128,18 @@ class Authenticator:
         info = tokens.verify(self.registry, value)
         return Principal(info.name, info.role)
 
+    def cached(self, authorization: str | None, needed: str) -> Principal | None:
+        """The principal of a recently verified token that grants ``needed``, without touching the registry
+        (the hot path of a predict behind tokens); None: call :meth:`authorize`."""
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return None
+        with self._lock:
+            hit = self._cache.get(hashlib.sha256(value.strip().encode()).digest())
+        if hit is None or time.monotonic() - hit[0] >= self.settings.token_cache_s:
+            return None
+        return hit[1] if hit[1].grants(needed) else None
+
     def authorize(self, authorization: str | None, needed: str | None) -> Principal | None:
         """The principal allowed ``needed``; None when the call is open. Raises 401/403 errors."""
         if needed is None:
@@ -176,9 +188,10 @@ class AuthGate:
             if needed is not None:
                 header = next((v.decode("latin-1") for k, v in scope["headers"]
                                if k == b"authorization"), None)
+                checker = authenticator(self.state)
                 try:
-                    scope[PRINCIPAL_KEY] = await run_in_threadpool(
-                        authenticator(self.state).authorize, header, needed)
+                    scope[PRINCIPAL_KEY] = checker.cached(header, needed) or await run_in_threadpool(
+                        checker.authorize, header, needed)
                 except ModelrunnerError as exc:
                     from modelrunner.server import plain, wire
 
@@ -232,9 +245,10 @@ def grpc_interceptor(settings: Any, registry: Any | None) -> Any:
         async def intercept_service(self, continuation: Any, details: Any) -> Any:
             needed = grpc_role(details.method, predict_auth=settings.require_auth_for_predict)
             if needed is not None:
-                metadata = dict(details.invocation_metadata or ())
+                header = dict(details.invocation_metadata or ()).get("authorization")
                 try:
-                    await asyncio.to_thread(auth.authorize, metadata.get("authorization"), needed)
+                    if auth.cached(header, needed) is None:
+                        await asyncio.to_thread(auth.authorize, header, needed)
                 except ModelrunnerError as exc:
                     return refusal(exc)
             return await continuation(details)
