@@ -44,7 +44,7 @@ def export_security_options(require_auth: bool, trust_pickle: bool, cert: Path |
 
 def serve(
     host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to bind; a non-loopback one needs MODELRUNNER_ADMIN_TOKEN."),
+        "127.0.0.1", "--host", help="Address to bind; beyond loopback: needs a token."),
     port: int = typer.Option(8080, "--port", "-p", min=0, max=65535, help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes sharing the port."),
     endpoint: list[str] = typer.Option(  # noqa: B006
