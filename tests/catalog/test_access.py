@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from modelrunner.catalog import access
 from modelrunner.errors import Unauthenticated
-from modelrunner.server.auth import Authenticator
+from modelrunner.security.auth import Authenticator
 
 TOKEN = "the-admin-token"
 

@@ -54,7 +54,7 @@ def test_untrusted_pickle_fails_the_endpoint_naming_the_command(tmp_path: Path, 
         assert decision["trusted_by"] == "alice" and decision["version"] == 2
         registry.set_endpoint("untrusted", "digits@1")
         registry.set_endpoint("trusted", "digits@2")
-        install_policy(registry, settings, "0.0.0.0")  # as a worker bound beyond loopback (nothing is bound)
+        install_policy(registry, settings, strict=True)  # as a worker bound beyond loopback
         runtime = Runtime(registry, settings)
         with ServerThread(create_app(runtime, settings)) as server:
             failed = _not_serving(server.url)
@@ -78,7 +78,7 @@ def test_loopback_loads_untrusted_pickles_with_one_warning(tmp_path: Path, polic
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             push_sklearn_models(registry, tmp_path / "bundles", versions=1)
-        install_policy(registry, settings, "127.0.0.1")
+        install_policy(registry, settings, strict=False)
         for _ in range(2):
             open_bundle(registry.fetch("digits@1")).load()
     warned = [r for r in caplog.records if "without a trust decision" in r.getMessage()]
@@ -95,5 +95,5 @@ def test_trust_pickle_setting_loads_everything(tmp_path: Path, policy_reset: Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             push_sklearn_models(registry, tmp_path / "bundles", versions=1)
-        install_policy(registry, settings, "0.0.0.0")
+        install_policy(registry, settings, strict=True)
         assert open_bundle(registry.fetch("digits@1")).load() is not None

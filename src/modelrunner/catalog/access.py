@@ -2,7 +2,7 @@
 
 - Reading needs nothing from 127.0.0.1 / ::1; from another host it needs a signed-in session.
 - Signing in takes a name (the audit actor) and, when the server has tokens (``modelrunner token create``
-  or ``MODELRUNNER_ADMIN_TOKEN``), a token, checked by :class:`modelrunner.server.auth.Authenticator` like
+  or ``MODELRUNNER_ADMIN_TOKEN``), a token, checked by :class:`modelrunner.security.auth.Authenticator` like
   every ``/admin`` call. The session cookie holds the name, the token's name and an HMAC of both keyed by
   the token's stored hash (the admin token itself for that one): revoking the token ends its sessions.
 - Reading needs the viewer role, acting (swap, rollback, alias moves) the deployer role, once tokens exist.
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelrunner.errors import Unauthenticated
-from modelrunner.server.auth import LEGACY_NAME, Authenticator
+from modelrunner.security.auth import LEGACY_NAME, Authenticator
 
 SESSION_COOKIE = "mr_session"
 CSRF_COOKIE = "mr_csrf"

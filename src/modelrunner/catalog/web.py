@@ -73,7 +73,7 @@ class Catalog:
         self.runtime = runtime
         self.serving_url = serving_url  # where predictions are served, for ``modelrunner ui``
         self.live = LiveStats()
-        from modelrunner.server.auth import Authenticator
+        from modelrunner.security.auth import Authenticator
 
         self.auth = Authenticator(settings, registry)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,

@@ -85,9 +85,11 @@ def build_server(args: argparse.Namespace) -> object:
     expect = dict(item.partition("=")[::2] for item in args.expect)
     runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
                       keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
+    from modelrunner.runner.workers import is_loopback
     from modelrunner.security.trust import install_policy
 
-    install_policy(runtime.registry, settings, args.host)  # pickle loads need a trust decision (security.md)
+    # pickle loads need a trust decision beyond loopback (docs/security.md)
+    install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
     grpc = None
     if args.grpc_port is not None:
         from modelrunner.server.grpc_server import GrpcServer

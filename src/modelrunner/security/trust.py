@@ -90,10 +90,8 @@ class RunnerPolicy:
             f"run `modelrunner trust {ref}` (admin role) or serve with --trust-pickle")
 
 
-def install_policy(registry: Any, settings: Any, host: str) -> RunnerPolicy:
-    """Install the worker's policy: strict when bound beyond loopback."""
-    from modelrunner.runner.workers import is_loopback
-
-    policy = RunnerPolicy(registry, settings, strict=not is_loopback(host))
+def install_policy(registry: Any, settings: Any, *, strict: bool) -> RunnerPolicy:
+    """Install the worker's policy: ``strict`` (refuse untrusted pickles) when bound beyond loopback."""
+    policy = RunnerPolicy(registry, settings, strict=strict)
     choke.install(policy)
     return policy

@@ -68,7 +68,7 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
-    from modelrunner.security.routes import router as security_router  # tokens, trust, federation
+    from modelrunner.server.security_routes import router as security_router  # tokens, trust, federation
 
     app.include_router(security_router)
     if getattr(runtime, "registry", None) is not None:
