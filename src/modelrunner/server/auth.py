@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from modelrunner.errors import ModelrunnerError, Unauthenticated
+from modelrunner.errors import ModelrunnerError
 from modelrunner.security.auth import (
     LEGACY_NAME,
     Authenticator,
@@ -94,16 +93,6 @@ async def require_admin(
     needed = required_role(request.method, request.url.path, predict_auth=False) or "admin"
     request.scope[PRINCIPAL_KEY] = await run_in_threadpool(
         authenticator(request.app.state).authorize, header, needed)
-
-
-def check_token(expected: str | None, credentials: HTTPAuthorizationCredentials | None) -> None:
-    """Pass when no token is configured, or the bearer token matches (constant-time compare)."""
-    if not expected:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise Unauthenticated("wrong admin token")
 
 
 def grpc_interceptor(settings: Any, registry: Any | None) -> Any:
