@@ -34,6 +34,12 @@ def _registry(request: Request) -> Any:
     return request.app.state.runtime.registry
 
 
+def _cache(registry: Any) -> Path:
+    cache = Path(registry.settings.resolved_cache_dir())
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 def _token_out(info: tokens.TokenInfo) -> dict[str, Any]:
     return {"name": info.name, "role": info.role, "token_id": info.token_id,
             "created_at": info.created_at.isoformat(), "created_by": info.created_by,
@@ -82,7 +88,7 @@ async def export_meta(ref: str, request: Request) -> Response:
 async def export_artifact(ref: str, request: Request) -> Response:
     registry = _registry(request)
     mv = await run_in_threadpool(registry.resolve, ref)
-    work = tempfile.mkdtemp(prefix="mr-export-", dir=registry.settings.resolved_cache_dir())
+    work = tempfile.mkdtemp(prefix="mr-export-", dir=_cache(registry))
     path = await run_in_threadpool(registry.store.get_to, mv.sha256, Path(work) / "bundle.tar.gz")
     return FileResponse(path, media_type="application/gzip", headers={federation.SHA_HEADER: mv.sha256},
                         background=BackgroundTask(shutil.rmtree, work, True))
@@ -95,7 +101,7 @@ async def import_bundle(request: Request) -> Response:
     if not sha or not name:
         raise InvalidArgument(f"headers {federation.SHA_HEADER} and {federation.NAME_HEADER} are required")
     limit = registry.settings.max_import_bytes
-    work = Path(tempfile.mkdtemp(prefix="mr-import-", dir=registry.settings.resolved_cache_dir()))
+    work = Path(tempfile.mkdtemp(prefix="mr-import-", dir=_cache(registry)))
     try:
         size = 0
         with open(work / "bundle.tar.gz", "wb") as out:
