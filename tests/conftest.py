@@ -17,6 +17,27 @@ import pytest
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgres"]
+# Under pytest-xdist (``make test``: ``-n 2 --dist loadfile``) the files go to the workers in collection
+# order: the longest ones (measured; tests/ relative) are collected first so that none of them starts last.
+LONGEST_FIRST = (
+    "docs/test_docs_run.py", "test_wheel.py", "runner/test_live_swaps.py", "cli/test_demo.py",
+    "cli/test_init.py", "evaluation/test_ocr_pipeline.py", "runner/test_serve.py",
+    "onboarding/test_optimize.py", "server/test_openapi.py", "evaluation/test_evaluate.py",
+    "server/test_admin.py", "server/test_workers.py", "onboarding/test_cli.py", "server/test_grpc_serve.py",
+    "catalog/test_actions.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # a serial run keeps the usual order
+        return
+    tests = Path(__file__).parent
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
 
 
 def _in_ci() -> bool:

@@ -4,7 +4,11 @@ Trains the example digit classifiers (``examples/digits/train.py``), pushes them
 ``MODELRUNNER_HOME`` (default ``~/.modelrunner``), starts ``modelrunner serve`` with an endpoint ``digits``
 following ``digits@production`` and an endpoint ``ocr`` serving the digit-string OCR pipeline
 (``examples/ocr/build.py``, built once), waits until it is ready and prints commands to try. Runs until
-Ctrl-C.
+Ctrl-C (``--exit-when-ready``: stops the server and exits once it answered).
+
+The examples come from the source checkout (``examples/``) or, installed from a wheel, from the copy the wheel
+installs under ``<prefix>/share/modelrunner/examples`` (pyproject ``data-files``); bundles and the test set
+then go under ``MODELRUNNER_HOME/demo``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -32,18 +37,45 @@ from modelrunner.settings import Settings
 
 log = logging.getLogger("modelrunner.demo")
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "digits" / "train.py"
-OCR_EXAMPLE = REPO / "examples" / "ocr" / "build.py"
+CHECKOUT = Path(__file__).resolve().parents[2] / "examples"
+INSTALLED = Path("share") / "modelrunner" / "examples"
+DIGITS = Path("digits") / "train.py"
+OCR = Path("ocr") / "build.py"
 ENDPOINT = "digits"
 OCR_ENDPOINT = "ocr"
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def load_example(path: Path = EXAMPLE) -> dict[str, Any]:
+def example_roots() -> list[Path]:
+    """Where the examples may be: the source checkout, then the wheel's data under this environment's
+    prefix (a venv, the system) or the user base (``pip install --user``)."""
+    roots = [CHECKOUT, Path(sysconfig.get_path("data")) / INSTALLED, Path(sys.prefix) / INSTALLED]
+    user = sysconfig.get_config_var("userbase") or os.environ.get("PYTHONUSERBASE")
+    if user:
+        roots.append(Path(user) / INSTALLED)
+    return roots
+
+
+def examples_dir() -> Path:
+    """The examples folder holding ``digits/train.py``; NotFound naming where it looked."""
+    roots = example_roots()
+    for root in roots:
+        if (root / DIGITS).is_file():
+            return root
+    looked = ", ".join(str(r) for r in roots)
+    raise NotFound(f"the demo's examples are not installed (looked in {looked}): run it from a source "
+                   "checkout or a wheel of modelrunner")
+
+
+def from_checkout() -> bool:
+    return examples_dir() == CHECKOUT
+
+
+def load_example(path: Path | None = None) -> dict[str, Any]:
     """The globals of the example training script (its functions: ``run``, ``load_split``, ...)."""
+    path = path or examples_dir() / DIGITS
     if not path.is_file():
-        raise NotFound(f"{path} not found: the demo runs from a source checkout of modelrunner")
+        raise NotFound(f"{path} not found: the demo runs from a source checkout or a wheel of modelrunner")
     return runpy.run_path(str(path), run_name="digits_example")
 
 
@@ -57,10 +89,10 @@ def train_and_push(example: dict[str, Any], bundles: Path | None, test_set: Path
     return result
 
 
-def build_ocr(path: Path = OCR_EXAMPLE) -> dict[str, Any]:
+def build_ocr(path: Path | None = None) -> dict[str, Any]:
     """The digit-string OCR pipeline (built and pushed once; later runs reuse it) and a fresh sample PNG."""
     started = time.perf_counter()
-    example = load_example(path)
+    example = load_example(path or examples_dir() / OCR)
     result: dict[str, Any] = example["ensure_built"]()
     log.info("OCR pipeline %s ready in %.1fs", result["pipeline"], time.perf_counter() - started)
     return result
@@ -182,6 +214,12 @@ def instructions(url: str, result: dict[str, Any], body: dict[str, Any], label: 
         f"{mr} rollback {ENDPOINT} --wait{flag}",
         f"{mr} audit",
         "",
+        "# an online experiment: half the traffic to the SVC; promoted once feedback shows it is not worse",
+        f"{mr} experiment start {ENDPOINT} --candidate {ENDPOINT}@{versions.get('svc', 2)} --mode canary "
+        '--percent 50 --decide "accuracy >= baseline - 0.02" --min-labels 1000 --then promote',
+        f"{mr} experiment status {ENDPOINT}    # feedback: POST {url}/v1/endpoints/{ENDPOINT}/feedback "
+        "(docs/experiments.md)",
+        "",
         "Ctrl-C stops the server.",
     ]
     return "\n".join(lines)
@@ -219,7 +257,11 @@ def run(args: argparse.Namespace, out: Console) -> int:
     out.print(f"registry: {Settings().resolved_database_url()}")
     check_port_free(args.host, args.port)
     example = load_example()
-    result = train_and_push(example, args.bundles, args.test_set)
+    bundles, test_set = args.bundles, args.test_set
+    if not from_checkout():  # installed: write nothing next to the installed examples
+        demo_home = Settings().home / "demo"
+        bundles, test_set = bundles or demo_home / "bundles", test_set or demo_home / "test.npz"
+    result = train_and_push(example, bundles, test_set)
     for item in result["trained"]:
         version = result["pushed"][item.key].version
         alias = f" @{item.alias}" if item.alias else ""

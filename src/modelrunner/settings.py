@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     store_url: str | None = Field(
         default=None, description="fsspec URL of the artifact store; default <home>/artifacts."
     )
+    store_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options of the artifact store as JSON, e.g. "
+                    "'{\"endpoint_url\": \"http://minio:9000\"}' for an S3 store (the standard AWS_* "
+                    "variables, AWS_ENDPOINT_URL included, work too).",
+    )
     cache_dir: Path | None = Field(
         default=None, description="Local cache of unpacked bundles (by sha256); default <home>/cache."
     )
@@ -88,6 +94,25 @@ class Settings(BaseSettings):
     request_read_timeout_s: float = Field(
         default=30.0, description="Longest a request (head and body) may take to arrive; then a 408 and the "
                                   "connection is closed (a slow or stalled client).")
+    prediction_log_flush_s: float = Field(
+        default=1.0, gt=0, description="How often a worker writes its buffered prediction log (one batch).")
+    prediction_log_batch: int = Field(
+        default=500, ge=1, description="Buffered log rows that trigger a write before the flush interval.")
+    prediction_log_buffer: int = Field(
+        default=50_000, ge=1,
+        description="Most log rows a worker buffers (the database down or slow); more are dropped, counted.")
+    prediction_log_max_rows: int = Field(
+        default=1000, ge=0,
+        description="A request with more rows than this is logged without its outputs and inputs.")
+    prediction_retention_s: float = Field(
+        default=30 * 86400.0, gt=0, description="Logged predictions older than this are deleted.")
+    prediction_retention_rows: int = Field(
+        default=1_000_000, ge=1, description="Most logged predictions kept (all endpoints); older go first.")
+    prediction_prune_s: float = Field(
+        default=300.0, gt=0, description="How often a worker that logged predictions applies the retention.")
+    shadow_queue: int = Field(
+        default=256, ge=1,
+        description="Shadow copies waiting for the candidate per worker; more are dropped (counted).")
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

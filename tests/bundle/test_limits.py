@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from bombs import MIB, zip_bomb
 
 from modelrunner.bundle import archive
 from modelrunner.bundle.limits import Limits
 from modelrunner.errors import BundleError
+from support.bombs import MIB, zip_bomb
 
 SMALL = Limits(max_bytes=8 * MIB, max_ratio=50, max_members=10, ratio_floor=MIB)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
-from bombs import yaml_alias_bomb
 
 import modelrunner as mr
 from modelrunner.bundle.manifest import MANIFEST_FILE, MAX_MANIFEST_BYTES, Manifest
 from modelrunner.errors import BundleError
+from support.bombs import yaml_alias_bomb
 
 VALID = {
     "name": "toy", "flavor": "python", "created_at": "2024-01-01T00:00:00Z",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from catalog_helpers import served_catalog
 
 from modelrunner.registry import Registry
 from modelrunner.settings import Settings
+from support.catalog_helpers import served_catalog
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from catalog_helpers import csrf_of, get_ok
-from runner_server import BODY, save_toy
-from server_helpers import ServerThread
 
 from modelrunner.registry import Registry
 from modelrunner.settings import Settings
+from support.catalog_helpers import csrf_of, get_ok
+from support.runner_server import BODY, save_toy
+from support.server_helpers import ServerThread
 
 TOKEN = "ui-test-token"
 
@@ -192,7 +192,7 @@ def test_batching_options_change_in_place_and_bad_ones_are_named(served: Served)
 
 
 def test_modelrunner_ui_swaps_the_runners_sharing_the_registry(served: Served) -> None:
-    from catalog_helpers import served_catalog
+    from support.catalog_helpers import served_catalog
 
     # what `modelrunner ui` serves, over the registry the running server shares
     with served_catalog(served.registry, served.settings) as alone, signed_in(alone.url, "erin") as client:

@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from runner_server import BODY, Server
+
+from support.runner_server import BODY, Server
 
 CHROMIUM = os.environ.get("MODELRUNNER_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -74,9 +75,9 @@ def cli(home: Path, *args: str) -> str:
 def toy(path: Path, tag: int, accuracy: float, inputs: tuple[str, ...] = ("x",)) -> Path:
     """A python-flavor bundle of ``toy_models.Tagged`` (as ``runner_server.save_toy``) with metrics."""
     import numpy as np
-    from toy_models import Tagged
 
     from modelrunner.bundle import save_model
+    from support.toy_models import Tagged
 
     save_model(Tagged(tag), path, name="toy", sample={n: np.zeros((2, 4)) for n in inputs}, license="MIT",
                description="Answers its tag for every row: a stand-in for a real model.",

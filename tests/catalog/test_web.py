@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import httpx
-from catalog_helpers import NASTY, add_models, get_ok, pages, write_bundle
 
 from modelrunner.registry import Registry
+from support.catalog_helpers import NASTY, add_models, get_ok, pages, write_bundle
 
 
 def test_every_page_renders_for_an_empty_registry(ui: httpx.Client) -> None:

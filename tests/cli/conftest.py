@@ -6,7 +6,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from cli_helpers import Cli, CliResult
+
+from support.cli_helpers import Cli, CliResult
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ def test_demo_serves_digits_and_prints_commands(tmp_home: Path, tmp_path: Path) 
     expected = label_line.split("this row is a ")[1].split(";")[0]
     assert f"the server answered: label {expected} from digits@1" in label_line
     assert f"modelrunner swap digits digits@2 --wait --url http://127.0.0.1:{port}" in out
+    assert "modelrunner experiment start digits --candidate digits@2 --mode canary --percent 50" in out
     assert (tmp_path / "bundles" / "digits-lr" / "modelrunner.yaml").is_file()
     ocr_line = next(line for line in out.splitlines() if line.startswith("# this PNG reads "))
     truth = ocr_line.split("this PNG reads ")[1].split(";")[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_helpers import Cli
+from support.cli_helpers import Cli
 
 
 def test_set_batching_without_a_server_writes_the_config(cli: Cli, iris_bundle: Path, free_url: str) -> None:
@@ -51,3 +51,17 @@ def test_set_limits_without_a_server_writes_the_config(cli: Cli, iris_bundle: Pa
                           (("--timeout", "-1"), "timeout_s must be a number of seconds")):
         bad = cli("endpoint", "set", "iris", *args, "--url", free_url)
         assert bad.code == 2 and message in bad.err and len(bad.err.strip().splitlines()) == 1, bad.err
+
+
+def test_set_the_prediction_log_without_a_server(cli: Cli, iris_bundle: Path, free_url: str) -> None:
+    assert cli("push", iris_bundle, "--alias", "production").code == 0
+    assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
+    result = cli("endpoint", "set", "iris", "--log-predictions", "--log-inputs", "0.25", "--url", free_url)
+    assert result.code == 0, result.err
+    assert "iris: batching off, log every answer, log_inputs=0.25 " in result.out
+    from modelrunner.registry.registry import Registry
+
+    with Registry() as registry:
+        assert registry.endpoint("iris").config == {"log_predictions": True, "log_inputs": 0.25}
+    bad = cli("endpoint", "set", "iris", "--log-inputs", "2", "--url", free_url)
+    assert bad.code == 2 and "log_inputs must be a fraction" in bad.err, bad.err

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import Cli
+
+from support.cli_helpers import Cli
 
 
 @pytest.fixture

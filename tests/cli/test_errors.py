@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import Cli, CliResult
+
+from support.cli_helpers import Cli, CliResult
 
 
 def assert_one_line_error(result: CliResult, *needles: str) -> None:

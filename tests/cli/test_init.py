@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import Cli
 
 import modelrunner
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.cli_helpers import Cli
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import typer
-from cli_helpers import Cli
 from typer.main import get_group
 
 from modelrunner.cli.main import COMMAND_MODULES, COMMANDS
+from support.cli_helpers import Cli
 
 
 def _commands_of(module: str) -> set[str]:

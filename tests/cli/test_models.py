@@ -9,12 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import killed_push
 import pytest
 import yaml
-from bombs import yaml_alias_bomb, zip_bomb
-from cli_helpers import Cli
-from registry_helpers import tiny_tmpfs, write_bundle
+
+from support import killed_push
+from support.bombs import yaml_alias_bomb, zip_bomb
+from support.cli_helpers import Cli
+from support.registry_helpers import tiny_tmpfs, write_bundle
 
 MIB = 1024 * 1024
 
@@ -154,7 +155,8 @@ def test_contract_proto_compiles_to_a_stub_that_calls_the_server(cli: Cli, iris_
     """The CLI's .proto has the package the server serves (gRPC method names include it): a stub compiled from
     it with protoc calls the endpoint; ``--endpoint`` renders it for an endpoint with another name."""
     import grpc
-    from grpc_helpers import compile_proto, grpc_stack
+
+    from support.grpc_helpers import compile_proto, grpc_stack
 
     def push(registry: object, _root: Path) -> None:
         registry.push(iris_bundle, alias="production")  # type: ignore[attr-defined]

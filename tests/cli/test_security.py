@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cli_helpers import Cli
+from support.cli_helpers import Cli
 
 
 def test_token_lifecycle(cli: Cli, tmp_home: Path) -> None:
@@ -48,7 +48,7 @@ def test_trust_records_who_and_when(cli: Cli, tmp_home: Path, iris_bundle: Path)
 
 def test_cli_through_the_server_sends_modelrunner_token(cli: Cli, tmp_path: Path,
                                                         monkeypatch: Any) -> None:
-    from auth_helpers import auth_stack
+    from support.auth_helpers import auth_stack
 
     with auth_stack(tmp_path / "served") as stack:
         monkeypatch.setenv("MODELRUNNER_TOKEN", stack.tokens["viewer"])

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import httpx
-from catalog_helpers import write_bundle
-from cli_helpers import Cli
-from runner_server import free_port
+
+from support.catalog_helpers import write_bundle
+from support.cli_helpers import Cli
+from support.runner_server import free_port
 
 
 def test_ui_serves_the_catalog_over_the_registry(tmp_home: Path, tmp_path: Path) -> None:

@@ -13,7 +13,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from server_helpers import (
+from sklearn.datasets import load_digits
+
+import modelrunner as mr
+from modelrunner.runner.endpoint import Endpoint
+from modelrunner.settings import Settings
+from support.server_helpers import (
     ADMIN_TOKEN,
     ServerThread,
     StaticRuntime,
@@ -21,11 +26,6 @@ from server_helpers import (
     push_sklearn_models,
     toy_deployment,
 )
-from sklearn.datasets import load_digits
-
-import modelrunner as mr
-from modelrunner.runner.endpoint import Endpoint
-from modelrunner.settings import Settings
 
 X = load_digits().data[:5]
 

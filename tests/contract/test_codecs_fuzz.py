@@ -10,12 +10,12 @@ import math
 from typing import Any
 
 import numpy as np
-from fuzz_helpers import CONTRACTS, FUZZ, INTS, JSON, only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 
 from modelrunner.contract import Contract, column_from_raw, decode_json_request, tensor_to_column
 from modelrunner.contract.validate import validate_batch
+from support.fuzz_helpers import CONTRACTS, FUZZ, INTS, JSON, only_our_errors
 
 DATATYPES = st.sampled_from(["BOOL", "INT8", "UINT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64",
                              "BYTES", "fp32", "STRING", ""])

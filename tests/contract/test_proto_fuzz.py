@@ -3,12 +3,12 @@ our errors, and the wire row count agrees with the parser while never building a
 
 from __future__ import annotations
 
-from fuzz_helpers import CONTRACTS, FUZZ, only_our_errors, varint
 from hypothesis import given
 from hypothesis import strategies as st
 
 from modelrunner.contract import Contract
 from modelrunner.contract.proto import count_rows, message_classes, request_to_columns
+from support.fuzz_helpers import CONTRACTS, FUZZ, only_our_errors, varint
 
 PACKAGE = "fuzz.model"
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from docs_blocks import MARKER, Block, DocError, Session, marked, parse
+
+from support.docs_blocks import MARKER, Block, DocError, Session, marked, parse
 
 
 def write(tmp_path: Path, text: str) -> Path:

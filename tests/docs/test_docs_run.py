@@ -1,10 +1,10 @@
 """Every command and code block of README.md and docs/*.md runs as written, on a fresh clone and home.
 
-How (docs_blocks.py has the details): each doc file runs in its own copy of the repository's files (what a
-clone holds: ``git ls-files``) with its own ``MODELRUNNER_HOME`` and ``HOME``, in one bash session, block
-after block, with this interpreter's ``bin`` first on PATH (``modelrunner``, ``python``). A block fails the
-test when a command in it exits non-zero (``set -eo pipefail``; curl fails on HTTP errors) or it runs over
-``BLOCK_TIMEOUT_S``; the failure names the doc, the block's line, its text and its output.
+How (tests/support/docs_blocks.py has the details): each doc file runs in its own copy of the repository's
+files (what a clone holds: ``git ls-files``) with its own ``MODELRUNNER_HOME`` and ``HOME``, in one bash
+session, block after block, with this interpreter's ``bin`` first on PATH (``modelrunner``, ``python``). A
+block fails the test when a command in it exits non-zero (``set -eo pipefail``; curl fails on HTTP errors) or
+it runs over ``BLOCK_TIMEOUT_S``; the failure names the doc, the block's line, its text and its output.
 
 Starting state, built once per test session by running the docs' own commands:
 - README.md: an empty registry, except that the OCR pipeline is already built
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from docs_blocks import MARKER, DocError, Result, Session, parse
 
 import modelrunner
+from support.docs_blocks import MARKER, DocError, Result, Session, parse
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -45,6 +45,10 @@ State = tuple[Path, Path]  # (clone, MODELRUNNER_HOME)
 EXPECTED_SKIPS = {
     "README.md:14": "make run serves until Ctrl-C; make test runs the whole suite, this docs test among it",
     "performance.md:9": "benchmarks: make bench installs servers, runs ~25 minutes; the others 2-15 minutes",
+    "deploy.md:26": "needs a PostgreSQL server and an S3 bucket reachable from several hosts",
+    "deploy.md:36": "needs the fleet above",
+    "deploy.md:87": "needs Docker and a container registry",
+    "deploy.md:110": "needs a Kubernetes cluster, PostgreSQL and a bucket",
 }
 
 

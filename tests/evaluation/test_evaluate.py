@@ -107,9 +107,8 @@ def test_served_speed_through_real_http(digits_reg: Any, digits_npz: Path) -> No
 
 
 def test_a_failing_model_is_one_clear_error(reg: Any, tmp_path: Path, digits_npz: Path) -> None:
-    from eval_models import Broken
-
     from modelrunner import save_model
+    from support.eval_models import Broken
 
     save_model(Broken(), tmp_path / "broken", name="broken", sample={"input": np.zeros((2, 64))},
                flavor="python")

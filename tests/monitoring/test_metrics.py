@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from metrics_workers import record_requests
 
 from modelrunner.monitoring import metrics
+from support.metrics_workers import record_requests
 
 REQUESTS = "modelrunner_requests_total"
 

@@ -15,7 +15,7 @@ def _home(tmp_home: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def mlflow_frame(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    from onboard_helpers import write_sklearn_frame
+    from support.onboard_helpers import write_sklearn_frame
 
     path = tmp_path_factory.mktemp("mlflow") / "frame"
     return path, write_sklearn_frame(path)
@@ -23,7 +23,7 @@ def mlflow_frame(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
 @pytest.fixture(scope="module")
 def mlflow_pyfunc(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from onboard_helpers import write_pyfunc
+    from support.onboard_helpers import write_pyfunc
 
     path = tmp_path_factory.mktemp("mlflow") / "pyfunc"
     write_pyfunc(path)

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from onboard_helpers import close, iris_frame, post, served, write_sklearn_tensor
 
 from modelrunner.bundle.bundle import open_bundle
 from modelrunner.contract import DType
@@ -17,6 +16,7 @@ from modelrunner.errors import ContractError, FailedPrecondition, FlavorError, I
 from modelrunner.onboarding.mlflow import import_mlflow
 from modelrunner.onboarding.signature import fields_from_signature, parse_spec
 from modelrunner.registry.registry import Registry
+from support.onboard_helpers import close, iris_frame, post, served, write_sklearn_tensor
 
 
 def test_sklearn_frame_model_keeps_signature_example_requirements_and_run_id(
@@ -88,7 +88,7 @@ def test_pyfunc_model_with_an_optional_column_is_served(mlflow_pyfunc: Path, tmp
 
 
 def test_pyfunc_tensor_model(tmp_path: Path) -> None:
-    from onboard_helpers import write_pyfunc_tensor
+    from support.onboard_helpers import write_pyfunc_tensor
 
     write_pyfunc_tensor(tmp_path / "m")
     bundle = import_mlflow(tmp_path / "m", tmp_path / "b", name="double")

@@ -6,9 +6,9 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-from pipeline_helpers import OcrBuild, load_build_script
 
 from modelrunner.settings import Settings
+from support.pipeline_helpers import OcrBuild, load_build_script
 
 
 @pytest.fixture(scope="session")

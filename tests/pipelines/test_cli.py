@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import OCR_DIR, OcrBuild, push_narrow_recognizer
+
+from support.pipeline_helpers import OCR_DIR, OcrBuild, push_narrow_recognizer
 
 SPEC = OCR_DIR / "pipeline.yaml"
 

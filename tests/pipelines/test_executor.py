@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from pipeline_helpers import ToyStep, contract, f, spec
 
 from modelrunner.errors import ModelrunnerError, ValidationError
 from modelrunner.pipelines.executor import PipelinePredictor, collect_trace
 from modelrunner.pipelines.graph import build_graph
 from modelrunner.pipelines.transforms.base import ragged
+from support.pipeline_helpers import ToyStep, contract, f, spec
 
 DELAY = 0.3
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from pipeline_helpers import contract, f, spec
 
 from modelrunner.contract import DType
 from modelrunner.errors import PipelineError
 from modelrunner.pipelines.graph import build_graph, fit_problem
+from support.pipeline_helpers import contract, f, spec
 
 SEG = contract([f("image", "float32", -1, -1)], [f("crops", "float32", -1, 64), f("boxes", "int32", -1, 4)])
 REC = contract([f("input", "float64", 64)], [f("label", "int64"), f("proba", "float64", 10)])

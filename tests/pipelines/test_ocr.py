@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from generate import make_lines, split_sources
-from pipeline_helpers import OcrBuild
 from recognizers import edit_distance, line_metrics
 from segmenter import NoDigits, segment
+
+from support.pipeline_helpers import OcrBuild
 
 
 def test_split_is_by_source_image_and_stratified() -> None:

@@ -11,8 +11,9 @@ import httpx
 import numpy as np
 import pytest
 from generate import make_lines, split_sources, to_png
-from pipeline_helpers import OcrBuild, header_only_png, push_narrow_recognizer
-from server_helpers import ServerThread
+
+from support.pipeline_helpers import OcrBuild, header_only_png, push_narrow_recognizer
+from support.server_helpers import ServerThread
 
 ENDPOINT = "ocr"
 

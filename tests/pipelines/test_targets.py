@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import OCR_DIR, OcrBuild, load_build_script, push_narrow_recognizer
 
 from modelrunner.errors import IncompatibleContract, InvalidArgument, NotFound, PipelineError
 from modelrunner.pipelines.package import push_pipeline
 from modelrunner.pipelines.targets import PipelineVersion, resolve_target
 from modelrunner.runner.loading import build_deployment, load_bundle
+from support.pipeline_helpers import OCR_DIR, OcrBuild, load_build_script, push_narrow_recognizer
 
 TARGET = "pipeline:digits-ocr@production"
 

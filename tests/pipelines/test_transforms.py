@@ -7,10 +7,10 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_helpers import header_only_png
 
 from modelrunner.errors import PipelineError, ResourceExhausted, ValidationError
 from modelrunner.pipelines.transforms import TRANSFORMS, get_transform, transform_info
+from support.pipeline_helpers import header_only_png
 
 
 def png(array: np.ndarray, fmt: str = "PNG") -> bytes:

@@ -9,12 +9,12 @@ import struct
 import zlib
 
 import numpy as np
-from fuzz_helpers import FUZZ, only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
 from modelrunner.pipelines.transforms import get_transform
+from support.fuzz_helpers import FUZZ, only_our_errors
 
 
 def _encoded(fmt: str) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from registry_helpers import write_bundle
+
+from support.registry_helpers import write_bundle
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import killed_push
 import pytest
-from registry_helpers import write_bundle
 
 from modelrunner.registry import Registry
 from modelrunner.registry.gc import collect, collect_artifacts, collect_orphans, unreferenced_artifacts
 from modelrunner.settings import Settings
+from support import killed_push
+from support.registry_helpers import write_bundle
 
 MIB = 1024 * 1024
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import push_in_process, tiny_tmpfs, write_bundle
 from sqlalchemy import func, select
 
 from modelrunner.bundle.manifest import Manifest
@@ -14,6 +13,7 @@ from modelrunner.errors import BundleError, DiskFull, InvalidArgument, NotFound,
 from modelrunner.registry import Registry, versions
 from modelrunner.registry.tables import model_versions
 from modelrunner.settings import Settings
+from support.registry_helpers import push_in_process, tiny_tmpfs, write_bundle
 
 
 def test_push_creates_numbered_immutable_versions(registry: Registry, bundle: Path) -> None:
@@ -240,7 +240,7 @@ def test_concurrent_pushes_from_processes_get_distinct_versions(db_url: str, tmp
                                                                 tmp_path: Path) -> None:
     """Fresh database: every process also runs the migrations at open, at the same moment."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["modelrunner.registry", "registry_helpers"])
+    ctx.set_forkserver_preload(["modelrunner.registry", "support.registry_helpers"])
     barrier, out = ctx.Barrier(PUSHERS), ctx.Queue()
     paths = [write_bundle(tmp_path / str(i), payload=f"v{i % 2}".encode()) for i in range(PUSHERS)]
     procs = [ctx.Process(target=push_in_process, args=(str(tmp_home), db_url, str(p), barrier, out))

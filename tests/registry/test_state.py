@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from registry_helpers import write_bundle
 from sqlalchemy import update
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.registry import Registry, WorkerStatus
 from modelrunner.registry.tables import worker_status
+from support.registry_helpers import write_bundle
 
 
 @pytest.fixture

@@ -89,3 +89,15 @@ def test_memory_store_is_shared_by_url(tmp_path: Path) -> None:
     sha = ArtifactStore(url).put_bytes(b"shared")
     assert ArtifactStore(url).exists(sha)
     assert fsspec.filesystem("memory").exists(ArtifactStore(url).key(sha))
+
+
+def test_store_options_come_from_the_environment_as_json(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MODELRUNNER_STORE_OPTIONS`` (JSON) reaches the fsspec filesystem."""
+    from modelrunner.settings import Settings
+
+    monkeypatch.setenv("MODELRUNNER_STORE_OPTIONS", '{"auto_mkdir": false}')
+    options = Settings().store_options
+    assert options == {"auto_mkdir": False}
+    assert ArtifactStore(str(tmp_path / "a"), options).fs.auto_mkdir is False
+    assert ArtifactStore(str(tmp_path / "b"), {"auto_mkdir": True}).fs.auto_mkdir is True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from registry_helpers import write_bundle
+from support.registry_helpers import write_bundle
 
 
 def test_latest_summaries_hold_each_models_newest_version(registry: Any, tmp_path: Path) -> None:

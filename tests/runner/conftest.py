@@ -1,5 +1,5 @@
 """Runner fixtures: a real SQLite registry under a temporary MODELRUNNER_HOME, hand-made bundles and the
-in-test loader that builds small predictors from them (see ``runner_fakes``)."""
+in-test loader that builds small predictors from them (see ``support.runner_fakes``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runner_fakes import Loader, write_bundle
+
+from support.runner_fakes import Loader, write_bundle
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runner_fakes import CONTRACT, deployment
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.monitoring import metrics
 from modelrunner.runner.batching import BatchConfig, merge, split
 from modelrunner.runner.endpoint import Endpoint
+from support.runner_fakes import CONTRACT, deployment
 
 
 class RecordingPredictor(Predictor):

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from runner_server import Server, save_sleepy
 
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.runner_server import Server, save_sleepy
 
 DRAIN_S = 6.0
 IN_FLIGHT_S = 2.5

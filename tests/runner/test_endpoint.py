@@ -7,11 +7,11 @@ import threading
 
 import numpy as np
 import pytest
-from runner_fakes import CONTRACT, TagPredictor, batch, deployment
 
 from modelrunner.errors import Unavailable, ValidationError
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.memory import rss_bytes
+from support.runner_fakes import CONTRACT, TagPredictor, batch, deployment
 
 
 def run(coro):

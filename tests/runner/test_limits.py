@@ -13,14 +13,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from runner_fakes import TagPredictor, batch, deployment
-from runner_server import Server, save_sleepy, save_toy
 
 from modelrunner.errors import DeadlineExceeded, InvalidArgument, Unavailable
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.settings import Settings
+from support.runner_fakes import TagPredictor, batch, deployment
+from support.runner_server import Server, save_sleepy, save_toy
 
 SLOW = {"max_concurrency": 2, "max_queue": 2, "timeout_s": 3}
 FAST_BODY = {"instances": [{"x": [0.0, 0.0, 0.0, 0.0]}] * 32}  # > 16 rows: always on a predict thread

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from runner_server import Load, Server, save_toy
 
 from modelrunner.errors import SwapFailed, Unavailable
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.runner_server import Load, Server, save_toy
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +186,12 @@ def test_fifty_swaps_of_a_50mb_model_give_memory_back(reg, tmp_path, home) -> No
                 load_ms.append(result["workers"][0]["load_ms"])
                 assert client.post("/v1/endpoints/toy/predict", json={"instances": [{"x": [0] * 4}]}
                                    ).json()["version"] == 2 - i % 2
-                if i == 0:
-                    time.sleep(1.0)  # the old version is unloaded in the background once drained
-                rss.append(rss_mb(pid))
-            time.sleep(1.0)
-            rss.append(rss_mb(pid))
+                # the old version is unloaded in the background once drained: the baseline waits for it
+                rss.append(settled_rss_mb(pid) if i == 0 else rss_mb(pid))
+            deadline = time.monotonic() + 15
+            while (last := rss_mb(pid)) >= rss[0] * 1.2 and time.monotonic() < deadline:
+                time.sleep(0.1)  # the last swap's old version is still being unloaded
+            rss.append(last)
     print(f"\nworker RSS after swap 1: {rss[0]:.0f} MB, after swap 50: {rss[-1]:.0f} MB, "
           f"max {max(rss):.0f} MB; swap median {sorted(took)[25]:.2f}s, "
           f"load median {sorted(load_ms)[25]:.0f} ms")
@@ -203,3 +204,13 @@ def rss_mb(pid: int) -> float:
     return rss_bytes(pid) / 2**20
 
 
+def settled_rss_mb(pid: int, timeout: float = 10.0) -> float:
+    """The RSS once it stops moving (three readings 0.3 s apart within 1 MB), or at the deadline."""
+    deadline = time.monotonic() + timeout
+    readings = [rss_mb(pid)]
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        readings.append(rss_mb(pid))
+        if len(readings) >= 3 and max(readings[-3:]) - min(readings[-3:]) < 1.0:
+            break
+    return readings[-1]

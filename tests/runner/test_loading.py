@@ -8,11 +8,11 @@ import time
 from typing import Any
 
 import pytest
-from test_reconciler import run, runtime, served
 
 from modelrunner.errors import SwapFailed, Unavailable
 from modelrunner.runner.loading import build_deployment, transient_cause
-from modelrunner.server.wire import readiness
+from modelrunner.server.dataplane import DataPlane
+from support.runner_fakes import run, runtime, served
 
 
 def _raising(exc: BaseException) -> Any:
@@ -68,7 +68,7 @@ def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, 
             await rt.report()
             (row,) = reg.workers(endpoint="ep")
             assert row.state == "loading" and "BaseLibSVM" in (row.error or "")
-            status, body = readiness(rt)
+            status, body = DataPlane(rt).readiness()
             assert status == 503 and body["waiting_for"] == ["ep"]
             assert "BaseLibSVM" in body["not_serving"]["ep"]["error"]
             deadline = time.monotonic() + 5  # the first retry comes after a 1 s back-off
@@ -76,7 +76,9 @@ def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, 
                 await asyncio.sleep(0.02)
             assert await served(rt) == 1 and (ep.state, ep.error) == ("serving", None) and rt.ready
             assert loader.loaded == ["m@1", "m@1"]
-            assert readiness(rt) == (200, {"status": "ready"})
+            status, body = DataPlane(rt).readiness()
+            assert (status, body["status"], body["registry"]["connected"]) == (200, "ready", True)
+            assert "not_serving" not in body
         finally:
             await rt.stop()
 
@@ -94,7 +96,7 @@ def test_a_refused_endpoint_does_not_hold_readiness_and_is_named(reg, push, load
         await rt.start()
         try:
             assert await served(rt, "ok") == 1 and rt.get("broken").state == "failed"
-            status, body = readiness(rt)
+            status, body = DataPlane(rt).readiness()
             assert status == 200 and rt.ready, body
             assert body["not_serving"] == {"broken": {"state": "failed", "error": "loading bad@1 failed: "
                                                       "ValueError: pickle data was truncated"}}

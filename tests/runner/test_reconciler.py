@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from runner_fakes import write_bundle
 
 from modelrunner.errors import NotFound
 from modelrunner.runner.runtime import Runtime
 from modelrunner.settings import Settings
-
-
-def runtime(reg: Any, home: Path, loader: Any, **kw: Any) -> Runtime:
-    settings = Settings(home=home, poll_interval_s=0.02, heartbeat_s=0.1, drain_timeout_s=2.0)
-    return Runtime(reg, settings, worker_id="test-w0", loader=loader, **kw)
-
-
-async def served(rt: Runtime, name: str = "ep") -> int:
-    out = await rt.get(name).predict({"x": np.zeros((1, 2))})
-    return int(out.columns["y"][0])
-
-
-def run(coro: Any) -> Any:
-    async def guarded():
-        task = asyncio.ensure_future(coro)
-        done, _ = await asyncio.wait([task], timeout=8)
-        if not done:
-            for t in asyncio.all_tasks():
-                t.print_stack()
-            raise AssertionError("hung")
-        return task.result()
-    return asyncio.run(guarded())
+from support.runner_fakes import run, runtime, served, write_bundle
 
 
 def test_first_load_then_swap_and_status_rows(reg, push, loader, tmp_home) -> None:
@@ -242,8 +218,7 @@ def test_postgres_notify_wakes_the_reconciler_before_the_poll(pg_schema_url, tmp
             rt = Runtime(pg, settings, worker_id="pg-w0", loader=loader)
             await rt.start()
             try:
-                assert await served(rt) == 1
-                await asyncio.sleep(0.3)  # the reconciler's poll has run once: the next one is 30 s away
+                assert await served(rt) == 1  # the first reconcile ran; the next poll is 30 s away
                 moved = time.monotonic()
                 await asyncio.to_thread(pg.set_alias, "m", "production", 2)
                 while await served(rt) != 2:
@@ -291,6 +266,64 @@ def test_expected_targets_that_never_come_are_given_up_on(reg, push, loader, tmp
         try:
             assert 0.3 <= time.monotonic() - started < 3 and rt.ready and await served(rt) == 1
         finally:
+            await rt.stop()
+
+    run(main())
+
+
+def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(reg, push, loader, tmp_home,
+                                                                       monkeypatch) -> None:
+    """The database stops answering: the worker keeps serving, says it is stale (/readyz stays 200), and
+    after the outage reads the desired state again and swaps to what changed meanwhile."""
+    from modelrunner.errors import StorageError
+    from modelrunner.runner import runtime as runtime_module
+    from modelrunner.server.dataplane import DataPlane
+
+    monkeypatch.setattr(runtime_module, "STALE_AFTER_S", 0.3)
+    push("m", 1)
+    push("m", 2)
+    reg.set_endpoint("ep", "m@1")
+    down = {"now": False}
+
+    def guarded(method: Any) -> Any:
+        def call(*args: Any, **kw: Any) -> Any:
+            if down["now"]:
+                raise StorageError("database postgresql://db/x: connection timed out")
+            return method(*args, **kw)
+        return call
+
+    for name in ("state_generation", "report_worker"):
+        monkeypatch.setattr(reg, name, guarded(getattr(reg, name)))
+
+    async def wait_for(check: Any, what: str) -> None:
+        deadline = time.monotonic() + 5
+        while not check():
+            assert time.monotonic() < deadline, what
+            await asyncio.sleep(0.02)
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)
+        await rt.start()
+        try:
+            assert rt.registry_contact()["connected"]
+            down["now"] = True
+            await wait_for(lambda: not rt.registry_contact()["connected"], "stale never reported")
+            status, body = DataPlane(rt).readiness()
+            assert status == 200 and body["registry"]["stale"] is True and body["registry"]["stale_s"] >= 0.3
+            down["now"] = False  # the write below goes around the worker's (guarded) view
+            reg.set_endpoint("ep", "m@2")
+            down["now"] = True
+            await asyncio.sleep(0.2)
+            assert await served(rt) == 1, "cut off, it serves what it loaded"
+            down["now"] = False
+            t0 = time.monotonic()
+            await wait_for(lambda: rt.get("ep").current.version == 2, "no catch-up after the outage")
+            assert time.monotonic() - t0 < 2.0 and await served(rt) == 2
+            await wait_for(lambda: rt.registry_contact()["connected"], "still stale after the outage")
+            status, body = DataPlane(rt).readiness()
+            assert status == 200 and body["registry"]["connected"] and "stale" not in body["registry"]
+        finally:
+            down["now"] = False
             await rt.stop()
 
     run(main())

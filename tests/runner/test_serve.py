@@ -4,7 +4,6 @@ server (token, errors), TCP_NODELAY (no 40 ms Nagle stalls), graceful SIGTERM.""
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -12,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runner_server import BODY, Server, child_pids, save_toy
 
 from modelrunner.errors import NotFound, Unauthenticated
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.client import AdminClient
 from modelrunner.runner.workers import check_exposure, is_loopback, url_host
 from modelrunner.settings import Settings
+from support.runner_server import BODY, Server, child_pids, save_toy
 
 
 def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -65,12 +64,13 @@ def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
         reg.push(save_toy(tmp_path / "v2", 2), name="toy")
     env = {"MODELRUNNER_ADMIN_TOKEN": "s3cret"}
     server = Server(home, "--endpoint", "toy=toy@1", env=env)
+    server.admin.close()
     server.admin = AdminClient(server.url, token="s3cret")
     with server:
         with Registry(Settings(home=home)) as reg:
             assert reg.endpoint("toy").target == "toy@1", "--endpoint wrote the desired state"
-        with pytest.raises(Unauthenticated):
-            AdminClient(server.url).endpoints()
+        with AdminClient(server.url) as anonymous, pytest.raises(Unauthenticated):
+            anonymous.endpoints()
         with pytest.raises(NotFound, match="nosuchmodel"):
             server.admin.swap("toy", "nosuchmodel@1", wait=True, timeout=5)
         assert server.admin.swap("toy", "toy@2", wait=True, timeout=20)["outcome"] == "switched"
@@ -79,14 +79,9 @@ def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:
         (ep,) = server.admin.endpoints()
         assert ep["name"] == "toy" and ep["target"] == "toy@1"
         with httpx.Client(base_url=server.url, timeout=5) as client:  # one keep-alive connection
-            times = []
-            for _ in range(60):
-                t0 = time.perf_counter()
+            # their latency (Nagle's algorithm off) is measured by bench/keepalive.py
+            for _ in range(20):
                 assert client.post("/v1/endpoints/toy/predict", json=BODY).status_code == 200
-                times.append(time.perf_counter() - t0)
-        median_ms = statistics.median(times[10:]) * 1000
-        print(f"\nsequential keep-alive requests: median {median_ms:.1f} ms")
-        assert median_ms < 25, "a ~40 ms median means Nagle's algorithm is on (delayed ACK stalls)"
         workers = server.worker_pids()
         assert len(workers) == 2
         assert server.stop() == 0

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_server import Load, Server, save_toy
 
 from modelrunner.errors import DeadlineExceeded, Unavailable
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.workers import HUNG_GRACE_S
 from modelrunner.settings import Settings
+from support.runner_server import Load, Server, save_toy
 
 LIVENESS_S = 4.0  # short for the test; long enough that a busy machine does not starve a healthy loop
 

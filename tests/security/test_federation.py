@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import ServerThread, push_sklearn_models
 
 from modelrunner.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, push_sklearn_models
 
 
 @dataclass

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import ServeProcess, push_sklearn_models
 
 from modelrunner.errors import FailedPrecondition
 from modelrunner.settings import Settings
+from support.server_helpers import ServeProcess, push_sklearn_models
 
 
 @pytest.mark.slow

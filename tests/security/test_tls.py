@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from tls_helpers import make_ca_and_server
+
+from support.tls_helpers import make_ca_and_server
 
 
 def _free_port() -> int:

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import ServerThread, push_sklearn_models
 
 from modelrunner.bundle import trust as choke
 from modelrunner.bundle.flavors import get_flavor
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, push_sklearn_models
 
 
 @pytest.fixture

@@ -8,7 +8,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from server_helpers import (
+
+from modelrunner.runner.endpoint import Endpoint
+from modelrunner.settings import Settings
+from support.server_helpers import (
     ADMIN_TOKEN,
     LengthPredictor,
     ServerThread,
@@ -18,9 +21,6 @@ from server_helpers import (
     push_sklearn_models,
     toy_deployment,
 )
-
-from modelrunner.runner.endpoint import Endpoint
-from modelrunner.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ADMIN_TOKEN, Stack
+
+from support.server_helpers import ADMIN_TOKEN, Stack
 
 DIGIT = {"input": [0.0] * 64}
 
@@ -170,7 +171,8 @@ def test_targets_that_do_not_resolve_are_refused_and_never_stored(stack: Stack) 
         assert (r.status_code, named in r.json()["error"]["message"]) == (status, True), (target, r.text)
     assert stack.admin.get("/admin/endpoints/typo").status_code == 404
     assert stack.registry.state_generation() == before, "nothing was written"
-    assert stack.anon.get("/readyz").json() == {"status": "ready"}
+    ready = stack.anon.get("/readyz").json()
+    assert ready["status"] == "ready" and "not_serving" not in ready and ready["registry"]["connected"]
 
 
 def test_create_and_delete_an_endpoint(stack: Stack) -> None:
@@ -241,7 +243,7 @@ def test_alias_move_to_production_enforces_saved_gates(stack: Stack) -> None:
 
 
 def test_models_are_listed_in_pages(stack: Stack, tmp_path: Any) -> None:
-    from registry_helpers import write_bundle
+    from support.registry_helpers import write_bundle
 
     for name in ("page-a", "page-b", "page-c"):
         stack.registry.push(write_bundle(tmp_path / name, name=name, payload=name.encode()))

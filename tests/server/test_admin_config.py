@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import httpx
-from server_helpers import ADMIN_TOKEN, Stack
 
 from modelrunner.runner.batching import BatchConfig
 from modelrunner.runner.client import AdminClient
+from support.server_helpers import ADMIN_TOKEN, Stack
 
 DIGIT = {"input": [0.0] * 64}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import httpx
-from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.server.app import create_app
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 
 def _sample(text: str, name: str, **labels: str) -> float:

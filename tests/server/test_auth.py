@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from auth_helpers import ROLES, AuthStack, auth_stack
 
 from modelrunner.registry.tokens import GRANTS
 from modelrunner.server import auth
+from support.auth_helpers import ROLES, AuthStack, auth_stack
 
 ROW = [0.0] * 64
 CASES = [  # (method, path, json body, role needed)

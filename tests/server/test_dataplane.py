@@ -12,10 +12,10 @@ import grpc
 import httpx
 import orjson
 import pytest
-from decode_helpers import Served, grpc_call, proto_row, served_strict, v2_binary_body
 
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.settings import Settings
+from support.decode_helpers import Served, grpc_call, proto_row, served_strict, v2_binary_body
 
 PREDICT = "/v1/endpoints/strict/predict"
 INFER = "/v2/models/strict/infer"
@@ -101,11 +101,11 @@ def test_large_bodies_are_decoded_off_the_event_loop() -> None:
     import threading
 
     import numpy as np
-    from decode_helpers import StrictPredictor
-    from server_helpers import toy_deployment
 
     from modelrunner.runner.endpoint import Endpoint
     from modelrunner.server import dataplane
+    from support.decode_helpers import StrictPredictor
+    from support.server_helpers import toy_deployment
 
     endpoint = Endpoint("strict")
     endpoint.current = toy_deployment("strict", StrictPredictor())

@@ -1,4 +1,4 @@
-"""The predict hot path (server/fastpath.py) answers exactly what the routed ``rest.predict`` answers.
+"""The predict hot path (server/native/fastpath.py) answers exactly what the routed ``rest.predict`` answers.
 
 The same request is sent plainly (answered by the fast path) and with a query string (``?trace=0``, which
 the fast path leaves to FastAPI's route); bodies, statuses, headers and metrics must agree.
@@ -11,13 +11,13 @@ from collections.abc import Iterator, Mapping
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 from modelrunner.bundle.predictor import Columns
 from modelrunner.monitoring import metrics
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server import fastpath
+from modelrunner.server.native import fastpath, plain
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 ROW = {"x": [1.0, 2.0, 3.0, -1.0]}
 
@@ -42,14 +42,16 @@ def fast_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
 
 
 def _both(client: httpx.Client, path: str, **kw: object) -> tuple[httpx.Response, httpx.Response]:
-    fast = client.post(path, **kw)  # type: ignore[arg-type]
-    routed = client.post(path + "?trace=0", **kw)  # type: ignore[arg-type]
+    headers = {**kw.pop("headers", {}), "x-request-id": "same-id"}  # type: ignore[dict-item]
+    fast = client.post(path, headers=headers, **kw)  # type: ignore[arg-type]
+    routed = client.post(path + "?trace=0", headers=headers, **kw)  # type: ignore[arg-type]
     return fast, routed
 
 
 def _same(fast: httpx.Response, routed: httpx.Response) -> None:
     assert (fast.status_code, fast.json()) == (routed.status_code, routed.json())
-    for header in ("content-type", "x-modelrunner-model", "x-modelrunner-version"):
+    for header in ("content-type", "x-modelrunner-model", "x-modelrunner-version", "x-request-id",
+                   "x-modelrunner-variant"):
         assert fast.headers.get(header) == routed.headers.get(header), header
 
 
@@ -93,22 +95,19 @@ def test_fast_path_records_the_same_metrics(fast_client: httpx.Client,
 
 
 def test_what_the_fast_path_leaves_to_fastapi() -> None:
-    class Runtime:
-        endpoints = {"toy": object()}
+    endpoints: dict = {"toy": object()}
 
-    app = fastpath.FastApp()
-    app.state.runtime = Runtime()
+    def plain_predict(path: str = "/v1/endpoints/toy/predict", query: bytes = b"",
+                      headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+                      ) -> object:
+        return plain.endpoint_for(endpoints, {"path": path, "query_string": query, "headers": list(headers)})
 
-    def scope(path: str = "/v1/endpoints/toy/predict", query: bytes = b"",
-              headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)) -> dict:
-        return {"path": path, "query_string": query, "headers": list(headers)}
-
-    assert app._plain_predict(scope()) is Runtime.endpoints["toy"]
-    assert app._plain_predict(scope(headers=((b"content-type", b"Application/JSON; charset=utf-8"),)))
-    assert app._plain_predict(scope(query=b"trace=1")) is None
-    assert app._plain_predict(scope("/v1/endpoints/other/predict")) is None
-    assert app._plain_predict(scope("/v1/endpoints/a/b/predict")) is None
-    assert app._plain_predict(scope(headers=((b"content-type", b"application/x-protobuf"),))) is None
-    assert app._plain_predict(scope(headers=())) is None  # curl -d without a content-type: the routed path
-    assert app._plain_predict(scope(headers=((b"content-type", b"application/json"),
-                                             (b"accept", b"application/x-protobuf")))) is None
+    assert plain_predict() is endpoints["toy"]
+    assert plain_predict(headers=((b"content-type", b"Application/JSON; charset=utf-8"),))
+    assert plain_predict(query=b"trace=1") is None
+    assert plain_predict("/v1/endpoints/other/predict") is None
+    assert plain_predict("/v1/endpoints/a/b/predict") is None
+    assert plain_predict(headers=((b"content-type", b"application/x-protobuf"),)) is None
+    assert plain_predict(headers=()) is None  # curl -d without a content-type: the routed path
+    assert plain_predict(headers=((b"content-type", b"application/json"),
+                                  (b"accept", b"application/x-protobuf"))) is None

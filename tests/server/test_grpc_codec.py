@@ -9,7 +9,7 @@ from modelrunner.contract import Contract, DType, Field
 from modelrunner.contract.codecs import column_from_raw, column_to_raw
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.runner.endpoint import Prediction
-from modelrunner.server import grpc_codec
+from modelrunner.server.grpc import codec as grpc_codec
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 
 CASES = [  # dtype, V2 datatype, contents field, two rows of values

@@ -16,10 +16,10 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from grpc_helpers import push_scalers
 
 from modelrunner.contract.proto import columns_to_request_bytes, response_bytes_to_columns
 from modelrunner.settings import Settings
+from support.grpc_helpers import push_scalers
 
 
 def _free_port() -> int:
@@ -64,6 +64,8 @@ def served(home: Path) -> Iterator[tuple[str, str]]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:

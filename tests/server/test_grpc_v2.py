@@ -14,12 +14,12 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 from tritonclient.grpc import service_pb2 as tpb
 from tritonclient.grpc import service_pb2_grpc as tpb_grpc
 
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime, SumPredictor, toy_deployment
 
 X = np.array([[1, 2, 3, 4], [-1, -1, -1, -2]], dtype=np.float64)
 
@@ -27,7 +27,7 @@ X = np.array([[1, 2, 3, 4], [-1, -1, -1, -2]], dtype=np.float64)
 @pytest.fixture(scope="module")
 def grpc_target(toy_runtime: StaticRuntime, settings: Settings) -> Iterator[str]:
     from modelrunner.server.app import create_app
-    from modelrunner.server.grpc_server import attach
+    from modelrunner.server.grpc.server import attach
 
     app = create_app(toy_runtime, settings)
     server = attach(app)
@@ -196,7 +196,7 @@ class _SleepingSum(SumPredictor):
 
 def test_an_endpoint_past_its_timeout_is_deadline_exceeded(settings: Settings) -> None:
     from modelrunner.server.app import create_app
-    from modelrunner.server.grpc_server import attach
+    from modelrunner.server.grpc.server import attach
 
     slow = Endpoint("slow")
     slow.swap(toy_deployment("slow", _SleepingSum()))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import ServerThread, Stack
 
 from modelrunner.server.guard import allowed_hosts, split_host
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, Stack
 
 DIGIT = {"instances": [{"input": [0.0] * 64}]}
 
@@ -91,9 +91,8 @@ def test_inference_is_not_host_checked(open_stack: Stack) -> None:
 
 def test_a_token_lifts_the_content_type_check(tmp_path: Path) -> None:
     """With Authorization (which a page cannot add without a preflight) the auth check decides."""
-    from server_helpers import StaticRuntime
-
     from modelrunner.server.app import create_app
+    from support.server_helpers import StaticRuntime
 
     settings = Settings(home=tmp_path, admin_token="tok")
     with ServerThread(create_app(StaticRuntime({}), settings)) as server, \
@@ -117,9 +116,8 @@ def test_a_token_lifts_the_content_type_check(tmp_path: Path) -> None:
 ])
 def test_host_check_follows_the_bind_address_and_allowed_hosts(
         tmp_path: Path, bind: str, extra: list[str], host: str, status: int) -> None:
-    from server_helpers import StaticRuntime
-
     from modelrunner.server.app import create_app
+    from support.server_helpers import StaticRuntime
 
     settings = Settings(home=tmp_path, allowed_hosts=extra)
     with ServerThread(create_app(StaticRuntime({}), settings, bind_host=bind)) as server:

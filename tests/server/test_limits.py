@@ -11,10 +11,10 @@ import grpc
 import httpx
 import orjson
 import pytest
-from decode_helpers import Served, grpc_call, proto_row, served_strict, v2_binary_body
 
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.settings import Settings
+from support.decode_helpers import Served, grpc_call, proto_row, served_strict, v2_binary_body
 
 PREDICT = "/v1/endpoints/strict/predict"
 INFER = "/v2/models/strict/infer"

@@ -9,12 +9,12 @@ from collections.abc import Iterator, Mapping
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.contract import Contract, DType, Field
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 MIXED = Contract.build(
     [Field(name="age", dtype=DType.FLOAT64), Field(name="rooms", dtype=DType.INT64),

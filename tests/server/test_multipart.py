@@ -10,7 +10,7 @@ from starlette.datastructures import Headers
 
 from modelrunner.contract import DType, Field
 from modelrunner.errors import InvalidArgument, ValidationError
-from modelrunner.server.multipart import form_columns, is_form, parse_form
+from modelrunner.server.native.multipart import form_columns, is_form, parse_form
 
 FIELDS = [Field(name="image", dtype=DType.BYTES), Field(name="note", dtype=DType.STRING),
           Field(name="x", dtype=DType.FLOAT64, shape=(3,)),

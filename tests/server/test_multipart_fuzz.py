@@ -1,17 +1,17 @@
-"""Property tests of form decoding (server/multipart.py): any multipart or urlencoded body gives one row of
-columns or one of our errors, never another exception."""
+"""Property tests of form decoding (server/native/multipart.py): any multipart or urlencoded body gives one
+row of columns or one of our errors, never another exception."""
 
 from __future__ import annotations
 
 import asyncio
 
-from fuzz_helpers import CONTRACTS, FUZZ, only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
 from modelrunner.contract import Contract
-from modelrunner.server import multipart
+from modelrunner.server.native import multipart
+from support.fuzz_helpers import CONTRACTS, FUZZ, only_our_errors
 
 BOUNDARY = "fuzzboundary"
 NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope", "", "x\"y"])

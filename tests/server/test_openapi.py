@@ -8,7 +8,8 @@ import contextlib
 from typing import Any
 
 import pytest
-from server_helpers import Stack
+
+from support.server_helpers import Stack
 
 schemathesis = pytest.importorskip("schemathesis")
 

@@ -10,8 +10,9 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from grpc_helpers import GrpcStack, compile_proto, grpc_stack
 from sklearn.datasets import load_digits
+
+from support.grpc_helpers import GrpcStack, compile_proto, grpc_stack
 
 PROTOBUF = "application/x-protobuf"
 

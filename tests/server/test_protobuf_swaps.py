@@ -9,7 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_helpers import GrpcStack, compile_proto, grpc_stack, push_scalers
+
+from support.grpc_helpers import GrpcStack, compile_proto, grpc_stack, push_scalers
 
 PROTOBUF = "application/x-protobuf"
 X = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]

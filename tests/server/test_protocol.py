@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from runner_server import BODY, Server, save_toy
 
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.runner_server import BODY, Server, save_toy
 
 READ_TIMEOUT_S = 1.5
 MAX_HEADER = 16 * 1024

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from server_helpers import ServerThread, StaticRuntime
 
 from modelrunner.server.shell import WorkerApp
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread, StaticRuntime
 
 BODY = {"instances": [{"x": [1.0, 2.0, 3.0, -1.0]}]}
 
@@ -47,8 +49,9 @@ def test_predictions_and_health_are_answered_before_the_routed_app(
         gated: tuple[str, threading.Event, WorkerApp], toy_server: str) -> None:
     url, gate, app = gated
     with httpx.Client(base_url=url, timeout=10) as client, httpx.Client(base_url=toy_server) as routed:
-        r = client.post("/v1/endpoints/toy/predict", json=BODY)
-        same = routed.post("/v1/endpoints/toy/predict", json=BODY)
+        one_id = {"x-request-id": "one-id"}
+        r = client.post("/v1/endpoints/toy/predict", json=BODY, headers=one_id)
+        same = routed.post("/v1/endpoints/toy/predict", json=BODY, headers=one_id)
         assert r.status_code == 200 and r.json() == same.json()
         assert r.headers["x-modelrunner-version"] == same.headers["x-modelrunner-version"]
         broken: dict[str, Any] = {"content": b"{nope", "headers": {"content-type": "application/json"}}
@@ -133,12 +136,16 @@ def test_lifespan_starts_and_stops_runtime_and_grpc_in_order(settings: Settings)
     assert calls == ["runtime start"]
 
 
-def test_a_worker_does_not_import_fastapi_before_it_takes_traffic() -> None:
-    code = ("import argparse, sys; from modelrunner.runner import child; "
-            "child.build_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
+def test_a_worker_does_not_import_fastapi_before_it_takes_traffic(tmp_home: Path) -> None:
+    """(Its registry is a fresh one under ``tmp_home``, not the user's default.)"""
+    code = ("import argparse, sys; from modelrunner.server import compose; "
+            "compose.worker_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
             "grpc_port=None, host='127.0.0.1')); "
             "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ServerThread
 
 import modelrunner as mr
 from modelrunner.settings import Settings
+from support.server_helpers import ServerThread
 
 pd = pytest.importorskip("pandas")
 PREDICT = "/v1/endpoints/houses/predict"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as tgrpc
 import tritonclient.http as thttp
-from grpc_helpers import GrpcStack, grpc_stack
-from server_helpers import ADMIN_TOKEN
 from sklearn.datasets import load_digits
+
+from support.grpc_helpers import GrpcStack, grpc_stack
+from support.server_helpers import ADMIN_TOKEN
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 X = load_digits().data[:5]

@@ -1,18 +1,20 @@
-"""Property tests of the V2 decoders (server/v2_codec.py, v2_binary.py, grpc_codec.py): any request body,
+"""Property tests of the V2 decoders (server/v2/codec.py, v2/binary.py, grpc/codec.py): any request body,
 binary tail or ``ModelInferRequest`` bytes give columns or one of our errors, never another exception."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fuzz_helpers import CONTRACTS, FUZZ, JSON, only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 
 from modelrunner.contract import Contract
-from modelrunner.server import grpc_codec, v2_binary, v2_codec
-from modelrunner.server.grpc_errors import Malformed, tolerant
+from modelrunner.server.grpc import codec as grpc_codec
+from modelrunner.server.grpc.errors import Malformed, tolerant
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
+from modelrunner.server.v2 import binary as v2_binary
+from modelrunner.server.v2 import codec as v2_codec
+from support.fuzz_helpers import CONTRACTS, FUZZ, JSON, only_our_errors
 
 NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope"])
 DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "UINT8", "BOOL", "BYTES", "FP16", "XX"])

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server_helpers import Stack
-
 from modelrunner.errors import StorageError
 from modelrunner.server import wire
 from modelrunner.settings import Settings
+from support.server_helpers import Stack
 
 
 def test_error_messages_hide_local_folders(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import ServeProcess, push_sklearn_models
 
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
+from support.server_helpers import ServeProcess, push_sklearn_models
 
 DIGIT = {"instances": [{"input": [0.0] * 64}]}
 

@@ -27,7 +27,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     laughs") expand to billions of nodes once validated or dumped; a manifest never needs them."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.constructor.ConstructorError(
                 None, None, "YAML anchors and aliases are not allowed in a manifest", event.start_mark)

@@ -11,12 +11,18 @@ request under ``/ui``, not when a worker builds its routed app (see ``server/she
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from modelrunner.catalog.web import Runtime
+    from modelrunner.settings import Settings
 
 PREFIX = "/ui"
 
 
-def mount(app: Any, runtime: Any, settings: Any) -> None:
+def mount(app: Starlette, runtime: Runtime, settings: Settings) -> None:
     """Add the catalog at ``/ui`` to a server's routed app, and ``GET /`` redirecting to it."""
     from starlette.responses import RedirectResponse
 

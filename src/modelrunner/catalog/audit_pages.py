@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelrunner.catalog.access import Viewer
 
+if TYPE_CHECKING:
+    from modelrunner.catalog.web import Catalog
+
 LIMITS = (100, 500, 2000)
 
 
 def change(before: Any, after: Any) -> str:
-    from modelrunner.cli.output import change_text
+    from modelrunner.registry.changes import change_text
 
     return change_text(before, after, limit=140)
 
 
-async def audit_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def audit_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     params = request.query_params
     model, endpoint = params.get("model", "").strip(), params.get("endpoint", "").strip()
     action, actor = params.get("action", "").strip(), params.get("actor", "").strip()

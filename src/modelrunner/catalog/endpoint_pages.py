@@ -7,7 +7,7 @@ the visitor as actor, like the admin API), wake this server's reconciler and wai
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,13 +16,17 @@ from modelrunner.catalog.access import Viewer
 from modelrunner.catalog.live import figures
 from modelrunner.errors import InvalidArgument, ModelrunnerError
 
+if TYPE_CHECKING:
+    from modelrunner.catalog.web import Catalog
+    from modelrunner.registry.registry import Registry
+
 ALIVE_S = 10.0  # worker rows older than this are not shown (as the admin API)
 LIVE_WAIT_S = 3.0  # a worker that has not reported for this long does not hold a rollout up
 WAIT_S = 30.0
 POLL_S = 2
 
 
-def _state(registry: Any) -> dict[str, Any]:
+def _state(registry: Registry) -> dict[str, Any]:
     endpoints = registry.endpoints()
     workers = registry.workers(alive_within_s=ALIVE_S)
     by_endpoint: dict[str, list[Any]] = {}
@@ -31,14 +35,14 @@ def _state(registry: Any) -> dict[str, Any]:
     return {"endpoints": endpoints, "workers": by_endpoint}
 
 
-def _live(cat: Any, names: list[str]) -> dict[str, Any]:
+def _live(cat: Catalog, names: list[str]) -> dict[str, Any]:
     if cat.runtime is None:  # ``modelrunner ui``: no server metrics in this process
         return {}
     new, old = cat.live.read()
     return {n: figures(new, old, n) for n in names}
 
 
-def _choices(registry: Any, endpoints: list[Any]) -> dict[str, list[str]]:
+def _choices(registry: Registry, endpoints: list[Any]) -> dict[str, list[str]]:
     """Targets offered per endpoint: every version and alias of the model it serves."""
     out: dict[str, list[str]] = {}
     for e in endpoints:
@@ -54,7 +58,7 @@ def _choices(registry: Any, endpoints: list[Any]) -> dict[str, list[str]]:
     return out
 
 
-async def endpoints_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def endpoints_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     data = await cat.call(_state, cat.registry)
     names = [e.name for e in data["endpoints"]]
     live = await cat.call(_live, cat, names)
@@ -63,14 +67,14 @@ async def endpoints_page(cat: Any, request: Request, who: Viewer) -> Response:
                       poll_s=POLL_S, served=cat.runtime is not None, **data)
 
 
-async def endpoints_fragment(cat: Any, request: Request, who: Viewer) -> Response:
+async def endpoints_fragment(cat: Catalog, request: Request, who: Viewer) -> Response:
     """The status table alone, polled by htmx every ``POLL_S`` seconds."""
     data = await cat.call(_state, cat.registry)
     live = await cat.call(_live, cat, [e.name for e in data["endpoints"]])
     return cat.render(request, "endpoints_status.html", live=live, served=cat.runtime is not None, **data)
 
 
-def _contract_notes(registry: Any, name: str, target: str) -> list[str]:
+def _contract_notes(registry: Registry, name: str, target: str) -> list[str]:
     """What the runner's contract check will say about serving ``target`` instead of what serves now."""
     from modelrunner.contract.compat import check_compatible
     from modelrunner.pipelines.targets import resolve_target
@@ -87,7 +91,7 @@ def _contract_notes(registry: Any, name: str, target: str) -> list[str]:
     return notes
 
 
-async def _finish(cat: Any, request: Request, state: Any, title: str) -> Response:
+async def _finish(cat: Catalog, request: Request, state: Any, title: str) -> Response:
     """Wake this server's reconciler, wait for the live workers, render what they did."""
     from modelrunner.runner.waiting import wait_for_rollout
 
@@ -107,7 +111,7 @@ async def _finish(cat: Any, request: Request, state: Any, title: str) -> Respons
                       workers=result.workers)
 
 
-async def swap_action(cat: Any, request: Request, who: Viewer) -> Response:
+async def swap_action(cat: Catalog, request: Request, who: Viewer) -> Response:
     name = request.path_params["name"]
     form = await request.form()
     target = str(form.get("target") or "").strip()
@@ -122,7 +126,7 @@ async def swap_action(cat: Any, request: Request, who: Viewer) -> Response:
     return await _finish(cat, request, state, f"Swap {name} to {target}")
 
 
-async def rollback_action(cat: Any, request: Request, who: Viewer) -> Response:
+async def rollback_action(cat: Catalog, request: Request, who: Viewer) -> Response:
     name = request.path_params["name"]
     form = await request.form()
     if form.get("confirm") != "yes":
@@ -154,7 +158,7 @@ def _options(form: Any) -> dict[str, Any]:
     return changes
 
 
-async def config_action(cat: Any, request: Request, who: Viewer) -> Response:
+async def config_action(cat: Catalog, request: Request, who: Viewer) -> Response:
     """Change batching options in place (no reload), with ``runner.batching.set_endpoint_config`` as
     ``PATCH /admin/endpoints/NAME/config`` does."""
     from modelrunner.runner.batching import set_endpoint_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,8 +14,12 @@ from modelrunner.catalog import listing, svg
 from modelrunner.catalog.access import Viewer
 from modelrunner.errors import InvalidArgument, ModelrunnerError, NotFound
 
+if TYPE_CHECKING:
+    from modelrunner.catalog.web import Catalog
+    from modelrunner.registry.registry import Registry
+
 PAGE_SIZE = 50
-DOWNLOADS = {  # file name -> (format given to cli.models.render_contract, media type)
+DOWNLOADS = {  # file name -> (format given to contract.render.render_contract, media type)
     "contract.proto": ("proto", "text/plain; charset=utf-8"),
     "contract.schema.json": ("json-schema", "application/schema+json"),
     "contract.v2.json": ("v2", "application/json"),
@@ -38,7 +42,7 @@ class Row:
     steps: dict[str, str]  # a pipeline's steps -> the model ref each resolved to at push
 
 
-def _rows(registry: Any) -> list[Row]:
+def _rows(registry: Registry) -> list[Row]:
     summaries = registry.models()
     latest = registry.latest_summaries()
     rows = []
@@ -51,7 +55,7 @@ def _rows(registry: Any) -> list[Row]:
     return rows
 
 
-async def models_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def models_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     rows = await cat.call(_rows, cat.registry)
     view = listing.View.from_query(request.query_params, PAGE_SIZE)
     page = listing.select(rows, view)
@@ -59,7 +63,7 @@ async def models_page(cat: Any, request: Request, who: Viewer) -> Response:
                       facets=listing.facets(rows), total=len(rows))
 
 
-async def pipelines_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def pipelines_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     rows = [r for r in await cat.call(_rows, cat.registry) if r.flavor == "pipeline"]
     return cat.render(request, "pipelines.html", active="pipelines", rows=rows)
 
@@ -73,13 +77,13 @@ def _example(mv: Any) -> tuple[str, str]:
     return json.dumps(body), repr(body)
 
 
-def _serving_url(cat: Any, request: Request) -> str:
+def _serving_url(cat: Catalog, request: Request) -> str:
     if cat.serving_url:
         return str(cat.serving_url).rstrip("/")
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
-def _model_data(registry: Any, name: str, version: str | None) -> dict[str, Any]:
+def _model_data(registry: Registry, name: str, version: str | None) -> dict[str, Any]:
     info = registry.model(name)
     if not info.versions:
         raise NotFound(f"model {name!r} has no versions")
@@ -100,7 +104,7 @@ def _model_data(registry: Any, name: str, version: str | None) -> dict[str, Any]
             "endpoints": endpoints, "served": served}
 
 
-async def model_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def model_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     name = request.path_params["name"]
     data = await cat.call(_model_data, cat.registry, name, request.query_params.get("version"))
     info, mv = data["info"], data["mv"]
@@ -116,8 +120,8 @@ async def model_page(cat: Any, request: Request, who: Viewer) -> Response:
                       url=_serving_url(cat, request), downloads=list(DOWNLOADS))
 
 
-async def contract_download(cat: Any, request: Request, who: Viewer) -> Response:
-    from modelrunner.cli.models import ContractFormat, render_contract
+async def contract_download(cat: Catalog, request: Request, who: Viewer) -> Response:
+    from modelrunner.contract.render import ContractFormat, render_contract
 
     name, version, file = (request.path_params[k] for k in ("name", "version", "file"))
     if file not in DOWNLOADS:
@@ -126,14 +130,16 @@ async def contract_download(cat: Any, request: Request, who: Viewer) -> Response
 
     def render() -> str:
         mv = cat.registry.resolve(f"{name}@{version}")
-        return render_contract(cat.registry, mv, ContractFormat(fmt))
+        fmt_ = ContractFormat(fmt)
+        versions = [v.version for v in cat.registry.model(name).versions] if fmt_ is ContractFormat.v2 else []
+        return render_contract(mv.contract, fmt_, name=mv.name, flavor=mv.flavor, versions=versions)
 
     text = await cat.call(render)
     disposition = f'attachment; filename="{name}-{version}-{file}"'
     return Response(text, media_type=media, headers={"content-disposition": disposition})
 
 
-async def evaluation_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def evaluation_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     name, eval_id = request.path_params["name"], request.path_params["eval_id"]
     evaluations = await cat.call(cat.registry.evaluations, name)
     found = next((e for e in evaluations if e.id == eval_id), None)
@@ -142,9 +148,9 @@ async def evaluation_page(cat: Any, request: Request, who: Viewer) -> Response:
     return cat.render(request, "evaluation.html", active="models", ev=found, name=name)
 
 
-async def alias_action(cat: Any, request: Request, who: Viewer) -> Response:
+async def alias_action(cat: Catalog, request: Request, who: Viewer) -> Response:
     """Move an alias (confirm first); saved gates and served pipelines may refuse, with the reason."""
-    from modelrunner.cli.models import _refuse_breaking_step_swap
+    from modelrunner.pipelines.targets import refuse_breaking_step_swap
 
     name = request.path_params["name"]
     form = await request.form()
@@ -157,7 +163,7 @@ async def alias_action(cat: Any, request: Request, who: Viewer) -> Response:
         return cat.render(request, "confirm.html", active="models", action=action, notes=[])
 
     def move() -> Any:
-        _refuse_breaking_step_swap(cat.registry, name, alias, int(version))
+        refuse_breaking_step_swap(cat.registry, name, alias, int(version))
         return cat.registry.set_alias(name, alias, int(version), actor=who.actor)
 
     await cat.call(move)

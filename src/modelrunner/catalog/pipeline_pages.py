@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,23 +11,28 @@ from modelrunner.catalog import svg
 from modelrunner.catalog.access import Viewer
 from modelrunner.errors import InvalidArgument
 
+if TYPE_CHECKING:
+    from modelrunner.catalog.web import Catalog
+    from modelrunner.registry.registry import Registry
+
 MAX_COMPARED = 6
 
 
-def _pipeline(registry: Any, name: str, version: str | None) -> dict[str, Any]:
-    from modelrunner.pipelines.targets import resolve_target
+def _pipeline(registry: Registry, name: str, version: str | None) -> dict[str, Any]:
+    from modelrunner.pipelines.package import FLAVOR
+    from modelrunner.pipelines.targets import resolve_pipeline
 
     mv = registry.resolve(f"{name}@{version}" if version else name)
-    resolved = resolve_target(registry, f"pipeline:{mv.ref}") if mv.flavor == "pipeline" else None
-    if resolved is None:
+    if mv.flavor != FLAVOR:
         raise InvalidArgument(f"{mv.ref} is a {mv.flavor} model, not a pipeline")
+    resolved = resolve_pipeline(registry, mv)
     runs = {n: t.ref + (" (map)" if resolved.graph.spec.steps[n].map else "")
             for n, t in resolved.steps.items()}
     return {"mv": mv, "pv": resolved, "picture": svg.dag(resolved.graph, runs), "runs": runs,
             "versions": [v.version for v in registry.model(name).versions]}
 
 
-async def pipeline_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def pipeline_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     name = request.path_params["name"]
     data = await cat.call(_pipeline, cat.registry, name, request.query_params.get("version"))
     graph = data["pv"].graph
@@ -36,7 +41,7 @@ async def pipeline_page(cat: Any, request: Request, who: Viewer) -> Response:
     return cat.render(request, "pipeline.html", active="pipelines", edges=edges, graph=graph, **data)
 
 
-def _compare(registry: Any, name: str, wanted: list[int]) -> dict[str, Any]:
+def _compare(registry: Registry, name: str, wanted: list[int]) -> dict[str, Any]:
     from modelrunner.contract.compat import check_compatible
 
     info = registry.model(name)
@@ -54,7 +59,7 @@ def _compare(registry: Any, name: str, wanted: list[int]) -> dict[str, Any]:
             "failures": {v.version: _gate_failures(registry, v) for v in chosen}}
 
 
-def _gate_failures(registry: Any, mv: Any) -> list[str] | None:
+def _gate_failures(registry: Registry, mv: Any) -> list[str] | None:
     """Which saved gates ``mv`` fails (the production check), None when the model has no gates."""
     if not registry.gates(mv.name):
         return None
@@ -62,7 +67,7 @@ def _gate_failures(registry: Any, mv: Any) -> list[str] | None:
     return failures
 
 
-async def compare_page(cat: Any, request: Request, who: Viewer) -> Response:
+async def compare_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     name = request.query_params.get("model", "").strip()
     if not name:
         raise InvalidArgument("choose a model to compare its versions (?model=NAME&v=1&v=2)")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jinja2 import Environment, FileSystemLoader
 from starlette.applications import Starlette
@@ -25,6 +25,10 @@ from starlette.staticfiles import StaticFiles
 from modelrunner.catalog import PREFIX, access
 from modelrunner.catalog.live import LiveStats
 from modelrunner.errors import HTTP_STATUS, ModelrunnerError, Unauthenticated
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+    from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -64,10 +68,21 @@ def _number(value: Any) -> str:
     return f"{value:.4g}"
 
 
+class Runtime(Protocol):
+    """What the catalog needs of the server's runtime (``runner.runtime.Runtime``) when mounted in one."""
+
+    @property
+    def registry(self) -> Registry: ...
+
+    def wake(self) -> None:
+        """Wake this process's reconciler after a change of the desired state."""
+
+
 class Catalog:
     """What every page needs: the registry, the runtime when served by a runner, settings, templates."""
 
-    def __init__(self, registry: Any, settings: Any, runtime: Any = None, serving_url: str | None = None):
+    def __init__(self, registry: Registry, settings: Settings, runtime: Runtime | None = None,
+                 serving_url: str | None = None) -> None:
         self.registry = registry
         self.settings = settings
         self.runtime = runtime
@@ -184,7 +199,7 @@ def catalog_app(cat: Catalog) -> Starlette:
     return Starlette(routes=_routes(cat))
 
 
-def standalone_app(registry: Any, settings: Any, serving_url: str) -> Starlette:
+def standalone_app(registry: Registry, settings: Settings, serving_url: str) -> Starlette:
     """The catalog alone over ``registry`` (``modelrunner ui``): ``/ui`` plus ``/`` redirecting to it."""
     cat = Catalog(registry, settings, serving_url=serving_url)
 

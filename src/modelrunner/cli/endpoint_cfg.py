@@ -94,16 +94,22 @@ def set_options(
         None, "--queue", help="max_queue: requests waiting for a thread per worker; more get a 503."),
     timeout: float | None = typer.Option(
         None, "--timeout", help="timeout_s: longest a request waits plus runs (0: none); then a 504."),
+    log_predictions: bool | None = typer.Option(
+        None, "--log-predictions/--no-log-predictions",
+        help="log_predictions: log every answer, or none (default: only while an experiment runs)."),
+    log_inputs: float | None = typer.Option(
+        None, "--log-inputs", help="log_inputs: fraction of logged answers whose inputs are logged (0-1)."),
     url: str = typer.Option(DEFAULT_URL, "--url", help=URL_HELP),
 ) -> None:
-    """Set NAME's batching (max_batch_size, max_latency_ms) and limits (max_concurrency, max_queue,
-    timeout_s); the model keeps serving, no reload."""
+    """Set NAME's batching (max_batch_size, max_latency_ms), limits (max_concurrency, max_queue,
+    timeout_s) and prediction log (log_predictions, log_inputs); the model keeps serving, no reload."""
     given = {"max_batch_size": batch, "max_latency_ms": batch_latency_ms, "max_concurrency": concurrency,
-             "max_queue": queue, "timeout_s": timeout}
+             "max_queue": queue, "timeout_s": timeout, "log_predictions": log_predictions,
+             "log_inputs": log_inputs}
     changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     if not changes:
-        raise InvalidArgument("nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue or "
-                              "--timeout")
+        raise InvalidArgument("nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue, "
+                              "--timeout, --log-predictions or --log-inputs")
     from modelrunner.runner.batching import check_config
 
     check_config(changes)  # a clear one-line error before anything is sent or written
@@ -129,7 +135,13 @@ def _describe(config: dict[str, Any]) -> str:
     text = (f"batching max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
             if batching.enabled else "batching off")
     limits = ", ".join(f"{key}={config[key]:g}" for key in KEYS if config.get(key) is not None)
-    return f"{text}, {limits}" if limits else text
+    text = f"{text}, {limits}" if limits else text
+    logged = config.get("log_predictions")
+    if logged is not None:
+        text += ", log every answer" if logged else ", log nothing"
+    if config.get("log_inputs"):
+        text += f", log_inputs={config['log_inputs']:g}"
+    return text
 
 
 def register(app: typer.Typer) -> None:

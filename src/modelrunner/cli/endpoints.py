@@ -179,20 +179,22 @@ def _wait_in_registry(registry: Registry, state: EndpointState, timeout: float) 
 
 
 def _endpoints_table(items: list[dict[str, Any]], title: str) -> Table:
-    """One row per endpoint x worker: endpoint, target, worker pid, version, state, since."""
+    """One row per endpoint x runner host x worker: endpoint, target, host, worker pid, version, state, since
+    (the desired state changed), seen (the worker's last heartbeat)."""
     table = Table(title=title, title_justify="left")
-    for column in ("endpoint", "target", "worker", "version", "state", "load ms", "since", "seen"):
+    for column in ("endpoint", "target", "host", "worker", "version", "state", "load ms", "since", "seen"):
         table.add_column(column)
     for item in items:
         since = _time(item.get("updated_at"))
-        workers = item.get("workers") or []
+        workers = sorted(item.get("workers") or [], key=lambda w: (str(w.get("host")), w.get("pid") or 0))
         if not workers:
-            table.add_row(str(item["name"]), str(item["target"]), "-", "-", "no live worker", "-", since, "-")
+            table.add_row(str(item["name"]), str(item["target"]), "-", "-", "-", "no live worker", "-", since,
+                          "-")
         for w in workers:
             state = str(w.get("state") or "-") + (f": {w['error']}" if w.get("error") else "")
             table.add_row(
-                str(item["name"]), str(item["target"]), f"pid {w.get('pid')}", _version(w), state,
-                _ms(w.get("load_ms")), since, _time(w.get("heartbeat")),
+                str(item["name"]), str(item["target"]), str(w.get("host") or "-"), f"pid {w.get('pid')}",
+                _version(w), state, _ms(w.get("load_ms")), since, _time(w.get("heartbeat")),
             )
     return table
 
@@ -202,7 +204,7 @@ def _time(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     return when(value) if isinstance(value, datetime) or value is None else str(value)
 
 

@@ -18,6 +18,7 @@ from modelrunner.cli.output import console
 if TYPE_CHECKING:
     from modelrunner.evaluation.evaluate import EvaluationRun, Options
     from modelrunner.evaluation.promote import Decision
+    from modelrunner.registry.registry import Registry
 
 gates_app = typer.Typer(help="Requirements saved on a model, enforced on every move to production.",
                         no_args_is_help=True)
@@ -28,7 +29,7 @@ TASK_HELP = "classification, regression or ocr (default: inferred from the model
 METRIC_HELP = "Custom metric pkg.module:function or name=pkg.module:function (repeatable)."
 
 
-def _registry() -> Any:
+def _registry() -> Registry:
     from modelrunner.cli.models import open_registry
 
     return open_registry()
@@ -100,7 +101,7 @@ def _json_safe(value: Any) -> Any:
 
 def run_json(run: EvaluationRun) -> dict[str, Any]:
     best = run.best
-    return _json_safe({
+    data: dict[str, Any] = _json_safe({
         "model": run.model, "task": run.task.value, "requirements": [str(r) for r in run.requirements],
         "dataset": {"name": run.dataset.name, "sha256": run.dataset.sha256, "rows": run.dataset.rows},
         "best": best.ref if best else None,
@@ -108,6 +109,7 @@ def run_json(run: EvaluationRun) -> dict[str, Any]:
                         "passed": r.passed, "verdict": r.verdict, "evaluation_id": r.evaluation_id,
                         "gates": [g.to_dict() for g in r.gates]} for r in run.ranked()],
     })
+    return data
 
 
 def evaluate(

@@ -24,14 +24,15 @@ app = typer.Typer(
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
 COMMAND_MODULES: list[str] = [
-    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "ui", "init", "onboard",
-    "security", "federation"]
+    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "ui", "init",
+    "onboard", "security", "federation"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
     **dict.fromkeys(("swap", "rollback", "endpoints"), "endpoints"),
     "endpoint": "endpoint_cfg", "pipeline": "pipeline", "serve": "serve",
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
+    "experiment": "experiment",
     "ui": "ui",
     "init": "init",
     **dict.fromkeys(("import", "optimize"), "onboard"),

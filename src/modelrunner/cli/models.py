@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -19,6 +17,7 @@ from modelrunner.cli.output import (
     metrics_text,
     when,
 )
+from modelrunner.contract.render import ContractFormat
 from modelrunner.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -26,13 +25,6 @@ if TYPE_CHECKING:
     from modelrunner.registry.types import ModelInfo, ModelVersion
 
 alias_app = typer.Typer(help="Move or delete aliases (production, staging, ...).", no_args_is_help=True)
-
-
-class ContractFormat(StrEnum):
-    proto = "proto"
-    json_schema = "json-schema"
-    json = "json"
-    v2 = "v2"
 
 
 def open_registry() -> Registry:
@@ -196,7 +188,9 @@ def alias_set(
     registry = open_registry()
     mv = registry.resolve(ref)
     before = registry.model(mv.name).aliases.get(alias)
-    _refuse_breaking_step_swap(registry, mv.name, alias, mv.version)
+    from modelrunner.pipelines.targets import refuse_breaking_step_swap
+
+    refuse_breaking_step_swap(registry, mv.name, alias, mv.version)
     registry.set_alias(mv.name, alias, mv.version, force=force)
     moved = f" (was version {before})" if before is not None and before != mv.version else ""
     out = console()
@@ -232,16 +226,6 @@ def _who_follows(registry: Registry, name: str, alias: str, version: int) -> lis
     return lines or [f"no endpoint follows {name}@{alias}"]
 
 
-def _refuse_breaking_step_swap(registry: Registry, name: str, alias: str, version: int) -> None:
-    """A move that would break a served pipeline's edge is refused, naming the endpoint and the edge."""
-    from modelrunner.errors import IncompatibleContract
-    from modelrunner.pipelines.targets import check_step_swap
-
-    problems = check_step_swap(registry, name, alias, version)
-    if problems:
-        raise IncompatibleContract(f"{name}@{alias} -> version {version} refused: {problems[0]}", problems)
-
-
 def alias_delete(
     name: str = typer.Argument(..., help="Model name."),
     alias: str = typer.Argument(..., help="Alias to delete."),
@@ -266,25 +250,11 @@ def contract(
 
 def render_contract(registry: Registry, mv: ModelVersion, fmt: ContractFormat, *,
                     endpoint: str | None = None) -> str:
-    """The contract of ``mv`` in ``fmt`` as text; ``proto`` as the server serves it to endpoint ``endpoint``
-    (default: an endpoint named like the model), so a stub compiled from it can call that endpoint."""
-    if fmt is ContractFormat.proto:
-        from modelrunner.contract.proto import endpoint_package, render_proto
+    """The contract of ``mv`` in ``fmt`` as text (:func:`modelrunner.contract.render.render_contract`)."""
+    from modelrunner.contract.render import render_contract as render
 
-        return render_proto(mv.contract, endpoint_package(endpoint or mv.name))
-    data: Any
-    if fmt is ContractFormat.json_schema:
-        from modelrunner.contract.schema import json_schema
-
-        data = json_schema(mv.contract)
-    elif fmt is ContractFormat.v2:
-        from modelrunner.contract.schema import v2_metadata
-
-        versions = [str(v.version) for v in registry.model(mv.name).versions]
-        data = v2_metadata(mv.contract, mv.name, versions, mv.flavor)
-    else:
-        data = mv.contract.to_dict()
-    return json.dumps(data, indent=2, sort_keys=False)
+    versions = [v.version for v in registry.model(mv.name).versions] if fmt is ContractFormat.v2 else []
+    return render(mv.contract, fmt, name=mv.name, flavor=mv.flavor, versions=versions, endpoint=endpoint)
 
 
 def audit(

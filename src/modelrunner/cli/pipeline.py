@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from modelrunner.pipelines.graph import Graph
     from modelrunner.pipelines.spec import PipelineSpec
     from modelrunner.pipelines.steps import StepTarget
+    from modelrunner.registry.registry import Registry
 
 pipeline_app = typer.Typer(help="Pipelines: DAGs of models and transforms with checked edges.",
                            no_args_is_help=True)
 
 
-def _registry_for(spec: PipelineSpec) -> Any:
+def _registry_for(spec: PipelineSpec) -> Registry | None:
     """The registry, opened only when a step is a model ref."""
     if not any(step.model for step in spec.steps.values()):
         return None
@@ -101,10 +102,9 @@ def push(
 def show(ref: str = typer.Argument(..., help="digits-ocr, digits-ocr@2 or digits-ocr@production.")) -> None:
     """How a pipeline version resolves now: each step's exact version, and its contract."""
     from modelrunner.cli.models import open_registry
-    from modelrunner.pipelines.targets import PREFIX, resolve_target
+    from modelrunner.pipelines.targets import resolve_pipeline_ref
 
-    target = ref if ref.startswith(PREFIX) else PREFIX + ref
-    pv = resolve_target(open_registry(), target)
+    pv = resolve_pipeline_ref(open_registry(), ref)
     out = console()
     out.print(_edges_table(pv.graph, pv.steps))
     out.print(contract_table(pv.contract, f"contract of {pv.ref}"))

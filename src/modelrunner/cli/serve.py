@@ -69,7 +69,7 @@ def serve(
     export_security_options(require_auth_for_predict, trust_pickle, tls_cert, tls_key)
     logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
     code = run_workers(Settings(), host, port, workers, targets, keep_previous=keep_previous,
-                       grpc_port=grpc_port)
+                       grpc_port=grpc_port, entry="modelrunner.server.worker")
     raise typer.Exit(code)
 
 

@@ -21,13 +21,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _named(method: Any, op: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _named(method: F, op: Callable[..., Any]) -> F:
     """The method shows the operation's docstring and signature (``help``, IDEs) under its public name."""
     functools.update_wrapper(method, op)
-    del method.__wrapped__  # the operation returns a generator; the method returns its result
-    method.__signature__ = inspect.signature(op).replace(return_annotation=inspect.Signature.empty)
-    method.__name__ = op.__name__.lstrip("_")
-    method.__qualname__ = method.__name__
+    fn: Any = method  # a plain function: its attributes are writable
+    del fn.__wrapped__  # the operation returns a generator; the method returns its result
+    fn.__signature__ = inspect.signature(op).replace(return_annotation=inspect.Signature.empty)
+    fn.__name__ = op.__name__.lstrip("_")
+    fn.__qualname__ = fn.__name__
     return method
 
 
@@ -91,6 +95,8 @@ class Client(Core):
         self.close()
 
     predict = _blocking(Core._predict)
+    feedback = _blocking(Core._feedback)
+    feedback_many = _blocking(Core._feedback_many)
     models = _blocking(Core._models)
     model = _blocking(Core._model)
     endpoints = _blocking(Core._endpoints)
@@ -139,6 +145,8 @@ class AsyncClient(Core):
         await self.aclose()
 
     predict = _awaitable(Core._predict)
+    feedback = _awaitable(Core._feedback)
+    feedback_many = _awaitable(Core._feedback_many)
     models = _awaitable(Core._models)
     model = _awaitable(Core._model)
     endpoints = _awaitable(Core._endpoints)

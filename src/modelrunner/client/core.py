@@ -50,6 +50,11 @@ def _quote(name: str) -> str:
     return urllib.parse.quote(name, safe="@")
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays -> JSON values (targets often come out of numpy)."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
 def _json(payload: Any) -> tuple[bytes, dict[str, str]]:
     return orjson.dumps(payload), {"content-type": "application/json"}
 
@@ -97,13 +102,14 @@ class Core:
         return data
 
     def _predict(self, endpoint: str, data: Any, *, as_frame: bool | None = None,
-                 retry: bool | None = None) -> Op[Any]:
+                 retry: bool | None = None, request_id: str | None = None) -> Op[Any]:
         """Predict on ``endpoint``: ``data`` is a list of rows, a dict of columns, a numpy array (rows of a
         one-input model) or a pandas DataFrame (a column per input). Returns the output columns as numpy
         arrays (a :class:`Prediction`, which also carries ``model`` and ``version``), or a DataFrame when
         ``data`` is one or ``as_frame`` is true. ``retry`` (default: the client's ``retry_predict``) resends
         the request after a connection error; off by default, as a predict may have side effects (feedback
-        logging, metrics) and the server may have received it.
+        logging, metrics) and the server may have received it. ``request_id`` (sent as ``x-request-id``) names
+        the answer for :meth:`feedback`; without one the server makes one up (``Prediction.request_id``).
         """
         columns, frame = as_columns(data)
         numeric = wire_v2.numeric_columns(columns) if self.binary and isinstance(columns, Mapping) else None
@@ -114,8 +120,12 @@ class Core:
             content, headers = encode_inputs(columns), {"content-type": "application/json"}
             path = f"/v1/endpoints/{_quote(endpoint)}/predict"
         again = self.retry_predict if retry is None else retry
+        if request_id is not None:
+            headers = {**headers, "x-request-id": request_id}
         response = yield Call("POST", path, content=content, headers=headers, retry=again)
         pred = self._answer(response, numeric is not None)
+        pred.request_id = response.headers.get("x-request-id") or pred.request_id
+        pred.variant = response.headers.get("x-modelrunner-variant") or pred.variant
         want_frame = frame is not None if as_frame is None else as_frame
         return pred.to_frame(frame.index if frame is not None else None) if want_frame else pred
 
@@ -133,6 +143,22 @@ class Core:
                 answer = {"error": {"code": "invalid_argument", "message": message, "field": field}}
             raise_for(response, answer)
         return wire_v2.decode(response.content, response.headers.get(wire_v2.HEADER))
+
+    def _feedback(self, endpoint: str, request_id: str, target: Any) -> Op[dict[str, Any]]:
+        """Send the ground truth of one answered request (``Prediction.request_id``); returns ``{joined,
+        duplicates}``. A request id the server never logged raises NotFound naming it."""
+        return (yield from self._feedback_many(endpoint, [(request_id, target)]))
+
+    def _feedback_many(self, endpoint: str, items: Any) -> Op[dict[str, Any]]:
+        """Ground truth of many answers: ``[(request_id, target), ...]`` or ``{request_id: target}``."""
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        body = {"items": [{"request_id": str(rid), "target": _plain(t)} for rid, t in pairs]}
+        content, headers = _json(body)
+        response = yield Call("POST", f"/v1/endpoints/{_quote(endpoint)}/feedback", content=content,
+                              headers=headers, retry=True)  # the later target wins: safe to resend
+        data = json_body(response)
+        raise_for(response, data)
+        return data  # type: ignore[no-any-return]
 
     def _models(self) -> Op[list[dict[str, Any]]]:
         """Every model in the registry (name, latest version, aliases), following the server's pages."""

@@ -21,6 +21,8 @@ class Prediction(dict[str, np.ndarray]):
 
     model: str | None = None
     version: int | None = None
+    request_id: str | None = None  # what to send feedback for (``Client.feedback``)
+    variant: str | None = None  # production, candidate (canary/ab) — see docs/experiments.md
 
     def to_frame(self, index: Any = None) -> Any:
         """These columns as a pandas DataFrame (a multi-value output becomes one array per cell)."""
@@ -47,7 +49,8 @@ def _frame_column(values: np.ndarray) -> np.ndarray:
     """A DataFrame column -> what the wire carries: cells holding arrays/lists are stacked into one array."""
     if values.dtype == object and len(values) and isinstance(values[0], np.ndarray | list | tuple):
         return np.stack([np.asarray(v) for v in values])
-    return _timestamps(values)
+    stamped: np.ndarray = _timestamps(values)
+    return stamped
 
 
 def _timestamps(values: Any) -> Any:
@@ -124,4 +127,6 @@ def decode_outputs(answer: Any) -> Prediction:
         raise InvalidArgument(f"the server's answer has neither outputs nor predictions: {str(answer)[:80]}")
     pred.model = answer.get("model")
     pred.version = answer.get("version")
+    pred.request_id = answer.get("request_id")
+    pred.variant = answer.get("variant")
     return pred

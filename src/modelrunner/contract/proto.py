@@ -175,16 +175,17 @@ def message_classes(contract: Contract, package: str) -> tuple[type[Message], ty
         pool = descriptor_pool.DescriptorPool()
         fdp = file_descriptor(contract, package)
         pool.Add(fdp)
-        classes = tuple(message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fdp.package}.{m}"))
-                        for m in ("Request", "Response"))  # type: ignore[assignment]
+        request, response = (message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{fdp.package}.{m}"))
+                             for m in ("Request", "Response"))
+        classes = (request, response)
         if len(_BY_JSON) >= 256:
             _BY_JSON.clear()
             _BY_ID.clear()
-        _BY_JSON[key] = classes  # type: ignore[assignment]
+        _BY_JSON[key] = classes
     if len(_BY_ID) >= 256:
         _BY_ID.clear()
-    _BY_ID[(id(contract), package)] = (contract, classes)  # type: ignore[assignment]
-    return classes  # type: ignore[return-value]
+    _BY_ID[(id(contract), package)] = (contract, classes)
+    return classes
 
 
 def _encode(cls: type[Message], fields: tuple[Field, ...], columns: Columns) -> bytes:
@@ -198,10 +199,11 @@ def _encode(cls: type[Message], fields: tuple[Field, ...], columns: Columns) -> 
         per_field[f.name] = col.reshape(n, -1).tolist() if f.shape and n else col.tolist()
         if _shape_slot(f):
             per_field[f"{f.name}_shape"] = [list(col.shape[1:])] * n
-    rows = msg.rows  # type: ignore[attr-defined]
+    rows = msg.rows  # a dynamic message class: fields are attributes
     for i in range(n):
         rows.add(**{name: values[i] for name, values in per_field.items()})
-    return msg.SerializeToString()
+    data: bytes = msg.SerializeToString()
+    return data
 
 
 def _decode(cls: type[Message], data: bytes, what: str) -> Any:

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.bundle.predictor import Predictor
 from modelrunner.contract import Contract
 from modelrunner.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from modelrunner.pipelines.targets import PipelineVersion
+    from modelrunner.registry.registry import Registry
 
 PIPELINE_FLAVOR = "pipeline"
 PIPELINE_PREFIX = "pipeline:"
@@ -28,8 +32,8 @@ class Candidate:
     bundle_dir: Path
     flavor_options: dict[str, Any]
     sha256: str = ""
-    pipeline: Any = field(default=None, compare=False, repr=False)  # a resolved PipelineVersion
-    source: Any = field(default=None, compare=False, repr=False)  # the registry it came from
+    pipeline: PipelineVersion | None = field(default=None, compare=False, repr=False)
+    source: Registry | None = field(default=None, compare=False, repr=False)  # the registry it came from
 
     @property
     def ref(self) -> str:
@@ -62,7 +66,7 @@ def _from_path(text: str) -> Candidate:
                      flavor_options=dict(m.flavor_options))
 
 
-def _from_registry(registry: Any, text: str) -> Candidate:
+def _from_registry(registry: Registry, text: str) -> Candidate:
     mv = registry.resolve(text.removeprefix(PIPELINE_PREFIX))
     if mv.flavor == PIPELINE_FLAVOR:
         from modelrunner.pipelines.targets import resolve_pipeline
@@ -77,7 +81,7 @@ def _from_registry(registry: Any, text: str) -> Candidate:
                      bundle_dir=Path(directory), flavor_options=options, sha256=mv.sha256)
 
 
-def resolve_candidates(registry: Any, refs: list[str]) -> list[Candidate]:
+def resolve_candidates(registry: Registry | None, refs: list[str]) -> list[Candidate]:
     """Resolve refs (registry) or paths (bundles); refuse candidates of different models; drop duplicates."""
     if not refs:
         raise InvalidArgument("no candidates: give model versions such as digits@2 digits@3")

@@ -87,7 +87,9 @@ def histogram_svg(samples_ms: Sequence[float], title: str, bins: int = 30, width
     def x_of(v: float) -> float:
         return left + (float(fwd(v)) - float(fwd(lo))) / (float(fwd(hi)) - float(fwd(lo))) * plot_w
 
-    unit = lambda e: 10 ** e if scale_log else e  # noqa: E731
+    def unit(e: float) -> float:
+        return float(10 ** e) if scale_log else e
+
     caption = f"{title} ({data.size} calls{', log scale' if scale_log else ''})"
     parts = [_open("histogram", width, height, title), _text(left, 13, caption, class_="title"),
              f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" class="axisline"/>']

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -183,7 +183,7 @@ def _import_callable(spec: str) -> Callable[[], Any]:
         raise InvalidArgument(f"data {spec!r}: cannot import {module_name!r} ({exc})") from exc
     if not callable(fn):
         raise InvalidArgument(f"data {spec!r}: {module_name} has no callable {attr!r}")
-    return fn
+    return cast(Callable[[], Any], fn)
 
 
 def _load_callable(fn: Callable[[], Any], name: str, target: str) -> Dataset:

@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from modelrunner.evaluation.speed import (
     served_metrics,
     single_row_latency,
 )
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +203,8 @@ def _default_serve() -> ServeFn:
     return serve_candidates
 
 
-def evaluate(registry: Any, refs: Sequence[str], data: DataSource | Dataset, requirements: Sequence[str] = (),
+def evaluate(registry: Registry | None, refs: Sequence[str], data: DataSource | Dataset,
+             requirements: Sequence[str] = (),
              *, options: Options | None = None, store: bool = True, actor: str | None = None,
              progress: ProgressSink | None = None, serve: ServeFn | None = None) -> EvaluationRun:
     """Evaluate every candidate on ``data``; check ``requirements`` (plus the model's saved gates)."""
@@ -227,7 +231,8 @@ def evaluate(registry: Any, refs: Sequence[str], data: DataSource | Dataset, req
     return run
 
 
-def _saved_gates(registry: Any, cand: Candidate, options: Options, custom: list[str]) -> list[Requirement]:
+def _saved_gates(registry: Registry | None, cand: Candidate, options: Options, custom: list[str]
+                 ) -> list[Requirement]:
     if registry is None or not options.include_saved_gates or cand.version is None:
         return []
     try:
@@ -240,7 +245,7 @@ def _finite(values: dict[str, float]) -> dict[str, float | None]:
     return {k: (float(v) if v is not None and math.isfinite(v) else None) for k, v in values.items()}
 
 
-def store_results(registry: Any, run: EvaluationRun, *, actor: str | None = None) -> None:
+def store_results(registry: Registry, run: EvaluationRun, *, actor: str | None = None) -> None:
     """Keep each registry candidate's result (metrics, gate results, data set sha256) in the registry."""
     for r in run.results:
         if r.candidate.version is None:

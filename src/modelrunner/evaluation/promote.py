@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.evaluation import metrics as m
@@ -18,6 +18,9 @@ from modelrunner.evaluation.datasets import DataSource
 from modelrunner.evaluation.evaluate import EvaluationRun, Options, ProgressSink, ServeFn, evaluate
 from modelrunner.evaluation.gates import GateResult, check_gates, fmt, improvement, rank_key, verdict
 from modelrunner.evaluation.requirements import Requirement, parse_requirements
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
 
 PRODUCTION = "production"
 
@@ -63,7 +66,7 @@ def parse_versions(text: str | Sequence[int | str]) -> list[int]:
     return sorted(set(out))
 
 
-def _current(registry: Any, name: str, alias: str) -> int | None:
+def _current(registry: Registry, name: str, alias: str) -> int | None:
     registry.model(name)  # NotFound for an unknown model, before anything else
     try:
         return int(registry.resolve(f"{name}@{alias}").version)
@@ -74,7 +77,7 @@ def _current(registry: Any, name: str, alias: str) -> int | None:
 Fresh = tuple[list[Scored], Scored | None, dict[str, Any], EvaluationRun, m.Task]
 
 
-def _fresh(registry: Any, name: str, versions: list[int], current: int | None, data: DataSource,
+def _fresh(registry: Registry, name: str, versions: list[int], current: int | None, data: DataSource,
            reqs: list[str], options: Options, actor: str | None, progress: ProgressSink | None,
            serve: ServeFn | None) -> Fresh:
     refs = [f"{name}@{v}" for v in versions]
@@ -90,7 +93,7 @@ def _fresh(registry: Any, name: str, versions: list[int], current: int | None, d
     return [scored[v] for v in versions], base, dataset, run, run.task
 
 
-def _stored(registry: Any, name: str, versions: list[int], current: int | None,
+def _stored(registry: Registry, name: str, versions: list[int], current: int | None,
             reqs: list[Requirement]) -> tuple[list[Scored], Scored | None, dict[str, Any]]:
     history = {v: registry.evaluations(name, v) for v in versions}
     missing = [v for v, evs in history.items() if not evs]
@@ -147,7 +150,7 @@ def _judge(decision: Decision, scored: list[Scored], base: Scored | None, min_im
                        f"({fmt(best.metrics.get(primary))}){vs}")
 
 
-def promote(registry: Any, name: str, *, versions: Sequence[int | str] | str, alias: str = PRODUCTION,
+def promote(registry: Registry, name: str, *, versions: Sequence[int | str] | str, alias: str = PRODUCTION,
             data: DataSource | None = None, requirements: Sequence[str] = (), min_improvement: float = 0.0,
             task: m.Task | None = None, options: Options | None = None, actor: str | None = None,
             progress: ProgressSink | None = None, serve: ServeFn | None = None) -> Decision:
@@ -171,7 +174,7 @@ def promote(registry: Any, name: str, *, versions: Sequence[int | str] | str, al
     return decision
 
 
-def _apply(registry: Any, decision: Decision, reqs: list[Requirement], base: Scored | None,
+def _apply(registry: Registry, decision: Decision, reqs: list[Requirement], base: Scored | None,
            actor: str | None) -> None:
     subject = f"{decision.model}@{decision.alias}"
     detail: dict[str, Any] = {

@@ -17,10 +17,13 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from modelrunner.errors import Unavailable
 from modelrunner.evaluation.candidates import Candidate
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +53,24 @@ def _stage(candidates: Sequence[Candidate], home: Path) -> dict[str, str]:
     return endpoints
 
 
-def _stage_steps(cand: Candidate, reg: Any) -> None:
+def _stage_steps(cand: Candidate, reg: Registry) -> None:
     """Copy the exact step versions a pipeline resolved to, under the names and aliases its spec uses."""
     from modelrunner.bundle.manifest import Manifest
     from modelrunner.pipelines.package import read_bundle
     from modelrunner.registry.refs import parse_ref
 
-    pv = cand.pipeline
+    pv, source = cand.pipeline, cand.source
+    if pv is None or source is None:
+        raise Unavailable(f"{cand.ref}: not a pipeline read from a registry")
     spec = read_bundle(pv.directory, Manifest.read(pv.directory))
     for name, step in spec.steps.items():
         if not step.model:
             continue
         ref = parse_ref(step.model)
-        mv = reg.push(cand.source.fetch(pv.steps[name].mv), name=ref.name, actor="evaluation")
+        step_mv = pv.steps[name].mv
+        if step_mv is None:
+            raise Unavailable(f"{cand.ref}: step {name!r} did not resolve to a registry version")
+        mv = reg.push(source.fetch(step_mv), name=ref.name, actor="evaluation")
         if ref.version is not None and ref.version != mv.version:
             raise Unavailable(f"{cand.ref}: step {name!r} pins {step.model}; the served measurement of a "
                               "pipeline needs alias refs for its steps (use --no-served)")

@@ -43,9 +43,12 @@ __all__ = [
     "observe_request",
     "observe_step",
     "observe_swap",
+    "set_online_labelled",
+    "set_online_metric",
     "render",
     "reset",
     "set_loaded",
+    "set_registry_contact",
     "setup_multiprocess",
     "swap_failed",
     "swap_started",
@@ -110,6 +113,39 @@ class _Collectors:
             "modelrunner_batch_size",
             "Rows per merged predict call of an endpoint with batching on (one observation per batch).",
             ["endpoint"], buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.registry_connected = Gauge(
+            "modelrunner_registry_connected",
+            "1 while every worker reaches the registry database (its last poll or heartbeat is recent), "
+            "else 0: the worker keeps serving its last versions but misses changes.",
+            multiprocess_mode="livemin", registry=reg,
+        )
+        self.registry_stale = Gauge(
+            "modelrunner_registry_stale_seconds",
+            "Seconds since the registry database last answered (the worst worker); the desired state may "
+            "have changed since.",
+            multiprocess_mode="livemax", registry=reg,
+        )
+        self.online = Gauge(
+            "modelrunner_online_metric",
+            "Online metric of an experiment's variant (accuracy, error_rate, p99_ms, ...), from the "
+            "prediction log and feedback.", ["endpoint", "variant", "metric"], multiprocess_mode="mostrecent",
+            registry=reg,
+        )
+        self.online_labelled = Gauge(
+            "modelrunner_online_labelled",
+            "Logged predictions of an experiment's variant joined with feedback.", ["endpoint", "variant"],
+            multiprocess_mode="mostrecent", registry=reg,
+        )
+        self.shadow_dropped = Counter(
+            "modelrunner_shadow_dropped",
+            "Shadow copies not sent to the candidate because its queue was full, by endpoint.",
+            ["endpoint"], registry=reg,
+        )
+        self.log_dropped = Counter(
+            "modelrunner_prediction_log_dropped",
+            "Logged predictions dropped (buffer full or the database refused them), by endpoint.",
+            ["endpoint"], registry=reg,
         )
         self.cache: dict[tuple[Any, ...], Any] = {}
 
@@ -219,7 +255,8 @@ class _WithoutRemoved:
 # -- endpoints coming and going (runner) -------------------------------------------------------------------
 
 _BY_ENDPOINT = ("requests", "errors", "latency", "in_flight", "swaps_started", "swaps_succeeded",
-                "swaps_failed", "swap_duration", "loaded", "batch_size")
+                "swaps_failed", "swap_duration", "loaded", "batch_size", "shadow_dropped", "log_dropped",
+                "online", "online_labelled")
 """Collectors labelled by ``endpoint`` (first label)."""
 
 
@@ -275,6 +312,16 @@ def observe_batch(endpoint: str, rows: int) -> None:
     _child("batch", lambda c: c.batch_size.labels(endpoint), endpoint).observe(rows)
 
 
+def shadow_dropped(endpoint: str, count: int = 1) -> None:
+    """Shadow copies dropped (the candidate's mirror queue was full): the client never waits for them."""
+    _child("shadow_drop", lambda c: c.shadow_dropped.labels(endpoint), endpoint).inc(count)
+
+
+def log_dropped(endpoint: str, count: int = 1) -> None:
+    """Prediction-log rows dropped (the buffer was full, or the database refused a batch)."""
+    _child("log_drop", lambda c: c.log_dropped.labels(endpoint), endpoint).inc(count)
+
+
 # -- swaps (runner) ----------------------------------------------------------------------------------------
 
 
@@ -308,3 +355,27 @@ def set_loaded(endpoint: str, version: int | str, value: int) -> None:
 def observe_step(pipeline: str, step: str, seconds: float) -> None:
     """Duration of one step of one pipeline run."""
     _child("step", lambda c: c.step_latency.labels(pipeline, step), pipeline, step).observe(seconds)
+
+
+# -- the registry connection (runner) ----------------------------------------------------------------------
+
+
+def set_registry_contact(connected: bool, stale_seconds: float) -> None:
+    """This worker's view of the registry: reachable or not, and how long since it last answered."""
+    c = _get()
+    c.registry_connected.set(1 if connected else 0)
+    c.registry_stale.set(round(stale_seconds, 3))
+
+
+# -- online experiments (experiments.loop) -----------------------------------------------------------------
+
+
+def set_online_metric(endpoint: str, variant: str, metric: str, value: float) -> None:
+    """The current online value of ``metric`` for one variant of the experiment on ``endpoint``."""
+    child = _child("online", lambda c: c.online.labels(endpoint, variant, metric), endpoint, variant, metric)
+    child.set(value)
+
+
+def set_online_labelled(endpoint: str, variant: str, count: int) -> None:
+    """How many of the variant's logged predictions have feedback joined."""
+    _child("online_n", lambda c: c.online_labelled.labels(endpoint, variant), endpoint, variant).set(count)

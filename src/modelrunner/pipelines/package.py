@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -23,6 +23,10 @@ from modelrunner.errors import BundleError, PipelineError
 from modelrunner.pipelines.graph import Graph
 from modelrunner.pipelines.spec import SPEC_FILE, PipelineSpec, load_spec, parse_spec
 from modelrunner.pipelines.steps import StepTarget, check_spec
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+    from modelrunner.registry.types import ModelVersion
 
 FLAVOR = "pipeline"
 STEPS_DIR = "steps"
@@ -45,7 +49,7 @@ def example_columns(spec: PipelineSpec, base_dir: Path) -> dict[str, np.ndarray]
     return columns
 
 
-def build_bundle(spec_path: str | Path, dest: str | Path, *, registry: Any = None,
+def build_bundle(spec_path: str | Path, dest: str | Path, *, registry: Registry | None = None,
                  metrics: Mapping[str, float] | None = None) -> tuple[Path, Graph, dict[str, StepTarget]]:
     """Check the spec against the registry and write the pipeline bundle folder at ``dest``."""
     spec_path = Path(spec_path)
@@ -78,8 +82,8 @@ def build_bundle(spec_path: str | Path, dest: str | Path, *, registry: Any = Non
     return out, graph, targets
 
 
-def push_pipeline(spec_path: str | Path, registry: Any, *, alias: str | None = None,
-                  metrics: Mapping[str, float] | None = None, actor: str | None = None) -> Any:
+def push_pipeline(spec_path: str | Path, registry: Registry, *, alias: str | None = None,
+                  metrics: Mapping[str, float] | None = None, actor: str | None = None) -> ModelVersion:
     """Check and push a pipeline as the next version of its name; audit the step versions it resolved."""
     work = Path(tempfile.mkdtemp(prefix="modelrunner-pipeline-"))
     try:

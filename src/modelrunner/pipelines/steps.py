@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.bundle.predictor import Predictor
 from modelrunner.contract import Contract
@@ -20,6 +20,10 @@ from modelrunner.pipelines.executor import PipelinePredictor
 from modelrunner.pipelines.graph import Graph, build_graph
 from modelrunner.pipelines.spec import PipelineSpec, StepSpec
 from modelrunner.pipelines.transforms import get_transform, transform_info
+
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+    from modelrunner.registry.types import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,12 @@ class StepTarget:
     ref: str
     contract: Contract
     sha256: str = ""
-    mv: Any = None
+    mv: ModelVersion | None = None
     path: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_steps(spec: PipelineSpec, *, registry: Any = None, base_dir: Path | None = None
+def resolve_steps(spec: PipelineSpec, *, registry: Registry | None = None, base_dir: Path | None = None
                   ) -> dict[str, StepTarget]:
     """Resolve every step; PipelineError naming each step that cannot be resolved."""
     targets: dict[str, StepTarget] = {}
@@ -55,7 +59,7 @@ def resolve_steps(spec: PipelineSpec, *, registry: Any = None, base_dir: Path | 
     return targets
 
 
-def _resolve(name: str, step: StepSpec, registry: Any, base_dir: Path | None) -> StepTarget:
+def _resolve(name: str, step: StepSpec, registry: Registry | None, base_dir: Path | None) -> StepTarget:
     if step.transform:
         info = transform_info(step.transform)
         opts = info.check_options(step.options)
@@ -76,7 +80,7 @@ def _resolve(name: str, step: StepSpec, registry: Any, base_dir: Path | None) ->
     return StepTarget(name, "bundle", f"bundle:{step.bundle}", bundle.manifest.contract, path=bundle.path)
 
 
-def check_spec(spec: PipelineSpec, *, registry: Any = None, base_dir: Path | None = None
+def check_spec(spec: PipelineSpec, *, registry: Registry | None = None, base_dir: Path | None = None
                ) -> tuple[Graph, dict[str, StepTarget]]:
     """Resolve the steps and check every edge: (graph, targets), or PipelineError naming step and field."""
     targets = resolve_steps(spec, registry=registry, base_dir=base_dir)
@@ -84,19 +88,21 @@ def check_spec(spec: PipelineSpec, *, registry: Any = None, base_dir: Path | Non
     return graph, targets
 
 
-def load_step(target: StepTarget, registry: Any = None) -> Predictor:
+def load_step(target: StepTarget, registry: Registry | None = None) -> Predictor:
     """Load one resolved step."""
     if target.kind == "transform":
         return get_transform(target.ref, target.options)
     from modelrunner.bundle.bundle import open_bundle
 
     if target.kind == "model":
+        if registry is None or target.mv is None:
+            raise PipelineError(f"step {target.step!r}: a model step needs a registry to load it")
         return open_bundle(registry.fetch(target.mv)).load()
     assert target.path is not None
     return open_bundle(target.path).load()
 
 
-def load_pipeline(graph: Graph, targets: Mapping[str, StepTarget], *, registry: Any = None,
+def load_pipeline(graph: Graph, targets: Mapping[str, StepTarget], *, registry: Registry | None = None,
                   ref: str = "") -> PipelinePredictor:
     """Load every step of a checked graph; on failure close what was loaded and re-raise."""
     loaded: dict[str, Predictor] = {}

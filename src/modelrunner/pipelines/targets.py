@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
 
@@ -26,10 +26,41 @@ from modelrunner.pipelines.graph import Graph, build_graph
 from modelrunner.pipelines.package import FLAVOR, bundle_example, read_bundle
 from modelrunner.pipelines.steps import StepTarget, check_spec, load_pipeline
 from modelrunner.registry.refs import parse_target
+from modelrunner.registry.types import ModelVersion
+
+if TYPE_CHECKING:
+    from modelrunner.pipelines.spec import PipelineSpec
+    from modelrunner.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
 PREFIX = "pipeline:"
+
+
+class Target(Protocol):
+    """What the runner needs of a resolved endpoint target: a :class:`ModelVersion` or a
+    :class:`PipelineVersion` both satisfy it (read-only attributes, so frozen dataclasses match).
+
+    ``sha256`` is the identity the reconciler compares to decide whether to reload; ``contract`` is what
+    a swap is checked against; ``flavor`` tells a pipeline (``FLAVOR``) from a model."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def flavor(self) -> str: ...
+
+    @property
+    def contract(self) -> Contract: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +71,7 @@ class PipelineVersion:
     version: int
     sha256: str
     contract: Contract
-    pipeline: Any  # the ModelVersion of the pipeline bundle
+    pipeline: ModelVersion  # the version of the pipeline bundle itself
     directory: Path
     graph: Graph
     steps: dict[str, StepTarget]
@@ -54,6 +85,16 @@ class PipelineVersion:
         return {name: t.ref for name, t in self.steps.items()}
 
 
+ResolvedTarget: TypeAlias = ModelVersion | PipelineVersion
+"""What :func:`resolve_target` returns; both kinds satisfy :class:`Target`."""
+
+
+if TYPE_CHECKING:  # mypy checks here that both resolved kinds satisfy Target
+
+    def _is_target(mv: ModelVersion, pv: PipelineVersion) -> tuple[Target, Target]:
+        return mv, pv
+
+
 def split_target(target: str) -> tuple[bool, str]:
     """(``pipeline:`` given, the registry ref)."""
     text = str(target).strip()
@@ -62,13 +103,13 @@ def split_target(target: str) -> tuple[bool, str]:
     return False, text
 
 
-def resolve_target(registry: Any, target: str) -> Any:
+def resolve_target(registry: Registry, target: str) -> ResolvedTarget:
     """A model target -> its ModelVersion; a pipeline target -> a checked :class:`PipelineVersion`.
 
     InvalidArgument for an unknown ``kind:`` prefix or a ``pipeline:`` that names a model."""
     kind, ref = parse_target(target)
     mv = registry.resolve(ref)
-    if getattr(mv, "flavor", None) != FLAVOR:
+    if mv.flavor != FLAVOR:
         if kind is not None:
             raise InvalidArgument(
                 f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a pipeline")
@@ -76,7 +117,17 @@ def resolve_target(registry: Any, target: str) -> Any:
     return resolve_pipeline(registry, mv)
 
 
-def resolve_pipeline(registry: Any, mv: Any) -> PipelineVersion:
+def resolve_pipeline_ref(registry: Registry, ref: str) -> PipelineVersion:
+    """``digits-ocr@production`` (or ``pipeline:digits-ocr@production``) -> its checked
+    :class:`PipelineVersion`; InvalidArgument when the ref names a model that is not a pipeline."""
+    _, bare = split_target(ref)
+    resolved = resolve_target(registry, PREFIX + bare)
+    if not isinstance(resolved, PipelineVersion):  # resolve_target refuses this already: for mypy
+        raise InvalidArgument(f"{resolved.ref} is a {resolved.flavor} model, not a pipeline")
+    return resolved
+
+
+def resolve_pipeline(registry: Registry, mv: ModelVersion) -> PipelineVersion:
     """Resolve every step of pipeline version ``mv`` now and check the graph against their contracts."""
     directory = Path(registry.fetch(mv))
     spec = read_bundle(directory, Manifest.read(directory))
@@ -92,7 +143,7 @@ def resolve_pipeline(registry: Any, mv: Any) -> PipelineVersion:
                            pipeline=mv, directory=directory, graph=graph, steps=steps)
 
 
-def load_pipeline_version(registry: Any, mv: PipelineVersion
+def load_pipeline_version(registry: Registry, mv: PipelineVersion
                           ) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
     """Load every step of a resolved pipeline: (predictor, example input or None); audits the steps."""
     predictor = load_pipeline(mv.graph, mv.steps, registry=registry, ref=mv.ref)
@@ -109,7 +160,7 @@ def load_pipeline_version(registry: Any, mv: PipelineVersion
     return predictor, example
 
 
-def check_step_swap(registry: Any, model: str, alias: str, version: int) -> list[str]:
+def check_step_swap(registry: Registry, model: str, alias: str, version: int) -> list[str]:
     """What moving ``model@alias`` to ``version`` would break in the pipelines endpoints serve now.
 
     Each problem names the endpoint, the pipeline version and the edge (or the pipeline output whose type
@@ -140,11 +191,20 @@ def check_step_swap(registry: Any, model: str, alias: str, version: int) -> list
     return problems
 
 
-def _served_pipeline(registry: Any, target: str) -> tuple[Any, Any, Path] | None:
+def refuse_breaking_step_swap(registry: Registry, model: str, alias: str, version: int) -> None:
+    """IncompatibleContract, naming the endpoint and the edge, when moving ``model@alias`` to ``version``
+    would break a pipeline an endpoint serves (:func:`check_step_swap`); the CLI and the catalog call it
+    before ``set_alias``."""
+    problems = check_step_swap(registry, model, alias, version)
+    if problems:
+        raise IncompatibleContract(f"{model}@{alias} -> version {version} refused: {problems[0]}", problems)
+
+
+def _served_pipeline(registry: Registry, target: str) -> tuple[ModelVersion, PipelineSpec, Path] | None:
     _, ref = split_target(target)
     try:
         mv = registry.resolve(ref)
-        if getattr(mv, "flavor", None) != FLAVOR:
+        if mv.flavor != FLAVOR:
             return None
         directory = Path(registry.fetch(mv))
         return mv, read_bundle(directory, Manifest.read(directory)), directory

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 
 from modelrunner.bundle import archive
@@ -82,3 +85,22 @@ def unpack(archive_path: Path, dest: Path) -> Path:
 def bundle_root(folder: Path) -> Path:
     """``folder`` if it holds the manifest, else its single sub-folder that does."""
     return archive.bundle_root(folder)
+
+
+@contextlib.contextmanager
+def fetch_lock(cache: Path, sha: str) -> Iterator[None]:
+    """Hold ``<cache>/.locks/<sha>.lock`` (an exclusive ``flock``): the worker processes of one host fetch a
+    bundle one at a time, so the one that waited finds it in the cache instead of downloading it again. The
+    kernel releases the lock when its holder dies. The holder removes the file when done: a waiter then
+    finds the bundle cached; only after a failed fetch may a waiter and a newcomer both try again (each
+    fetch is atomic, so that costs a download, never a corrupt cache)."""
+    folder = cache / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sha}.lock"
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

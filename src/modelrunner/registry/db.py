@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5
+PG_LIVENESS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+               "tcp_user_timeout": 5000}
+"""libpq options so a connection to an unreachable server fails within seconds (a partition: no RST ever
+comes) instead of the kernel's ~15 minutes; a URL's own values win."""
 _IMMEDIATE = "modelrunner_immediate"
 _MIGRATION_LOCK_KEY = 7_310_318_114_117_110  # pg_advisory_xact_lock key for migrations
 
@@ -66,11 +70,17 @@ def make_engine(url: str) -> Engine:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
         kwargs: dict[str, Any] = {"pool_pre_ping": True, "future": True}
-        if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if parsed.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = pg_connect_args(parsed.query)
         return create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
         raise InvalidArgument(f"unsupported database URL {safe_url(parsed)!r}: {exc}") from exc
+
+
+def pg_connect_args(query: Any) -> dict[str, Any]:
+    """Connect timeout and TCP liveness options for PostgreSQL, except those the URL sets itself."""
+    defaults = {"connect_timeout": CONNECT_TIMEOUT_S, **PG_LIVENESS}
+    return {key: value for key, value in defaults.items() if key not in query}
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from modelrunner.registry.registry import Registry
 
 log = logging.getLogger(__name__)
+LISTEN_RETRY_S = 5.0
 
 
 class ChangeListener:
@@ -23,6 +24,7 @@ class ChangeListener:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._listen_failed = registry.engine.dialect.name != "postgresql"
+        self._retry_at = 0.0  # after a failed LISTEN: when to try again (the poll covers the meantime)
 
     def wait(self, since: int, timeout: float) -> int:
         deadline = time.monotonic() + max(0.0, timeout)
@@ -46,18 +48,20 @@ class ChangeListener:
                     conn = None
 
     def _listen_connection(self) -> Any:
-        if self._conn is not None or self._listen_failed:
+        if self._conn is not None or self._listen_failed or time.monotonic() < self._retry_at:
             return self._conn
         try:
             import psycopg
 
             url = self.registry.engine.url.set(drivername="postgresql")
             dsn = url.render_as_string(hide_password=False)
-            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+            from modelrunner.registry.db import pg_connect_args
+
+            self._conn = psycopg.connect(dsn, autocommit=True, **pg_connect_args(url.query))
             self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         except Exception as exc:  # noqa: BLE001 - polling is the baseline
-            log.warning("cannot LISTEN on %s (%s); polling instead", NOTIFY_CHANNEL, exc)
-            self._listen_failed = True
+            log.warning("cannot LISTEN on %s (%s); polling until it works", NOTIFY_CHANNEL, exc)
+            self._retry_at = time.monotonic() + LISTEN_RETRY_S
             self._conn = None
         return self._conn
 
@@ -67,7 +71,7 @@ class ChangeListener:
                 self._conn.close()
             finally:
                 self._conn = None
-        self._listen_failed = True
+        self._retry_at = time.monotonic() + LISTEN_RETRY_S
 
     def close(self) -> None:
         with self._lock:

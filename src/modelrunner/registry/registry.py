@@ -20,7 +20,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, gc, state, versions
+from modelrunner.registry import experiments as exps
 from modelrunner.registry.audit import read_audit, write_audit
+from modelrunner.registry.experiments import ExperimentsMixin
 from modelrunner.registry.notify import ChangeListener
 from modelrunner.registry.refs import TARGET_KINDS, check_alias, check_name, parse_ref, parse_target
 from modelrunner.registry.store import ArtifactStore
@@ -41,14 +43,16 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 20
 
 
-class Registry:
-    """Models, versions, aliases, audit, desired state and artifacts over one database and one store."""
+class Registry(ExperimentsMixin):
+    """Models, versions, aliases, audit, desired state and artifacts over one database and one store
+    (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``)."""
 
     def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
                  store_url: str | None = None) -> None:
         self.settings = settings or Settings()
         self.database_url = database_url or self.settings.resolved_database_url()
-        self.store = ArtifactStore(store_url or self.settings.resolved_store_url())
+        self.store = ArtifactStore(store_url or self.settings.resolved_store_url(),
+                                   self.settings.store_options)
         self.engine = db.open_database(self.database_url)
         self._listener: ChangeListener | None = None
 
@@ -139,14 +143,17 @@ class Registry:
         final = cache / mv.sha256
         if final.is_dir():
             return bundles.bundle_root(final)
-        with gc.work_dir(cache, gc.FETCH_PREFIX) as work:
-            archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
-            bundles.unpack(archive, work / "unpacked")
-            try:
-                os.rename(work / "unpacked", final)
-            except OSError:
-                if not final.is_dir():  # not a concurrent fetch that won the race
-                    raise
+        with bundles.fetch_lock(cache, mv.sha256):  # workers on this host download a bundle once
+            if final.is_dir():  # another worker fetched it while this one waited
+                return bundles.bundle_root(final)
+            with gc.work_dir(cache, gc.FETCH_PREFIX) as work:
+                archive = self.store.get_to(mv.sha256, work / "bundle.tar.gz")
+                bundles.unpack(archive, work / "unpacked")
+                try:
+                    os.rename(work / "unpacked", final)
+                except OSError:
+                    if not final.is_dir():  # not a concurrent fetch that won the race
+                        raise
         return bundles.bundle_root(final)
 
     def _collect_orphans(self) -> None:
@@ -288,6 +295,7 @@ class Registry:
     def delete_endpoint(self, name: str, actor: str | None = None) -> None:
         with self._write() as conn:
             state.remove_endpoint(conn, name, actor=self._actor(actor))
+            exps.stop_on_delete(conn, name, actor=self._actor(actor))
 
     def state_generation(self) -> int:
         """The global desired-state generation (bumped by endpoint changes and alias moves)."""

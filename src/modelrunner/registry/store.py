@@ -31,11 +31,11 @@ PART_SUFFIX = ".part"
 class ArtifactStore:
     """Artifacts keyed by their sha256 in an fsspec filesystem (local folder, ``memory://``, ``s3://``...)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = str(url)
         try:
-            self.fs, root = url_to_fs(self.url)
-        except (ImportError, ValueError) as exc:
+            self.fs, root = url_to_fs(self.url, **(options or {}))
+        except (ImportError, ValueError, TypeError) as exc:
             raise StorageError(f"cannot open artifact store {self.url}: {exc}") from exc
         self.root = root.rstrip("/")
         if self._is_local():

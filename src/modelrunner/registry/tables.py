@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -166,6 +168,59 @@ gates = Table(
     Column("requirements", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(200), nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("endpoint", String(128), nullable=False, index=True),
+    Column("mode", String(16), nullable=False),
+    Column("candidate", String(300), nullable=False),
+    Column("candidate_ref", String(300), nullable=False),
+    Column("percent", Float, nullable=False),
+    Column("sticky_key", String(128), nullable=True),
+    Column("rules", JSON, nullable=False),
+    Column("min_labels", Integer, nullable=False),
+    Column("min_requests", Integer, nullable=False),
+    Column("then_action", String(16), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("decision", JSON, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("started_by", String(200), nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("ended_by", String(200), nullable=True),
+    Index("uq_experiments_running", "endpoint", unique=True, sqlite_where=text("state = 'running'"),
+          postgresql_where=text("state = 'running'")),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("experiment_id", String(64), nullable=True),
+    Column("variant", String(16), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("outputs", JSON, nullable=True),
+    Column("inputs", JSON, nullable=True),
+    Index("ix_predictions_endpoint_request", "endpoint", "request_id"),
+    Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("endpoint", String(128), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("target", JSON, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("updates", Integer, nullable=False),
 )
 
 api_tokens = Table(

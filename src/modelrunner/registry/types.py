@@ -136,3 +136,108 @@ class Evaluation:
     passed: bool | None
     created_at: datetime
     actor: str
+
+
+ExperimentMode = Literal["shadow", "canary", "ab"]
+EXPERIMENT_MODES: tuple[str, ...] = ("shadow", "canary", "ab")
+ExperimentState = Literal["running", "promoted", "aborted", "stopped"]
+EXPERIMENT_STATES: tuple[str, ...] = ("running", "promoted", "aborted", "stopped")
+VARIANTS: tuple[str, ...] = ("production", "candidate", "shadow")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An online test on one endpoint: production plus one candidate, mirrored (shadow) or split.
+
+    ``percent``: the candidate's share of requests (canary/ab) or of mirrored requests (shadow);
+    ``sticky_key``: a request field/header whose value fixes the variant; ``rules``: requirement strings
+    decided once ``min_labels``/``min_requests`` are reached; ``then_action``: ``"promote"`` or None."""
+
+    id: str
+    endpoint: str
+    mode: ExperimentMode
+    candidate: str
+    candidate_ref: str
+    percent: float
+    sticky_key: str | None
+    rules: tuple[str, ...]
+    min_labels: int
+    min_requests: int
+    then_action: str | None
+    state: ExperimentState
+    decision: Any
+    started_at: datetime
+    started_by: str
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (times as ISO 8601 strings)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["rules"] = list(self.rules)
+        for key in ("started_at", "ended_at"):
+            out[key] = out[key].isoformat() if out[key] is not None else None
+        return out
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One answered request as the runner logs it (``outputs``/``inputs``: JSON-able columns)."""
+
+    request_id: str
+    endpoint: str
+    variant: str
+    model: str
+    version: int | None
+    ts: datetime
+    latency_ms: float
+    outputs: Any = None
+    experiment_id: str | None = None
+    error: str | None = None
+    inputs: Any = None
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    """A logged prediction read back (request/error/latency statistics, shadow agreement by request_id)."""
+
+    request_id: str
+    variant: str
+    model: str
+    version: int | None
+    ts: datetime
+    latency_ms: float
+    error: str | None
+    outputs: Any
+    experiment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelledRow:
+    """A logged prediction joined with the ground truth sent later as feedback."""
+
+    request_id: str
+    variant: str
+    model: str
+    version: int | None
+    ts: datetime
+    latency_ms: float
+    error: str | None
+    outputs: Any
+    target: Any
+    experiment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """``joined``: items stored against a logged prediction (duplicates included: the later target wins);
+    ``unknown``: request ids with no logged prediction (not stored); ``duplicates``: items that replaced an
+    earlier target (already stored, or repeated in the same call)."""
+
+    joined: int
+    unknown: list[str]
+    duplicates: int

@@ -118,11 +118,14 @@ def set_endpoint_config(registry: Any, name: str, changes: Mapping[str, Any],
 
 
 def check_config(config: Mapping[str, Any] | None) -> None:
-    """Check every option of an endpoint config (batching and limits); InvalidArgument naming a bad one."""
+    """Check every option of an endpoint config (batching, limits, prediction log); InvalidArgument naming a
+    bad one."""
     from modelrunner.runner.limits import LimitConfig
+    from modelrunner.runner.predlog import LogConfig
 
     BatchConfig.from_config(config)
     LimitConfig.from_config(config)
+    LogConfig.from_config(config)
 
 
 class CallCost:

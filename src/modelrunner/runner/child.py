@@ -1,9 +1,11 @@
-"""One worker process: ``python -m modelrunner.runner.child --fd N --slot I ...`` (started by workers.py).
+"""Running one worker process (started by workers.py): arguments, parent watch, heartbeats, the socket.
 
-Builds a :class:`Runtime` and the server app over it, then serves the inherited listening socket with uvicorn
-on uvloop + httptools (uvloop sets TCP_NODELAY on accepted connections; the plain asyncio loop leaves Nagle
-on), access log off. Exits when its parent dies. With ``--beat-fd`` its event loop writes a byte to that pipe
-every ``--beat-interval`` seconds: the supervisor replaces a worker whose loop stops beating (workers.py).
+The process entry is ``python -m modelrunner.server.worker --fd N --slot I ...``: it calls :func:`run` with
+the server's composition root (``server.compose.worker_server``), which builds a :class:`Runtime` and the
+apps over it. This module imports nothing of server/: it parses the arguments, builds the server through the
+callable it is given, and serves the inherited listening socket with it. Exits when its parent dies. With
+``--beat-fd`` its event loop writes a byte to that pipe every ``--beat-interval`` seconds: the supervisor
+replaces a worker whose loop stops beating (workers.py).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, cast
-
-from modelrunner.settings import Settings
+from collections.abc import Callable
+from typing import Any, Protocol
 
 log = logging.getLogger("modelrunner.runner.child")
 
@@ -50,7 +51,17 @@ def beat(loop: asyncio.AbstractEventLoop, fd: int, interval: float) -> None:
     loop.call_later(interval, beat, loop, fd, interval)
 
 
-def serve_beating(server: Any, sock: socket.socket, fd: int, interval: float) -> None:
+class WorkerServer(Protocol):
+    """What :func:`run` needs of the server it is given (a ``uvicorn.Server``)."""
+
+    config: Any
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None: ...
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None: ...
+
+
+def serve_beating(server: WorkerServer, sock: socket.socket, fd: int, interval: float) -> None:
     """``server.run(sockets=[sock])`` with the event loop beating on ``fd`` (see :func:`beat`)."""
     os.set_blocking(fd, False)
 
@@ -65,53 +76,7 @@ def serve_beating(server: Any, sock: socket.socket, fd: int, interval: float) ->
         os.close(fd)
 
 
-def tls_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's TLS options from ``settings.tls_cert``/``tls_key`` (none: plain HTTP)."""
-    if settings.tls_cert is None:
-        return {}
-    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
-
-
-def build_server(args: argparse.Namespace) -> object:
-    """uvicorn over a :class:`~modelrunner.server.shell.WorkerApp`: traffic once the models are loaded, the
-    routed FastAPI app (``create_app``) built in a thread right after (server/shell.py)."""
-    import uvicorn
-
-    from modelrunner.runner.runtime import Runtime
-    from modelrunner.server.protocol import guarded_protocol
-    from modelrunner.server.shell import WorkerApp
-
-    settings = Settings()
-    expect = dict(item.partition("=")[::2] for item in args.expect)
-    runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
-                      keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
-    from modelrunner.runner.workers import is_loopback
-    from modelrunner.security.trust import install_policy
-
-    # pickle loads need a trust decision beyond loopback (docs/security.md)
-    install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
-    grpc = None
-    if args.grpc_port is not None:
-        from modelrunner.server.grpc_server import GrpcServer
-
-        grpc = GrpcServer(cast(Any, runtime), settings, args.host, args.grpc_port)
-
-    def routed() -> Any:
-        from modelrunner.server.app import create_app
-
-        return create_app(cast(Any, runtime), settings, bind_host=args.host)
-
-    app = WorkerApp(runtime, settings, routed, grpc=grpc, refreeze=True)
-    http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
-    config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
-                            log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                            server_header=False, **tls_options(settings))
-    server = uvicorn.Server(config)
-    app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
-    return server
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="modelrunner-worker")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--slot", type=int, required=True)
@@ -123,19 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beat-interval", type=float, default=1.0)
     parser.add_argument("--expect", action="append", default=[], metavar="NAME=TARGET",
                         help="wait for the desired state to say this before taking traffic")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServer]) -> int:
+    """Run one worker: ``build(args)`` makes its server, which then serves the inherited socket."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("modelrunner").setLevel(logging.INFO)
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
-    server = build_server(args)
+    server = build(args)
     if args.beat_fd is None:
-        server.run(sockets=[sock])  # type: ignore[attr-defined]
+        server.run(sockets=[sock])
     else:
         serve_beating(server, sock, args.beat_fd, args.beat_interval)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

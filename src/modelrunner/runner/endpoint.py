@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,11 @@ from modelrunner.runner.aio import wait_event
 from modelrunner.runner.batching import BatchConfig, Batcher, CallCost, small_request
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.runner.memory import release_memory
+from modelrunner.runner.predlog import LogConfig
+
+if TYPE_CHECKING:
+    from modelrunner.runner.experiment import LiveExperiment
+    from modelrunner.runner.predlog import PredictionLog
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +103,17 @@ class Deployment:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A prediction and the exact version that produced it."""
+    """A prediction, the exact version that produced it, and (experiments) which variant that was.
+
+    ``variant``: ``production`` or ``candidate``; ``request_id``: the id the request was logged under (as
+    given to :meth:`Endpoint.predict`)."""
 
     columns: Columns
     model: str
     version: int
     ref: str
+    variant: str = "production"
+    request_id: str = ""
 
 
 Validator = Callable[[Contract, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -120,7 +130,8 @@ class Endpoint:
     """A stable name clients call; serves one :class:`Deployment` at a time, swapped live."""
 
     def __init__(self, name: str, *, drain_timeout_s: float = 30.0, keep_previous: bool = False,
-                 validator: Validator = validate_inputs, concurrency: int | None = None) -> None:
+                 validator: Validator = validate_inputs, concurrency: int | None = None,
+                 recorder: PredictionLog | None = None) -> None:
         self.name = name
         self.current: Deployment | None = None
         self.previous: Deployment | None = None
@@ -137,6 +148,11 @@ class Endpoint:
         self.swaps = 0
         self.batching = BatchConfig()
         self._batcher: Batcher | None = None
+        self.experiment: LiveExperiment | None = None
+        self.experiment_error: str | None = None
+        self.log_config = LogConfig()
+        self.recorder = recorder  # the worker's prediction log
+        self._observed = False  # an experiment runs or the endpoint logs: requests go to experiment.serve
 
     @property
     def ready(self) -> bool:
@@ -145,6 +161,15 @@ class Endpoint:
     @property
     def contract(self) -> Contract:
         return self._pinned_current().contract
+
+    @property
+    def sticky_key(self) -> str | None:
+        """The running experiment's sticky key (a request field, header or V2 parameter), else None."""
+        live = self.experiment
+        return live.experiment.sticky_key if live is not None else None
+
+    def pinned_current(self) -> Deployment:
+        return self._pinned_current()
 
     def _pinned_current(self) -> Deployment:
         dep = self.current
@@ -160,6 +185,8 @@ class Endpoint:
         """
         batching = BatchConfig.from_config(config)
         limits = LimitConfig.from_config(config, concurrency=self._concurrency)
+        self.log_config = LogConfig.from_config(config)
+        self._update_observed()
         if batching == self.batching and limits == self.limits:
             return
         if limits != self.limits:
@@ -177,14 +204,28 @@ class Endpoint:
                                 endpoint=self.name) if batching.enabled else None
 
     async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False,
-                      alone: bool = False) -> Prediction:
+                      alone: bool = False, request_id: str | None = None,
+                      sticky: str | None = None) -> Prediction:
         """Validate and predict on the deployment current at call time; it stays pinned until the end.
 
         With batching on, the request is validated here (a bad one fails alone), then merged with concurrent
         requests pinned to the same deployment (one merged call runs outside any one request's context).
         ``alone`` skips batching for this request (e.g. a traced one, whose context must follow its call).
+        While an experiment runs (or the endpoint logs predictions) the request is routed and logged by
+        :func:`modelrunner.runner.experiment.serve` under ``request_id``; ``sticky`` is the value of the
+        experiment's sticky key in this request.
         """
-        dep = self._pinned_current()
+        if self._observed:
+            from modelrunner.runner.experiment import serve
+
+            return await serve(self, columns, validated=validated, alone=alone, request_id=request_id,
+                               sticky=sticky)
+        return await self.predict_on(self._pinned_current(), columns, validated, alone, "production",
+                                     request_id or "")
+
+    async def predict_on(self, dep: Deployment, columns: Mapping[str, np.ndarray], validated: bool,
+                         alone: bool, variant: str, request_id: str) -> Prediction:
+        """Predict on ``dep`` (pinned for the call) and label the answer with ``variant``."""
         dep.acquire()
         try:
             batcher = None if alone else self._batcher
@@ -202,7 +243,53 @@ class Endpoint:
                                               validated)
         finally:
             dep.release()
-        return Prediction(dict(out), dep.model, dep.version, dep.ref)
+        return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, request_id)
+
+    def run_on(self, dep: Deployment, columns: Mapping[str, np.ndarray]) -> Columns:
+        """Validate and predict on ``dep`` in the calling thread (shadow copies)."""
+        return self._run(dep, columns, False)
+
+    # ---- experiments and the prediction log (runner/experiment.py) ---------------------------------------
+
+    def _update_observed(self) -> None:
+        self._observed = self.experiment is not None or (
+            self.recorder is not None and self.log_config.active(False))
+
+    @property
+    def logging(self) -> bool:
+        """Whether answers are logged now (the config's log_predictions, else: while an experiment runs)."""
+        return self.recorder is not None and self.log_config.active(self.experiment is not None)
+
+    def log_answer(self, request_id: str, variant: str, dep: Deployment, seconds: float, outputs: Any,
+                   error: str | None, inputs: Any) -> None:
+        recorder = self.recorder
+        if recorder is None or not self.log_config.active(self.experiment is not None):
+            return
+        live = self.experiment
+        recorder.add(self.name, request_id, variant, dep.model, dep.version, seconds * 1000.0, outputs,
+                     experiment_id=live.id if live is not None else None, error=error, inputs=inputs,
+                     bytes_inputs=self.log_config.bytes_inputs)
+
+    def set_experiment(self, live: LiveExperiment | None) -> LiveExperiment | None:
+        """Run ``live`` from now on (None: stop); returns the one it replaces (the caller stops it and
+        retires its candidate)."""
+        old, self.experiment = self.experiment, live
+        if live is not None:
+            live.start(self)
+        self._update_observed()
+        return old
+
+    async def end_experiment(self, *, keep_candidate: bool = False) -> Deployment | None:
+        """Stop the running experiment; its candidate is drained and unloaded, or returned with
+        ``keep_candidate`` (it becomes production: a promotion without a second load)."""
+        old = self.set_experiment(None)
+        if old is None:
+            return None
+        await old.stop()
+        if keep_candidate:
+            return old.candidate
+        self.retire(old.candidate)
+        return None
 
     def _run_validated(self, dep: Deployment, columns: Mapping[str, np.ndarray]) -> Columns:
         return self._run(dep, columns, True)
@@ -254,6 +341,7 @@ class Endpoint:
 
     async def close(self) -> None:
         """Retire everything this endpoint holds and wait until it is closed."""
+        await self.end_experiment()
         for dep in (self.current, self.previous):
             if dep is not None:
                 self.retire(dep)
@@ -272,7 +360,16 @@ class Endpoint:
                 "generation": self.generation, "batching": self.batching.to_config(),
                 "limits": self.limits.to_config(), "pending": self._lane.pending,
                 "current": self.current.describe() if self.current else None,
-                "previous": self.previous.describe() if self.previous else None}
+                "previous": self.previous.describe() if self.previous else None,
+                "experiment": self._describe_experiment()}
+
+    def _describe_experiment(self) -> dict[str, Any] | None:
+        live = self.experiment
+        if live is None:
+            return {"error": self.experiment_error} if self.experiment_error else None
+        return {"id": live.id, "mode": live.mode, "percent": live.experiment.percent,
+                "sticky_key": live.experiment.sticky_key, "candidate": live.candidate.describe(),
+                "mirrored": live.mirrored, "dropped": live.dropped, "logging": self.logging}
 
 
 def _close_and_release(dep: Deployment) -> float:

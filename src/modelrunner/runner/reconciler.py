@@ -24,11 +24,14 @@ from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFaile
 from modelrunner.pipelines.targets import resolve_target
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Deployment, Endpoint
+from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
 from modelrunner.runner.loading import Loader, build_deployment, load_bundle
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+RECONNECT_S = 0.2
+"""Pause between polls while the registry database does not answer: it is back within this of the link."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Reconciler:
     def __init__(self, registry: Any, endpoints: dict[str, Endpoint],
                  make_endpoint: Callable[[str], Endpoint], *, worker_id: str,
                  poll_interval_s: float = 0.1, loader: Loader = load_bundle,
-                 on_change: Callable[[Endpoint], None] | None = None) -> None:
+                 on_change: Callable[[Endpoint], None] | None = None, shadow_queue: int = 256) -> None:
         self.registry = registry
         self.endpoints = endpoints
         self.make_endpoint = make_endpoint
@@ -62,9 +65,14 @@ class Reconciler:
         self._retrying: set[str] = set()  # endpoints whose last failure was transient
         self._retry_at: float | None = None
         self._backoff_s = 1.0
+        self.last_contact = time.monotonic()  # when the registry last answered a poll
+        self._resync = False  # after an outage: the next pass reads everything, generation moved or not
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.experiments = ExperimentSync(registry, worker_id=worker_id, loader=loader,
+                                          queue_size=shadow_queue)
+        self._experiments: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     async def start(self) -> None:
         """Reconcile once (so a new worker serves before it takes traffic), then keep polling."""
@@ -94,12 +102,29 @@ class Reconciler:
                 await self.poll()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop must survive a bad poll (e.g. database down)
+            except Unavailable as exc:  # the registry is unreachable: keep serving, retry soon
+                if not self._resync:
+                    log.warning("registry unreachable (%s); serving the last versions until it is back", exc)
+                self._resync = True
+                await asyncio.sleep(RECONNECT_S)
+            except Exception:  # noqa: BLE001 - the loop must survive a bad poll
                 log.exception("reconcile failed; retrying at the next poll")
                 await asyncio.sleep(min(self._backoff_s, MAX_BACKOFF_S))
 
+    def stale_seconds(self) -> float:
+        """Seconds since the registry last answered a poll."""
+        return max(0.0, time.monotonic() - self.last_contact)
+
     async def poll(self) -> bool:
-        """Reconcile when the generation moved or a back-off retry is due; True if a pass ran."""
+        """Reconcile when the generation moved or a back-off retry is due; True if a pass ran. After the
+        registry was unreachable, the first poll that reaches it reads the whole desired state again (a
+        NOTIFY sent meanwhile is lost; the tables are the truth)."""
+        if self._resync:
+            await self._pass(only_if_changed=False)
+            if self._resync:
+                self._resync = False
+                log.info("registry reachable again; desired state read in full")
+            return True
         return await self._pass(only_if_changed=True)
 
     async def reconcile_once(self) -> None:
@@ -111,20 +136,22 @@ class Reconciler:
             retry = self._retry_at is not None and time.monotonic() >= self._retry_at
             unless = self.seen_generation if only_if_changed and not retry else None
             snapshot = await asyncio.to_thread(self._read, unless)
+            self.last_contact = time.monotonic()
             if snapshot is None:
                 return False
-            generation, states, resolved = snapshot
+            generation, states, resolved, self._experiments = snapshot
             self.desired = {s.name for s in states}
             self.targets = {s.name: s.target for s in states}
             await asyncio.gather(*(self._sync(s, resolved[s.name], generation, retry) for s in states))
             await self._drop_removed()
+            await self.experiments.stop_ended(self.endpoints, self._experiments[0])
             self.seen_generation = generation
             self._schedule_retry(retry)
             return True
 
-    def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any]] | None:
-        """Generation, desired states and what each target resolves to (or the error), in one thread hop;
-        None when the generation is still ``unless``."""
+    def _read(self, unless: int | None) -> tuple[int, list[Any], dict[str, Any], Any] | None:
+        """Generation, desired states, what each target resolves to (or the error) and the running
+        experiments with their candidates, in one thread hop; None when the generation is still ``unless``."""
         generation = int(self.registry.state_generation())
         if unless is not None and generation == unless:
             return None
@@ -135,12 +162,12 @@ class Reconciler:
                 resolved[state.name] = resolve_target(self.registry, state.target)
             except ModelrunnerError as exc:
                 resolved[state.name] = exc
-        return generation, states, resolved
+        return generation, states, resolved, read_experiments(self.registry)
 
     def _schedule_retry(self, retried: bool) -> None:
         """Transient trouble (Unavailable) retries later, backing off; anything else waits for a change.
         A pass for another reason (a new generation) leaves a scheduled retry where it is."""
-        if self._retrying:
+        if self._retrying or self.experiments.retrying:
             if self._retry_at is None or retried:
                 self._retry_at = time.monotonic() + self._backoff_s
                 self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
@@ -176,7 +203,7 @@ class Reconciler:
         if current is not None and current.same_version(mv.name, mv.version, mv.sha256):
             self._failed.pop(ep.name, None)
             self._retrying.discard(ep.name)
-            self._settle(ep, "serving", None, generation)
+            await self._serving(ep, generation)
             return
         if self._failed.get(ep.name) == attempt and not (retry and ep.name in self._retrying):
             if ep.name not in self._retrying:  # still refused; nothing new to try
@@ -196,7 +223,7 @@ class Reconciler:
 
         metrics.swap_started(ep.name)
         t0 = time.perf_counter()
-        new = ep.take_previous(mv.name, mv.version, mv.sha256)
+        new = ep.take_previous(mv.name, mv.version, mv.sha256) or await _take_candidate(ep, mv)
         try:
             if new is None:
                 ep.state = "loading"
@@ -222,6 +249,16 @@ class Reconciler:
         self._failed.pop(ep.name, None)
         self._retrying.discard(ep.name)
         log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
+        await self._serving(ep, generation)
+
+    async def _serving(self, ep: Endpoint, generation: int) -> None:
+        """Production serves the desired version: apply the endpoint's experiment (load or drop its
+        candidate), then report ``generation`` — so a status row at a generation says both are applied."""
+        running, candidates = self._experiments
+        try:
+            await self.experiments.apply(ep, running.get(ep.name), candidates.get(ep.name))
+        except Exception:  # noqa: BLE001 - an experiment must never stop production from serving
+            log.exception("endpoint %s: applying its experiment failed", ep.name)
         self._settle(ep, "serving", None, generation)
 
     async def _check_contract(self, ep: Endpoint, new: Deployment, state: Any) -> None:
@@ -274,3 +311,13 @@ class Reconciler:
     def _notify(self, ep: Endpoint) -> None:
         if self.on_change is not None:
             self.on_change(ep)
+
+
+async def _take_candidate(ep: Endpoint, mv: Any) -> Deployment | None:
+    """The experiment's loaded candidate when production is to become that version (a promotion): the
+    experiment stops and its deployment is swapped in, with no second load."""
+    live = ep.experiment
+    if live is None or live.candidate.closed or not live.candidate.same_version(mv.name, mv.version,
+                                                                                mv.sha256):
+        return None
+    return await ep.end_experiment(keep_candidate=True)

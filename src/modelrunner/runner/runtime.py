@@ -17,12 +17,16 @@ from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.listen import ChangeWatcher, supports_listen
 from modelrunner.runner.loading import Loader, load_bundle
 from modelrunner.runner.memory import freeze_startup_heap
+from modelrunner.runner.predlog import PredictionLog
 from modelrunner.runner.reconciler import Reconciler
 from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EXPECT_TIMEOUT_S = 30.0
+STALE_AFTER_S = 3.0
+"""The registry counts as unreachable once neither a poll nor a heartbeat reached it for this long (or three
+heartbeats, if longer)."""
 
 
 def default_worker_id() -> str:
@@ -48,18 +52,23 @@ class Runtime:
         self.freeze_heap = freeze_heap
         self.endpoints: dict[str, Endpoint] = {}
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
+        self.predictions = PredictionLog.from_settings(registry, self.settings)
         self.reconciler = Reconciler(registry, self.endpoints, self._make_endpoint, worker_id=self.worker_id,
                                      poll_interval_s=self.settings.poll_interval_s, loader=loader,
-                                     on_change=self._changed)
+                                     on_change=self._changed, shadow_queue=self.settings.shadow_queue)
         self._started = False
         self._removed: set[str] = set()
         self._report_now = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._watcher: ChangeWatcher | None = None
+        self._beat_contact = 0.0  # when a heartbeat write last reached the registry (monotonic)
+        self._freshness: asyncio.Task[None] | None = None
+        self._decider: asyncio.Task[None] | None = None
+        self._decider_stop = asyncio.Event()
 
     def _make_endpoint(self, name: str) -> Endpoint:
         return Endpoint(name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
-                        concurrency=self.predict_threads)
+                        concurrency=self.predict_threads, recorder=self.predictions)
 
     def get(self, name: str) -> Endpoint:
         """The endpoint called ``name`` (NotFound when no such endpoint is desired)."""
@@ -73,7 +82,8 @@ class Runtime:
     def ready(self) -> bool:
         """Every desired endpoint has settled: it serves a version, or its load failed for good (a bad
         bundle, an incompatible contract: retrying would not help). One still loading, or retrying after a
-        transient error, keeps the worker unready; ``/readyz`` names them (``server.wire.readiness``)."""
+        transient error, keeps the worker unready; ``/readyz`` names them (``DataPlane.readiness`` in
+        server/dataplane.py)."""
         if not self._started:
             return False
         eps = self.endpoints
@@ -92,6 +102,7 @@ class Runtime:
             frozen = await asyncio.to_thread(freeze_startup_heap)
             log.debug("froze %d objects (libraries and the first models)", frozen)
         await self.reconciler.start_polling()
+        await self.predictions.start()
         if supports_listen(self.registry):
             loop = asyncio.get_running_loop()
             self._watcher = ChangeWatcher(self.registry, lambda: loop.call_soon_threadsafe(self.wake))
@@ -99,6 +110,30 @@ class Runtime:
         self._started = True
         self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        self._freshness = asyncio.get_running_loop().create_task(self._report_freshness(), name="freshness")
+
+    def registry_contact(self) -> dict[str, Any]:
+        """Whether the registry answers (a poll or heartbeat reached it lately) and seconds since it last
+        did. A worker cut off keeps serving what it loaded: ``/readyz`` stays 200 and says it is stale."""
+        last = max(self.reconciler.last_contact, self._beat_contact)
+        stale = max(0.0, time.monotonic() - last)
+        limit = max(STALE_AFTER_S, 3 * self.settings.heartbeat_s)
+        return {"connected": stale < limit, "stale_s": round(stale, 3)}
+
+    async def _report_freshness(self) -> None:
+        from modelrunner.monitoring import metrics
+
+        while True:  # its own task: the poll and the heartbeat may hang on an unreachable database
+            contact = self.registry_contact()
+            metrics.set_registry_contact(contact["connected"], contact["stale_s"])
+            await asyncio.sleep(0.5)
+
+        from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
+
+        self._decider_stop = asyncio.Event()
+        self._decider = asyncio.get_running_loop().create_task(
+            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop,
+                        worker_id=self.worker_id), name="decider")
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
@@ -117,11 +152,16 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop polling, unload every endpoint (in-flight requests drain first), free the threads."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        if self._decider is not None:
+            self._decider_stop.set()
+            await self._decider
+            self._decider = None
+        for task in (self._heartbeat, self._freshness):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat = self._freshness = None
         await self.reconciler.stop()
         if self._watcher is not None:
             await asyncio.to_thread(self._watcher.stop)
@@ -129,6 +169,7 @@ class Runtime:
         for ep in list(self.endpoints.values()):
             await ep.close()
         self.endpoints.clear()
+        await self.predictions.stop()  # what was answered is logged, after the last request ended
         try:  # a stopped worker is no longer one a rollout waits for
             await asyncio.to_thread(self.registry.remove_worker, self.worker_id)
         except ModelrunnerError as exc:
@@ -161,6 +202,7 @@ class Runtime:
         removed, self._removed = self._removed, set()
         if rows or removed:
             await asyncio.to_thread(self._write, rows, removed)
+            self._beat_contact = time.monotonic()
 
     def _write(self, rows: list[Any], removed: set[str]) -> None:
         for row in rows:

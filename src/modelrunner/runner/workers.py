@@ -1,13 +1,14 @@
 """N worker processes on one port, supervised.
 
 The parent binds one ``SO_REUSEPORT`` listening socket per worker slot (so the kernel spreads connections
-across workers) and keeps it open for the whole run. Each worker is a fresh interpreter
-(``python -m modelrunner.runner.child``) that inherits its slot's socket and serves it with uvicorn (uvloop +
-httptools). A worker that dies is restarted on the same socket: connections the kernel queued meanwhile wait
-in the backlog and are answered by the new worker once it has loaded what it should serve. So is a worker
-that hangs: each worker's event loop writes a byte to a pipe every ``beat_interval`` (``child.beat``); one
-silent for longer than ``liveness_timeout_s`` gets SIGTERM, SIGKILL ``HUNG_GRACE_S`` later, and is replaced.
-SIGTERM/SIGINT stop every worker gracefully (in-flight requests finish), then the parent exits.
+across workers) and keeps it open for the whole run. Each worker is a fresh interpreter (``python -m
+<entry>``: the server's ``modelrunner.server.worker``, named by the caller, so runner/ imports nothing of
+server/) that inherits its slot's socket and serves it with uvicorn (uvloop + httptools). A worker that dies
+is restarted on the same socket: connections the kernel queued meanwhile wait in the backlog and are answered
+by the new worker once it has loaded what it should serve. So is a worker that hangs: each worker's event loop
+writes a byte to a pipe every ``beat_interval`` (``child.beat``); one silent for longer than
+``liveness_timeout_s`` gets SIGTERM, SIGKILL ``HUNG_GRACE_S`` later, and is replaced. SIGTERM/SIGINT stop
+every worker gracefully (in-flight requests finish), then the parent exits.
 """
 
 from __future__ import annotations
@@ -170,8 +171,10 @@ class Supervisor:
     """Starts one child per slot, restarts dead ones (backing off when they crash at start), stops all."""
 
     def __init__(self, sockets: list[socket.socket], child_argv: list[str], env: dict[str, str],
-                 first_argv: list[str] | None = None, liveness_timeout_s: float = 30.0) -> None:
+                 first_argv: list[str] | None = None, liveness_timeout_s: float = 30.0, *,
+                 entry: str) -> None:
         self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
+        self.entry = entry  # the worker's module, run with ``python -m`` (runner.child.run inside)
         self.liveness_timeout_s = liveness_timeout_s
         self.child_argv = child_argv
         # For the first workers only (``--expect``): a restarted one serves what is desired when it starts,
@@ -190,7 +193,7 @@ class Supervisor:
         beats, beat_w = os.pipe()
         os.set_blocking(beats, False)
         interval = min(1.0, self.liveness_timeout_s / 5)
-        argv = [sys.executable, "-m", "modelrunner.runner.child", "--fd", str(fd), "--slot", str(slot.index),
+        argv = [sys.executable, "-m", self.entry, "--fd", str(fd), "--slot", str(slot.index),
                 "--beat-fd", str(beat_w), "--beat-interval", f"{interval:g}",
                 *self.child_argv, *(extra or [])]
         try:
@@ -316,9 +319,10 @@ def reserve_port(host: str, port: int) -> socket.socket:
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
           endpoints: Mapping[str, str] | None = None, *, keep_previous: bool = False,
-          registry: Any = None, grpc_port: int | None = None) -> int:
+          registry: Any = None, grpc_port: int | None = None, entry: str) -> int:
     """Run ``workers`` processes on ``host:port`` (and gRPC on ``grpc_port`` when given) serving the desired
-    state, after writing ``endpoints`` into it.
+    state, after writing ``endpoints`` into it. Each worker is ``python -m <entry>`` (the CLI names the
+    server's ``modelrunner.server.worker``).
 
     The workers start first (their imports are most of a cold start) and are told which targets to expect,
     so none takes traffic before it serves them; meanwhile the targets are checked and written. A target
@@ -337,7 +341,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", url_host(host), grpc_sock.getsockname()[1])
     supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect,
-                            liveness_timeout_s=settings.liveness_timeout_s)
+                            liveness_timeout_s=settings.liveness_timeout_s, entry=entry)
     try:
         _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
              before=lambda: _write_endpoints(settings, registry, endpoints))
@@ -365,7 +369,7 @@ def _collect_orphans(settings: Settings) -> None:
     from modelrunner.registry.store import ArtifactStore
 
     try:
-        store = ArtifactStore(settings.resolved_store_url())
+        store = ArtifactStore(settings.resolved_store_url(), settings.store_options)
         collect_orphans(settings.resolved_cache_dir(), store, settings.orphan_grace_s)
     except Exception:  # noqa: BLE001 - best effort: a failed cleanup must not stop serving
         log.warning("could not remove orphaned temporary files", exc_info=True)

@@ -49,9 +49,9 @@ class Principal:
 
 def required_role(method: str, path: str, *, predict_auth: bool) -> str | None:
     """The role a request needs (None: open). The table of docs/security.md."""
-    if method == "POST" and ((path.startswith("/v1/endpoints/") and path.endswith("/predict"))
-                             or (path.startswith("/v2/models/") and path.endswith("/infer"))):
-        return "predictor" if predict_auth else None
+    if method == "POST" and ((path.startswith("/v1/endpoints/") and path.endswith(("/predict", "/feedback")))
+                             or (path.startswith("/v2/models/") and path.endswith(("/infer", "/feedback")))):
+        return "predictor" if predict_auth else None  # feedback: the ground truth of an app's own predictions
     if path.startswith("/v2/repository/"):  # the index is served-model metadata, open like /v2/models
         return None if path.endswith("/index") else "deployer"
     if path != "/admin" and not path.startswith("/admin/"):

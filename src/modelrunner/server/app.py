@@ -1,41 +1,45 @@
-"""Composition root: one FastAPI app over one runtime (one per worker process)."""
+"""The routed HTTP app: one FastAPI app over one worker's data plane (built by ``server.compose``).
+
+Every protocol's routes are mounted here — native ``/v1`` (``native.rest``), V2 ``/v2`` (``v2.rest``), the
+V2 repository extension and ``/admin`` (``admin``), health and metrics — with the error handlers and the
+request guard. Plain JSON predicts never reach the routes (``native.fastpath.FastApp``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import metadata
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
 from modelrunner.monitoring import metrics
-from modelrunner.server import admin, openapi, repository, rest, v2, wire
+from modelrunner.server import openapi, wire
+from modelrunner.server.admin import repository
+from modelrunner.server.admin import routes as admin
+from modelrunner.server.admin import security as security_routes
 from modelrunner.server.auth import AuthGate
-from modelrunner.server.dataplane import RuntimeLike
-from modelrunner.server.fastpath import FastApp
+from modelrunner.server.dataplane import DataPlane, RuntimeLike
 from modelrunner.server.guard import RequestGuard
-from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response
-from modelrunner.server.wire import readiness
+from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response, plane_of
+from modelrunner.server.native import rest
+from modelrunner.server.native.fastpath import FastApp
+from modelrunner.server.v2 import rest as v2
 from modelrunner.settings import Settings
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("modelrunner")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+from modelrunner.version import package_version
 
 
 def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
-               bind_host: str = "127.0.0.1") -> FastAPI:
+               bind_host: str = "127.0.0.1", plane: DataPlane | None = None) -> FastAPI:
     """The HTTP app: predict (``/v1``), Open Inference Protocol (``/v2``), ``/admin``, health and metrics.
 
     The lifespan starts the runtime (reconciler, first loads) and stops it on shutdown. ``bind_host`` is the
     address the server listens on: which ``Host`` names it answers depends on it (server/guard.py).
+    ``plane`` is the worker's :class:`DataPlane` (one over ``runtime`` when not given).
     """
     settings = settings or Settings()
+    plane = plane or DataPlane(runtime, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +61,7 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     )
     app.state.runtime = runtime
     app.state.settings = settings
+    app.state.dataplane = plane
     wire.hide_paths(settings)
     install_error_handlers(app)
     # added last, so outermost: a refused request costs no routing (an error inside still gets CatchErrors'
@@ -68,9 +73,7 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
-    from modelrunner.server.security_routes import router as security_router  # tokens, trust, federation
-
-    app.include_router(security_router)
+    app.include_router(security_routes.router)  # tokens, trust, federation
     if getattr(runtime, "registry", None) is not None:
         from modelrunner.catalog import mount  # imported here: only the routed app serves the web catalog
 
@@ -90,7 +93,7 @@ def _add_health_routes(app: FastAPI) -> None:
                      "status": {"type": "string"}, "waiting_for": {"type": "array", "items": {
                          "type": "string"}}}}}}}})
     async def readyz(request: Request) -> Response:
-        status, body = readiness(request.app.state.runtime)
+        status, body = plane_of(request).readiness()
         return json_response(body, status)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker",

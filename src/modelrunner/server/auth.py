@@ -73,10 +73,10 @@ class AuthGate:
                     scope[PRINCIPAL_KEY] = checker.cached(header, needed) or await run_in_threadpool(
                         checker.authorize, header, needed)
                 except ModelrunnerError as exc:
-                    from modelrunner.server import plain, wire
+                    from modelrunner.server import wire
 
                     status, body, headers = wire.modelrunner_error(scope["path"], exc)
-                    await plain.send_json(send, status, body, headers)
+                    await wire.send_json(send, status, body, headers)
                     return
             scope["modelrunner.auth_checked"] = True
         await self.app(scope, receive, send)
@@ -101,7 +101,7 @@ def grpc_interceptor(settings: Any, registry: Any | None) -> Any:
 
     import grpc
 
-    from modelrunner.server.grpc_errors import abort_with
+    from modelrunner.server.grpc.errors import abort_with
 
     auth = Authenticator(settings, registry)
 

@@ -9,8 +9,8 @@ resolve to 127.0.0.1), any request the browser then thinks is same-origin. :clas
   ``localhost`` or ``[::1]`` (any port) plus ``settings.allowed_hosts``; bound to another address, only the
   ``allowed_hosts`` once set ('*': any). Anything else is a 421 naming the host. Inference calls
   (``POST /v1/endpoints/*/predict``, ``POST /v2/models/*/infer``) are not checked: they change nothing, and
-  the plain JSON predictions answered before this middleware (server/fastpath.py, server/shell.py) skip it
-  too, so the hot path does no per-request work for it and every predict behaves the same.
+  the plain JSON predictions answered before this middleware (server/native/fastpath.py, server/shell.py)
+  skip it too, so the hot path does no per-request work for it and every predict behaves the same.
 * **Origin** (cross-site requests) on state-changing routes (every non-GET ``/admin`` and
   ``/v2/repository`` route): a browser's ``Origin`` other than the server's own is a 403 naming it;
   requests without one (CLI, curl, SDKs) pass.
@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from modelrunner.runner.workers import is_loopback, normalize_host
-from modelrunner.server import plain, wire
-from modelrunner.server.plain import Receive, Scope, Send
+from modelrunner.server import wire
+from modelrunner.server.wire import Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -91,7 +91,7 @@ class RequestGuard:
             refusal = self.refusal(scope)
             if refusal is not None:
                 status, code, message = refusal
-                await plain.send_json(send, status, wire.error_body(scope["path"], code, message))
+                await wire.send_json(send, status, wire.error_body(scope["path"], code, message))
                 return
         await self.app(scope, receive, send)
 

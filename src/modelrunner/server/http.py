@@ -16,15 +16,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
-from modelrunner.errors import ModelrunnerError, ResourceExhausted
-from modelrunner.server import plain, wire
-from modelrunner.server.plain import Receive, Scope, Send
-from modelrunner.server.wire import JSON, dumps, parse_json, status_of
+from modelrunner.errors import ModelrunnerError
+from modelrunner.server import wire
+from modelrunner.server.dataplane import DataPlane
+from modelrunner.server.wire import JSON, Receive, Scope, Send, dumps, parse_json, status_of
 
 log = logging.getLogger("modelrunner.server.http")
 
 __all__ = ["JSON", "CatchErrors", "ORJSONResponse", "dumps", "error_response", "install_error_handlers",
-           "json_response", "parse_json", "read_body", "status_of"]
+           "json_response", "parse_json", "plane_of", "read_body", "status_of"]
 
 
 class ORJSONResponse(JSONResponse):
@@ -41,19 +41,19 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
     return Response(dumps(obj), status_code=status, media_type=JSON, headers=headers)
 
 
+def plane_of(request: Request) -> DataPlane:
+    """The app's :class:`DataPlane` (``create_app`` puts it in ``app.state``)."""
+    plane: DataPlane = request.app.state.dataplane
+    return plane
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing anything over ``limit`` bytes (declared or streamed) with a 413."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ResourceExhausted(f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The request body, refusing anything over ``limit`` bytes (declared or streamed) with a 413
+    (:func:`wire.read_body`); a client that went away is Starlette's ``ClientDisconnect``."""
+    body = await wire.read_body(request.scope, request.receive, limit)
+    if body is None:
+        raise ClientDisconnect()
+    return body
 
 
 def error_response(request: Request, status: int, code: str, message: str,
@@ -113,7 +113,7 @@ class CatchErrors:
         except Exception as exc:  # noqa: BLE001 - the last resort: a 500 without a traceback in it
             status, body = wire.unexpected_error(scope["method"], scope["path"], exc)
             if not started:
-                await plain.send_json(send, status, body)
+                await wire.send_json(send, status, body)
 
 
 def install_error_handlers(app: FastAPI) -> None:

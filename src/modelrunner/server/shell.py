@@ -5,7 +5,8 @@ the V2 routes) costs ~0.3 s of CPU, a fifth of a worker's cold start, and a work
 answer predictions. :class:`WorkerApp` runs the lifespan itself (the runtime's first reconcile and loads,
 then gRPC when asked), then takes traffic at once and builds the routed app in a thread meanwhile:
 
-- plain JSON predict requests (see :mod:`modelrunner.server.plain`) are answered here, before and after;
+- plain JSON predict requests (see :mod:`modelrunner.server.native.plain`) are answered here, before and
+  after, by the same interception the routed app makes (``plain.intercept``);
 - ``/healthz`` and ``/readyz`` are answered here until the routed app is built;
 - every other request (``/v2``, ``/admin``, ``/metrics``, protobuf, forms, ``?trace=1``) waits for the
   routed app (a few hundred milliseconds after start at most) and goes to it unchanged.
@@ -20,11 +21,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 from modelrunner.runner.memory import freeze_startup_heap
-from modelrunner.server import plain, wire
-from modelrunner.server.plain import Receive, Scope, Send
+from modelrunner.server import wire
+from modelrunner.server.dataplane import DataPlane, RuntimeLike
+from modelrunner.server.native import plain
+from modelrunner.server.wire import Receive, Scope, Send
+from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +37,25 @@ HEALTH = ("/healthz", "/readyz")
 EXIT_POLL_S = 0.05
 
 
-class WorkerApp:
-    """A worker's ASGI app over ``runtime`` (see the module docstring); ``build()`` makes the routed app."""
+class Startable(Protocol):
+    """What the shell runs after the runtime in its lifespan (the gRPC server)."""
 
-    def __init__(self, runtime: Any, settings: Any, build: Callable[[], ASGIApp], *,
-                 grpc: Any | None = None, refreeze: bool = False,
-                 exiting: Callable[[], bool] | None = None) -> None:
+    async def start(self) -> object: ...
+
+    async def stop(self) -> None: ...
+
+
+class WorkerApp:
+    """A worker's ASGI app over ``runtime`` (see the module docstring); ``build()`` makes the routed app.
+
+    ``plane`` is the worker's :class:`DataPlane` (one over ``runtime`` when not given)."""
+
+    def __init__(self, runtime: RuntimeLike, settings: Settings, build: Callable[[], ASGIApp], *,
+                 grpc: Startable | None = None, refreeze: bool = False,
+                 exiting: Callable[[], bool] | None = None, plane: DataPlane | None = None) -> None:
         self.runtime = runtime
         self.settings = settings
+        self.plane = plane or DataPlane(runtime, settings)
         wire.hide_paths(settings)  # errors answered before the routed app exists hide them too
         self.grpc = grpc
         # True once the server is asked to exit (uvicorn's ``should_exit``): a start still waiting for
@@ -62,23 +77,17 @@ class WorkerApp:
         except Exception as exc:  # noqa: BLE001 - the routed app failed to build (logged once): a 500
             if scope["type"] == "http":
                 body = wire.error_body(scope["path"], "internal", f"internal error: {type(exc).__name__}")
-                await plain.send_json(send, 500, body)
+                await wire.send_json(send, 500, body)
             return
         await app(scope, receive, send)
 
     async def _answered_here(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        method = scope["method"]
-        if method == "POST" and not self.settings.require_auth_for_predict:  # auth: the routed app checks
-            endpoint = plain.endpoint_for(self.runtime.endpoints, scope)
-            if endpoint is None:
-                return False
-            await plain.answer(endpoint, self.settings.max_request_bytes, scope, receive, send,
-                               max_rows=self.settings.max_request_rows)
+        if await plain.intercept(self.plane, scope, receive, send):
             return True
-        if self.app is None and method in ("GET", "HEAD") and scope["path"] in HEALTH:
+        if self.app is None and scope["method"] in ("GET", "HEAD") and scope["path"] in HEALTH:
             healthz = scope["path"] == "/healthz"
-            status, body = (200, {"status": "ok"}) if healthz else wire.readiness(self.runtime)
-            await plain.send_json(send, status, body)
+            status, body = (200, {"status": "ok"}) if healthz else self.plane.readiness()
+            await wire.send_json(send, status, body)
             return True
         return False
 

@@ -1,5 +1,7 @@
-"""JSON bodies and error bodies, without FastAPI: shared by the routed app (``server.http``) and the parts
-of a worker that answer before FastAPI is imported (``server.plain``, ``server.shell``).
+"""The wire helpers, written once and without FastAPI: shared by the routed app (``server.http``), the
+parts of a worker that answer before FastAPI is imported (``server.native.plain``, ``server.shell``) and
+every protocol adapter — JSON bodies, bounded body reading on raw ASGI, the request style, the version
+headers, and the error bodies.
 
 Errors keep one shape per protocol: native routes answer ``{"error": {"code", "message", "field"}}``; the
 Open Inference Protocol (``/v2``) answers ``{"error": "<message>"}`` as its spec requires. The status comes
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -24,9 +27,18 @@ from modelrunner.errors import (
     ValidationError,
 )
 
+if TYPE_CHECKING:
+    from modelrunner.runner.endpoint import Prediction
+
 log = logging.getLogger("modelrunner.server.http")
 
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
 JSON = "application/json"
+MODEL_HEADER = "x-modelrunner-model"
+VERSION_HEADER = "x-modelrunner-version"
 _OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -150,7 +162,7 @@ def modelrunner_error(path: str, exc: ModelrunnerError) -> tuple[int, dict[str, 
     """``(status, body, headers)`` answering ``exc`` on a request to ``path`` (local folders hidden)."""
     extra = {k: redact(v) if isinstance(v, str) else v
              for k, v in exc.details.items() if k != "field" and _plain(v)}
-    field = getattr(exc, "field", None)
+    field = getattr(exc, "field", None) or exc.details.get("field")  # any InvalidArgument may name one
     headers = {"www-authenticate": "Bearer"} if exc.code == "unauthenticated" else {}
     if "retry_after_s" in exc.details:  # an overloaded endpoint: when to come back
         headers["retry-after"] = str(exc.details["retry_after_s"])
@@ -163,17 +175,66 @@ def unexpected_error(method: str, path: str, exc: BaseException) -> tuple[int, d
     return 500, error_body(path, "internal", f"internal error: {type(exc).__name__}")
 
 
-def readiness(runtime: Any) -> tuple[int, dict[str, Any]]:
-    """``/readyz``: 200 once the runtime has started and every endpoint has settled — it serves a version,
-    or its load failed for good (named under ``not_serving`` with the error; its requests answer 503) —
-    else 503 naming the endpoints still loading or retrying (``waiting_for``) and why."""
-    not_serving = {name: {"state": ep.state, "error": ep.error}
-                   for name, ep in sorted(runtime.endpoints.items()) if not ep.ready}
-    waiting = [name for name, row in not_serving.items() if row["state"] != "failed"]
-    if runtime.ready and not waiting:
-        return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {})}
-    return 503, {"status": "not ready", "waiting_for": waiting, "not_serving": not_serving}
-
-
 def _plain(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | list | type(None))
+
+
+def media(content_type: str | None) -> str:
+    """The media type of a ``Content-Type``/``Accept`` item, lower-case, without parameters."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def request_style(body: Any) -> str:
+    """``instances`` or ``inputs``: a JSON predict request's form, which the response mirrors."""
+    if isinstance(body, dict) and "instances" not in body and isinstance(body.get("inputs"), dict):
+        return "inputs"  # {"inputs": [rows]} (MLflow's tensor form) is rows, answered as rows
+    return "instances"
+
+
+def version_headers(pred: Prediction) -> dict[str, str]:
+    """The answering model version, the request id and the variant, as headers (also for bodies that
+    cannot carry them, e.g. protobuf)."""
+    from modelrunner.server.request_meta import headers_of
+
+    return {MODEL_HEADER: pred.model, VERSION_HEADER: str(pred.version), **headers_of(pred)}
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The body (None if the client went away); over ``limit`` bytes (declared or streamed) is a 413."""
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise ResourceExhausted(f"request body of {int(value)} bytes exceeds the limit of {limit} bytes")
+    message = await receive()
+    if message["type"] != "http.request":
+        return None
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if len(body) > limit:
+            raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
+        return body
+    chunks, size = [body], len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+    """Answer ``body`` as JSON with ``status`` (and extra ``headers``) on raw ASGI."""
+    await send_bytes(send, status, dumps(body), headers)
+
+
+async def send_bytes(send: Send, status: int, payload: bytes, headers: Mapping[str, str] | None = None,
+                     content_type: bytes = b"application/json") -> None:
+    """Answer ``payload`` with ``status`` (and extra ``headers``) on raw ASGI."""
+    raw_headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", content_type)]
+    if headers:
+        raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bundle_toy_models import Scale
 
 from modelrunner.bundle.flavors import FLAVOR_NAMES, detect_flavor, get_flavor
 from modelrunner.errors import FlavorError
+from support.bundle_toy_models import Scale
 
 
 def _models(digits: Any) -> list[tuple[Any, str]]:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_toy_models import Broken, Scale, Shout
 
 import modelrunner as mr
+import support
 from modelrunner.contract import DType
 from modelrunner.errors import BundleError, FlavorError
+from support.bundle_toy_models import Broken, Scale, Shout
 
 
 def test_round_trip_without_the_original_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,8 +21,8 @@ def test_round_trip_without_the_original_module(tmp_path: Path, monkeypatch: pyt
     assert bundle.manifest.flavor == "python"
     assert "class Scale" in (bundle.path / "code" / "model.py").read_text()
     assert [(f.name, f.shape) for f in bundle.contract.outputs] == [("scaled", (3,)), ("total", ())]
-    monkeypatch.delitem(sys.modules, "bundle_toy_models")
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if not Path(p, "bundle_toy_models.py").exists()])
+    monkeypatch.delitem(sys.modules, "support.bundle_toy_models")
+    monkeypatch.setattr(support, "__path__", [])  # the original module cannot be imported again
     out = mr.load_model(tmp_path / "scale").predict({"input": x})
     np.testing.assert_allclose(out["scaled"], x * 2.0 + 1.0)
     np.testing.assert_allclose(out["total"], x.sum(axis=1))

@@ -1,0 +1,77 @@
+"""The composition root of a worker: its runtime, data plane, HTTP app, gRPC server and ASGI shell.
+
+Everything a worker process serves is wired here, once: one :class:`Runtime` (the registry's desired state),
+one :class:`DataPlane` over it that every protocol calls, the gRPC server (when asked) over that data plane,
+and the :class:`WorkerApp` shell that takes traffic once the models are loaded while the routed FastAPI app
+(``server.app.create_app``, over the same data plane) is built in a thread. ``worker_server`` wraps it all
+in uvicorn for ``runner.child.run`` (the process entry is ``server.worker``).
+
+Nothing here imports FastAPI at module level: a worker answers its first predictions before FastAPI is
+imported (server/shell.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from modelrunner.runner.child import worker_id
+from modelrunner.server.dataplane import DataPlane, RuntimeLike
+from modelrunner.server.shell import ASGIApp, WorkerApp
+from modelrunner.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+
+def build_worker(runtime: RuntimeLike, settings: Settings, *, host: str = "127.0.0.1",
+                 grpc_port: int | None = None, refreeze: bool = False) -> WorkerApp:
+    """The apps of one worker over ``runtime``: the shell (returned), the routed HTTP app it builds, and the
+    gRPC server on ``grpc_port`` (when given) it starts after the runtime — all over one data plane."""
+    plane = DataPlane(runtime, settings)
+    grpc = None
+    if grpc_port is not None:
+        from modelrunner.server.grpc.server import GrpcServer  # grpc's import is not paid without gRPC
+
+        grpc = GrpcServer(plane, host, grpc_port)
+
+    def routed() -> ASGIApp:
+        from modelrunner.server.app import create_app  # FastAPI: imported in the shell's build thread
+
+        app: ASGIApp = create_app(runtime, settings, bind_host=host, plane=plane)
+        return app
+
+    return WorkerApp(runtime, settings, routed, grpc=grpc, refreeze=refreeze, plane=plane)
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options from ``settings.tls_cert``/``tls_key`` (none: plain HTTP)."""
+    if settings.tls_cert is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
+def worker_server(args: argparse.Namespace) -> uvicorn.Server:
+    """uvicorn over :func:`build_worker`'s shell for the worker ``args`` describe (``runner.child``'s
+    arguments): traffic once the models are loaded, the routed app built in a thread right after."""
+    import uvicorn
+
+    from modelrunner.runner.runtime import Runtime
+    from modelrunner.runner.workers import is_loopback
+    from modelrunner.security.trust import install_policy
+    from modelrunner.server.protocol import guarded_protocol
+
+    settings = Settings()
+    expect = dict(item.partition("=")[::2] for item in args.expect)
+    runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
+                      keep_previous=args.keep_previous, freeze_heap=True, expect=expect)
+    # pickle loads need a trust decision beyond loopback (docs/security.md)
+    install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
+    app = build_worker(runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True)
+    http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
+    config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
+                            log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
+                            server_header=False, **tls_options(settings))
+    server = uvicorn.Server(config)
+    app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
+    return server

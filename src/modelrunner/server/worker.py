@@ -1,0 +1,19 @@
+"""A worker process: ``python -m modelrunner.server.worker --fd N --slot I ...`` (runner/workers.py runs it).
+
+The process entry sits here, above runner/, so that the layer arrows point down: ``runner.child.run`` runs
+the process (arguments, parent watch, heartbeats, the inherited socket) and calls the composition root
+(:func:`modelrunner.server.compose.worker_server`) to build what it serves.
+"""
+
+from __future__ import annotations
+
+from modelrunner.runner import child
+from modelrunner.server.compose import worker_server
+
+
+def main(argv: list[str] | None = None) -> int:
+    return child.run(argv, worker_server)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
