@@ -19,6 +19,7 @@
     ├── Unavailable                  code="unavailable"          (HTTP 503, gRPC UNAVAILABLE)
     │   └── StorageError             the database or artifact store cannot be reached
     ├── Unauthenticated              code="unauthenticated"      (HTTP 401, gRPC UNAUTHENTICATED)
+    ├── PermissionDenied             code="permission_denied"    (HTTP 403, gRPC PERMISSION_DENIED)
     ├── ResourceExhausted            code="resource_exhausted"   (HTTP 413, gRPC RESOURCE_EXHAUSTED)
     │   └── DiskFull                 a write ran out of disk space (nothing half-written is kept)
     └── DeadlineExceeded             code="deadline_exceeded"    (HTTP 504, gRPC DEADLINE_EXCEEDED)
@@ -141,6 +142,12 @@ class Unauthenticated(ModelrunnerError):
     code = "unauthenticated"
 
 
+class PermissionDenied(ModelrunnerError):
+    """Authenticated, but the token's role does not allow the call (the message names the role needed)."""
+
+    code = "permission_denied"
+
+
 class ResourceExhausted(ModelrunnerError):
     """A request is bigger than the server accepts (or another hard limit is hit)."""
 
@@ -178,6 +185,7 @@ HTTP_STATUS: dict[str, int] = {
     "failed_precondition": 409,
     "unavailable": 503,
     "unauthenticated": 401,
+    "permission_denied": 403,
     "resource_exhausted": 413,
     "deadline_exceeded": 504,
 }

@@ -37,6 +37,24 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(
         default=None, description="Bearer token for /admin; required when serving on a non-loopback host."
     )
+    token: str | None = Field(
+        default=None, description="The token the CLI sends to a server (`modelrunner token create`); "
+                                  "default: MODELRUNNER_ADMIN_TOKEN.")
+    token_cache_s: float = Field(
+        default=5.0, ge=0, description="How long a server trusts a verified token before checking the "
+                                       "registry again (a revocation takes effect within this time).")
+    require_auth_for_predict: bool = Field(
+        default=False, description="Predict routes (REST, V2, gRPC) need a token with the predictor role.")
+    trust_pickle: bool = Field(
+        default=False, description="Load pickle artifacts (sklearn, python flavors) without a recorded trust "
+                                   "decision (`modelrunner trust REF`).")
+    registry_name: str | None = Field(
+        default=None, description="This registry's name in the lineage of versions it pushes to remotes "
+                                  "(default: the host name).")
+    max_import_bytes: int = Field(
+        default=4 * 1024**3, gt=0, description="Largest bundle another registry may push here (federation).")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate: serve HTTP and gRPC over TLS.")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Host names (comma-separated) the HTTP server answers besides 127.0.0.1, localhost and "

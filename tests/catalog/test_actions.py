@@ -97,7 +97,7 @@ def test_signing_in_needs_the_admin_token_and_actions_need_signing_in(served: Se
         refused = post_form(anon, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2", confirm="yes")
         assert refused.status_code == 403 and "sign in" in refused.text
         wrong = post_form(anon, "/ui/signin", "/ui/signin", name="mallory", token="guess")
-        assert wrong.status_code == 401 and "wrong admin token" in wrong.text
+        assert wrong.status_code == 401 and "unknown or revoked token" in wrong.text
         assert "mr_session" not in anon.cookies
     assert served.registry.endpoint("toy").target == "toy@1"
 
@@ -229,3 +229,27 @@ def test_the_server_root_leads_to_the_catalog(served: Served) -> None:
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
     assert httpx.get(served.url + "/ui", follow_redirects=True).url.path == "/ui/"
     assert "/ui/" not in httpx.get(served.url + "/openapi.json").json()["paths"]  # not part of the API
+
+
+def test_role_tokens_sign_in_viewer_reads_deployer_acts(served: Served) -> None:
+    from modelrunner.registry import tokens
+
+    viewer = tokens.create(served.registry, "wall-screen", "viewer")[1]
+    deployer = tokens.create(served.registry, "ops-team", "deployer")[1]
+    try:
+        with signed_in(served.url, "dave", viewer) as client:
+            assert get_ok(client, "/ui/endpoints").status_code == 200
+            refused = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2",
+                                confirm="yes")
+            assert refused.status_code == 403 and "deployer" in refused.text
+        assert served.registry.endpoint("toy").target == "toy@1"
+        with signed_in(served.url, "dave", deployer) as client:
+            done = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2", confirm="yes")
+            assert done.status_code == 200 and "switched" in done.text, done.text[-600:]
+        assert served.registry.audit(subject="endpoint:toy", limit=1)[0].actor == "ui:dave (token:ops-team)"
+    finally:
+        tokens.revoke(served.registry, "wall-screen")
+        tokens.revoke(served.registry, "ops-team")
+        served.registry.set_endpoint("toy", "toy@1")
+        predict = served.url + "/v1/endpoints/toy/predict"
+        wait_until(lambda: httpx.post(predict, json=BODY).json()["version"] == 1)

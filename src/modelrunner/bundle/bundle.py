@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrunner.bundle import archive, provenance
+from modelrunner.bundle import archive, provenance, trust
 from modelrunner.bundle.examples import head, read_example, write_example
 from modelrunner.bundle.flavors import Flavor, detect_flavor, get_flavor
 from modelrunner.bundle.licenses import normalize_license
@@ -56,6 +56,8 @@ class Bundle:
     def load(self) -> Predictor:
         """Load the model (runs the flavor's loader; pickles and python code execute here)."""
         flavor = get_flavor(self.manifest.flavor)
+        if flavor.pickle:
+            trust.check(self.path, flavor.name)  # the one choke point: a policy may refuse (docs/security.md)
         try:
             with LOAD_LOCK:
                 fn = flavor.load(self.path, self.manifest)

@@ -1,10 +1,11 @@
 """Who may read and act in the catalog: the one place deciding it (reads, sign-in, actions, CSRF).
 
 - Reading needs nothing from 127.0.0.1 / ::1; from another host it needs a signed-in session.
-- Signing in takes a name (the audit actor) and, when the server has an admin token
-  (``MODELRUNNER_ADMIN_TOKEN``), that token, checked by :func:`modelrunner.admin_token.check_token` like
-  every ``/admin`` call. The session cookie holds the name and an HMAC of it keyed by the token.
-- Acting (swap, rollback, alias moves) needs a session when a token is configured, as ``/admin`` does.
+- Signing in takes a name (the audit actor) and, when the server has tokens (``modelrunner token create``
+  or ``MODELRUNNER_ADMIN_TOKEN``), a token, checked by :class:`modelrunner.security.auth.Authenticator` like
+  every ``/admin`` call. The session cookie holds the name, the token's name and an HMAC of both keyed by
+  the token's stored hash (the admin token itself for that one): revoking the token ends its sessions.
+- Reading needs the viewer role, acting (swap, rollback, alias moves) the deployer role, once tokens exist.
 - Every form POST carries a CSRF token equal to the ``mr_csrf`` cookie (double submit; the cookie is
   SameSite=Strict), and a cross-site ``Origin`` is refused.
 """
@@ -21,8 +22,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelrunner.admin_token import check_token
 from modelrunner.errors import Unauthenticated
+from modelrunner.security.auth import LEGACY_NAME, Authenticator
 
 SESSION_COOKIE = "mr_session"
 CSRF_COOKIE = "mr_csrf"
@@ -40,21 +41,31 @@ class Viewer:
 
     name: str | None  # signed-in name, None when anonymous
     local: bool  # the request comes from this machine
-    token_required: bool  # the server has an admin token
+    token_required: bool  # the server has tokens (an admin token or registry tokens)
     default_actor: str
+    role: str | None = None  # the role of the token signed in with
+    token: str | None = None  # that token's name
 
     @property
     def can_read(self) -> bool:
-        return self.local or self.name is not None
+        return self.local or (self.name is not None and (not self.token_required or self._grants("viewer")))
 
     @property
     def can_act(self) -> bool:
-        return self.name is not None or (self.local and not self.token_required)
+        if self.token_required:
+            return self.name is not None and self._grants("deployer")
+        return self.name is not None or self.local
+
+    def _grants(self, needed: str) -> bool:
+        from modelrunner.registry.tokens import GRANTS
+
+        return needed in GRANTS.get(self.role or "", frozenset())
 
     @property
     def actor(self) -> str:
-        """The audit actor of this visitor's actions."""
-        return f"ui:{self.name or self.default_actor}"
+        """The audit actor of this visitor's actions (with the token's name when signed in with one)."""
+        who = f"ui:{self.name or self.default_actor}"
+        return f"{who} (token:{self.token})" if self.token and self.token != LEGACY_NAME else who
 
 
 def _is_local(request: Request) -> bool:
@@ -67,35 +78,57 @@ def _is_local(request: Request) -> bool:
         return False
 
 
-def _signature(token: str | None, name: str) -> str:
-    key = (token or "").encode()
-    return hmac.new(key, f"modelrunner-ui:{name}".encode(), hashlib.sha256).hexdigest()
+def _signature(key: bytes, name: str, token: str) -> str:
+    return hmac.new(key, f"modelrunner-ui:{name}|{token}".encode(), hashlib.sha256).hexdigest()
 
 
-def viewer(request: Request, token: str | None, default_actor: str) -> Viewer:
-    """The visitor of ``request`` (session cookie checked against the admin token)."""
-    name: str | None = None
+def _key(auth: Authenticator, token: str) -> tuple[str, bytes] | None:
+    """``(role, signing key)`` of sessions made with the token named ``token``; ("", b"") without tokens."""
+    if not token:
+        return None
+    admin = auth.settings.admin_token
+    if token == LEGACY_NAME and admin:
+        return "admin", admin.encode()
+    if auth.registry is None:
+        return None
+    from modelrunner.registry.tokens import session_key
+
+    return session_key(auth.registry, token)
+
+
+def viewer(request: Request, auth: Authenticator, default_actor: str) -> Viewer:
+    """The visitor of ``request`` (session cookie checked against the token it was made with)."""
     local = _is_local(request)
-    raw = request.cookies.get(SESSION_COOKIE, "")
-    who, _, sig = raw.rpartition("|")
-    # Without an admin token a session proves nothing (its key is empty): it only names a local visitor.
-    if who and (token or local) and hmac.compare_digest(sig.encode(), _signature(token, who).encode()):
-        name = who
-    return Viewer(name=name, local=local, token_required=bool(token), default_actor=default_actor)
+    enabled = auth.enabled()
+    who, token, sig = (request.cookies.get(SESSION_COOKIE, "").split("|") + ["", "", ""])[:3]
+    found = _key(auth, token) if enabled else (("", b"") if local else None)
+    # Without tokens a session proves nothing (its key is empty): it only names a local visitor.
+    expected = _signature(found[1], who, token) if found is not None else ""
+    if who and found is not None and hmac.compare_digest(sig.encode(), expected.encode()):
+        return Viewer(name=who, local=local, token_required=enabled, default_actor=default_actor,
+                      role=found[0] or None, token=token or None)
+    return Viewer(name=None, local=local, token_required=enabled, default_actor=default_actor)
 
 
-def sign_in(response: Response, name: str, given_token: str, token: str | None, *, local: bool) -> None:
-    """Check ``given_token`` (when the server has one), set the session cookie; Unauthenticated if wrong."""
-    if not token and not local:
-        raise Unauthenticated("this server has no admin token (MODELRUNNER_ADMIN_TOKEN): the catalog answers "
-                              "only on 127.0.0.1")
+def sign_in(response: Response, name: str, given_token: str, auth: Authenticator, *, local: bool) -> None:
+    """Check ``given_token`` (when the server has tokens), set the session cookie; Unauthenticated if
+    wrong."""
+    enabled = auth.enabled()
+    if not enabled and not local:
+        raise Unauthenticated("this server has no tokens (`modelrunner token create`, "
+                              "MODELRUNNER_ADMIN_TOKEN): the catalog answers only on 127.0.0.1")
     name = " ".join(name.split())[:100]
     if not name or "|" in name:
         raise Unauthenticated("give your name (it is recorded in the audit log), without '|'")
-    if token:
-        check_token(token, "Bearer", given_token)
-    response.set_cookie(SESSION_COOKIE, f"{name}|{_signature(token, name)}", httponly=True, samesite="strict",
-                        path="/")
+    token, key = "", b""
+    if enabled:
+        token = auth.identify(f"Bearer {given_token}").name
+        found = _key(auth, token)
+        if found is None:
+            raise Unauthenticated("unknown or revoked token")
+        key = found[1]
+    response.set_cookie(SESSION_COOKIE, f"{name}|{token}|{_signature(key, name, token)}", httponly=True,
+                        samesite="strict", path="/")
 
 
 def sign_out(response: Response) -> None:

@@ -88,6 +88,9 @@ class Catalog:
         self.runtime = runtime
         self.serving_url = serving_url  # where predictions are served, for ``modelrunner ui``
         self.live = LiveStats()
+        from modelrunner.security.auth import Authenticator
+
+        self.auth = Authenticator(settings, registry)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters.update(when=_when, ago=_ago, number=_number)
@@ -97,7 +100,7 @@ class Catalog:
         return await run_in_threadpool(fn, *args, **kwargs)
 
     def viewer(self, request: Request) -> access.Viewer:
-        return access.viewer(request, self.settings.admin_token, self.settings.resolved_actor())
+        return access.viewer(request, self.auth, self.settings.resolved_actor())
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         base = request.scope.get("root_path", "") or PREFIX
@@ -132,7 +135,7 @@ class Catalog:
                     form = await request.form()
                     access.check_post(request, str(form.get(access.CSRF_FIELD) or ""))
                     if not who.can_act:
-                        raise access.Forbidden("sign in (name and admin token) to change anything")
+                        raise access.Forbidden("sign in with a token of the deployer role to change anything")
                 return await handler(self, request, who)
             except access.Forbidden as exc:
                 return self.render(request, "error.html", 403, title="Refused", message=str(exc))
@@ -160,7 +163,7 @@ async def _signin(cat: Catalog, request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     try:
         access.sign_in(response, str(form.get("name") or ""), str(form.get("token") or ""),
-                       cat.settings.admin_token, local=cat.viewer(request).local)
+                       cat.auth, local=cat.viewer(request).local)
     except Unauthenticated as exc:
         return cat.render(request, "signin.html", 401, next=next_path, message=exc.message)
     return response

@@ -49,7 +49,8 @@ def _client(url: str) -> AdminClient:
     from modelrunner.runner.client import AdminClient
     from modelrunner.settings import Settings
 
-    return AdminClient(url, token=Settings().admin_token)
+    settings = Settings()
+    return AdminClient(url, token=settings.token or settings.admin_token)
 
 
 def _version(w: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ app = typer.Typer(
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
 COMMAND_MODULES: list[str] = [
     "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "monitor", "train",
-    "ui", "init", "onboard"]
+    "ui", "init", "onboard", "security", "federation"]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "ui": "ui",
     "init": "init",
     **dict.fromkeys(("import", "optimize"), "onboard"),
+    **dict.fromkeys(("token", "trust"), "security"),
+    **dict.fromkeys(("remote", "pull"), "federation"),
 }
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)

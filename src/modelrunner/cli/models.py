@@ -46,12 +46,18 @@ def parse_tags(items: list[str]) -> dict[str, str]:
 
 
 def push(
-    bundle: Path = typer.Argument(..., help="Bundle folder, .zip or .tar.gz."),
+    bundle: Path = typer.Argument(..., help="Bundle folder, .zip or .tar.gz (--remote: a ref)."),
     name: str | None = typer.Option(None, "--name", "-n", help="Model name (default: the bundle's name)."),
     alias: str | None = typer.Option(None, "--alias", "-a", help="Point this alias at the new version."),
     tag: list[str] = typer.Option([], "--tag", "-t", help="Label key=value (repeatable)."),  # noqa: B006
+    remote: str | None = typer.Option(None, "--remote", help="Send version BUNDLE (a ref) to this remote."),
 ) -> None:
-    """Push a bundle as the next version of a model."""
+    """Push a bundle as the next version of a model (or, with --remote, a version to another registry)."""
+    if remote is not None:
+        from modelrunner.cli.federation import push_remote
+
+        push_remote(str(bundle), remote, name)
+        return
     tags = parse_tags(tag)
     mv = open_registry().push(bundle, name=name, alias=alias, tags=tags or None)
     extra = f"  alias {alias}" if alias else ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import typer
 
@@ -23,9 +25,26 @@ def parse_endpoints(items: list[str]) -> dict[str, str]:
     return out
 
 
+def export_security_options(require_auth: bool, trust_pickle: bool, cert: Path | None,
+                            key: Path | None) -> None:
+    """Pass the security flags to the worker processes (they read MODELRUNNER_* settings)."""
+    if (cert is None) != (key is None):
+        raise InvalidArgument("--tls-cert and --tls-key go together")
+    for path in (cert, key):
+        if path is not None and not path.is_file():
+            raise InvalidArgument(f"TLS file {path} does not exist")
+    if require_auth:
+        os.environ["MODELRUNNER_REQUIRE_AUTH_FOR_PREDICT"] = "1"
+    if trust_pickle:
+        os.environ["MODELRUNNER_TRUST_PICKLE"] = "1"
+    if cert is not None and key is not None:
+        os.environ["MODELRUNNER_TLS_CERT"] = str(cert.resolve())
+        os.environ["MODELRUNNER_TLS_KEY"] = str(key.resolve())
+
+
 def serve(
     host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to bind; a non-loopback one needs MODELRUNNER_ADMIN_TOKEN."),
+        "127.0.0.1", "--host", help="Address to bind; beyond loopback: needs a token."),
     port: int = typer.Option(8080, "--port", "-p", min=0, max=65535, help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes sharing the port."),
     endpoint: list[str] = typer.Option(  # noqa: B006
@@ -35,12 +54,19 @@ def serve(
     grpc_port: int | None = typer.Option(
         None, "--grpc-port", min=0, max=65535,
         help="Also serve gRPC on this port: V2 (inference.GRPCInferenceService) and endpoints' Predict."),
+    require_auth_for_predict: bool = typer.Option(
+        False, "--require-auth-for-predict", help="Predict calls need a token with the predictor role."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Load pickle artifacts without a trust decision."),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate: HTTP and gRPC over TLS."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
 ) -> None:
     """Serve every endpoint of the registry's desired state; swaps happen live, with zero failed requests."""
     from modelrunner.runner.workers import serve as run_workers
     from modelrunner.settings import Settings
 
     targets = parse_endpoints(endpoint)
+    export_security_options(require_auth_for_predict, trust_pickle, tls_cert, tls_key)
     logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
     code = run_workers(Settings(), host, port, workers, targets, keep_previous=keep_previous,
                        grpc_port=grpc_port, entry="modelrunner.server.worker")

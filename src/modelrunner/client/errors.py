@@ -22,6 +22,7 @@ BY_CODE: dict[str, type[ModelrunnerError]] = {
     "failed_precondition": errors.FailedPrecondition,
     "unavailable": errors.Unavailable,
     "unauthenticated": errors.Unauthenticated,
+    "permission_denied": errors.PermissionDenied,
     "resource_exhausted": errors.ResourceExhausted,
     "deadline_exceeded": errors.DeadlineExceeded,
 }

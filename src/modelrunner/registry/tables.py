@@ -286,3 +286,37 @@ training_runs = Table(
     Index("uq_training_runs_running", "model", unique=True, sqlite_where=text("state = 'running'"),
           postgresql_where=text("state = 'running'")),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),  # the public part of the token, for the look-up
+    Column("name", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("kdf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+trust_decisions = Table(
+    "trust_decisions",
+    metadata,
+    Column("sha256", String(64), primary_key=True),  # the artifact trusted (content-addressed)
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("trusted_at", UTCDateTime, nullable=False),
+    Column("trusted_by", String(200), nullable=False),
+)
+
+remotes = Table(
+    "remotes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("url", String(500), nullable=False),
+    Column("allow_licenses", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)

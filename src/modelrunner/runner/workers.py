@@ -69,16 +69,28 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def check_exposure(host: str, settings: Settings) -> None:
-    """Refuse to serve the admin API beyond this machine without MODELRUNNER_ADMIN_TOKEN, or a blank token."""
+def check_exposure(host: str, settings: Settings, registry: Any = None) -> None:
+    """Refuse to serve the admin API beyond this machine without a token (MODELRUNNER_ADMIN_TOKEN or one
+    made by `modelrunner token create`), or with a blank admin token."""
     token = settings.admin_token
     if token is not None and token and not token.strip():
         raise FailedPrecondition("MODELRUNNER_ADMIN_TOKEN is only whitespace; set a real token (or unset it "
                                  "and bind 127.0.0.1)")
-    if not is_loopback(host) and not token:
+    if not is_loopback(host) and not token and not _registry_has_tokens(settings, registry):
         raise FailedPrecondition(
             f"refusing to serve on {host} without MODELRUNNER_ADMIN_TOKEN (the admin API would be open); "
-            "set it or bind 127.0.0.1")
+            "set it, create a token (`modelrunner token create --role admin --name NAME`) or bind 127.0.0.1")
+
+
+def _registry_has_tokens(settings: Settings, registry: Any) -> bool:
+    from modelrunner.registry import tokens
+
+    if registry is not None:
+        return tokens.count(registry) > 0
+    from modelrunner.registry.registry import Registry
+
+    with Registry(settings) as opened:
+        return tokens.count(opened) > 0
 
 
 def ensure_endpoints(registry: Any, endpoints: Mapping[str, str], actor: str | None = None) -> list[Any]:
@@ -318,7 +330,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     if workers < 1:
         raise InvalidArgument(f"--workers must be at least 1, got {workers}")
     host = normalize_host(host)  # "--host [::1]" binds as "--host ::1" does
-    check_exposure(host, settings)
+    check_exposure(host, settings, registry)
     grpc_sock = reserve_port(host, grpc_port) if grpc_port is not None else None
     sockets = bind_sockets(host, port, workers)
     bound = sockets[0].getsockname()[1]

@@ -18,6 +18,8 @@ from modelrunner.monitoring import metrics
 from modelrunner.server import openapi, wire
 from modelrunner.server.admin import repository
 from modelrunner.server.admin import routes as admin
+from modelrunner.server.admin import security as security_routes
+from modelrunner.server.auth import AuthGate
 from modelrunner.server.dataplane import DataPlane, RuntimeLike
 from modelrunner.server.guard import RequestGuard
 from modelrunner.server.http import ORJSONResponse, install_error_handlers, json_response, plane_of
@@ -64,12 +66,14 @@ def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
     install_error_handlers(app)
     # added last, so outermost: a refused request costs no routing (an error inside still gets CatchErrors'
     # 500, as the guard itself answers without raising)
+    app.add_middleware(AuthGate, state=app.state)  # who may call what (server/auth.py)
     app.add_middleware(RequestGuard, bind_host=bind_host, extra_hosts=settings.allowed_hosts)
     _add_health_routes(app)
     app.include_router(rest.router)
     app.include_router(v2.router)
     app.include_router(repository.router)
     app.include_router(admin.router)
+    app.include_router(security_routes.router)  # tokens, trust, federation
     if getattr(runtime, "registry", None) is not None:
         from modelrunner.catalog import mount  # imported here: only the routed app serves the web catalog
 

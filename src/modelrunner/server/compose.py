@@ -14,7 +14,7 @@ imported (server/shell.py).
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelrunner.monitoring.metrics import PROMETHEUS
 from modelrunner.monitoring.observer import RequestObserver
@@ -49,12 +49,21 @@ def build_worker(runtime: RuntimeLike, settings: Settings, *, host: str = "127.0
     return WorkerApp(runtime, settings, routed, grpc=grpc, refreeze=refreeze, plane=plane)
 
 
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options from ``settings.tls_cert``/``tls_key`` (none: plain HTTP)."""
+    if settings.tls_cert is None:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
 def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     """uvicorn over :func:`build_worker`'s shell for the worker ``args`` describe (``runner.child``'s
     arguments): traffic once the models are loaded, the routed app built in a thread right after."""
     import uvicorn
 
     from modelrunner.runner.runtime import Runtime
+    from modelrunner.runner.workers import is_loopback
+    from modelrunner.security.trust import install_policy
     from modelrunner.server.protocol import guarded_protocol
 
     settings = Settings()
@@ -62,12 +71,14 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     expect = dict(item.partition("=")[::2] for item in args.expect)
     runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
                       keep_previous=args.keep_previous, freeze_heap=True, expect=expect, observer=observer)
+    # pickle loads need a trust decision beyond loopback (docs/security.md)
+    install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
     app = build_worker(runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True,
                        observer=observer)
     http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
     config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
                             log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                            server_header=False)
+                            server_header=False, **tls_options(settings))
     server = uvicorn.Server(config)
     app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
     return server

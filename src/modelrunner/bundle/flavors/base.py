@@ -36,6 +36,8 @@ class Flavor:
     save: Callable[[Any, Path], dict[str, Any]]
     load: Callable[[Path, Manifest], PredictFn]
     infer_inputs: Callable[[Any], tuple[Field, ...]] | None = field(default=None)
+    pickle: bool = False
+    """Loading unpickles (runs code): the runner asks the trust policy first (bundle/trust.py)."""
 
 
 def type_module(obj: Any) -> str:

@@ -149,4 +149,5 @@ def _load(directory: Path, manifest: Manifest) -> PredictFn:
     return predict
 
 
-FLAVOR = Flavor(name="python", extra=None, packages=(), matches=_matches, save=_save, load=_load)
+FLAVOR = Flavor(name="python", extra=None, packages=(), matches=_matches, save=_save, load=_load,
+                pickle=True)

@@ -125,4 +125,5 @@ FLAVOR = Flavor(
     matches=_matches,
     save=_save,
     load=_load,
+    pickle=True,
 )

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.runner.waiting import ALIVE_WITHIN_S
 from modelrunner.server.admin import rollout
-from modelrunner.server.auth import require_admin
+from modelrunner.server.auth import actor_of, require_admin
 from modelrunner.server.http import json_response, parse_json, read_body
 from modelrunner.server.wire import redact
 
@@ -118,7 +118,7 @@ async def load(name: str, request: Request) -> Response:
     timeout_s = params.get("timeout_s", DEFAULT_TIMEOUT_S)
     if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or not 0 < timeout_s <= 3600:
         raise InvalidArgument("parameters.timeout_s must be a number of seconds in (0, 3600]")
-    actor = request.headers.get("x-modelrunner-actor") or None
+    actor = actor_of(request)
 
     def write() -> Any:
         chosen = target or _default_target(registry, name)
@@ -139,7 +139,7 @@ async def load(name: str, request: Request) -> Response:
 async def unload(name: str, request: Request) -> Response:
     await _body(request)  # parameters (e.g. unload_dependents) are accepted and have no effect
     registry = request.app.state.runtime.registry
-    actor = request.headers.get("x-modelrunner-actor") or None
+    actor = actor_of(request)
     await run_in_threadpool(registry.delete_endpoint, name, actor)
     rollout.wake(request.app.state.runtime)
     if not await _wait_unloaded(registry, name, DEFAULT_TIMEOUT_S):

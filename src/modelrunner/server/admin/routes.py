@@ -31,7 +31,7 @@ from modelrunner.server.admin.schemas import (
     VersionOut,
     WorkerOut,
 )
-from modelrunner.server.auth import require_admin
+from modelrunner.server.auth import actor_of, require_admin
 from modelrunner.server.http import json_response
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -58,7 +58,7 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _actor(request: Request) -> str | None:
     """Who is acting: the client's ``X-Modelrunner-Actor`` header, else the registry's default."""
-    return request.headers.get(ACTOR_HEADER) or None
+    return actor_of(request)
 
 
 def _out(model: type[Any], obj: Any) -> Response:

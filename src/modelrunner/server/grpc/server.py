@@ -18,6 +18,7 @@ from modelrunner.errors import FailedPrecondition
 from modelrunner.server.dataplane import DataPlane
 from modelrunner.server.grpc.native import ContractHandler
 from modelrunner.server.grpc.v2 import InferenceServicer, add_to_server
+from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,15 @@ class GrpcServer:
                 ("grpc.max_send_message_length", -1)]
 
     async def start(self) -> int:
-        server = grpc.aio.server(options=self._options())
+        from modelrunner.server.auth import grpc_interceptor
+
+        server = grpc.aio.server(options=self._options(), interceptors=[
+            grpc_interceptor(self.settings, self.plane.registry)])
         add_to_server(InferenceServicer(self.plane), server)
         server.add_generic_rpc_handlers((ContractHandler(self.plane),))
         where = address(self.host, self.port)
         try:
-            bound = server.add_insecure_port(where)
+            bound = _add_port(server, where, self.settings)
         except RuntimeError as exc:
             raise FailedPrecondition(f"cannot serve gRPC on {where}: {exc}") from exc
         if not bound:
@@ -66,6 +70,17 @@ class GrpcServer:
             return
         grace = min(self.settings.drain_timeout_s, MAX_GRACE_S) if grace_s is None else grace_s
         await server.stop(grace)
+
+
+def _add_port(server: Any, where: str, settings: Settings) -> int:
+    """Bind ``where``: over TLS when ``settings.tls_cert``/``tls_key`` are set (then plaintext is refused)."""
+    if settings.tls_cert is None:
+        return int(server.add_insecure_port(where))
+    if settings.tls_key is None:
+        raise FailedPrecondition("MODELRUNNER_TLS_CERT is set without MODELRUNNER_TLS_KEY")
+    credentials = grpc.ssl_server_credentials(
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())])
+    return int(server.add_secure_port(where, credentials))
 
 
 def attach(app: Any, host: str = "127.0.0.1", port: int = 0) -> GrpcServer:

@@ -47,7 +47,7 @@ def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | 
 
 async def intercept(plane: DataPlane, scope: Scope, receive: Receive, send: Send) -> bool:
     """Answer ``scope`` here when it is a plain predict request (True), else leave it (False)."""
-    if scope["method"] != "POST":
+    if scope["method"] != "POST" or plane.settings.require_auth_for_predict:  # then the routed app checks
         return False
     endpoint = endpoint_for(plane.endpoints, scope)
     if endpoint is None:

@@ -1,7 +1,7 @@
 """Continuous training runs: one running run per model (the lock), with a lease that expires.
 
 Revision ID: 0006
-Revises: 0002 (the lead re-chains it after the experiments and drift migrations at merge)
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Tokens' routes, pickle trust decisions and registry federation (docs/security.md, docs/federation.md)."""
