@@ -204,7 +204,8 @@ def test_timestamps_in_v2_as_iso_bytes_or_int64_micros() -> None:
     at = MIXED[0]
     stamps = np.array(["2024-05-01T12:30:00", "1969-12-31T23:59:59"], dtype="datetime64[us]")
     tensor = column_to_tensor("at", stamps)
-    assert tensor["datatype"] == "BYTES" and tensor["data"] == ["2024-05-01T12:30:00Z", "1969-12-31T23:59:59Z"]
+    assert tensor["datatype"] == "BYTES"
+    assert tensor["data"] == ["2024-05-01T12:30:00Z", "1969-12-31T23:59:59Z"]
     assert tensor["parameters"] == {"content_type": "datetime"}
     assert tensor_to_column("at", [2], "BYTES", tensor["data"], at).tolist() == stamps.tolist()
     micros = stamps.astype(np.int64).tolist()

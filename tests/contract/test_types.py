@@ -42,7 +42,8 @@ def test_accepts_never_crosses_wire_families() -> None:
 
 
 def test_timestamp_and_category_dtypes() -> None:
-    assert DType.TIMESTAMP.numpy() == np.dtype("datetime64[us]") and DType.CATEGORY.numpy() == object
+    assert DType.TIMESTAMP.numpy() == np.dtype("datetime64[us]")
+    assert DType.CATEGORY.numpy() == np.dtype(object)
     assert DType.STRING.accepts(DType.CATEGORY) and not DType.CATEGORY.accepts(DType.STRING)
     assert not DType.INT64.accepts(DType.TIMESTAMP) and not DType.TIMESTAMP.accepts(DType.INT64)
     f = Field(name="city", dtype=DType.CATEGORY, categories=("oslo", "rome"))

@@ -177,7 +177,8 @@ def test_timestamps_from_iso_strings_datetimes_and_epoch_micros() -> None:
     want = np.array(["2024-05-01T12:30:00", "2024-05-01T10:30:00.250000"], dtype="datetime64[us]")
     for given in (["2024-05-01T12:30:00Z", "2024-05-01T12:30:00.25+02:00"],
                   ["2024-05-01 12:30:00", "2024-05-01T10:30:00.250"],
-                  [dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC), dt.datetime(2024, 5, 1, 10, 30, 0, 250000)],
+                  [dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC),
+                   dt.datetime(2024, 5, 1, 10, 30, 0, 250000)],
                   want.astype("datetime64[ns]"), want.astype(np.int64)):
         out = validate_batch(TS, {"at": given})["at"]
         assert out.dtype == np.dtype("datetime64[us]") and out.tolist() == want.tolist(), given
@@ -185,11 +186,13 @@ def test_timestamps_from_iso_strings_datetimes_and_epoch_micros() -> None:
 
 @pytest.mark.parametrize(("value", "why"), [
     (["yesterday"], "input 'at': 'yesterday' is not a timestamp"),
-    ([1.5], "expected dtype timestamp, got float64"),
-    ([True], "expected dtype timestamp, got bool"),
-    ([2**63 - 1], "out of the timestamp range"),
+    ([1.5], "input 'at': 1.5 is not a timestamp"),
+    ([True], "input 'at': True is not a timestamp"),
+    (np.array([1.5]), "expected dtype timestamp, got float64"),
+    ([2**63 - 1], "is not a timestamp"),
+    (np.array([2**63 - 1]), "out of the timestamp range"),
 ])
-def test_bad_timestamps_name_the_field_and_the_value(value: list[Any], why: str) -> None:
+def test_bad_timestamps_name_the_field_and_the_value(value: Any, why: str) -> None:
     e = err(TS, {"at": value})
     assert why in str(e) and e.field == "at"
 

@@ -85,7 +85,10 @@ def frame_categories(frame: Any) -> dict[str, tuple[str, ...]]:
 
 
 def as_columns(sample: Any, default_name: str = "input") -> Columns:
-    """Convert a sample (array, DataFrame, Series, dict of arrays, rows, list) into columns."""
+    """Convert a sample (array, DataFrame, Series, dict of arrays, rows, list; a torch tensor is an array)
+    into columns."""
+    if _is_tensor(sample):
+        sample = sample.detach().cpu().numpy()
     if isinstance(sample, np.ndarray | np.generic):
         return {default_name: _column(sample, default_name)}
     kind = type(sample).__name__
@@ -103,6 +106,11 @@ def as_columns(sample: Any, default_name: str = "input") -> Columns:
     raise ContractError(
         f"cannot use a {kind} as a sample: give a numpy array, a pandas DataFrame or a dict of arrays"
     )
+
+
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor (torch is not imported to tell)."""
+    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach")
 
 
 def _key(key: Any) -> str:
@@ -151,7 +159,8 @@ def fields_from_sample(sample: Any, default_name: str = "input") -> tuple[Field,
     if type(sample).__name__ == "DataFrame" and hasattr(sample, "columns"):
         labels = [str(label) for label in sample.columns]
         cats = frame_categories(sample)
-        fields = tuple(_frame_field(f, label, cats.get(label)) for f, label in zip(fields, labels, strict=True))
+        fields = tuple(_frame_field(f, label, cats.get(label))
+                       for f, label in zip(fields, labels, strict=True))
     return fields
 
 

@@ -39,7 +39,8 @@ def _dtype_text(dtype: np.dtype[Any]) -> str:
 class _FieldCheck:
     """Checks and coerces one column against one field."""
 
-    __slots__ = ("field", "name", "what", "dtype", "dkind", "ndim", "fixed", "optional", "default_row", "cats")
+    __slots__ = ("field", "name", "what", "dtype", "dkind", "ndim", "fixed", "optional", "default_row",
+                 "cats")
 
     def __init__(self, field: Field, kind: str) -> None:
         self.field = field
@@ -73,7 +74,7 @@ class _FieldCheck:
 
     def _asarray(self, value: Any) -> np.ndarray:
         try:
-            if self.dkind in "SB":
+            if self.dkind in "SBM":  # text, or timestamps given as a mix of strings and integers
                 return np.array(value, dtype=object)
             return np.asarray(value)
         except (ValueError, TypeError):
@@ -193,10 +194,12 @@ def to_timestamp(x: Any) -> np.datetime64:
     if isinstance(x, str):
         x = _dt.datetime.fromisoformat(x.strip())
     if isinstance(x, np.datetime64):
-        return x.astype("datetime64[us]")
+        return x.astype("datetime64[us]")  # type: ignore[no-any-return]
     if isinstance(x, bool):
         raise TypeError(x)
     if isinstance(x, int | np.integer):
+        if not _MIN_US <= int(x) <= _MAX_US:
+            raise OverflowError(x)
         return np.datetime64(int(x), "us")
     if isinstance(x, _dt.datetime):
         if x.tzinfo is not None:
