@@ -13,6 +13,7 @@
 
     python examples/ocr/build.py            # ~30-60 s on 2 cores; skips if digits-ocr@production exists
     python examples/ocr/build.py --rebuild  # push new versions anyway
+    OCR_CNN=0 python examples/ocr/build.py  # without the CNN candidate even when torch is installed
 
 ``ensure_built()`` is what ``make run`` calls (it also writes a sample line PNG and the curl to read it).
 """

@@ -37,7 +37,8 @@ class DigitCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         proba = torch.softmax(self.logits(x), dim=1)
-        return {"label": proba.argmax(dim=1), "proba": proba}
+        # float64 like the sklearn candidates: moving the alias back and forth keeps the pipeline's contract
+        return {"label": proba.argmax(dim=1), "proba": proba.to(torch.float64)}
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, keep: float = 0.3) -> torch.Tensor:

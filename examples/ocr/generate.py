@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--split", choices=["train", "test"], default="test")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--distort", action="store_true", help="rotate (±10°) and shear each glyph")
     args = parser.parse_args(argv)
     train, test = split_sources()
-    lines = make_lines(train if args.split == "train" else test, args.count, seed=args.seed)
+    lines = make_lines(train if args.split == "train" else test, args.count, seed=args.seed,
+                       distort=args.distort)
     args.out.mkdir(parents=True, exist_ok=True)
     for i, line in enumerate(lines):
         (args.out / f"{i:04d}_{line.text}.png").write_bytes(line.png())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,8 +46,8 @@ CANDIDATES: dict[str, Callable[[], Any]] = {
     "logreg": lambda: _scaled(LogisticRegression(C=0.1, max_iter=100)),
 }
 """Each candidate's constructor; every one predicts labels and class probabilities. ``cnn`` (cnn.py, the
-torch flavor) is one when torch is installed."""
-if importlib.util.find_spec("torch") is not None:
+torch flavor) is one when torch is installed, unless ``OCR_CNN=0``."""
+if importlib.util.find_spec("torch") is not None and os.environ.get("OCR_CNN", "1") != "0":
     CANDIDATES["cnn"] = _cnn
 
 

@@ -102,6 +102,7 @@ def session_env(home: Path, user_home: Path) -> dict[str, str]:
         PYTHONDONTWRITEBYTECODE="1",
         MODELRUNNER_HOME=str(home),
         HOME=str(user_home),
+        OCR_CNN="0",  # the starting state's OCR build skips the CNN candidate (minutes of training)
         **{MARKER: uuid.uuid4().hex},
     )
     return env
