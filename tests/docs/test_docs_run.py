@@ -49,7 +49,7 @@ EXPECTED_SKIPS = {
     "deploy.md:36": "needs the fleet above",
     "deploy.md:87": "needs Docker and a container registry",
     "deploy.md:110": "needs a Kubernetes cluster, PostgreSQL and a bucket",
-    "onboarding.md:213": "the version number of the CNN depends on the candidates the build trained",
+    "onboarding.md:217": "the version number of the CNN depends on the candidates the build trained",
 }
 
 
