@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	  echo "uv unavailable or failed: installing with pip"; \
 	  $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e ".[dev]"; \
 	fi
+	# torch with pip only: it takes the CPU build (uv would fetch a multi-GB CUDA one)
+	$(PY) -m pip install -q torch==2.13.0
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,7 +33,7 @@ lint: $(STAMP)
 # Most tests wait on servers they start: `make test TEST_WORKERS=2` runs the test files on 2 processes
 # (pytest-xdist), a file's tests on one worker (its module fixtures start once). 0 (the default until two full
 # parallel runs pass on an idle machine): in this process.
-TEST_WORKERS ?= 0
+TEST_WORKERS ?= 2
 
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh

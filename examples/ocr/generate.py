@@ -67,8 +67,23 @@ def _glyph(cell: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 1)
 
 
-def render_line(cells: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw cells side by side; return (uint8 image, boxes)."""
+def _distorted(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A full-size glyph rotated by up to ±10° and sheared by up to ±0.3 (about its centre)."""
+    size = glyph.shape[0]
+    angle = np.radians(rng.uniform(-10, 10))
+    shear = rng.uniform(-0.3, 0.3)
+    cos, sin = np.cos(angle), np.sin(angle)
+    a, b, d, e = cos, -sin + shear, sin, cos  # output -> input pixel mapping, as PIL's AFFINE wants
+    c0 = size / 2
+    coeffs = (a, b, c0 - a * c0 - b * c0, d, e, c0 - d * c0 - e * c0)
+    img = Image.fromarray(glyph, mode="F")
+    return np.asarray(img.transform((size, size), Image.Transform.AFFINE, coeffs,
+                                    Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 1)
+
+
+def render_line(cells: list[np.ndarray], rng: np.random.Generator,
+                distort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Draw cells side by side (each rotated and sheared when ``distort``); return (uint8 image, boxes)."""
     base = int(rng.integers(20, 41))  # digit height in pixels for this line
     sizes = [max(12, int(round(base * rng.uniform(0.9, 1.1)))) for _ in cells]
     jitter = int(round(base * rng.uniform(0.0, 0.3)))
@@ -81,7 +96,8 @@ def render_line(cells: list[np.ndarray], rng: np.random.Generator) -> tuple[np.n
     x = margin
     for i, (cell, size) in enumerate(zip(cells, sizes, strict=True)):
         y = margin + int(rng.integers(0, jitter + 1))
-        ink[y : y + size, x : x + size] = np.maximum(ink[y : y + size, x : x + size], _glyph(cell, size))
+        glyph = _distorted(_glyph(cell, size), rng) if distort else _glyph(cell, size)
+        ink[y : y + size, x : x + size] = np.maximum(ink[y : y + size, x : x + size], glyph)
         boxes[i] = (x, y, x + size, y + size)
         x += size + (gaps[i] if i < len(gaps) else 0)
     return _paper(ink, rng), boxes
@@ -95,14 +111,15 @@ def _paper(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (gray.clip(0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def make_lines(sources: Sources, count: int, seed: int = 0) -> list[Line]:
-    """``count`` random lines of MIN_DIGITS..MAX_DIGITS digits drawn from ``sources``."""
+def make_lines(sources: Sources, count: int, seed: int = 0, distort: bool = False) -> list[Line]:
+    """``count`` random lines of MIN_DIGITS..MAX_DIGITS digits drawn from ``sources`` (each glyph rotated by
+    up to ±10° and sheared when ``distort``)."""
     rng = np.random.default_rng(seed)
     lines = []
     for _ in range(count):
         k = int(rng.integers(MIN_DIGITS, MAX_DIGITS + 1))
         pick = rng.integers(0, len(sources.labels), size=k)
-        image, boxes = render_line([sources.images[i] for i in pick], rng)
+        image, boxes = render_line([sources.images[i] for i in pick], rng, distort)
         text = "".join(str(int(sources.labels[i])) for i in pick)
         lines.append(Line(image=image, text=text, boxes=boxes))
     return lines
@@ -121,9 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=20)
     parser.add_argument("--split", choices=["train", "test"], default="test")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--distort", action="store_true", help="rotate (±10°) and shear each glyph")
     args = parser.parse_args(argv)
     train, test = split_sources()
-    lines = make_lines(train if args.split == "train" else test, args.count, seed=args.seed)
+    lines = make_lines(train if args.split == "train" else test, args.count, seed=args.seed,
+                       distort=args.distort)
     args.out.mkdir(parents=True, exist_ok=True)
     for i, line in enumerate(lines):
         (args.out / f"{i:04d}_{line.text}.png").write_bytes(line.png())

@@ -7,8 +7,11 @@ segmenter that the pipeline serves (run over generated *training* lines), plus t
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from generate import Line, Sources
@@ -30,13 +33,22 @@ def _scaled(model: ClassifierMixin) -> ClassifierMixin:
     return make_pipeline(StandardScaler(), model)
 
 
-CANDIDATES: dict[str, Callable[[], ClassifierMixin]] = {
+def _cnn() -> Any:
+    from cnn import CnnRecognizer  # torch: imported only when the candidate is trained
+
+    return CnnRecognizer()
+
+
+CANDIDATES: dict[str, Callable[[], Any]] = {
     "svc": lambda: CalibratedClassifierCV(SVC(gamma=0.001, C=10.0), ensemble=False, cv=3),
     "knn": lambda: KNeighborsClassifier(n_neighbors=3),
     "forest": lambda: RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=1),
     "logreg": lambda: _scaled(LogisticRegression(C=0.1, max_iter=100)),
 }
-"""Each candidate's constructor; every one predicts labels and class probabilities."""
+"""Each candidate's constructor; every one predicts labels and class probabilities. ``cnn`` (cnn.py, the
+torch flavor) is one when torch is installed, unless ``OCR_CNN=0``."""
+if importlib.util.find_spec("torch") is not None and os.environ.get("OCR_CNN", "1") != "0":
+    CANDIDATES["cnn"] = _cnn
 
 
 def training_set(lines: Sequence[Line], sources: Sources) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +70,7 @@ def training_set(lines: Sequence[Line], sources: Sources) -> tuple[np.ndarray, n
     return np.concatenate(xs).astype(np.float64), np.concatenate(ys).astype(np.int64)
 
 
-def train(name: str, x: np.ndarray, y: np.ndarray) -> ClassifierMixin:
+def train(name: str, x: np.ndarray, y: np.ndarray) -> Any:
     """Fit the candidate ``name`` on (x, y)."""
     model = CANDIDATES[name]()
     model.fit(x, y)

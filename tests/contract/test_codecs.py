@@ -180,3 +180,39 @@ def test_raw_bytes_use_length_prefixes() -> None:
         column_from_raw(raw, [2], "BYTES")
     with pytest.raises(ValidationError, match="not a whole number of FP32 values"):
         column_from_raw(b"\x00" * 7, [2], "FP32")
+
+
+MIXED = (f("at", "timestamp"), f("city", "category", categories=("oslo", "rome")), f("x", "float64"))
+
+
+def test_timestamps_and_categories_in_json_rows_and_columns() -> None:
+    rows = [{"at": "2024-05-01T12:30:00Z", "city": "oslo", "x": 1.0},
+            {"at": "2024-05-01T12:30:00.5-01:00", "city": "rome", "x": 2.0}]
+    cols = rows_to_columns(rows, MIXED)
+    assert cols["at"].dtype == np.dtype("datetime64[us]") and cols["city"].tolist() == ["oslo", "rome"]
+    back = columns_to_rows(cols)
+    assert [r["at"] for r in back] == ["2024-05-01T12:30:00Z", "2024-05-01T13:30:00.500000Z"]
+    assert rows_to_columns(back, MIXED)["at"].tolist() == cols["at"].tolist()
+    assert to_jsonable({"at": np.array(["NaT"], "datetime64[us]")}) == {"at": [None]}
+    with pytest.raises(ValidationError, match="'may' is not a timestamp"):
+        columns_from_json({"at": ["may"], "city": ["oslo"], "x": [1.0]}, MIXED)
+    with pytest.raises(ValidationError, match="'lima' is not one of its categories"):
+        rows_to_columns([{**rows[0], "city": "lima"}], MIXED)
+
+
+def test_timestamps_in_v2_as_iso_bytes_or_int64_micros() -> None:
+    at = MIXED[0]
+    stamps = np.array(["2024-05-01T12:30:00", "1969-12-31T23:59:59"], dtype="datetime64[us]")
+    tensor = column_to_tensor("at", stamps)
+    assert tensor["datatype"] == "BYTES"
+    assert tensor["data"] == ["2024-05-01T12:30:00Z", "1969-12-31T23:59:59Z"]
+    assert tensor["parameters"] == {"content_type": "datetime"}
+    assert tensor_to_column("at", [2], "BYTES", tensor["data"], at).tolist() == stamps.tolist()
+    micros = stamps.astype(np.int64).tolist()
+    assert tensor_to_column("at", [2], "INT64", micros, at).tolist() == stamps.tolist()
+    raw = column_to_raw(stamps)
+    assert tensor_to_column("at", [2], "BYTES", list(column_from_raw(raw, [2], "BYTES")), at).tolist() \
+        == stamps.tolist()
+    with pytest.raises(ValidationError, match="datatype FP32 does not fit input 'at'"):
+        tensor_to_column("at", [1], "FP32", [1.0], at)
+    assert v2_datatype(DType.CATEGORY) == "BYTES" and v2_datatype(np.dtype("datetime64[ns]")) == "BYTES"

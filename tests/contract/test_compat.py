@@ -184,3 +184,30 @@ def test_dtype_accepts_table_matches_numpy_safe_casts_within_a_kind() -> None:
         for b in DType:
             if a.kind in "iuf" and b.kind in "iuf" and (a.kind == "f") == (b.kind == "f"):
                 assert a.accepts(b) == bool(np.can_cast(b.numpy(), a.numpy(), "safe")), (a, b)
+
+
+@pytest.mark.parametrize(("old", "new", "side", "safe"), [
+    (("a", "b"), ("a", "b", "c"), "input", True),  # a new category accepted
+    (("a", "b"), ("a",), "input", False),  # old clients still send "b"
+    (("a", "b"), (), "input", True),  # no declared set: any string
+    (("a", "b"), ("a",), "output", True),  # fewer values returned
+    (("a",), ("a", "b"), "output", False),  # "b" is new to old clients
+])
+def test_category_sets(old: tuple[str, ...], new: tuple[str, ...], side: str, safe: bool) -> None:
+    def field(cats: tuple[str, ...]) -> Field:
+        return f("k", "category", categories=cats)
+
+    if side == "input":
+        a, b = c([field(old)]), c([field(new)])
+    else:
+        a, b = c([f("x")], [field(old)]), c([f("x")], [field(new)])
+    assert (check_compatible(a, b) == []) is safe, check_compatible(a, b)
+
+
+def test_category_string_and_timestamp_changes() -> None:
+    cat, text = f("k", "category", categories=("a",)), f("k", "string")
+    assert check_compatible(c([cat]), c([text])) == []  # an input accepting any string: safe
+    assert check_compatible(c([text]), c([cat]))  # old clients send strings out of the set
+    assert check_compatible(c([text]), c([f("k", "category")])) == []
+    assert check_compatible(c([f("t", "timestamp")]), c([f("t", "int64")]))  # same wire, not the same meaning
+    assert check_compatible(c([f("t", "int64")]), c([f("t", "timestamp")]))

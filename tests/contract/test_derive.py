@@ -55,7 +55,7 @@ def test_dict_and_rows_samples() -> None:
     (np.float64(1.0), "needs rows"),
     ({"a": np.zeros(2), "b": np.zeros(3)}, "different numbers of rows"),
     ({}, "at least one column"),
-    ({"a": np.array(["2024-01-01"], dtype="datetime64[D]")}, "field 'a': unsupported dtype"),
+    ({"a": np.array([1j])}, "field 'a': unsupported dtype"),
     ({"not valid": np.zeros(2)}, "must be an identifier"),
     (pd.DataFrame({"a b": [1], "a_b": [2]}), "both become field 'a_b'"),
     ({1: np.zeros(2)}, "column names must be strings"),
@@ -158,3 +158,18 @@ def test_dataframe_labels_that_are_no_names_become_aliases() -> None:
 def test_an_alias_may_not_be_another_fields_name() -> None:
     with pytest.raises(ContractError, match="alias 'b'"):
         Contract.build([Field(name="a", dtype=DType.INT64, alias="b"), Field(name="b", dtype=DType.INT64)])
+
+
+def test_datetime_and_categorical_columns_of_a_frame() -> None:
+    frame = pd.DataFrame({
+        "signed at": pd.to_datetime(["2024-05-01 12:30", "2024-05-02 08:00"]),
+        "seen": pd.to_datetime(["2024-05-01T12:30:00+02:00", "2024-05-01T00:00:00Z"], utc=True),
+        "city": pd.Categorical(["rome", "oslo"], categories=["oslo", "rome", "lima"]),
+        "n": [1, 2]})
+    fields = fields_from_sample(frame)
+    assert [(x.name, x.dtype, x.categories, x.alias) for x in fields] == [
+        ("signed_at", DType.TIMESTAMP, (), "signed at"), ("seen", DType.TIMESTAMP, (), ""),
+        ("city", DType.CATEGORY, ("oslo", "rome", "lima"), ""), ("n", DType.INT64, (), "")]
+    cols = as_columns(frame)
+    assert cols["seen"][0] == np.datetime64("2024-05-01T10:30:00")  # made UTC, then naive
+    assert cols["city"].tolist() == ["rome", "oslo"]

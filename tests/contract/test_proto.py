@@ -229,3 +229,22 @@ def test_unknown_field_numbers_from_newer_clients_are_ignored(package: str) -> N
     v2 = renumber(v1, Contract.build([f("a"), f("extra", optional=True)]))
     data = columns_to_request_bytes({"a": np.array([1.0], np.float32), "extra": np.array([2.0])}, v2, package)
     assert request_to_columns(data, v1, package + "_v1")["a"].tolist() == [1.0]
+
+
+def test_timestamps_travel_as_int64_micros_and_categories_as_strings(package: str) -> None:
+    c = Contract.build([f("at", "timestamp"), f("city", "category", categories=("oslo", "rome"))],
+                       [f("when", "timestamp", (2,))])
+    text = render_proto(c, package)
+    assert "int64 at = 1;" in text and "microseconds since 1970-01-01T00:00:00Z" in text
+    assert "string city = 2;" in text and "one of oslo, rome" in text
+    stamps = np.array(["2024-05-01T12:30:00.000001", "1960-01-01T00:00:00"], dtype="datetime64[us]")
+    cols = {"at": stamps, "city": np.array(["rome", "oslo"], dtype=object)}
+    back = request_to_columns(columns_to_request_bytes(cols, c, package), c, package)
+    assert_same(back, cols)
+    out = {"when": np.stack([stamps, stamps[::-1]])}
+    assert_same(response_bytes_to_columns(columns_to_response_bytes(out, c, package), c, package), out)
+    req_cls, _ = message_classes(c, package)
+    req = req_cls()
+    req.rows.add(at=0, city="lima")
+    with pytest.raises(ValidationError, match="'lima' is not one of its categories"):
+        request_to_columns(req.SerializeToString(), c, package)

@@ -12,8 +12,9 @@ from modelrunner.errors import ContractError
 
 def test_dtype_numpy_and_back() -> None:
     for d in DType:
-        if d not in (DType.STRING, DType.BYTES):
+        if d not in (DType.STRING, DType.BYTES, DType.CATEGORY):
             assert DType.from_numpy(d.numpy()) is d
+    assert DType.from_numpy("datetime64[ns]") is DType.TIMESTAMP
     assert DType.from_numpy("U5") is DType.STRING and DType.from_numpy(object) is DType.STRING
     assert DType.from_numpy("S5") is DType.BYTES
     with pytest.raises(ContractError, match="unsupported dtype 'complex128'"):
@@ -26,16 +27,32 @@ def test_dtype_wire_types() -> None:
         "bool": "bool", "int8": "int32", "int16": "int32", "int32": "int32", "int64": "int64",
         "uint8": "uint32", "uint16": "uint32", "uint32": "uint32", "uint64": "uint64", "float16": "double",
         "float32": "double", "float64": "double", "string": "string", "bytes": "bytes",
+        "timestamp": "int64", "category": "string",
     }
 
 
 def test_accepts_never_crosses_wire_families() -> None:
-    family = {"b": "varint", "i": "varint", "u": "varint", "f": "double", "S": "string", "B": "bytes"}
+    family = {"b": "varint", "i": "varint", "u": "varint", "f": "double", "S": "string", "B": "bytes",
+              "M": "timestamp"}
     for a in DType:
         assert a.accepts(a)
         for b in DType:
             if a.accepts(b):
                 assert family[a.kind] == family[b.kind], (a, b)
+
+
+def test_timestamp_and_category_dtypes() -> None:
+    assert DType.TIMESTAMP.numpy() == np.dtype("datetime64[us]")
+    assert DType.CATEGORY.numpy() == np.dtype(object)
+    assert DType.STRING.accepts(DType.CATEGORY) and not DType.CATEGORY.accepts(DType.STRING)
+    assert not DType.INT64.accepts(DType.TIMESTAMP) and not DType.TIMESTAMP.accepts(DType.INT64)
+    f = Field(name="city", dtype=DType.CATEGORY, categories=("oslo", "rome"))
+    assert Field.model_validate(f.model_dump(mode="json")) == f
+    assert "categories" not in Field(name="c", dtype=DType.CATEGORY).model_dump(mode="json")
+    with pytest.raises(ContractError, match="only on category fields"):
+        Field(name="c", dtype=DType.STRING, categories=("a",))
+    with pytest.raises(ValueError, match="repeat a value"):
+        Field(name="c", dtype=DType.CATEGORY, categories=("a", "a"))
 
 
 def test_field_checks() -> None:

@@ -166,3 +166,44 @@ def test_validator_is_cached_per_fields_tuple() -> None:
 
 def test_not_a_mapping_is_rejected() -> None:
     assert "a batch must map input names to arrays, got list" in str(err(DIGITS.inputs, [1]))  # type: ignore[arg-type]
+
+
+TS = (f("at", "timestamp"),)
+
+
+def test_timestamps_from_iso_strings_datetimes_and_epoch_micros() -> None:
+    import datetime as dt
+
+    want = np.array(["2024-05-01T12:30:00", "2024-05-01T10:30:00.250000"], dtype="datetime64[us]")
+    for given in (["2024-05-01T12:30:00Z", "2024-05-01T12:30:00.25+02:00"],
+                  ["2024-05-01 12:30:00", "2024-05-01T10:30:00.250"],
+                  [dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC),
+                   dt.datetime(2024, 5, 1, 10, 30, 0, 250000)],
+                  want.astype("datetime64[ns]"), want.astype(np.int64)):
+        out = validate_batch(TS, {"at": given})["at"]
+        assert out.dtype == np.dtype("datetime64[us]") and out.tolist() == want.tolist(), given
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    (["yesterday"], "input 'at': 'yesterday' is not a timestamp"),
+    ([1.5], "input 'at': 1.5 is not a timestamp"),
+    ([True], "input 'at': True is not a timestamp"),
+    (np.array([1.5]), "expected dtype timestamp, got float64"),
+    ([2**63 - 1], "is not a timestamp"),
+    (np.array([2**63 - 1]), "out of the timestamp range"),
+])
+def test_bad_timestamps_name_the_field_and_the_value(value: Any, why: str) -> None:
+    e = err(TS, {"at": value})
+    assert why in str(e) and e.field == "at"
+
+
+def test_categories_are_strings_out_of_the_declared_set() -> None:
+    city = (f("city", "category", categories=("oslo", "rome")),)
+    assert validate_batch(city, {"city": ["rome", b"oslo"]})["city"].tolist() == ["rome", "oslo"]
+    e = err(city, {"city": ["oslo", "lima"]})
+    assert "input 'city': 'lima' is not one of its categories (oslo, rome)" in str(e) and e.field == "city"
+    assert validate_batch((f("c", "category"),), {"c": ["anything"]})["c"].tolist() == ["anything"]
+    opt = (f("city", "category", categories=("oslo", "rome"), optional=True), f("n", "int32"))
+    assert validate_batch(opt, {"n": [1]})["city"].tolist() == ["oslo"]
+    stamp = (f("at", "timestamp", optional=True, default="2024-01-01T00:00:00Z"), f("n", "int32"))
+    assert str(validate_batch(stamp, {"n": [1]})["at"][0]) == "2024-01-01T00:00:00.000000"

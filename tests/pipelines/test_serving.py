@@ -217,3 +217,37 @@ def test_traced_requests_keep_their_steps_with_batching_on(served: tuple[str, An
     finally:
         ocr.registry.set_endpoint(ENDPOINT, target, config={})
         wait_for(lambda: not endpoint.batching.enabled)
+
+
+def test_a_torch_cnn_is_swapped_in_by_moving_the_alias(served: tuple[str, Any], ocr: OcrBuild) -> None:
+    """examples/ocr/cnn.py trained briefly (2 epochs: the full run is in docs/pipelines.md), pushed as a new
+    digit-recognizer version (torch flavor) and served by the pipeline once production points at it."""
+    pytest.importorskip("torch")
+    from cnn import CnnRecognizer
+    from recognizers import line_metrics, training_set
+
+    import modelrunner as mr
+
+    url, runtime = served
+    endpoint = runtime.get(ENDPOINT)
+    wait_for(lambda: endpoint.current is not None and endpoint.state == "serving")
+    before = endpoint.current.sha256
+    train, test = split_sources()
+    x, y = training_set(make_lines(train, 40, seed=5), train)
+    cnn = CnnRecognizer(epochs=2).fit(x, y)
+    bundle = mr.save_model(cnn.module, ocr.home / "cnn", name="digit-recognizer", sample=x[:5])
+    assert bundle.manifest.flavor == "torch"
+    version = int(ocr.registry.push(bundle.path).version)
+    lines = make_lines(test, 10, seed=31, distort=True)
+    try:
+        ocr.registry.set_alias("digit-recognizer", "production", version)  # modelrunner alias set ...
+        wait_for(lambda: endpoint.current.sha256 != before and endpoint.state == "serving")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            answers = [post(client, line.png(), "?trace=1").json() for line in lines]
+    finally:
+        ocr.registry.set_alias("digit-recognizer", "production", 1)
+    wait_for(lambda: endpoint.current.sha256 == before and endpoint.state == "serving")
+    recognize = next(t for t in answers[0]["trace"] if t["step"] == "recognize")
+    assert f"digit-recognizer@{version}" in str(recognize), recognize
+    metrics = line_metrics([line.text for line in lines], [a["text"] for a in answers])
+    assert metrics["character_error_rate"] < 0.5, metrics  # 2 epochs: far from the full run's 2 %

@@ -1,9 +1,11 @@
 """A DataFrame model of mixed dtypes end to end: saved from a DataFrame whose labels are no identifiers,
-pushed, served by the real runtime, asked in every body form (with the original labels) and by the client."""
+with numbers, a bool, a Categorical and a datetime column, pushed, served by the real runtime, asked in every
+body form (with the original labels; native JSON, MLflow bodies, CSV, V2 JSON, protobuf) and by the client."""
 
 from __future__ import annotations
 
 import io
+import json
 import time
 import warnings
 from collections.abc import Iterator
@@ -25,16 +27,21 @@ def _houses(n: int = 80) -> tuple[Any, Any]:
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from tabular_features import days_since_2024
 
     rng = np.random.default_rng(1)
+    listed = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
     frame = pd.DataFrame({"income ($k)": rng.normal(50, 10, n), "rooms": rng.integers(1, 6, n),
-                          "city": rng.choice(["oslo", "rome", "lima"], n),
-                          "has garden?": rng.random(n) > 0.5})
-    y = ((frame["income ($k)"] > 50) & frame["has garden?"]).to_numpy().astype(int)
+                          "city": pd.Categorical(rng.choice(["oslo", "rome", "lima"], n),
+                                                 categories=["lima", "oslo", "rome"]),
+                          "has garden?": rng.random(n) > 0.5, "listed at": listed})
+    y = ((frame["income ($k)"] > 50) & frame["has garden?"] | (frame["listed at"].dt.month > 10))
+    days = make_pipeline(FunctionTransformer(days_since_2024), StandardScaler())
     pipe = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["income ($k)", "rooms", "has garden?"]),
-                                            ("c", OneHotEncoder(), ["city"])]), LogisticRegression())
-    return frame, pipe.fit(frame, y)
+                                            ("c", OneHotEncoder(), ["city"]), ("t", days, ["listed at"])]),
+                         LogisticRegression())
+    return frame, pipe.fit(frame, y.to_numpy().astype(int))
 
 
 @pytest.fixture(scope="module")
@@ -71,20 +78,76 @@ def test_every_body_form_with_the_original_labels(served: tuple[str, Any, Any, A
     url, frame, pipe, _ = served
     part = frame.iloc[20:40]
     want = pipe.predict(part).tolist()
-    records = part.to_dict(orient="records")
+    assert 0 < sum(want) < len(want)
+    records = json.loads(part.to_json(orient="records", date_format="iso"))  # times as ISO-8601 strings
+    split = json.loads(part.to_json(orient="split", date_format="iso"))
     with httpx.Client(base_url=url, timeout=30) as http:
         assert _labels(http.post(PREDICT, json={"instances": records})) == want
         assert _labels(http.post(PREDICT, json={"dataframe_records": records})) == want
-        assert _labels(http.post(PREDICT, json={"dataframe_split": part.to_dict(orient="split")})) == want
+        assert _labels(http.post(PREDICT, json={"dataframe_split": split})) == want
         csv = part.to_csv(index=False).encode()
-        assert csv.startswith(b"income ($k),rooms,city,has garden?")
+        assert csv.startswith(b"income ($k),rooms,city,has garden?,listed at")
         assert _labels(http.post(PREDICT, content=csv, headers={"content-type": "text/csv"})) == want
-        columns = {k: list(v.values()) for k, v in part.to_dict().items()}
+        columns = {k: [row[k] for row in records] for k in part.columns}
         r = http.post(PREDICT, json={"inputs": columns})
         assert r.status_code == 200 and r.json()["outputs"]["label"] == want, r.text
         contract = http.get("/v1/endpoints/houses/contract").json()["contract"]
-        assert [(f["name"], f.get("alias")) for f in contract["inputs"]] == [
-            ("income_k", "income ($k)"), ("rooms", None), ("city", None), ("has_garden", "has garden?")]
+        assert [(f["name"], f["dtype"], f.get("alias"), f.get("categories")) for f in contract["inputs"]] == [
+            ("income_k", "float64", "income ($k)", None), ("rooms", "int64", None, None),
+            ("city", "category", None, ["lima", "oslo", "rome"]), ("has_garden", "bool", "has garden?", None),
+            ("listed_at", "timestamp", "listed at", None)]
+
+
+def _v2_inputs(part: Any, micros: bool) -> list[dict[str, Any]]:
+    stamps = part["listed at"].to_numpy().astype("datetime64[us]")
+    listed = ({"datatype": "INT64", "data": stamps.astype(np.int64).tolist()} if micros else
+              {"datatype": "BYTES", "data": [f"{s}Z" for s in stamps.astype(str)]})
+    n = [len(part)]
+    return [{"name": "income_k", "datatype": "FP64", "shape": n, "data": part["income ($k)"].tolist()},
+            {"name": "rooms", "datatype": "INT64", "shape": n, "data": part["rooms"].tolist()},
+            {"name": "city", "datatype": "BYTES", "shape": n, "data": part["city"].astype(str).tolist()},
+            {"name": "has_garden", "datatype": "BOOL", "shape": n, "data": part["has garden?"].tolist()},
+            {"name": "listed_at", "shape": n, **listed}]
+
+
+def test_v2_and_protobuf_bodies_carry_times_and_categories(served: tuple[str, Any, Any, Any]) -> None:
+    from modelrunner.contract import Contract
+    from modelrunner.contract.proto import (
+        columns_to_request_bytes,
+        endpoint_package,
+        response_bytes_to_columns,
+    )
+
+    url, frame, pipe, _ = served
+    part = frame.iloc[40:60]
+    want = pipe.predict(part).tolist()
+    with httpx.Client(base_url=url, timeout=30) as http:
+        for micros in (False, True):  # ISO strings (BYTES) or microseconds since 1970 (INT64)
+            r = http.post("/v2/models/houses/infer", json={"inputs": _v2_inputs(part, micros)})
+            assert r.status_code == 200, r.text
+            assert next(o for o in r.json()["outputs"] if o["name"] == "label")["data"] == want
+        contract = Contract.from_dict(http.get("/v1/endpoints/houses/contract").json()["contract"])
+        package = endpoint_package("houses")
+        cols = {"income_k": part["income ($k)"].to_numpy(), "rooms": part["rooms"].to_numpy(),
+                "city": part["city"].to_numpy().astype(object), "has_garden": part["has garden?"].to_numpy(),
+                "listed_at": part["listed at"].to_numpy()}
+        r = http.post(PREDICT, content=columns_to_request_bytes(cols, contract, package),
+                      headers={"content-type": "application/x-protobuf", "accept": "application/x-protobuf"})
+        assert r.status_code == 200, r.text
+        assert response_bytes_to_columns(r.content, contract, package)["label"].tolist() == want
+
+
+def test_bad_times_and_categories_are_refused_naming_the_field(served: tuple[str, Any, Any, Any]) -> None:
+    url, frame, _, _ = served
+    row = json.loads(frame.head(1).to_json(orient="records", date_format="iso"))[0]
+    with httpx.Client(base_url=url, timeout=30) as http:
+        r = http.post(PREDICT, json={"instances": [{**row, "listed at": "next tuesday"}]})
+        assert r.status_code == 422 and "'next tuesday' is not a timestamp" in r.text, r.text
+        r = http.post(PREDICT, json={"instances": [{**row, "city": "paris"}]})
+        assert r.status_code == 422 and "'paris' is not one of its categories" in r.text, r.text
+        r = http.post(PREDICT, content=b"income ($k),rooms,city,has garden?,listed at\n50,2,oslo,true,soon\n",
+                      headers={"content-type": "text/csv"})
+        assert r.status_code == 422 and "listed_at" in r.text and "'soon'" in r.text, r.text
 
 
 def test_the_client_sends_a_dataframe_and_reads_one(served: tuple[str, Any, Any, Any]) -> None:

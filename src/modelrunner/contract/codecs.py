@@ -24,20 +24,27 @@ import numpy as np
 
 from modelrunner.contract.tabular import aliases, records_rows, renamed, split_rows
 from modelrunner.contract.types import DType, Field
-from modelrunner.contract.validate import Columns, _default_row, batch_size, check_rows, coerce_column
+from modelrunner.contract.validate import (
+    Columns,
+    _default_row,
+    batch_size,
+    check_rows,
+    coerce_column,
+    iso_strings,
+)
 from modelrunner.errors import ContractError, ValidationError
 
 __all__ = [
     "column_from_raw", "column_to_raw", "column_to_tensor", "columns_from_json", "columns_to_rows",
     "decode_json_request", "dtype_from_v2", "encode_json_response", "rows_to_columns", "tensor_shape",
-    "tensor_to_column", "to_jsonable", "v2_datatype",
+    "tensor_to_column", "to_jsonable", "v2_datatype", "v2_fits",
 ]
 
 _V2 = {DType.BOOL: "BOOL", DType.INT8: "INT8", DType.INT16: "INT16", DType.INT32: "INT32",
        DType.INT64: "INT64", DType.UINT8: "UINT8", DType.UINT16: "UINT16", DType.UINT32: "UINT32",
        DType.UINT64: "UINT64", DType.FLOAT16: "FP16", DType.FLOAT32: "FP32", DType.FLOAT64: "FP64",
-       DType.STRING: "BYTES", DType.BYTES: "BYTES"}
-_FROM_V2 = {v: k for k, v in _V2.items() if k is not DType.STRING}
+       DType.STRING: "BYTES", DType.BYTES: "BYTES", DType.TIMESTAMP: "BYTES", DType.CATEGORY: "BYTES"}
+_FROM_V2 = {v: k for k, v in _V2.items() if k not in (DType.STRING, DType.TIMESTAMP, DType.CATEGORY)}
 _BY_VALUE = {d.value: d for d in DType}
 
 
@@ -177,6 +184,8 @@ def to_jsonable(columns: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
     out = {}
     for name, col in columns.items():
         arr = np.asarray(col)
+        if arr.dtype.kind == "M":  # timestamps: ISO-8601 UTC strings
+            arr = iso_strings(arr)
         values = arr.tolist()
         out[name] = _jsonable_object(values) if arr.dtype.kind in "OS" else values
     return out
@@ -269,7 +278,7 @@ def _numeric_array(name: str, datatype: str, data: Any) -> np.ndarray:
 def tensor_to_column(name: str, shape: Sequence[int], datatype: str, data: Any, field: Field) -> np.ndarray:
     """A V2 input tensor (``data`` flat or nested) -> the field's column, validated and coerced."""
     text = dtype_from_v2(datatype) is DType.BYTES
-    if text != (field.dtype.kind in "SB"):
+    if not v2_fits(datatype, field):
         raise ValidationError(f"tensor {name!r}: datatype {datatype} does not fit input {field.name!r} "
                               f"({field.dtype.value}, V2 {v2_datatype(field.dtype)})", field=field.name,
                               expected=v2_datatype(field.dtype), actual=datatype)
@@ -283,9 +292,23 @@ def tensor_to_column(name: str, shape: Sequence[int], datatype: str, data: Any, 
     return coerce_column(field, arr.reshape(dims))
 
 
+def v2_fits(datatype: str, field: Field) -> bool:
+    """Whether a V2 tensor of ``datatype`` may carry ``field``: BYTES for text, a numeric datatype for
+    numbers (the validator converts), BYTES (ISO-8601 strings) or INT64 (epoch microseconds) for a
+    timestamp."""
+    upper = datatype.upper() if isinstance(datatype, str) else ""
+    if field.dtype is DType.TIMESTAMP:
+        return upper in ("BYTES", "INT64")
+    return (upper == "BYTES") == (field.dtype.kind in "SB")
+
+
 def column_to_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
-    """A column -> a V2 output tensor: name, shape, datatype and flat data (BYTES as UTF-8 strings)."""
+    """A column -> a V2 output tensor: name, shape, datatype and flat data (BYTES as UTF-8 strings;
+    timestamps as ISO-8601 UTC strings, MLServer's ``datetime`` content type)."""
     arr = np.asarray(array)
+    if arr.dtype.kind == "M":
+        return {"name": name, "shape": list(arr.shape), "datatype": "BYTES",
+                "parameters": {"content_type": "datetime"}, "data": iso_strings(arr).reshape(-1).tolist()}
     datatype = v2_datatype(arr.dtype)
     data = arr.reshape(-1).tolist()
     if datatype == "BYTES":
@@ -330,6 +353,8 @@ def _split_bytes(name: str, raw: bytes) -> list[bytes]:
 def column_to_raw(array: np.ndarray) -> bytes:
     """An array -> V2 raw bytes (little-endian; BYTES elements length-prefixed)."""
     arr = np.asarray(array)
+    if arr.dtype.kind == "M":
+        arr = iso_strings(arr)
     if arr.dtype.kind in "OUS":
         parts = []
         for x in arr.reshape(-1).tolist():

@@ -7,10 +7,14 @@ inputs
   * an input may not be removed (old clients still send it, and unknown inputs are rejected);
   * dtype: the new dtype must accept every value of the old one with the same protobuf wire encoding
     (:meth:`DType.accepts`: bool -> int, int widening, uint -> wider uint/int, float widening);
-  * shape: same rank, and each dimension equal to the old one or variable (-1) in the new one.
+  * shape: same rank, and each dimension equal to the old one or variable (-1) in the new one;
+  * categories: a category input may add categories or drop its declared set (accept any string), never
+    remove one; category -> string is safe, string -> category only without a declared set; a timestamp
+    stays a timestamp (an int64 of microseconds is the same wire but not the same meaning).
 outputs
   * an output may not be dropped;
-  * dtype: the old dtype must accept every value of the new one (a narrowing or the same);
+  * dtype: the old dtype must accept every value of the new one (a narrowing or the same); a category
+    output may remove categories, not add them;
   * shape: same rank, and each dimension equal to the old one, or variable in the old one.
 both
   * a field keeps its number; a number is never reused for another field or taken from the reserved ones.
@@ -18,7 +22,7 @@ both
 
 from __future__ import annotations
 
-from modelrunner.contract.types import Contract, Field, format_shape
+from modelrunner.contract.types import Contract, DType, Field, format_shape
 
 __all__ = ["bump_version", "check_compatible", "renumber"]
 
@@ -55,7 +59,7 @@ def _input_change(old: Field, new: Field) -> list[str]:
     what = f"input {old.name!r}"
     if old.optional and not new.optional:
         out.append(f"{what} became required: old clients may omit it")
-    if not new.dtype.accepts(old.dtype):
+    if not _accepts(new, old):
         out.append(f"{what} dtype {old.dtype.value} -> {new.dtype.value} does not accept every "
                    f"{old.dtype.value} value old clients send")
     if not _shape_fits(old.shape, new.shape):
@@ -66,12 +70,21 @@ def _input_change(old: Field, new: Field) -> list[str]:
 def _output_change(old: Field, new: Field) -> list[str]:
     out = []
     what = f"output {old.name!r}"
-    if not old.dtype.accepts(new.dtype):
+    if not _accepts(old, new):
         out.append(f"{what} dtype {old.dtype.value} -> {new.dtype.value}: old clients expecting "
                    f"{old.dtype.value} cannot hold every {new.dtype.value} value")
     if not _shape_fits(new.shape, old.shape):
         out.append(f"{what} shape {_shape(old)} -> {_shape(new)} returns rows old clients do not expect")
     return out + _number_change(what, old, new)
+
+
+def _accepts(wide: Field, narrow: Field) -> bool:
+    """Every value of ``narrow`` is a value of ``wide``: the dtypes (DType.accepts), then the categories."""
+    if wide.dtype is DType.CATEGORY and narrow.dtype in (DType.STRING, DType.CATEGORY):
+        if not wide.categories:
+            return True  # a category without a declared set holds any string
+        return bool(narrow.categories) and set(narrow.categories) <= set(wide.categories)
+    return wide.dtype.accepts(narrow.dtype)
 
 
 def _shape_fits(rows: tuple[int, ...], accepted: tuple[int, ...]) -> bool:

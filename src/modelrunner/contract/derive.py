@@ -5,7 +5,8 @@ A *sample* becomes columns the same way everywhere (``as_columns``):
 - a numpy array (or a list, turned into one) -> one field, ``default_name`` (``"input"``), per-row shape
   ``sample.shape[1:]``;
 - a pandas DataFrame -> one field per column (names made into identifiers: ``"sepal length (cm)"`` ->
-  ``sepal_length_cm``); a Series -> one field;
+  ``sepal_length_cm``); a Series -> one field; a datetime64 column (naive or tz-aware, made UTC) is a
+  ``timestamp`` field and a Categorical a ``category`` field declaring its categories;
 - a dict of arrays -> one field per key; a list of dicts (rows) -> one field per key.
 
 Annotations (``fields_from_annotations``) accept a dataclass, NamedTuple or TypedDict whose fields are
@@ -62,12 +63,32 @@ def _frame_columns(frame: Any) -> Columns:
         name = sanitize_name(label)
         if name in out:
             raise ContractError(f"columns {label!r} and another both become field {name!r}; rename one")
-        out[name] = _column(frame[label].to_numpy(), name)
+        out[name] = _column(series_values(frame[label]), name)
     return out
 
 
+def series_values(series: Any) -> np.ndarray:
+    """A pandas Series -> its values as a contract column: a tz-aware datetime column converted to UTC
+    and made naive (timestamps are UTC), a Categorical's values as strings."""
+    dtype = series.dtype
+    if getattr(dtype, "tz", None) is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif getattr(dtype, "name", "") == "category":
+        return np.array([None if v is None or v != v else str(v) for v in series.to_numpy()], dtype=object)
+    return np.asarray(series.to_numpy())
+
+
+def frame_categories(frame: Any) -> dict[str, tuple[str, ...]]:
+    """``{column label: its categories as strings}`` for the Categorical columns of a DataFrame."""
+    return {str(label): tuple(str(c) for c in frame[label].dtype.categories) for label in frame.columns
+            if getattr(frame[label].dtype, "name", "") == "category"}
+
+
 def as_columns(sample: Any, default_name: str = "input") -> Columns:
-    """Convert a sample (array, DataFrame, Series, dict of arrays, rows, list) into columns."""
+    """Convert a sample (array, DataFrame, Series, dict of arrays, rows, list; a torch tensor is an array)
+    into columns."""
+    if _is_tensor(sample):
+        sample = sample.detach().cpu().numpy()
     if isinstance(sample, np.ndarray | np.generic):
         return {default_name: _column(sample, default_name)}
     kind = type(sample).__name__
@@ -85,6 +106,11 @@ def as_columns(sample: Any, default_name: str = "input") -> Columns:
     raise ContractError(
         f"cannot use a {kind} as a sample: give a numpy array, a pandas DataFrame or a dict of arrays"
     )
+
+
+def _is_tensor(value: Any) -> bool:
+    """A torch tensor (torch is not imported to tell)."""
+    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach")
 
 
 def _key(key: Any) -> str:
@@ -132,9 +158,17 @@ def fields_from_sample(sample: Any, default_name: str = "input") -> tuple[Field,
     fields = _fields(as_columns(sample, default_name))
     if type(sample).__name__ == "DataFrame" and hasattr(sample, "columns"):
         labels = [str(label) for label in sample.columns]
-        fields = tuple(f if label == f.name else f.model_copy(update={"alias": label})
+        cats = frame_categories(sample)
+        fields = tuple(_frame_field(f, label, cats.get(label))
                        for f, label in zip(fields, labels, strict=True))
     return fields
+
+
+def _frame_field(f: Field, label: str, categories: tuple[str, ...] | None) -> Field:
+    update: dict[str, Any] = {} if label == f.name else {"alias": label}
+    if categories is not None:  # a pandas Categorical: a category field with its declared set
+        update.update(dtype=DType.CATEGORY, categories=categories)
+    return f.model_copy(update=update) if update else f
 
 
 def fields_from_output(columns: Mapping[str, Any]) -> tuple[Field, ...]:
@@ -149,8 +183,8 @@ def example_columns(fields: Sequence[Field], rows: int = 2) -> Columns:
     out: Columns = {}
     for f in fields:
         shape = (rows, *(d if d > 0 else 1 for d in f.shape))
-        if f.dtype is DType.STRING:
-            out[f.name] = np.full(shape, "", dtype=object)
+        if f.dtype in (DType.STRING, DType.CATEGORY):
+            out[f.name] = np.full(shape, f.categories[0] if f.categories else "", dtype=object)
         elif f.dtype is DType.BYTES:
             out[f.name] = np.full(shape, b"", dtype=object)
         else:

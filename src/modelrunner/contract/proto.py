@@ -94,6 +94,10 @@ def _slots(fields: Iterable[Field], presence: bool) -> list[_Slot]:
         comment = f"{f.name}: {f.dtype.value}, per-row shape {format_shape(f.shape)}"
         if f.shape:
             comment += ", flat row-major values"
+        if f.dtype is DType.TIMESTAMP:
+            comment += ", microseconds since 1970-01-01T00:00:00Z"
+        if f.categories:
+            comment += f", one of {', '.join(f.categories)}"
         if f.optional:
             comment += f", optional (default {f.default!r})"
         lines = [comment, *(f.description.splitlines() if f.description else [])]
@@ -196,6 +200,8 @@ def _encode(cls: type[Message], fields: tuple[Field, ...], columns: Columns) -> 
         col = columns.get(f.name)
         if col is None:
             continue
+        if col.dtype.kind == "M":  # a timestamp travels as int64 microseconds since the epoch
+            col = col.astype("datetime64[us]").astype(np.int64)
         per_field[f.name] = col.reshape(n, -1).tolist() if f.shape and n else col.tolist()
         if _shape_slot(f):
             per_field[f"{f.name}_shape"] = [list(col.shape[1:])] * n

@@ -18,8 +18,10 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 def _scalar_schema(dtype: DType) -> dict[str, Any]:
     if dtype is DType.BOOL:
         return {"type": "boolean"}
-    if dtype is DType.STRING:
+    if dtype in (DType.STRING, DType.CATEGORY):
         return {"type": "string"}
+    if dtype is DType.TIMESTAMP:
+        return {"type": ["string", "integer"], "format": "date-time"}
     if dtype is DType.BYTES:
         return {"type": "string", "contentEncoding": "base64"}
     if dtype.kind == "f":
@@ -31,6 +33,8 @@ def _scalar_schema(dtype: DType) -> dict[str, Any]:
 def value_schema(field: Field) -> dict[str, Any]:
     """The schema of one row's value of ``field``: a scalar, or nested arrays of the per-row shape."""
     schema = _scalar_schema(field.dtype)
+    if field.categories:
+        schema = {**schema, "enum": list(field.categories)}
     for d in reversed(field.shape):
         schema = {"type": "array", "items": schema}
         if d != -1:

@@ -97,7 +97,16 @@ def _reader(field: Field) -> tuple[Callable[[str], Any], str]:
         return int, f"an integer ({field.dtype.value})"
     if field.dtype.kind == "f":
         return float, f"a number ({field.dtype.value})"
+    if field.dtype is DType.TIMESTAMP:
+        return _timestamp, "an ISO-8601 timestamp (or microseconds since 1970)"
     return str, "text"
+
+
+def _timestamp(cell: str) -> Any:
+    from modelrunner.contract.validate import to_timestamp
+
+    text = cell.strip()
+    return to_timestamp(int(text) if text.lstrip("-").isdigit() else text)
 
 
 def csv_rows(raw: bytes, fields: Sequence[Field], max_rows: int | None = None,
@@ -168,8 +177,9 @@ def is_frame(data: Any) -> bool:
 def frame_inputs(frame: Any, fields: Sequence[Field]) -> dict[str, Any]:
     """A DataFrame -> columns named as ``fields``: a column labelled with a field's name, or with the label
     it was saved from (``"income ($k)"`` for ``income_k``, contract/derive.py ``sanitize_name``). Cells
-    holding arrays become per-row vectors; text columns (pandas' ``str`` dtype too) object arrays."""
-    from modelrunner.contract.derive import sanitize_name
+    holding arrays become per-row vectors; text columns (pandas' ``str`` dtype too, and Categoricals)
+    object arrays; tz-aware times UTC."""
+    from modelrunner.contract.derive import sanitize_name, series_values
 
     names = {f.name for f in fields}
     names_of = aliases(fields)
@@ -179,7 +189,7 @@ def frame_inputs(frame: Any, fields: Sequence[Field]) -> dict[str, Any]:
         if key not in names:
             with contextlib.suppress(ContractError):  # a label that makes no field name: an unknown column
                 key = sanitize_name(label) if sanitize_name(label) in names else key
-        out[key] = _frame_column(key, frame[label].to_numpy())
+        out[key] = _frame_column(key, series_values(frame[label]))
     return out
 
 

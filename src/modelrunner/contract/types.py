@@ -32,14 +32,17 @@ class DType(StrEnum):
     FLOAT64 = "float64"
     STRING = "string"
     BYTES = "bytes"
+    TIMESTAMP = "timestamp"  # datetime64[us], UTC (an aware time is converted to UTC, then made naive)
+    CATEGORY = "category"  # a string out of an optional declared set (Field.categories); pandas Categorical
 
     @property
     def is_numeric(self) -> bool:
-        return self not in (DType.STRING, DType.BYTES, DType.BOOL)
+        return self not in (DType.STRING, DType.BYTES, DType.BOOL, DType.TIMESTAMP, DType.CATEGORY)
 
     @property
     def kind(self) -> str:
-        """``b`` bool, ``i`` signed int, ``u`` unsigned int, ``f`` float, ``S`` string, ``B`` bytes."""
+        """``b`` bool, ``i`` signed int, ``u`` unsigned int, ``f`` float, ``S`` string (and category),
+        ``B`` bytes, ``M`` timestamp."""
         return _KIND[self]
 
     @property
@@ -56,12 +59,18 @@ class DType(StrEnum):
         """True when every value of ``other`` is a value of ``self`` with the same protobuf wire encoding.
 
         This is the widening relation the compatibility rules use: bool -> any int; intN -> intM (M >= N);
-        uintN -> uintM (M >= N) or intM (M > N); floatN -> floatM (M >= N). Integers never widen to floats
-        (a protobuf varint is not a double), and string and bytes only accept themselves.
+        uintN -> uintM (M >= N) or intM (M > N); floatN -> floatM (M >= N); string accepts category (the
+        same text on every wire). Integers never widen to floats (a protobuf varint is not a double);
+        bytes, timestamp and category only accept themselves (a category's declared set is compared by
+        the compatibility rules, contract/compat.py).
         """
         if self is other:
             return True
+        if self is DType.STRING and other is DType.CATEGORY:
+            return True
         a, b = self.kind, other.kind
+        if "M" in (a, b) or DType.CATEGORY in (self, other):
+            return False
         if b == "b":
             return a in ("i", "u")
         if a == "i" and b == "i" or a == "u" and b == "u" or a == "f" and b == "f":
@@ -72,8 +81,10 @@ class DType(StrEnum):
 
     def numpy(self) -> np.dtype[Any]:
         """The numpy dtype used for this field's column (object for string and bytes)."""
-        if self in (DType.STRING, DType.BYTES):
+        if self in (DType.STRING, DType.BYTES, DType.CATEGORY):
             return np.dtype(object)
+        if self is DType.TIMESTAMP:
+            return np.dtype("datetime64[us]")
         return np.dtype(self.value)
 
     @classmethod
@@ -83,6 +94,8 @@ class DType(StrEnum):
             return cls.STRING
         if dt.kind == "S":
             return cls.BYTES
+        if dt.kind == "M":
+            return cls.TIMESTAMP
         try:
             return cls(dt.name)
         except ValueError as exc:
@@ -94,6 +107,7 @@ _KIND = {
     DType.INT8: "i", DType.INT16: "i", DType.INT32: "i", DType.INT64: "i",
     DType.UINT8: "u", DType.UINT16: "u", DType.UINT32: "u", DType.UINT64: "u",
     DType.FLOAT16: "f", DType.FLOAT32: "f", DType.FLOAT64: "f",
+    DType.TIMESTAMP: "M", DType.CATEGORY: "S",
 }
 _BITS = {d: (np.dtype(d.value).itemsize * 8 if d.kind in "iuf" else 0) for d in DType}
 _BITS[DType.BOOL] = 1
@@ -102,6 +116,7 @@ _PROTO_TYPE = {
     DType.INT8: "int32", DType.INT16: "int32", DType.INT32: "int32", DType.INT64: "int64",
     DType.UINT8: "uint32", DType.UINT16: "uint32", DType.UINT32: "uint32", DType.UINT64: "uint64",
     DType.FLOAT16: "double", DType.FLOAT32: "double", DType.FLOAT64: "double",
+    DType.TIMESTAMP: "int64", DType.CATEGORY: "string",  # int64: microseconds since 1970-01-01T00:00Z
 }
 
 
@@ -120,6 +135,8 @@ class Field(BaseModel):
     # the column label the field was derived from when it is no identifier ("income ($k)" for income_k):
     # requests may name the field by it; left out of the contract's dict when empty (older contracts)
     alias: str = Attribute(default="", exclude_if=lambda v: not v)
+    # a category field's allowed values (empty: any string); left out of the dict when empty
+    categories: tuple[str, ...] = Attribute(default=(), exclude_if=lambda v: not v)
 
     @field_validator("name")
     @classmethod
@@ -127,6 +144,18 @@ class Field(BaseModel):
         if not v or not (v[0].isalpha() or v[0] == "_") or not all(c.isalnum() or c == "_" for c in v):
             raise ValueError(f"field name {v!r} must be an identifier (letters, digits, _)")
         return v
+
+    @field_validator("categories")
+    @classmethod
+    def _valid_categories(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"categories {list(v)} repeat a value")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.categories and self.dtype is not DType.CATEGORY:
+            raise ContractError(f"field {self.name!r}: categories are declared only on category fields, "
+                                f"not {self.dtype.value}")
 
     @field_validator("shape")
     @classmethod

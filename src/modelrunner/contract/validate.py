@@ -5,7 +5,11 @@ dropped); each column of shape ``(n, *field.shape)`` (``-1`` matches any size); 
 all columns; optional fields missing from the batch filled with their default. Dtypes: bool -> int/float,
 int -> float, int -> narrower int (values checked against the range) and float -> narrower float
 (overflow rejected) are converted; float -> int, number -> bool and number <-> string are rejected. String
-fields accept str (and UTF-8 bytes); bytes fields accept bytes (and str, encoded as UTF-8).
+fields accept str (and UTF-8 bytes); bytes fields accept bytes (and str, encoded as UTF-8). Category fields
+are string fields whose values must be among the declared ``categories`` (when declared). Timestamp fields
+(datetime64[us], UTC) accept datetime64 of any unit, ISO-8601 strings (an offset is converted to UTC; no
+offset means UTC), ``datetime`` objects and integers (microseconds since the epoch, as proto and V2 INT64
+carry them); floats, bools and other text are refused with the field and the value named.
 
 A :class:`Validator` precomputes one checker per field; :func:`validator` caches them per fields tuple, so
 the happy path is a few attribute reads and comparisons per field, with no exceptions raised.
@@ -13,6 +17,7 @@ the happy path is a few attribute reads and comparisons per field, with no excep
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +28,8 @@ from modelrunner.errors import ContractError, ResourceExhausted, ValidationError
 
 Columns = dict[str, np.ndarray]
 
-__all__ = ["Columns", "Validator", "batch_size", "check_rows", "coerce_column", "validate_batch", "validator"]
+__all__ = ["Columns", "Validator", "batch_size", "check_rows", "coerce_column", "iso_strings", "to_timestamp",
+           "validate_batch", "validator"]
 
 
 def _dtype_text(dtype: np.dtype[Any]) -> str:
@@ -33,7 +39,8 @@ def _dtype_text(dtype: np.dtype[Any]) -> str:
 class _FieldCheck:
     """Checks and coerces one column against one field."""
 
-    __slots__ = ("field", "name", "what", "dtype", "dkind", "ndim", "fixed", "optional", "default_row")
+    __slots__ = ("field", "name", "what", "dtype", "dkind", "ndim", "fixed", "optional", "default_row",
+                 "cats")
 
     def __init__(self, field: Field, kind: str) -> None:
         self.field = field
@@ -45,6 +52,7 @@ class _FieldCheck:
         self.fixed = tuple((i + 1, d) for i, d in enumerate(field.shape) if d != -1)
         self.optional = field.optional
         self.default_row = _default_row(field) if field.optional else None
+        self.cats = frozenset(field.categories) if field.categories else None
 
     def __call__(self, value: Any) -> np.ndarray:
         arr = value if type(value) is np.ndarray else self._asarray(value)
@@ -52,7 +60,9 @@ class _FieldCheck:
         if len(shape) != self.ndim or any(shape[i] != d for i, d in self.fixed):
             raise self._shape_error(shape)
         if self.dkind in "SB":
-            return self._text(arr)
+            return self._text(arr) if self.cats is None else self._categories(self._text(arr))
+        if self.dkind == "M":
+            return arr if arr.dtype == self.dtype else self._timestamps(arr)
         if arr.dtype != self.dtype:
             arr = self._coerce(arr)
         return arr
@@ -64,7 +74,7 @@ class _FieldCheck:
 
     def _asarray(self, value: Any) -> np.ndarray:
         try:
-            if self.dkind in "SB":
+            if self.dkind in "SBM":  # text, or timestamps given as a mix of strings and integers
                 return np.array(value, dtype=object)
             return np.asarray(value)
         except (ValueError, TypeError):
@@ -107,6 +117,40 @@ class _FieldCheck:
             raise self._dtype_error(arr, f" with values outside [{info.min}, {info.max}]")
         return arr.astype(self.dtype)
 
+    def _categories(self, arr: np.ndarray) -> np.ndarray:
+        cats = self.cats
+        assert cats is not None
+        for x in arr.flat:
+            if x not in cats:
+                raise ValidationError(f"{self.what}: {x!r:.40} is not one of its categories "
+                                      f"({', '.join(sorted(cats))})", field=self.name,
+                                      expected=sorted(cats), actual=x)
+        return arr
+
+    def _timestamps(self, arr: np.ndarray) -> np.ndarray:
+        kind = arr.dtype.kind
+        if kind == "M" or kind in "iu":
+            if kind in "iu" and arr.size and (int(arr.min()) < _MIN_US or int(arr.max()) > _MAX_US):
+                raise self._dtype_error(arr, " with values out of the timestamp range (microseconds)")
+            return arr.astype(self.dtype)
+        if kind not in "OUS":
+            raise self._dtype_error(arr, " (a timestamp is an ISO-8601 string or microseconds since 1970)")
+        out = np.empty(arr.shape, dtype=self.dtype)
+        flat = out.reshape(-1)
+        for i, x in enumerate(arr.flat):
+            flat[i] = self._timestamp_item(x)
+        return out
+
+    def _timestamp_item(self, x: Any) -> np.datetime64:
+        if isinstance(x, np.str_ | np.bytes_):
+            x = x.item()
+        try:
+            return to_timestamp(x)
+        except (ValueError, TypeError, OverflowError):
+            raise ValidationError(f"{self.what}: {x!r:.40} is not a timestamp (an ISO-8601 string such as "
+                                  "'2024-05-01T12:30:00Z', or microseconds since 1970)", field=self.name,
+                                  expected=self.field.dtype.value, actual=type(x).__name__) from None
+
     def _text(self, arr: np.ndarray) -> np.ndarray:
         want = str if self.dkind == "S" else bytes
         kind = arr.dtype.kind
@@ -138,12 +182,56 @@ class _FieldCheck:
             field=self.name, expected=self.field.dtype.value, actual=type(x).__name__)
 
 
+_MIN_US, _MAX_US = -(2**62), 2**62
+
+
+def to_timestamp(x: Any) -> np.datetime64:
+    """One value -> ``datetime64[us]`` in UTC: an ISO-8601 string (``Z``, an offset or none = UTC; a space
+    may separate date and time), a ``datetime``/``date`` (aware ones converted to UTC), a ``datetime64``,
+    or an integer of microseconds since 1970. Raises ValueError/TypeError otherwise."""
+    if isinstance(x, bytes | bytearray):
+        x = bytes(x).decode("utf-8")
+    if isinstance(x, str):
+        x = _dt.datetime.fromisoformat(x.strip())
+    if isinstance(x, np.datetime64):
+        return x.astype("datetime64[us]")  # type: ignore[no-any-return]
+    if isinstance(x, bool):
+        raise TypeError(x)
+    if isinstance(x, int | np.integer):
+        if not _MIN_US <= int(x) <= _MAX_US:
+            raise OverflowError(x)
+        return np.datetime64(int(x), "us")
+    if isinstance(x, _dt.datetime):
+        if x.tzinfo is not None:
+            x = x.astimezone(_dt.UTC).replace(tzinfo=None)
+        return np.datetime64(x.replace(tzinfo=None), "us")
+    if isinstance(x, _dt.date):
+        return np.datetime64(x, "us")
+    raise TypeError(x)
+
+
+def iso_strings(arr: np.ndarray) -> np.ndarray:
+    """A datetime64 array -> an object array of ISO-8601 UTC strings (``2024-05-01T12:30:00Z``; with
+    microseconds, ``...:00.500000Z``, only when there is a fraction); NaT -> None."""
+    arr = arr.astype("datetime64[us]")
+    out: np.ndarray = np.datetime_as_string(arr, unit="us", timezone="UTC").astype(object)
+    whole = arr.astype("datetime64[s]") == arr
+    if whole.any():
+        out[whole] = np.datetime_as_string(arr[whole], unit="s", timezone="UTC")
+    out[np.isnat(arr)] = None
+    return out
+
+
 def _default_row(field: Field) -> np.ndarray:
     """The value of one row of an optional field: its default broadcast to the per-row shape."""
     dtype = field.dtype.numpy()
     value = field.default
     if value is None:
-        value = {DType.STRING: "", DType.BYTES: b""}.get(field.dtype, 0)
+        value = {DType.STRING: "", DType.BYTES: b"", DType.CATEGORY: ""}.get(field.dtype, 0)
+        if field.categories and field.default is None:
+            value = field.categories[0]
+    if field.dtype is DType.TIMESTAMP:
+        return _timestamp_default(field, value)
     try:
         arr = np.array(value, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -160,8 +248,18 @@ def _default_row(field: Field) -> np.ndarray:
     return arr
 
 
+def _timestamp_default(field: Field, value: Any) -> np.ndarray:
+    """A timestamp field's default row (``0`` is 1970-01-01T00:00Z); a scalar default only."""
+    try:
+        stamp = to_timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ContractError(f"field {field.name!r}: default {value!r} is not a timestamp") from exc
+    shape = tuple(0 if d == -1 else d for d in field.shape)
+    return np.full(shape, stamp, dtype=field.dtype.numpy())
+
+
 def _text_default(field: Field, arr: np.ndarray) -> np.ndarray:
-    want = str if field.dtype is DType.STRING else bytes
+    want = bytes if field.dtype is DType.BYTES else str
     out = np.empty(arr.shape, dtype=object)
     flat = out.reshape(-1)
     for i, x in enumerate(arr.flat):

@@ -340,7 +340,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", url_host(host), grpc_sock.getsockname()[1])
-    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir), first_argv=expect,
+    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir, workers), first_argv=expect,
                             liveness_timeout_s=settings.liveness_timeout_s, entry=entry)
     try:
         _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
@@ -375,12 +375,13 @@ def _collect_orphans(settings: Settings) -> None:
         log.warning("could not remove orphaned temporary files", exc_info=True)
 
 
-def _child_env(metrics_dir: str) -> dict[str, str]:
-    """The workers' environment: ours, plus the shared Prometheus multiprocess folder."""
+def _child_env(metrics_dir: str, workers: int = 1) -> dict[str, str]:
+    """The workers' environment: ours, plus the shared Prometheus multiprocess folder and the number of
+    workers (``MODELRUNNER_WORKERS``: flavors with their own thread pools, torch, share the cores by it)."""
     from modelrunner.monitoring import metrics
 
     metrics.setup_multiprocess(metrics_dir)
-    return dict(os.environ)
+    return {**os.environ, "MODELRUNNER_WORKERS": str(workers)}
 
 
 def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S,

@@ -53,7 +53,7 @@ def test_nothing_matches(obj: Any) -> None:
 
 
 def test_get_flavor() -> None:
-    assert set(FLAVOR_NAMES) == {"sklearn", "onnx", "xgboost", "lightgbm", "python"}
+    assert set(FLAVOR_NAMES) == {"sklearn", "onnx", "xgboost", "lightgbm", "torch", "python"}
     for name in FLAVOR_NAMES:
         flavor = get_flavor(name)
         assert flavor.name == name and (flavor.extra is None) == (name == "python")

@@ -9,7 +9,7 @@ from modelrunner.bundle.flavors.base import Flavor
 from modelrunner.errors import FlavorError
 
 # Detection order matters: xgboost/lightgbm sklearn wrappers are sklearn estimators too; python is last.
-FLAVOR_NAMES: tuple[str, ...] = ("xgboost", "lightgbm", "onnx", "sklearn", "python")
+FLAVOR_NAMES: tuple[str, ...] = ("xgboost", "lightgbm", "onnx", "torch", "sklearn", "python")
 
 __all__ = ["FLAVOR_NAMES", "Flavor", "detect_flavor", "get_flavor"]
 

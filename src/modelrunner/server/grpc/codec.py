@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from modelrunner.contract.codecs import column_to_raw, tensor_shape, v2_datatype
+from modelrunner.contract.validate import iso_strings
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.runner.endpoint import Prediction
 from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
@@ -111,6 +112,11 @@ def _output_names(columns: Mapping[str, Any], req: v2_codec.InferRequest) -> lis
     return list(req.outputs)
 
 
+def _wire(arr: np.ndarray) -> np.ndarray:
+    """Timestamps travel as BYTES of ISO-8601 UTC strings (as the REST V2 route sends them)."""
+    return iso_strings(arr) if arr.dtype.kind == "M" else arr
+
+
 def _typed_values(datatype: str, arr: np.ndarray) -> list[Any]:
     flat = arr.reshape(-1).tolist()
     if datatype == "BYTES":
@@ -121,7 +127,7 @@ def _typed_values(datatype: str, arr: np.ndarray) -> list[Any]:
 def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> pb.ModelInferResponse:
     """A ``ModelInferResponse`` for a prediction, raw when the request was raw (or an output needs it)."""
     names = _output_names(pred.columns, req)
-    arrays = [np.asarray(pred.columns[n]) for n in names]
+    arrays = [_wire(np.asarray(pred.columns[n])) for n in names]
     types = [v2_datatype(a.dtype) for a in arrays]
     raw = req.binary_outputs or any(t not in CONTENTS for t in types)
     resp = pb.ModelInferResponse(model_name=name, model_version=str(pred.version),

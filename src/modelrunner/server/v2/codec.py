@@ -19,6 +19,7 @@ from modelrunner.contract.codecs import (
     tensor_shape,
     tensor_to_column,
     v2_datatype,
+    v2_fits,
 )
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.server.v2.binary import binary_size
@@ -40,7 +41,7 @@ class Tensor:
         if not f.shape and len(shape) == 2 and shape[1] == 1:
             shape = [shape[0]]  # a per-row scalar sent as [n, 1], as Triton clients do
         if self.raw is not None:
-            if (self.datatype.upper() == "BYTES") != (f.dtype.kind in "SB"):  # as tensor_to_column checks
+            if not v2_fits(self.datatype, f):  # as tensor_to_column checks
                 raise ValidationError(f"tensor {self.name!r}: datatype {self.datatype} does not fit input "
                                       f"{f.name!r} ({f.dtype.value}, V2 {v2_datatype(f.dtype)})",
                                       field=f.name)
