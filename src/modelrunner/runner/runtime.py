@@ -143,6 +143,12 @@ class Runtime:
         if self.monitor is not None:
             self.monitor.start()
         self._freshness = asyncio.get_running_loop().create_task(self._report_freshness(), name="freshness")
+        from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
+
+        self._decider_stop = asyncio.Event()
+        self._decider = asyncio.get_running_loop().create_task(
+            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop,
+                        worker_id=self.worker_id), name="decider")
 
     def registry_contact(self) -> dict[str, Any]:
         """Whether the registry answers (a poll or heartbeat reached it lately) and seconds since it last
@@ -158,12 +164,6 @@ class Runtime:
             self.observer.registry_contact(contact["connected"], contact["stale_s"])
             await asyncio.sleep(0.5)
 
-        from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
-
-        self._decider_stop = asyncio.Event()
-        self._decider = asyncio.get_running_loop().create_task(
-            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop,
-                        worker_id=self.worker_id), name="decider")
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
