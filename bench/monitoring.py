@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from bench import loadgen  # noqa: E402
 from bench.protocols import _free_port  # noqa: E402
+from bench.protocols import stop_server as stop  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -81,13 +81,6 @@ def start(home: Path, monitoring: bool) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("modelrunner serve was not ready in 180s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def hook_cost(bundle_path: Path, x: np.ndarray) -> dict[str, float]:
