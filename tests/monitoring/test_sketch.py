@@ -61,16 +61,24 @@ def test_slots_count_below_above_nan_unseen_and_missing() -> None:
     assert flags.kind == "categorical" and set(flags.categories) == {"true", "false"}
 
 
-def test_recorder_folds_when_too_much_is_queued_and_keeps_a_failed_flush() -> None:
+def test_recorder_counts_at_most_max_pending_rows_per_fold_and_keeps_a_failed_flush() -> None:
     specs = generic_specs(CONTRACT)
     rec = Recorder("e", "m", 1, Binner(specs), max_pending=10)
-    for _ in range(4):
-        rec.observe({"x": np.ones((3, 3)), "color": np.array(["a"] * 3, dtype=object),
-                     "flag": np.ones(3, dtype=bool)}, {"label": np.zeros(3, dtype=np.int64)})
-    assert rec._pending_rows == 0 and rec.sketch.rows == 12  # folded at the 4th batch
+
+    def observe(batches: int) -> None:
+        for _ in range(batches):
+            rec.observe({"x": np.ones((3, 3)), "color": np.array(["a"] * 3, dtype=object),
+                         "flag": np.ones(3, dtype=bool)}, {"label": np.zeros(3, dtype=np.int64)})
+
+    observe(5)  # 4 batches reach the cap (12 rows queued); the 5th is not counted, and not folded on the way
+    assert rec._pending_rows == 12 and rec.sketch.rows == 0 and rec.skipped_rows == 3
+    rec.fold()
+    observe(1)  # a fold opens the next interval
+    assert rec.take().rows == 15 and rec.skipped_rows == 3
+    observe(2)
     taken = rec.take()
     rec.give_back(taken)
-    assert rec.take().rows == 12
+    assert rec.take().rows == 6
 
 
 def test_quantile_edges_collapse_ties() -> None:

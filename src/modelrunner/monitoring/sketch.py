@@ -232,13 +232,17 @@ class Sketch:
 class Recorder:
     """The hot-path side of one endpoint version in one worker: ``observe`` only queues the batch (a list
     append under a lock); ``fold`` counts the queued batches at once, off the request path (the flusher
-    calls it every few seconds, or the request that passes :attr:`max_pending` rows)."""
+    calls it every few seconds). At most :attr:`max_pending` rows are queued between two folds: the batches
+    past it are not counted (``skipped_rows``), so counting costs at most that many rows per flush interval
+    however heavy the traffic (5,000 rows per 5 s flush, ~14 µs a row for 64 features: ~1.4 % of a core),
+    and drift is scored on the first rows of each interval — a sample, ample for windows of 200+ rows."""
 
     endpoint: str
     model: str
     version: int
     binner: Binner
-    max_pending: int = 20_000
+    max_pending: int = 5_000
+    skipped_rows: int = field(default=0, init=False)
     sketch: Sketch = field(init=False)
     _pending: list[Batch] = field(default_factory=list, init=False)
     _pending_rows: int = field(default=0, init=False)
@@ -250,15 +254,11 @@ class Recorder:
     def observe(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         rows = row_count(inputs)
         with self._lock:
+            if self._pending_rows >= self.max_pending:  # enough for this interval: the request pays nothing
+                self.skipped_rows += rows
+                return
             self._pending.append((inputs, outputs))
             self._pending_rows += rows
-            full = self._pending_rows >= self.max_pending
-        if full:
-            try:
-                self.fold()
-            except Exception:  # noqa: BLE001 - monitoring must never fail the request it watches
-                log.warning("drift sketch of %s@%d: counting failed", self.endpoint, self.version,
-                            exc_info=True)
 
     def fold(self) -> None:
         """Count the queued batches into the sketch."""
