@@ -167,8 +167,8 @@ def test_license_normalised(tmp_path: Path, digits: Any, digits_lr: Any, given: 
 
 
 def test_unknown_flavor_lists_known(tmp_path: Path, digits_lr: Any) -> None:
-    with pytest.raises(FlavorError, match="unknown flavor 'torch'.*sklearn"):
-        mr.save_model(digits_lr, tmp_path / "b", flavor="torch")
+    with pytest.raises(FlavorError, match="unknown flavor 'tensorflow'.*sklearn"):
+        mr.save_model(digits_lr, tmp_path / "b", flavor="tensorflow")
 
 
 def test_object_no_flavor_matches(tmp_path: Path) -> None:

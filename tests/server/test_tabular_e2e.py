@@ -28,7 +28,7 @@ def _houses(n: int = 80) -> tuple[Any, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-    from tabular_features import days_since_2024
+    from support.tabular_features import days_since_2024
 
     rng = np.random.default_rng(1)
     listed = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
