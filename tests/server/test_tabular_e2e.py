@@ -28,6 +28,7 @@ def _houses(n: int = 80) -> tuple[Any, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
     from support.tabular_features import days_since_2024
 
     rng = np.random.default_rng(1)
