@@ -162,10 +162,11 @@ class Runner:
         self.host = host
         self.url = f"http://{host.front_ip}:{HTTP_PORT}"
         self.env = {**env, "MODELRUNNER_HOME": str(home / host.name)}
-        # --trust-pickle: the test's toy bundles are pickles, and a runner bound beyond loopback loads a pickle
-        # only with a trust decision or this flag (docs/security.md)
+        # --trust-pickle: the test's toy bundles are pickles, and a runner bound beyond loopback loads a
+        # pickle only with a trust decision or this flag (docs/security.md)
         self.argv = host.exec_argv(sys.executable, "-m", "modelrunner", "serve", "--host", host.front_ip,
-                                   "--port", str(HTTP_PORT), "--workers", str(workers), "--trust-pickle", *args)
+                                   "--port", str(HTTP_PORT), "--workers", str(workers), "--trust-pickle",
+                                   *args)
         self.log_path = home / f"{host.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
