@@ -142,7 +142,8 @@ def test_a_deleted_endpoint_leaves_metrics_multiprocess(tmp_path: Path,
 
 
 def test_the_prometheus_observer_records_a_swap_as_the_loaded_versions(fresh: None) -> None:
-    observer = metrics.PROMETHEUS
+    from modelrunner.monitoring.prometheus import PROMETHEUS
+    observer = PROMETHEUS
     observer.endpoint_added("digits")
     observer.swap_started("digits")
     observer.swap_succeeded("digits", 0.5, 1, None)

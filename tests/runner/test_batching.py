@@ -202,7 +202,8 @@ def test_batch_sizes_are_exported_as_a_histogram(monkeypatch: pytest.MonkeyPatch
     pred = RecordingPredictor()
 
     async def main() -> None:
-        ep = endpoint(pred, observer=metrics.PROMETHEUS)
+        from modelrunner.monitoring.prometheus import PROMETHEUS
+        ep = endpoint(pred, observer=PROMETHEUS)
         await asyncio.gather(*(ep.predict(rows(i)) for i in range(5)))
 
     try:

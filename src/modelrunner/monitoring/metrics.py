@@ -7,7 +7,7 @@ then writes its values to per-pid files there and :func:`render` merges all of t
 
 Collectors are built lazily (on first use), after the process knows whether it is in multiprocess mode.
 Recording functions are cheap (label children are cached) because they run on every request. The serving
-path does not call them directly: it is given an observer (monitoring/observer.py), :data:`PROMETHEUS` in a
+path does not call them directly: it is given an observer (monitoring/observer.py), ``prometheus.PROMETHEUS`` in a
 worker (server/compose.py), which records here.
 """
 
@@ -35,8 +35,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "ENV_VAR",
-    "PROMETHEUS",
-    "PrometheusObserver",
     "endpoint_added",
     "forget_endpoint",
     "in_flight",
@@ -421,53 +419,3 @@ def set_online_metric(endpoint: str, variant: str, metric: str, value: float) ->
 def set_online_labelled(endpoint: str, variant: str, count: int) -> None:
     """How many of the variant's logged predictions have feedback joined."""
     _child("online_n", lambda c: c.online_labelled.labels(endpoint, variant), endpoint, variant).set(count)
-
-
-# -- the observer the serving path is given (monitoring/observer.py) ---------------------------------------
-
-
-class PrometheusObserver:
-    """:class:`~modelrunner.monitoring.observer.Observer` recording into these collectors (the worker's)."""
-
-    __slots__ = ()
-
-    def request_started(self, endpoint: str) -> None:
-        in_flight(endpoint).inc()
-
-    def request_ended(self, endpoint: str) -> None:
-        in_flight(endpoint).dec()
-
-    def request_answered(self, endpoint: str, version: int, protocol: str, seconds: float) -> None:
-        observe_request(endpoint, version, protocol, seconds)
-
-    def request_failed(self, endpoint: str, version: int | None, code: str) -> None:
-        observe_error(endpoint, version, code)
-
-    def batch(self, endpoint: str, rows: int) -> None:
-        observe_batch(endpoint, rows)
-
-    def swap_started(self, endpoint: str) -> None:
-        swap_started(endpoint)
-
-    def swap_failed(self, endpoint: str, reason: str) -> None:
-        swap_failed(endpoint, reason)
-
-    def swap_succeeded(self, endpoint: str, seconds: float, version: int, replaced: int | None) -> None:
-        observe_swap(endpoint, seconds)
-        swap_succeeded(endpoint)
-        set_loaded(endpoint, version, 1)
-        if replaced is not None and replaced != version:
-            set_loaded(endpoint, replaced, 0)
-
-    def endpoint_added(self, endpoint: str) -> None:
-        endpoint_added(endpoint)
-
-    def endpoint_removed(self, endpoint: str) -> None:
-        forget_endpoint(endpoint)
-
-    def registry_contact(self, connected: bool, stale_seconds: float) -> None:
-        set_registry_contact(connected, stale_seconds)
-
-
-PROMETHEUS = PrometheusObserver()
-"""The one Prometheus observer (the collectors are per process anyway)."""

@@ -2,7 +2,7 @@
 
 The data plane (every request), the batcher (every merged call) and the reconciler (every swap, endpoints
 coming and going) call an :class:`Observer`. The worker's composition root (``server.compose``) passes the
-Prometheus one (:class:`modelrunner.monitoring.metrics.PrometheusObserver`); tests pass a
+Prometheus one (:class:`modelrunner.monitoring.prometheus.PrometheusObserver`); tests pass a
 :class:`RecordingObserver` and read what was recorded, or :class:`NullObserver` to record nothing.
 
 The calls on the request path (``request_started``/``request_ended`` around every request, then

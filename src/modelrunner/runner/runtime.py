@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import ModelrunnerError, NotFound
-from modelrunner.monitoring.metrics import PROMETHEUS
 from modelrunner.monitoring.observer import Observer
+from modelrunner.monitoring.prometheus import PROMETHEUS
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Endpoint, ServingState
 from modelrunner.runner.listen import ChangeWatcher, supports_listen

@@ -2,7 +2,7 @@
 
 Everything a worker process serves is wired here, once: one :class:`Runtime` (the registry's desired state),
 one :class:`DataPlane` over it that every protocol calls, one observer both report to (Prometheus,
-``monitoring.metrics.PROMETHEUS``), the gRPC server (when asked) over that data plane,
+``monitoring.prometheus.PROMETHEUS``), the gRPC server (when asked) over that data plane,
 and the :class:`WorkerApp` shell that takes traffic once the models are loaded while the routed FastAPI app
 (``server.app.create_app``, over the same data plane) is built in a thread. ``worker_server`` wraps it all
 in uvicorn for ``runner.child.run`` (the process entry is ``server.worker``).
@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from modelrunner.monitoring.metrics import PROMETHEUS
 from modelrunner.monitoring.observer import RequestObserver
+from modelrunner.monitoring.prometheus import PROMETHEUS
 from modelrunner.runner.child import worker_id
 from modelrunner.server.dataplane import DataPlane, RuntimeLike
 from modelrunner.server.shell import ASGIApp, WorkerApp

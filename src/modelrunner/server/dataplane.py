@@ -19,8 +19,8 @@ import numpy as np
 from modelrunner.contract import Contract
 from modelrunner.contract.validate import validate_batch
 from modelrunner.errors import ModelrunnerError, NotFound, Unavailable
-from modelrunner.monitoring.metrics import PROMETHEUS
 from modelrunner.monitoring.observer import RequestObserver
+from modelrunner.monitoring.prometheus import PROMETHEUS
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.server import request_meta
 from modelrunner.settings import Settings
