@@ -7,8 +7,8 @@ then writes its values to per-pid files there and :func:`render` merges all of t
 
 Collectors are built lazily (on first use), after the process knows whether it is in multiprocess mode.
 Recording functions are cheap (label children are cached) because they run on every request. The serving
-path does not call them directly: it is given an observer (monitoring/observer.py), ``prometheus.PROMETHEUS`` in a
-worker (server/compose.py), which records here.
+path does not call them directly: it is given an observer (monitoring/observer.py),
+``prometheus.PROMETHEUS`` in a worker (server/compose.py), which records here.
 """
 
 from __future__ import annotations
