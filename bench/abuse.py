@@ -98,8 +98,10 @@ async def attack(app: Any, case: str, rows: int, small: bytes, timeout: float) -
         took = f"not answered after {timeout:.0f} s"
     await meanwhile
     print(f"{case} ({len(body) / 1e6:.1f} MB): {took}")  # noqa: T201
-    print(f"  peak RSS +{rss_mb('VmHWM') - base:.0f} MB; {slowest[1]} 1-row requests answered meanwhile, "  # noqa: T201
-          f"the slowest in {slowest[0] * 1000:.0f} ms, longest wait between two {slowest[2] * 1000:.0f} ms")
+    print(
+        f"  peak RSS +{rss_mb('VmHWM') - base:.0f} MB; {slowest[1]} 1-row requests answered meanwhile, "  # noqa: T201
+        f"the slowest in {slowest[0] * 1000:.0f} ms, longest wait between two {slowest[2] * 1000:.0f} ms"
+    )
 
 
 def png_pixels() -> None:
@@ -120,8 +122,10 @@ def png_pixels() -> None:
         outcome = "decoded"
     except ModelrunnerError as exc:
         outcome = f"{exc.code}: {exc}"
-    print(f"png-pixels (50 x {len(buf.getvalue())} bytes): {time.perf_counter() - start:.2f} s, "  # noqa: T201
-          f"peak RSS +{rss_mb('VmHWM') - base:.0f} MB: {outcome[:160]}")
+    print(
+        f"png-pixels (50 x {len(buf.getvalue())} bytes): {time.perf_counter() - start:.2f} s, "  # noqa: T201
+        f"peak RSS +{rss_mb('VmHWM') - base:.0f} MB: {outcome[:160]}"
+    )
 
 
 async def serve(home: Path, args: argparse.Namespace, small: bytes) -> None:

@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| server | cold start s, median | min | max | launches |")  # noqa: T201 - this command's output
     print("|---|---|---|---|---|")  # noqa: T201
     for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} "  # noqa: T201
-              f"| {' '.join(f'{v:.2f}' for v in values)} |")
+        print(
+            f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} "  # noqa: T201
+            f"| {' '.join(f'{v:.2f}' for v in values)} |"
+        )
     return 0
 
 

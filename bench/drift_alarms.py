@@ -42,9 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LogisticRegression(max_iter=300).fit(x[train], y[train])
-    contract = Contract.build([Field(name="pixels", dtype=DType.FLOAT64, shape=(64,))],
-                              [Field(name="label", dtype=DType.INT64),
-                               Field(name="probabilities", dtype=DType.FLOAT64, shape=(10,))])
+    contract = Contract.build(
+        [Field(name="pixels", dtype=DType.FLOAT64, shape=(64,))],
+        [
+            Field(name="label", dtype=DType.INT64),
+            Field(name="probabilities", dtype=DType.FLOAT64, shape=(10,)),
+        ],
+    )
 
     def outputs(rows: np.ndarray) -> dict[str, np.ndarray]:
         return {"label": model.predict(rows), "probabilities": model.predict_proba(rows)}
@@ -60,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")  # noqa: T201
     for n in (100, 200, 500, 1000):
         false = sum(status(x[rng.choice(test, n)], n) == "drift" for _ in range(args.windows))
-        found = sum(status(np.clip(x[rng.choice(test, n)] + rng.normal(0, 2, (n, 64)), 0, 16), n) == "drift"
-                    for _ in range(args.shifted))
+        found = sum(
+            status(np.clip(x[rng.choice(test, n)] + rng.normal(0, 2, (n, 64)), 0, 16), n) == "drift"
+            for _ in range(args.shifted)
+        )
         print(f"| {n} | {false} / {args.windows} ({false / args.windows:.1%}) | {found} / {args.shifted} |")  # noqa: T201
     return 0
 

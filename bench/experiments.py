@@ -113,10 +113,22 @@ def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list
     url = f"http://127.0.0.1:{port}/v1/endpoints/digits/predict"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELRUNNER_", "PROMETHEUS_"))}
     env.update(MODELRUNNER_HOME=str(home), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--workers", "2",
-            "--endpoint", "digits=digits@1"]
-    server = Server(Launch(argv=argv, url=url, body_form="modelrunner", cwd=ROOT, env=env),
-                    cache / "experiments-server.log")
+    argv = [
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--endpoint",
+        "digits=digits@1",
+    ]
+    server = Server(
+        Launch(argv=argv, url=url, body_form="modelrunner", cwd=ROOT, env=env),
+        cache / "experiments-server.log",
+    )
     body = models.body_path(cache, "modelrunner", 1)
     results: dict[str, list[Run]] = {s: [] for s in STATES}
     server.start()
@@ -130,9 +142,11 @@ def measure(args: argparse.Namespace, home: Path, cache: Path) -> dict[str, list
                 result = run_wrk(url, body, connections=args.connections, seconds=args.seconds)
                 cpu_us = (server.cpu_s() - cpu) / max(result.requests, 1) * 1e6
                 results[state].append(Run(result, cpu_us))
-                print(f"{state:12s} {result.rps:8.0f} req/s  p99 {result.p99_ms:6.2f} ms  "
-                      f"{cpu_us:6.0f} µs CPU/req  failed {result.failed}  (load {loadavg():.1f})",
-                      file=sys.stderr)
+                print(
+                    f"{state:12s} {result.rps:8.0f} req/s  p99 {result.p99_ms:6.2f} ms  "
+                    f"{cpu_us:6.0f} µs CPU/req  failed {result.failed}  (load {loadavg():.1f})",
+                    file=sys.stderr,
+                )
     finally:
         server.stop()
     return results
@@ -143,12 +157,17 @@ def table(results: dict[str, list[Run]]) -> str:
     best = {s: max(r, key=lambda run: run.wrk.rps).wrk for s, r in results.items()}
     cpu = {s: min(run.cpu_us for run in r) for s, r in results.items()}
     base = best["nothing"]
-    lines = ["| state | req/s | vs nothing | p50 ms | p99 ms | p99 vs nothing | server CPU µs/request "
-             "| vs nothing | failed |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| state | req/s | vs nothing | p50 ms | p99 ms | p99 vs nothing | server CPU µs/request "
+        "| vs nothing | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for state, r in best.items():
-        lines.append(f"| {state} | {r.rps:,.0f} | {r.rps / base.rps - 1:+.1%} | {r.p50_ms:.2f} | "
-                     f"{r.p99_ms:.2f} | {r.p99_ms / base.p99_ms:.2f}x | {cpu[state]:,.0f} | "
-                     f"{cpu[state] / cpu['nothing'] - 1:+.1%} | {r.failed} |")
+        lines.append(
+            f"| {state} | {r.rps:,.0f} | {r.rps / base.rps - 1:+.1%} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.p99_ms / base.p99_ms:.2f}x | {cpu[state]:,.0f} | "
+            f"{cpu[state] / cpu['nothing'] - 1:+.1%} | {r.failed} |"
+        )
     return "\n".join(lines)
 
 
@@ -167,8 +186,9 @@ def main() -> None:
         results = measure(args, home, cache)
     print(table(results))
     if args.json:
-        raw: dict[str, Any] = {s: [{**vars(r.wrk), "cpu_us": r.cpu_us} for r in rs]
-                               for s, rs in results.items()}
+        raw: dict[str, Any] = {
+            s: [{**vars(r.wrk), "cpu_us": r.cpu_us} for r in rs] for s, rs in results.items()
+        }
         args.json.write_text(json.dumps({"cpus": os.cpu_count(), "results": raw}, indent=2))
 
 

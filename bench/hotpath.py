@@ -37,11 +37,25 @@ WAVE = 32
 
 
 def scope(body: bytes) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": PATH, "raw_path": PATH.encode(), "query_string": b"", "root_path": "",
-            "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-            "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080), "state": {}}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
 
 
 async def call(app: Any, body: bytes) -> int:
@@ -82,6 +96,7 @@ async def measure(home: Path, body: bytes, args: argparse.Namespace) -> None:
         app = WorkerApp(runtime, settings, lambda: create_app(runtime, settings))
     await runtime.start()
     try:
+
         async def wave() -> None:
             statuses = await asyncio.gather(*(call(app, body) for _ in range(WAVE)))
             assert set(statuses) == {200}, statuses
@@ -133,8 +148,12 @@ async def parts(runtime: Any, body: bytes) -> None:
         gauge.dec()
         metrics.observe_request("digits", 1, "rest", 0.001)
 
-    for label, fn in (("parse + decode", decode), ("predictor.predict", predict), ("encode + dumps", encode),
-                      ("metrics", record)):
+    for label, fn in (
+        ("parse + decode", decode),
+        ("predictor.predict", predict),
+        ("encode + dumps", encode),
+        ("metrics", record),
+    ):
         print(f"  {label}: {await per_request_cpu(fn, 2000):.1f} us")  # noqa: T201
 
 
@@ -143,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, choices=models.ROWS, default=1)
     p.add_argument("--requests", type=int, default=3200)
     p.add_argument("--profile", type=int, default=0, help="print the N most expensive functions")
-    p.add_argument("--app", choices=("worker", "routed"), default="worker",
-                   help="the app a served worker runs (default), or create_app's routed app alone")
+    p.add_argument(
+        "--app",
+        choices=("worker", "routed"),
+        default="worker",
+        help="the app a served worker runs (default), or create_app's routed app alone",
+    )
     args = p.parse_args(argv)
     paths = models.prepare(envs.CACHE)
     body = models.body_path(envs.CACHE, "modelrunner", args.rows).read_bytes()

@@ -41,8 +41,9 @@ def push_iris(home: Path, work: Path) -> None:
     from modelrunner.settings import Settings
 
     x, y = load_iris(return_X_y=True)
-    save_model(LogisticRegression(max_iter=500).fit(x, y), work / "iris", name="iris", sample=x[:2],
-               license="MIT")
+    save_model(
+        LogisticRegression(max_iter=500).fit(x, y), work / "iris", name="iris", sample=x[:2], license="MIT"
+    )
     with Registry(Settings(home=home)) as reg:
         reg.push(work / "iris")
 
@@ -82,8 +83,18 @@ def main() -> None:
         home, port = Path(tmp) / "home", free_port()
         push_iris(home, Path(tmp))
         env = {**os.environ, "MODELRUNNER_HOME": str(home)}
-        argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--workers",
-                str(args.workers), "--endpoint", "iris=iris@1"]
+        argv = [
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--endpoint",
+            "iris=iris@1",
+        ]
         url = f"http://127.0.0.1:{port}"
         with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
             try:
@@ -93,8 +104,10 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(30)
     ms = sorted(t * 1000 for t in times)
-    print(f"sequential keep-alive requests: median {statistics.median(ms):.1f} ms, "
-          f"p90 {ms[int(len(ms) * 0.9)]:.1f} ms, budget {BUDGET_MS:.0f} ms (median)")
+    print(
+        f"sequential keep-alive requests: median {statistics.median(ms):.1f} ms, "
+        f"p90 {ms[int(len(ms) * 0.9)]:.1f} ms, budget {BUDGET_MS:.0f} ms (median)"
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,25 @@ class WrkResult:
 
 def run_wrk(url: str, body: Path, *, connections: int, seconds: float, timeout_s: float = 5.0) -> WrkResult:
     wrk = ensure_wrk()
-    argv = [wrk, f"-t{THREADS}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout_s:g}s",
-            "--latency", "-s", str(LUA), url]
-    out = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, WRK_BODY=str(body)),
-                         check=False, timeout=seconds + 60)
+    argv = [
+        wrk,
+        f"-t{THREADS}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        f"--timeout={timeout_s:g}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    out = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, WRK_BODY=str(body)),
+        check=False,
+        timeout=seconds + 60,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed: {out.stderr.strip() or out.stdout.strip()}")
     return parse(out.stdout)

@@ -72,8 +72,16 @@ def rows_of(x: np.ndarray, n: int) -> list[list[float]]:
 def bodies(x: np.ndarray, n: int) -> dict[str, bytes]:
     """Wire format -> request body carrying the first ``n`` digits rows."""
     rows = rows_of(x, n)
-    v2 = {"inputs": [{"name": "input-0", "shape": [n, 64], "datatype": "FP64",
-                      "data": [v for row in rows for v in row]}]}
+    v2 = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [n, 64],
+                "datatype": "FP64",
+                "data": [v for row in rows for v in row],
+            }
+        ]
+    }
     forms: dict[str, Any] = {
         "modelrunner": {"instances": [{"input": row} for row in rows]},
         "instances": {"instances": rows},  # bare ASGI app, BentoML
@@ -94,8 +102,9 @@ def body_path(cache: Path, form: str, rows: int) -> Path:
     return cache / "models" / "bodies" / f"{form}-{rows}.json"
 
 
-def push_bundles(home: Path, paths: dict[str, Path],
-                 models: tuple[BenchModel, ...] | list[BenchModel] = MODELS) -> None:
+def push_bundles(
+    home: Path, paths: dict[str, Path], models: tuple[BenchModel, ...] | list[BenchModel] = MODELS
+) -> None:
     """Save each model as a modelrunner bundle and push it into the registry under ``home``."""
     import joblib
     from sklearn.datasets import load_digits
@@ -113,6 +122,12 @@ def push_bundles(home: Path, paths: dict[str, Path],
             except Exception:  # noqa: BLE001 - not pushed yet
                 pass
             folder = home.parent / "bundles" / model.endpoint
-            save_model(joblib.load(paths[model.key]), folder, name=model.endpoint, sample=x[:2],
-                       license="MIT", description=model.description)
+            save_model(
+                joblib.load(paths[model.key]),
+                folder,
+                name=model.endpoint,
+                sample=x[:2],
+                license="MIT",
+                description=model.description,
+            )
             registry.push(folder)

@@ -51,8 +51,14 @@ def prepare(home: Path) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = LogisticRegression(max_iter=200).fit(x, y)
-    mr.save_model(model, home / "bundle", name="digits", sample=x[:2], license="MIT",
-                  training_data={"input": x, "label": y})
+    mr.save_model(
+        model,
+        home / "bundle",
+        name="digits",
+        sample=x[:2],
+        license="MIT",
+        training_data={"input": x, "label": y},
+    )
     with Registry(Settings(home=home)) as registry:
         registry.push(home / "bundle")
     return np.asarray(x, dtype=np.float64)
@@ -60,12 +66,27 @@ def prepare(home: Path) -> np.ndarray:
 
 def start(home: Path, monitoring: bool) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    env = {**os.environ, "MODELRUNNER_HOME": str(home), "MODELRUNNER_DRIFT_MONITORING": str(int(monitoring)),
-           "OMP_NUM_THREADS": "1"}
-    argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--workers", "1",
-            "-e", "digits=digits@1"]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env = {
+        **os.environ,
+        "MODELRUNNER_HOME": str(home),
+        "MODELRUNNER_DRIFT_MONITORING": str(int(monitoring)),
+        "OMP_NUM_THREADS": "1",
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "-e",
+        "digits=digits@1",
+    ]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -81,8 +102,6 @@ def start(home: Path, monitoring: bool) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("modelrunner serve was not ready in 180s")
 
 
-
-
 def hook_cost(bundle_path: Path, x: np.ndarray) -> dict[str, float]:
     """In-process: microseconds per ``observe`` (the request's share) and per row counted at flush."""
     from modelrunner.bundle.bundle import open_bundle
@@ -91,7 +110,7 @@ def hook_cost(bundle_path: Path, x: np.ndarray) -> dict[str, float]:
     bundle = open_bundle(bundle_path)
     profile, predictor = bundle.profile(), bundle.load()
     rec = Recorder("digits", "digits", 1, profile.binner(), max_pending=10**9)
-    batches = [({"input": x[i:i + 1]}, predictor.predict({"input": x[i:i + 1]})) for i in range(len(x))]
+    batches = [({"input": x[i : i + 1]}, predictor.predict({"input": x[i : i + 1]})) for i in range(len(x))]
     t0 = time.perf_counter()
     for inputs, outputs in batches:
         rec.observe(inputs, outputs)
@@ -117,16 +136,23 @@ def main(argv: list[str] | None = None) -> int:
         rps: dict[str, list[float]] = {"off": [], "on": []}
         try:
             for _, url in servers.values():  # warm-up
-                loadgen.run_wrk(f"{url}/v1/endpoints/digits/predict", body, connections=args.connections,
-                                seconds=2)
+                loadgen.run_wrk(
+                    f"{url}/v1/endpoints/digits/predict", body, connections=args.connections, seconds=2
+                )
             for r in range(args.rounds):
-                for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
+                for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                     url = servers[mode][1]
-                    res = loadgen.run_wrk(f"{url}/v1/endpoints/digits/predict", body,
-                                          connections=args.connections, seconds=args.seconds)
+                    res = loadgen.run_wrk(
+                        f"{url}/v1/endpoints/digits/predict",
+                        body,
+                        connections=args.connections,
+                        seconds=args.seconds,
+                    )
                     rps[mode].append(res.rps)
-                    print(f"round {r + 1} monitoring {mode}: {res.rps:.0f} req/s, p99 {res.p99_ms:.1f} ms, "
-                          f"failed {res.failed}")  # noqa: T201
+                    print(
+                        f"round {r + 1} monitoring {mode}: {res.rps:.0f} req/s, p99 {res.p99_ms:.1f} ms, "
+                        f"failed {res.failed}"
+                    )  # noqa: T201
         finally:
             for proc, _ in servers.values():
                 stop(proc)
@@ -136,16 +162,27 @@ def main(argv: list[str] | None = None) -> int:
 def report(rps: dict[str, list[float]], cost: dict[str, float], args: argparse.Namespace) -> int:
     off, on = statistics.median(rps["off"]), statistics.median(rps["on"])
     overhead = (off - on) / off * 100
-    row = {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections,
-           "rps_off": rps["off"], "rps_on": rps["on"], "median_off": off, "median_on": on,
-           "overhead_pct": overhead, "load": os.getloadavg()[0], **cost}
+    row = {
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "connections": args.connections,
+        "rps_off": rps["off"],
+        "rps_on": rps["on"],
+        "median_off": off,
+        "median_on": on,
+        "overhead_pct": overhead,
+        "load": os.getloadavg()[0],
+        **cost,
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "monitoring-latest.json").write_text(json.dumps(row, indent=2) + "\n")
-    md = ("| single-row req/s, 1 worker | monitoring off | monitoring on | cost | observe() per request | "
-          "count per row (flush thread) |\n|---|---|---|---|---|---|\n"
-          f"| median of {args.rounds} x {args.seconds:g} s (wrk -c{args.connections}) | {off:.0f} | {on:.0f} "
-          f"| {overhead:.1f} % | {cost.get('observe_us', 0):.1f} us "
-          f"| {cost.get('fold_us_per_row', 0):.1f} us |\n")
+    md = (
+        "| single-row req/s, 1 worker | monitoring off | monitoring on | cost | observe() per request | "
+        "count per row (flush thread) |\n|---|---|---|---|---|---|\n"
+        f"| median of {args.rounds} x {args.seconds:g} s (wrk -c{args.connections}) | {off:.0f} | {on:.0f} "
+        f"| {overhead:.1f} % | {cost.get('observe_us', 0):.1f} us "
+        f"| {cost.get('fold_us_per_row', 0):.1f} us |\n"
+    )
     (RESULTS / "monitoring-latest.md").write_text(md)
     print(md)  # noqa: T201
     return 0

@@ -30,8 +30,14 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("wb")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.launch.argv, cwd=self.launch.cwd, env=self.launch.env, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.launch.argv,
+            cwd=self.launch.cwd,
+            env=self.launch.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out.close()
 
     def wait_ready(self, body: bytes, timeout_s: float = 180.0) -> float:
@@ -83,8 +89,9 @@ class Server:
 
 def post(url: str, body: bytes, timeout: float = 10.0, method: str = "POST") -> tuple[int, bytes]:
     """One HTTP request; (status, body), status 0 when nothing answered."""
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"content-type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()

@@ -84,10 +84,23 @@ def prepare(home: Path) -> np.ndarray:
 def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
     port, grpc_port = _free_port(), _free_port()
     env = {**os.environ, "MODELRUNNER_HOME": str(home)}
-    argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--grpc-port", str(grpc_port),
-            "--workers", str(workers), "-e", "digits=digits@1"]
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+        "--workers",
+        str(workers),
+        "-e",
+        "digits=digits@1",
+    ]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -122,8 +135,9 @@ def bodies(x: np.ndarray, contract: Any) -> dict[str, tuple[str, str, bytes]]:
 
     n = len(x)
     native = json.dumps({"instances": [{"input": row} for row in x.tolist()]}).encode()
-    v2 = json.dumps({"inputs": [{"name": "input", "shape": [n, 64], "datatype": "FP64",
-                                 "data": x.reshape(-1).tolist()}]}).encode()
+    v2 = json.dumps(
+        {"inputs": [{"name": "input", "shape": [n, 64], "datatype": "FP64", "data": x.reshape(-1).tolist()}]}
+    ).encode()
     proto = columns_to_request_bytes({"input": x}, contract, "modelrunner.digits")
     infer = pb.ModelInferRequest(model_name="digits")
     infer.inputs.add(name="input", datatype="FP64", shape=[n, 64])
@@ -142,8 +156,10 @@ class HttpConn:
 
     def __init__(self, host: str, port: int, path: str, content_type: str, body: bytes) -> None:
         self.host, self.port = host, port
-        self.request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -215,8 +231,9 @@ def cell(protocol: str, rows: int, latencies: list[float], errors: int, elapsed:
     return Cell(protocol, rows, len(latencies), errors, len(latencies) / elapsed, statistics.median(ms), p99)
 
 
-async def run_all(url: str, grpc_target: str, x: np.ndarray, contract: Any,
-                  args: argparse.Namespace) -> list[Cell]:
+async def run_all(
+    url: str, grpc_target: str, x: np.ndarray, contract: Any, args: argparse.Namespace
+) -> list[Cell]:
     out = []
     for rows in (1, 100):
         for protocol, spec in bodies(x[:rows], contract).items():
@@ -225,15 +242,20 @@ async def run_all(url: str, grpc_target: str, x: np.ndarray, contract: Any,
             calls = make_calls(url, grpc_target, spec, args.concurrency)
             latencies, errors, elapsed = await measure(calls, args.duration, args.warmup)
             out.append(cell(protocol, rows, latencies, errors, elapsed))
-            print(f"{protocol:14} {rows:4} rows  {out[-1].rps:8.0f} req/s  p50 {out[-1].p50_ms:6.2f} ms  "
-                  f"p99 {out[-1].p99_ms:6.2f} ms  errors {errors}", flush=True)
+            print(
+                f"{protocol:14} {rows:4} rows  {out[-1].rps:8.0f} req/s  p50 {out[-1].p50_ms:6.2f} ms  "
+                f"p99 {out[-1].p99_ms:6.2f} ms  errors {errors}",
+                flush=True,
+            )
     return out
 
 
 def table(cells: list[Cell]) -> str:
     lines = ["| protocol | rows | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {c.protocol} | {c.rows} | {c.rps:.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.errors} |"
-              for c in cells]
+    lines += [
+        f"| {c.protocol} | {c.rows} | {c.rps:.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.errors} |"
+        for c in cells
+    ]
     return "\n".join(lines)
 
 
@@ -243,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
-    p.add_argument("--protocols", type=lambda v: [s.strip() for s in v.split(",")], default=None,
-                   help="comma-separated subset, e.g. 'native JSON,V2 gRPC' (default: all)")
+    p.add_argument(
+        "--protocols",
+        type=lambda v: [s.strip() for s in v.split(",")],
+        default=None,
+        help="comma-separated subset, e.g. 'native JSON,V2 gRPC' (default: all)",
+    )
     args = p.parse_args(argv)
     from modelrunner.registry.registry import Registry
     from modelrunner.settings import Settings
@@ -259,13 +285,19 @@ def main(argv: list[str] | None = None) -> int:
             cells = asyncio.run(run_all(url, grpc_target, x, contract, args))
         finally:
             stop_server(proc)
-    meta = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-            "python": platform.python_version(), **vars(args)}
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        **vars(args),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "cells": [asdict(c) for c in cells]}
     (RESULTS / "protocols-latest.json").write_text(json.dumps(doc, indent=2))
-    md = f"Protocols, digits LogisticRegression, {args.workers} worker(s), {args.concurrency} connections, " \
-         f"{args.duration:g}s per cell ({meta['date']}, {meta['cpus']} CPUs)\n\n{table(cells)}\n"
+    md = (
+        f"Protocols, digits LogisticRegression, {args.workers} worker(s), {args.concurrency} connections, "
+        f"{args.duration:g}s per cell ({meta['date']}, {meta['cpus']} CPUs)\n\n{table(cells)}\n"
+    )
     (RESULTS / "protocols-latest.md").write_text(md)
     print("\n" + md)
     return 0

@@ -17,8 +17,11 @@ def _runs(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def find(results: dict[str, Any], server: str, model: str, rows: int, conc: int) -> dict[str, Any] | None:
     """The cell's run; with repeats, the median of each number (failed requests: the total)."""
-    runs = [run for run in _runs(results)
-            if (run["server"], run["model"], run["rows"], run["connections"]) == (server, model, rows, conc)]
+    runs = [
+        run
+        for run in _runs(results)
+        if (run["server"], run["model"], run["rows"], run["connections"]) == (server, model, rows, conc)
+    ]
     if len(runs) <= 1:
         return runs[0] if runs else None
     out = dict(runs[0])
@@ -36,10 +39,15 @@ def _ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None) -> str:
 
 
 def throughput_table(results: dict[str, Any]) -> str:
-    lines = ["| model | rows | conn | server | req/s | p50 ms | p99 ms | failed | server CPU µs/req | load | "
-             "modelrunner ÷ | modelrunner+batch ÷ |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    keys = sorted({(r["model"], r["rows"], r["connections"]) for r in _runs(results)},
-                  key=lambda k: (list(MODEL_NAMES).index(k[0]) if k[0] in MODEL_NAMES else 9, k[1], k[2]))
+    lines = [
+        "| model | rows | conn | server | req/s | p50 ms | p99 ms | failed | server CPU µs/req | load | "
+        "modelrunner ÷ | modelrunner+batch ÷ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted(
+        {(r["model"], r["rows"], r["connections"]) for r in _runs(results)},
+        key=lambda k: (list(MODEL_NAMES).index(k[0]) if k[0] in MODEL_NAMES else 9, k[1], k[2]),
+    )
     for model, rows, conc in keys:
         ours = find(results, "modelrunner", model, rows, conc)
         batched = find(results, "modelrunner+batch", model, rows, conc)
@@ -52,7 +60,8 @@ def throughput_table(results: dict[str, Any]) -> str:
                 f"| {MODEL_NAMES.get(model, model)} | {rows} | {conc} | {_bold(server, mine)} | "
                 f"{run['rps']:,.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['failed']} | "
                 f"{run.get('server_cpu_us_per_request', 0):,.0f} | {run['loadavg']:.1f} | "
-                f"{'' if mine else _ratio(ours, run)} | {'' if mine else _ratio(batched, run)} |")
+                f"{'' if mine else _ratio(ours, run)} | {'' if mine else _ratio(batched, run)} |"
+            )
     return "\n".join(lines)
 
 
@@ -75,14 +84,19 @@ def _cold_label(results: dict[str, Any]) -> str:
 
 
 def servers_table(results: dict[str, Any]) -> str:
-    lines = [f"| server | version | {_cold_label(results)} | idle RSS MB (all processes) | "
-             "idle RSS MB per serving process | RSS MB after load | error |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| server | version | {_cold_label(results)} | idle RSS MB (all processes) | "
+        "idle RSS MB per serving process | RSS MB after load | error |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, info in results["servers"].items():
         lr = info.get("launches", {}).get("lr", {})
         cold = _num(cold_start(results, name), 2)
-        lines.append(f"| {info['label']} | {info.get('version', '?')} | {cold} | "
-                     f"{_num(lr.get('rss_idle_mb'), 0)} | {_num(lr.get('rss_idle_per_worker_mb'), 0)} | "
-                     f"{_num(lr.get('rss_loaded_mb'), 0)} | {info.get('error') or ''} |")
+        lines.append(
+            f"| {info['label']} | {info.get('version', '?')} | {cold} | "
+            f"{_num(lr.get('rss_idle_mb'), 0)} | {_num(lr.get('rss_idle_per_worker_mb'), 0)} | "
+            f"{_num(lr.get('rss_loaded_mb'), 0)} | {info.get('error') or ''} |"
+        )
     return "\n".join(lines)
 
 
@@ -97,24 +111,37 @@ def goals(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     off16, bare16 = find(results, "modelrunner", "lr", 1, 16), find(results, "bare", "lr", 1, 16)
     if off16 and bare16:
         ratio = off16["rps"] / bare16["rps"]
-        out.append(("1 row, c16, batching off: ≥ 0.75× bare ASGI, p99 ≤ 10 ms",
-                    ratio >= 0.75 and off16["p99_ms"] <= 10,
-                    f"{ratio:.2f}× ({off16['rps']:,.0f} vs {bare16['rps']:,.0f} req/s), "
-                    f"p99 {off16['p99_ms']:.1f} ms"))
+        out.append(
+            (
+                "1 row, c16, batching off: ≥ 0.75× bare ASGI, p99 ≤ 10 ms",
+                ratio >= 0.75 and off16["p99_ms"] <= 10,
+                f"{ratio:.2f}× ({off16['rps']:,.0f} vs {bare16['rps']:,.0f} req/s), "
+                f"p99 {off16['p99_ms']:.1f} ms",
+            )
+        )
     on64, bare64 = find(results, "modelrunner+batch", "lr", 1, 64), find(results, "bare", "lr", 1, 64)
     if on64 and bare64:
         ratio = on64["rps"] / bare64["rps"]
         bound = batch["max_latency_ms"] + results.get("batch_time_ms", {}).get("lr", 0.0) + 5
-        out.append(("1 row, c64, batching on: ≥ 1.5× bare ASGI, p99 ≤ max_latency + batch time + 5 ms",
-                    ratio >= 1.5 and on64["p99_ms"] <= bound,
-                    f"{ratio:.2f}× ({on64['rps']:,.0f} vs {bare64['rps']:,.0f} req/s), "
-                    f"p99 {on64['p99_ms']:.1f} ms (bound {bound:.1f} ms)"))
+        out.append(
+            (
+                "1 row, c64, batching on: ≥ 1.5× bare ASGI, p99 ≤ max_latency + batch time + 5 ms",
+                ratio >= 1.5 and on64["p99_ms"] <= bound,
+                f"{ratio:.2f}× ({on64['rps']:,.0f} vs {bare64['rps']:,.0f} req/s), "
+                f"p99 {on64['p99_ms']:.1f} ms (bound {bound:.1f} ms)",
+            )
+        )
     mlp_on = find(results, "modelrunner+batch", "mlp", 1, 64)
     mlp_off = find(results, "modelrunner", "mlp", 1, 64)
     if mlp_on and mlp_off:
         ratio = mlp_on["rps"] / mlp_off["rps"]
-        out.append(("MLP, 1 row, c64: batching on ≥ 3× batching off", ratio >= 3,
-                    f"{ratio:.2f}× ({mlp_on['rps']:,.0f} vs {mlp_off['rps']:,.0f} req/s)"))
+        out.append(
+            (
+                "MLP, 1 row, c64: batching on ≥ 3× batching off",
+                ratio >= 3,
+                f"{ratio:.2f}× ({mlp_on['rps']:,.0f} vs {mlp_off['rps']:,.0f} req/s)",
+            )
+        )
     out.extend(_memory_goals(results))
     return out
 
@@ -132,12 +159,20 @@ def _memory_goals(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]
         detail += f"; bare ASGI app {bare:.2f} s" if bare is not None else ""
         out.append(("cold start (serve to ready) ≤ 2 s, digits endpoint", cold <= 2.0, detail))
     mine = ours.get("rss_idle_per_worker_mb")
-    peers = {n: s.get("launches", {}).get("lr", {}).get("rss_idle_per_worker_mb") for n, s in servers.items()
-             if n not in ("modelrunner", "bare")}
+    peers = {
+        n: s.get("launches", {}).get("lr", {}).get("rss_idle_per_worker_mb")
+        for n, s in servers.items()
+        if n not in ("modelrunner", "bare")
+    }
     measured = {n: v for n, v in peers.items() if v is not None}
     if mine is not None and measured:
-        out.append(("idle RSS per worker below every peer's", all(mine < v for v in measured.values()),
-                    f"{mine:.0f} MB vs " + ", ".join(f"{n} {v:.0f}" for n, v in measured.items())))
+        out.append(
+            (
+                "idle RSS per worker below every peer's",
+                all(mine < v for v in measured.values()),
+                f"{mine:.0f} MB vs " + ", ".join(f"{n} {v:.0f}" for n, v in measured.items()),
+            )
+        )
     return out
 
 
@@ -151,11 +186,13 @@ def goals_table(results: dict[str, Any]) -> str:
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     reps = results["settings"].get("repeats", 1)
-    head = (f"{'Medians of ' + str(reps) + ' runs' if reps > 1 else 'Run'} {results['date']} on {m['cores']} "
-            f"cores ({m['cpu']}), Python {m['python']}; load average "
-            f"{m['loadavg_start']:.1f} at start, {m['loadavg_end']:.1f} at end. wrk -t2, "
-            f"{results['settings']['duration_s']:g} s per cell after a {results['settings']['warmup_s']:g} s "
-            f"warm-up; batching on = {results['settings']['batching']}.")
+    head = (
+        f"{'Medians of ' + str(reps) + ' runs' if reps > 1 else 'Run'} {results['date']} on {m['cores']} "
+        f"cores ({m['cpu']}), Python {m['python']}; load average "
+        f"{m['loadavg_start']:.1f} at start, {m['loadavg_end']:.1f} at end. wrk -t2, "
+        f"{results['settings']['duration_s']:g} s per cell after a {results['settings']['warmup_s']:g} s "
+        f"warm-up; batching on = {results['settings']['batching']}."
+    )
     return "\n\n".join([head, throughput_table(results), servers_table(results), goals_table(results)])
 
 
@@ -175,13 +212,17 @@ def doc_sections(results: dict[str, Any], asgi_md: str | None) -> dict[str, str]
     m = results["machine"]
     reps = results["settings"].get("repeats", 1)
     runs = f" (each number the median of {reps} runs, servers interleaved)" if reps > 1 else ""
-    head = (f"`make bench` of {results['date']}{runs}: {m['cores']} cores ({m['cpu']}), "
-            f"Python {m['python']}, "
-            f"load average {m['loadavg_start']:.1f} at the start, {m.get('loadavg_end', 0):.1f} at the end "
-            "(the machine is shared; the *load* column is the 1-minute load average when each cell started). "
-            "`modelrunner ÷` is modelrunner's req/s over that row's.")
-    out = {"latest": "\n\n".join([head, throughput_table(results), servers_table(results)]),
-           "goals": goals_table(results)}
+    head = (
+        f"`make bench` of {results['date']}{runs}: {m['cores']} cores ({m['cpu']}), "
+        f"Python {m['python']}, "
+        f"load average {m['loadavg_start']:.1f} at the start, {m.get('loadavg_end', 0):.1f} at the end "
+        "(the machine is shared; the *load* column is the 1-minute load average when each cell started). "
+        "`modelrunner ÷` is modelrunner's req/s over that row's."
+    )
+    out = {
+        "latest": "\n\n".join([head, throughput_table(results), servers_table(results)]),
+        "goals": goals_table(results),
+    }
     if asgi_md:
         out["asgi"] = asgi_md
     return out

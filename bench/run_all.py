@@ -48,15 +48,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each cell")
     p.add_argument("--batch", type=int, default=64, help="max_batch_size with batching on")
     p.add_argument("--batch-latency-ms", type=float, default=5.0, help="max_latency_ms with batching on")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="run the whole matrix N times, servers interleaved; tables show medians")
-    p.add_argument("--cold-starts", type=int, default=5,
-                   help="before any load: launch each server N times (digits LR, interleaved) and report the "
-                        "median cold start; 0 = only the one launch of each cell run")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the whole matrix N times, servers interleaved; tables show medians",
+    )
+    p.add_argument(
+        "--cold-starts",
+        type=int,
+        default=5,
+        help="before any load: launch each server N times (digits LR, interleaved) and report the "
+        "median cold start; 0 = only the one launch of each cell run",
+    )
     p.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-up (a smoke run)")
     p.add_argument("--no-save", action="store_true", help="print only; write nothing to bench/results")
-    p.add_argument("--update-docs", action="store_true",
-                   help="also put the tables into docs/performance.md (a full run's results)")
+    p.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also put the tables into docs/performance.md (a full run's results)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.cold_starts = 3.0, 1.0, min(args.cold_starts, 1)
@@ -92,8 +103,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg_start": procs.loadavg()}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": procs.loadavg(),
+    }
 
 
 def batch_time_ms(model: models.BenchModel, joblib_path: Path, rows: int) -> float:
@@ -120,12 +136,20 @@ class Bench:
         self.work = self.cache / "work"
         self.repeat = 0
         self.results: dict[str, Any] = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-            "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "wrk_threads": loadgen.THREADS,
-                         "repeats": args.repeat,
-                         "workers": servers.WORKERS, "blas_threads": 1,
-                         "batching": {"max_batch_size": args.batch, "max_latency_ms": args.batch_latency_ms}},
-            "servers": {}, "runs": [], "batch_time_ms": {},
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "settings": {
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "wrk_threads": loadgen.THREADS,
+                "repeats": args.repeat,
+                "workers": servers.WORKERS,
+                "blas_threads": 1,
+                "batching": {"max_batch_size": args.batch, "max_latency_ms": args.batch_latency_ms},
+            },
+            "servers": {},
+            "runs": [],
+            "batch_time_ms": {},
         }
 
     def run(self) -> dict[str, Any]:
@@ -137,8 +161,9 @@ class Bench:
         names = [s for s in SERVER_ORDER if s in self.args.servers.split(",")]
         lr = next((m for m in models.MODELS if m.key == "lr"), None)
         if self.args.cold_starts and lr is not None:
-            self.results["cold_starts"] = cold_starts(names, lr, paths[lr.key], self.cache,
-                                                      self.args.cold_starts)
+            self.results["cold_starts"] = cold_starts(
+                names, lr, paths[lr.key], self.cache, self.args.cold_starts
+            )
         for rep in range(self.args.repeat):
             self.repeat = rep
             for name in names:
@@ -148,7 +173,8 @@ class Bench:
 
     def server(self, name: str, chosen: list[models.BenchModel], paths: dict[str, Path]) -> None:
         info: dict[str, Any] = self.results["servers"].setdefault(
-            name, {"label": servers.LABELS[name], "launches": {}, "repeats": {}})
+            name, {"label": servers.LABELS[name], "launches": {}, "repeats": {}}
+        )
         try:
             envs.ensure(name)
             info["version"] = servers.version(name)
@@ -173,13 +199,22 @@ class Bench:
             cold = server.wait_ready(one_row)
             time.sleep(2.0)  # let every worker finish starting before reading memory
             idle = server.rss_by_pid()
-            out: dict[str, Any] = {"cold_start_s": round(cold, 3), "processes": len(idle),
-                                   "rss_idle_mb": round(sum(idle.values()), 1)}
+            out: dict[str, Any] = {
+                "cold_start_s": round(cold, 3),
+                "processes": len(idle),
+                "rss_idle_mb": round(sum(idle.values()), 1),
+            }
             cpu0 = server.cpu_by_pid()
             self.cells(name, model, spec, server)
             out.update(serving_memory(idle, cpu0, server.cpu_by_pid()))
-            log.info("%s/%s: ready in %.2fs, idle RSS %.0f MB (%.0f MB per serving process)", name, model.key,
-                     cold, out["rss_idle_mb"], out["rss_idle_per_worker_mb"])
+            log.info(
+                "%s/%s: ready in %.2fs, idle RSS %.0f MB (%.0f MB per serving process)",
+                name,
+                model.key,
+                cold,
+                out["rss_idle_mb"],
+                out["rss_idle_per_worker_mb"],
+            )
             if spec.admin_url:
                 self.batching_on(spec.admin_url, model)
                 self.cells(f"{name}+batch", model, spec, server)
@@ -190,8 +225,11 @@ class Bench:
 
     def batching_on(self, admin_url: str, model: models.BenchModel) -> None:
         config = self.results["settings"]["batching"]
-        status, body = procs.post(f"{admin_url}/admin/endpoints/{model.endpoint}/config",
-                                  json.dumps(config).encode(), method="PATCH")
+        status, body = procs.post(
+            f"{admin_url}/admin/endpoints/{model.endpoint}/config",
+            json.dumps(config).encode(),
+            method="PATCH",
+        )
         if status != 200:
             raise RuntimeError(f"could not turn batching on: HTTP {status} {body[:200]!r}")
         time.sleep(1.0)  # every worker applies it at its next poll (100 ms)
@@ -208,15 +246,34 @@ class Bench:
                 load, cpu0 = procs.loadavg(), proc.cpu_s()
                 res = loadgen.run_wrk(spec.url, body, connections=conc, seconds=self.args.duration)
                 cpu_us = (proc.cpu_s() - cpu0) / max(res.requests, 1) * 1e6
-                run = {"server": server, "model": model.key, "rows": rows, "connections": conc,
-                       "repeat": self.repeat,
-                       "rps": round(res.rps, 1), "p50_ms": round(res.p50_ms, 2),
-                       "p99_ms": round(res.p99_ms, 2), "failed": res.failed, "requests": res.requests,
-                       "loadavg": round(load, 2), "server_cpu_us_per_request": round(cpu_us, 1)}
+                run = {
+                    "server": server,
+                    "model": model.key,
+                    "rows": rows,
+                    "connections": conc,
+                    "repeat": self.repeat,
+                    "rps": round(res.rps, 1),
+                    "p50_ms": round(res.p50_ms, 2),
+                    "p99_ms": round(res.p99_ms, 2),
+                    "failed": res.failed,
+                    "requests": res.requests,
+                    "loadavg": round(load, 2),
+                    "server_cpu_us_per_request": round(cpu_us, 1),
+                }
                 self.results["runs"].append(run)
-                log.info("%-18s %-3s %3d rows c%-3d %8.0f req/s p50 %6.1f ms p99 %6.1f ms failed %d, "
-                         "server CPU %.0f us/request", server, model.key, rows, conc, res.rps, res.p50_ms,
-                         res.p99_ms, res.failed, cpu_us)
+                log.info(
+                    "%-18s %-3s %3d rows c%-3d %8.0f req/s p50 %6.1f ms p99 %6.1f ms failed %d, "
+                    "server CPU %.0f us/request",
+                    server,
+                    model.key,
+                    rows,
+                    conc,
+                    res.rps,
+                    res.p50_ms,
+                    res.p99_ms,
+                    res.failed,
+                    cpu_us,
+                )
 
 
 def time_cold_start(name: str, model: models.BenchModel, joblib_path: Path, cache: Path) -> float:
@@ -234,8 +291,14 @@ def time_cold_start(name: str, model: models.BenchModel, joblib_path: Path, cach
         server.stop()
 
 
-def cold_starts(names: list[str], model: models.BenchModel, joblib_path: Path, cache: Path, repeat: int,
-                pause_s: float = 2.0) -> dict[str, list[float]]:
+def cold_starts(
+    names: list[str],
+    model: models.BenchModel,
+    joblib_path: Path,
+    cache: Path,
+    repeat: int,
+    pause_s: float = 2.0,
+) -> dict[str, list[float]]:
     """Each server launched ``repeat`` times, interleaved, on a machine without load: seconds to ready.
 
     One launch inside a long run can be off by half a second on a shared machine (measured: 1.83 and
@@ -275,8 +338,11 @@ def serving_memory(idle: dict[int, float], cpu0: dict[int, float], cpu1: dict[in
     total = sum(max(v, 0.0) for v in used.values()) or 1.0
     serving = [pid for pid, v in used.items() if v >= 0.05 * total]
     per = [idle[pid] for pid in serving] or list(idle.values())
-    return {"serving_processes": len(serving), "rss_idle_per_worker_mb": round(sum(per) / len(per), 1),
-            "rss_idle_by_process_mb": {str(pid): round(v, 1) for pid, v in idle.items()}}
+    return {
+        "serving_processes": len(serving),
+        "rss_idle_per_worker_mb": round(sum(per) / len(per), 1),
+        "rss_idle_by_process_mb": {str(pid): round(v, 1) for pid, v in idle.items()},
+    }
 
 
 def save(results: dict[str, Any]) -> Path:
@@ -292,8 +358,10 @@ def save(results: dict[str, Any]) -> Path:
 
 def update_docs(results: dict[str, Any]) -> None:
     asgi = RESULTS / "asgi_servers-latest.md"
-    report.update_doc(ROOT / "docs" / "performance.md",
-                      report.doc_sections(results, asgi.read_text() if asgi.exists() else None))
+    report.update_doc(
+        ROOT / "docs" / "performance.md",
+        report.doc_sections(results, asgi.read_text() if asgi.exists() else None),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,8 +80,18 @@ def start_server(home: Path, port: int, workers: int) -> subprocess.Popen[bytes]
     env = {**os.environ, "MODELRUNNER_HOME": str(home)}
     for var in ("MODELRUNNER_DATABASE_URL", "MODELRUNNER_STORE_URL", "MODELRUNNER_CACHE_DIR"):
         env.pop(var, None)
-    argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--workers", str(workers),
-            "--endpoint", "digits=digits@1"]
+    argv = [
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--endpoint",
+        "digits=digits@1",
+    ]
     log = (home.parent / "serve.log").open("wb")
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -102,22 +112,34 @@ def wait_all_serving(admin: Any, workers: int, timeout_s: float = 120.0) -> None
 def wrk_window(url: str, body: Path, args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.seconds / args.rounds
     r = loadgen.run_wrk(url, body, connections=args.connections, seconds=seconds)
-    return {"seconds": seconds, "requests": r.requests, "rps": r.rps, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms,
-            "failed": r.failed, "loadavg": procs.loadavg()}
+    return {
+        "seconds": seconds,
+        "requests": r.requests,
+        "rps": r.rps,
+        "p50_ms": r.p50_ms,
+        "p99_ms": r.p99_ms,
+        "failed": r.failed,
+        "loadavg": procs.loadavg(),
+    }
 
 
 def combine(windows: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over the windows; latency percentiles are the median of the windows' values."""
     seconds = sum(w["seconds"] for w in windows)
-    return {"requests": sum(w["requests"] for w in windows), "seconds": seconds,
-            "rps": sum(w["requests"] for w in windows) / seconds,
-            "p50_ms": statistics.median(w["p50_ms"] for w in windows),
-            "p99_ms": statistics.median(w["p99_ms"] for w in windows),
-            "failed": sum(w["failed"] for w in windows), "windows": windows}
+    return {
+        "requests": sum(w["requests"] for w in windows),
+        "seconds": seconds,
+        "rps": sum(w["requests"] for w in windows) / seconds,
+        "p50_ms": statistics.median(w["p50_ms"] for w in windows),
+        "p99_ms": statistics.median(w["p99_ms"] for w in windows),
+        "failed": sum(w["failed"] for w in windows),
+        "windows": windows,
+    }
 
 
-def swapping_window(url: str, body: Path, admin: Any, args: argparse.Namespace,
-                    swaps: list[dict[str, Any]]) -> dict[str, Any]:
+def swapping_window(
+    url: str, body: Path, admin: Any, args: argparse.Namespace, swaps: list[dict[str, Any]]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     load = threading.Thread(target=lambda: out.update(wrk_window(url, body, args)))
     load.start()
@@ -149,12 +171,16 @@ def interleaved(url: str, body: Path, admin: Any, args: argparse.Namespace) -> d
         swapping.append(swapping_window(url, body, admin, args, swaps))
     times = [s["seconds"] for s in swaps if s["outcome"] == "switched"]
     during = combine(swapping)
-    during.update({
-        "swaps": len(swaps), "swaps_switched": len(times),
-        "swap_s_median": statistics.median(times) if times else None,
-        "swap_s_p90": sorted(times)[int(0.9 * (len(times) - 1))] if times else None,
-        "swap_s_max": max(times) if times else None, "swap_log": swaps,
-    })
+    during.update(
+        {
+            "swaps": len(swaps),
+            "swaps_switched": len(times),
+            "swap_s_median": statistics.median(times) if times else None,
+            "swap_s_p90": sorted(times)[int(0.9 * (len(times) - 1))] if times else None,
+            "swap_s_max": max(times) if times else None,
+            "swap_log": swaps,
+        }
+    )
     return {"steady": combine(steady), "swapping": during}
 
 
@@ -171,19 +197,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from modelrunner.runner.client import AdminClient
 
     server = start_server(home, port, args.workers)
-    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-                               "settings": {"seconds": args.seconds, "every_s": args.every,
-                                            "rounds": args.rounds, "connections": args.connections,
-                                            "workers": args.workers,
-                                            "wrk_threads": loadgen.THREADS, "rows": 1}}
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "settings": {
+            "seconds": args.seconds,
+            "every_s": args.every,
+            "rounds": args.rounds,
+            "connections": args.connections,
+            "workers": args.workers,
+            "wrk_threads": loadgen.THREADS,
+            "rows": 1,
+        },
+    }
     try:
         with AdminClient(url) as admin:
             wait_all_serving(admin, args.workers)
             predict = f"{url}/v1/endpoints/digits/predict"
             loadgen.run_wrk(predict, body, connections=args.connections, seconds=2)  # warm-up
             results.update(interleaved(predict, body, admin, args))
-            results["rss_mb"] = {str(pid): round(procs.rss_kb(pid) / 1024, 1)
-                                 for pid in procs.tree(server.pid)}
+            results["rss_mb"] = {
+                str(pid): round(procs.rss_kb(pid) / 1024, 1) for pid in procs.tree(server.pid)
+            }
     finally:
         with_group(server, signal.SIGTERM)
         try:

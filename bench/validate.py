@@ -24,10 +24,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args()
-    contract = Contract.build([Field(name="pixels", dtype=DType.FLOAT32, shape=(64,))],
-                              [Field(name="label", dtype=DType.INT64, shape=())])
-    cases = {"array": {"pixels": np.random.default_rng(0).random((1, 64))},
-             "json lists": {"pixels": [[0.25] * 64]}}
+    contract = Contract.build(
+        [Field(name="pixels", dtype=DType.FLOAT32, shape=(64,))],
+        [Field(name="label", dtype=DType.INT64, shape=())],
+    )
+    cases = {
+        "array": {"pixels": np.random.default_rng(0).random((1, 64))},
+        "json lists": {"pixels": [[0.25] * 64]},
+    }
     print(f"{'input':<12} {'best µs/call':>13} {'median µs/call':>15} {'budget µs':>10}")
     for name, columns in cases.items():
         validate_batch(contract.inputs, columns)

@@ -21,10 +21,20 @@ BACKENDS = ["sqlite", "postgres"]
 # takes the next file in collection order when it is almost idle: the longest ones (measured; tests/ relative)
 # are collected first so that none of them starts last.
 LONGEST_FIRST = (
-    "docs/test_docs_run.py", "test_wheel.py", "runner/test_live_swaps.py", "cli/test_demo.py",
-    "cli/test_init.py", "evaluation/test_ocr_pipeline.py", "runner/test_serve.py",
-    "onboarding/test_optimize.py", "server/test_openapi.py", "evaluation/test_evaluate.py",
-    "server/test_admin.py", "server/test_workers.py", "onboarding/test_cli.py", "server/test_grpc_serve.py",
+    "docs/test_docs_run.py",
+    "test_wheel.py",
+    "runner/test_live_swaps.py",
+    "cli/test_demo.py",
+    "cli/test_init.py",
+    "evaluation/test_ocr_pipeline.py",
+    "runner/test_serve.py",
+    "onboarding/test_optimize.py",
+    "server/test_openapi.py",
+    "evaluation/test_evaluate.py",
+    "server/test_admin.py",
+    "server/test_workers.py",
+    "onboarding/test_cli.py",
+    "server/test_grpc_serve.py",
     "catalog/test_actions.py",
 )
 

@@ -18,11 +18,14 @@ def test_the_right_bearer_token_passes_any_case_of_scheme() -> None:
     check_token("s3cret", "bearer", "s3cret")
 
 
-@pytest.mark.parametrize(("scheme", "given", "message"), [
-    (None, None, "needs 'Authorization: Bearer <admin token>'"),
-    ("Basic", "s3cret", "needs 'Authorization: Bearer <admin token>'"),
-    ("Bearer", "wrong", "wrong admin token"),
-])
+@pytest.mark.parametrize(
+    ("scheme", "given", "message"),
+    [
+        (None, None, "needs 'Authorization: Bearer <admin token>'"),
+        ("Basic", "s3cret", "needs 'Authorization: Bearer <admin token>'"),
+        ("Bearer", "wrong", "wrong admin token"),
+    ],
+)
 def test_a_missing_or_wrong_token_is_refused(scheme: str | None, given: str | None, message: str) -> None:
     with pytest.raises(Unauthenticated, match=message):
         check_token("s3cret", scheme, given)

@@ -34,10 +34,12 @@ SHIPPED = [  # what the code reads next to itself, and what the demo runs
 ]
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd, env=env,
-                            timeout=timeout)
+def run(
+    cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=timeout
+    )
     assert result.returncode == 0, f"{cmd}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -50,8 +52,21 @@ def build_wheel(tmp_path: Path) -> Path:
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path),
-         str(src)], timeout=300)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(src),
+        ],
+        timeout=300,
+    )
     return next(tmp_path.glob("modelrunner-*.whl"))
 
 
@@ -65,8 +80,21 @@ def fresh_venv(tmp_path: Path, wheel: Path) -> Path:
     # A directory listed in a .pth file is added to sys.path, but the .pth files inside it (this venv's
     # editable install of modelrunner) are not processed.
     Path(purelib, "shared-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
-         str(wheel)], timeout=300)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        timeout=300,
+    )
     return python
 
 
@@ -94,8 +122,22 @@ def test_the_demo_runs_from_an_installed_wheel(tmp_path: Path) -> None:
     assert Path(where[1]) == venv / "share" / "modelrunner" / "examples", where
 
     port = free_port()
-    demo = run([str(python), "-m", "modelrunner.demo", "--port", str(port), "--workers", "1", "--no-ocr",
-                "--exit-when-ready"], cwd=work, env=env, timeout=300)
+    demo = run(
+        [
+            str(python),
+            "-m",
+            "modelrunner.demo",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-ocr",
+            "--exit-when-ready",
+        ],
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
     out = demo.stdout
     assert "digits version 1 @production" in out
     assert f"serving endpoint 'digits' -> digits@production at http://127.0.0.1:{port}" in out

@@ -60,8 +60,12 @@ def ensure(name: str, reqs: list[str] | None = None) -> Path:
         subprocess.run([_base_python(), "-m", "venv", str(root)], check=True)
     log_file = CACHE / f"install-{name}.log"
     with log_file.open("w") as out:
-        proc = subprocess.run([str(python), "-m", "pip", "install", "-q", *reqs], stdout=out,
-                              stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *reqs],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"installing {name} failed; see {log_file}")
     stamp.write_text(wanted)

@@ -22,8 +22,9 @@ def main(model_path: str, out: str) -> None:
     target = Path(out)
     if target.exists():
         shutil.rmtree(target)
-    mlflow.sklearn.save_model(model, str(target), signature=infer_signature(x, model.predict(x)),
-                              serialization_format="cloudpickle")
+    mlflow.sklearn.save_model(
+        model, str(target), signature=infer_signature(x, model.predict(x)), serialization_format="cloudpickle"
+    )
 
 
 if __name__ == "__main__":

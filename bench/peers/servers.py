@@ -46,21 +46,59 @@ def modelrunner(model: BenchModel, port: int, work: Path, joblib_path: Path) -> 
 
     home = work / "home"
     push_bundles(home, {model.key: joblib_path}, [model])
-    argv = [str(envs.venv_python("modelrunner")), "-m", "modelrunner", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(WORKERS),
-            "--endpoint", f"{model.endpoint}={model.endpoint}@1"]
+    argv = [
+        str(envs.venv_python("modelrunner")),
+        "-m",
+        "modelrunner",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+        "--endpoint",
+        f"{model.endpoint}={model.endpoint}@1",
+    ]
     base = f"http://127.0.0.1:{port}"
-    return Launch(argv, f"{base}/v1/endpoints/{model.endpoint}/predict", "modelrunner", work,
-                  _env("modelrunner", MODELRUNNER_HOME=str(home)), admin_url=base)
+    return Launch(
+        argv,
+        f"{base}/v1/endpoints/{model.endpoint}/predict",
+        "modelrunner",
+        work,
+        _env("modelrunner", MODELRUNNER_HOME=str(home)),
+        admin_url=base,
+    )
 
 
 def bare(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
     python = envs.venv_python("bare")
-    argv = [str(python), "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(WORKERS), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-            "--log-level", "warning"]
-    return Launch(argv, f"http://127.0.0.1:{port}/predict", "instances", HERE,
-                  _env("bare", BENCH_MODEL=str(joblib_path)))
+    argv = [
+        str(python),
+        "-m",
+        "uvicorn",
+        "bare_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    return Launch(
+        argv,
+        f"http://127.0.0.1:{port}/predict",
+        "instances",
+        HERE,
+        _env("bare", BENCH_MODEL=str(joblib_path)),
+    )
 
 
 def mlserver(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
@@ -68,40 +106,99 @@ def mlserver(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Lau
 
     folder = work / "models" / model.endpoint
     folder.mkdir(parents=True, exist_ok=True)
-    settings = {"debug": False, "parallel_workers": WORKERS, "host": "127.0.0.1", "http_port": port,
-                "grpc_port": port + 1, "metrics_port": port + 2}
+    settings = {
+        "debug": False,
+        "parallel_workers": WORKERS,
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": port + 1,
+        "metrics_port": port + 2,
+    }
     (work / "models" / "settings.json").write_text(json.dumps(settings))
-    (folder / "model-settings.json").write_text(json.dumps({
-        "name": model.endpoint, "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(joblib_path), "version": "v1"}}))
+    (folder / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": model.endpoint,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": str(joblib_path), "version": "v1"},
+            }
+        )
+    )
     mlserver_bin = envs.venv_python("mlserver").parent / "mlserver"
-    return Launch([str(mlserver_bin), "start", str(work / "models")],
-                  f"http://127.0.0.1:{port}/v2/models/{model.endpoint}/infer", "v2", work, _env("mlserver"))
+    return Launch(
+        [str(mlserver_bin), "start", str(work / "models")],
+        f"http://127.0.0.1:{port}/v2/models/{model.endpoint}/infer",
+        "v2",
+        work,
+        _env("mlserver"),
+    )
 
 
 def mlflow(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
     python = envs.venv_python("mlflow")
     target = work / "model"
     if not (target / "MLmodel").exists():
-        subprocess.run([str(python), str(HERE / "mlflow_prepare.py"), str(joblib_path), str(target)],
-                       check=True, env=_env("mlflow"), capture_output=True)
-    argv = [str(python.parent / "mlflow"), "models", "serve", "-m", str(target), "--env-manager", "local",
-            "-h", "127.0.0.1", "-p", str(port), "-w", str(WORKERS)]
-    return Launch(argv, f"http://127.0.0.1:{port}/invocations", "mlflow", work,
-                  _env("mlflow", UVICORN_ACCESS_LOG="false", MLFLOW_TRACKING_URI=str(work / "mlruns")))
+        subprocess.run(
+            [str(python), str(HERE / "mlflow_prepare.py"), str(joblib_path), str(target)],
+            check=True,
+            env=_env("mlflow"),
+            capture_output=True,
+        )
+    argv = [
+        str(python.parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(target),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        str(WORKERS),
+    ]
+    return Launch(
+        argv,
+        f"http://127.0.0.1:{port}/invocations",
+        "mlflow",
+        work,
+        _env("mlflow", UVICORN_ACCESS_LOG="false", MLFLOW_TRACKING_URI=str(work / "mlruns")),
+    )
 
 
 def bentoml(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
     python = envs.venv_python("bentoml")
-    argv = [str(python.parent / "bentoml"), "serve", "bento_service:Digits", "--host", "127.0.0.1",
-            "--port", str(port)]
-    return Launch(argv, f"http://127.0.0.1:{port}/predict", "instances", HERE,
-                  _env("bentoml", BENCH_MODEL=str(joblib_path), BENTOML_HOME=str(work / "bentoml-home"),
-                       BENTOML_DO_NOT_TRACK="true"))
+    argv = [
+        str(python.parent / "bentoml"),
+        "serve",
+        "bento_service:Digits",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    return Launch(
+        argv,
+        f"http://127.0.0.1:{port}/predict",
+        "instances",
+        HERE,
+        _env(
+            "bentoml",
+            BENCH_MODEL=str(joblib_path),
+            BENTOML_HOME=str(work / "bentoml-home"),
+            BENTOML_DO_NOT_TRACK="true",
+        ),
+    )
 
 
 SERVERS: dict[str, Callable[[BenchModel, int, Path, Path], Launch]] = {
-    "modelrunner": modelrunner, "bare": bare, "mlserver": mlserver, "mlflow": mlflow, "bentoml": bentoml,
+    "modelrunner": modelrunner,
+    "bare": bare,
+    "mlserver": mlserver,
+    "mlflow": mlflow,
+    "bentoml": bentoml,
 }
 LABELS = {
     "modelrunner": "modelrunner (2 workers)",

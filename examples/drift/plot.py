@@ -8,9 +8,13 @@ from typing import Any
 
 import numpy as np
 
-EVENTS = {"drift starts": ("traffic drifts", "tab:gray"), "alert": ("drift alert", "tab:red"),
-          "training": ("training", "tab:purple"), "canary": ("canary 20 %", "tab:orange"),
-          "swap": ("swap", "tab:green")}
+EVENTS = {
+    "drift starts": ("traffic drifts", "tab:gray"),
+    "alert": ("drift alert", "tab:red"),
+    "training": ("training", "tab:purple"),
+    "canary": ("canary 20 %", "tab:orange"),
+    "swap": ("swap", "tab:green"),
+}
 
 
 def rolling_accuracy(answers: list[Any], t0: float, width: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -21,7 +25,7 @@ def rolling_accuracy(answers: list[Any], t0: float, width: int = 100) -> tuple[n
     t = np.array([a.t - t0 for a in ok])
     c = np.array([a.correct for a in ok], dtype=float)
     kernel = np.ones(width) / width
-    return t[width - 1:], np.convolve(c, kernel, mode="valid")
+    return t[width - 1 :], np.convolve(c, kernel, mode="valid")
 
 
 def draw(path: Path, answers: list[Any], marks: Any) -> Path:

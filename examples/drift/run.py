@@ -37,17 +37,20 @@ from traffic import Traffic  # noqa: E402
 from trainer import make_model  # noqa: E402
 
 SERVER_ENV = {
-    "MODELRUNNER_DRIFT_BUCKET_S": "2", "MODELRUNNER_DRIFT_FLUSH_S": "0.5", "MODELRUNNER_DRIFT_CHECK_S": "1",
-    "MODELRUNNER_DRIFT_WINDOW_S": "12", "MODELRUNNER_PREDICTION_LOG_FLUSH_S": "0.2",
+    "MODELRUNNER_DRIFT_BUCKET_S": "2",
+    "MODELRUNNER_DRIFT_FLUSH_S": "0.5",
+    "MODELRUNNER_DRIFT_CHECK_S": "1",
+    "MODELRUNNER_DRIFT_WINDOW_S": "12",
+    "MODELRUNNER_PREDICTION_LOG_FLUSH_S": "0.2",
 }
 
 
 @dataclass
 class Sizes:
-    pre: int = 450      # clean requests before the drift
-    drift: int = 1350   # drifted requests before training starts (at least; more until the alert fires)
-    post: int = 898     # requests after the swap (test digits the new model never saw)
-    repeats: int = 3    # drifted copies of each first-half test digit (fresh noise each)
+    pre: int = 450  # clean requests before the drift
+    drift: int = 1350  # drifted requests before training starts (at least; more until the alert fires)
+    post: int = 898  # requests after the swap (test digits the new model never saw)
+    repeats: int = 3  # drifted copies of each first-half test digit (fresh noise each)
 
 
 QUICK = Sizes(pre=200, drift=900, post=300, repeats=2)
@@ -84,8 +87,15 @@ def setup_registry(home: Path) -> Any:
 
     x_tr, _, y_tr, _ = split()
     registry = Registry(Settings(home=home))
-    bundle = save_model(make_model().fit(x_tr, y_tr), home / "digits-v1", name="digits", sample=x_tr[:5],
-                        license="MIT", description="RBF SVC on clean digits", training_data=x_tr)
+    bundle = save_model(
+        make_model().fit(x_tr, y_tr),
+        home / "digits-v1",
+        name="digits",
+        sample=x_tr[:5],
+        license="MIT",
+        description="RBF SVC on clean digits",
+        training_data=x_tr,
+    )
     registry.push(bundle.path, alias="production")
     registry.set_endpoint("digits", "digits@production", config={"log_predictions": True, "log_inputs": 1.0})
     return registry
@@ -140,10 +150,25 @@ def train(registry: Any, env: dict[str, str], marks: Marks, min_labels: int) -> 
     want = len(registry.labelled_inputs("digits")) + 1
     wait_for("labelled rows", lambda: len(registry.labelled_inputs("digits")) >= want, 30)
     marks.mark("training")
-    proc = cli("train", "digits", "--trainer", str(HERE / "trainer.py") + ":train",
-               "--data", str(HERE / "trainer.py") + ":original", "--trigger", "drift",
-               "--require", "accuracy>=0.95", "--rollout", "canary 20 then promote",
-               "--decide", "accuracy >= baseline", "--min-labels", str(min_labels), env=env)
+    proc = cli(
+        "train",
+        "digits",
+        "--trainer",
+        str(HERE / "trainer.py") + ":train",
+        "--data",
+        str(HERE / "trainer.py") + ":original",
+        "--trigger",
+        "drift",
+        "--require",
+        "accuracy>=0.95",
+        "--rollout",
+        "canary 20 then promote",
+        "--decide",
+        "accuracy >= baseline",
+        "--min-labels",
+        str(min_labels),
+        env=env,
+    )
     print((proc.stdout + proc.stderr).strip(), flush=True)
     if proc.returncode != 0:
         raise RuntimeError(f"modelrunner train exited with {proc.returncode}")
@@ -155,14 +180,20 @@ def train(registry: Any, env: dict[str, str], marks: Marks, min_labels: int) -> 
 
 
 def await_promotion(registry: Any, exp_id: str, marks: Marks) -> int:
-    exp = wait_for("the experiment's decision",
-                   lambda: (e := registry.experiment_by_id(exp_id)).state != "running" and e, 300)
+    exp = wait_for(
+        "the experiment's decision",
+        lambda: (e := registry.experiment_by_id(exp_id)).state != "running" and e,
+        300,
+    )
     print(f"experiment {exp.id}: {exp.state} ({(exp.decision or {}).get('reason', '')})", flush=True)
     if exp.state != "promoted":
         raise RuntimeError(f"the candidate was not promoted: {exp.state}")
     version = registry.resolve("digits@production").version
-    wait_for("the swap", lambda: all(w.version == version for w in registry.workers("digits"))
-             and registry.workers("digits"), 120)
+    wait_for(
+        "the swap",
+        lambda: all(w.version == version for w in registry.workers("digits")) and registry.workers("digits"),
+        120,
+    )
     marks.mark("swap")
     return int(version)
 
@@ -176,8 +207,12 @@ def run(sizes: Sizes, plot: Path, port: int | None, home: Path) -> str:
     drifted_y = np.repeat(first_y, sizes.repeats)
     order = rng.permutation(len(drifted_y))
     unseen_x, unseen_y = shift(x_te[half:], rng), y_te[half:]
-    env = {**os.environ, **SERVER_ENV, "MODELRUNNER_HOME": str(home),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        **SERVER_ENV,
+        "MODELRUNNER_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     registry = setup_registry(home)
     port = port or free_port()
     server = start_server(env, port)
@@ -208,8 +243,10 @@ def run(sizes: Sizes, plot: Path, port: int | None, home: Path) -> str:
     from plot import draw
 
     draw(plot, traffic.answers, marks)
-    return (f"pre-drift accuracy {a:.4f}, drifted {b:.4f}, recovered {c:.4f}, "
-            f"failed requests {traffic.failed}, plot {plot}")
+    return (
+        f"pre-drift accuracy {a:.4f}, drifted {b:.4f}, recovered {c:.4f}, "
+        f"failed requests {traffic.failed}, plot {plot}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,12 @@ def rotate(images: np.ndarray, angle: float) -> np.ndarray:
     def at(yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
         return padded[:, np.clip(yi + 1, 0, h + 2), np.clip(xi + 1, 0, w + 2)]
 
-    return ((1 - fy) * (1 - fx) * at(y0, x0) + (1 - fy) * fx * at(y0, x0 + 1)
-            + fy * (1 - fx) * at(y0 + 1, x0) + fy * fx * at(y0 + 1, x0 + 1))
+    return (
+        (1 - fy) * (1 - fx) * at(y0, x0)
+        + (1 - fy) * fx * at(y0, x0 + 1)
+        + fy * (1 - fx) * at(y0 + 1, x0)
+        + fy * fx * at(y0 + 1, x0 + 1)
+    )
 
 
 def thicken(images: np.ndarray, amount: float) -> np.ndarray:
@@ -40,8 +44,9 @@ def thicken(images: np.ndarray, amount: float) -> np.ndarray:
     return np.maximum(images, amount * neighbours)
 
 
-def shift(x: np.ndarray, rng: np.random.Generator, *, angle: float = 15.0, amount: float = 0.6,
-          noise: float = 0.3) -> np.ndarray:
+def shift(
+    x: np.ndarray, rng: np.random.Generator, *, angle: float = 15.0, amount: float = 0.6, noise: float = 0.3
+) -> np.ndarray:
     """Rows of 64 pixels -> the drifted rows (fresh noise per call)."""
     images = thicken(rotate(x.reshape(-1, 8, 8), angle), amount)
     images = images + rng.normal(0.0, noise, images.shape)

@@ -37,8 +37,10 @@ class Traffic:
         self._pending: list[tuple[float, str, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._send, daemon=True, name="traffic"),
-                         threading.Thread(target=self._feedback, daemon=True, name="feedback")]
+        self._threads = [
+            threading.Thread(target=self._send, daemon=True, name="traffic"),
+            threading.Thread(target=self._feedback, daemon=True, name="feedback"),
+        ]
 
     def start(self) -> None:
         for t in self._threads:
@@ -95,8 +97,14 @@ class Traffic:
                 self.sent_by_phase[phase] += 1
             return
         predicted = int(r.json()["outputs"]["label"][0])
-        answer = Answer(t, phase, True, predicted == label, r.headers.get("x-modelrunner-variant", ""),
-                        r.headers.get("x-modelrunner-version", ""))
+        answer = Answer(
+            t,
+            phase,
+            True,
+            predicted == label,
+            r.headers.get("x-modelrunner-variant", ""),
+            r.headers.get("x-modelrunner-version", ""),
+        )
         with self._lock:
             self.answers.append(answer)
             self.sent_by_phase[phase] += 1

@@ -51,8 +51,10 @@ SEGMENTER = "digit-segmenter"
 RECOGNIZER = "digit-recognizer"
 SEGMENTER_CONTRACT = Contract.build(
     [Field(name="image", dtype=DType.FLOAT32, shape=(-1, -1), description="grayscale line, 0..1")],
-    [Field(name="boxes", dtype=DType.INT32, shape=(-1, 4), description="x0, y0, x1, y1 of each digit"),
-     Field(name="crops", dtype=DType.FLOAT32, shape=(-1, 64), description="8x8 crops, 0..16 like sklearn")],
+    [
+        Field(name="boxes", dtype=DType.INT32, shape=(-1, 4), description="x0, y0, x1, y1 of each digit"),
+        Field(name="crops", dtype=DType.FLOAT32, shape=(-1, 64), description="8x8 crops, 0..16 like sklearn"),
+    ],
 )
 
 
@@ -86,22 +88,32 @@ def score_pipeline(predictor: Any, test: list[Line], chunk: int = 50) -> dict[st
     return line_metrics([line.text for line in test], preds)
 
 
-def push_recognizers(registry: Any, models: dict[str, Any], scores: dict[str, dict[str, float]],
-                     sample: np.ndarray, work: Path) -> tuple[str, Any]:
+def push_recognizers(
+    registry: Any, models: dict[str, Any], scores: dict[str, dict[str, float]], sample: np.ndarray, work: Path
+) -> tuple[str, Any]:
     """Push every candidate as a version (tagged with its name); alias the best ``production`` (the lowest
     CER on plain plus distorted lines when both were scored)."""
+
     def rank(n: str) -> tuple[float, float]:
         s = scores[n]
-        return s["character_error_rate"] + s.get("distorted_character_error_rate", 0.0), \
-            -s["exact_line_accuracy"]
+        return s["character_error_rate"] + s.get("distorted_character_error_rate", 0.0), -s[
+            "exact_line_accuracy"
+        ]
 
     best = min(scores, key=rank)
     best_mv = None
     for name, model in models.items():
         saved = getattr(model, "module", model)  # the CNN's torch module (torch flavor)
-        bundle = mr.save_model(saved, work / f"recognizer-{name}", name=RECOGNIZER, sample=sample,
-                               license="BSD-3-Clause", metrics=scores[name], tags={"candidate": name},
-                               description=f"{name} digit recogniser for 8x8 crops (0..16)")
+        bundle = mr.save_model(
+            saved,
+            work / f"recognizer-{name}",
+            name=RECOGNIZER,
+            sample=sample,
+            license="BSD-3-Clause",
+            metrics=scores[name],
+            tags={"candidate": name},
+            description=f"{name} digit recogniser for 8x8 crops (0..16)",
+        )
         mv = registry.push(bundle.path, alias="production" if name == best else None)
         log.info("pushed %s (%s)", mv.ref, name)
         if name == best:
@@ -109,8 +121,9 @@ def push_recognizers(registry: Any, models: dict[str, Any], scores: dict[str, di
     return best, best_mv
 
 
-def build(registry: Any, work: Path, n_train: int, n_test: int,
-          candidates: Sequence[str] = tuple(CANDIDATES)) -> dict[str, Any]:
+def build(
+    registry: Any, work: Path, n_train: int, n_test: int, candidates: Sequence[str] = tuple(CANDIDATES)
+) -> dict[str, Any]:
     """Generate, train, push every model and the pipeline; score the pipeline; return what happened."""
     t0 = time.perf_counter()
     train_src, test_src = split_sources()
@@ -123,9 +136,15 @@ def build(registry: Any, work: Path, n_train: int, n_test: int,
     for name, m in score_candidates(models, distorted).items():
         scores[name].update({f"distorted_{k}": v for k, v in m.items() if k != "lines"})
     best, _ = push_recognizers(registry, models, scores, x[:5], work)
-    seg = mr.save_model(DigitSegmenter(), work / "segmenter", name=SEGMENTER, contract=SEGMENTER_CONTRACT,
-                        sample={"image": test_lines[0].image[None].astype(np.float32) / 255.0},
-                        license="Apache-2.0", description="classical column-projection digit segmenter")
+    seg = mr.save_model(
+        DigitSegmenter(),
+        work / "segmenter",
+        name=SEGMENTER,
+        contract=SEGMENTER_CONTRACT,
+        sample={"image": test_lines[0].image[None].astype(np.float32) / 255.0},
+        license="Apache-2.0",
+        description="classical column-projection digit segmenter",
+    )
     registry.push(seg.path, alias="production")
     graph, targets = check_spec(load_spec(SPEC), registry=registry, base_dir=HERE)
     predictor = load_pipeline(graph, targets, registry=registry)
@@ -134,25 +153,44 @@ def build(registry: Any, work: Path, n_train: int, n_test: int,
     finally:
         predictor.close()
     mv = push_pipeline(SPEC, registry, alias="production", metrics=metrics)
-    registry.record_evaluation(mv.name, mv.version, metrics=metrics,
-                               dataset_name=f"generated-test-lines-{n_test}")
-    return {"pipeline": mv.ref, "metrics": metrics, "candidates": scores, "best": best,
-            "steps": {n: t.ref for n, t in targets.items()}, "seconds": time.perf_counter() - t0}
+    registry.record_evaluation(
+        mv.name, mv.version, metrics=metrics, dataset_name=f"generated-test-lines-{n_test}"
+    )
+    return {
+        "pipeline": mv.ref,
+        "metrics": metrics,
+        "candidates": scores,
+        "best": best,
+        "steps": {n: t.ref for n, t in targets.items()},
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def report(result: dict[str, Any]) -> None:
-    log.info("recogniser candidates on %d generated test lines (segmenter + candidate):",
-             int(result["metrics"]["lines"]))
+    log.info(
+        "recogniser candidates on %d generated test lines (segmenter + candidate):",
+        int(result["metrics"]["lines"]),
+    )
     for name, m in result["candidates"].items():
         mark = "  <- production" if name == result["best"] else ""
-        log.info("  %-7s exact-line accuracy %.3f  character error rate %.4f  "
-                 "(distorted lines: %.3f, %.4f)%s", name, m["exact_line_accuracy"], m["character_error_rate"],
-                 m.get("distorted_exact_line_accuracy", float("nan")),
-                 m.get("distorted_character_error_rate", float("nan")), mark)
+        log.info(
+            "  %-7s exact-line accuracy %.3f  character error rate %.4f  (distorted lines: %.3f, %.4f)%s",
+            name,
+            m["exact_line_accuracy"],
+            m["character_error_rate"],
+            m.get("distorted_exact_line_accuracy", float("nan")),
+            m.get("distorted_character_error_rate", float("nan")),
+            mark,
+        )
     m = result["metrics"]
-    log.info("pipeline %s (%s): exact-line accuracy %.3f, character error rate %.4f [%.0f s]",
-             result["pipeline"], ", ".join(f"{k}={v}" for k, v in result["steps"].items()),
-             m["exact_line_accuracy"], m["character_error_rate"], result["seconds"])
+    log.info(
+        "pipeline %s (%s): exact-line accuracy %.3f, character error rate %.4f [%.0f s]",
+        result["pipeline"],
+        ", ".join(f"{k}={v}" for k, v in result["steps"].items()),
+        m["exact_line_accuracy"],
+        m["character_error_rate"],
+        result["seconds"],
+    )
 
 
 def curl_command(sample: str | Path, url: str = "http://127.0.0.1:8080", endpoint: str = "ocr") -> str:
@@ -160,8 +198,14 @@ def curl_command(sample: str | Path, url: str = "http://127.0.0.1:8080", endpoin
     return f"curl -s {url}/v1/endpoints/{endpoint}/predict -F image=@{sample}"
 
 
-def ensure_built(registry: Any = None, *, rebuild: bool = False, n_train: int = 800, n_test: int = 500,
-                 candidates: Sequence[str] = tuple(CANDIDATES)) -> dict[str, Any]:
+def ensure_built(
+    registry: Any = None,
+    *,
+    rebuild: bool = False,
+    n_train: int = 800,
+    n_test: int = 500,
+    candidates: Sequence[str] = tuple(CANDIDATES),
+) -> dict[str, Any]:
     """Build unless ``digits-ocr@production`` exists; either way write a fresh sample line PNG.
 
     What ``make run`` calls: returns ``pipeline``, ``metrics``, ``sample`` (a PNG path), ``sample_text``,
@@ -183,8 +227,12 @@ def ensure_built(registry: Any = None, *, rebuild: bool = False, n_train: int = 
     line = make_lines(test_src, 1, seed=int(time.time()) % 10_000)[0]
     sample = work / "line.png"
     sample.write_bytes(line.png())
-    result.update(sample=str(sample), sample_text=line.text, target="pipeline:digits-ocr@production",
-                  curl=curl_command(sample))
+    result.update(
+        sample=str(sample),
+        sample_text=line.text,
+        target="pipeline:digits-ocr@production",
+        curl=curl_command(sample),
+    )
     return result
 
 
@@ -193,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-lines", type=int, default=800)
     parser.add_argument("--test-lines", type=int, default=500)
     parser.add_argument("--rebuild", action="store_true", help="push new versions even if already built")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES),
-                        help=f"recognisers to train, comma-separated (default: {','.join(CANDIDATES)})")
+    parser.add_argument(
+        "--candidates",
+        default=",".join(CANDIDATES),
+        help=f"recognisers to train, comma-separated (default: {','.join(CANDIDATES)})",
+    )
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.candidates.split(",") if c.strip()]
     unknown = [c for c in names if c not in CANDIDATES]
@@ -203,16 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("ocr").setLevel(logging.INFO)
     try:
-        result = ensure_built(rebuild=args.rebuild, n_train=args.train_lines, n_test=args.test_lines,
-                              candidates=names)
+        result = ensure_built(
+            rebuild=args.rebuild, n_train=args.train_lines, n_test=args.test_lines, candidates=names
+        )
     except ModelrunnerError as exc:
         log.error("error: %s", exc)
         return 2
     if result["built"]:
         report(result)
     else:
-        log.info("%s already built (%s); use --rebuild to build again", result["pipeline"],
-                 ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()))
+        log.info(
+            "%s already built (%s); use --rebuild to build again",
+            result["pipeline"],
+            ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items()),
+        )
     log.info("serve it:  modelrunner serve --endpoint ocr=%s", result["target"])
     log.info("read %s (%r):  %s", result["sample"], result["sample_text"], result["curl"])
     return 0

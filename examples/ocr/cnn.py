@@ -50,8 +50,9 @@ def augment(x: torch.Tensor, gen: torch.Generator, keep: float = 0.0) -> torch.T
     shear = (torch.rand(n, generator=gen) * 2 - 1) * 0.3
     scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.08
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin + shear, torch.zeros(n)], 1),
-                         torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin + shear, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
     thick = torch.rand(n, generator=gen)

@@ -77,12 +77,15 @@ def _distorted(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     c0 = size / 2
     coeffs = (a, b, c0 - a * c0 - b * c0, d, e, c0 - d * c0 - e * c0)
     img = Image.fromarray(glyph, mode="F")
-    return np.asarray(img.transform((size, size), Image.Transform.AFFINE, coeffs,
-                                    Image.Resampling.BILINEAR), dtype=np.float32).clip(0, 1)
+    return np.asarray(
+        img.transform((size, size), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR),
+        dtype=np.float32,
+    ).clip(0, 1)
 
 
-def render_line(cells: list[np.ndarray], rng: np.random.Generator,
-                distort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def render_line(
+    cells: list[np.ndarray], rng: np.random.Generator, distort: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw cells side by side (each rotated and sheared when ``distort``); return (uint8 image, boxes)."""
     base = int(rng.integers(20, 41))  # digit height in pixels for this line
     sizes = [max(12, int(round(base * rng.uniform(0.9, 1.1)))) for _ in cells]
@@ -141,8 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--distort", action="store_true", help="rotate (±10°) and shear each glyph")
     args = parser.parse_args(argv)
     train, test = split_sources()
-    lines = make_lines(train if args.split == "train" else test, args.count, seed=args.seed,
-                       distort=args.distort)
+    lines = make_lines(
+        train if args.split == "train" else test, args.count, seed=args.seed, distort=args.distort
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     for i, line in enumerate(lines):
         (args.out / f"{i:04d}_{line.text}.png").write_bytes(line.png())

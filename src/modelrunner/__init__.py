@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
-    **dict.fromkeys(("Bundle", "Manifest", "Predictor", "load_model", "open_bundle", "save_model"),
-                    "modelrunner.bundle"),
+    **dict.fromkeys(
+        ("Bundle", "Manifest", "Predictor", "load_model", "open_bundle", "save_model"), "modelrunner.bundle"
+    ),
     **dict.fromkeys(("Contract", "DType", "Field"), "modelrunner.contract"),
     "Registry": "modelrunner.registry",
     **dict.fromkeys(("AsyncClient", "Client"), "modelrunner.client"),

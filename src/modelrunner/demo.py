@@ -63,8 +63,10 @@ def examples_dir() -> Path:
         if (root / DIGITS).is_file():
             return root
     looked = ", ".join(str(r) for r in roots)
-    raise NotFound(f"the demo's examples are not installed (looked in {looked}): run it from a source "
-                   "checkout or a wheel of modelrunner")
+    raise NotFound(
+        f"the demo's examples are not installed (looked in {looked}): run it from a source "
+        "checkout or a wheel of modelrunner"
+    )
 
 
 def from_checkout() -> bool:
@@ -106,12 +108,23 @@ def check_port_free(host: str, port: int) -> None:
             raise FailedPrecondition(f"port {port} is already in use: stop what runs there or use --port")
 
 
-def start_server(host: str, port: int, workers: int,
-                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    host: str, port: int, workers: int, extra: list[str] | None = None
+) -> subprocess.Popen[bytes]:
     """``modelrunner serve`` in a child process: ``digits=digits@production`` and ``extra`` endpoints."""
     cmd = [
-        sys.executable, "-m", "modelrunner", "serve", "--host", host, "--port", str(port),
-        "--workers", str(workers), "--endpoint", f"{ENDPOINT}={ENDPOINT}@production",
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--endpoint",
+        f"{ENDPOINT}={ENDPOINT}@production",
     ]
     for spec in extra or []:
         cmd += ["--endpoint", spec]
@@ -185,8 +198,14 @@ def ocr_lines(url: str, ocr: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def instructions(url: str, result: dict[str, Any], body: dict[str, Any], label: int, answer: str,
-                 ocr: dict[str, Any] | None = None) -> str:
+def instructions(
+    url: str,
+    result: dict[str, Any],
+    body: dict[str, Any],
+    label: int,
+    answer: str,
+    ocr: dict[str, Any] | None = None,
+) -> str:
     """The commands to try, with real versions and a real row."""
     versions = {key: mv.version for key, mv in result["pushed"].items()}
     flag = "" if url == DEFAULT_URL else f" --url {url}"

@@ -79,8 +79,14 @@ class RequirementError(InvalidArgument):
 class PipelineError(InvalidArgument):
     """A pipeline spec or graph is wrong: ``step`` and ``field`` name where; ``problems`` lists them all."""
 
-    def __init__(self, message: str, *, step: str | None = None, field: str | None = None,
-                 problems: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        field: str | None = None,
+        problems: list[str] | None = None,
+    ) -> None:
         super().__init__(message, step=step, field=field, problems=list(problems or [message]))
         self.step = step
         self.field = field

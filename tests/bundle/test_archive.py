@@ -99,16 +99,19 @@ def test_truncated_archive(tmp_path: Path) -> None:
         archive.unpack_to(packed[: len(packed) // 2], tmp_path / "out")
 
 
-@pytest.mark.parametrize(("members", "why"), [
-    ([_file("../evil")], r"leaves the bundle"),
-    ([_file("a/../../evil")], r"leaves the bundle"),
-    ([_file("/etc/evil")], r"absolute path"),
-    ([_link("link", "/etc/passwd")], r"symlink 'link' points outside"),
-    ([_link("sub/link", "../../x")], r"symlink 'sub/link' points outside"),
-    ([_link("hard", "../x", tarfile.LNKTYPE)], r"hardlink 'hard' points outside"),
-    ([_link("dev", "", tarfile.CHRTYPE)], r"device or FIFO"),
-    ([_link("fifo", "", tarfile.FIFOTYPE)], r"device or FIFO"),
-])
+@pytest.mark.parametrize(
+    ("members", "why"),
+    [
+        ([_file("../evil")], r"leaves the bundle"),
+        ([_file("a/../../evil")], r"leaves the bundle"),
+        ([_file("/etc/evil")], r"absolute path"),
+        ([_link("link", "/etc/passwd")], r"symlink 'link' points outside"),
+        ([_link("sub/link", "../../x")], r"symlink 'sub/link' points outside"),
+        ([_link("hard", "../x", tarfile.LNKTYPE)], r"hardlink 'hard' points outside"),
+        ([_link("dev", "", tarfile.CHRTYPE)], r"device or FIFO"),
+        ([_link("fifo", "", tarfile.FIFOTYPE)], r"device or FIFO"),
+    ],
+)
 def test_unsafe_tar_members(tmp_path: Path, members: list, why: str) -> None:
     data = _tar([_file("modelrunner.yaml", MANIFEST), *members])
     with pytest.raises(BundleError, match=why):
@@ -118,8 +121,14 @@ def test_unsafe_tar_members(tmp_path: Path, members: list, why: str) -> None:
 
 def test_symlink_chain_escape_is_caught(tmp_path: Path) -> None:
     # each link looks inside on its own; together they lead out (caught by the tarfile "data" filter)
-    data = _tar([_file("modelrunner.yaml", MANIFEST), _link("a", "."), _link("b", "a/a/a/.."),
-                 _file("b/escaped", b"x")])
+    data = _tar(
+        [
+            _file("modelrunner.yaml", MANIFEST),
+            _link("a", "."),
+            _link("b", "a/a/a/.."),
+            _file("b/escaped", b"x"),
+        ]
+    )
     with pytest.raises(BundleError):
         archive.unpack_to(data, tmp_path / "out" / "deep")
     assert not (tmp_path / "out" / "escaped").exists()

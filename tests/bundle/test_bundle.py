@@ -19,13 +19,21 @@ from modelrunner.errors import BundleError, FlavorError, MissingExtra, Validatio
 
 def test_digits_round_trip(tmp_path: Path, digits: Any, digits_lr: Any) -> None:
     x, _ = digits
-    bundle = mr.save_model(digits_lr, tmp_path / "digits-lr", sample=x[:20], license="MIT",
-                           description="8x8 digit classifier", metrics={"accuracy": 0.97})
+    bundle = mr.save_model(
+        digits_lr,
+        tmp_path / "digits-lr",
+        sample=x[:20],
+        license="MIT",
+        description="8x8 digit classifier",
+        metrics={"accuracy": 0.97},
+    )
     m = bundle.manifest
     assert (m.name, m.flavor, m.license, m.metrics) == ("digits-lr", "sklearn", "MIT", {"accuracy": 0.97})
     assert [(f.name, f.dtype, f.shape) for f in m.contract.inputs] == [("input", DType.FLOAT64, (64,))]
     assert [(f.name, f.dtype, f.shape) for f in m.contract.outputs] == [
-        ("label", DType.INT64, ()), ("proba", DType.FLOAT64, (10,))]
+        ("label", DType.INT64, ()),
+        ("proba", DType.FLOAT64, (10,)),
+    ]
     assert any(r.startswith("scikit-learn==") for r in m.requirements)
     assert any(r.startswith("numpy==") for r in m.requirements)
     assert m.python.count(".") == 2
@@ -95,8 +103,12 @@ def test_signature_from_annotations(tmp_path: Path, iris_frame: Any) -> None:
     x = frame.to_numpy()
     clf = LogisticRegression(max_iter=300).fit(x, y)
     bundle = mr.save_model(clf, tmp_path / "iris-sig", signature=IrisRow)
-    assert [f.name for f in bundle.contract.inputs] == ["sepal_length", "sepal_width", "petal_length",
-                                                          "petal_width"]
+    assert [f.name for f in bundle.contract.inputs] == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+    ]
     assert {f.name for f in bundle.contract.outputs} == {"label", "proba"}
     cols = {f.name: x[:10, i] for i, f in enumerate(bundle.contract.inputs)}
     np.testing.assert_array_equal(bundle.load().predict(cols)["label"], clf.predict(x[:10]))
@@ -151,16 +163,23 @@ def test_bad_license(tmp_path: Path, digits: Any, digits_lr: Any, bad: str) -> N
         mr.save_model(digits_lr, tmp_path / "b", sample=digits[0][:2], license=bad)
 
 
-@pytest.mark.parametrize(("given", "stored"), [
-    ("apache-2.0", "Apache-2.0"), ("MIT OR Apache-2.0", "MIT OR Apache-2.0"),
-    ("Proprietary", "LicenseRef-Proprietary"), ("LicenseRef-acme", "LicenseRef-acme"),
-    # the full SPDX list, not a short one: these were refused by a 75-id list
-    ("LGPL-2.0-only", "LGPL-2.0-only"), ("cc-by-sa-2.0", "CC-BY-SA-2.0"), ("Artistic-1.0", "Artistic-1.0"),
-    ("GPL-2.0+", "GPL-2.0-or-later"),  # deprecated SPDX ids are stored in their current form
-    ("gpl-2.0-only with classpath-exception-2.0", "GPL-2.0-only WITH Classpath-exception-2.0"),
-    ("LicenseRef-MIT-TC", "LicenseRef-MIT-TC"),  # a LicenseRef stays as written, never mapped to an id
-    ("OpenRAIL", "OpenRAIL"),
-])
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("apache-2.0", "Apache-2.0"),
+        ("MIT OR Apache-2.0", "MIT OR Apache-2.0"),
+        ("Proprietary", "LicenseRef-Proprietary"),
+        ("LicenseRef-acme", "LicenseRef-acme"),
+        # the full SPDX list, not a short one: these were refused by a 75-id list
+        ("LGPL-2.0-only", "LGPL-2.0-only"),
+        ("cc-by-sa-2.0", "CC-BY-SA-2.0"),
+        ("Artistic-1.0", "Artistic-1.0"),
+        ("GPL-2.0+", "GPL-2.0-or-later"),  # deprecated SPDX ids are stored in their current form
+        ("gpl-2.0-only with classpath-exception-2.0", "GPL-2.0-only WITH Classpath-exception-2.0"),
+        ("LicenseRef-MIT-TC", "LicenseRef-MIT-TC"),  # a LicenseRef stays as written, never mapped to an id
+        ("OpenRAIL", "OpenRAIL"),
+    ],
+)
 def test_license_normalised(tmp_path: Path, digits: Any, digits_lr: Any, given: str, stored: str) -> None:
     bundle = mr.save_model(digits_lr, tmp_path / "b", sample=digits[0][:2], license=given)
     assert bundle.manifest.license == stored
@@ -203,8 +222,9 @@ def test_lineage_git_commit(tmp_path: Path, digits: Any, digits_lr: Any, monkeyp
     assert mr.save_model(digits_lr, tmp_path / "b", sample=digits[0][:2]).manifest.lineage.git_dirty is True
 
 
-def test_identical_saves_give_identical_archives(tmp_path: Path, digits: Any, digits_lr: Any,
-                                                 monkeypatch: Any) -> None:
+def test_identical_saves_give_identical_archives(
+    tmp_path: Path, digits: Any, digits_lr: Any, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     x, _ = digits
     a = mr.save_model(digits_lr, tmp_path / "a" / "digits", sample=x[:5], license="MIT")
@@ -218,8 +238,10 @@ def test_identical_saves_give_identical_archives(tmp_path: Path, digits: Any, di
 def test_save_replaces_bundle_but_not_other_folders(tmp_path: Path, digits: Any, digits_lr: Any) -> None:
     x, _ = digits
     mr.save_model(digits_lr, tmp_path / "b", sample=x[:2], description="one")
-    assert mr.save_model(digits_lr, tmp_path / "b", sample=x[:2], description="two").manifest.description \
+    assert (
+        mr.save_model(digits_lr, tmp_path / "b", sample=x[:2], description="two").manifest.description
         == "two"
+    )
     assert mr.open_bundle(tmp_path / "b").manifest.description == "two"
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("keep me")
@@ -308,7 +330,7 @@ def test_concurrent_predict(tmp_path: Path, digits: Any, digits_lr: Any) -> None
 
     x, _ = digits
     model = mr.save_model(digits_lr, tmp_path / "b", sample=x[:2]).load()
-    batches = [x[i * 50:(i + 1) * 50] for i in range(16)]
+    batches = [x[i * 50 : (i + 1) * 50] for i in range(16)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda b: model.predict({"input": b})["label"], batches))
     for batch, labels in zip(batches, results, strict=True):

@@ -109,18 +109,25 @@ def two_bundles(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     work = tmp_path_factory.mktemp("lock")
     x = np.random.default_rng(0).normal(size=(40, 4))
     y = (x[:, 0] > 0).astype(np.int64)
-    lr = save_model(LogisticRegression().fit(x, y), work / "lr", name="lr", sample={"x": x[:3]},
-                    license="MIT")
+    lr = save_model(
+        LogisticRegression().fit(x, y), work / "lr", name="lr", sample={"x": x[:3]}, license="MIT"
+    )
     svc = save_model(SVC().fit(x, y), work / "svc", name="svc", sample={"x": x[:3]}, license="MIT")
     return [lr.path, svc.path]
 
 
 def test_two_threads_loading_sklearn_models_at_once_never_import_concurrently(
-        two_bundles: list[Path]) -> None:
+    two_bundles: list[Path],
+) -> None:
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", CHILD, *map(str, two_bundles)], capture_output=True,
-                          text=True, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *map(str, two_bundles)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["errors"] == [], result

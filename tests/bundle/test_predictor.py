@@ -25,11 +25,20 @@ def mixed(tmp_path: Path) -> tuple[Any, Any, Any]:
 
     rng = np.random.default_rng(0)
     n = 60
-    frame = pd.DataFrame({"income ($k)": rng.normal(50, 10, n), "rooms": rng.integers(1, 6, n),
-                          "city": rng.choice(["oslo", "rome", "lima"], n)})
+    frame = pd.DataFrame(
+        {
+            "income ($k)": rng.normal(50, 10, n),
+            "rooms": rng.integers(1, 6, n),
+            "city": rng.choice(["oslo", "rome", "lima"], n),
+        }
+    )
     y = (frame["income ($k)"] > 50).to_numpy().astype(int)
-    pipe = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["income ($k)", "rooms"]),
-                                            ("c", OneHotEncoder(), ["city"])]), LogisticRegression())
+    pipe = make_pipeline(
+        ColumnTransformer(
+            [("n", StandardScaler(), ["income ($k)", "rooms"]), ("c", OneHotEncoder(), ["city"])]
+        ),
+        LogisticRegression(),
+    )
     pipe.fit(frame, y)
     mr.save_model(pipe, tmp_path / "mixed", sample=frame.head(5), name="mixed")
     return frame, pipe, tmp_path / "mixed"
@@ -38,8 +47,11 @@ def mixed(tmp_path: Path) -> tuple[Any, Any, Any]:
 def test_a_dataframe_in_is_a_dataframe_out(mixed: tuple[Any, Any, Any]) -> None:
     frame, pipe, path = mixed
     model = mr.load_model(path)
-    assert [(f.name, f.alias) for f in model.contract.inputs] == [("income_k", "income ($k)"), ("rooms", ""),
-                                                                  ("city", "")]
+    assert [(f.name, f.alias) for f in model.contract.inputs] == [
+        ("income_k", "income ($k)"),
+        ("rooms", ""),
+        ("city", ""),
+    ]
     part = frame.iloc[10:20]
     out = model.predict(part)  # the original labels ("income ($k)") are read as their fields
     assert isinstance(out, pd.DataFrame)
@@ -57,8 +69,11 @@ def test_sanitised_labels_and_as_frame_on_columns(mixed: tuple[Any, Any, Any]) -
     renamed = frame.rename(columns={"income ($k)": "income_k"}).head(3)
     out = model.predict(renamed)
     np.testing.assert_array_equal(out["label"].to_numpy(), pipe.predict(frame.head(3)))
-    columns = {"income_k": frame["income ($k)"].to_numpy()[:3], "rooms": frame["rooms"].to_numpy()[:3],
-               "city": frame["city"].to_numpy(dtype=object)[:3]}
+    columns = {
+        "income_k": frame["income ($k)"].to_numpy()[:3],
+        "rooms": frame["rooms"].to_numpy()[:3],
+        "city": frame["city"].to_numpy(dtype=object)[:3],
+    }
     out = model.predict(columns, as_frame=True)
     assert isinstance(out, pd.DataFrame) and list(out.index) == [0, 1, 2]
     assert isinstance(model.predict(columns), dict)  # columns in: columns out, as before

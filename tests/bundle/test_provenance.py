@@ -38,7 +38,8 @@ def test_sha256_of_arrays_and_frames() -> None:
     assert provenance.sha256_of(frame) == provenance.sha256_of(frame.copy())
     assert provenance.sha256_of(frame) != provenance.sha256_of(frame.assign(b=["x", "z"]))
     assert provenance.sha256_of({"b": np.ones(2), "a": np.zeros(2)}) == provenance.sha256_of(
-        {"a": np.zeros(2), "b": np.ones(2)})
+        {"a": np.zeros(2), "b": np.ones(2)}
+    )
     with pytest.raises(BundleError, match="cannot hash training_data of type int"):
         provenance.sha256_of(3)
 

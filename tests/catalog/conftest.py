@@ -29,4 +29,3 @@ def ui(registry: Registry, settings: Settings) -> Iterator[httpx.Client]:
     """A client of the catalog served alone (``modelrunner ui``) over ``registry``."""
     with served_catalog(registry, settings) as server, httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
-

@@ -20,15 +20,23 @@ def auth(admin_token: str | None, registry: Any = None) -> Authenticator:
     return Authenticator(SimpleNamespace(admin_token=admin_token, token_cache_s=0.0), registry)
 
 
-def request(host: str, cookies: dict[str, str] | None = None,
-            headers: dict[str, str] | None = None) -> Request:
+def request(
+    host: str, cookies: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> Request:
     """A request as uvicorn hands it to the app, from client ``host``."""
     raw: list[tuple[bytes, bytes]] = [(b"host", b"catalog.example:8080")]
     if cookies:
         raw.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/ui/", "headers": raw,
-                             "client": (host, 50000), "query_string": b"", "state": {}}
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/ui/",
+        "headers": raw,
+        "client": (host, 50000),
+        "query_string": b"",
+        "state": {},
+    }
     return Request(scope)
 
 

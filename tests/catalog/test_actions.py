@@ -36,8 +36,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     from modelrunner.server.app import create_app
 
     home = tmp_path_factory.mktemp("served")
-    settings = Settings(home=home, admin_token=TOKEN, poll_interval_s=0.05, heartbeat_s=0.2,
-                        drain_timeout_s=2.0)
+    settings = Settings(
+        home=home, admin_token=TOKEN, poll_interval_s=0.05, heartbeat_s=0.2, drain_timeout_s=2.0
+    )
     registry = Registry(settings)
     for tag, inputs in ((1, ("x",)), (2, ("x",)), (3, ("x", "z"))):
         registry.push(save_toy(home / f"toy{tag}", tag, inputs=inputs))
@@ -75,8 +76,10 @@ def test_a_form_post_without_the_csrf_token_is_refused(served: Served) -> None:
     before = served.registry.audit(limit=1)[0].id
     with signed_in(served.url) as client:
         get_ok(client, "/ui/endpoints")
-        for data in ({"target": "toy@2", "confirm": "yes"},
-                     {"target": "toy@2", "confirm": "yes", "csrf": "forged-" + "x" * 40}):
+        for data in (
+            {"target": "toy@2", "confirm": "yes"},
+            {"target": "toy@2", "confirm": "yes", "csrf": "forged-" + "x" * 40},
+        ):
             reply = client.post("/ui/endpoints/toy/swap", data=data)
             assert reply.status_code == 403 and "CSRF token" in reply.text
         cross = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2", confirm="yes")
@@ -86,8 +89,9 @@ def test_a_form_post_without_the_csrf_token_is_refused(served: Served) -> None:
         form = {"csrf": csrf, "target": "toy@1", "confirm": "yes"}
         reply = client.post("/ui/endpoints/toy/swap", data=form, headers={"origin": "https://evil.example"})
         assert reply.status_code == 403 and "cross-site" in reply.text
-    assert [e.actor for e in served.registry.audit(limit=50) if e.id > before
-            and e.action == "endpoint.set"] == ["ui:alice"]  # only the form with its token acted
+    assert [
+        e.actor for e in served.registry.audit(limit=50) if e.id > before and e.action == "endpoint.set"
+    ] == ["ui:alice"]  # only the form with its token acted
     with signed_in(served.url) as client:
         post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@1", confirm="yes")
 
@@ -108,8 +112,10 @@ def test_a_swap_from_the_form_is_confirmed_applied_and_audited(served: Served) -
         assert confirm.status_code == 200 and "Swap endpoint toy to toy@2?" in confirm.text
         assert "toy@1 -&gt; toy@2: compatible" in confirm.text
         assert served.registry.endpoint("toy").target == "toy@1"  # nothing happens before confirming
-        done = client.post("/ui/endpoints/toy/swap",
-                           data={"csrf": csrf_of(confirm.text), "target": "toy@2", "confirm": "yes"})
+        done = client.post(
+            "/ui/endpoints/toy/swap",
+            data={"csrf": csrf_of(confirm.text), "target": "toy@2", "confirm": "yes"},
+        )
         assert done.status_code == 200 and "switched" in done.text, done.text[-800:]
         status = get_ok(client, "/ui/endpoints/status").text
         assert re.search(r'class="serves">toy@2<', status)
@@ -122,8 +128,10 @@ def test_a_breaking_swap_is_refused_with_the_reason_and_rolled_back(served: Serv
     with signed_in(served.url, "bob") as client:
         confirm = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@3")
         assert "breaks clients: input &#39;z&#39; is new and required" in confirm.text
-        refused = client.post("/ui/endpoints/toy/swap",
-                              data={"csrf": csrf_of(confirm.text), "target": "toy@3", "confirm": "yes"})
+        refused = client.post(
+            "/ui/endpoints/toy/swap",
+            data={"csrf": csrf_of(confirm.text), "target": "toy@3", "confirm": "yes"},
+        )
         assert refused.status_code == 409 and "refused" in refused.text
         assert "would break clients of endpoint" in refused.text
         assert re.search(r'class="serves">toy@1<', get_ok(client, "/ui/endpoints/status").text)
@@ -140,14 +148,18 @@ def test_a_gate_refuses_an_alias_move_with_the_reason(served: Served) -> None:
     served.registry.set_gates("toy", ["accuracy >= 0.9"])
     try:
         with signed_in(served.url, "carol") as client:
-            confirm = post_form(client, "/ui/models/toy", "/ui/models/toy/alias", alias="production",
-                                version="2")
+            confirm = post_form(
+                client, "/ui/models/toy", "/ui/models/toy/alias", alias="production", version="2"
+            )
             assert "Point toy@production at version 2?" in confirm.text
-            refused = client.post("/ui/models/toy/alias", data={
-                "csrf": csrf_of(confirm.text), "alias": "production", "version": "2", "confirm": "yes"})
+            refused = client.post(
+                "/ui/models/toy/alias",
+                data={"csrf": csrf_of(confirm.text), "alias": "production", "version": "2", "confirm": "yes"},
+            )
             assert refused.status_code == 409 and "accuracy &gt;= 0.9: never evaluated" in refused.text
-            moved = post_form(client, "/ui/models/toy", "/ui/models/toy/alias", alias="staging", version="2",
-                              confirm="yes")
+            moved = post_form(
+                client, "/ui/models/toy", "/ui/models/toy/alias", alias="staging", version="2", confirm="yes"
+            )
             assert moved.status_code == 200 and "toy@staging -&gt; version 2" in moved.text
     finally:
         served.registry.set_gates("toy", [])
@@ -176,14 +188,23 @@ def test_batching_options_change_in_place_and_bad_ones_are_named(served: Served)
         bad = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="lots")
         assert bad.status_code == 400
         assert "max_batch_size must be a whole number, got &#39;lots&#39;" in bad.text
-        confirm = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="8",
-                            max_latency_ms="2")
+        confirm = post_form(
+            client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="8", max_latency_ms="2"
+        )
         assert "Set max_batch_size = 8, max_latency_ms = 2.0 on endpoint toy?" in confirm.text
-        done = client.post("/ui/endpoints/toy/config", data={
-            "csrf": csrf_of(confirm.text), "max_batch_size": "8", "max_latency_ms": "2", "confirm": "yes"})
+        done = client.post(
+            "/ui/endpoints/toy/config",
+            data={
+                "csrf": csrf_of(confirm.text),
+                "max_batch_size": "8",
+                "max_latency_ms": "2",
+                "confirm": "yes",
+            },
+        )
         assert done.status_code == 200, done.text[-500:]
-        out_of_range = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="-1",
-                                 confirm="yes")
+        out_of_range = post_form(
+            client, "/ui/endpoints", "/ui/endpoints/toy/config", max_batch_size="-1", confirm="yes"
+        )
         assert out_of_range.status_code == 400 and "max_batch_size" in out_of_range.text
     state = served.registry.endpoint("toy")
     assert state.config == {"max_batch_size": 8, "max_latency_ms": 2.0} and state.target == "toy@1"
@@ -239,8 +260,9 @@ def test_role_tokens_sign_in_viewer_reads_deployer_acts(served: Served) -> None:
     try:
         with signed_in(served.url, "dave", viewer) as client:
             assert get_ok(client, "/ui/endpoints").status_code == 200
-            refused = post_form(client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2",
-                                confirm="yes")
+            refused = post_form(
+                client, "/ui/endpoints", "/ui/endpoints/toy/swap", target="toy@2", confirm="yes"
+            )
             assert refused.status_code == 403 and "deployer" in refused.text
         assert served.registry.endpoint("toy").target == "toy@1"
         with signed_in(served.url, "dave", deployer) as client:

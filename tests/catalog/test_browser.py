@@ -25,8 +25,16 @@ import pytest
 from support.runner_server import BODY, Server
 
 CHROMIUM = os.environ.get("MODELRUNNER_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # The screenshots docs/ui.md shows are rewritten only when asked (MODELRUNNER_UPDATE_SCREENSHOTS=1), so a
 # test run leaves the work tree clean; otherwise they go to a temporary folder (taken all the same).
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
@@ -44,8 +52,10 @@ output: {first: first.y, second: second.y}
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: the browser test must run; scripts/install_chromium.sh installs "
-                    "chromium)", pytrace=False)
+        pytest.fail(
+            f"{reason} (CI=true: the browser test must run; scripts/install_chromium.sh installs chromium)",
+            pytrace=False,
+        )
     pytest.skip(f"{reason}: run scripts/install_chromium.sh (apt-get install chromium) for the browser test")
 
 
@@ -66,8 +76,9 @@ def browser() -> Iterator[Any]:
 def cli(home: Path, *args: str) -> str:
     """Run ``modelrunner ARGS`` as a user would; its stdout."""
     env = {**os.environ, "MODELRUNNER_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "modelrunner", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "modelrunner", *args], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -79,9 +90,15 @@ def toy(path: Path, tag: int, accuracy: float, inputs: tuple[str, ...] = ("x",))
     from modelrunner.bundle import save_model
     from support.toy_models import Tagged
 
-    save_model(Tagged(tag), path, name="toy", sample={n: np.zeros((2, 4)) for n in inputs}, license="MIT",
-               description="Answers its tag for every row: a stand-in for a real model.",
-               metrics={"accuracy": accuracy, "f1": accuracy - 0.02})
+    save_model(
+        Tagged(tag),
+        path,
+        name="toy",
+        sample={n: np.zeros((2, 4)) for n in inputs},
+        license="MIT",
+        description="Answers its tag for every row: a stand-in for a real model.",
+        metrics={"accuracy": accuracy, "f1": accuracy - 0.02},
+    )
     return path
 
 

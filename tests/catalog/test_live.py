@@ -17,8 +17,10 @@ def exposition(requests: float, errors: float, buckets: dict[str, float]) -> str
         f'modelrunner_request_errors_total{{endpoint="toy",version="1",code="invalid_argument"}} {errors}',
         "# TYPE modelrunner_request_duration_seconds histogram",
     ]
-    lines += [f'modelrunner_request_duration_seconds_bucket{{endpoint="toy",version="1",le="{le}"}} {n}'
-              for le, n in buckets.items()]
+    lines += [
+        f'modelrunner_request_duration_seconds_bucket{{endpoint="toy",version="1",le="{le}"}} {n}'
+        for le, n in buckets.items()
+    ]
     return "\n".join(lines) + "\n"
 
 

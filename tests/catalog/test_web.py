@@ -24,8 +24,9 @@ def test_every_page_renders_for_an_empty_registry(ui: httpx.Client) -> None:
     assert missing.status_code == 404 and "unknown model &#39;nope&#39;" in missing.text
 
 
-def test_500_models_are_paginated_searchable_sortable_and_filtered(ui: httpx.Client,
-                                                                    registry: Registry) -> None:
+def test_500_models_are_paginated_searchable_sortable_and_filtered(
+    ui: httpx.Client, registry: Registry
+) -> None:
     add_models(registry, 500)
     get_ok(ui, "/ui/")  # warm: templates compiled
     started = time.perf_counter()
@@ -52,8 +53,14 @@ def test_500_models_are_paginated_searchable_sortable_and_filtered(ui: httpx.Cli
 
 
 def test_odd_text_is_escaped_everywhere(ui: httpx.Client, registry: Registry, tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path / "b", "odd.name-1", description=NASTY, tags={"<t>": '"><img src=x>'},
-                          metrics={"<script>m</script>": 1.0}, license="MIT")
+    bundle = write_bundle(
+        tmp_path / "b",
+        "odd.name-1",
+        description=NASTY,
+        tags={"<t>": '"><img src=x>'},
+        metrics={"<script>m</script>": 1.0},
+        license="MIT",
+    )
     registry.push(bundle, alias="production")
     registry.push(bundle)
     registry.set_endpoint("odd", "odd.name-1@production")
@@ -67,13 +74,20 @@ def test_odd_text_is_escaped_everywhere(ui: httpx.Client, registry: Registry, tm
     assert "&lt;t&gt;=&#34;&gt;&lt;img src=x&gt;" in page
 
 
-def test_model_page_shows_versions_contract_downloads_and_examples(ui: httpx.Client, registry: Registry,
-                                                                    tmp_path: Path) -> None:
+def test_model_page_shows_versions_contract_downloads_and_examples(
+    ui: httpx.Client, registry: Registry, tmp_path: Path
+) -> None:
     registry.push(write_bundle(tmp_path / "a", "digits", metrics={"accuracy": 0.91}), alias="production")
     registry.push(write_bundle(tmp_path / "b", "digits", inputs=("x", "z"), metrics={"accuracy": 0.95}))
     registry.set_gates("digits", ["accuracy >= 0.9"])
-    registry.record_evaluation("digits", 1, metrics={"accuracy": 0.92}, passed=True, dataset_name="test.csv",
-                               gates=[{"requirement": "accuracy >= 0.9", "value": 0.92, "passed": True}])
+    registry.record_evaluation(
+        "digits",
+        1,
+        metrics={"accuracy": 0.92},
+        passed=True,
+        dataset_name="test.csv",
+        gates=[{"requirement": "accuracy >= 0.9", "value": 0.92, "passed": True}],
+    )
     registry.set_endpoint("digits", "digits@production")
     html = get_ok(ui, "/ui/models/digits?version=1").text
     assert "0.91" in html and "0.95" in html and '<svg class="spark"' in html  # metrics side by side
@@ -102,17 +116,19 @@ def test_model_page_shows_versions_contract_downloads_and_examples(ui: httpx.Cli
     assert "pass" in compare and "never evaluated" in compare  # gates: v1 evaluated, v2 not
     assert ui.get("/ui/compare?model=digits&v=7").status_code == 400
     for path, status, message in (
-            ("/ui/models/digits?version=two", 400, "version must be a number, got &#39;two&#39;"),
-            ("/ui/models/digits?version=9", 404, "model &#39;digits&#39; has no version 9"),
-            ("/ui/compare?model=digits&v=x", 400, "versions to compare must be numbers"),
-            ("/ui/pipelines/digits", 400, "digits@2 is a python model, not a pipeline"),
-            ("/ui/models/digits/evaluations/99", 404, "no evaluation #99")):
+        ("/ui/models/digits?version=two", 400, "version must be a number, got &#39;two&#39;"),
+        ("/ui/models/digits?version=9", 404, "model &#39;digits&#39; has no version 9"),
+        ("/ui/compare?model=digits&v=x", 400, "versions to compare must be numbers"),
+        ("/ui/pipelines/digits", 400, "digits@2 is a python model, not a pipeline"),
+        ("/ui/models/digits/evaluations/99", 404, "no evaluation #99"),
+    ):
         reply = ui.get(path)
         assert reply.status_code == status and message in reply.text, (path, reply.text[-600:])
 
 
-def test_audit_filters_by_model_endpoint_action_and_actor(ui: httpx.Client, registry: Registry,
-                                                         tmp_path: Path) -> None:
+def test_audit_filters_by_model_endpoint_action_and_actor(
+    ui: httpx.Client, registry: Registry, tmp_path: Path
+) -> None:
     registry.push(write_bundle(tmp_path / "a", "alpha"), actor="ann")
     registry.push(write_bundle(tmp_path / "b", "beta"), actor="bob")
     registry.set_endpoint("front", "beta@1", actor="bob")
@@ -126,16 +142,19 @@ def test_audit_filters_by_model_endpoint_action_and_actor(ui: httpx.Client, regi
     assert "No audit entries match" in get_ok(ui, "/ui/audit?actor=nobody").text
 
 
-def test_pipelines_are_listed_with_their_steps_and_drawn(ui: httpx.Client, registry: Registry,
-                                                          tmp_path: Path) -> None:
+def test_pipelines_are_listed_with_their_steps_and_drawn(
+    ui: httpx.Client, registry: Registry, tmp_path: Path
+) -> None:
     from modelrunner.pipelines.package import push_pipeline
 
     registry.push(write_bundle(tmp_path / "a", "scorer"), alias="production")
     spec = tmp_path / "pair.yaml"
-    spec.write_text('name: pair\ndescription: "<b>two</b> steps"\ninput: {x: "float32[2]"}\nsteps:\n'
-                    "  first: {model: scorer@production, inputs: {x: $input.x}}\n"
-                    "  second: {model: scorer@1, inputs: {x: $input.x}}\n"
-                    "output: {a: first.y, b: second.y}\n")
+    spec.write_text(
+        'name: pair\ndescription: "<b>two</b> steps"\ninput: {x: "float32[2]"}\nsteps:\n'
+        "  first: {model: scorer@production, inputs: {x: $input.x}}\n"
+        "  second: {model: scorer@1, inputs: {x: $input.x}}\n"
+        "output: {a: first.y, b: second.y}\n"
+    )
     push_pipeline(spec, registry, alias="production")
     listed = get_ok(ui, "/ui/?flavor=pipeline").text
     assert "1 of 2" in listed and "first → scorer@1" in listed and "&lt;b&gt;two&lt;/b&gt;" in listed

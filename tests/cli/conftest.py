@@ -43,8 +43,14 @@ def iris_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = LogisticRegression(max_iter=500).fit(x, y)
     path = tmp_path_factory.mktemp("bundles") / "iris-lr"
     save_model(
-        model, path, name="iris", sample=x[:3], license="MIT", description="iris classifier",
-        metrics={"accuracy": 0.97}, training_data=x,
+        model,
+        path,
+        name="iris",
+        sample=x[:3],
+        license="MIT",
+        description="iris classifier",
+        metrics={"accuracy": 0.97},
+        training_data=x,
     )
     return path
 

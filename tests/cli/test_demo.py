@@ -14,9 +14,20 @@ def test_demo_serves_digits_and_prints_commands(tmp_home: Path, tmp_path: Path) 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
-    cmd = [sys.executable, "-m", "modelrunner.demo", "--port", str(port), "--workers", "1",
-           "--bundles", str(tmp_path / "bundles"), "--test-set", str(tmp_path / "test.npz"),
-           "--exit-when-ready"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelrunner.demo",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--bundles",
+        str(tmp_path / "bundles"),
+        "--test-set",
+        str(tmp_path / "test.npz"),
+        "--exit-when-ready",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
@@ -42,8 +53,14 @@ def test_demo_refuses_a_busy_port(tmp_home: Path) -> None:
         sock.listen()
         port = sock.getsockname()[1]
         env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
-        proc = subprocess.run([sys.executable, "-m", "modelrunner.demo", "--port", str(port)],
-                              env=env, capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelrunner.demo", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     assert proc.returncode == 2
     assert f"port {port} is already in use" in proc.stderr
     assert "Traceback" not in proc.stderr

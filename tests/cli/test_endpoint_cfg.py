@@ -39,16 +39,29 @@ def test_bad_endpoint_options_are_one_line_errors(cli: Cli, iris_bundle: Path, f
 def test_set_limits_without_a_server_writes_the_config(cli: Cli, iris_bundle: Path, free_url: str) -> None:
     assert cli("push", iris_bundle, "--alias", "production").code == 0
     assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
-    result = cli("endpoint", "set", "iris", "--concurrency", "2", "--queue", "16", "--timeout", "7.5",
-                 "--url", free_url)
+    result = cli(
+        "endpoint",
+        "set",
+        "iris",
+        "--concurrency",
+        "2",
+        "--queue",
+        "16",
+        "--timeout",
+        "7.5",
+        "--url",
+        free_url,
+    )
     assert result.code == 0, result.err
     assert "iris: batching off, max_concurrency=2, max_queue=16, timeout_s=7.5 " in result.out
     from modelrunner.registry.registry import Registry
 
     with Registry() as registry:
         assert registry.endpoint("iris").config == {"max_concurrency": 2, "max_queue": 16, "timeout_s": 7.5}
-    for args, message in ((("--concurrency", "0"), "max_concurrency must be an integer from 1"),
-                          (("--timeout", "-1"), "timeout_s must be a number of seconds")):
+    for args, message in (
+        (("--concurrency", "0"), "max_concurrency must be an integer from 1"),
+        (("--timeout", "-1"), "timeout_s must be a number of seconds"),
+    ):
         bad = cli("endpoint", "set", "iris", *args, "--url", free_url)
         assert bad.code == 2 and message in bad.err and len(bad.err.strip().splitlines()) == 1, bad.err
 

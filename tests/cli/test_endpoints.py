@@ -53,8 +53,18 @@ def test_endpoints_without_server_shows_worker_rows(cli: Cli, two_versions: None
 
     cli("endpoint", "create", "iris", "iris@1", "--url", free_url)
     with Registry.from_env() as registry:
-        registry.report_worker(WorkerStatus(runner_id="r1", endpoint="iris", state="serving", target="iris@1",
-                                            model="iris", version=1, pid=4242, load_ms=12))
+        registry.report_worker(
+            WorkerStatus(
+                runner_id="r1",
+                endpoint="iris",
+                state="serving",
+                target="iris@1",
+                model="iris",
+                version=1,
+                pid=4242,
+                load_ms=12,
+            )
+        )
     out = cli("endpoints", "--url", free_url).out
     row = next(line for line in out.splitlines() if "pid 4242" in line)
     assert "iris@1" in row and "serving" in row and "12" in row
@@ -79,8 +89,10 @@ def test_swap_refuses_an_unknown_endpoint_without_server(cli: Cli, two_versions:
     assert gone.code == 2 and "unknown endpoint 'iris'" in gone.err
     with Registry.from_env() as registry:
         assert registry.endpoints() == []
-        assert [a.action for a in registry.audit(subject="endpoint:iris")][:2] == ["endpoint.delete",
-                                                                                   "endpoint.set"]
+        assert [a.action for a in registry.audit(subject="endpoint:iris")][:2] == [
+            "endpoint.delete",
+            "endpoint.set",
+        ]
 
 
 def test_swap_without_server_bad_input(cli: Cli, two_versions: None, free_url: str) -> None:
@@ -108,8 +120,18 @@ def server(two_versions: None, tmp_home: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
-    cmd = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--workers", "1",
-           "--endpoint", "iris=iris@production"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--endpoint",
+        "iris=iris@production",
+    ]
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -167,8 +189,11 @@ def test_swap_rollback_endpoints_against_a_server(cli: Cli, server: str, tmp_pat
 
 def _metrics_endpoints(server: str) -> set[str]:
     text = httpx.get(f"{server}/metrics", timeout=10).text
-    return {line.split('endpoint="', 1)[1].split('"', 1)[0] for line in text.splitlines()
-            if line.startswith("modelrunner_loaded_version{")}
+    return {
+        line.split('endpoint="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if line.startswith("modelrunner_loaded_version{")
+    }
 
 
 def _typo_is_refused_create_and_delete(cli: Cli, server: str) -> None:

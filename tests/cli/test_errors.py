@@ -118,7 +118,11 @@ def test_real_entry_point_one_line(tmp_home: Path) -> None:
     env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home), "COLUMNS": "40"}
     proc = subprocess.run(
         [sys.executable, "-m", "modelrunner", "show", "nosuchmodel@production"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "nosuchmodel")
 

@@ -25,8 +25,13 @@ def iris_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for key, labels in (("good", y), ("bad", np.random.default_rng(0).permutation(y))):
         out[key] = root / key
-        save_model(LogisticRegression(max_iter=500).fit(x, labels), out[key], name="iris", sample=x[:3],
-                   license="MIT")
+        save_model(
+            LogisticRegression(max_iter=500).fit(x, labels),
+            out[key],
+            name="iris",
+            sample=x[:3],
+            license="MIT",
+        )
     return out
 
 
@@ -53,8 +58,21 @@ def _traffic(reg: Any, n: int = 150) -> None:
 
 
 def test_start_status_and_manual_promote(cli: Cli, reg: Any) -> None:
-    result = cli("experiment", "start", "iris", "--candidate", "iris@2", "--mode", "ab", "--decide",
-                 "accuracy>=baseline-0.01", "--min-labels", "50", "--then", "promote")
+    result = cli(
+        "experiment",
+        "start",
+        "iris",
+        "--candidate",
+        "iris@2",
+        "--mode",
+        "ab",
+        "--decide",
+        "accuracy>=baseline-0.01",
+        "--min-labels",
+        "50",
+        "--then",
+        "promote",
+    )
     assert result.code == 0, result.err
     exp = reg.experiment("iris")
     assert exp.rules == ("accuracy >= baseline - 0.01",) and exp.then_action == "promote"
@@ -78,12 +96,30 @@ def test_start_status_and_manual_promote(cli: Cli, reg: Any) -> None:
 
 
 def test_abort_and_one_line_errors(cli: Cli, reg: Any) -> None:
-    bad = cli("experiment", "start", "iris", "--candidate", "iris@2", "--mode", "canary", "--decide",
-              "accuracy >= basline")
+    bad = cli(
+        "experiment",
+        "start",
+        "iris",
+        "--candidate",
+        "iris@2",
+        "--mode",
+        "canary",
+        "--decide",
+        "accuracy >= basline",
+    )
     assert bad.code == 2 and "cannot parse rule 'accuracy >= basline'" in bad.err
     assert len(bad.err.strip().splitlines()) == 1
-    wrong = cli("experiment", "start", "iris", "--candidate", "iris@2", "--mode", "canary", "--decide",
-                "rmse <= baseline")
+    wrong = cli(
+        "experiment",
+        "start",
+        "iris",
+        "--candidate",
+        "iris@2",
+        "--mode",
+        "canary",
+        "--decide",
+        "rmse <= baseline",
+    )
     assert wrong.code == 2 and "unknown metric 'rmse'" in wrong.err
     assert cli("experiment", "start", "iris", "--candidate", "iris@2", "--mode", "nope").code == 2
     assert cli("experiment", "stop", "iris", "--abort").code == 2  # nothing running

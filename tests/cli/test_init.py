@@ -19,9 +19,19 @@ from support.cli_helpers import Cli
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
-EXPECTED = {"train.py", "Makefile", "modelrunner.toml", "pipeline.yaml", "requirements.txt", "README.md",
-            ".gitignore", "tests/test_model.py",
-            ".github/workflows/ci.yml", "data/train.csv", "data/test.csv"}
+EXPECTED = {
+    "train.py",
+    "Makefile",
+    "modelrunner.toml",
+    "pipeline.yaml",
+    "requirements.txt",
+    "README.md",
+    ".gitignore",
+    "tests/test_model.py",
+    ".github/workflows/ci.yml",
+    "data/train.csv",
+    "data/test.csv",
+}
 
 
 def _make(project: Path, home: Path, *targets: str) -> subprocess.CompletedProcess[str]:
@@ -29,8 +39,14 @@ def _make(project: Path, home: Path, *targets: str) -> subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELRUNNER_", "MAKE"))}
     path = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     env.update(MODELRUNNER_HOME=str(home), PYTHONPATH=path)
-    return subprocess.run(["make", "-s", *targets, f"PY={sys.executable}"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        ["make", "-s", *targets, f"PY={sys.executable}"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _production(home: Path, name: str) -> int | None:

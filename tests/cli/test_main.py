@@ -32,8 +32,10 @@ def test_every_command_maps_to_the_module_that_registers_it() -> None:
 
 def test_serve_imports_neither_the_other_commands_nor_the_registry() -> None:
     prefixes = ("modelrunner.cli.", "sqlalchemy", "sklearn")
-    code = ("import sys; from modelrunner.cli.main import _register_for; _register_for(['serve', '--help']);"
-            f"print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))")
+    code = (
+        "import sys; from modelrunner.cli.main import _register_for; _register_for(['serve', '--help']);"
+        f"print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['modelrunner.cli.main', 'modelrunner.cli.serve']"
 
@@ -80,8 +82,9 @@ def test_help_shows_click_style_metavars(cli: Cli) -> None:
     assert "CANDIDATES..." in cli("evaluate", "--help").out
 
 
-def test_an_unusable_home_is_one_line_naming_the_path(cli: Cli, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unusable_home_is_one_line_naming_the_path(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     home = blocker / "home"

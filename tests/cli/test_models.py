@@ -83,8 +83,12 @@ def test_alias_set_says_which_endpoints_follow_and_which_are_pinned(cli: Cli, ir
     first = cli("alias", "set", "iris@1", "production").out.splitlines()
     assert first[1] == "no endpoint follows iris@production"
     with Registry.from_env() as registry:
-        for name, target in (("iris", "iris@production"), ("canary", "iris@2"), ("newest", "iris"),
-                             ("trial", "iris@staging")):
+        for name, target in (
+            ("iris", "iris@production"),
+            ("canary", "iris@2"),
+            ("newest", "iris"),
+            ("trial", "iris@staging"),
+        ):
             registry.set_endpoint(name, target)
     moved = cli("alias", "set", "iris@2", "production")
     assert moved.code == 0, moved.err
@@ -131,13 +135,17 @@ def test_show_lists_gates_and_evaluations(cli: Cli, iris_bundle: Path) -> None:
     cli("push", iris_bundle)
     with Registry.from_env() as registry:
         registry.set_gates("iris", ["accuracy >= 0.9"])
-        registry.record_evaluation("iris", 1, metrics={"accuracy": 0.95, "per_class": {"a": 1.0}},
-                                   passed=True, dataset_name="iris-test")
+        registry.record_evaluation(
+            "iris",
+            1,
+            metrics={"accuracy": 0.95, "per_class": {"a": 1.0}},
+            passed=True,
+            dataset_name="iris-test",
+        )
     out = cli("show", "iris@1").out
     assert "gates: accuracy >= 0.9" in out
     row = next(line for line in out.splitlines() if "iris-test" in line)
     assert "accuracy=0.95" in row and "yes" in row
-
 
 
 def test_push_an_archive(cli: Cli, iris_bundle: Path, tmp_path: Path) -> None:
@@ -150,8 +158,9 @@ def test_push_an_archive(cli: Cli, iris_bundle: Path, tmp_path: Path) -> None:
     assert result.out.startswith("packed version 1 ")
 
 
-def test_contract_proto_compiles_to_a_stub_that_calls_the_server(cli: Cli, iris_bundle: Path, tmp_home: Path,
-                                                                 tmp_path: Path) -> None:
+def test_contract_proto_compiles_to_a_stub_that_calls_the_server(
+    cli: Cli, iris_bundle: Path, tmp_home: Path, tmp_path: Path
+) -> None:
     """The CLI's .proto has the package the server serves (gRPC method names include it): a stub compiled from
     it with protoc calls the endpoint; ``--endpoint`` renders it for an endpoint with another name."""
     import grpc
@@ -162,8 +171,10 @@ def test_contract_proto_compiles_to_a_stub_that_calls_the_server(cli: Cli, iris_
         registry.push(iris_bundle, alias="production")  # type: ignore[attr-defined]
 
     row = [5.1, 3.5, 1.4, 0.2]
-    with grpc_stack(tmp_home, push, {"iris": "iris@production", "iris-canary": "iris@production"}) as stack, \
-            grpc.insecure_channel(stack.grpc) as channel:
+    with (
+        grpc_stack(tmp_home, push, {"iris": "iris@production", "iris-canary": "iris@production"}) as stack,
+        grpc.insecure_channel(stack.grpc) as channel,
+    ):
         for endpoint, args in (("iris", ()), ("iris-canary", ("--endpoint", "iris-canary"))):
             rendered = cli("contract", "iris@production", "--format", "proto", *args)
             assert rendered.code == 0, rendered.err
@@ -183,8 +194,9 @@ def _files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
-def test_gc_reports_what_a_killed_push_left_and_the_bytes_freed(cli: Cli, tmp_home: Path,
-                                                                 tmp_path: Path) -> None:
+def test_gc_reports_what_a_killed_push_left_and_the_bytes_freed(
+    cli: Cli, tmp_home: Path, tmp_path: Path
+) -> None:
     bundle = write_bundle(tmp_path / "big", payload=random.Random(3).randbytes(2 * MIB))
     killed_push.kill(killed_push.start(bundle, {"MODELRUNNER_HOME": str(tmp_home)}))
     models = cli("models")
@@ -214,20 +226,30 @@ def _bad_bundles(tmp_path: Path) -> dict[str, tuple[Path, list[str], str]]:
     manifest.write_text(yaml.safe_dump({**data, "description": "x" * 50_000}))
     aliases = write_bundle(tmp_path / "aliases")
     manifest = aliases / "modelrunner.yaml"
-    manifest.write_text(manifest.read_text() + "lineage:\n  extra:\n" + "".join(
-        f"    {line}\n" for line in yaml_alias_bomb().splitlines()))
+    manifest.write_text(
+        manifest.read_text()
+        + "lineage:\n  extra:\n"
+        + "".join(f"    {line}\n" for line in yaml_alias_bomb().splitlines())
+    )
     return {
         "zip bomb": (zip_bomb(tmp_path / "bomb.zip"), [], "times its packed 2.0 MiB (limit 200:1"),
-        "description": (long_description, [],
-                        "field description is too long: 50000 characters (limit 10000)"),
+        "description": (
+            long_description,
+            [],
+            "field description is too long: 50000 characters (limit 10000)",
+        ),
         "alias bomb": (aliases, [], "YAML anchors and aliases are not allowed in a manifest"),
-        "tag": (write_bundle(tmp_path / "tag"), ["--tag", f"note={'y' * 2000}"],
-                "field tags['note'] is too long: 2000 characters (limit 1024)"),
+        "tag": (
+            write_bundle(tmp_path / "tag"),
+            ["--tag", f"note={'y' * 2000}"],
+            "field tags['note'] is too long: 2000 characters (limit 1024)",
+        ),
     }
 
 
-def test_push_refuses_bombs_and_oversized_fields_in_one_line(cli: Cli, tmp_home: Path,
-                                                             tmp_path: Path) -> None:
+def test_push_refuses_bombs_and_oversized_fields_in_one_line(
+    cli: Cli, tmp_home: Path, tmp_path: Path
+) -> None:
     for case, (bundle, extra, message) in _bad_bundles(tmp_path).items():
         result = cli("push", bundle, *extra)
         assert result.code == 2, (case, result)
@@ -244,9 +266,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("full", ["cache", "store"])
-def test_push_on_a_full_disk_is_one_line_and_leaves_nothing(cli: Cli, tiny_disk: Path, tmp_home: Path,
-                                                            tmp_path: Path, full: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_on_a_full_disk_is_one_line_and_leaves_nothing(
+    cli: Cli, tiny_disk: Path, tmp_home: Path, tmp_path: Path, full: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELRUNNER_CACHE_DIR", str(tiny_disk if full == "cache" else tmp_home / "cache"))
     monkeypatch.setenv("MODELRUNNER_STORE_URL", str(tiny_disk if full == "store" else tmp_home / "artifacts"))
     bundle = write_bundle(tmp_path / "big", payload=random.Random(4).randbytes(3 * MIB))  # incompressible

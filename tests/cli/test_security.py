@@ -31,9 +31,11 @@ def test_token_lifecycle(cli: Cli, tmp_home: Path) -> None:
 
 
 def test_bad_token_input_is_one_line(cli: Cli, tmp_home: Path) -> None:
-    for args, needle in ((("--role", "boss", "--name", "x"), "unknown role 'boss'"),
-                         (("--role", "viewer", "--name", "x", "--expires", "soon"), "invalid duration"),
-                         (("--role", "viewer", "--name", "a b"), "invalid token name")):
+    for args, needle in (
+        (("--role", "boss", "--name", "x"), "unknown role 'boss'"),
+        (("--role", "viewer", "--name", "x", "--expires", "soon"), "invalid duration"),
+        (("--role", "viewer", "--name", "a b"), "invalid token name"),
+    ):
         result = cli("token", "create", *args)
         assert result.code == 2 and needle in result.err and "Traceback" not in result.err
     assert "no token named 'ghost'" in cli("token", "revoke", "ghost").err
@@ -46,8 +48,7 @@ def test_trust_records_who_and_when(cli: Cli, tmp_home: Path, iris_bundle: Path)
     assert "not found" in cli("trust", "iris@9").err.lower() or cli("trust", "iris@9").code == 2
 
 
-def test_cli_through_the_server_sends_modelrunner_token(cli: Cli, tmp_path: Path,
-                                                        monkeypatch: Any) -> None:
+def test_cli_through_the_server_sends_modelrunner_token(cli: Cli, tmp_path: Path, monkeypatch: Any) -> None:
     from support.auth_helpers import auth_stack
 
     with auth_stack(tmp_path / "served") as stack:

@@ -9,8 +9,10 @@ from modelrunner.registry import Registry
 from support.cli_helpers import Cli
 from support.training_helpers import serve_digits
 
-TRAINER = "from sklearn.neighbors import KNeighborsClassifier\n\n" \
-          "def train(data, base):\n    return KNeighborsClassifier(3).fit(data.X, data.y)\n"
+TRAINER = (
+    "from sklearn.neighbors import KNeighborsClassifier\n\n"
+    "def train(data, base):\n    return KNeighborsClassifier(3).fit(data.X, data.y)\n"
+)
 
 
 def test_bad_options_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
@@ -18,10 +20,12 @@ def test_bad_options_are_one_line_errors(cli: Cli, tmp_path: Path) -> None:
     assert missing.code == 2 and "not found" in missing.err and len(missing.err.strip().splitlines()) == 1
     trainer = tmp_path / "t.py"
     trainer.write_text(TRAINER)
-    for args, says in ((["--trigger", "sometimes"], "expected 'drift'"),
-                       (["--rollout", "blue-green"], "--rollout"),
-                       (["--require", "accuracy>>1"], "accuracy>>1"),
-                       (["--window", "soon"], "--window")):
+    for args, says in (
+        (["--trigger", "sometimes"], "expected 'drift'"),
+        (["--rollout", "blue-green"], "--rollout"),
+        (["--require", "accuracy>>1"], "accuracy>>1"),
+        (["--window", "soon"], "--window"),
+    ):
         bad = cli("train", "digits", "--trainer", f"{trainer}:train", *args)
         assert bad.code == 2 and says in bad.err and len(bad.err.strip().splitlines()) == 1, bad
 

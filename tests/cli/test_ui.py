@@ -23,8 +23,13 @@ def test_ui_serves_the_catalog_over_the_registry(tmp_home: Path, tmp_path: Path)
     port = free_port()
     env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
     env.pop("MODELRUNNER_ADMIN_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, "-m", "modelrunner", "ui", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelrunner", "ui", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -37,8 +37,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from modelrunner.server.app import create_app
 
     home = tmp_path_factory.mktemp("client")
-    settings = Settings(home=home, admin_token=ADMIN_TOKEN, poll_interval_s=0.05, heartbeat_s=0.2,
-                        drain_timeout_s=5.0)
+    settings = Settings(
+        home=home, admin_token=ADMIN_TOKEN, poll_interval_s=0.05, heartbeat_s=0.2, drain_timeout_s=5.0
+    )
     registry = Registry(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: accuracy is not what these tests check
@@ -85,8 +86,9 @@ def test_predict_each_input_form(client: mr.Client) -> None:
 
 
 def test_dataframe_in_dataframe_out(toy: str) -> None:
-    frame = pd.DataFrame({"x": [np.array([1.0, 2, 3, 4]), np.array([-1.0, -1, -1, -1])], "scale": [2.0, 1.0]},
-                         index=["a", "b"])
+    frame = pd.DataFrame(
+        {"x": [np.array([1.0, 2, 3, 4]), np.array([-1.0, -1, -1, -1])], "scale": [2.0, 1.0]}, index=["a", "b"]
+    )
     with mr.Client(toy) as c:
         out = c.predict("toy", frame)
         assert isinstance(out, pd.DataFrame)
@@ -153,8 +155,9 @@ def test_swap_and_rollback(client: mr.Client) -> None:
 def test_async_client(stack: str) -> None:
     async def main() -> tuple[Any, ...]:
         async with mr.AsyncClient(stack, token=ADMIN_TOKEN) as c:
-            return await asyncio.gather(c.predict("digits", X), c.predict("digits", {"input": X[:2]}),
-                                        c.models(), c.endpoints())
+            return await asyncio.gather(
+                c.predict("digits", X), c.predict("digits", {"input": X[:2]}), c.models(), c.endpoints()
+            )
 
     one, two, models, endpoints = asyncio.run(main())
     _check_digits(one, 5)

@@ -8,8 +8,9 @@ from modelrunner.errors import ResourceExhausted
 
 
 def test_native_error_body_keeps_code_message_and_field() -> None:
-    body = {"error": {"code": "invalid_argument", "message": "input 'x': bad", "field": "x",
-                      "expected": "(4,)"}}
+    body = {
+        "error": {"code": "invalid_argument", "message": "input 'x': bad", "field": "x", "expected": "(4,)"}
+    }
     exc = error_for(422, body, "POST", "/v1/endpoints/e/predict")
     assert isinstance(exc, mr.ValidationError) and exc.field == "x" and str(exc) == "input 'x': bad"
     assert exc.details["expected"] == "(4,)"
@@ -23,12 +24,15 @@ def test_status_decides_without_a_code_and_fastapi_detail_names_the_field() -> N
     detail = {"detail": [{"loc": ["body", "timeout_s"], "msg": "Input should be greater than 0"}]}
     exc = error_for(422, detail, "PUT", "/admin/endpoints/e")
     assert isinstance(exc, mr.ValidationError) and exc.field == "timeout_s" and "greater than 0" in str(exc)
-    assert type(error_for(500, {"error": {"code": "internal", "message": "boom"}}, "GET", "/")) \
+    assert (
+        type(error_for(500, {"error": {"code": "internal", "message": "boom"}}, "GET", "/"))
         is mr.ModelrunnerError
+    )
 
 
 def test_incompatible_contract_keeps_its_reasons() -> None:
-    body = {"error": {"code": "failed_precondition", "message": "breaks clients",
-                      "reasons": ["input x removed"]}}
+    body = {
+        "error": {"code": "failed_precondition", "message": "breaks clients", "reasons": ["input x removed"]}
+    }
     exc = error_for(409, body, "PUT", "/admin/endpoints/e")
     assert isinstance(exc, mr.IncompatibleContract) and exc.reasons == ["input x removed"]

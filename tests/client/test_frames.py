@@ -12,12 +12,14 @@ from modelrunner.client.frames import as_columns, decode_outputs, encode_inputs
 
 
 def test_dataframe_cells_times_and_missing_values_encode() -> None:
-    frame = pd.DataFrame({
-        "x": [np.array([1.0, 2.0]), np.array([3.0, 4.0])],
-        "when": pd.to_datetime(["2024-01-01 10:00", None]),
-        "tz": pd.to_datetime(["2024-01-01", "2024-02-01"]).tz_localize("UTC"),
-        "kind": pd.Categorical(["a", "b"]),
-    })
+    frame = pd.DataFrame(
+        {
+            "x": [np.array([1.0, 2.0]), np.array([3.0, 4.0])],
+            "when": pd.to_datetime(["2024-01-01 10:00", None]),
+            "tz": pd.to_datetime(["2024-01-01", "2024-02-01"]).tz_localize("UTC"),
+            "kind": pd.Categorical(["a", "b"]),
+        }
+    )
     columns, shape = as_columns(frame)
     assert shape is not None and list(shape.index) == [0, 1]
     body = orjson.loads(encode_inputs(columns))["inputs"]
@@ -36,8 +38,9 @@ def test_rows_and_arrays_encode_as_instances() -> None:
 
 
 def test_answers_decode_to_numpy_columns() -> None:
-    pred = decode_outputs({"model": "m", "version": 2, "predictions": [{"label": 1, "text": "a"},
-                                                                      {"label": 0, "text": "b"}]})
+    pred = decode_outputs(
+        {"model": "m", "version": 2, "predictions": [{"label": 1, "text": "a"}, {"label": 0, "text": "b"}]}
+    )
     assert pred["label"].dtype == np.int64 and pred["text"].dtype == object
     assert (pred.model, pred.version) == ("m", 2)
     frame = decode_outputs({"outputs": {"proba": [[0.1, 0.9], [0.5, 0.5]]}}).to_frame(index=["p", "q"])

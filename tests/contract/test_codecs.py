@@ -34,13 +34,20 @@ def f(name: str, dtype: str = "float32", shape: tuple[int, ...] = (), **kw: Any)
     return Field(name=name, dtype=DType(dtype), shape=shape, **kw)
 
 
-FIELDS = (f("x", shape=(2,)), f("k", "int64"), f("s", "string"), f("b", "bytes", optional=True),
-          f("t", optional=True, default=0.5))
+FIELDS = (
+    f("x", shape=(2,)),
+    f("k", "int64"),
+    f("s", "string"),
+    f("b", "bytes", optional=True),
+    f("t", optional=True, default=0.5),
+)
 
 
 def test_rows_to_columns_and_back() -> None:
-    rows = [{"x": [1, 2], "k": 3, "s": "a", "b": base64.b64encode(b"\x00\x01").decode()},
-            {"x": [3.5, 4], "k": -1, "s": "é", "t": 2.0}]
+    rows = [
+        {"x": [1, 2], "k": 3, "s": "a", "b": base64.b64encode(b"\x00\x01").decode()},
+        {"x": [3.5, 4], "k": -1, "s": "é", "t": 2.0},
+    ]
     cols = validate_batch(FIELDS, rows_to_columns(rows, FIELDS))
     assert cols["x"].dtype == np.float32 and cols["x"].tolist() == [[1, 2], [3.5, 4]]
     assert cols["b"].tolist() == [b"\x00\x01", b""] and cols["t"].tolist() == [0.5, 2.0]
@@ -55,14 +62,20 @@ def test_bare_rows_for_a_single_input() -> None:
     assert rows_to_columns([1.5, 2], (f("v"),))["v"].tolist() == [1.5, 2.0]
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ([{"x": [1, 2], "s": "a"}], "row 0: missing input 'k' (int64)"),
-    ([{"x": [1, 2], "k": 1, "s": "a", "zz": 1}], "row 0: unknown input 'zz'"),
-    ([{"x": [1, 2], "k": 1, "s": "a"}, 5], "row 1 must be an object of input values, got int"),
-    ([{"x": [1, 2], "k": 1, "s": "a", "b": "not base64!"}], "input 'b': bytes values must be base64 strings"),
-    ([{"x": [1, 2], "k": 1.5, "s": "a"}], "input 'k': expected dtype int64, got float64"),
-    ({"x": [1]}, "'instances' must be a list of rows, got dict"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"x": [1, 2], "s": "a"}], "row 0: missing input 'k' (int64)"),
+        ([{"x": [1, 2], "k": 1, "s": "a", "zz": 1}], "row 0: unknown input 'zz'"),
+        ([{"x": [1, 2], "k": 1, "s": "a"}, 5], "row 1 must be an object of input values, got int"),
+        (
+            [{"x": [1, 2], "k": 1, "s": "a", "b": "not base64!"}],
+            "input 'b': bytes values must be base64 strings",
+        ),
+        ([{"x": [1, 2], "k": 1.5, "s": "a"}], "input 'k': expected dtype int64, got float64"),
+        ({"x": [1]}, "'instances' must be a list of rows, got dict"),
+    ],
+)
 def test_rows_errors(rows: Any, message: str) -> None:
     with pytest.raises(ValidationError, match="^" + message.replace("(", "\\(").replace(")", "\\)")):
         rows_to_columns(rows, FIELDS)
@@ -97,11 +110,24 @@ def test_json_request_styles_and_responses() -> None:
     assert to_jsonable({"h": np.array([0.5], np.float16)}) == {"h": [0.5]}
 
 
-@pytest.mark.parametrize(("dtype", "v2"), [
-    ("bool", "BOOL"), ("int8", "INT8"), ("int16", "INT16"), ("int32", "INT32"), ("int64", "INT64"),
-    ("uint8", "UINT8"), ("uint16", "UINT16"), ("uint32", "UINT32"), ("uint64", "UINT64"), ("float16", "FP16"),
-    ("float32", "FP32"), ("float64", "FP64"), ("bytes", "BYTES"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "v2"),
+    [
+        ("bool", "BOOL"),
+        ("int8", "INT8"),
+        ("int16", "INT16"),
+        ("int32", "INT32"),
+        ("int64", "INT64"),
+        ("uint8", "UINT8"),
+        ("uint16", "UINT16"),
+        ("uint32", "UINT32"),
+        ("uint64", "UINT64"),
+        ("float16", "FP16"),
+        ("float32", "FP32"),
+        ("float64", "FP64"),
+        ("bytes", "BYTES"),
+    ],
+)
 def test_v2_datatypes_round_trip(dtype: str, v2: str) -> None:
     assert v2_datatype(DType(dtype)) == v2 == v2_datatype(dtype)
     assert dtype_from_v2(v2) is DType(dtype)
@@ -131,16 +157,19 @@ def test_tensor_to_column_flat_or_nested_and_coerced() -> None:
     assert scalar.shape == (2,) and scalar.dtype == np.int64
 
 
-@pytest.mark.parametrize(("shape", "datatype", "data", "field", "message"), [
-    ([3], "FP32", [1, 2], f("x"), "tensor 'x': shape [3] does not match its 2 values"),
-    ([2], "INT32", [1.5, 2], f("x", "int32"), "tensor 'x': data does not hold INT32 values"),
-    ([1], "INT8", [300], f("x", "int32"), "tensor 'x': data out of range for INT8"),
-    ([1], "FP32", [1.0], f("x", "int32"), "input 'x': expected dtype int32, got float32"),
-    ([1], "BYTES", ["a"], f("x"), "tensor 'x': datatype BYTES does not fit input 'x' (float32, V2 FP32)"),
-    ([1], "FP32", ["a"], f("x"), "tensor 'x': data does not hold FP32 values"),
-    (["a"], "FP32", [1], f("x"), "tensor 'x': shape must be a list of integers"),
-    ([1], "INT4", [1], f("x"), "unknown V2 datatype 'INT4'"),
-])
+@pytest.mark.parametrize(
+    ("shape", "datatype", "data", "field", "message"),
+    [
+        ([3], "FP32", [1, 2], f("x"), "tensor 'x': shape [3] does not match its 2 values"),
+        ([2], "INT32", [1.5, 2], f("x", "int32"), "tensor 'x': data does not hold INT32 values"),
+        ([1], "INT8", [300], f("x", "int32"), "tensor 'x': data out of range for INT8"),
+        ([1], "FP32", [1.0], f("x", "int32"), "input 'x': expected dtype int32, got float32"),
+        ([1], "BYTES", ["a"], f("x"), "tensor 'x': datatype BYTES does not fit input 'x' (float32, V2 FP32)"),
+        ([1], "FP32", ["a"], f("x"), "tensor 'x': data does not hold FP32 values"),
+        (["a"], "FP32", [1], f("x"), "tensor 'x': shape must be a list of integers"),
+        ([1], "INT4", [1], f("x"), "unknown V2 datatype 'INT4'"),
+    ],
+)
 def test_tensor_errors(shape: Any, datatype: str, data: Any, field: Field, message: str) -> None:
     with pytest.raises(ValidationError) as info:
         tensor_to_column("x", shape, datatype, data, field)
@@ -154,8 +183,9 @@ def test_column_to_tensor() -> None:
     assert t["datatype"] == "BYTES" and t["data"] == ["a", "b"]
 
 
-@pytest.mark.parametrize("dtype", ["bool", "int8", "uint16", "int32", "int64", "uint64", "float16", "float32",
-                                   "float64"])
+@pytest.mark.parametrize(
+    "dtype", ["bool", "int8", "uint16", "int32", "int64", "uint64", "float16", "float32", "float64"]
+)
 def test_raw_round_trip_is_little_endian(dtype: str) -> None:
     arr = (np.arange(6) % 2 == 0) if dtype == "bool" else np.arange(6).astype(dtype)
     arr = arr.reshape(2, 3)
@@ -186,8 +216,10 @@ MIXED = (f("at", "timestamp"), f("city", "category", categories=("oslo", "rome")
 
 
 def test_timestamps_and_categories_in_json_rows_and_columns() -> None:
-    rows = [{"at": "2024-05-01T12:30:00Z", "city": "oslo", "x": 1.0},
-            {"at": "2024-05-01T12:30:00.5-01:00", "city": "rome", "x": 2.0}]
+    rows = [
+        {"at": "2024-05-01T12:30:00Z", "city": "oslo", "x": 1.0},
+        {"at": "2024-05-01T12:30:00.5-01:00", "city": "rome", "x": 2.0},
+    ]
     cols = rows_to_columns(rows, MIXED)
     assert cols["at"].dtype == np.dtype("datetime64[us]") and cols["city"].tolist() == ["oslo", "rome"]
     back = columns_to_rows(cols)
@@ -211,8 +243,10 @@ def test_timestamps_in_v2_as_iso_bytes_or_int64_micros() -> None:
     micros = stamps.astype(np.int64).tolist()
     assert tensor_to_column("at", [2], "INT64", micros, at).tolist() == stamps.tolist()
     raw = column_to_raw(stamps)
-    assert tensor_to_column("at", [2], "BYTES", list(column_from_raw(raw, [2], "BYTES")), at).tolist() \
+    assert (
+        tensor_to_column("at", [2], "BYTES", list(column_from_raw(raw, [2], "BYTES")), at).tolist()
         == stamps.tolist()
+    )
     with pytest.raises(ValidationError, match="datatype FP32 does not fit input 'at'"):
         tensor_to_column("at", [1], "FP32", [1.0], at)
     assert v2_datatype(DType.CATEGORY) == "BYTES" and v2_datatype(np.dtype("datetime64[ns]")) == "BYTES"

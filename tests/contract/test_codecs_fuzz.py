@@ -17,8 +17,23 @@ from modelrunner.contract import Contract, column_from_raw, decode_json_request,
 from modelrunner.contract.validate import validate_batch
 from support.fuzz_helpers import CONTRACTS, FUZZ, INTS, JSON, only_our_errors
 
-DATATYPES = st.sampled_from(["BOOL", "INT8", "UINT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64",
-                             "BYTES", "fp32", "STRING", ""])
+DATATYPES = st.sampled_from(
+    [
+        "BOOL",
+        "INT8",
+        "UINT8",
+        "INT32",
+        "INT64",
+        "UINT64",
+        "FP16",
+        "FP32",
+        "FP64",
+        "BYTES",
+        "fp32",
+        "STRING",
+        "",
+    ]
+)
 SHAPES = st.lists(st.one_of(st.integers(-2, 6), st.sampled_from([2**31, 2**32, 2**40, 2**62])), max_size=4)
 
 
@@ -60,8 +75,11 @@ def test_v2_raw_tensor(shape: list[int], datatype: str, raw: bytes) -> None:
 
 
 @FUZZ
-@given(lengths=st.lists(st.one_of(st.integers(0, 8), INTS.filter(lambda n: n >= 0)), max_size=6),
-       tail=st.binary(max_size=8), shape=SHAPES)
+@given(
+    lengths=st.lists(st.one_of(st.integers(0, 8), INTS.filter(lambda n: n >= 0)), max_size=6),
+    tail=st.binary(max_size=8),
+    shape=SHAPES,
+)
 def test_v2_bytes_length_prefixes(lengths: list[int], tail: bytes, shape: list[int]) -> None:
     """BYTES elements: 4-byte little-endian length prefixes that may lie about what follows."""
     raw = b"".join((n % 2**32).to_bytes(4, "little") + b"a" * min(n, 8) for n in lengths) + tail
@@ -75,8 +93,10 @@ def test_a_claimed_shape_allocates_nothing() -> None:
     for shape in ([1, 2**40], [2**32, 2**32], [2**62, 4]):
         assert only_our_errors(lambda s=shape: column_from_raw(b"", s, "FP64", "t")) is None
         assert only_our_errors(lambda s=shape: column_from_raw(b"", s, "BYTES", "t")) is None
-        assert only_our_errors(lambda s=shape: tensor_to_column("t", s, "FP64", [], CONTRACTS[0].inputs[0])) \
+        assert (
+            only_our_errors(lambda s=shape: tensor_to_column("t", s, "FP64", [], CONTRACTS[0].inputs[0]))
             is None
+        )
 
 
 def test_found_by_fuzzing() -> None:

@@ -25,8 +25,9 @@ def test_identical_contracts_are_compatible() -> None:
 
 
 def test_new_optional_input_and_new_output_are_compatible() -> None:
-    new = renumber(BASE, c([*BASE.inputs, f("t", optional=True, default=0.5)],
-                           [*BASE.outputs, f("extra", "string")]))
+    new = renumber(
+        BASE, c([*BASE.inputs, f("t", optional=True, default=0.5)], [*BASE.outputs, f("extra", "string")])
+    )
     assert check_compatible(BASE, new) == []
 
 
@@ -55,49 +56,87 @@ def test_dropped_output_breaks() -> None:
     assert "output 'p' was dropped" in reason
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("int32", "int64"), ("int8", "int16"), ("uint8", "uint16"), ("uint16", "int32"), ("uint32", "int64"),
-    ("bool", "int8"), ("bool", "uint64"), ("float16", "float32"), ("float32", "float64"), ("int64", "int64"),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("int32", "int64"),
+        ("int8", "int16"),
+        ("uint8", "uint16"),
+        ("uint16", "int32"),
+        ("uint32", "int64"),
+        ("bool", "int8"),
+        ("bool", "uint64"),
+        ("float16", "float32"),
+        ("float32", "float64"),
+        ("int64", "int64"),
+    ],
+)
 def test_input_dtype_widening_is_compatible(old: str, new: str) -> None:
     assert check_compatible(c([f("a", old)]), c([f("a", new)])) == []
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("int64", "int32"), ("float64", "float32"), ("int32", "uint32"), ("uint32", "int32"), ("uint64", "int64"),
-    ("int32", "float64"), ("int8", "float32"), ("bool", "float32"), ("int8", "bool"), ("string", "bytes"),
-    ("bytes", "string"), ("float32", "string"), ("string", "int64"),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("int64", "int32"),
+        ("float64", "float32"),
+        ("int32", "uint32"),
+        ("uint32", "int32"),
+        ("uint64", "int64"),
+        ("int32", "float64"),
+        ("int8", "float32"),
+        ("bool", "float32"),
+        ("int8", "bool"),
+        ("string", "bytes"),
+        ("bytes", "string"),
+        ("float32", "string"),
+        ("string", "int64"),
+    ],
+)
 def test_input_dtype_narrowing_or_kind_change_breaks(old: str, new: str) -> None:
     (reason,) = check_compatible(c([f("a", old)]), c([f("a", new)]))
     assert f"input 'a' dtype {old} -> {new}" in reason
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("int64", "int32"), ("float64", "float32"), ("int64", "bool"), ("int64", "uint32"),
-    ("float64", "float16"),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("int64", "int32"),
+        ("float64", "float32"),
+        ("int64", "bool"),
+        ("int64", "uint32"),
+        ("float64", "float16"),
+    ],
+)
 def test_output_dtype_narrowing_is_compatible(old: str, new: str) -> None:
     assert check_compatible(c([f("x")], [f("y", old)]), c([f("x")], [f("y", new)])) == []
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("int32", "int64"), ("float32", "float64"), ("int64", "float64"), ("uint64", "int64"),
-    ("string", "bytes"),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("int32", "int64"),
+        ("float32", "float64"),
+        ("int64", "float64"),
+        ("uint64", "int64"),
+        ("string", "bytes"),
+    ],
+)
 def test_output_dtype_widening_breaks(old: str, new: str) -> None:
     (reason,) = check_compatible(c([f("x")], [f("y", old)]), c([f("x")], [f("y", new)]))
     assert f"output 'y' dtype {old} -> {new}" in reason
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ((4,), (-1,)), ((2, 3), (2, -1)), ((2, 3), (-1, -1)), ((-1,), (-1,))])
+@pytest.mark.parametrize(
+    ("old", "new"), [((4,), (-1,)), ((2, 3), (2, -1)), ((2, 3), (-1, -1)), ((-1,), (-1,))]
+)
 def test_input_shape_fixed_to_variable_is_compatible(old: tuple[int, ...], new: tuple[int, ...]) -> None:
     assert check_compatible(c([f("a", shape=old)]), c([f("a", shape=new)])) == []
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ((-1,), (4,)), ((4,), (5,)), ((4,), ()), ((), (1,)), ((4,), (4, 1))])
+@pytest.mark.parametrize(
+    ("old", "new"), [((-1,), (4,)), ((4,), (5,)), ((4,), ()), ((), (1,)), ((4,), (4, 1))]
+)
 def test_input_shape_change_breaks(old: tuple[int, ...], new: tuple[int, ...]) -> None:
     (reason,) = check_compatible(c([f("a", shape=old)]), c([f("a", shape=new)]))
     assert "input 'a' shape" in reason and "rejects rows old clients send" in reason
@@ -130,9 +169,14 @@ def test_reusing_a_reserved_or_foreign_number_breaks() -> None:
 def test_several_reasons_are_all_reported() -> None:
     new = renumber(BASE, c([f("x", "int8", shape=(4,)), f("new")], []))
     reasons = check_compatible(BASE, new)
-    expected = ["input 'x' dtype", "input 'x' changed field number 1 -> 3",  # a new wire type: a new number
-                "input 'new' is new", "input 'k' was removed", "output 'y' was dropped",
-                "output 'p' was dropped"]
+    expected = [
+        "input 'x' dtype",
+        "input 'x' changed field number 1 -> 3",  # a new wire type: a new number
+        "input 'new' is new",
+        "input 'k' was removed",
+        "output 'y' was dropped",
+        "output 'p' was dropped",
+    ]
     assert len(reasons) == len(expected)
     assert all(any(r.startswith(e) for r in reasons) for e in expected), reasons
 
@@ -186,13 +230,16 @@ def test_dtype_accepts_table_matches_numpy_safe_casts_within_a_kind() -> None:
                 assert a.accepts(b) == bool(np.can_cast(b.numpy(), a.numpy(), "safe")), (a, b)
 
 
-@pytest.mark.parametrize(("old", "new", "side", "safe"), [
-    (("a", "b"), ("a", "b", "c"), "input", True),  # a new category accepted
-    (("a", "b"), ("a",), "input", False),  # old clients still send "b"
-    (("a", "b"), (), "input", True),  # no declared set: any string
-    (("a", "b"), ("a",), "output", True),  # fewer values returned
-    (("a",), ("a", "b"), "output", False),  # "b" is new to old clients
-])
+@pytest.mark.parametrize(
+    ("old", "new", "side", "safe"),
+    [
+        (("a", "b"), ("a", "b", "c"), "input", True),  # a new category accepted
+        (("a", "b"), ("a",), "input", False),  # old clients still send "b"
+        (("a", "b"), (), "input", True),  # no declared set: any string
+        (("a", "b"), ("a",), "output", True),  # fewer values returned
+        (("a",), ("a", "b"), "output", False),  # "b" is new to old clients
+    ],
+)
 def test_category_sets(old: tuple[str, ...], new: tuple[str, ...], side: str, safe: bool) -> None:
     def field(cats: tuple[str, ...]) -> Field:
         return f("k", "category", categories=cats)

@@ -27,41 +27,55 @@ def _summary(fields: tuple) -> list[tuple[str, DType, tuple[int, ...]]]:
 
 def test_ndarray_sample_is_one_tensor_field() -> None:
     assert _summary(fields_from_sample(np.zeros((5, 8, 8), dtype=np.float32))) == [
-        ("input", DType.FLOAT32, (8, 8))]
+        ("input", DType.FLOAT32, (8, 8))
+    ]
     assert _summary(fields_from_sample(np.arange(3), default_name="x")) == [("x", DType.INT64, ())]
     assert _summary(fields_from_sample([[1.0, 2.0]])) == [("input", DType.FLOAT64, (2,))]
 
 
 def test_dataframe_sample_is_one_field_per_column() -> None:
-    frame = pd.DataFrame({"sepal length (cm)": [1.0, 2.0], "kind": ["a", "b"], "n": [1, 2],
-                          "ok": [True, False]})
+    frame = pd.DataFrame(
+        {"sepal length (cm)": [1.0, 2.0], "kind": ["a", "b"], "n": [1, 2], "ok": [True, False]}
+    )
     assert _summary(fields_from_sample(frame)) == [
-        ("sepal_length_cm", DType.FLOAT64, ()), ("kind", DType.STRING, ()), ("n", DType.INT64, ()),
-        ("ok", DType.BOOL, ())]
+        ("sepal_length_cm", DType.FLOAT64, ()),
+        ("kind", DType.STRING, ()),
+        ("n", DType.INT64, ()),
+        ("ok", DType.BOOL, ()),
+    ]
     cols = as_columns(frame)
     assert cols["kind"].dtype == object and list(cols) == ["sepal_length_cm", "kind", "n", "ok"]
 
 
 def test_dict_and_rows_samples() -> None:
-    sample = {"text": np.array(["hi", "yo"]), "blob": np.array([b"a", b"b"], dtype=object),
-              "vec": np.ones((2, 3), dtype=np.uint8)}
+    sample = {
+        "text": np.array(["hi", "yo"]),
+        "blob": np.array([b"a", b"b"], dtype=object),
+        "vec": np.ones((2, 3), dtype=np.uint8),
+    }
     assert _summary(fields_from_sample(sample)) == [
-        ("text", DType.STRING, ()), ("blob", DType.BYTES, ()), ("vec", DType.UINT8, (3,))]
+        ("text", DType.STRING, ()),
+        ("blob", DType.BYTES, ()),
+        ("vec", DType.UINT8, (3,)),
+    ]
     rows = [{"a": 1.0, "b": "x"}, {"a": 2.0, "b": "y"}]
     assert _summary(fields_from_sample(rows)) == [("a", DType.FLOAT64, ()), ("b", DType.STRING, ())]
 
 
-@pytest.mark.parametrize(("sample", "why"), [
-    (np.float64(1.0), "needs rows"),
-    ({"a": np.zeros(2), "b": np.zeros(3)}, "different numbers of rows"),
-    ({}, "at least one column"),
-    ({"a": np.array([1j])}, "field 'a': unsupported dtype"),
-    ({"not valid": np.zeros(2)}, "must be an identifier"),
-    (pd.DataFrame({"a b": [1], "a_b": [2]}), "both become field 'a_b'"),
-    ({1: np.zeros(2)}, "column names must be strings"),
-    (42, "cannot use a int as a sample"),
-    ([{"a": 1}, {"b": 2}], "row 1 has keys"),
-])
+@pytest.mark.parametrize(
+    ("sample", "why"),
+    [
+        (np.float64(1.0), "needs rows"),
+        ({"a": np.zeros(2), "b": np.zeros(3)}, "different numbers of rows"),
+        ({}, "at least one column"),
+        ({"a": np.array([1j])}, "field 'a': unsupported dtype"),
+        ({"not valid": np.zeros(2)}, "must be an identifier"),
+        (pd.DataFrame({"a b": [1], "a_b": [2]}), "both become field 'a_b'"),
+        ({1: np.zeros(2)}, "column names must be strings"),
+        (42, "cannot use a int as a sample"),
+        ([{"a": 1}, {"b": 2}], "row 1 has keys"),
+    ],
+)
 def test_bad_samples(sample: object, why: str) -> None:
     with pytest.raises(ContractError, match=why):
         fields_from_sample(sample)
@@ -108,10 +122,17 @@ class Doc(TypedDict, total=False):
 def test_annotations_dataclass() -> None:
     fields = fields_from_annotations(House)
     assert _summary(fields) == [
-        ("rooms", DType.INT64, ()), ("area", DType.FLOAT64, ()), ("city", DType.STRING, ()),
-        ("photo", DType.BYTES, ()), ("garden", DType.BOOL, ()), ("floors", DType.INT32, ()),
-        ("history", DType.FLOAT64, (-1,)), ("grid", DType.FLOAT32, (-1, -1)), ("note", DType.STRING, ()),
-        ("score", DType.FLOAT64, ())]
+        ("rooms", DType.INT64, ()),
+        ("area", DType.FLOAT64, ()),
+        ("city", DType.STRING, ()),
+        ("photo", DType.BYTES, ()),
+        ("garden", DType.BOOL, ()),
+        ("floors", DType.INT32, ()),
+        ("history", DType.FLOAT64, (-1,)),
+        ("grid", DType.FLOAT32, (-1, -1)),
+        ("note", DType.STRING, ()),
+        ("score", DType.FLOAT64, ()),
+    ]
     assert [f.optional for f in fields] == [False] * 8 + [True, True]
     assert fields[-1].default == 1.5
 
@@ -161,15 +182,21 @@ def test_an_alias_may_not_be_another_fields_name() -> None:
 
 
 def test_datetime_and_categorical_columns_of_a_frame() -> None:
-    frame = pd.DataFrame({
-        "signed at": pd.to_datetime(["2024-05-01 12:30", "2024-05-02 08:00"]),
-        "seen": pd.to_datetime(["2024-05-01T12:30:00+02:00", "2024-05-01T00:00:00Z"], utc=True),
-        "city": pd.Categorical(["rome", "oslo"], categories=["oslo", "rome", "lima"]),
-        "n": [1, 2]})
+    frame = pd.DataFrame(
+        {
+            "signed at": pd.to_datetime(["2024-05-01 12:30", "2024-05-02 08:00"]),
+            "seen": pd.to_datetime(["2024-05-01T12:30:00+02:00", "2024-05-01T00:00:00Z"], utc=True),
+            "city": pd.Categorical(["rome", "oslo"], categories=["oslo", "rome", "lima"]),
+            "n": [1, 2],
+        }
+    )
     fields = fields_from_sample(frame)
     assert [(x.name, x.dtype, x.categories, x.alias) for x in fields] == [
-        ("signed_at", DType.TIMESTAMP, (), "signed at"), ("seen", DType.TIMESTAMP, (), ""),
-        ("city", DType.CATEGORY, ("oslo", "rome", "lima"), ""), ("n", DType.INT64, (), "")]
+        ("signed_at", DType.TIMESTAMP, (), "signed at"),
+        ("seen", DType.TIMESTAMP, (), ""),
+        ("city", DType.CATEGORY, ("oslo", "rome", "lima"), ""),
+        ("n", DType.INT64, (), ""),
+    ]
     cols = as_columns(frame)
     assert cols["seen"][0] == np.datetime64("2024-05-01T10:30:00")  # made UTC, then naive
     assert cols["city"].tolist() == ["rome", "oslo"]

@@ -14,8 +14,9 @@ PACKAGE = "fuzz.model"
 
 
 # wire fields: (field number, wire type, payload) -- close enough to real messages to get past the parser
-FIELDS = st.tuples(st.sampled_from([1, 2, 3, 5, 1048577]), st.sampled_from([0, 1, 2, 5]),
-                   st.binary(max_size=12))
+FIELDS = st.tuples(
+    st.sampled_from([1, 2, 3, 5, 1048577]), st.sampled_from([0, 1, 2, 5]), st.binary(max_size=12)
+)
 
 
 def _wire(fields: list[tuple[int, int, bytes]]) -> bytes:

@@ -7,13 +7,15 @@ import json
 from modelrunner.contract import Contract, DType, Field
 from modelrunner.contract.render import ContractFormat, render_contract
 
-CONTRACT = Contract.build(inputs=[Field(name="input", dtype=DType.FLOAT64, shape=[4])],
-                    outputs=[Field(name="label", dtype=DType.INT64)])
+CONTRACT = Contract.build(
+    inputs=[Field(name="input", dtype=DType.FLOAT64, shape=[4])],
+    outputs=[Field(name="label", dtype=DType.INT64)],
+)
 
 
 def test_proto_names_the_endpoint_package() -> None:
     text = render_contract(CONTRACT, ContractFormat.proto, name="iris", endpoint="flowers")
-    assert "syntax = \"proto3\";" in text
+    assert 'syntax = "proto3";' in text
     assert "package modelrunner.flowers;" in text
     assert "package modelrunner.iris;" in render_contract(CONTRACT, ContractFormat.proto, name="iris")
 
@@ -23,7 +25,8 @@ def test_json_formats() -> None:
     assert [f["name"] for f in plain["inputs"]] == ["input"]
     schema = json.loads(render_contract(CONTRACT, ContractFormat.json_schema, name="iris"))
     assert "input" in json.dumps(schema)
-    v2 = json.loads(render_contract(CONTRACT, ContractFormat.v2, name="iris", flavor="sklearn",
-                                    versions=[1, 3]))
+    v2 = json.loads(
+        render_contract(CONTRACT, ContractFormat.v2, name="iris", flavor="sklearn", versions=[1, 3])
+    )
     assert v2["name"] == "iris" and v2["versions"] == ["1", "3"] and v2["platform"] == "sklearn"
     assert v2["inputs"][0]["shape"] == [-1, 4]

@@ -25,8 +25,12 @@ def f(name: str, dtype: str = "float32", shape: tuple[int, ...] = (), **kw: Any)
 
 
 C = Contract.build(
-    [f("x", shape=(2, -1), description="a matrix"), f("n", "uint8"), f("tag", "string", optional=True),
-     f("raw", "bytes", optional=True)],
+    [
+        f("x", shape=(2, -1), description="a matrix"),
+        f("n", "uint8"),
+        f("tag", "string", optional=True),
+        f("raw", "bytes", optional=True),
+    ],
     [f("label", "int64"), f("proba", shape=(3,)), f("ok", "bool")],
 )
 ONE = Contract.build([f("pixels", shape=(4,))], [f("y", "int32")])
@@ -37,12 +41,19 @@ def check(schema: dict[str, Any], body: Any) -> bool:
     return jsonschema.Draft202012Validator(schema).is_valid(body)
 
 
-@pytest.mark.parametrize("body", [
-    {"instances": [{"x": [[1, 2.5], [3, 4]], "n": 255},
-                   {"x": [[1, 0], [2, 0]], "n": 0, "tag": "a", "raw": "AAE="}]},
-    {"inputs": {"x": [[[1.0], [2.0]]], "n": [3]}},
-    {"instances": []},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "instances": [
+                {"x": [[1, 2.5], [3, 4]], "n": 255},
+                {"x": [[1, 0], [2, 0]], "n": 0, "tag": "a", "raw": "AAE="},
+            ]
+        },
+        {"inputs": {"x": [[[1.0], [2.0]]], "n": [3]}},
+        {"instances": []},
+    ],
+)
 def test_valid_requests_pass_the_schema_and_the_decoder(body: dict[str, Any]) -> None:
     schema = json_schema(C)["request"]
     assert check(schema, body)
@@ -50,16 +61,19 @@ def test_valid_requests_pass_the_schema_and_the_decoder(body: dict[str, Any]) ->
     validate_batch(C.inputs, columns)
 
 
-@pytest.mark.parametrize("body", [
-    {"instances": [{"x": [[1, 2]], "n": 1}]},  # x needs 2 rows of values
-    {"instances": [{"x": [[1], [2]], "n": 256}]},  # uint8 range
-    {"instances": [{"x": [[1], [2]], "n": 1.5}]},  # integer
-    {"instances": [{"x": [[1], [2]]}]},  # n required
-    {"instances": [{"x": [[1], [2]], "n": 1, "other": 1}]},  # unknown input
-    {"inputs": {"n": [1]}},
-    {"instances": [], "inputs": {}},
-    {"rows": []},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instances": [{"x": [[1, 2]], "n": 1}]},  # x needs 2 rows of values
+        {"instances": [{"x": [[1], [2]], "n": 256}]},  # uint8 range
+        {"instances": [{"x": [[1], [2]], "n": 1.5}]},  # integer
+        {"instances": [{"x": [[1], [2]]}]},  # n required
+        {"instances": [{"x": [[1], [2]], "n": 1, "other": 1}]},  # unknown input
+        {"inputs": {"n": [1]}},
+        {"instances": [], "inputs": {}},
+        {"rows": []},
+    ],
+)
 def test_invalid_requests_fail_the_schema(body: dict[str, Any]) -> None:
     assert not check(json_schema(C)["request"], body)
 
@@ -89,13 +103,19 @@ def test_descriptions_and_bytes_encoding_in_schema() -> None:
 def test_v2_metadata() -> None:
     meta = v2_metadata(C, "digits", ["3"])
     assert meta == {
-        "name": "digits", "versions": ["3"], "platform": "modelrunner",
-        "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2, -1]},
-                   {"name": "n", "datatype": "UINT8", "shape": [-1]},
-                   {"name": "tag", "datatype": "BYTES", "shape": [-1]},
-                   {"name": "raw", "datatype": "BYTES", "shape": [-1]}],
-        "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
-                    {"name": "proba", "datatype": "FP32", "shape": [-1, 3]},
-                    {"name": "ok", "datatype": "BOOL", "shape": [-1]}],
+        "name": "digits",
+        "versions": ["3"],
+        "platform": "modelrunner",
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [-1, 2, -1]},
+            {"name": "n", "datatype": "UINT8", "shape": [-1]},
+            {"name": "tag", "datatype": "BYTES", "shape": [-1]},
+            {"name": "raw", "datatype": "BYTES", "shape": [-1]},
+        ],
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+            {"name": "proba", "datatype": "FP32", "shape": [-1, 3]},
+            {"name": "ok", "datatype": "BOOL", "shape": [-1]},
+        ],
     }
     assert v2_metadata(C, "m", platform="sklearn")["platform"] == "sklearn"

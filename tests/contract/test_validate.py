@@ -70,10 +70,21 @@ def test_batch_sizes_must_agree() -> None:
         batch_size({"a": 3.0})
 
 
-@pytest.mark.parametrize(("src", "dst"), [
-    ("int64", "float32"), ("int8", "float64"), ("bool", "float32"), ("bool", "int64"), ("float64", "float32"),
-    ("float32", "float16"), ("int64", "int8"), ("uint64", "int64"), ("int64", "uint8"), ("int16", "int16"),
-])
+@pytest.mark.parametrize(
+    ("src", "dst"),
+    [
+        ("int64", "float32"),
+        ("int8", "float64"),
+        ("bool", "float32"),
+        ("bool", "int64"),
+        ("float64", "float32"),
+        ("float32", "float16"),
+        ("int64", "int8"),
+        ("uint64", "int64"),
+        ("int64", "uint8"),
+        ("int16", "int16"),
+    ],
+)
 def test_safe_coercions(src: str, dst: str) -> None:
     values = np.array([0, 1, 1], dtype=src)
     out = validate_batch((f("a", dst),), {"a": values})["a"]
@@ -86,17 +97,20 @@ def test_float_to_int_is_rejected_with_a_clear_message() -> None:
     assert e.details == {"field": "a", "expected": "int32", "actual": "float64"}
 
 
-@pytest.mark.parametrize(("dtype", "values", "message"), [
-    ("int8", [1, 300], "expected dtype int8, got int64 with values outside [-128, 127]"),
-    ("uint16", [-1], "expected dtype uint16, got int64 with values outside [0, 65535]"),
-    ("float16", [1e6], "expected dtype float16, got float64 with values out of the float16 range"),
-    ("bool", [0, 1], "expected dtype bool, got int64"),
-    ("float32", ["1.5"], "expected dtype float32, got string"),
-    ("float32", [1.0, None], "expected dtype float32, got object (null or mixed values)"),
-    ("string", np.array([1, 2]), "expected dtype string, got int64"),
-    ("string", ["a", 2], "expected dtype string, got int value 2"),
-    ("bytes", [b"a", None], "expected dtype bytes, got NoneType value None"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "values", "message"),
+    [
+        ("int8", [1, 300], "expected dtype int8, got int64 with values outside [-128, 127]"),
+        ("uint16", [-1], "expected dtype uint16, got int64 with values outside [0, 65535]"),
+        ("float16", [1e6], "expected dtype float16, got float64 with values out of the float16 range"),
+        ("bool", [0, 1], "expected dtype bool, got int64"),
+        ("float32", ["1.5"], "expected dtype float32, got string"),
+        ("float32", [1.0, None], "expected dtype float32, got object (null or mixed values)"),
+        ("string", np.array([1, 2]), "expected dtype string, got int64"),
+        ("string", ["a", 2], "expected dtype string, got int value 2"),
+        ("bytes", [b"a", None], "expected dtype bytes, got NoneType value None"),
+    ],
+)
 def test_unsafe_or_wrong_values_are_rejected(dtype: str, values: list[Any], message: str) -> None:
     e = err((f("a", dtype),), {"a": values})
     assert str(e) == f"input 'a': {message}" and e.field == "a"
@@ -125,9 +139,14 @@ def test_strings_and_bytes_become_object_arrays() -> None:
 
 
 def test_optional_fields_get_their_default() -> None:
-    fields = (f("x"), f("t", optional=True, default=0.5), f("tag", "string", optional=True),
-              f("w", shape=(3,), optional=True, default=[1, 2, 3]), f("v", "int8", (-1,), optional=True),
-              f("m", "int32", (2,), optional=True, default=7))
+    fields = (
+        f("x"),
+        f("t", optional=True, default=0.5),
+        f("tag", "string", optional=True),
+        f("w", shape=(3,), optional=True, default=[1, 2, 3]),
+        f("v", "int8", (-1,), optional=True),
+        f("m", "int32", (2,), optional=True, default=7),
+    )
     out = validate_batch(fields, {"x": np.zeros(2)})
     assert out["t"].tolist() == [0.5, 0.5] and out["t"].dtype == np.float32
     assert out["tag"].tolist() == ["", ""]
@@ -148,8 +167,9 @@ def test_bad_default_is_a_contract_error() -> None:
 
 
 def test_text_defaults_are_converted() -> None:
-    out = validate_batch((f("x"), f("b", "bytes", (2,), optional=True, default=["a", b"b"])),
-                         {"x": np.zeros(1)})
+    out = validate_batch(
+        (f("x"), f("b", "bytes", (2,), optional=True, default=["a", b"b"])), {"x": np.zeros(1)}
+    )
     assert out["b"].tolist() == [[b"a", b"b"]]
 
 
@@ -175,23 +195,28 @@ def test_timestamps_from_iso_strings_datetimes_and_epoch_micros() -> None:
     import datetime as dt
 
     want = np.array(["2024-05-01T12:30:00", "2024-05-01T10:30:00.250000"], dtype="datetime64[us]")
-    for given in (["2024-05-01T12:30:00Z", "2024-05-01T12:30:00.25+02:00"],
-                  ["2024-05-01 12:30:00", "2024-05-01T10:30:00.250"],
-                  [dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC),
-                   dt.datetime(2024, 5, 1, 10, 30, 0, 250000)],
-                  want.astype("datetime64[ns]"), want.astype(np.int64)):
+    for given in (
+        ["2024-05-01T12:30:00Z", "2024-05-01T12:30:00.25+02:00"],
+        ["2024-05-01 12:30:00", "2024-05-01T10:30:00.250"],
+        [dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC), dt.datetime(2024, 5, 1, 10, 30, 0, 250000)],
+        want.astype("datetime64[ns]"),
+        want.astype(np.int64),
+    ):
         out = validate_batch(TS, {"at": given})["at"]
         assert out.dtype == np.dtype("datetime64[us]") and out.tolist() == want.tolist(), given
 
 
-@pytest.mark.parametrize(("value", "why"), [
-    (["yesterday"], "input 'at': 'yesterday' is not a timestamp"),
-    ([1.5], "input 'at': 1.5 is not a timestamp"),
-    ([True], "input 'at': True is not a timestamp"),
-    (np.array([1.5]), "expected dtype timestamp, got float64"),
-    ([2**63 - 1], "is not a timestamp"),
-    (np.array([2**63 - 1]), "out of the timestamp range"),
-])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (["yesterday"], "input 'at': 'yesterday' is not a timestamp"),
+        ([1.5], "input 'at': 1.5 is not a timestamp"),
+        ([True], "input 'at': True is not a timestamp"),
+        (np.array([1.5]), "expected dtype timestamp, got float64"),
+        ([2**63 - 1], "is not a timestamp"),
+        (np.array([2**63 - 1]), "out of the timestamp range"),
+    ],
+)
 def test_bad_timestamps_name_the_field_and_the_value(value: Any, why: str) -> None:
     e = err(TS, {"at": value})
     assert why in str(e) and e.field == "at"

@@ -30,8 +30,9 @@ def rendered(name: str) -> dict[tuple[str, str], dict[str, Any]]:
     assert len(by_kind) == len(docs), "a resource appears twice"
     official = kubectl_kustomize(folder)
     if official is not None:
-        assert {(d["kind"], d["metadata"]["name"]): d for d in official} == by_kind, \
+        assert {(d["kind"], d["metadata"]["name"]): d for d in official} == by_kind, (
             "kustomize_lite renders differently from kubectl kustomize"
+        )
     return by_kind
 
 
@@ -121,12 +122,19 @@ def test_kustomize_lite_merges_like_a_strategic_merge_patch() -> None:
 
     base = {"a": {"b": 1, "c": 2}, "items": [{"name": "x", "v": 1}, {"name": "y", "v": 2}], "args": [1, 2]}
     patch = {"a": {"c": None, "d": 3}, "items": [{"name": "y", "v": 5}, {"name": "z"}], "args": [3]}
-    assert merge(base, patch) == {"a": {"b": 1, "d": 3}, "args": [3],
-                                  "items": [{"name": "x", "v": 1}, {"name": "y", "v": 5}, {"name": "z"}]}
+    assert merge(base, patch) == {
+        "a": {"b": 1, "d": 3},
+        "args": [3],
+        "items": [{"name": "x", "v": 1}, {"name": "y", "v": 5}, {"name": "z"}],
+    }
 
 
 def test_the_validation_refuses_a_broken_resource() -> None:
-    broken = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
-              "spec": {"ports": [{"port": "eighty"}], "selectr": {}}}
+    broken = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"ports": [{"port": "eighty"}], "selectr": {}},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)

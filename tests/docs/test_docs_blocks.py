@@ -18,32 +18,44 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def session(tmp_path: Path, *, isolated: bool = False) -> Session:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           MARKER: f"harness-test-{os.getpid()}-{tmp_path.name}"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        MARKER: f"harness-test-{os.getpid()}-{tmp_path.name}",
+    }
     return Session(tmp_path, env, tmp_path / "blocks", isolated=isolated)
 
 
 def test_parse_tags_lines_and_skips(tmp_path: Path) -> None:
-    doc = write(tmp_path, "# t\n\n```bash\necho hi\n```\n\n<!-- docs-test: skip (takes an hour) -->\n"
-                          "```python\nprint(1)\n```\n```text\noutput\n```\n")
+    doc = write(
+        tmp_path,
+        "# t\n\n```bash\necho hi\n```\n\n<!-- docs-test: skip (takes an hour) -->\n"
+        "```python\nprint(1)\n```\n```text\noutput\n```\n",
+    )
     blocks = parse(doc)
     assert [(b.line, b.lang, b.skip, b.runs) for b in blocks] == [
-        (3, "bash", None, True), (8, "python", "takes an hour", False), (11, "text", None, False)]
+        (3, "bash", None, True),
+        (8, "python", "takes an hour", False),
+        (11, "text", None, False),
+    ]
     assert blocks[0].code == "echo hi\n"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("```\nmake run\n```\n", "page.md:1: a code block without a language"),
-    ("<!-- docs-test: skipp (x) -->\n```bash\nls\n```\n", "page.md:1: unknown directive 'skipp (x)'"),
-    ("```bash\nls\n", "page.md:1: the code block is never closed"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("```\nmake run\n```\n", "page.md:1: a code block without a language"),
+        ("<!-- docs-test: skipp (x) -->\n```bash\nls\n```\n", "page.md:1: unknown directive 'skipp (x)'"),
+        ("```bash\nls\n", "page.md:1: the code block is never closed"),
+    ],
+)
 def test_parse_refuses_what_could_hide_a_command(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(DocError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         parse(write(tmp_path, text))
 
 
 def test_console_runs_the_prompt_lines_only(tmp_path: Path) -> None:
-    text = "$ echo a \\\n    b\noutput line\n$ echo c\n{\"json\": 1}\n"
+    text = '$ echo a \\\n    b\noutput line\n$ echo c\n{"json": 1}\n'
     block = Block(tmp_path / "p.md", 1, "console", text)
     assert block.script() == "echo a \\\n    b\necho c\n"
 
@@ -88,8 +100,10 @@ def test_without_a_private_network_the_docs_ports_are_rewritten(tmp_path: Path) 
 def test_curl_fails_on_an_http_error(tmp_path: Path) -> None:
     s = session(tmp_path)
     try:
-        serve = ("python -m http.server --bind 127.0.0.1 8080 &\n"
-                 "curl -s --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null http://127.0.0.1:8080/\n")
+        serve = (
+            "python -m http.server --bind 127.0.0.1 8080 &\n"
+            "curl -s --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null http://127.0.0.1:8080/\n"
+        )
         served = s.run(Block(tmp_path / "p.md", 1, "bash", serve), 60)
         missing = s.run(Block(tmp_path / "p.md", 5, "bash", "curl -s http://127.0.0.1:8080/nothing\n"), 30)
     finally:

@@ -50,7 +50,7 @@ EXPECTED_SKIPS = {
     "deploy.md:87": "needs Docker and a container registry",
     "deploy.md:110": "needs a Kubernetes cluster, PostgreSQL and a bucket",
     "training.md:174": "runs a server and ~3000 requests for a minute or more; "
-                       "tests/training/test_drift_demo.py runs its shortened form",
+    "tests/training/test_drift_demo.py runs its shortened form",
     "onboarding.md:217": "the version number of the CNN depends on the candidates the build trained",
 }
 
@@ -80,11 +80,20 @@ def relative(path: Path) -> str:
 
 def clone_files(dest: Path) -> Path:
     """Copy what a clone of the repository holds (tracked files plus new, not ignored ones) to ``dest``."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=False)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
     if listed.returncode != 0:  # not a git checkout (an sdist, a copy): everything but the usual litter
-        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
-            ".git", ".venv", "__pycache__", "*.egg-info", ".*_cache", "bundles", "build", "test.npz"))
+        shutil.copytree(
+            REPO,
+            dest,
+            ignore=shutil.ignore_patterns(
+                ".git", ".venv", "__pycache__", "*.egg-info", ".*_cache", "bundles", "build", "test.npz"
+            ),
+        )
         return dest
     for name in listed.stdout.decode().split("\0"):
         source = REPO / name
@@ -115,11 +124,20 @@ class PrepareError(RuntimeError):
 
 
 def prepare(command: list[str], clone: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, *command], cwd=clone, env=env, capture_output=True, text=True,
-                          timeout=PREPARE_TIMEOUT_S, check=False)
+    proc = subprocess.run(
+        [sys.executable, *command],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PREPARE_TIMEOUT_S,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise PrepareError(f"preparing the docs' state: {' '.join(command)} exited {proc.returncode}\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise PrepareError(
+            f"preparing the docs' state: {' '.join(command)} exited {proc.returncode}\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
 
 
 def prepare_tour(root: Path) -> State:
@@ -175,12 +193,16 @@ def run_doc(doc: Path, start: Future[State], root: Path) -> Outcome:
 
 
 @pytest.fixture(scope="session")
-def doc_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[dict[Path, Future[Outcome]]]:
+def doc_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Path, Future[Outcome]]]:
     """Start every selected doc's run at once, PARALLEL at a time (each doc's commands are sequential and
     mostly single-threaded, so two sessions keep two cores busy); the tests then collect the outcomes."""
-    selected = {item.callspec.params["doc"] for item in request.session.items
-                if isinstance(item, pytest.Function) and item.originalname == "test_doc_runs_as_written"}
+    selected = {
+        item.callspec.params["doc"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_doc_runs_as_written"
+    }
     docs = [d for d in RUNNABLE if d in selected]
     root = tmp_path_factory.mktemp("docs")
     with ThreadPoolExecutor(PARALLEL) as pool:
@@ -196,9 +218,11 @@ def doc_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def failure(result: Result, done: list[Result]) -> str:
     block = result.block
     ran = ", ".join(f"{r.block.line} ({r.seconds:.1f} s)" for r in done) or "none"
-    return (f"{relative(block.doc)}, the {block.lang} block at line {block.line} failed "
-            f"({result.seconds:.1f} s):\n{block.code}\n--- output ---\n{result.output[-6000:]}\n"
-            f"--- blocks that ran before it (line, time): {ran}")
+    return (
+        f"{relative(block.doc)}, the {block.lang} block at line {block.line} failed "
+        f"({result.seconds:.1f} s):\n{block.code}\n--- output ---\n{result.output[-6000:]}\n"
+        f"--- blocks that ran before it (line, time): {ran}"
+    )
 
 
 def test_every_block_is_tagged_and_every_skip_listed() -> None:
@@ -242,5 +266,7 @@ def test_doc_runs_as_written(doc: Path, doc_runs: dict[Path, Future[Outcome]]) -
     if outcome.failed is not None:
         pytest.fail(failure(outcome.failed, outcome.done), pytrace=False)
     times = ", ".join(f"{r.block.line}: {r.seconds:.1f} s" for r in outcome.done)
-    print(f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network}; "
-          f"line: time {times})")
+    print(
+        f"{relative(doc)}: {len(outcome.done)} blocks in {outcome.seconds:.1f} s ({outcome.network}; "
+        f"line: time {times})"
+    )

@@ -26,11 +26,22 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
-def test_evaluate_prints_the_table_writes_the_report_and_stores(cli: Run, digits_reg: Any, digits_npz: Path,
-                                                                tmp_path: Path) -> None:
+def test_evaluate_prints_the_table_writes_the_report_and_stores(
+    cli: Run, digits_reg: Any, digits_npz: Path, tmp_path: Path
+) -> None:
     report = tmp_path / "r" / "report.html"
-    code, out, err = cli("evaluate", "digits@1", "digits@2", "--data", digits_npz,
-                         "--require", "accuracy>=0.85", "--no-served", "--report", report)
+    code, out, err = cli(
+        "evaluate",
+        "digits@1",
+        "digits@2",
+        "--data",
+        digits_npz,
+        "--require",
+        "accuracy>=0.85",
+        "--no-served",
+        "--report",
+        report,
+    )
     assert code == 0, err
     lines = out.splitlines()
     header = next(ln for ln in lines if "candidate" in ln)
@@ -41,13 +52,23 @@ def test_evaluate_prints_the_table_writes_the_report_and_stores(cli: Run, digits
     row1 = next(ln for ln in lines if "digits@1" in ln and "best" not in ln)
     assert "0/1" in row1 and "fail: accuracy 0.4506 < 0.85" in out
     assert "best: digits@2" in out and f"report: {report}" in out
-    assert report.is_file() and "<table id=\"results\">" in report.read_text()
+    assert report.is_file() and '<table id="results">' in report.read_text()
     assert len(digits_reg.evaluations("digits")) == 2
 
 
 def test_evaluate_json_and_no_store(cli: Run, digits_reg: Any, digits_npz: Path) -> None:
-    code, out, err = cli("evaluate", "digits@3", "--data", digits_npz, "-r", "accuracy>=0.9", "--no-served",
-                         "--no-report", "--no-store", "--json")
+    code, out, err = cli(
+        "evaluate",
+        "digits@3",
+        "--data",
+        digits_npz,
+        "-r",
+        "accuracy>=0.9",
+        "--no-served",
+        "--no-report",
+        "--no-store",
+        "--json",
+    )
     assert code == 1  # no candidate meets the requirements: scripts and CI must see it
     assert err.strip() == "no candidate meets: accuracy>=0.9"
     data = json.loads(out)  # stdout stays valid JSON
@@ -58,11 +79,24 @@ def test_evaluate_json_and_no_store(cli: Run, digits_reg: Any, digits_npz: Path)
     assert digits_reg.evaluations("digits") == []
 
 
-def test_evaluate_exits_1_when_no_candidate_meets_the_requirements(cli: Run, digits_reg: Any,
-                                                                    digits_npz: Path, tmp_path: Path) -> None:
+def test_evaluate_exits_1_when_no_candidate_meets_the_requirements(
+    cli: Run, digits_reg: Any, digits_npz: Path, tmp_path: Path
+) -> None:
     report = tmp_path / "report.html"
-    code, out, _ = cli("evaluate", "digits@1", "digits@2", "--data", digits_npz, "-r", "accuracy>=0.99",
-                       "-r", "inproc_p99_ms<=5000", "--no-served", "--report", report)
+    code, out, _ = cli(
+        "evaluate",
+        "digits@1",
+        "digits@2",
+        "--data",
+        digits_npz,
+        "-r",
+        "accuracy>=0.99",
+        "-r",
+        "inproc_p99_ms<=5000",
+        "--no-served",
+        "--report",
+        report,
+    )
     assert code == 1, out
     assert "no candidate meets: accuracy>=0.99; inproc_p99_ms<=5000" in out
     assert report.is_file()  # the report is still written, so the failure can be read
@@ -71,8 +105,9 @@ def test_evaluate_exits_1_when_no_candidate_meets_the_requirements(cli: Run, dig
 
 
 def test_promote_exit_codes_and_reasons(cli: Run, digits_reg: Any, digits_npz: Path) -> None:
-    code, out, _ = cli("promote", "digits", "--best-of", "2,3", "--data", digits_npz, "-r", "accuracy>=0.95",
-                       "--no-served")
+    code, out, _ = cli(
+        "promote", "digits", "--best-of", "2,3", "--data", digits_npz, "-r", "accuracy>=0.95", "--no-served"
+    )
     assert code == 1
     assert "not promoted: no candidate meets: accuracy>=0.95 (digits@2: fail: accuracy 0.8894 < 0.95" in out
     code, out, _ = cli("promote", "digits", "--best-of", "2,3", "-r", "accuracy>=0.85")  # stored evaluations
@@ -104,12 +139,16 @@ def test_gates_commands_and_enforcement(cli: Run, digits_reg: Any, digits_npz: P
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["gates", "set", "digits", "accuracy=>0.9"],
-         'expected metric (>=|<=|>|<|==) number, e.g. "accuracy>=0.95"'),
+        (
+            ["gates", "set", "digits", "accuracy=>0.9"],
+            'expected metric (>=|<=|>|<|==) number, e.g. "accuracy>=0.95"',
+        ),
         (["gates", "set", "digits", "acc>=0.9"], "unknown metric 'acc' in requirement 'acc>=0.9'"),
         (["gates", "set", "nope", "accuracy>=0.9"], "unknown model 'nope'"),
-        (["evaluate", "digits@1", "--data", "DATA", "-r", "rmse<=1", "--no-served"],
-         "metric 'rmse' does not apply to a classification task"),
+        (
+            ["evaluate", "digits@1", "--data", "DATA", "-r", "rmse<=1", "--no-served"],
+            "metric 'rmse' does not apply to a classification task",
+        ),
         (["evaluate", "digits@1", "--data", "missing.npz"], "data set 'missing.npz' not found"),
         (["evaluate", "digits@1", "--data", "DATA", "--task", "vision"], "unknown task 'vision'"),
         (["evaluate", "digits@1", "--data", "DATA", "--metric", "nomod_xyz:f"], "cannot import 'nomod_xyz'"),
@@ -117,8 +156,9 @@ def test_gates_commands_and_enforcement(cli: Run, digits_reg: Any, digits_npz: P
         (["promote", "digits", "--best-of", "x"], "--best-of 'x': expected version numbers"),
     ],
 )
-def test_bad_input_is_one_line(cli: Run, digits_reg: Any, digits_npz: Path, args: list[str],
-                               message: str) -> None:
+def test_bad_input_is_one_line(
+    cli: Run, digits_reg: Any, digits_npz: Path, args: list[str], message: str
+) -> None:
     code, _, err = cli(*[str(digits_npz) if a == "DATA" else a for a in args])
     assert code == 2 and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -17,8 +17,13 @@ FAST = Options(served=False, single_calls=20)
 
 
 def test_in_process_metrics_gates_and_storage(digits_reg: Any, digits_npz: Path, digits_split: Any) -> None:
-    run = evaluate(digits_reg, ["digits@1", "digits@2", "digits@3"], digits_npz,
-                   ["accuracy>=0.85", "inproc_p99_ms<=5000"], options=FAST)
+    run = evaluate(
+        digits_reg,
+        ["digits@1", "digits@2", "digits@3"],
+        digits_npz,
+        ["accuracy>=0.85", "inproc_p99_ms<=5000"],
+        options=FAST,
+    )
     assert run.task is Task.CLASSIFICATION and run.model == "digits" and run.dataset.rows == 597
     by_version = {r.candidate.version: r for r in run.results}
     x_test, y_test = digits_split[2], digits_split[3]
@@ -47,8 +52,9 @@ def test_saved_gates_are_added(digits_reg: Any, digits_npz: Path) -> None:
     assert digits_reg.evaluations("digits") == []
 
 
-def test_bad_input_is_refused_before_work(digits_reg: Any, digits_npz: Path, tmp_path: Path,
-                                          digits_bundles: dict[str, Path]) -> None:
+def test_bad_input_is_refused_before_work(
+    digits_reg: Any, digits_npz: Path, tmp_path: Path, digits_bundles: dict[str, Path]
+) -> None:
     with pytest.raises(RequirementError, match="cannot parse requirement 'accuracy=>1'"):
         evaluate(digits_reg, ["digits@1"], digits_npz, ["accuracy=>1"], options=FAST)
     with pytest.raises(RequirementError, match="'rmse' does not apply to a classification task"):
@@ -97,8 +103,13 @@ def test_bundle_paths_and_regression_task(tmp_path: Path, reg: Any) -> None:
 
 def test_served_speed_through_real_http(digits_reg: Any, digits_npz: Path) -> None:
     options = Options(single_calls=20, load=LoadSpec(requests=150, concurrency=4, warmup=10))
-    run = evaluate(digits_reg, ["digits@2", "digits@3"], digits_npz, ["p99_ms<=5000", "qps>=1",
-                                                                        "error_rate<=0"], options=options)
+    run = evaluate(
+        digits_reg,
+        ["digits@2", "digits@3"],
+        digits_npz,
+        ["p99_ms<=5000", "qps>=1", "error_rate<=0"],
+        options=options,
+    )
     for r in run.results:
         m = r.metrics
         assert m["error_rate"] == 0 and m["qps"] > 1 and 0 < m["p50_ms"] <= m["p99_ms"]
@@ -110,8 +121,9 @@ def test_a_failing_model_is_one_clear_error(reg: Any, tmp_path: Path, digits_npz
     from modelrunner import save_model
     from support.eval_models import Broken
 
-    save_model(Broken(), tmp_path / "broken", name="broken", sample={"input": np.zeros((2, 64))},
-               flavor="python")
+    save_model(
+        Broken(), tmp_path / "broken", name="broken", sample={"input": np.zeros((2, 64))}, flavor="python"
+    )
     reg.push(tmp_path / "broken")
     with pytest.raises(InvalidArgument, match="broken@1: predict failed: RuntimeError: model bug"):
         evaluate(reg, ["broken@1"], digits_npz, options=FAST)

@@ -93,8 +93,9 @@ def test_compute_metrics_per_task() -> None:
     out = {"label": np.argmax(proba, axis=1), "proba": proba}
     values = m.compute_metrics(Task.CLASSIFICATION, y, out, cls)
     assert values["accuracy"] == 0.75 and set(values) == {"accuracy", "macro_f1", "log_loss"}
-    no_proba = m.compute_metrics(Task.CLASSIFICATION, y, {"label": out["label"]}, _contract(
-        Field(name="label", dtype=DType.INT64)))
+    no_proba = m.compute_metrics(
+        Task.CLASSIFICATION, y, {"label": out["label"]}, _contract(Field(name="label", dtype=DType.INT64))
+    )
     assert "log_loss" not in no_proba
     with pytest.raises(InvalidArgument, match="returned 3 predictions for 4 rows"):
         m.compute_metrics(Task.CLASSIFICATION, y, {"label": out["label"][:3]}, cls)
@@ -115,13 +116,22 @@ def test_custom_metrics_by_import_path() -> None:
     named = m.load_custom_metric(f"zeros={here}:rate_of_zeros")
     assert named.name == "zeros"
     reg = _contract(Field(name="label", dtype=DType.INT64))
-    values = m.compute_metrics(Task.CLASSIFICATION, np.array([0, 1]), {"label": np.array([0, 0])}, reg,
-                               [metric, named])
+    values = m.compute_metrics(
+        Task.CLASSIFICATION, np.array([0, 1]), {"label": np.array([0, 0])}, reg, [metric, named]
+    )
     assert values["rate_of_zeros"] == 1.0 and values["zeros"] == 1.0
     with pytest.raises(InvalidArgument, match="custom metric 'broken' failed: RuntimeError: boom"):
-        m.compute_metrics(Task.CLASSIFICATION, np.array([0]), {"label": np.array([0])}, reg,
-                          [m.load_custom_metric(f"{here}:broken")])
-    for spec, msg in [("nodots", "expected 'pkg.module:function'"), ("no_such_mod_x:f", "cannot import"),
-                      (f"{here}:missing", "has no function 'missing'")]:
+        m.compute_metrics(
+            Task.CLASSIFICATION,
+            np.array([0]),
+            {"label": np.array([0])},
+            reg,
+            [m.load_custom_metric(f"{here}:broken")],
+        )
+    for spec, msg in [
+        ("nodots", "expected 'pkg.module:function'"),
+        ("no_such_mod_x:f", "cannot import"),
+        (f"{here}:missing", "has no function 'missing'"),
+    ]:
         with pytest.raises(InvalidArgument, match=msg):
             m.load_custom_metric(spec)

@@ -53,15 +53,23 @@ def ocr_npz(tmp_path_factory: pytest.TempPathFactory, ocr_registry: Any) -> Path
     _, test = split_sources()
     lines = make_lines(test, 30, seed=11)
     path = tmp_path_factory.mktemp("ocr-data") / "lines.npz"
-    np.savez(path, image=np.array([line.png() for line in lines], dtype="S"),
-             target=np.array([line.text for line in lines]))
+    np.savez(
+        path,
+        image=np.array([line.png() for line in lines], dtype="S"),
+        target=np.array([line.text for line in lines]),
+    )
     return path
 
 
 def test_pipeline_candidate_in_process_and_served(ocr_registry: Any, ocr_npz: Path) -> None:
     options = Options(single_calls=10, load=LoadSpec(requests=30, concurrency=2, warmup=2))
-    run = evaluate(ocr_registry, ["digits-ocr@1"], ocr_npz, ["cer<=0.1", "exact_match>=0.7", "error_rate<=0"],
-                   options=options)
+    run = evaluate(
+        ocr_registry,
+        ["digits-ocr@1"],
+        ocr_npz,
+        ["cer<=0.1", "exact_match>=0.7", "error_rate<=0"],
+        options=options,
+    )
     assert run.task is Task.OCR and run.primary == "cer"
     result = run.results[0]
     data = np.load(ocr_npz)

@@ -17,8 +17,15 @@ def _production(reg: Any) -> int:
 
 
 def test_promotes_the_best_passing_candidate_with_audit(digits_reg: Any, digits_npz: Path) -> None:
-    d = promote(digits_reg, "digits", versions="2,3", data=digits_npz, requirements=["accuracy>=0.85"],
-                options=FAST, actor="alice")
+    d = promote(
+        digits_reg,
+        "digits",
+        versions="2,3",
+        data=digits_npz,
+        requirements=["accuracy>=0.85"],
+        options=FAST,
+        actor="alice",
+    )
     assert d.promoted and d.chosen is not None and d.chosen.version == 2 and d.previous == 1
     assert d.improvement == pytest.approx(0.8894 - 0.4506, abs=1e-3)
     assert _production(digits_reg) == 2
@@ -27,14 +34,16 @@ def test_promotes_the_best_passing_candidate_with_audit(digits_reg: Any, digits_
     assert entry.before == {"version": 1} and entry.after["version"] == 2
     assert entry.after["evaluation_id"] == digits_reg.evaluations("digits", 2)[0].id
     assert entry.after["dataset"]["sha256"] == d.dataset["sha256"] and entry.after["requirements"] == [
-        "accuracy>=0.85"]
+        "accuracy>=0.85"
+    ]
     # the current production (v1) was evaluated on the same data as the baseline
     assert entry.after["baseline_evaluation_id"] == digits_reg.evaluations("digits", 1)[0].id
 
 
 def test_refuses_when_no_candidate_passes(digits_reg: Any, digits_npz: Path) -> None:
-    d = promote(digits_reg, "digits", versions=[2, 3], data=digits_npz, requirements=["accuracy>=0.95"],
-                options=FAST)
+    d = promote(
+        digits_reg, "digits", versions=[2, 3], data=digits_npz, requirements=["accuracy>=0.95"], options=FAST
+    )
     assert not d.promoted and _production(digits_reg) == 1
     assert d.reason.startswith("no candidate meets: accuracy>=0.95 (digits@2: fail: accuracy 0.8894 < 0.95")
     refused = digits_reg.audit(action="evaluation.promote_refused")[0]
@@ -78,8 +87,9 @@ def test_saved_gates_guard_every_move_to_production(digits_reg: Any, digits_npz:
     assert "accuracy 0.4506 < 0.85" in override.after["failures"][0]
 
 
-def test_saved_gates_refuse_a_push_straight_to_production(digits_reg: Any,
-                                                          digits_bundles: dict[str, Path]) -> None:
+def test_saved_gates_refuse_a_push_straight_to_production(
+    digits_reg: Any, digits_bundles: dict[str, Path]
+) -> None:
     digits_reg.set_gates("digits", ["accuracy>=0.85"])
     with pytest.raises(FailedPrecondition, match="digits@4 cannot become production"):
         digits_reg.push(digits_bundles["good"], alias="production")
@@ -105,13 +115,28 @@ def test_bad_versions_and_models(digits_reg: Any) -> None:
 def test_an_unmeasured_gate_does_not_hide_an_earlier_measurement(digits_reg: Any) -> None:
     digits_reg.set_gates("digits", ["p99_ms<=50"])
     gate = {"requirement": "p99_ms<=50", "metric": "p99_ms", "op": "<=", "threshold": 50.0}
-    digits_reg.record_evaluation("digits", 2, metrics={"p99_ms": 12.0}, passed=True,
-                                 gates=[{**gate, "value": 12.0, "passed": True, "reason": "p99_ms 12 <= 50"}])
-    digits_reg.record_evaluation("digits", 2, metrics={}, passed=False, gates=[
-        {**gate, "value": None, "passed": False, "reason": "p99_ms was not measured"}])
+    digits_reg.record_evaluation(
+        "digits",
+        2,
+        metrics={"p99_ms": 12.0},
+        passed=True,
+        gates=[{**gate, "value": 12.0, "passed": True, "reason": "p99_ms 12 <= 50"}],
+    )
+    digits_reg.record_evaluation(
+        "digits",
+        2,
+        metrics={},
+        passed=False,
+        gates=[{**gate, "value": None, "passed": False, "reason": "p99_ms was not measured"}],
+    )
     digits_reg.set_alias("digits", "production", 2)  # the newest *measurement* passed
-    digits_reg.record_evaluation("digits", 3, metrics={}, passed=False, gates=[
-        {**gate, "value": None, "passed": False, "reason": "p99_ms was not measured"}])
+    digits_reg.record_evaluation(
+        "digits",
+        3,
+        metrics={},
+        passed=False,
+        gates=[{**gate, "value": None, "passed": False, "reason": "p99_ms was not measured"}],
+    )
     with pytest.raises(FailedPrecondition, match=r"p99_ms<=50: failed in evaluation #\d+ \(p99_ms was not"):
         digits_reg.set_alias("digits", "production", 3)
 

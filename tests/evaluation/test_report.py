@@ -55,8 +55,13 @@ class _Report(HTMLParser):
 
 
 def test_report_table_verdicts_and_charts(digits_reg: Any, digits_npz: Path, tmp_path: Path) -> None:
-    run = evaluate(digits_reg, ["digits@1", "digits@2"], digits_npz, ["accuracy>=0.85"],
-                   options=Options(served=False, single_calls=20))
+    run = evaluate(
+        digits_reg,
+        ["digits@1", "digits@2"],
+        digits_npz,
+        ["accuracy>=0.85"],
+        options=Options(served=False, single_calls=20),
+    )
     path = write_report(run, tmp_path / "out" / "report.html")
     parsed = _Report()
     parsed.feed(path.read_text(encoding="utf-8"))
@@ -74,10 +79,17 @@ def test_report_table_verdicts_and_charts(digits_reg: Any, digits_npz: Path, tmp
 
 
 def test_report_escapes_and_handles_no_best(digits_reg: Any, digits_npz: Path) -> None:
-    run = evaluate(digits_reg, ["digits@1"], digits_npz, ["accuracy>=0.99"],
-                   options=Options(served=False, single_calls=5), store=False)
-    run.dataset = type(run.dataset)(name="<b>x</b>.npz", columns=run.dataset.columns,
-                                    target=run.dataset.target, sha256=run.dataset.sha256)
+    run = evaluate(
+        digits_reg,
+        ["digits@1"],
+        digits_npz,
+        ["accuracy>=0.99"],
+        options=Options(served=False, single_calls=5),
+        store=False,
+    )
+    run.dataset = type(run.dataset)(
+        name="<b>x</b>.npz", columns=run.dataset.columns, target=run.dataset.target, sha256=run.dataset.sha256
+    )
     html = render_html(run, generated_at=datetime(2026, 1, 2, tzinfo=UTC))
     assert "&lt;b&gt;x&lt;/b&gt;.npz" in html and "<b>x</b>" not in html
     assert "No candidate passes every gate." in html and "2026-01-02 00:00:00 UTC" in html

@@ -35,8 +35,19 @@ def test_str_round_trips() -> None:
         assert parse_requirement(str(parse_requirement(text))) == parse_requirement(text)
 
 
-@pytest.mark.parametrize("text", ["accuracy=>0.9", "accuracy>=", ">=0.9", "accuracy >= high", "accuracy 0.9",
-                                  "accuracy>=0.9 and qps>1", "", "accuracy>=1e999"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accuracy=>0.9",
+        "accuracy>=",
+        ">=0.9",
+        "accuracy >= high",
+        "accuracy 0.9",
+        "accuracy>=0.9 and qps>1",
+        "",
+        "accuracy>=1e999",
+    ],
+)
 def test_bad_syntax_shows_the_grammar(text: str) -> None:
     with pytest.raises(RequirementError) as err:
         parse_requirement(text)

@@ -30,9 +30,11 @@ def digits_models(digits_data: Any, tmp_path_factory: pytest.TempPathFactory) ->
     shuffled = np.random.default_rng(0).permutation(y)
     root = tmp_path_factory.mktemp("exp-bundles")
     out = {}
-    for key, model in (("good", GaussianNB(var_smoothing=0.01).fit(x, y)),
-                       ("weak", DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y)),
-                       ("bad", GaussianNB(var_smoothing=0.01).fit(x, shuffled))):
+    for key, model in (
+        ("good", GaussianNB(var_smoothing=0.01).fit(x, y)),
+        ("weak", DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, y)),
+        ("bad", GaussianNB(var_smoothing=0.01).fit(x, shuffled)),
+    ):
         out[key] = root / f"digits-{key}"
         save_model(model, out[key], name="digits", sample=x[:5], license="MIT")
     return out

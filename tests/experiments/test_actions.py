@@ -32,8 +32,9 @@ def reg(db_url: str, tmp_home: Path, digits_models: dict[str, Path]) -> Any:
 
 def _run(reg: Any, candidate: str, data: Any, n: int = 300) -> Any:
     _, _, x, y = data
-    exp = reg.start_experiment("digits", candidate, mode="ab", rules=RULES, min_labels=100, then="promote",
-                               actor="tester")
+    exp = reg.start_experiment(
+        "digits", candidate, mode="ab", rules=RULES, min_labels=100, then="promote", actor="tester"
+    )
     rng = np.random.default_rng(1)
     idx = rng.choice(len(x), size=2 * n)
     log_answers(reg, exp, "production", "digits@1", x[idx[:n]], y[idx[:n]], prefix="p")
@@ -113,8 +114,9 @@ def test_the_saved_gates_still_apply(reg: Any, digits_data: Any) -> None:
 
 def test_nothing_is_decided_before_the_minimums(reg: Any, digits_data: Any) -> None:
     _, _, x, y = digits_data
-    exp = reg.start_experiment("digits", "digits@3", mode="canary", rules=RULES, min_labels=100,
-                               then="promote", actor="tester")
+    exp = reg.start_experiment(
+        "digits", "digits@3", mode="canary", rules=RULES, min_labels=100, then="promote", actor="tester"
+    )
     log_answers(reg, exp, "production", "digits@1", x[:200], y[:200], prefix="p")
     log_answers(reg, exp, "candidate", "digits@3", x[:60], y[:60], prefix="c")
     stats = load_stats(reg, exp)

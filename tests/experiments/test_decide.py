@@ -26,15 +26,17 @@ def test_newcombe_matches_the_paper() -> None:
     assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
 
 
-def _stats(acc_prod: float, acc_cand: float, n_prod: int, n_cand: int, *, seed: int = 0,
-           cand_latency: float = 2.0) -> dict[str, VariantStats]:
+def _stats(
+    acc_prod: float, acc_cand: float, n_prod: int, n_cand: int, *, seed: int = 0, cand_latency: float = 2.0
+) -> dict[str, VariantStats]:
     rng = np.random.default_rng(seed)
 
     def answers(acc: float, n: int) -> list[int]:
         return np.where(rng.random(n) < acc, 1, 0).tolist()
 
-    logged = rows("production", answers(acc_prod, n_prod), [1] * n_prod) + \
-        rows("candidate", answers(acc_cand, n_cand), [1] * n_cand, latency=cand_latency)
+    logged = rows("production", answers(acc_prod, n_prod), [1] * n_prod) + rows(
+        "candidate", answers(acc_cand, n_cand), [1] * n_cand, latency=cand_latency
+    )
     return online_stats(logged, logged, m.Task.CLASSIFICATION, lambda model, version: contract())
 
 
@@ -57,8 +59,10 @@ def test_too_few_rows_wait_and_absolute_rules_use_wilson() -> None:
     v = judge_rule(parse_rule("error_rate <= 0.02"), ok["candidate"], ok["production"])
     assert v.outcome == "pass" and v.test == WILSON  # 0 errors in 400: 99 % upper bound 0.016
     small = _stats(0.9, 1.0, 100, 200)
-    assert judge_rule(parse_rule("error_rate <= 0.02"), small["candidate"], small["production"]).outcome \
-        == "wait"  # 0 errors in 200 cannot yet show <= 2 % (upper bound 0.032)
+    assert (
+        judge_rule(parse_rule("error_rate <= 0.02"), small["candidate"], small["production"]).outcome
+        == "wait"
+    )  # 0 errors in 200 cannot yet show <= 2 % (upper bound 0.032)
 
 
 def test_latency_ratio_rule_by_bootstrap() -> None:
@@ -66,8 +70,10 @@ def test_latency_ratio_rule_by_bootstrap() -> None:
     v = judge_rule(parse_rule("p99_ms <= baseline * 1.2"), slow["candidate"], slow["production"])
     assert v.outcome == "fail" and v.test.startswith("percentile bootstrap")
     same = _stats(0.9, 0.9, 300, 300)
-    assert judge_rule(parse_rule("p50_ms <= baseline * 1.2"), same["candidate"], same["production"]).outcome \
+    assert (
+        judge_rule(parse_rule("p50_ms <= baseline * 1.2"), same["candidate"], same["production"]).outcome
         == "pass"
+    )
 
 
 def test_judge_combines_rules() -> None:
@@ -81,8 +87,10 @@ def test_judge_combines_rules() -> None:
     assert judge(rules, None, s["production"]).outcome == "wait"
 
 
-@pytest.mark.parametrize(("count", "first", "look"), [(0, 150, -1), (149, 150, -1), (150, 150, 0),
-                                                      (224, 150, 0), (225, 150, 1), (338, 150, 2)])
+@pytest.mark.parametrize(
+    ("count", "first", "look"),
+    [(0, 150, -1), (149, 150, -1), (150, 150, 0), (224, 150, 0), (225, 150, 1), (338, 150, 2)],
+)
 def test_looks_at_geometric_checkpoints(count: int, first: int, look: int) -> None:
     assert look_number(count, first) == look
 
@@ -94,8 +102,9 @@ def _accuracy_only(variant: str, hits: np.ndarray) -> VariantStats:
 
 
 @pytest.mark.parametrize(("z", "most"), [(Z_DECIDE, 0.06), (Z95, 1.0)])
-def test_a_tie_rarely_decides_across_repeated_looks(z: float, most: float,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tie_rarely_decides_across_repeated_looks(
+    z: float, most: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Equal models judged at every checkpoint up to ~2,500 labels: noise decides (either way) in < 6 % of
     the runs with the decision level; 95 % intervals at each look would decide in over 10 %."""
     monkeypatch.setattr(decide, "Z_DECIDE", z)
@@ -105,8 +114,9 @@ def test_a_tie_rarely_decides_across_repeated_looks(z: float, most: float,
         rng = np.random.default_rng(seed)
         prod, cand = rng.random(2600) < 0.9, rng.random(2600) < 0.9
         for n in (150, 225, 338, 506, 759, 1139, 1709, 2563):
-            verdict = judge_rule(rule, _accuracy_only("candidate", cand[:n]),
-                                 _accuracy_only("production", prod[:n]))
+            verdict = judge_rule(
+                rule, _accuracy_only("candidate", cand[:n]), _accuracy_only("production", prod[:n])
+            )
             if verdict.outcome != "wait":
                 decided += 1
                 break

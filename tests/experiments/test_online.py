@@ -98,7 +98,8 @@ def test_interval_coverage_is_about_95_percent() -> None:
         correct = rng.random(200) < 0.9
         logged = rows("production", np.where(correct, 1, 0).tolist(), [1] * 200)
         est = online_stats(logged, logged, m.Task.CLASSIFICATION, _contract_for(c))["production"].estimate(
-            "accuracy")
+            "accuracy"
+        )
         hits_acc += est is not None and est.low <= 0.9 <= est.high  # type: ignore[operator]
         noise = rng.normal(scale=2.0, size=200)  # true rmse 2.0
         logged = rows("production", noise.tolist(), [0.0] * 200, output="prediction", prefix=f"t{i}")

@@ -9,14 +9,17 @@ from modelrunner.evaluation.metrics import Task
 from modelrunner.experiments.rules import Rule, parse_rule, parse_rules
 
 
-@pytest.mark.parametrize(("text", "rule", "canonical"), [
-    ("accuracy >= baseline - 0.01", Rule("accuracy", ">=", 1.0, -0.01), "accuracy >= baseline - 0.01"),
-    ("p99_ms<=baseline*1.2", Rule("p99_ms", "<=", 1.2, 0.0), "p99_ms <= baseline * 1.2"),
-    ("p99_ms <= 1.5 * baseline", Rule("p99_ms", "<=", 1.5, 0.0), "p99_ms <= baseline * 1.5"),
-    ("error_rate <= 0.01", Rule("error_rate", "<=", 0.0, 0.01), "error_rate <= 0.01"),
-    ("macro_f1 > baseline", Rule("macro_f1", ">", 1.0, 0.0), "macro_f1 > baseline"),
-    ("rmse < baseline + 2", Rule("rmse", "<", 1.0, 2.0), "rmse < baseline + 2"),
-])
+@pytest.mark.parametrize(
+    ("text", "rule", "canonical"),
+    [
+        ("accuracy >= baseline - 0.01", Rule("accuracy", ">=", 1.0, -0.01), "accuracy >= baseline - 0.01"),
+        ("p99_ms<=baseline*1.2", Rule("p99_ms", "<=", 1.2, 0.0), "p99_ms <= baseline * 1.2"),
+        ("p99_ms <= 1.5 * baseline", Rule("p99_ms", "<=", 1.5, 0.0), "p99_ms <= baseline * 1.5"),
+        ("error_rate <= 0.01", Rule("error_rate", "<=", 0.0, 0.01), "error_rate <= 0.01"),
+        ("macro_f1 > baseline", Rule("macro_f1", ">", 1.0, 0.0), "macro_f1 > baseline"),
+        ("rmse < baseline + 2", Rule("rmse", "<", 1.0, 2.0), "rmse < baseline + 2"),
+    ],
+)
 def test_forms_parse_and_print_canonically(text: str, rule: Rule, canonical: str) -> None:
     assert parse_rule(text) == rule
     assert str(rule) == canonical
@@ -32,14 +35,17 @@ def test_thresholds_and_holds() -> None:
     assert not a.relative and a.threshold(None) == 0.01 and a.holds(0.0) and not a.wants_higher
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("accuracy >= baseline -", "cannot parse rule 'accuracy >= baseline -'"),
-    ("accuracy => 0.9", "cannot parse rule 'accuracy => 0.9'"),
-    ("accuracy >= basline", "cannot parse rule 'accuracy >= basline'"),
-    ("acuracy >= 0.9", "unknown metric 'acuracy' in rule 'acuracy >= 0.9'"),
-    ("accuracy == baseline", "rule 'accuracy == baseline': use >="),
-    ("p99_ms <= baseline * -1", "the baseline factor must be positive"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("accuracy >= baseline -", "cannot parse rule 'accuracy >= baseline -'"),
+        ("accuracy => 0.9", "cannot parse rule 'accuracy => 0.9'"),
+        ("accuracy >= basline", "cannot parse rule 'accuracy >= basline'"),
+        ("acuracy >= 0.9", "unknown metric 'acuracy' in rule 'acuracy >= 0.9'"),
+        ("accuracy == baseline", "rule 'accuracy == baseline': use >="),
+        ("p99_ms <= baseline * -1", "the baseline factor must be positive"),
+    ],
+)
 def test_bad_rules_name_the_rule(text: str, needle: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         parse_rule(text)

@@ -41,8 +41,12 @@ def _applied(registry: Registry, server: Server, version: int | None = None) -> 
     deadline = time.monotonic() + 60
     while True:
         rows = [w for w in server.workers() if w["endpoint"] == "digits"]
-        if len(rows) == 2 and all((w["generation"] or 0) >= generation and w["state"] == "serving" and
-                                  (version is None or w["version"] == version) for w in rows):
+        if len(rows) == 2 and all(
+            (w["generation"] or 0) >= generation
+            and w["state"] == "serving"
+            and (version is None or w["version"] == version)
+            for w in rows
+        ):
             return
         assert time.monotonic() < deadline, f"workers did not apply generation {generation}: {rows}"
         time.sleep(0.05)
@@ -67,14 +71,21 @@ class Traffic:
                 rid = f"w{worker}-{i}-{time.monotonic_ns()}"
                 i += 1
                 try:
-                    pred = client.predict("digits", {"input": self.x[row:row + 1]}, request_id=rid)
+                    pred = client.predict("digits", {"input": self.x[row : row + 1]}, request_id=rid)
                 except ModelrunnerError as exc:
                     with self.lock:
                         self.failures.append(f"{type(exc).__name__}: {exc}")
                     continue
                 with self.lock:
-                    self.answers.append((pred.request_id or "", int(self.y[row]), pred.variant, pred.version,
-                                         int(pred["label"][0])))
+                    self.answers.append(
+                        (
+                            pred.request_id or "",
+                            int(self.y[row]),
+                            pred.variant,
+                            pred.version,
+                            int(pred["label"][0]),
+                        )
+                    )
 
     def run(self, total: int) -> None:
         threads = [threading.Thread(target=self._run, args=(k, total // 4)) for k in range(4)]
@@ -92,8 +103,9 @@ class Traffic:
 
 def _experiment(registry: Registry, server: Server, candidate: str, data: Any) -> tuple[Any, Traffic]:
     _, _, x, y = data
-    exp = registry.start_experiment("digits", candidate, mode="canary", percent=50, rules=RULES,
-                                    min_labels=150, then="promote")
+    exp = registry.start_experiment(
+        "digits", candidate, mode="canary", percent=50, rules=RULES, min_labels=150, then="promote"
+    )
     _applied(registry, server)
     traffic = Traffic(server.url, x, y)
     traffic.run(REQUESTS)

@@ -42,13 +42,18 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         pg.start()
         s3.start()
         env = fleet_env(lab, pg, s3, home)
-        settings = Settings(home=home / "operator", database_url=pg.url, store_url=f"s3://{BUCKET}/",
-                            store_options={"endpoint_url": s3.url, "key": "fleet", "secret": "fleet"})
+        settings = Settings(
+            home=home / "operator",
+            database_url=pg.url,
+            store_url=f"s3://{BUCKET}/",
+            store_options={"endpoint_url": s3.url, "key": "fleet", "secret": "fleet"},
+        )
         registry = Registry(settings)
         stack.callback(registry.close)
         bundles = home / "bundles"
-        versions = {tag: registry.push(save_toy(bundles / f"v{tag}", tag), name="toy").version
-                    for tag in (1, 2, 3)}
+        versions = {
+            tag: registry.push(save_toy(bundles / f"v{tag}", tag), name="toy").version for tag in (1, 2, 3)
+        }
         registry.set_alias("toy", "production", versions[1])
         registry.set_endpoint("toy", "toy@production", create=True)
         runners = [Runner(host, env, home) for host in lab.hosts]

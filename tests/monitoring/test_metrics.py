@@ -100,8 +100,11 @@ def _record_endpoint(name: str) -> None:
 
 
 def _endpoints_in(text: str) -> set[str]:
-    return {line.split('endpoint="', 1)[1].split('"', 1)[0] for line in text.splitlines()
-            if 'endpoint="' in line and not line.startswith("#")}
+    return {
+        line.split('endpoint="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if 'endpoint="' in line and not line.startswith("#")
+    }
 
 
 def test_a_deleted_endpoint_leaves_metrics_single_process(fresh: None) -> None:
@@ -120,8 +123,9 @@ def test_a_deleted_endpoint_leaves_metrics_single_process(fresh: None) -> None:
         _value(text, "modelrunner_loaded_version", endpoint="digitz", version="1")
 
 
-def test_a_deleted_endpoint_leaves_metrics_multiprocess(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deleted_endpoint_leaves_metrics_multiprocess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(metrics.ENV_VAR, raising=False)
     try:
         metrics.setup_multiprocess(tmp_path / "prom")
@@ -143,6 +147,7 @@ def test_a_deleted_endpoint_leaves_metrics_multiprocess(tmp_path: Path,
 
 def test_the_prometheus_observer_records_a_swap_as_the_loaded_versions(fresh: None) -> None:
     from modelrunner.monitoring.prometheus import PROMETHEUS
+
     observer = PROMETHEUS
     observer.endpoint_added("digits")
     observer.swap_started("digits")

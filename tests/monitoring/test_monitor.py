@@ -69,9 +69,15 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def digits_endpoint(registry: Any, tmp_path: Path) -> Any:
     d = digits()
-    bundle = save_model(d.model, tmp_path / "digits", flavor="python", name="digits",
-                        sample={"pixels": d.x[:2]}, license="MIT",
-                        training_data={"pixels": d.x[d.train], "label": d.y[d.train]})
+    bundle = save_model(
+        d.model,
+        tmp_path / "digits",
+        flavor="python",
+        name="digits",
+        sample={"pixels": d.x[:2]},
+        license="MIT",
+        training_data={"pixels": d.x[d.train], "label": d.y[d.train]},
+    )
     assert bundle.manifest.profile == "profile.json" and bundle.profile() is not None
     registry.push(bundle.path)
     registry.set_endpoint("digits", "digits@latest")
@@ -84,12 +90,18 @@ async def _send(rt: Runtime, rows: np.ndarray) -> None:
         await ep.predict({"pixels": row[None, :]})
 
 
-def test_two_workers_sketch_merge_score_and_alert_once(digits_endpoint: Any, tmp_home: Path,
-                                                       receiver: Receiver) -> None:
+def test_two_workers_sketch_merge_score_and_alert_once(
+    digits_endpoint: Any, tmp_home: Path, receiver: Receiver
+) -> None:
     registry, d = digits_endpoint, digits()
     metrics.reset()
-    settings = Settings(home=tmp_home, poll_interval_s=0.05, drift_flush_s=3600, drift_window_s=300,
-                        drift_webhook_url=receiver.url)
+    settings = Settings(
+        home=tmp_home,
+        poll_interval_s=0.05,
+        drift_flush_s=3600,
+        drift_window_s=300,
+        drift_webhook_url=receiver.url,
+    )
     workers = [Runtime(registry, settings, worker_id=f"w{i}") for i in range(2)]
     rng = np.random.default_rng(5)
     t0 = (time.time() // 60) * 60 - 3600
@@ -142,10 +154,20 @@ def test_alert_resolves_when_traffic_is_back(digits_endpoint: Any) -> None:
     rng = np.random.default_rng(9)
     from modelrunner.monitoring.drift import evaluate
 
-    bad = evaluate(target.profile, d.sketch(target.profile, shifted(d.x[d.test[:300]], rng)),
-                   endpoint="digits", model="digits", version=1)
-    good = evaluate(target.profile, d.sketch(target.profile, d.x[d.test[:300]]), endpoint="digits",
-                    model="digits", version=1)
+    bad = evaluate(
+        target.profile,
+        d.sketch(target.profile, shifted(d.x[d.test[:300]], rng)),
+        endpoint="digits",
+        model="digits",
+        version=1,
+    )
+    good = evaluate(
+        target.profile,
+        d.sketch(target.profile, d.x[d.test[:300]]),
+        endpoint="digits",
+        model="digits",
+        version=1,
+    )
     assert [e["kind"] for e in update_alerts(registry, bad)] == ["drift"]
     assert update_alerts(registry, bad) == []
     resolved = update_alerts(registry, good)
@@ -170,10 +192,19 @@ def test_online_accuracy_joins_logged_predictions_with_feedback(digits_endpoint:
 
     registry = digits_endpoint
     now = datetime.now(UTC)
-    records = [PredictionRecord(request_id=f"r{i}", endpoint="digits", variant="main", model="digits",
-                                version=1, ts=now, latency_ms=1.0,
-                                outputs={"label": [i % 3], "probabilities": [[0.5, 0.5]]})
-               for i in range(10)]
+    records = [
+        PredictionRecord(
+            request_id=f"r{i}",
+            endpoint="digits",
+            variant="main",
+            model="digits",
+            version=1,
+            ts=now,
+            latency_ms=1.0,
+            outputs={"label": [i % 3], "probabilities": [[0.5, 0.5]]},
+        )
+        for i in range(10)
+    ]
     registry.log_predictions(records)
     registry.record_feedback("digits", [(f"r{i}", i % 3 if i < 8 else 9) for i in range(10)])
     report = drift_status(registry, "digits", window_s=600)

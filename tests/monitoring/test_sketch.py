@@ -10,17 +10,20 @@ from modelrunner.monitoring.profile import build_profile, generic_specs, quantil
 from modelrunner.monitoring.sketch import Binner, Recorder, Sketch
 
 CONTRACT = Contract.build(
-    [Field(name="x", dtype=DType.FLOAT64, shape=(3,)), Field(name="color", dtype=DType.STRING),
-     Field(name="flag", dtype=DType.BOOL)],
-    [Field(name="label", dtype=DType.INT64)])
+    [
+        Field(name="x", dtype=DType.FLOAT64, shape=(3,)),
+        Field(name="color", dtype=DType.STRING),
+        Field(name="flag", dtype=DType.BOOL),
+    ],
+    [Field(name="label", dtype=DType.INT64)],
+)
 
 
 def _batch(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     x = rng.normal(0, 1, (n, 3))
     x[rng.random((n, 3)) < 0.05] = np.nan
     color = rng.choice(np.array(["red", "green", "blue", "mauve", None], dtype=object), n)
-    return ({"x": x, "color": color, "flag": rng.random(n) < 0.3},
-            {"label": rng.integers(0, 3, n)})
+    return ({"x": x, "color": color, "flag": rng.random(n) < 0.3}, {"label": rng.integers(0, 3, n)})
 
 
 def test_merging_two_workers_sketches_equals_one_sketch_of_all_rows() -> None:
@@ -45,9 +48,11 @@ def test_slots_count_below_above_nan_unseen_and_missing() -> None:
     profile = build_profile(CONTRACT, ref_in, ref_out)
     spec = profile.specs[0]
     lo, hi = spec.edges[0], spec.edges[-1]
-    batch = {"x": np.array([[lo - 1, 0, 0], [hi + 1, 0, 0], [np.nan, 0, 0], [lo, 0, 0], [hi, 0, 0]]),
-             "color": np.array(["red", "purple", None, "red", "red"], dtype=object),
-             "flag": np.array([True, False, True, True, True])}
+    batch = {
+        "x": np.array([[lo - 1, 0, 0], [hi + 1, 0, 0], [np.nan, 0, 0], [lo, 0, 0], [hi, 0, 0]]),
+        "color": np.array(["red", "purple", None, "red", "red"], dtype=object),
+        "flag": np.array([True, False, True, True, True]),
+    }
     counts = profile.binner().count(batch, None)
     x0 = counts[: spec.slots]
     assert (x0[0], x0[-2], x0[-1]) == (1, 1, 1)  # below min, above max, NaN
@@ -55,7 +60,7 @@ def test_slots_count_below_above_nan_unseen_and_missing() -> None:
     color = next(i for i, s in enumerate(profile.specs) if s.field == "color")
     start = sum(s.slots for s in profile.specs[:color])
     cats = profile.specs[color].categories
-    run = counts[start: start + len(cats) + 2]
+    run = counts[start : start + len(cats) + 2]
     assert run[cats.index("red")] == 3 and run[-2] == 1 and run[-1] == 1  # unseen "purple", one missing
     flags = profile.specs[color + 1]
     assert flags.kind == "categorical" and set(flags.categories) == {"true", "false"}
@@ -67,8 +72,14 @@ def test_recorder_counts_at_most_max_pending_rows_per_fold_and_keeps_a_failed_fl
 
     def observe(batches: int) -> None:
         for _ in range(batches):
-            rec.observe({"x": np.ones((3, 3)), "color": np.array(["a"] * 3, dtype=object),
-                         "flag": np.ones(3, dtype=bool)}, {"label": np.zeros(3, dtype=np.int64)})
+            rec.observe(
+                {
+                    "x": np.ones((3, 3)),
+                    "color": np.array(["a"] * 3, dtype=object),
+                    "flag": np.ones(3, dtype=bool),
+                },
+                {"label": np.zeros(3, dtype=np.int64)},
+            )
 
     observe(5)  # 4 batches reach the cap (12 rows queued); the 5th is not counted, and not folded on the way
     assert rec._pending_rows == 12 and rec.sketch.rows == 0 and rec.skipped_rows == 3

@@ -20,7 +20,8 @@ from support.onboard_helpers import close, iris_frame, post, served, write_sklea
 
 
 def test_sklearn_frame_model_keeps_signature_example_requirements_and_run_id(
-        mlflow_frame: tuple[Path, Any], tmp_path: Path) -> None:
+    mlflow_frame: tuple[Path, Any], tmp_path: Path
+) -> None:
     path, model = mlflow_frame
     bundle = import_mlflow(path, tmp_path / "b", name="iris")
     inputs = bundle.contract.inputs
@@ -54,8 +55,9 @@ def test_sklearn_tensor_model_pickle_format(tmp_path: Path) -> None:
     assert close(out["proba"], model.predict_proba(x))
 
 
-def test_imported_sklearn_model_is_served_over_http(mlflow_frame: tuple[Path, Any], tmp_path: Path,
-                                                    tmp_home: Path) -> None:
+def test_imported_sklearn_model_is_served_over_http(
+    mlflow_frame: tuple[Path, Any], tmp_path: Path, tmp_home: Path
+) -> None:
     path, model = mlflow_frame
     bundle = import_mlflow(path, tmp_path / "b", name="iris")
     with Registry.from_env() as registry:
@@ -63,17 +65,22 @@ def test_imported_sklearn_model_is_served_over_http(mlflow_frame: tuple[Path, An
     x, _ = iris_frame()
     rows = x[100:104]
     with served(tmp_home, "iris", f"{mv.name}@production") as url:
-        body = {"inputs": {"sepal_length_cm": rows["sepal length (cm)"].tolist(),
-                           "sepal_width_cm": rows["sepal width (cm)"].tolist(),
-                           "petal_length_cm": rows["petal length (cm)"].tolist(),
-                           "petal_width_cm": rows["petal width (cm)"].tolist()}}
+        body = {
+            "inputs": {
+                "sepal_length_cm": rows["sepal length (cm)"].tolist(),
+                "sepal_width_cm": rows["sepal width (cm)"].tolist(),
+                "petal_length_cm": rows["petal length (cm)"].tolist(),
+                "petal_width_cm": rows["petal width (cm)"].tolist(),
+            }
+        }
         r = post(url, "iris", body)
     assert r.status_code == 200, r.text
     assert r.json()["outputs"]["label"] == model.predict(rows).tolist()
 
 
-def test_pyfunc_model_with_an_optional_column_is_served(mlflow_pyfunc: Path, tmp_path: Path,
-                                                        tmp_home: Path) -> None:
+def test_pyfunc_model_with_an_optional_column_is_served(
+    mlflow_pyfunc: Path, tmp_path: Path, tmp_home: Path
+) -> None:
     bundle = import_mlflow(mlflow_pyfunc, tmp_path / "b", name="adder")
     a, b = bundle.contract.inputs
     assert (a.name, a.optional, b.name, b.optional) == ("a", False, "b", True)
@@ -98,8 +105,9 @@ def test_pyfunc_tensor_model(tmp_path: Path) -> None:
     assert close(bundle.load().predict({"input": x})["prediction"], x * 2)
 
 
-def test_pyfunc_without_mlflow_says_so(mlflow_pyfunc: Path, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pyfunc_without_mlflow_says_so(
+    mlflow_pyfunc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "mlflow.pyfunc", None)  # import mlflow.pyfunc now raises ImportError
     with pytest.raises(FailedPrecondition, match="needs mlflow to load: pip install mlflow-skinny"):
         import_mlflow(mlflow_pyfunc, tmp_path / "b", name="adder")
@@ -113,8 +121,9 @@ def test_xgboost_flavor(tmp_path: Path) -> None:
     model = xgboost.XGBClassifier(n_estimators=4, max_depth=2).fit(x.to_numpy(), y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.xgboost.save_model(model, str(tmp_path / "m"), input_example=x.to_numpy()[:2],
-                                  pip_requirements=["xgboost"])
+        mlflow.xgboost.save_model(
+            model, str(tmp_path / "m"), input_example=x.to_numpy()[:2], pip_requirements=["xgboost"]
+        )
     bundle = import_mlflow(tmp_path / "m", tmp_path / "b", name="xgb")
     assert bundle.manifest.flavor == "xgboost"
     out = bundle.load().predict({"input": x.to_numpy()[:20]})
@@ -127,12 +136,14 @@ def test_lightgbm_booster_flavor(tmp_path: Path) -> None:
 
     x = iris_frame()[0].to_numpy()
     y = iris_frame()[1].to_numpy()
-    booster = lightgbm.train({"objective": "multiclass", "num_class": 3, "verbose": -1},
-                             lightgbm.Dataset(x, y), num_boost_round=4)
+    booster = lightgbm.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1}, lightgbm.Dataset(x, y), num_boost_round=4
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.lightgbm.save_model(booster, str(tmp_path / "m"), input_example=x[:2],
-                                   pip_requirements=["lightgbm"])
+        mlflow.lightgbm.save_model(
+            booster, str(tmp_path / "m"), input_example=x[:2], pip_requirements=["lightgbm"]
+        )
     bundle = import_mlflow(tmp_path / "m", tmp_path / "b", name="lgb")
     assert bundle.manifest.flavor == "lightgbm"
     assert close(bundle.load().predict({"input": x[:9]})["prediction"], booster.predict(x[:9]))
@@ -171,13 +182,19 @@ def test_unsupported_flavor(tmp_path: Path) -> None:
 
 
 def test_signature_forms() -> None:
-    cols = fields_from_signature(parse_spec(
-        '[{"type": "long", "name": "age"}, {"type": "string", "name": "city name", "required": false}]',
-        "inputs"))
-    assert [(f.name, f.dtype, f.optional) for f in cols] == [("age", DType.INT64, False),
-                                                            ("city_name", DType.STRING, True)]
-    (tensor,) = fields_from_signature(parse_spec(
-        [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, -1]}}], "inputs"))
+    cols = fields_from_signature(
+        parse_spec(
+            '[{"type": "long", "name": "age"}, {"type": "string", "name": "city name", "required": false}]',
+            "inputs",
+        )
+    )
+    assert [(f.name, f.dtype, f.optional) for f in cols] == [
+        ("age", DType.INT64, False),
+        ("city_name", DType.STRING, True),
+    ]
+    (tensor,) = fields_from_signature(
+        parse_spec([{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, -1]}}], "inputs")
+    )
     assert (tensor.name, tensor.dtype, tensor.describe()) == ("input", DType.FLOAT32, "float32[28x?]")
     with pytest.raises(ContractError, match="column 'when' has type 'datetime'"):
         fields_from_signature([{"type": "datetime", "name": "when"}])

@@ -74,12 +74,22 @@ def test_served_speed_is_measured_over_http_without_errors(registry: Registry) -
 
 
 def test_mlp_quantized_reports_accuracy_change_and_is_gated(registry: Registry, tmp_path: Path) -> None:
-    refused = optimize(registry, "mlp@1", quantize="dynamic", data=tmp_path / "holdout.npz",
-                       requirements=["accuracy_change>=0.5"])
+    refused = optimize(
+        registry,
+        "mlp@1",
+        quantize="dynamic",
+        data=tmp_path / "holdout.npz",
+        requirements=["accuracy_change>=0.5"],
+    )
     assert refused.version is None and refused.failed[0].startswith("accuracy_change>=0.5 (got ")
     assert registry.model("mlp").latest is not None and registry.model("mlp").latest.version == 1
-    kept = optimize(registry, "mlp@1", quantize="dynamic", data=tmp_path / "holdout.npz",
-                    requirements=["accuracy_change>=-0.05", "agreement>=0.9"])
+    kept = optimize(
+        registry,
+        "mlp@1",
+        quantize="dynamic",
+        data=tmp_path / "holdout.npz",
+        requirements=["accuracy_change>=-0.05", "agreement>=0.9"],
+    )
     assert kept.version is not None and kept.version.ref == "mlp@2"
     assert abs(kept.metrics["accuracy_change"]) <= 0.05
     assert mr.open_bundle(registry.fetch("mlp@2")).manifest.tags["quantized"] == "dynamic"

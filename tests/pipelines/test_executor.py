@@ -20,17 +20,29 @@ DELAY = 0.3
 def fan_pipeline() -> tuple[PipelinePredictor, dict[str, ToyStep]]:
     """x -> a (sum) and b (max) in parallel -> c (a - b): fan-out from $input.x, fan-in at c."""
     steps = {
-        "a": ToyStep(contract([f("x", "float64", 3)], [f("s", "float64")]),
-                     lambda c: {"s": c["x"].sum(axis=1)}, delay=DELAY),
-        "b": ToyStep(contract([f("x", "float64", 3)], [f("m", "float64")]),
-                     lambda c: {"m": c["x"].max(axis=1)}, delay=DELAY),
-        "c": ToyStep(contract([f("s", "float64"), f("m", "float64")], [f("r", "float64")]),
-                     lambda c: {"r": c["s"] - c["m"]}),
+        "a": ToyStep(
+            contract([f("x", "float64", 3)], [f("s", "float64")]),
+            lambda c: {"s": c["x"].sum(axis=1)},
+            delay=DELAY,
+        ),
+        "b": ToyStep(
+            contract([f("x", "float64", 3)], [f("m", "float64")]),
+            lambda c: {"m": c["x"].max(axis=1)},
+            delay=DELAY,
+        ),
+        "c": ToyStep(
+            contract([f("s", "float64"), f("m", "float64")], [f("r", "float64")]),
+            lambda c: {"r": c["s"] - c["m"]},
+        ),
     }
-    sp = spec({"a": {"model": "a@1", "inputs": {"x": "$input.x"}},
-               "b": {"model": "b@1", "inputs": {"x": "$input.x"}},
-               "c": {"model": "c@1", "inputs": {"s": "a.s", "m": "b.m"}}},
-              output={"r": "c.r", "s": "a.s"})
+    sp = spec(
+        {
+            "a": {"model": "a@1", "inputs": {"x": "$input.x"}},
+            "b": {"model": "b@1", "inputs": {"x": "$input.x"}},
+            "c": {"model": "c@1", "inputs": {"s": "a.s", "m": "b.m"}},
+        },
+        output={"r": "c.r", "s": "a.s"},
+    )
     graph = build_graph(sp, {n: s.contract for n, s in steps.items()})
     return PipelinePredictor(graph, steps, {n: f"{n}@1" for n in steps}), steps
 
@@ -65,21 +77,37 @@ def test_trace_names_every_step_with_its_latency() -> None:
 
 def map_pipeline() -> tuple[PipelinePredictor, dict[str, ToyStep]]:
     """n -> split (n items of 2 per row, a list) -> each (map: one score per item) -> total."""
+
     def split(c):  # type: ignore[no-untyped-def]
-        return {"items": ragged([np.arange(2 * k, dtype=np.float64).reshape(k, 2) + 10 * i
-                                 for i, k in enumerate(c["n"].tolist())])}
+        return {
+            "items": ragged(
+                [
+                    np.arange(2 * k, dtype=np.float64).reshape(k, 2) + 10 * i
+                    for i, k in enumerate(c["n"].tolist())
+                ]
+            )
+        }
 
     steps = {
         "split": ToyStep(contract([f("n", "int64")], [f("items", "float64", -1, 2)]), split),
-        "each": ToyStep(contract([f("item", "float64", 2)], [f("score", "float64"), f("label", "int64")]),
-                        lambda c: {"score": c["item"].sum(axis=1), "label": np.arange(len(c["item"]))}),
-        "total": ToyStep(contract([f("scores", "float64", -1)], [f("t", "float64")]),
-                         lambda c: {"t": np.array([np.sum(r) for r in c["scores"]])}),
+        "each": ToyStep(
+            contract([f("item", "float64", 2)], [f("score", "float64"), f("label", "int64")]),
+            lambda c: {"score": c["item"].sum(axis=1), "label": np.arange(len(c["item"]))},
+        ),
+        "total": ToyStep(
+            contract([f("scores", "float64", -1)], [f("t", "float64")]),
+            lambda c: {"t": np.array([np.sum(r) for r in c["scores"]])},
+        ),
     }
-    sp = spec({"split": {"model": "split@1", "inputs": {"n": "$input.n"}},
-               "each": {"model": "each@1", "inputs": {"item": "split.items"}, "map": True},
-               "total": {"model": "total@1", "inputs": {"scores": "each.score"}}},
-              inputs={"n": "int64"}, output={"scores": "each.score", "total": "total.t"})
+    sp = spec(
+        {
+            "split": {"model": "split@1", "inputs": {"n": "$input.n"}},
+            "each": {"model": "each@1", "inputs": {"item": "split.items"}, "map": True},
+            "total": {"model": "total@1", "inputs": {"scores": "each.score"}},
+        },
+        inputs={"n": "int64"},
+        output={"scores": "each.score", "total": "total.t"},
+    )
     graph = build_graph(sp, {n: s.contract for n, s in steps.items()})
     return PipelinePredictor(graph, steps, {n: f"{n}@1" for n in steps}), steps
 
@@ -121,9 +149,10 @@ def test_step_errors_name_the_step_and_pipeline_field() -> None:
     def explode(c):  # type: ignore[no-untyped-def]
         raise RuntimeError("boom\nsecond line")
 
-    for fn, cls, text in [(refuse, ValidationError, "step 'a' (a@1) input 'x' <- $input.x: field 'x': "
-                                                    "values must be positive"),
-                          (explode, ModelrunnerError, "step 'a' (a@1) failed: RuntimeError: boom")]:
+    for fn, cls, text in [
+        (refuse, ValidationError, "step 'a' (a@1) input 'x' <- $input.x: field 'x': values must be positive"),
+        (explode, ModelrunnerError, "step 'a' (a@1) failed: RuntimeError: boom"),
+    ]:
         pipe, steps = fan_pipeline()
         steps["a"].fn = fn
         steps["a"].delay = 0

@@ -41,8 +41,11 @@ def test_ocr_graph_and_derived_contract() -> None:
     c = graph.contract
     assert [(x.name, x.dtype, x.shape) for x in c.inputs] == [("image", DType.BYTES, ())]
     outs = {x.name: (x.dtype, x.shape) for x in c.outputs}
-    assert outs == {"text": (DType.STRING, ()), "boxes": (DType.INT32, (-1, 4)),
-                    "confidence": (DType.FLOAT64, (-1, 10))}  # map adds the list dimension
+    assert outs == {
+        "text": (DType.STRING, ()),
+        "boxes": (DType.INT32, (-1, 4)),
+        "confidence": (DType.FLOAT64, (-1, 10)),
+    }  # map adds the list dimension
     assert [x.number for x in c.outputs] == [1, 2, 3]
 
 
@@ -68,8 +71,9 @@ def test_optional_input_may_stay_unconnected() -> None:
 def test_unknown_fields() -> None:
     inputs = {"image": "decode.img", "mask": "decode.image"}
     err = problem({**OCR_STEPS, "segment": {"model": "seg@1", "inputs": inputs}}, OCR_CONTRACTS)
-    assert ("step 'segment' input 'image' reads decode.img: step 'decode' has no output 'img' "
-            "(outputs: image)") in err.problems
+    assert (
+        "step 'segment' input 'image' reads decode.img: step 'decode' has no output 'img' (outputs: image)"
+    ) in err.problems
     assert "step 'segment' (seg@1) has no input 'mask' (inputs: image)" in err.problems
     err = problem(OCR_STEPS, OCR_CONTRACTS, {"text": "assemble.txt"})
     assert "output 'text' reads assemble.txt: step 'assemble' has no output 'txt'" in str(err)
@@ -113,19 +117,29 @@ def test_without_map_a_list_does_not_fit_a_row() -> None:
 
 
 def test_all_problems_are_listed() -> None:
-    steps = {**OCR_STEPS, "segment": {"model": "seg@1", "inputs": {}},
-             "recognize": {"model": "rec@1", "inputs": {"input": "nope.crops"}, "map": True}}
+    steps = {
+        **OCR_STEPS,
+        "segment": {"model": "seg@1", "inputs": {}},
+        "recognize": {"model": "rec@1", "inputs": {"input": "nope.crops"}, "map": True},
+    }
     err = problem(steps, OCR_CONTRACTS)
     assert len(err.problems) == 2 and "(and 1 more problem(s))" in str(err)
 
 
-@pytest.mark.parametrize(("src", "dst", "fits"), [
-    (f("a", "int32"), f("b", "int64"), True), (f("a", "float32"), f("b", "float64"), True),
-    (f("a", "int32"), f("b", "float64"), True), (f("a", "bool"), f("b", "int8"), True),
-    (f("a", "float64"), f("b", "float32"), False), (f("a", "int64"), f("b", "int32"), False),
-    (f("a", "string"), f("b", "bytes"), False), (f("a", "float64", 3), f("b", "float64", -1), True),
-    (f("a", "float64", -1), f("b", "float64", 3), False),
-    (f("a", "float64", 3), f("b", "float64", 3, 1), False),
-])
+@pytest.mark.parametrize(
+    ("src", "dst", "fits"),
+    [
+        (f("a", "int32"), f("b", "int64"), True),
+        (f("a", "float32"), f("b", "float64"), True),
+        (f("a", "int32"), f("b", "float64"), True),
+        (f("a", "bool"), f("b", "int8"), True),
+        (f("a", "float64"), f("b", "float32"), False),
+        (f("a", "int64"), f("b", "int32"), False),
+        (f("a", "string"), f("b", "bytes"), False),
+        (f("a", "float64", 3), f("b", "float64", -1), True),
+        (f("a", "float64", -1), f("b", "float64", 3), False),
+        (f("a", "float64", 3), f("b", "float64", 3, 1), False),
+    ],
+)
 def test_fit_rules(src, dst, fits) -> None:  # type: ignore[no-untyped-def]
     assert (fit_problem(src, dst) is None) is fits

@@ -60,14 +60,24 @@ def test_curl_a_png_and_read_the_digits(served: tuple[str, Any]) -> None:
     assert metric in scraped
 
 
-@pytest.mark.parametrize(("data", "status", "text"), [
-    (b"not a png at all", 422, "step 'decode' (image.decode_grayscale) input 'data' <- $input.image: "
-                               "field 'data': not a PNG/JPEG image"),
-    (b"", 422, "field 'data': empty image (0 bytes)"),
-    (to_png(np.full((40, 160), 255, dtype=np.uint8)), 422,
-     "step 'segment' (digit-segmenter@1) input 'image' <- decode.image: no digits found in the image"),
-    (header_only_png(10000, 5000), 413, "image is 10000x5000 (50.0 megapixels); the limit is 4.0"),
-])
+@pytest.mark.parametrize(
+    ("data", "status", "text"),
+    [
+        (
+            b"not a png at all",
+            422,
+            "step 'decode' (image.decode_grayscale) input 'data' <- $input.image: "
+            "field 'data': not a PNG/JPEG image",
+        ),
+        (b"", 422, "field 'data': empty image (0 bytes)"),
+        (
+            to_png(np.full((40, 160), 255, dtype=np.uint8)),
+            422,
+            "step 'segment' (digit-segmenter@1) input 'image' <- decode.image: no digits found in the image",
+        ),
+        (header_only_png(10000, 5000), 413, "image is 10000x5000 (50.0 megapixels); the limit is 4.0"),
+    ],
+)
 def test_bad_images_are_one_line_errors(served: tuple[str, Any], data: bytes, status: int, text: str) -> None:
     with httpx.Client(base_url=served[0], timeout=30) as client:
         r = post(client, data)
@@ -84,8 +94,11 @@ def test_wrong_form_fields(served: tuple[str, Any]) -> None:
         assert r.status_code == 422 and "unknown form field 'img' (inputs: image)" in r.text
         r = client.post(f"/v1/endpoints/{ENDPOINT}/predict", data={"note": "hi"})
         assert r.status_code == 422 and "unknown form field 'note'" in r.text
-        r = client.post(f"/v1/endpoints/{ENDPOINT}/predict", content=b"--x\r\nbroken",
-                        headers={"content-type": "multipart/form-data; boundary=x"})
+        r = client.post(
+            f"/v1/endpoints/{ENDPOINT}/predict",
+            content=b"--x\r\nbroken",
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        )
         assert r.status_code in (400, 422), r.text
 
 

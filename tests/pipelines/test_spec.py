@@ -22,10 +22,15 @@ def test_example_spec_parses() -> None:
     assert spec.input_fields()[0].dtype is DType.BYTES
 
 
-@pytest.mark.parametrize(("text", "dtype", "shape"), [
-    ("bytes", DType.BYTES, ()), ("float32[?,64]", DType.FLOAT32, (-1, 64)), ("int64[3]", DType.INT64, (3,)),
-    ({"dtype": "float64", "shape": [2, -1]}, DType.FLOAT64, (2, -1)),
-])
+@pytest.mark.parametrize(
+    ("text", "dtype", "shape"),
+    [
+        ("bytes", DType.BYTES, ()),
+        ("float32[?,64]", DType.FLOAT32, (-1, 64)),
+        ("int64[3]", DType.INT64, (3,)),
+        ({"dtype": "float64", "shape": [2, -1]}, DType.FLOAT64, (2, -1)),
+    ],
+)
 def test_types(text: object, dtype: DType, shape: tuple[int, ...]) -> None:
     field = parse_type("x", text)
     assert (field.dtype, field.shape) == (dtype, shape)

@@ -30,8 +30,12 @@ def recognizer_alias(ocr: OcrBuild, version: int) -> Iterator[None]:
 def test_pipeline_target_resolves_with_its_step_versions(ocr: OcrBuild) -> None:
     pv = resolve_target(ocr.registry, TARGET)
     assert isinstance(pv, PipelineVersion) and pv.ref == "digits-ocr@1"
-    assert pv.step_refs() == {"decode": "image.decode_grayscale", "segment": "digit-segmenter@1",
-                              "recognize": "digit-recognizer@1", "assemble": "text.join_labels"}
+    assert pv.step_refs() == {
+        "decode": "image.decode_grayscale",
+        "segment": "digit-segmenter@1",
+        "recognize": "digit-recognizer@1",
+        "assemble": "text.join_labels",
+    }
     assert pv.sha256 != pv.pipeline.sha256
     assert [f.name for f in pv.contract.outputs] == ["text", "boxes", "confidence"]
     assert resolve_target(ocr.registry, "digits-ocr@production").sha256 == pv.sha256  # prefix optional
@@ -76,8 +80,9 @@ def test_runner_loads_and_warms_up_the_pipeline(ocr: OcrBuild) -> None:
     assert dep.ref == "digits-ocr@1" and dep.sha256 == pv.sha256
     dep.close()
     loads = ocr.registry.audit(subject="pipeline:digits-ocr")
-    assert any(e.action == "pipeline.load" and e.after["steps"]["recognize"] == "digit-recognizer@1"
-               for e in loads)
+    assert any(
+        e.action == "pipeline.load" and e.after["steps"]["recognize"] == "digit-recognizer@1" for e in loads
+    )
 
 
 def test_push_refuses_a_broken_pipeline_and_audits_step_versions(ocr: OcrBuild, tmp_path: Path) -> None:
@@ -107,12 +112,15 @@ def test_no_digits_and_bad_png_through_the_pipeline(ocr: OcrBuild) -> None:
     try:
         with pytest.raises(ValidationError) as info:
             run(to_png(np.full((30, 90), 255, dtype=np.uint8)))
-        assert str(info.value) == ("step 'segment' (digit-segmenter@1) input 'image' <- decode.image: "
-                                   "no digits found in the image")
+        assert str(info.value) == (
+            "step 'segment' (digit-segmenter@1) input 'image' <- decode.image: no digits found in the image"
+        )
         with pytest.raises(ValidationError) as info:
             run(b"this is not a png")
-        assert str(info.value).startswith("step 'decode' (image.decode_grayscale) input 'data' <- "
-                                          "$input.image: field 'data': not a PNG/JPEG image")
+        assert str(info.value).startswith(
+            "step 'decode' (image.decode_grayscale) input 'data' <- "
+            "$input.image: field 'data': not a PNG/JPEG image"
+        )
         assert info.value.field == "image"
     finally:
         predictor.close()

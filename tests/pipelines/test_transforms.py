@@ -52,11 +52,14 @@ def test_images_of_different_sizes_make_a_ragged_column() -> None:
     assert out.dtype == object and [o.shape for o in out] == [(4, 5), (7, 3)]
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "field 'data': empty image (0 bytes)"),
-    (b"GIF89a not really", "field 'data': not a PNG/JPEG image (17 bytes that no accepted decoder"),
-    (b"%PDF-1.4 hello", "not a PNG/JPEG image"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "field 'data': empty image (0 bytes)"),
+        (b"GIF89a not really", "field 'data': not a PNG/JPEG image (17 bytes that no accepted decoder"),
+        (b"%PDF-1.4 hello", "not a PNG/JPEG image"),
+    ],
+)
 def test_bad_images_are_clear_errors(data: bytes, message: str) -> None:
     with pytest.raises(ValidationError) as info:
         decode(data)
@@ -86,8 +89,11 @@ def test_fifty_megapixels_is_refused_from_the_header() -> None:
 
 def test_pixels_of_a_request_are_budgeted_from_the_headers() -> None:
     # header-only PNGs: decoding any of them would fail as corrupt, so the budget is checked first
-    with pytest.raises(ResourceExhausted, match=r"the 50 images hold 200.0 megapixels together; at most "
-                                                r"16.0 are decoded per request \(option max_total_pixels\)"):
+    with pytest.raises(
+        ResourceExhausted,
+        match=r"the 50 images hold 200.0 megapixels together; at most "
+        r"16.0 are decoded per request \(option max_total_pixels\)",
+    ):
         decode(*[header_only_png(2000, 2000)] * 50)
     with pytest.raises(ResourceExhausted, match="at most 0.0 are decoded"):
         decode(png(np.zeros((10, 10), np.uint8)), png(np.zeros((10, 10), np.uint8)), max_total_pixels=150)

@@ -42,8 +42,11 @@ def _decode(*items: bytes) -> np.ndarray:
 
 
 @FUZZ
-@given(seed=st.integers(0, 1), edits=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)),
-                                              max_size=6), cut=st.integers(0, 4000))
+@given(
+    seed=st.integers(0, 1),
+    edits=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6),
+    cut=st.integers(0, 4000),
+)
 def test_mangled_images(seed: int, edits: list[tuple[int, int]], cut: int) -> None:
     only_our_errors(lambda: _decode(_mangled(seed, edits, cut)))
 
@@ -57,9 +60,13 @@ def _png_header(width: int, height: int, depth: int, color: int) -> bytes:
 
 
 @FUZZ
-@given(width=st.integers(0, 2**31 - 1), height=st.integers(0, 2**31 - 1),
-       depth=st.sampled_from([1, 8, 16, 3]), color=st.sampled_from([0, 2, 3, 4, 6, 5]),
-       copies=st.integers(1, 5))
+@given(
+    width=st.integers(0, 2**31 - 1),
+    height=st.integers(0, 2**31 - 1),
+    depth=st.sampled_from([1, 8, 16, 3]),
+    color=st.sampled_from([0, 2, 3, 4, 6, 5]),
+    copies=st.integers(1, 5),
+)
 def test_lying_png_headers(width: int, height: int, depth: int, color: int, copies: int) -> None:
     """Huge declared sizes are refused from the header (ResourceExhausted), never decoded."""
     only_our_errors(lambda: _decode(*[_png_header(width, height, depth, color)] * copies))

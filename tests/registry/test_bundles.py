@@ -17,8 +17,10 @@ def test_concurrent_workers_download_a_bundle_once(reg: Registry, tmp_home: Path
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["modelrunner.registry", "registry_helpers"])
     barrier, out = ctx.Barrier(WORKERS), ctx.Queue()
-    procs = [ctx.Process(target=fetch_in_process, args=(str(tmp_home), mv.ref, str(downloads), barrier, out))
-             for _ in range(WORKERS)]
+    procs = [
+        ctx.Process(target=fetch_in_process, args=(str(tmp_home), mv.ref, str(downloads), barrier, out))
+        for _ in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     got = [out.get(timeout=120) for _ in procs]

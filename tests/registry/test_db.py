@@ -114,8 +114,21 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     """The migrations ship as package data and run with no source tree around."""
     wheels = tmp_path / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-         str(ROOT)], capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("modelrunner-*.whl")
@@ -129,13 +142,14 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
         assert r.__file__.startswith({str(target)!r}), r.__file__
         from modelrunner.registry import Registry
         from modelrunner.settings import Settings
-        reg = Registry(Settings(home={str(tmp_path / 'home')!r}))
+        reg = Registry(Settings(home={str(tmp_path / "home")!r}))
         print(reg.state_generation())
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELRUNNER_")}
     env["PYTHONPATH"] = str(target)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                         env=env, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "0"
 
@@ -150,7 +164,9 @@ def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path) -> Non
     assert _declared_head() == head_revision()
     url = f"sqlite:///{tmp_path / 'r.db'}"
     open_database(url).dispose()  # creates and migrates
-    code = ("import sys; from modelrunner.registry.db import open_database; "
-            f"open_database({url!r}).dispose(); print('alembic' in sys.modules)")
+    code = (
+        "import sys; from modelrunner.registry.db import open_database; "
+        f"open_database({url!r}).dispose(); print('alembic' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -17,8 +17,9 @@ from support.registry_helpers import write_bundle
 MIB = 1024 * 1024
 
 
-def test_gc_removes_only_old_unreferenced_artifacts(registry: Registry, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gc_removes_only_old_unreferenced_artifacts(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept = registry.push(write_bundle(tmp_path / "kept", payload=b"kept"))
 
     def boom(*args: Any, **kwargs: Any) -> None:
@@ -54,7 +55,8 @@ def _orphans(home: Path) -> tuple[list[Path], list[Path]]:
 
 
 def test_a_push_killed_half_way_leaves_no_version_and_its_orphans_are_collected(
-        registry: Registry, db_url: str, tmp_home: Path, tmp_path: Path) -> None:
+    registry: Registry, db_url: str, tmp_home: Path, tmp_path: Path
+) -> None:
     bundle = write_bundle(tmp_path / "big", payload=random.Random(1).randbytes(4 * MIB))
     env = {"MODELRUNNER_HOME": str(tmp_home), "MODELRUNNER_DATABASE_URL": db_url}
     child = killed_push.start(bundle, env)

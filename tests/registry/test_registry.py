@@ -182,8 +182,9 @@ def _version_count(registry: Registry) -> int:
         return int(conn.execute(select(func.count()).select_from(model_versions)).scalar_one())
 
 
-def test_failed_push_leaves_no_version_and_no_trap(registry: Registry, bundle: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_push_leaves_no_version_and_no_trap(
+    registry: Registry, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("injected failure after the version row")
 
@@ -198,8 +199,9 @@ def test_failed_push_leaves_no_version_and_no_trap(registry: Registry, bundle: P
     assert mv.version == 1 and registry.fetch(mv).is_dir()
 
 
-def test_failure_between_artifact_and_transaction(registry: Registry, bundle: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_between_artifact_and_transaction(
+    registry: Registry, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*args: Any, **kwargs: Any) -> None:
         raise StorageError("injected: database went away")
 
@@ -236,15 +238,17 @@ def test_concurrent_pushes_from_threads_get_distinct_versions(registry: Registry
     assert registry.state_generation() == PUSHERS  # every alias move bumped it
 
 
-def test_concurrent_pushes_from_processes_get_distinct_versions(db_url: str, tmp_home: Path,
-                                                                tmp_path: Path) -> None:
+def test_concurrent_pushes_from_processes_get_distinct_versions(
+    db_url: str, tmp_home: Path, tmp_path: Path
+) -> None:
     """Fresh database: every process also runs the migrations at open, at the same moment."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["modelrunner.registry", "support.registry_helpers"])
     barrier, out = ctx.Barrier(PUSHERS), ctx.Queue()
     paths = [write_bundle(tmp_path / str(i), payload=f"v{i % 2}".encode()) for i in range(PUSHERS)]
-    procs = [ctx.Process(target=push_in_process, args=(str(tmp_home), db_url, str(p), barrier, out))
-             for p in paths]
+    procs = [
+        ctx.Process(target=push_in_process, args=(str(tmp_home), db_url, str(p), barrier, out)) for p in paths
+    ]
     for p in procs:
         p.start()
     got = [out.get(timeout=120) for _ in procs]
@@ -257,7 +261,8 @@ def test_concurrent_pushes_from_processes_get_distinct_versions(db_url: str, tmp
 
 
 def test_concurrent_pushes_with_changing_contracts_keep_field_numbers_consistent(
-        registry: Registry, tmp_path: Path) -> None:
+    registry: Registry, tmp_path: Path
+) -> None:
     paths = [write_bundle(tmp_path / str(i), inputs=("a", f"f{i}"), payload=bytes([i])) for i in range(6)]
     barrier = threading.Barrier(len(paths))
     errors: list[BaseException] = []
@@ -292,8 +297,9 @@ def test_default_home_layout_from_env(tmp_home: Path, bundle: Path) -> None:
     assert (tmp_home / "cache" / mv.sha256 / "modelrunner.yaml").is_file()
 
 
-def test_store_url_selects_another_backend(tmp_home: Path, bundle: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_url_selects_another_backend(
+    tmp_home: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELRUNNER_STORE_URL", "memory://mr-registry-test")
     with Registry.from_env() as reg:
         mv = reg.push(bundle)
@@ -321,8 +327,9 @@ def test_models_are_read_one_page_at_a_time(registry: Registry, tmp_path: Path) 
     assert registry.models(offset=5) == [] and len(registry.models()) == 5
 
 
-def test_a_bundle_that_fetches_would_refuse_is_not_stored(db_url: str, tmp_home: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bundle_that_fetches_would_refuse_is_not_stored(
+    db_url: str, tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELRUNNER_MAX_UNPACKED_BYTES", str(1024 * 1024))
     with Registry(Settings(home=tmp_home), database_url=db_url) as reg:
         big = write_bundle(tmp_path / "big", payload=bytes(2 * 1024 * 1024))
@@ -332,13 +339,16 @@ def test_a_bundle_that_fetches_would_refuse_is_not_stored(db_url: str, tmp_home:
         assert reg.push(write_bundle(tmp_path / "small")).version == 1
 
 
-def test_a_fetch_into_a_full_cache_is_disk_full_and_leaves_nothing(registry: Registry, db_url: str,
-                                                                   tmp_home: Path, tmp_path: Path) -> None:
+def test_a_fetch_into_a_full_cache_is_disk_full_and_leaves_nothing(
+    registry: Registry, db_url: str, tmp_home: Path, tmp_path: Path
+) -> None:
     import random
 
     mv = registry.push(write_bundle(tmp_path / "big", payload=random.Random(5).randbytes(3 * 1024 * 1024)))
-    with tiny_tmpfs(tmp_path / "tiny") as tiny, \
-            Registry(Settings(home=tmp_home, cache_dir=tiny), database_url=db_url) as small:
+    with (
+        tiny_tmpfs(tmp_path / "tiny") as tiny,
+        Registry(Settings(home=tmp_home, cache_dir=tiny), database_url=db_url) as small,
+    ):
         with pytest.raises(DiskFull, match=r"^disk full while writing .*: No space left on device$"):
             small.fetch(mv)
         assert [p for p in tiny.rglob("*") if p.is_file()] == []

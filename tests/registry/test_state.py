@@ -29,8 +29,12 @@ def test_endpoint_changes_bump_the_generation(two_versions: Registry) -> None:
     assert (ep.target, ep.previous_target, ep.force) == ("toy@production", None, False)
     assert ep.config == {"max_batch_size": 8}
     ep = reg.set_endpoint("digits", "toy@2", force=True)
-    assert (ep.target, ep.previous_target, ep.force, ep.config) == ("toy@2", "toy@production", True,
-                                                                   {"max_batch_size": 8})
+    assert (ep.target, ep.previous_target, ep.force, ep.config) == (
+        "toy@2",
+        "toy@production",
+        True,
+        {"max_batch_size": 8},
+    )
     assert reg.endpoint("digits") == ep and reg.state_generation() == g0 + 2
     back = reg.rollback_endpoint("digits")
     assert (back.target, back.previous_target) == ("toy@production", "toy@2")
@@ -107,8 +111,18 @@ def test_wait_for_change_wakes_on_a_bump(two_versions: Registry) -> None:
 def test_worker_status_rows(registry: Registry) -> None:
     row = WorkerStatus(runner_id="w1", endpoint="digits", state="loading", target="toy@production")
     registry.report_worker(row)
-    registry.report_worker(WorkerStatus(runner_id="w1", endpoint="digits", state="serving", model="toy",
-                                        version=2, sha256="a" * 64, generation=5, load_ms=120))
+    registry.report_worker(
+        WorkerStatus(
+            runner_id="w1",
+            endpoint="digits",
+            state="serving",
+            model="toy",
+            version=2,
+            sha256="a" * 64,
+            generation=5,
+            load_ms=120,
+        )
+    )
     registry.report_worker(WorkerStatus(runner_id="w2", endpoint="digits", state="failed", error="boom"))
     registry.report_worker(WorkerStatus(runner_id="w2", endpoint="other", state="draining"))
     rows = registry.workers(endpoint="digits")
@@ -118,8 +132,11 @@ def test_worker_status_rows(registry: Registry) -> None:
     assert w1.heartbeat is not None and abs(w1.heartbeat - datetime.now(UTC)) < timedelta(seconds=30)
     assert len(registry.workers()) == 3
     with registry.engine.begin() as conn:  # w2's heartbeats stopped a minute ago
-        conn.execute(update(worker_status).where(worker_status.c.runner_id == "w2")
-                     .values(heartbeat=datetime.now(UTC) - timedelta(minutes=1)))
+        conn.execute(
+            update(worker_status)
+            .where(worker_status.c.runner_id == "w2")
+            .values(heartbeat=datetime.now(UTC) - timedelta(minutes=1))
+        )
     assert [r.runner_id for r in registry.workers(alive_within_s=10)] == ["w1"]
     assert registry.remove_worker("w2") == 2
     assert [r.runner_id for r in registry.workers()] == ["w1"]
@@ -132,14 +149,21 @@ def test_evaluations_and_gates(registry: Registry) -> None:
     registry.set_gates("toy", ["accuracy >= 0.9", "p99_ms <= 50"], actor="alice")
     registry.set_gates("toy", ["accuracy >= 0.95"])
     assert registry.gates("toy") == ["accuracy >= 0.95"]
-    first = registry.record_evaluation("toy", 1, metrics={"accuracy": 0.93}, passed=False,
-                                       gates=[{"requirement": "accuracy >= 0.95", "passed": False}],
-                                       dataset_sha256="b" * 64, dataset_name="digits-test")
+    first = registry.record_evaluation(
+        "toy",
+        1,
+        metrics={"accuracy": 0.93},
+        passed=False,
+        gates=[{"requirement": "accuracy >= 0.95", "passed": False}],
+        dataset_sha256="b" * 64,
+        dataset_name="digits-test",
+    )
     second = registry.record_evaluation("toy", 2, metrics={"accuracy": 0.97}, passed=True)
     assert first.id != second.id and first.dataset_name == "digits-test" and first.passed is False
     assert [e.version for e in registry.evaluations("toy")] == [2, 1]
-    assert registry.evaluations("toy", version=1)[0].gates == [{"requirement": "accuracy >= 0.95",
-                                                                "passed": False}]
+    assert registry.evaluations("toy", version=1)[0].gates == [
+        {"requirement": "accuracy >= 0.95", "passed": False}
+    ]
     assert registry.evaluations("other") == []
     actions = [e.action for e in registry.audit()]
     assert actions.count("gates.set") == 2 and actions.count("evaluation.record") == 2

@@ -91,8 +91,9 @@ def test_memory_store_is_shared_by_url(tmp_path: Path) -> None:
     assert fsspec.filesystem("memory").exists(ArtifactStore(url).key(sha))
 
 
-def test_store_options_come_from_the_environment_as_json(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_options_come_from_the_environment_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``MODELRUNNER_STORE_OPTIONS`` (JSON) reaches the fsspec filesystem."""
     from modelrunner.settings import Settings
 

@@ -70,7 +70,8 @@ def test_a_stale_lease_is_taken_over_and_its_run_cannot_finish(registry: Any) ->
 
 def test_refused_is_audited_as_refused_gates(registry: Any) -> None:
     run = registry.start_training("digits", trigger="manual")
-    registry.finish_training(run.id, "refused", new_version=3, error="gates failed: accuracy>=0.99",
-                             detail={"gates": []})
+    registry.finish_training(
+        run.id, "refused", new_version=3, error="gates failed: accuracy>=0.99", detail={"gates": []}
+    )
     entry = registry.audit(subject="digits", action="training.refused_gates")[0]
     assert entry.after["new_version"] == 3 and "accuracy" in entry.after["error"]

@@ -23,7 +23,11 @@ def test_latest_summaries_hold_each_models_newest_version(registry: Any, tmp_pat
     for name, summary in got.items():  # the same as resolving each model's newest version
         mv = registry.resolve(name)
         assert (summary.version, summary.flavor, summary.license, summary.tags) == (
-            mv.version, mv.flavor, mv.license, mv.tags)
+            mv.version,
+            mv.flavor,
+            mv.license,
+            mv.tags,
+        )
 
 
 def test_gate_failures_and_the_audit_filtered_by_actor(registry: Any, tmp_path: Path) -> None:
@@ -31,8 +35,13 @@ def test_gate_failures_and_the_audit_filtered_by_actor(registry: Any, tmp_path: 
     assert registry.gate_failures("alpha", 1) == []
     registry.set_gates("alpha", ["accuracy >= 0.9"], actor="bob")
     assert registry.gate_failures("alpha", 1) == ["accuracy >= 0.9: never evaluated"]
-    registry.record_evaluation("alpha", 1, metrics={"accuracy": 0.95}, passed=True,
-                               gates=[{"requirement": "accuracy >= 0.9", "value": 0.95, "passed": True}])
+    registry.record_evaluation(
+        "alpha",
+        1,
+        metrics={"accuracy": 0.95},
+        passed=True,
+        gates=[{"requirement": "accuracy >= 0.9", "value": 0.95, "passed": True}],
+    )
     assert registry.gate_failures("alpha", 1) == []
     assert {e.action for e in registry.audit(actor="ann")} == {"model.create", "version.create"}
     assert [e.action for e in registry.audit(actor="bob")] == ["gates.set"]

@@ -16,8 +16,9 @@ def push(reg: Any, tmp_path: Path) -> Any:
     """``push(name, tag, mode="ok", inputs=("x",), alias=None) -> ModelVersion``."""
     counter = iter(range(10_000))
 
-    def _push(name: str, tag: int, mode: str = "ok", inputs: tuple[str, ...] = ("x",),
-              alias: str | None = None) -> Any:
+    def _push(
+        name: str, tag: int, mode: str = "ok", inputs: tuple[str, ...] = ("x",), alias: str | None = None
+    ) -> Any:
         folder = write_bundle(tmp_path / f"b{next(counter)}", name, tag, mode, inputs)
         return reg.push(folder, alias=alias)
 

@@ -49,8 +49,9 @@ def rows(*values: float) -> dict[str, np.ndarray]:
     return {"x": np.array([[v, 0.0] for v in values])}
 
 
-def endpoint(predictor: RecordingPredictor, size: int = 32, latency_ms: float = 50.0,
-             observer: Any = None) -> Endpoint:
+def endpoint(
+    predictor: RecordingPredictor, size: int = 32, latency_ms: float = 50.0, observer: Any = None
+) -> Endpoint:
     ep = Endpoint("ep", observer=observer)
     ep.configure({"max_batch_size": size, "max_latency_ms": latency_ms})
     ep.swap(deployment(predictor))  # type: ignore[arg-type]
@@ -203,6 +204,7 @@ def test_batch_sizes_are_exported_as_a_histogram(monkeypatch: pytest.MonkeyPatch
 
     async def main() -> None:
         from modelrunner.monitoring.prometheus import PROMETHEUS
+
         ep = endpoint(pred, observer=PROMETHEUS)
         await asyncio.gather(*(ep.predict(rows(i)) for i in range(5)))
 

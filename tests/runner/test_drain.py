@@ -70,9 +70,11 @@ def test_sigterm_finishes_in_flight_refuses_new_connections_and_exits_in_time(tm
         answers = [f.result() for f in busy]
         code = server.proc.wait(DRAIN_S + 5)
         exited_in = time.monotonic() - signalled
-    print(f"\nafter SIGTERM: {len(attempts)} new connections, outcomes "
-          f"{sorted({o for o, _ in attempts})}, slowest {max(s for _, s in attempts) * 1000:.0f} ms; "
-          f"exit {code} after {exited_in:.1f}s")
+    print(
+        f"\nafter SIGTERM: {len(attempts)} new connections, outcomes "
+        f"{sorted({o for o, _ in attempts})}, slowest {max(s for _, s in attempts) * 1000:.0f} ms; "
+        f"exit {code} after {exited_in:.1f}s"
+    )
     assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
     assert all(r.headers.get("connection") == "close" for r in answers), "kept alive through a drain"
     assert all(outcome != "hung" and seconds < 1.0 for outcome, seconds in attempts), attempts

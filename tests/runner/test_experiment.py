@@ -21,11 +21,23 @@ ONES = {"x": np.ones((1, 2))}
 def _experiment(percent: float, sticky: str | None = None) -> Experiment:
     from datetime import UTC, datetime
 
-    return Experiment(id="exp-0123456789ab", endpoint="ep", mode="canary", candidate="m@2",
-                      candidate_ref="m@2", percent=percent, sticky_key=sticky, rules=(), min_labels=0,
-                      min_requests=0,
-                      then_action=None, state="running", decision=None, started_at=datetime.now(UTC),
-                      started_by="t")
+    return Experiment(
+        id="exp-0123456789ab",
+        endpoint="ep",
+        mode="canary",
+        candidate="m@2",
+        candidate_ref="m@2",
+        percent=percent,
+        sticky_key=sticky,
+        rules=(),
+        min_labels=0,
+        min_requests=0,
+        then_action=None,
+        state="running",
+        decision=None,
+        started_at=datetime.now(UTC),
+        started_by="t",
+    )
 
 
 def test_sticky_points_are_pure_and_uniform() -> None:
@@ -65,8 +77,9 @@ def test_canary_split_log_stop(reg, push, loader, tmp_home) -> None:
             exp = reg.start_experiment("ep", "m@2", mode="canary", percent=10)
             await _until(lambda: ep.experiment is not None, rt)
             preds = [await ep.predict(ZEROS, request_id=f"r{i}") for i in range(3000)]
-            assert all((p.variant == "candidate") == (p.version == 2 == int(p.columns["y"][0]))
-                       for p in preds)
+            assert all(
+                (p.variant == "candidate") == (p.version == 2 == int(p.columns["y"][0])) for p in preds
+            )
             share = sum(p.variant == "candidate" for p in preds) / len(preds)
             assert 0.08 <= share <= 0.12, share
             await rt.predictions.flush()
@@ -112,8 +125,9 @@ def test_sticky_keys_agree_across_workers(reg, push, loader, tmp_home) -> None:
     run(main())
 
 
-def test_shadow_answers_from_production_and_a_failing_candidate_fails_nothing(reg, push, loader,
-                                                                              tmp_home) -> None:
+def test_shadow_answers_from_production_and_a_failing_candidate_fails_nothing(
+    reg, push, loader, tmp_home
+) -> None:
     push("m", 1, alias="production")
     push("m", 2, mode="fails_on_data")
     push("m", 3)
@@ -140,16 +154,19 @@ def test_shadow_answers_from_production_and_a_failing_candidate_fails_nothing(re
             assert {(p.variant, p.version) for p in preds} == {("production", 1)}, "production stepped in"
             await rt.predictions.flush()
             rows = reg.prediction_rows("ep", experiment_id=canary.id)
-            assert sorted({(r.variant, r.error is None) for r in rows}) == [("candidate", False),
-                                                                            ("production", True)]
+            assert sorted({(r.variant, r.error is None) for r in rows}) == [
+                ("candidate", False),
+                ("production", True),
+            ]
         finally:
             await rt.stop()
 
     run(main())
 
 
-def test_promotion_reuses_the_loaded_candidate_and_bad_candidates_are_refused(reg, push, loader,
-                                                                              tmp_home) -> None:
+def test_promotion_reuses_the_loaded_candidate_and_bad_candidates_are_refused(
+    reg, push, loader, tmp_home
+) -> None:
     push("m", 1, alias="production")
     push("m", 2)
     push("m", 3, mode="load_error")

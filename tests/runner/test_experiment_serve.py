@@ -37,8 +37,9 @@ class Served:
         deadline = time.monotonic() + 60
         while True:
             rows = [w for w in self.server.workers() if w["endpoint"] == "toy"]
-            if len(rows) == 2 and all((w["generation"] or 0) >= generation and w["state"] == "serving"
-                                      for w in rows):
+            if len(rows) == 2 and all(
+                (w["generation"] or 0) >= generation and w["state"] == "serving" for w in rows
+            ):
                 return result
             assert time.monotonic() < deadline, f"workers did not apply generation {generation}: {rows}"
             time.sleep(0.05)
@@ -107,8 +108,9 @@ def test_canary_share_is_ten_percent(served: Served) -> None:
     served.apply(lambda: served.registry.start_experiment("toy", "toy@2", mode="canary", percent=10))
     answers = _spread(served.server.url, 3000)
     bodies = [r.json() for r in answers]
-    assert all((b["variant"] == "candidate") == (b["version"] == 2 == b["predictions"][0]["y"])
-               for b in bodies)
+    assert all(
+        (b["variant"] == "candidate") == (b["version"] == 2 == b["predictions"][0]["y"]) for b in bodies
+    )
     assert all(r.headers["x-modelrunner-variant"] == r.json()["variant"] for r in answers[:50])
     share = sum(b["variant"] == "candidate" for b in bodies) / len(bodies)
     assert 0.08 <= share <= 0.12, share
@@ -116,16 +118,18 @@ def test_canary_share_is_ten_percent(served: Served) -> None:
 
 def test_sticky_keys_hold_across_workers_and_a_worker_restart(served: Served) -> None:
     served.stop_running()
-    exp = served.apply(lambda: served.registry.start_experiment("toy", "toy@2", mode="ab", percent=50,
-                                                                 sticky_key="user"))
+    exp = served.apply(
+        lambda: served.registry.start_experiment("toy", "toy@2", mode="ab", percent=50, sticky_key="user")
+    )
     keys = [f"user-{i}" for i in range(200)]
     expected = {k: "candidate" if sticky_point(exp.id, k) < 50 else "production" for k in keys}
 
     def variants(by_body: bool) -> dict[str, str]:
         seen: dict[str, str] = {}
         for i, key in enumerate(keys):  # a fresh connection each: both workers answer
-            kw: dict[str, Any] = {"json": {**BODY, "user": key}} if by_body and i % 2 else \
-                {"headers": {"x-user": key}}
+            kw: dict[str, Any] = (
+                {"json": {**BODY, "user": key}} if by_body and i % 2 else {"headers": {"x-user": key}}
+            )
             r = served.fresh.post(PATH, json=kw.get("json", BODY), headers=kw.get("headers"))
             assert r.status_code == 200, r.text
             seen[key] = r.json()["variant"]
@@ -152,8 +156,12 @@ def test_shadow_answers_like_production_and_a_failing_candidate_fails_nothing(se
         mirrored = [_post(client, headers={"x-request-id": f"alone-{i}"}) for i in range(20)]
     assert [r.content for r in mirrored] == [r.content for r in alone]  # byte for byte (same request ids)
     deadline = time.monotonic() + 30
-    while len([r for r in served.registry.prediction_rows("toy", experiment_id=exp.id)
-               if r.variant == "shadow"]) < 20:
+    while (
+        len(
+            [r for r in served.registry.prediction_rows("toy", experiment_id=exp.id) if r.variant == "shadow"]
+        )
+        < 20
+    ):
         assert time.monotonic() < deadline, "the shadow copies were never logged"
         time.sleep(0.1)
     rows = served.registry.prediction_rows("toy", experiment_id=exp.id)
@@ -172,8 +180,10 @@ def test_feedback_from_either_worker_joins(served: Served) -> None:
     for i, rid in enumerate(ids):  # fresh connections: often another worker than the one that answered
         r = served.fresh.post("/v1/endpoints/toy/feedback", json={"request_id": rid, "target": i % 3})
         assert r.status_code == 200 and r.json() == {"joined": 1, "duplicates": 0}, r.text
-    r = served.fresh.post("/v2/models/toy/feedback", json={"items": [{"request_id": ids[0], "target": 2},
-                                                                     {"request_id": "nope", "target": 1}]})
+    r = served.fresh.post(
+        "/v2/models/toy/feedback",
+        json={"items": [{"request_id": ids[0], "target": 2}, {"request_id": "nope", "target": 1}]},
+    )
     assert r.status_code == 404 and "nope" in r.json()["error"], r.text
     r = served.fresh.post("/v1/endpoints/toy/feedback", json={"items": [{"target": 1}]})
     assert r.status_code in (400, 422) and r.json()["error"]["field"] == "items[0].request_id", r.text

@@ -13,12 +13,21 @@ from support.runner_fakes import _started, run
 def test_parse_forms_and_errors() -> None:
     assert feedback.parse({"request_id": "r1", "target": 7}) == [("r1", 7)]
     assert feedback.parse({"items": [{"request_id": "a", "target": [1, 2]}]}) == [("a", [1, 2])]
-    assert feedback.parse([{"request_id": "a", "target": None}, {"request_id": "b", "target": "x"}]) == \
-        [("a", None), ("b", "x")]
-    bad = [(3, "body"), ({"items": {}}, "items"), ({"items": []}, "items"), ([], "body"),
-           ({"target": 1}, "request_id"), ({"request_id": "", "target": 1}, "request_id"),
-           ({"request_id": "r"}, "target"), ({"items": [{"request_id": "a", "target": 1}, 5]}, "items[1]"),
-           ([{"request_id": 5, "target": 1}], "[0].request_id")]
+    assert feedback.parse([{"request_id": "a", "target": None}, {"request_id": "b", "target": "x"}]) == [
+        ("a", None),
+        ("b", "x"),
+    ]
+    bad = [
+        (3, "body"),
+        ({"items": {}}, "items"),
+        ({"items": []}, "items"),
+        ([], "body"),
+        ({"target": 1}, "request_id"),
+        ({"request_id": "", "target": 1}, "request_id"),
+        ({"request_id": "r"}, "target"),
+        ({"items": [{"request_id": "a", "target": 1}, 5]}, "items[1]"),
+        ([{"request_id": 5, "target": 1}], "[0].request_id"),
+    ]
     for body, field in bad:
         with pytest.raises(InvalidArgument) as info:
             feedback.parse(body)

@@ -68,8 +68,10 @@ def test_a_saturated_slow_endpoint_neither_starves_a_fast_one_nor_queues_forever
                 r = client.post("/v1/endpoints/fast/predict", json=FAST_BODY)
                 latencies.append(time.monotonic() - t1)
                 assert r.status_code == 200 and r.json()["predictions"][0]["y"] == 7, r.text
-        print(f"\nfast endpoint while slow saturated: {len(latencies)} requests, "
-              f"max {max(latencies) * 1000:.0f} ms")
+        print(
+            f"\nfast endpoint while slow saturated: {len(latencies)} requests, "
+            f"max {max(latencies) * 1000:.0f} ms"
+        )
         assert len(latencies) > 20 and max(latencies) < 1.0, "the slow endpoint held the fast one's threads"
         refused = full.result()
         assert refused.status_code == 503, refused.text
@@ -92,9 +94,13 @@ def changed_live(server: Server) -> None:
     deadline = time.monotonic() + 10
     while (r := httpx.post(url, json=slow_body(1.0), timeout=30)).status_code != 504:
         assert r.status_code == 200 and time.monotonic() < deadline, r.text
-    assert r.json()["error"] == {"code": "deadline_exceeded", "field": None, "endpoint": "slow",
-                                 "timeout_s": 0.5,
-                                 "message": "endpoint 'slow' did not answer within 0.5s (its timeout_s)"}
+    assert r.json()["error"] == {
+        "code": "deadline_exceeded",
+        "field": None,
+        "endpoint": "slow",
+        "timeout_s": 0.5,
+        "message": "endpoint 'slow' did not answer within 0.5s (its timeout_s)",
+    }
 
 
 def test_limits_are_checked() -> None:
@@ -105,8 +111,6 @@ def test_limits_are_checked() -> None:
     with pytest.raises(InvalidArgument, match="max_queue"):
         LimitConfig.from_config({"max_queue": 1.5})
     assert LimitConfig.from_config({"max_batch_size": 8}, concurrency=3) == LimitConfig(3, 256, 60.0)
-
-
 
 
 def test_a_timed_out_call_keeps_its_thread_and_pins_its_version() -> None:
@@ -154,8 +158,9 @@ def test_batched_requests_are_bounded_and_time_out_and_the_batch_keeps_its_versi
         model = TagPredictor(1, gate=gate)
         ep = Endpoint("ep")
         ep.swap(deployment(model))
-        ep.configure({"max_batch_size": 4, "max_latency_ms": 1, "max_concurrency": 1, "max_queue": 2,
-                      "timeout_s": 0.3})
+        ep.configure(
+            {"max_batch_size": 4, "max_latency_ms": 1, "max_concurrency": 1, "max_queue": 2, "timeout_s": 0.3}
+        )
         first = asyncio.ensure_future(ep.predict(batch(), validated=True))
         await asyncio.to_thread(model.entered.wait, 5)  # one batch runs (its one thread) and blocks
         rest = [asyncio.ensure_future(ep.predict(batch(), validated=True)) for _ in range(5)]

@@ -64,8 +64,10 @@ def test_twenty_swaps_under_load_fail_no_request(reg, bundles, home) -> None:
             load.wait_for(20)
     results = load.results
     took = sorted(done - started for started, done, _ in windows)
-    print(f"\n20 swaps under load: {len(results)} requests, {len(load.failures())} failed, "
-          f"swap --wait median {took[10]:.2f}s max {took[-1]:.2f}s")
+    print(
+        f"\n20 swaps under load: {len(results)} requests, {len(load.failures())} failed, "
+        f"swap --wait median {took[10]:.2f}s max {took[-1]:.2f}s"
+    )
     assert not load.failures(), load.failures()[:3]
     assert len(results) > 500 and {r.version for r in results} == {1, 2}
     for (_, done, target), nxt in zip(windows, windows[1:] + [(float("inf"), 0, 0)], strict=True):
@@ -112,11 +114,14 @@ def _settled(rows: list[dict[str, Any]]) -> bool:
     return len(rows) == 2 and all(w["generation"] == newest and w["state"] != "loading" for w in rows)
 
 
-@pytest.mark.parametrize(("bad", "message"), [
-    ("load", r"loading toy@3 failed: .*RuntimeError: weights file is corrupt"),
-    ("warmup", r"warm-up of toy@3 failed: .*FloatingPointError: model diverged"),
-    ("breaking", r"toy@3 would break clients of endpoint 'toy': .*'z'"),
-])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("load", r"loading toy@3 failed: .*RuntimeError: weights file is corrupt"),
+        ("warmup", r"warm-up of toy@3 failed: .*FloatingPointError: model diverged"),
+        ("breaking", r"toy@3 would break clients of endpoint 'toy': .*'z'"),
+    ],
+)
 def test_broken_model_is_refused_under_load(reg, bundles, home, bad, message) -> None:
     push_all(reg, bundles, "v1", "v2", bad)
     with Server(home, "--endpoint", "toy=toy@1") as server, Load(server.url) as load:
@@ -161,8 +166,10 @@ def test_killed_worker_is_restarted_and_serves(reg, bundles, home) -> None:
         assert all(w["version"] == 2 and w["state"] == "serving" for w in rows)
         load.wait_for(200)
     failed = load.failures()
-    print(f"\nSIGKILL of one of 2 workers: {len(failed)} of {len(load.results)} requests failed "
-          f"(worker back in {restarted - killed_at:.1f}s)")
+    print(
+        f"\nSIGKILL of one of 2 workers: {len(failed)} of {len(load.results)} requests failed "
+        f"(worker back in {restarted - killed_at:.1f}s)"
+    )
     assert all(("Error" in f.error and not f.error.startswith("HTTP")) for f in failed), failed[:3]
     assert all(f.ended >= killed_at and f.started <= restarted for f in failed)
     assert len(failed) <= load.clients, "only requests in flight on the killed worker may fail"
@@ -184,17 +191,23 @@ def test_fifty_swaps_of_a_50mb_model_give_memory_back(reg, tmp_path, home) -> No
                 took.append(time.monotonic() - t0)
                 assert result["outcome"] == "switched"
                 load_ms.append(result["workers"][0]["load_ms"])
-                assert client.post("/v1/endpoints/toy/predict", json={"instances": [{"x": [0] * 4}]}
-                                   ).json()["version"] == 2 - i % 2
+                assert (
+                    client.post("/v1/endpoints/toy/predict", json={"instances": [{"x": [0] * 4}]}).json()[
+                        "version"
+                    ]
+                    == 2 - i % 2
+                )
                 # the old version is unloaded in the background once drained: the baseline waits for it
                 rss.append(settled_rss_mb(pid) if i == 0 else rss_mb(pid))
             deadline = time.monotonic() + 15
             while (last := rss_mb(pid)) >= rss[0] * 1.2 and time.monotonic() < deadline:
                 time.sleep(0.1)  # the last swap's old version is still being unloaded
             rss.append(last)
-    print(f"\nworker RSS after swap 1: {rss[0]:.0f} MB, after swap 50: {rss[-1]:.0f} MB, "
-          f"max {max(rss):.0f} MB; swap median {sorted(took)[25]:.2f}s, "
-          f"load median {sorted(load_ms)[25]:.0f} ms")
+    print(
+        f"\nworker RSS after swap 1: {rss[0]:.0f} MB, after swap 50: {rss[-1]:.0f} MB, "
+        f"max {max(rss):.0f} MB; swap median {sorted(took)[25]:.2f}s, "
+        f"load median {sorted(load_ms)[25]:.0f} ms"
+    )
     assert rss[-1] < rss[0] * 1.2
 
 

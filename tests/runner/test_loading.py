@@ -18,6 +18,7 @@ from support.runner_fakes import run, runtime, served
 def _raising(exc: BaseException) -> Any:
     def loader(registry: Any, mv: Any) -> Any:
         raise exc
+
     return loader
 
 
@@ -25,15 +26,27 @@ class _Mv:
     ref, name, version, sha256, contract = "m@1", "m", 1, "sha", None
 
 
-@pytest.mark.parametrize("exc", [ImportError("cannot import name 'BaseLibSVM' from partially initialized"),
-                                 MemoryError(), OSError(24, "Too many open files")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ImportError("cannot import name 'BaseLibSVM' from partially initialized"),
+        MemoryError(),
+        OSError(24, "Too many open files"),
+    ],
+)
 def test_errors_about_this_process_are_transient(exc: BaseException) -> None:
     with pytest.raises(Unavailable, match="loading m@1 failed"):
         build_deployment("ep", "m@1", _Mv(), None, _raising(exc))
 
 
-@pytest.mark.parametrize("exc", [ValueError("pickle data was truncated"), ModuleNotFoundError("no 'x'"),
-                                 FileNotFoundError(2, "No such file", "model.joblib")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("pickle data was truncated"),
+        ModuleNotFoundError("no 'x'"),
+        FileNotFoundError(2, "No such file", "model.joblib"),
+    ],
+)
 def test_errors_about_the_bundle_are_refusals(exc: BaseException) -> None:
     with pytest.raises(SwapFailed, match="loading m@1 failed"):
         build_deployment("ep", "m@1", _Mv(), None, _raising(exc))
@@ -49,12 +62,14 @@ def test_transient_cause_looks_through_wrapping_errors() -> None:
         assert isinstance(transient_cause(outer), ImportError)
     assert transient_cause(ValueError("bad")) is None
     deadlock = type("_DeadlockError", (RuntimeError,), {})  # importlib._bootstrap's, seen in the same race
-    assert isinstance(transient_cause(deadlock("deadlock detected by _ModuleLock('sklearn.svm._base')")),
-                      RuntimeError)
+    assert isinstance(
+        transient_cause(deadlock("deadlock detected by _ModuleLock('sklearn.svm._base')")), RuntimeError
+    )
 
 
-def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(reg, push, loader,
-                                                                          tmp_home) -> None:
+def test_a_transient_load_error_is_retried_shown_meanwhile_and_then_served(
+    reg, push, loader, tmp_home
+) -> None:
     push("m", 1, mode="import_race_once")
     reg.set_endpoint("ep", "m@1")
 
@@ -98,8 +113,12 @@ def test_a_refused_endpoint_does_not_hold_readiness_and_is_named(reg, push, load
             assert await served(rt, "ok") == 1 and rt.get("broken").state == "failed"
             status, body = DataPlane(rt).readiness()
             assert status == 200 and rt.ready, body
-            assert body["not_serving"] == {"broken": {"state": "failed", "error": "loading bad@1 failed: "
-                                                      "ValueError: pickle data was truncated"}}
+            assert body["not_serving"] == {
+                "broken": {
+                    "state": "failed",
+                    "error": "loading bad@1 failed: ValueError: pickle data was truncated",
+                }
+            }
             assert not await rt.reconciler.poll(), "a refusal is not retried until something changes"
             assert loader.loaded.count("bad@1") == 1
         finally:

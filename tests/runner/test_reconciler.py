@@ -32,8 +32,12 @@ def test_first_load_then_swap_and_status_rows(reg, push, loader, tmp_home) -> No
             assert loader.predictors[0].closed and not loader.predictors[1].closed
             await rt.report()
             (row,) = reg.workers(endpoint="ep")
-            assert (row.runner_id, row.state, row.version, row.generation) == ("test-w0", "serving", 2,
-                                                                               state.generation)
+            assert (row.runner_id, row.state, row.version, row.generation) == (
+                "test-w0",
+                "serving",
+                2,
+                state.generation,
+            )
             assert not await rt.reconciler.poll(), "nothing changed: no new pass"
         finally:
             await rt.stop()
@@ -64,13 +68,17 @@ def test_alias_move_is_picked_up_by_the_poll_loop(reg, push, loader, tmp_home) -
     run(main())
 
 
-@pytest.mark.parametrize(("mode", "inputs", "expected"), [
-    ("load_error", ("x",), "loading m@2 failed: ValueError: pickle data was truncated"),
-    ("warmup_error", ("x",), "warm-up of m@2 failed: RuntimeError: model exploded"),
-    ("ok", ("x", "z"), "m@2 would break clients of endpoint 'ep'"),
-])
-def test_broken_target_is_refused_and_old_keeps_serving(reg, push, loader, tmp_home, mode, inputs,
-                                                         expected) -> None:
+@pytest.mark.parametrize(
+    ("mode", "inputs", "expected"),
+    [
+        ("load_error", ("x",), "loading m@2 failed: ValueError: pickle data was truncated"),
+        ("warmup_error", ("x",), "warm-up of m@2 failed: RuntimeError: model exploded"),
+        ("ok", ("x", "z"), "m@2 would break clients of endpoint 'ep'"),
+    ],
+)
+def test_broken_target_is_refused_and_old_keeps_serving(
+    reg, push, loader, tmp_home, mode, inputs, expected
+) -> None:
     push("m", 1)
     push("m", 2, mode=mode, inputs=inputs)
     reg.set_endpoint("ep", "m@1")
@@ -210,8 +218,15 @@ def test_swaps_and_endpoints_are_reported_to_the_observer_given(reg, push, loade
 
     run(main())
     assert [c[0] for c in observer.calls] == [
-        "endpoint_added", "swap_started", "swap_succeeded", "swap_started", "swap_succeeded", "swap_started",
-        "swap_failed", "endpoint_removed"]
+        "endpoint_added",
+        "swap_started",
+        "swap_succeeded",
+        "swap_started",
+        "swap_succeeded",
+        "swap_started",
+        "swap_failed",
+        "endpoint_removed",
+    ]
     assert [(c[0], c[2], c[3]) for c in observer.named("swap_succeeded")] == [("ep", 1, None), ("ep", 2, 1)]
     assert observer.named("swap_failed") == [("ep", "failed_precondition")]  # SwapFailed's code
 
@@ -235,8 +250,9 @@ def test_unresolvable_target_is_reported_not_fatal(reg, push, loader, tmp_home) 
     run(main())
 
 
-def test_postgres_notify_wakes_the_reconciler_before_the_poll(pg_schema_url, tmp_home, tmp_path,
-                                                              loader) -> None:
+def test_postgres_notify_wakes_the_reconciler_before_the_poll(
+    pg_schema_url, tmp_home, tmp_path, loader
+) -> None:
     from modelrunner.registry.registry import Registry
 
     settings = Settings(home=tmp_home, poll_interval_s=30.0, heartbeat_s=0.1)
@@ -302,8 +318,9 @@ def test_expected_targets_that_never_come_are_given_up_on(reg, push, loader, tmp
     run(main())
 
 
-def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(reg, push, loader, tmp_home,
-                                                                       monkeypatch) -> None:
+def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(
+    reg, push, loader, tmp_home, monkeypatch
+) -> None:
     """The database stops answering: the worker keeps serving, says it is stale (/readyz stays 200), and
     after the outage reads the desired state again and swaps to what changed meanwhile."""
     from modelrunner.errors import StorageError
@@ -321,6 +338,7 @@ def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(reg, push,
             if down["now"]:
                 raise StorageError("database postgresql://db/x: connection timed out")
             return method(*args, **kw)
+
         return call
 
     for name in ("state_generation", "report_worker"):

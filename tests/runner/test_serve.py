@@ -23,8 +23,9 @@ from support.runner_server import BODY, Server, child_pids, save_toy
 def run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "MODELRUNNER_HOME": str(home), **(env or {})}
     full.pop("MODELRUNNER_ADMIN_TOKEN", None) if not env or "MODELRUNNER_ADMIN_TOKEN" not in env else None
-    return subprocess.run([sys.executable, "-m", "modelrunner", *args], env=full, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "modelrunner", *args], env=full, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_non_loopback_host_needs_a_token(tmp_path: Path) -> None:
@@ -35,8 +36,9 @@ def test_non_loopback_host_needs_a_token(tmp_path: Path) -> None:
 
 
 def test_a_whitespace_admin_token_is_refused_at_start(tmp_path: Path) -> None:
-    out = run_cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0",
-                  env={"MODELRUNNER_ADMIN_TOKEN": "  \t "})
+    out = run_cli(
+        tmp_path, "serve", "--host", "0.0.0.0", "--port", "0", env={"MODELRUNNER_ADMIN_TOKEN": "  \t "}
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "MODELRUNNER_ADMIN_TOKEN" in lines[0] and "whitespace" in lines[0], out.stderr
@@ -95,8 +97,10 @@ def test_served_workers_refuse_cross_site_requests_and_foreign_hosts(tmp_path: P
     with Registry(Settings(home=home)) as reg:
         reg.push(save_toy(tmp_path / "v1", 1), name="toy")
         reg.push(save_toy(tmp_path / "v2", 2), name="toy")
-    with Server(home, "--endpoint", "toy=toy@1", workers=1) as server, \
-            httpx.Client(base_url=server.url, timeout=10) as http:
+    with (
+        Server(home, "--endpoint", "toy=toy@1", workers=1) as server,
+        httpx.Client(base_url=server.url, timeout=10) as http,
+    ):
         r = http.get("/admin/endpoints", headers={"host": "evil.example"})
         assert r.status_code == 421 and "evil.example" in r.text
         form = {"content-type": "text/plain"}
@@ -145,8 +149,15 @@ def test_serve_start_removes_what_killed_pushes_left(tmp_path: Path) -> None:
     hour_ago = time.time() - 3600
     for path in (old / "bundle.tar.gz", old, part):
         os.utime(path, (hour_ago, hour_ago))
-    out = run_cli(tmp_path, "serve", "--port", "0", "--endpoint", "toy=nosuchmodel@3",
-                  env={"MODELRUNNER_ORPHAN_GRACE_S": "600"})
+    out = run_cli(
+        tmp_path,
+        "serve",
+        "--port",
+        "0",
+        "--endpoint",
+        "toy=nosuchmodel@3",
+        env={"MODELRUNNER_ORPHAN_GRACE_S": "600"},
+    )
     assert out.returncode == 2 and "nosuchmodel" in out.stderr
     assert not old.exists() and not part.exists()
     assert young.is_dir()

@@ -9,10 +9,25 @@ from modelrunner.registry.types import WorkerStatus
 from modelrunner.runner.waiting import wait_for_rollout
 
 
-def row(runner: str, endpoint: str, generation: int, state: str = "serving", version: int = 2,
-        error: str | None = None) -> WorkerStatus:
-    return WorkerStatus(runner_id=runner, endpoint=endpoint, state=state, model="m",  # type: ignore[arg-type]
-                        version=version, generation=generation, error=error, pid=1, host="h")
+def row(
+    runner: str,
+    endpoint: str,
+    generation: int,
+    state: str = "serving",
+    version: int = 2,
+    error: str | None = None,
+) -> WorkerStatus:
+    return WorkerStatus(
+        runner_id=runner,
+        endpoint=endpoint,
+        state=state,
+        model="m",  # type: ignore[arg-type]
+        version=version,
+        generation=generation,
+        error=error,
+        pid=1,
+        host="h",
+    )
 
 
 def wait(reg: Any, state: Any, timeout: float = 0.3) -> Any:

@@ -51,8 +51,10 @@ def test_a_hung_worker_is_killed_and_replaced_and_the_server_answers_on(tmp_path
     assert f"(pid {before[0]}) is hung: no heartbeat from its event loop" in stderr, stderr[-2000:]
     assert before[1] in pids, "the healthy worker was left alone"
     failed = load.failures()
-    print(f"\nSIGSTOP of one of 2 workers: killed after {killed:.1f}s, replacement serving after "
-          f"{replaced - stopped_at:.1f}s; {len(failed)} of {len(load.results)} requests failed")
+    print(
+        f"\nSIGSTOP of one of 2 workers: killed after {killed:.1f}s, replacement serving after "
+        f"{replaced - stopped_at:.1f}s; {len(failed)} of {len(load.results)} requests failed"
+    )
     assert all(not f.error.startswith("HTTP") and f.ended >= stopped_at for f in failed), failed[:3]
     assert not [r for r in load.results if r.started > replaced and r.error]
     during = [r for r in load.results if stopped_at < r.started and r.ended < replaced and r.error is None]

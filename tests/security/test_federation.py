@@ -43,11 +43,17 @@ def site(home: Path, models: bool) -> Iterator[Site]:
             from sklearn.tree import DecisionTreeClassifier
 
             x, y = load_iris(return_X_y=True)
-            mr.save_model(DecisionTreeClassifier(max_depth=2).fit(x, y), home / "gpl", sample=x[:3],
-                          license="GPL-3.0-only", name="iris")
+            mr.save_model(
+                DecisionTreeClassifier(max_depth=2).fit(x, y),
+                home / "gpl",
+                sample=x[:3],
+                license="GPL-3.0-only",
+                name="iris",
+            )
             registry.push(home / "gpl")
-    values = {role: tokens.create(registry, f"{role}-peer", role)[1]
-              for role in ("viewer", "deployer", "admin")}
+    values = {
+        role: tokens.create(registry, f"{role}-peer", role)[1] for role in ("viewer", "deployer", "admin")
+    }
     with ServerThread(create_app(Runtime(registry, settings), settings)) as server:
         try:
             yield Site(server.url, registry, values)
@@ -76,8 +82,12 @@ def test_pull_copies_bundle_contract_license_and_lineage(sites: tuple[Site, Site
     assert (mv.name, mv.version, mv.license) == ("partner-digits", 1, "MIT")
     assert mv.contract.to_dict()["inputs"] == source.contract.to_dict()["inputs"]
     origin = mv.lineage["extra"]["origin"]
-    assert origin == {"registry": partner.url, "remote": "partner", "ref": "digits@1",
-                      "sha256": source.sha256}
+    assert origin == {
+        "registry": partner.url,
+        "remote": "partner",
+        "ref": "digits@1",
+        "sha256": source.sha256,
+    }
     assert local.registry.fetch(mv).is_dir()  # stored, fetchable, verified
 
 

@@ -25,8 +25,9 @@ def test_predict_needs_a_predictor_token_in_every_worker(tmp_path: Path) -> None
         app_token = tokens.create(registry, "app", "predictor")[1]
         viewer = tokens.create(registry, "dash", "viewer")[1]
     body = {"instances": [[0.0] * 64]}
-    with ServeProcess(tmp_path, "--require-auth-for-predict", "--endpoint", "digits=digits@production",
-                      workers=2) as served:
+    with ServeProcess(
+        tmp_path, "--require-auth-for-predict", "--endpoint", "digits=digits@production", workers=2
+    ) as served:
         url = served.url + "/v1/endpoints/digits/predict"
         for _ in range(3):  # fresh connections land on either worker
             with httpx.Client(timeout=30) as fresh:

@@ -28,9 +28,25 @@ def test_serve_over_tls_refuses_plain_http(tmp_path: Path) -> None:
     port, grpc_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELRUNNER_")}
     env["MODELRUNNER_HOME"] = str(tmp_path / "home")
-    proc = subprocess.Popen([sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--grpc-port",
-                             str(grpc_port), "--tls-cert", str(cert), "--tls-key", str(key)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--port",
+            str(port),
+            "--grpc-port",
+            str(grpc_port),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     context = ssl.create_default_context(cafile=str(ca))
     url = f"https://127.0.0.1:{port}"
     try:

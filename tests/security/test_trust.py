@@ -60,15 +60,17 @@ def test_untrusted_pickle_fails_the_endpoint_naming_the_command(tmp_path: Path, 
             failed = _not_serving(server.url)
             assert set(failed) == {"untrusted"} and failed["untrusted"]["state"] == "failed"
             assert "modelrunner trust digits@1" in failed["untrusted"]["error"]
-            answer = httpx.post(server.url + "/v1/endpoints/trusted/predict",
-                                json={"instances": [[0.0] * 64]}, timeout=30)
+            answer = httpx.post(
+                server.url + "/v1/endpoints/trusted/predict", json={"instances": [[0.0] * 64]}, timeout=30
+            )
             assert answer.status_code == 200 and answer.json()["version"] == 2
         audit = registry.audit(action="trust")
         assert audit[0].actor == "alice" and audit[0].subject == "digits@2"
 
 
-def test_loopback_loads_untrusted_pickles_with_one_warning(tmp_path: Path, policy_reset: None,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_loopback_loads_untrusted_pickles_with_one_warning(
+    tmp_path: Path, policy_reset: None, caplog: pytest.LogCaptureFixture
+) -> None:
     from modelrunner.bundle.bundle import open_bundle
     from modelrunner.registry.registry import Registry
     from modelrunner.security.trust import install_policy

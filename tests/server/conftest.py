@@ -59,8 +59,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from modelrunner.server.app import create_app
 
     home = tmp_path_factory.mktemp("stack")
-    settings = Settings(home=home, admin_token=ADMIN_TOKEN, poll_interval_s=0.05, heartbeat_s=0.2,
-                        drain_timeout_s=5.0, max_request_bytes=1024 * 1024)
+    settings = Settings(
+        home=home,
+        admin_token=ADMIN_TOKEN,
+        poll_interval_s=0.05,
+        heartbeat_s=0.2,
+        drain_timeout_s=5.0,
+        max_request_bytes=1024 * 1024,
+    )
     registry = Registry(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: accuracy is not what these tests check
@@ -82,8 +88,9 @@ def open_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from modelrunner.server.app import create_app
 
     home = tmp_path_factory.mktemp("open")
-    settings = Settings(home=home, poll_interval_s=0.05, heartbeat_s=0.2, drain_timeout_s=5.0,
-                        max_request_bytes=1024 * 1024)
+    settings = Settings(
+        home=home, poll_interval_s=0.05, heartbeat_s=0.2, drain_timeout_s=5.0, max_request_bytes=1024 * 1024
+    )
     registry = Registry(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: accuracy is not what these tests check

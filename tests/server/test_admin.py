@@ -14,8 +14,9 @@ DIGIT = {"input": [0.0] * 64}
 
 
 def _serve(stack: Stack, target: str, *, force: bool = False) -> dict[str, Any]:
-    r = stack.admin.put("/admin/endpoints/digits",
-                        json={"target": target, "force": force, "wait": True, "timeout_s": 20})
+    r = stack.admin.put(
+        "/admin/endpoints/digits", json={"target": target, "force": force, "wait": True, "timeout_s": 20}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -33,8 +34,9 @@ def test_admin_needs_the_token_and_changes_nothing_without_it(stack: Stack) -> N
     r = stack.anon.put("/admin/endpoints/digits", json={"target": "digits@2"})
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
     assert r.headers["www-authenticate"] == "Bearer"
-    r = stack.anon.put("/admin/endpoints/digits", json={"target": "digits@2"},
-                       headers={"authorization": "Bearer wrong"})
+    r = stack.anon.put(
+        "/admin/endpoints/digits", json={"target": "digits@2"}, headers={"authorization": "Bearer wrong"}
+    )
     assert r.status_code == 401
     r = stack.anon.get("/admin/workers", headers={"authorization": f"Basic {ADMIN_TOKEN}"})
     assert r.status_code == 401
@@ -117,11 +119,21 @@ def test_timeout_is_504_when_a_live_worker_never_takes_the_swap(stack: Stack) ->
 
     _serve(stack, "digits@1")
     # a second (stuck) worker of the fleet: alive, but never reports the new generation
-    stack.registry.report_worker(WorkerStatus(runner_id="stuck:1", endpoint="digits", state="serving",
-                                              model="digits", version=1, generation=0, pid=1))
+    stack.registry.report_worker(
+        WorkerStatus(
+            runner_id="stuck:1",
+            endpoint="digits",
+            state="serving",
+            model="digits",
+            version=1,
+            generation=0,
+            pid=1,
+        )
+    )
     try:
-        r = stack.admin.put("/admin/endpoints/digits",
-                            json={"target": "digits@2", "wait": True, "timeout_s": 0.5})
+        r = stack.admin.put(
+            "/admin/endpoints/digits", json={"target": "digits@2", "wait": True, "timeout_s": 0.5}
+        )
         assert r.status_code == 504, r.text
         assert r.json()["outcome"] == "timeout" and "stuck:1" in r.json()["message"]
     finally:
@@ -155,18 +167,23 @@ def test_put_with_create_false_refuses_an_unknown_endpoint(stack: Stack) -> None
     assert "digitz" in message and "digits" in message  # names the endpoints that do exist
     assert stack.admin.get("/admin/endpoints/digitz").status_code == 404
     assert stack.registry.state_generation() == before  # nothing written
-    r = stack.admin.put("/admin/endpoints/digits", params={"create": "false"},
-                        json={"target": "digits@2", "wait": True, "timeout_s": 20})
+    r = stack.admin.put(
+        "/admin/endpoints/digits",
+        params={"create": "false"},
+        json={"target": "digits@2", "wait": True, "timeout_s": 20},
+    )
     assert r.status_code == 200 and r.json()["outcome"] == "switched", r.text
 
 
 def test_targets_that_do_not_resolve_are_refused_and_never_stored(stack: Stack) -> None:
     _serve(stack, "digits@1")
     before = stack.registry.state_generation()
-    for target, status, named in [("pipeline:digits-ocr@prodution", 404, "'digits-ocr'"),
-                                  ("pipeline:digits@prodution", 404, "'prodution'"),
-                                  ("pipeline:digits@1", 400, "digits@1 is a sklearn model, not a pipeline"),
-                                  ("pipe:digits@1", 400, "unknown kind 'pipe:'")]:
+    for target, status, named in [
+        ("pipeline:digits-ocr@prodution", 404, "'digits-ocr'"),
+        ("pipeline:digits@prodution", 404, "'prodution'"),
+        ("pipeline:digits@1", 400, "digits@1 is a sklearn model, not a pipeline"),
+        ("pipe:digits@1", 400, "unknown kind 'pipe:'"),
+    ]:
         r = stack.admin.put("/admin/endpoints/typo", json={"target": target, "wait": True, "timeout_s": 5})
         assert (r.status_code, named in r.json()["error"]["message"]) == (status, True), (target, r.text)
     assert stack.admin.get("/admin/endpoints/typo").status_code == 404
@@ -202,8 +219,9 @@ def test_models_aliases_and_audit(stack: Stack) -> None:
     info = stack.admin.get("/admin/models/digits").json()
     assert [v["version"] for v in info["versions"]] == [1, 2, 3]
     assert info["versions"][0]["contract"]["inputs"][0]["name"] == "input"
-    r = stack.admin.put("/admin/models/digits/aliases/staging", json={"version": 2},
-                        headers={"x-modelrunner-actor": "alice"})
+    r = stack.admin.put(
+        "/admin/models/digits/aliases/staging", json={"version": 2}, headers={"x-modelrunner-actor": "alice"}
+    )
     assert r.status_code == 200 and r.json() == {"model": "digits", "alias": "staging", "version": 2}
     assert stack.admin.get("/admin/models/digits").json()["aliases"]["staging"] == 2
     assert stack.admin.put("/admin/models/digits/aliases/staging", json={"version": 9}).status_code == 404
@@ -217,9 +235,16 @@ def test_models_aliases_and_audit(stack: Stack) -> None:
 def test_openapi_documents_the_admin_api(stack: Stack) -> None:
     spec = httpx.get(f"{stack.url}/openapi.json").json()
     paths = spec["paths"]
-    for path in ("/admin/endpoints", "/admin/endpoints/{name}", "/admin/endpoints/{name}/rollback",
-                 "/admin/workers", "/admin/models", "/admin/models/{name}",
-                 "/admin/models/{name}/aliases/{alias}", "/admin/audit"):
+    for path in (
+        "/admin/endpoints",
+        "/admin/endpoints/{name}",
+        "/admin/endpoints/{name}/rollback",
+        "/admin/workers",
+        "/admin/models",
+        "/admin/models/{name}",
+        "/admin/models/{name}/aliases/{alias}",
+        "/admin/audit",
+    ):
         assert path in paths, path
     assert "put" in paths["/admin/endpoints/{name}"] and "delete" in paths["/admin/endpoints/{name}"]
     assert "EndpointPut" in spec["components"]["schemas"]
@@ -264,12 +289,15 @@ def test_models_are_listed_in_pages(stack: Stack, tmp_path: Any) -> None:
         assert r.status_code in (400, 422) and "limit" in r.text
 
 
-@pytest.mark.parametrize(("path", "param"), [
-    ("/admin/workers?alive_within_s=1e20", "alive_within_s"),
-    ("/admin/endpoints?alive_within_s=inf", "alive_within_s"),
-    ("/admin/endpoints/digits?alive_within_s=1e300", "alive_within_s"),
-    ("/admin/audit?limit=99999999999999999999", "limit"),
-])
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/admin/workers?alive_within_s=1e20", "alive_within_s"),
+        ("/admin/endpoints?alive_within_s=inf", "alive_within_s"),
+        ("/admin/endpoints/digits?alive_within_s=1e300", "alive_within_s"),
+        ("/admin/audit?limit=99999999999999999999", "limit"),
+    ],
+)
 def test_out_of_range_numbers_are_422_naming_the_parameter(stack: Stack, path: str, param: str) -> None:
     r = stack.admin.get(path)
     assert r.status_code == 422, r.text

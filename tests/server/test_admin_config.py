@@ -36,8 +36,9 @@ def test_patch_config_turns_batching_on_without_reloading(stack: Stack) -> None:
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
-            return await asyncio.gather(*(client.post("/v1/endpoints/digits/predict",
-                                                      json={"instances": [DIGIT]}) for _ in range(20)))
+            return await asyncio.gather(
+                *(client.post("/v1/endpoints/digits/predict", json={"instances": [DIGIT]}) for _ in range(20))
+            )
 
     answers = asyncio.run(burst())
     assert all(a.status_code == 200 and len(a.json()["predictions"]) == 1 for a in answers)
@@ -59,8 +60,9 @@ def test_bad_config_is_a_400_naming_the_option(stack: Stack) -> None:
     assert r.status_code == 422 and "max_batch_size" in r.text
     r = stack.admin.patch("/admin/endpoints/digits/config", json={"batch": 4})
     assert r.status_code == 422 and "batch" in r.text
-    r = stack.admin.put("/admin/endpoints/digits", json={"target": "digits@production",
-                                                         "config": {"max_latency_ms": "soon"}})
+    r = stack.admin.put(
+        "/admin/endpoints/digits", json={"target": "digits@production", "config": {"max_latency_ms": "soon"}}
+    )
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("max_latency_ms must be")
     r = stack.admin.patch("/admin/endpoints/nope/config", json={"max_batch_size": 4})
     assert r.status_code == 404

@@ -39,8 +39,13 @@ def test_metrics_count_requests_errors_and_latency_per_endpoint_and_version(clie
     row = {"x": [1, 2, 3, 4]}
     for _ in range(3):
         assert client.post("/v1/endpoints/toy/predict", json={"instances": [row]}).status_code == 200
-    assert client.post("/v2/models/toy/infer", json={"inputs": [
-        {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}).status_code == 200
+    assert (
+        client.post(
+            "/v2/models/toy/infer",
+            json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]},
+        ).status_code
+        == 200
+    )
     assert client.post("/v1/endpoints/toy/predict", json={"instances": [{"x": [1]}]}).status_code == 422
     assert client.post("/v1/endpoints/empty/predict", json={"instances": [row]}).status_code == 503
     r = client.get("/metrics")
@@ -69,7 +74,17 @@ def test_unknown_route_and_method_use_the_error_shape(client: httpx.Client) -> N
 
 def test_openapi_lists_every_surface(client: httpx.Client) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/healthz", "/readyz", "/metrics", "/v1/endpoints", "/v1/endpoints/{name}/contract",
-                 "/v1/endpoints/{name}/contract.proto", "/v2", "/v2/health/live", "/v2/models/{name}/ready",
-                 "/v2/models/{name}/versions/{version}/infer", "/admin/endpoints/{name}"):
+    for path in (
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/endpoints",
+        "/v1/endpoints/{name}/contract",
+        "/v1/endpoints/{name}/contract.proto",
+        "/v2",
+        "/v2/health/live",
+        "/v2/models/{name}/ready",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/admin/endpoints/{name}",
+    ):
         assert path in paths, path

@@ -18,8 +18,12 @@ from support.auth_helpers import ROLES, AuthStack, auth_stack
 ROW = [0.0] * 64
 CASES = [  # (method, path, json body, role needed)
     ("POST", "/v1/endpoints/digits/predict", {"instances": [ROW]}, "predictor"),
-    ("POST", "/v2/models/digits/infer",
-     {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 64], "data": ROW}]}, "predictor"),
+    (
+        "POST",
+        "/v2/models/digits/infer",
+        {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 64], "data": ROW}]},
+        "predictor",
+    ),
     ("GET", "/admin/endpoints", None, "viewer"),
     ("GET", "/admin/models/digits", None, "viewer"),
     ("PUT", "/admin/endpoints/digits", {"target": "digits@production"}, "deployer"),
@@ -76,8 +80,9 @@ def test_expired_and_revoked_tokens_are_refused(stack: AuthStack) -> None:
     assert answer.status_code == 401 and "revoked" in answer.text
 
 
-def test_audit_names_the_token_and_nothing_logs_a_token(stack: AuthStack,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_audit_names_the_token_and_nothing_logs_a_token(
+    stack: AuthStack, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     answer = _call(stack, "PUT", "/admin/models/digits/aliases/candidate", {"version": 1}, "deployer")
     assert answer.status_code == 200
@@ -97,8 +102,10 @@ def test_grpc_infer_needs_the_predictor_role(stack: AuthStack) -> None:
         infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
         live = channel.unary_unary("/inference.GRPCInferenceService/ServerLive")
         live(b"", timeout=30)  # health stays open
-        for who, expected in ((None, grpc.StatusCode.UNAUTHENTICATED),
-                              ("viewer", grpc.StatusCode.PERMISSION_DENIED)):
+        for who, expected in (
+            (None, grpc.StatusCode.UNAUTHENTICATED),
+            ("viewer", grpc.StatusCode.PERMISSION_DENIED),
+        ):
             metadata = [("authorization", f"Bearer {stack.tokens[who]}")] if who else []
             with pytest.raises(grpc.RpcError) as refused:
                 infer(b"", metadata=metadata, timeout=30)

@@ -79,16 +79,22 @@ def test_v2_rest_json_and_binary(served: Served, http: httpx.Client) -> None:
 
 def test_v2_grpc_typed_and_raw(served: Served) -> None:
     before = served.predictor.calls
-    typed = pb.ModelInferRequest(model_name="strict", inputs=[
-        pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[0, 4])])
-    raw = pb.ModelInferRequest(model_name="strict", inputs=[
-        pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[0, 4])],
-        raw_input_contents=[b""])
+    typed = pb.ModelInferRequest(
+        model_name="strict",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[0, 4])],
+    )
+    raw = pb.ModelInferRequest(
+        model_name="strict",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[0, 4])],
+        raw_input_contents=[b""],
+    )
     for request in (typed, raw):
         with grpc.insecure_channel(served.grpc) as channel:
-            call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
-                                       request_serializer=pb.ModelInferRequest.SerializeToString,
-                                       response_deserializer=pb.ModelInferResponse.FromString)
+            call = channel.unary_unary(
+                "/inference.GRPCInferenceService/ModelInfer",
+                request_serializer=pb.ModelInferRequest.SerializeToString,
+                response_deserializer=pb.ModelInferResponse.FromString,
+            )
             response = call(request, timeout=30)
         assert [list(o.shape) for o in response.outputs] == [[0], [0, 2], [0]]
     _no_call(served, before)
@@ -157,5 +163,6 @@ def test_every_request_is_reported_to_the_observer_given() -> None:
     asyncio.run(requests())
     assert observer.in_flight == {"strict": 0}
     assert [(name, *rest[:3]) for name, *rest in observer.calls if name.startswith("request_a")] == [
-        ("request_answered", "strict", 3, "v2")]
+        ("request_answered", "strict", 3, "v2")
+    ]
     assert observer.named("request_failed") == [("strict", 3, "invalid_argument"), ("strict", 3, "internal")]

@@ -46,27 +46,40 @@ def test_native_json_and_protobuf_over_http(stack: tuple[GrpcStack, Any]) -> Non
     s, exp = stack
     for key in KEYS:
         for query in ("", "?trace=0"):  # the fast path and the routed one
-            r = s.http.post(f"/v1/endpoints/digits/predict{query}", json={"instances": [ROW], "user": key},
-                            headers={"x-request-id": f"n-{key}"})
+            r = s.http.post(
+                f"/v1/endpoints/digits/predict{query}",
+                json={"instances": [ROW], "user": key},
+                headers={"x-request-id": f"n-{key}"},
+            )
             body = r.json()
             assert (body["request_id"], body["variant"]) == (f"n-{key}", _expected(exp, key)), body
             assert body["version"] == (2 if body["variant"] == "candidate" else 1)
-            assert (r.headers["x-request-id"], r.headers["x-modelrunner-variant"]) == \
-                (f"n-{key}", body["variant"])
+            assert (r.headers["x-request-id"], r.headers["x-modelrunner-variant"]) == (
+                f"n-{key}",
+                body["variant"],
+            )
         contract = s.runtime.endpoints["digits"].contract
         data = columns_to_request_bytes({"input": np.zeros((1, 64))}, contract, proto_package("digits"))
-        r = s.http.post("/v1/endpoints/digits/predict", content=data,
-                        headers={"content-type": PROTOBUF, "x-user": key, "x-request-id": f"p-{key}"})
+        r = s.http.post(
+            "/v1/endpoints/digits/predict",
+            content=data,
+            headers={"content-type": PROTOBUF, "x-user": key, "x-request-id": f"p-{key}"},
+        )
         assert r.status_code == 200, r.text
-        assert (r.headers["x-request-id"], r.headers["x-modelrunner-variant"]) == (f"p-{key}",
-                                                                                   _expected(exp, key))
+        assert (r.headers["x-request-id"], r.headers["x-modelrunner-variant"]) == (
+            f"p-{key}",
+            _expected(exp, key),
+        )
 
 
 def test_v2_rest_id_and_parameters(stack: tuple[GrpcStack, Any]) -> None:
     s, exp = stack
     for key in KEYS:
-        body = {"id": f"v2-{key}", "parameters": {"user": key},
-                "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP64", "data": ROW}]}
+        body = {
+            "id": f"v2-{key}",
+            "parameters": {"user": key},
+            "inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP64", "data": ROW}],
+        }
         r = s.http.post("/v2/models/digits/infer", json=body)
         out = r.json()
         assert out["id"] == f"v2-{key}" == out["parameters"]["request_id"] == r.headers["x-request-id"]
@@ -92,12 +105,17 @@ def test_grpc_v2_and_contract_service_metadata(stack: tuple[GrpcStack, Any]) -> 
             response, call = stub.ModelInfer.with_call(request)
             trailing = dict(call.trailing_metadata())
             assert response.id == f"g-{key}" == trailing["x-request-id"]
-            assert response.parameters["variant"].string_param == _expected(exp, key) == \
-                trailing["x-modelrunner-variant"]
+            assert (
+                response.parameters["variant"].string_param
+                == _expected(exp, key)
+                == trailing["x-modelrunner-variant"]
+            )
             _, call = native.with_call(data, metadata=(("x-user", key), ("x-request-id", f"c-{key}")))
             trailing = dict(call.trailing_metadata())
-            assert (trailing["x-request-id"], trailing["x-modelrunner-variant"]) == (f"c-{key}",
-                                                                                     _expected(exp, key))
+            assert (trailing["x-request-id"], trailing["x-modelrunner-variant"]) == (
+                f"c-{key}",
+                _expected(exp, key),
+            )
 
 
 def test_feedback_over_both_routes(stack: tuple[GrpcStack, Any]) -> None:
@@ -111,5 +129,6 @@ def test_feedback_over_both_routes(stack: tuple[GrpcStack, Any]) -> None:
     assert r.status_code == 400, r.text
     r = s.http.post("/v1/endpoints/nope/feedback", json={"request_id": rid, "target": 4})
     assert r.status_code == 404 and "nope" in r.json()["error"]["message"], r.text
-    assert [(row.request_id, row.target) for row in s.registry.labelled("digits", experiment_id=exp.id)] \
-        == [(rid, 4)]
+    assert [(row.request_id, row.target) for row in s.registry.labelled("digits", experiment_id=exp.id)] == [
+        (rid, 4)
+    ]

@@ -50,18 +50,26 @@ def _both(client: httpx.Client, path: str, **kw: object) -> tuple[httpx.Response
 
 def _same(fast: httpx.Response, routed: httpx.Response) -> None:
     assert (fast.status_code, fast.json()) == (routed.status_code, routed.json())
-    for header in ("content-type", "x-modelrunner-model", "x-modelrunner-version", "x-request-id",
-                   "x-modelrunner-variant"):
+    for header in (
+        "content-type",
+        "x-modelrunner-model",
+        "x-modelrunner-version",
+        "x-request-id",
+        "x-modelrunner-variant",
+    ):
         assert fast.headers.get(header) == routed.headers.get(header), header
 
 
-@pytest.mark.parametrize("body", [
-    {"instances": [ROW, {"x": [-1, -1, -1, -1], "scale": 2}]},
-    {"inputs": {"x": [[1, 1, 1, 1], [0, 0, 0, -1]]}},
-    {"instances": [{"x": [1, 2, 3]}]},  # 422 naming x
-    {"instances": [{"x": [1, 2, 3, 4], "nope": 1}]},  # 422 unknown field
-    {"rows": []},  # 422 wrong envelope
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instances": [ROW, {"x": [-1, -1, -1, -1], "scale": 2}]},
+        {"inputs": {"x": [[1, 1, 1, 1], [0, 0, 0, -1]]}},
+        {"instances": [{"x": [1, 2, 3]}]},  # 422 naming x
+        {"instances": [{"x": [1, 2, 3, 4], "nope": 1}]},  # 422 unknown field
+        {"rows": []},  # 422 wrong envelope
+    ],
+)
 def test_fast_and_routed_answers_agree(fast_client: httpx.Client, body: dict) -> None:
     _same(*_both(fast_client, "/v1/endpoints/toy/predict", json=body))
 
@@ -70,8 +78,14 @@ def test_errors_agree(fast_client: httpx.Client) -> None:
     json_headers = {"content-type": "application/json"}
     _same(*_both(fast_client, "/v1/endpoints/toy/predict", content=b"{nope", headers=json_headers))
     _same(*_both(fast_client, "/v1/endpoints/toy/predict", content=b"", headers=json_headers))
-    _same(*_both(fast_client, "/v1/endpoints/toy/predict", content=b"[" + b"1," * 4000 + b"1]",
-                 headers=json_headers))  # 413
+    _same(
+        *_both(
+            fast_client,
+            "/v1/endpoints/toy/predict",
+            content=b"[" + b"1," * 4000 + b"1]",
+            headers=json_headers,
+        )
+    )  # 413
     fast, routed = _both(fast_client, "/v1/endpoints/boom/predict", json={"instances": [ROW]})
     _same(fast, routed)
     assert fast.status_code == 500 and "model bug" not in fast.text
@@ -80,8 +94,9 @@ def test_errors_agree(fast_client: httpx.Client) -> None:
     assert fast.status_code == 404
 
 
-def test_fast_path_records_the_same_metrics(fast_client: httpx.Client,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_path_records_the_same_metrics(
+    fast_client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(metrics.ENV_VAR, raising=False)
     metrics.reset()
     try:
@@ -97,9 +112,11 @@ def test_fast_path_records_the_same_metrics(fast_client: httpx.Client,
 def test_what_the_fast_path_leaves_to_fastapi() -> None:
     endpoints: dict = {"toy": object()}
 
-    def plain_predict(path: str = "/v1/endpoints/toy/predict", query: bytes = b"",
-                      headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
-                      ) -> object:
+    def plain_predict(
+        path: str = "/v1/endpoints/toy/predict",
+        query: bytes = b"",
+        headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),),
+    ) -> object:
         return plain.endpoint_for(endpoints, {"path": path, "query_string": query, "headers": list(headers)})
 
     assert plain_predict() is endpoints["toy"]
@@ -109,5 +126,9 @@ def test_what_the_fast_path_leaves_to_fastapi() -> None:
     assert plain_predict("/v1/endpoints/a/b/predict") is None
     assert plain_predict(headers=((b"content-type", b"application/x-protobuf"),)) is None
     assert plain_predict(headers=()) is None  # curl -d without a content-type: the routed path
-    assert plain_predict(headers=((b"content-type", b"application/json"),
-                                  (b"accept", b"application/x-protobuf"))) is None
+    assert (
+        plain_predict(
+            headers=((b"content-type", b"application/json"), (b"accept", b"application/x-protobuf"))
+        )
+        is None
+    )

@@ -30,8 +30,13 @@ def _free_port() -> int:
 
 def _env(home: Path) -> dict[str, str]:
     env = {**os.environ, "MODELRUNNER_HOME": str(home), "MODELRUNNER_HEARTBEAT_S": "0.5"}
-    for var in ("MODELRUNNER_DATABASE_URL", "MODELRUNNER_STORE_URL", "MODELRUNNER_CACHE_DIR",
-                "PROMETHEUS_MULTIPROC_DIR", "MODELRUNNER_ADMIN_TOKEN"):
+    for var in (
+        "MODELRUNNER_DATABASE_URL",
+        "MODELRUNNER_STORE_URL",
+        "MODELRUNNER_CACHE_DIR",
+        "PROMETHEUS_MULTIPROC_DIR",
+        "MODELRUNNER_ADMIN_TOKEN",
+    ):
         env.pop(var, None)
     return env
 
@@ -49,8 +54,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def served(home: Path) -> Iterator[tuple[str, str]]:
     port, grpc_port = _free_port(), _free_port()
-    argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(port), "--grpc-port", str(grpc_port),
-            "--workers", "2", "-e", "scaler=scaler@production"]
+    argv = [
+        sys.executable,
+        "-m",
+        "modelrunner",
+        "serve",
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+        "--workers",
+        "2",
+        "-e",
+        "scaler=scaler@production",
+    ]
     proc = subprocess.Popen(argv, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -73,8 +90,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> None:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "serve exited"
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and \
-                    len(httpx.get(f"{url}/admin/workers", timeout=2).json()) == 2:
+            if (
+                httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+                and len(httpx.get(f"{url}/admin/workers", timeout=2).json()) == 2
+            ):
                 return
         except httpx.HTTPError:
             pass
@@ -113,8 +132,16 @@ def test_grpc_port_taken_is_a_clear_error(home: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        argv = [sys.executable, "-m", "modelrunner", "serve", "--port", "0", "--grpc-port",
-                str(taken.getsockname()[1])]
+        argv = [
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--port",
+            "0",
+            "--grpc-port",
+            str(taken.getsockname()[1]),
+        ]
         done = subprocess.run(argv, env=_env(home), capture_output=True, timeout=60)
     assert done.returncode == 2
     assert "cannot listen on 127.0.0.1" in done.stderr.decode()

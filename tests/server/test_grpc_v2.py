@@ -67,7 +67,9 @@ def test_model_metadata(client: triton.InferenceServerClient) -> None:
     meta = client.get_model_metadata("toy")
     assert meta.name == "toy" and list(meta.versions) == ["3"] and meta.platform == "modelrunner"
     assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [
-        ("x", "FP64", [-1, 4]), ("scale", "FP32", [-1])]
+        ("x", "FP64", [-1, 4]),
+        ("scale", "FP32", [-1]),
+    ]
     assert [t.name for t in meta.outputs] == ["label", "total", "proba"]
     as_json = client.get_model_metadata("toy", "3", as_json=True)
     assert as_json["inputs"][0]["shape"] == ["-1", "4"]  # int64 in proto3 JSON
@@ -85,8 +87,9 @@ def test_infer_raw_like_triton(client: triton.InferenceServerClient) -> None:
 
 def test_infer_requested_outputs_and_scalar_as_n_by_1(client: triton.InferenceServerClient) -> None:
     scale = _x(np.array([[2.0], [0.5]], dtype=np.float32), "FP32", "scale")
-    result = client.infer("toy", [_x(), scale], outputs=[triton.InferRequestedOutput("total")],
-                          model_version="3")
+    result = client.infer(
+        "toy", [_x(), scale], outputs=[triton.InferRequestedOutput("total")], model_version="3"
+    )
     assert result.as_numpy("total").tolist() == [20.0, -2.5]
     assert result.as_numpy("label") is None
 
@@ -123,8 +126,14 @@ def _code_and_details(call: Any) -> tuple[grpc.StatusCode, str]:
     return info.value.code(), info.value.details()
 
 
-def _typed(datatype: str = "FP64", shape: tuple[int, ...] = (2, 4), field: str = "fp64_contents",
-           values: Any = None, name: str = "x", model: str = "toy") -> Any:
+def _typed(
+    datatype: str = "FP64",
+    shape: tuple[int, ...] = (2, 4),
+    field: str = "fp64_contents",
+    values: Any = None,
+    name: str = "x",
+    model: str = "toy",
+) -> Any:
     request = tpb.ModelInferRequest(model_name=model)
     t = request.inputs.add(name=name, datatype=datatype, shape=list(shape))
     getattr(t.contents, field).extend(X.reshape(-1).tolist() if values is None else values)
@@ -146,8 +155,9 @@ def _typed(datatype: str = "FP64", shape: tuple[int, ...] = (2, 4), field: str =
         (tpb.ModelInferRequest(model_name="toy"), grpc.StatusCode.INVALID_ARGUMENT, "inputs"),
     ],
 )
-def test_infer_errors_map_to_status_codes(stub: Any, request_: Any, code: grpc.StatusCode,
-                                          words: str) -> None:
+def test_infer_errors_map_to_status_codes(
+    stub: Any, request_: Any, code: grpc.StatusCode, words: str
+) -> None:
     got, details = _code_and_details(lambda: stub.ModelInfer(request_))
     assert got == code, details
     assert words in details

@@ -50,8 +50,9 @@ def test_a_500_is_logged_once_with_one_traceback(client: httpx.Client) -> None:
     with recording("modelrunner", "uvicorn.error") as log:
         r = client.get("/admin/models")  # the toy runtime has no registry: an unexpected AttributeError
         assert r.status_code == 500
-        assert r.json() == {"error": {"code": "internal", "message": "internal error: AttributeError",
-                                      "field": None}}
+        assert r.json() == {
+            "error": {"code": "internal", "message": "internal error: AttributeError", "field": None}
+        }
         _wait_for(lambda: any(rec.exc_info for rec in log.records))
         assert client.get("/healthz").status_code == 200  # the failed request's task is done by now
     tracebacks = [rec for rec in log.records if rec.exc_info]
@@ -61,8 +62,10 @@ def test_a_500_is_logged_once_with_one_traceback(client: httpx.Client) -> None:
 
 def test_a_client_going_away_mid_body_is_not_an_error(toy_server: str) -> None:
     host, port = toy_server.removeprefix("http://").split(":")
-    head = (f"POST /v2/models/toy/infer HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: application/json\r\n"
-            "content-length: 1000\r\n\r\n").encode()
+    head = (
+        f"POST /v2/models/toy/infer HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: application/json\r\n"
+        "content-length: 1000\r\n\r\n"
+    ).encode()
     with recording("modelrunner", "uvicorn.error") as log:
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(head + b'{"inputs": [')

@@ -25,8 +25,9 @@ ROWS = 50
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    settings = Settings(home=tmp_path_factory.mktemp("home"), max_request_rows=ROWS,
-                        max_request_bytes=8 * 1024 * 1024)
+    settings = Settings(
+        home=tmp_path_factory.mktemp("home"), max_request_rows=ROWS, max_request_bytes=8 * 1024 * 1024
+    )
     with served_strict(settings) as s:
         yield s
 
@@ -54,8 +55,13 @@ def test_rows_limit_on_native_json(http: httpx.Client) -> None:
     assert http.post(PREDICT, json={"instances": [row] * ROWS}).status_code == 200  # the limit itself is fine
     _too_many(http.post(PREDICT, json={"instances": [row] * (ROWS + 1)}))  # plain fast path
     _too_many(http.post(PREDICT, json={"inputs": {"x": [[1, 2, 3, 4]] * (ROWS + 1)}}))
-    _too_many(http.post(PREDICT, content=orjson.dumps({"instances": [row] * (ROWS + 1)}),
-                        headers={"content-type": "application/json; charset=utf-8", "accept": "*/*"}))
+    _too_many(
+        http.post(
+            PREDICT,
+            content=orjson.dumps({"instances": [row] * (ROWS + 1)}),
+            headers={"content-type": "application/json; charset=utf-8", "accept": "*/*"},
+        )
+    )
 
 
 def test_json_with_too_many_arrays_is_refused_before_parsing(http: httpx.Client) -> None:
@@ -82,13 +88,19 @@ def test_a_million_empty_protobuf_rows_are_refused_at_once(served: Served, http:
 
 def test_rows_limit_on_v2_rest_json_binary_and_grpc(served: Served, http: httpx.Client) -> None:
     n = ROWS + 1
-    _too_many(http.post(INFER, json={"inputs": [
-        {"name": "x", "shape": [n, 4], "datatype": "FP64", "data": [0.0] * (4 * n)}]}))
+    _too_many(
+        http.post(
+            INFER,
+            json={"inputs": [{"name": "x", "shape": [n, 4], "datatype": "FP64", "data": [0.0] * (4 * n)}]},
+        )
+    )
     body, headers = v2_binary_body([n, 4], b"\0" * (32 * n))
     _too_many(http.post(INFER, content=body, headers=headers))
-    request = pb.ModelInferRequest(model_name="strict", inputs=[
-        pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[n, 4])],
-        raw_input_contents=[b"\0" * (32 * n)])
+    request = pb.ModelInferRequest(
+        model_name="strict",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[n, 4])],
+        raw_input_contents=[b"\0" * (32 * n)],
+    )
     error = _grpc_error(served.grpc, MODEL_INFER, request.SerializeToString())
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_request_rows" in error.details()
 
@@ -106,15 +118,18 @@ def test_v2_shapes_refused_before_allocation(served: Served, http: httpx.Client,
         tensor = pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=shape)
         if not raw:
             tensor.contents.fp64_contents.extend(data)
-        request = pb.ModelInferRequest(model_name="strict", inputs=[tensor],
-                                       raw_input_contents=[b""] if raw else [])
+        request = pb.ModelInferRequest(
+            model_name="strict", inputs=[tensor], raw_input_contents=[b""] if raw else []
+        )
         error = _grpc_error(served.grpc, MODEL_INFER, request.SerializeToString())
         assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED), error
 
 
 def test_too_many_v2_tensors(served: Served) -> None:
-    request = pb.ModelInferRequest(model_name="strict", inputs=[
-        pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[1, 4])] * 2000)
+    request = pb.ModelInferRequest(
+        model_name="strict",
+        inputs=[pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP64", shape=[1, 4])] * 2000,
+    )
     error = _grpc_error(served.grpc, MODEL_INFER, request.SerializeToString())
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 1024" in error.details()
 
@@ -145,18 +160,21 @@ def test_an_unread_media_type_is_415(http: httpx.Client) -> None:
     assert r.status_code == 415, r.text
     assert r.json()["error"]["message"] == (
         "unsupported media type text/tab-separated-values; send application/json, text/csv (with a header "
-        "row), application/x-protobuf or multipart/form-data")
-    r = http.post(PREDICT, content=b'{"instances": [{"x": [1, 2, 3, 4]}]}',
-                  headers={"content-type": "text/plain"})  # JSON labelled otherwise is still read
+        "row), application/x-protobuf or multipart/form-data"
+    )
+    r = http.post(
+        PREDICT, content=b'{"instances": [{"x": [1, 2, 3, 4]}]}', headers={"content-type": "text/plain"}
+    )  # JSON labelled otherwise is still read
     assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("depth", [100, 1000, 5000])
 def test_deeply_nested_json_is_a_client_error(http: httpx.Client, depth: int) -> None:
     nested = b"[" * depth + b"1" + b"]" * depth
-    for path, body in ((PREDICT, b'{"instances": [{"x": ' + nested + b"}]}"),
-                       (PREDICT, b'{"inputs": {"x": ' + nested + b"}}"),
-                       (INFER, b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": '
-                        + nested + b"}]}")):
+    for path, body in (
+        (PREDICT, b'{"instances": [{"x": ' + nested + b"}]}"),
+        (PREDICT, b'{"inputs": {"x": ' + nested + b"}}"),
+        (INFER, b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ' + nested + b"}]}"),
+    ):
         r = http.post(path, content=body, headers={"content-type": "application/json"})
         assert r.status_code in (400, 413, 422), (depth, path, r.text)  # 413: too many arrays per row

@@ -17,10 +17,14 @@ from modelrunner.settings import Settings
 from support.server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 MIXED = Contract.build(
-    [Field(name="age", dtype=DType.FLOAT64), Field(name="rooms", dtype=DType.INT64),
-     Field(name="city", dtype=DType.STRING), Field(name="garden", dtype=DType.BOOL),
-     Field(name="extra", dtype=DType.FLOAT32, optional=True, default=0.5),
-     Field(name="xy", dtype=DType.FLOAT64, shape=(2,), optional=True, default=0.0)],
+    [
+        Field(name="age", dtype=DType.FLOAT64),
+        Field(name="rooms", dtype=DType.INT64),
+        Field(name="city", dtype=DType.STRING),
+        Field(name="garden", dtype=DType.BOOL),
+        Field(name="extra", dtype=DType.FLOAT32, optional=True, default=0.5),
+        Field(name="xy", dtype=DType.FLOAT64, shape=(2,), optional=True, default=0.0),
+    ],
     [Field(name="score", dtype=DType.FLOAT64), Field(name="tag", dtype=DType.STRING)],
 )
 PREDICT = "/v1/endpoints/mixed/predict"
@@ -34,15 +38,24 @@ class MixedPredictor(Predictor):
         self.contract = MIXED
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
-        score = (columns["age"] + columns["rooms"] + columns["garden"] + columns["extra"]
-                 + columns["xy"].sum(axis=1))
-        return {"score": score.astype(np.float64),
-                "tag": np.array([c.upper() for c in columns["city"]], dtype=object)}
+        score = (
+            columns["age"]
+            + columns["rooms"]
+            + columns["garden"]
+            + columns["extra"]
+            + columns["xy"].sum(axis=1)
+        )
+        return {
+            "score": score.astype(np.float64),
+            "tag": np.array([c.upper() for c in columns["city"]], dtype=object),
+        }
 
 
 ALIASED = Contract.build(
-    [Field(name="income_k", dtype=DType.FLOAT64, alias="income ($k)"),
-     Field(name="n_rooms", dtype=DType.INT64, alias="n rooms", optional=True, default=1)],
+    [
+        Field(name="income_k", dtype=DType.FLOAT64, alias="income ($k)"),
+        Field(name="n_rooms", dtype=DType.INT64, alias="n rooms", optional=True, default=1),
+    ],
     [Field(name="score", dtype=DType.FLOAT64)],
 )
 
@@ -70,20 +83,26 @@ def _apps(settings: Settings) -> dict[str, object]:
         return rt
 
     worker_rt = runtime()
-    return {"app": create_app(runtime(), settings),
-            "worker": WorkerApp(worker_rt, settings, lambda: create_app(worker_rt, settings))}
+    return {
+        "app": create_app(runtime(), settings),
+        "worker": WorkerApp(worker_rt, settings, lambda: create_app(worker_rt, settings)),
+    }
 
 
 @pytest.fixture(scope="module", params=["app", "worker"])
 def http(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     settings = Settings(home=tmp_path_factory.mktemp("home"), max_request_rows=ROWS)
-    with ServerThread(_apps(settings)[request.param]) as server, \
-            httpx.Client(base_url=server.url, timeout=30) as client:
+    with (
+        ServerThread(_apps(settings)[request.param]) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
         yield client
 
 
-RECORDS = [{"age": 30.5, "rooms": 3, "city": "oslo", "garden": True},
-           {"age": 41, "rooms": 5, "city": "rome", "garden": False, "extra": 1.0, "xy": [1, 2]}]
+RECORDS = [
+    {"age": 30.5, "rooms": 3, "city": "oslo", "garden": True},
+    {"age": 41, "rooms": 5, "city": "rome", "garden": False, "extra": 1.0, "xy": [1, 2]},
+]
 EXPECTED = [{"score": 35.0, "tag": "OSLO"}, {"score": 50.0, "tag": "ROME"}]
 
 
@@ -109,8 +128,9 @@ def test_dataframe_split_as_pandas_writes_it(http: httpx.Client) -> None:
 
 
 def test_dataframe_split_without_index(http: httpx.Client) -> None:
-    body = {"dataframe_split": {"columns": ["city", "age", "rooms", "garden"],
-                                "data": [["oslo", 30.5, 3, True]]}}
+    body = {
+        "dataframe_split": {"columns": ["city", "age", "rooms", "garden"], "data": [["oslo", 30.5, 3, True]]}
+    }
     assert _predictions(http.post(PREDICT, json=body)) == EXPECTED[:1]
 
 
@@ -119,8 +139,11 @@ def test_csv_with_a_header(http: httpx.Client) -> None:
     for media in ("text/csv", "text/csv; charset=utf-8"):
         r = http.post(PREDICT, content=csv, headers={"content-type": media})
         assert _predictions(r) == EXPECTED
-    r = http.post(PREDICT, content=b"\xef\xbb\xbfcity,age,rooms,garden\r\noslo,30.5,3,True\r\n",
-                  headers={"content-type": "text/csv"})  # a BOM and CRLF, as spreadsheets write it
+    r = http.post(
+        PREDICT,
+        content=b"\xef\xbb\xbfcity,age,rooms,garden\r\noslo,30.5,3,True\r\n",
+        headers={"content-type": "text/csv"},
+    )  # a BOM and CRLF, as spreadsheets write it
     assert _predictions(r) == EXPECTED[:1]
 
 
@@ -196,18 +219,21 @@ ALIASED_PATH = "/v1/endpoints/aliased/predict"
 
 
 def test_column_labels_name_their_fields_in_every_form(http: httpx.Client) -> None:
-    for body in ({"instances": [{"income ($k)": 2.5, "n rooms": 2}, {"income_k": 3.0}]},
-                 {"inputs": {"income ($k)": [2.5, 3.0], "n_rooms": [2, 1]}},
-                 {"dataframe_records": [{"income ($k)": 2.5, "n rooms": 2}, {"income ($k)": 3.0}]},
-                 {"dataframe_split": {"columns": ["income ($k)", "n rooms"], "data": [[2.5, 2], [3.0, 1]]}}):
+    for body in (
+        {"instances": [{"income ($k)": 2.5, "n rooms": 2}, {"income_k": 3.0}]},
+        {"inputs": {"income ($k)": [2.5, 3.0], "n_rooms": [2, 1]}},
+        {"dataframe_records": [{"income ($k)": 2.5, "n rooms": 2}, {"income ($k)": 3.0}]},
+        {"dataframe_split": {"columns": ["income ($k)", "n rooms"], "data": [[2.5, 2], [3.0, 1]]}},
+    ):
         r = http.post(ALIASED_PATH, json=body)
         assert r.status_code == 200, (body, r.text)
         answer = r.json()
         rows = answer.get("predictions") or [{"score": s} for s in answer["outputs"]["score"]]
         scores = [p["score"] for p in rows]
         assert scores == [5.0, 3.0], body
-    r = http.post(ALIASED_PATH, content=b'"income ($k)",n rooms\n2.5,2\n3.0,\n',
-                  headers={"content-type": "text/csv"})
+    r = http.post(
+        ALIASED_PATH, content=b'"income ($k)",n rooms\n2.5,2\n3.0,\n', headers={"content-type": "text/csv"}
+    )
     assert [p["score"] for p in _predictions(r, "aliased")] == [5.0, 3.0]
 
 

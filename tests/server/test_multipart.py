@@ -12,9 +12,12 @@ from modelrunner.contract import DType, Field
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.server.native.multipart import form_columns, is_form, parse_form
 
-FIELDS = [Field(name="image", dtype=DType.BYTES), Field(name="note", dtype=DType.STRING),
-          Field(name="x", dtype=DType.FLOAT64, shape=(3,)),
-          Field(name="k", dtype=DType.INT64, optional=True, default=1)]
+FIELDS = [
+    Field(name="image", dtype=DType.BYTES),
+    Field(name="note", dtype=DType.STRING),
+    Field(name="x", dtype=DType.FLOAT64, shape=(3,)),
+    Field(name="k", dtype=DType.INT64, optional=True, default=1),
+]
 BOUNDARY = "b0und"
 
 
@@ -32,8 +35,11 @@ def parse(body: bytes, kind: str = f"multipart/form-data; boundary={BOUNDARY}") 
 
 
 def test_multipart_file_and_text_parts_make_one_row() -> None:
-    form = parse(multipart_body([("image", b"\x89PNG\x00\x01", True), ("note", b"hello", False),
-                                 ("x", b"[1, 2.5, 3]", False)]))
+    form = parse(
+        multipart_body(
+            [("image", b"\x89PNG\x00\x01", True), ("note", b"hello", False), ("x", b"[1, 2.5, 3]", False)]
+        )
+    )
     cols = form_columns(form, FIELDS)
     assert cols["image"].dtype == object and cols["image"][0] == b"\x89PNG\x00\x01"
     assert cols["note"].tolist() == ["hello"]

@@ -14,9 +14,11 @@ from modelrunner.server.native import multipart
 from support.fuzz_helpers import CONTRACTS, FUZZ, only_our_errors
 
 BOUNDARY = "fuzzboundary"
-NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope", "", "x\"y"])
-VALUES = st.one_of(st.binary(max_size=24), st.sampled_from([b"[1, 2]", b"[[1, 2]]", b"7", b"null", b"\xff",
-                                                           b"[true, false]", b"1e999"]))
+NAMES = st.sampled_from(["x", "k", "s", "b", "t", "nope", "", 'x"y'])
+VALUES = st.one_of(
+    st.binary(max_size=24),
+    st.sampled_from([b"[1, 2]", b"[[1, 2]]", b"7", b"null", b"\xff", b"[true, false]", b"1e999"]),
+)
 
 
 def _part(name: str, value: bytes, filename: str | None) -> bytes:
@@ -34,16 +36,22 @@ def _columns(content_type: str, body: bytes, contract: Contract) -> None:
 
 
 @FUZZ
-@given(parts=PARTS, end=st.sampled_from([f"--{BOUNDARY}--\r\n".encode(), b"", b"--"]),
-       contract=st.sampled_from(CONTRACTS))
+@given(
+    parts=PARTS,
+    end=st.sampled_from([f"--{BOUNDARY}--\r\n".encode(), b"", b"--"]),
+    contract=st.sampled_from(CONTRACTS),
+)
 def test_multipart_forms(parts: list[bytes], end: bytes, contract: Contract) -> None:
     body = b"".join(parts) + end
     only_our_errors(lambda: _columns(f"multipart/form-data; boundary={BOUNDARY}", body, contract))
 
 
 @FUZZ
-@given(body=st.binary(max_size=80), boundary=st.sampled_from([BOUNDARY, "", "a" * 80]),
-       contract=st.sampled_from(CONTRACTS))
+@given(
+    body=st.binary(max_size=80),
+    boundary=st.sampled_from([BOUNDARY, "", "a" * 80]),
+    contract=st.sampled_from(CONTRACTS),
+)
 def test_any_bytes_as_a_form(body: bytes, boundary: str, contract: Contract) -> None:
     only_our_errors(lambda: _columns(f"multipart/form-data; boundary={boundary}", body, contract))
     only_our_errors(lambda: _columns("application/x-www-form-urlencoded", body, contract))

@@ -26,8 +26,12 @@ def _checks() -> list[Any]:
         status_code_conformance,
     )
 
-    return [not_a_server_error, status_code_conformance, content_type_conformance,
-            response_schema_conformance]
+    return [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
 
 
 def _modes(operation: Any, modes: Any) -> list[tuple[Any, bool]]:
@@ -71,8 +75,14 @@ def _fuzz(operation: Any, mode: Any, pinned: bool, url: str, failures: list[str]
     checks = _checks()
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case: Any) -> None:
         if pinned:
             case.path_parameters["name"] = SERVED
@@ -80,8 +90,10 @@ def _fuzz(operation: Any, mode: Any, pinned: bool, url: str, failures: list[str]
         try:
             case.validate_response(response, checks=checks)
         except (AssertionError, BaseExceptionGroup) as exc:  # every failure is collected, then reported
-            failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                            f"{_titles(exc)} {response.text[:200]!r}")
+            failures.append(
+                f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                f"{_titles(exc)} {response.text[:200]!r}"
+            )
 
     with contextlib.suppress(Unsatisfiable):  # an operation with nothing to get wrong: no invalid request
         run()

@@ -57,8 +57,12 @@ def _json_answer(stack: GrpcStack, x: np.ndarray) -> list[dict[str, Any]]:
 def _as_rows(response: Any) -> list[dict[str, Any]]:
     out = []
     for row in response.rows:
-        out.append({f.name: (list(getattr(row, f.name)) if f.is_repeated else getattr(row, f.name))
-                    for f in row.DESCRIPTOR.fields})
+        out.append(
+            {
+                f.name: (list(getattr(row, f.name)) if f.is_repeated else getattr(row, f.name))
+                for f in row.DESCRIPTOR.fields
+            }
+        )
     return out
 
 
@@ -78,8 +82,9 @@ def test_served_proto_is_proto3_with_a_service(stack: GrpcStack) -> None:
     assert stack.http.get("/v1/endpoints/digits/contract.proto").text == r.text  # stable
 
 
-def test_stub_over_grpc_equals_json(stack: GrpcStack, digits_proto: tuple[Any, Any],
-                                    channel: grpc.Channel) -> None:
+def test_stub_over_grpc_equals_json(
+    stack: GrpcStack, digits_proto: tuple[Any, Any], channel: grpc.Channel
+) -> None:
     pb2, pb2_grpc = digits_proto
     stub = pb2_grpc.ModelStub(channel)
     for n in (1, 100):
@@ -93,19 +98,26 @@ def test_stub_over_grpc_equals_json(stack: GrpcStack, digits_proto: tuple[Any, A
 def test_stub_bytes_over_http_equal_json(stack: GrpcStack, digits_proto: tuple[Any, Any]) -> None:
     pb2, _ = digits_proto
     x = _rows(3)
-    r = stack.http.post("/v1/endpoints/digits/predict", content=_request(pb2, x).SerializeToString(),
-                        headers={"content-type": PROTOBUF})
+    r = stack.http.post(
+        "/v1/endpoints/digits/predict",
+        content=_request(pb2, x).SerializeToString(),
+        headers={"content-type": PROTOBUF},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == PROTOBUF and r.headers["x-modelrunner-version"] == "1"
     _close(_as_rows(pb2.Response.FromString(r.content)), _json_answer(stack, x))
 
 
-def test_protobuf_in_json_out_and_json_in_protobuf_out(stack: GrpcStack,
-                                                       digits_proto: tuple[Any, Any]) -> None:
+def test_protobuf_in_json_out_and_json_in_protobuf_out(
+    stack: GrpcStack, digits_proto: tuple[Any, Any]
+) -> None:
     pb2, _ = digits_proto
     x = _rows(2)
-    r = stack.http.post("/v1/endpoints/digits/predict", content=_request(pb2, x).SerializeToString(),
-                        headers={"content-type": PROTOBUF, "accept": "application/json"})
+    r = stack.http.post(
+        "/v1/endpoints/digits/predict",
+        content=_request(pb2, x).SerializeToString(),
+        headers={"content-type": PROTOBUF, "accept": "application/json"},
+    )
     assert r.status_code == 200 and r.json()["version"] == 1
     _close(r.json()["predictions"], _json_answer(stack, x))
     r = stack.http.post("/v1/endpoints/digits/predict", json=_instances(x), headers={"accept": PROTOBUF})
@@ -128,8 +140,9 @@ def _bad_bodies(pb2: Any) -> list[tuple[bytes, str]]:
     ]
 
 
-def test_bad_bytes_are_clear_errors_over_http_and_grpc(stack: GrpcStack, digits_proto: tuple[Any, Any],
-                                                       channel: grpc.Channel) -> None:
+def test_bad_bytes_are_clear_errors_over_http_and_grpc(
+    stack: GrpcStack, digits_proto: tuple[Any, Any], channel: grpc.Channel
+) -> None:
     pb2, _ = digits_proto
     predict = channel.unary_unary("/modelrunner.digits.Model/Predict")
     for body, words in _bad_bodies(pb2):

@@ -23,8 +23,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GrpcStack]:
 
 
 def _swap(stack: GrpcStack, target: str, force: bool = False) -> None:
-    r = stack.admin.put("/admin/endpoints/scaler", json={"target": target, "force": force, "wait": True,
-                                                         "timeout_s": 20})
+    r = stack.admin.put(
+        "/admin/endpoints/scaler", json={"target": target, "force": force, "wait": True, "timeout_s": 20}
+    )
     assert r.status_code == 200 and r.json()["outcome"] == "switched", r.text
 
 
@@ -47,8 +48,11 @@ def test_old_stub_across_compatible_then_forced_swaps(stack: GrpcStack, tmp_path
         response, call = stub.Predict.with_call(request)
         assert [r.total for r in response.rows] == [6.0, 15.0]  # scale defaulted to 1.0
         assert dict(call.trailing_metadata())["x-modelrunner-ref"] == "scaler@2"
-        r = stack.http.post("/v1/endpoints/scaler/predict", content=request.SerializeToString(),
-                            headers={"content-type": PROTOBUF})
+        r = stack.http.post(
+            "/v1/endpoints/scaler/predict",
+            content=request.SerializeToString(),
+            headers={"content-type": PROTOBUF},
+        )
         assert r.status_code == 200
         assert [row.total for row in pb2.Response.FromString(r.content).rows] == [6.0, 15.0]
         v2_text, version = _proto(stack)

@@ -30,8 +30,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with Registry(Settings(home=home)) as reg:
         reg.push(save_toy(tmp / "toy", 1), name="toy")
         reg.set_endpoint("toy", "toy@1")
-    env = {"MODELRUNNER_REQUEST_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
-           "MODELRUNNER_MAX_HEADER_BYTES": str(MAX_HEADER)}
+    env = {
+        "MODELRUNNER_REQUEST_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
+        "MODELRUNNER_MAX_HEADER_BYTES": str(MAX_HEADER),
+    }
     with Server(home, workers=1, env=env) as running:
         yield running
 
@@ -98,7 +100,7 @@ def test_fifty_slowloris_connections_do_not_delay_other_requests(server: Server)
                 if i in closed_at:
                     continue
                 try:
-                    sock.sendall(HEAD[step:step + 1])
+                    sock.sendall(HEAD[step : step + 1])
                 except OSError:
                     closed_at[i] = time.monotonic()
             step += 1

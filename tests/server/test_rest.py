@@ -47,8 +47,9 @@ def test_single_input_contract_accepts_bare_values(client: httpx.Client) -> None
         ({"instances": [{"x": [1, 2, 3, 4], "nope": 1}]}, "nope", "unknown"),
     ],
 )
-def test_validation_error_is_422_naming_the_field(client: httpx.Client, body: dict, field: str,
-                                                  words: str) -> None:
+def test_validation_error_is_422_naming_the_field(
+    client: httpx.Client, body: dict, field: str, words: str
+) -> None:
     r = client.post("/v1/endpoints/toy/predict", json=body)
     assert r.status_code == 422, r.text
     err = r.json()["error"]
@@ -58,15 +59,19 @@ def test_validation_error_is_422_naming_the_field(client: httpx.Client, body: di
 
 
 def test_json_sent_as_curl_does_without_content_type(client: httpx.Client) -> None:
-    r = client.post("/v1/endpoints/toy/predict", content=b'{"instances": [{"x": [1, 2, 3, 4]}]}',
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v1/endpoints/toy/predict",
+        content=b'{"instances": [{"x": [1, 2, 3, 4]}]}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["predictions"][0]["label"] == 1
 
 
 def test_malformed_json_is_400(client: httpx.Client) -> None:
-    r = client.post("/v1/endpoints/toy/predict", content=b'{"instances": [',
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/endpoints/toy/predict", content=b'{"instances": [', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_argument"
     assert "malformed JSON" in r.json()["error"]["message"]
@@ -136,8 +141,10 @@ def test_contract_of_unloaded_endpoint_is_503(client: httpx.Client) -> None:
     assert client.get("/v1/endpoints/nope/contract.proto").status_code == 404
 
 
-@pytest.mark.parametrize("query", ["model_version=99999999999999999999999", "version=9223372036854775808",
-                                   "model_version=0", "version=-1"])
+@pytest.mark.parametrize(
+    "query",
+    ["model_version=99999999999999999999999", "version=9223372036854775808", "model_version=0", "version=-1"],
+)
 def test_out_of_range_contract_versions_are_422_naming_them(client: httpx.Client, query: str) -> None:
     for suffix in ("contract", "contract.proto"):
         r = client.get(f"/v1/endpoints/toy/{suffix}?{query}")

@@ -23,8 +23,9 @@ from support.server_helpers import ServerThread, StaticRuntime
 BODY = {"instances": [{"x": [1.0, 2.0, 3.0, -1.0]}]}
 
 
-def blocked_build(runtime: StaticRuntime, settings: Settings, gate: threading.Event,
-                  fail: bool = False) -> Callable[[], Any]:
+def blocked_build(
+    runtime: StaticRuntime, settings: Settings, gate: threading.Event, fail: bool = False
+) -> Callable[[], Any]:
     def build() -> Any:
         from modelrunner.server.app import create_app
 
@@ -46,7 +47,8 @@ def gated(toy_runtime: StaticRuntime, settings: Settings) -> Iterator[tuple[str,
 
 
 def test_predictions_and_health_are_answered_before_the_routed_app(
-        gated: tuple[str, threading.Event, WorkerApp], toy_server: str) -> None:
+    gated: tuple[str, threading.Event, WorkerApp], toy_server: str
+) -> None:
     url, gate, app = gated
     with httpx.Client(base_url=url, timeout=10) as client, httpx.Client(base_url=toy_server) as routed:
         one_id = {"x-request-id": "one-id"}
@@ -60,15 +62,21 @@ def test_predictions_and_health_are_answered_before_the_routed_app(
         assert bad.json() == routed.post("/v1/endpoints/toy/predict", **broken).json()
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
-        assert (ready.status_code, ready.json()) == (503, {"status": "not ready", "waiting_for": ["empty"],
-                                                           "not_serving": {"empty": {"state": "empty",
-                                                                                     "error": None}}})
+        assert (ready.status_code, ready.json()) == (
+            503,
+            {
+                "status": "not ready",
+                "waiting_for": ["empty"],
+                "not_serving": {"empty": {"state": "empty", "error": None}},
+            },
+        )
         assert ready.json() == routed.get("/readyz").json()
     assert app.app is None, "the routed app was built although its build is still blocked"
 
 
 def test_other_requests_wait_for_the_routed_app_then_go_to_it(
-        gated: tuple[str, threading.Event, WorkerApp]) -> None:
+    gated: tuple[str, threading.Event, WorkerApp],
+) -> None:
     url, gate, app = gated
     with httpx.Client(base_url=url, timeout=20) as client, ThreadPoolExecutor(2) as pool:
         v2 = pool.submit(client.get, "/v2/models/toy")
@@ -83,7 +91,8 @@ def test_other_requests_wait_for_the_routed_app_then_go_to_it(
 
 
 def test_a_routed_app_that_fails_to_build_answers_500_and_predictions_go_on(
-        toy_runtime: StaticRuntime, settings: Settings) -> None:
+    toy_runtime: StaticRuntime, settings: Settings
+) -> None:
     gate = threading.Event()
     gate.set()
     app = WorkerApp(toy_runtime, settings, blocked_build(toy_runtime, settings, gate, fail=True))
@@ -138,13 +147,16 @@ def test_lifespan_starts_and_stops_runtime_and_grpc_in_order(settings: Settings)
 
 def test_a_worker_does_not_import_fastapi_before_it_takes_traffic(tmp_home: Path) -> None:
     """(Its registry is a fresh one under ``tmp_home``, not the user's default.)"""
-    code = ("import argparse, sys; from modelrunner.server import compose; "
-            "compose.worker_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
-            "grpc_port=None, host='127.0.0.1')); "
-            "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))")
+    code = (
+        "import argparse, sys; from modelrunner.server import compose; "
+        "compose.worker_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
+        "grpc_port=None, host='127.0.0.1')); "
+        "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))"
+    )
     env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
 
@@ -167,8 +179,12 @@ def test_a_start_still_waiting_is_abandoned_when_the_server_is_asked_to_exit(set
             events.append("stop")
 
     async def scenario() -> tuple[list[str], float]:
-        app = WorkerApp(WaitingRuntime(), settings, lambda: "routed",  # type: ignore[arg-type,return-value]
-                        exiting=lambda: exiting[0])
+        app = WorkerApp(
+            WaitingRuntime(),
+            settings,
+            lambda: "routed",  # type: ignore[arg-type,return-value]
+            exiting=lambda: exiting[0],
+        )
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         sent: list[str] = []
 

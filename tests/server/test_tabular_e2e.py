@@ -33,15 +33,29 @@ def _houses(n: int = 80) -> tuple[Any, Any]:
 
     rng = np.random.default_rng(1)
     listed = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24, n), unit="h")
-    frame = pd.DataFrame({"income ($k)": rng.normal(50, 10, n), "rooms": rng.integers(1, 6, n),
-                          "city": pd.Categorical(rng.choice(["oslo", "rome", "lima"], n),
-                                                 categories=["lima", "oslo", "rome"]),
-                          "has garden?": rng.random(n) > 0.5, "listed at": listed})
-    y = ((frame["income ($k)"] > 50) & frame["has garden?"] | (frame["listed at"].dt.month > 10))
+    frame = pd.DataFrame(
+        {
+            "income ($k)": rng.normal(50, 10, n),
+            "rooms": rng.integers(1, 6, n),
+            "city": pd.Categorical(
+                rng.choice(["oslo", "rome", "lima"], n), categories=["lima", "oslo", "rome"]
+            ),
+            "has garden?": rng.random(n) > 0.5,
+            "listed at": listed,
+        }
+    )
+    y = (frame["income ($k)"] > 50) & frame["has garden?"] | (frame["listed at"].dt.month > 10)
     days = make_pipeline(FunctionTransformer(days_since_2024), StandardScaler())
-    pipe = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["income ($k)", "rooms", "has garden?"]),
-                                            ("c", OneHotEncoder(), ["city"]), ("t", days, ["listed at"])]),
-                         LogisticRegression())
+    pipe = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", StandardScaler(), ["income ($k)", "rooms", "has garden?"]),
+                ("c", OneHotEncoder(), ["city"]),
+                ("t", days, ["listed at"]),
+            ]
+        ),
+        LogisticRegression(),
+    )
     return frame, pipe.fit(frame, y.to_numpy().astype(int))
 
 
@@ -60,8 +74,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any,
     registry = Registry(settings)
     registry.push(home / "houses", alias="production")
     registry.set_endpoint("houses", "houses@production")
-    with ServerThread(create_app(Runtime(registry, settings), settings)) as server, \
-            httpx.Client(base_url=server.url, timeout=30) as http:
+    with (
+        ServerThread(create_app(Runtime(registry, settings), settings)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
         deadline = time.monotonic() + 30
         while http.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, "houses did not load in 30 s"
@@ -94,21 +110,29 @@ def test_every_body_form_with_the_original_labels(served: tuple[str, Any, Any, A
         assert r.status_code == 200 and r.json()["outputs"]["label"] == want, r.text
         contract = http.get("/v1/endpoints/houses/contract").json()["contract"]
         assert [(f["name"], f["dtype"], f.get("alias"), f.get("categories")) for f in contract["inputs"]] == [
-            ("income_k", "float64", "income ($k)", None), ("rooms", "int64", None, None),
-            ("city", "category", None, ["lima", "oslo", "rome"]), ("has_garden", "bool", "has garden?", None),
-            ("listed_at", "timestamp", "listed at", None)]
+            ("income_k", "float64", "income ($k)", None),
+            ("rooms", "int64", None, None),
+            ("city", "category", None, ["lima", "oslo", "rome"]),
+            ("has_garden", "bool", "has garden?", None),
+            ("listed_at", "timestamp", "listed at", None),
+        ]
 
 
 def _v2_inputs(part: Any, micros: bool) -> list[dict[str, Any]]:
     stamps = part["listed at"].to_numpy().astype("datetime64[us]")
-    listed = ({"datatype": "INT64", "data": stamps.astype(np.int64).tolist()} if micros else
-              {"datatype": "BYTES", "data": [f"{s}Z" for s in stamps.astype(str)]})
+    listed = (
+        {"datatype": "INT64", "data": stamps.astype(np.int64).tolist()}
+        if micros
+        else {"datatype": "BYTES", "data": [f"{s}Z" for s in stamps.astype(str)]}
+    )
     n = [len(part)]
-    return [{"name": "income_k", "datatype": "FP64", "shape": n, "data": part["income ($k)"].tolist()},
-            {"name": "rooms", "datatype": "INT64", "shape": n, "data": part["rooms"].tolist()},
-            {"name": "city", "datatype": "BYTES", "shape": n, "data": part["city"].astype(str).tolist()},
-            {"name": "has_garden", "datatype": "BOOL", "shape": n, "data": part["has garden?"].tolist()},
-            {"name": "listed_at", "shape": n, **listed}]
+    return [
+        {"name": "income_k", "datatype": "FP64", "shape": n, "data": part["income ($k)"].tolist()},
+        {"name": "rooms", "datatype": "INT64", "shape": n, "data": part["rooms"].tolist()},
+        {"name": "city", "datatype": "BYTES", "shape": n, "data": part["city"].astype(str).tolist()},
+        {"name": "has_garden", "datatype": "BOOL", "shape": n, "data": part["has garden?"].tolist()},
+        {"name": "listed_at", "shape": n, **listed},
+    ]
 
 
 def test_v2_and_protobuf_bodies_carry_times_and_categories(served: tuple[str, Any, Any, Any]) -> None:
@@ -129,11 +153,18 @@ def test_v2_and_protobuf_bodies_carry_times_and_categories(served: tuple[str, An
             assert next(o for o in r.json()["outputs"] if o["name"] == "label")["data"] == want
         contract = Contract.from_dict(http.get("/v1/endpoints/houses/contract").json()["contract"])
         package = endpoint_package("houses")
-        cols = {"income_k": part["income ($k)"].to_numpy(), "rooms": part["rooms"].to_numpy(),
-                "city": part["city"].to_numpy().astype(object), "has_garden": part["has garden?"].to_numpy(),
-                "listed_at": part["listed at"].to_numpy()}
-        r = http.post(PREDICT, content=columns_to_request_bytes(cols, contract, package),
-                      headers={"content-type": "application/x-protobuf", "accept": "application/x-protobuf"})
+        cols = {
+            "income_k": part["income ($k)"].to_numpy(),
+            "rooms": part["rooms"].to_numpy(),
+            "city": part["city"].to_numpy().astype(object),
+            "has_garden": part["has garden?"].to_numpy(),
+            "listed_at": part["listed at"].to_numpy(),
+        }
+        r = http.post(
+            PREDICT,
+            content=columns_to_request_bytes(cols, contract, package),
+            headers={"content-type": "application/x-protobuf", "accept": "application/x-protobuf"},
+        )
         assert r.status_code == 200, r.text
         assert response_bytes_to_columns(r.content, contract, package)["label"].tolist() == want
 
@@ -146,8 +177,11 @@ def test_bad_times_and_categories_are_refused_naming_the_field(served: tuple[str
         assert r.status_code == 422 and "'next tuesday' is not a timestamp" in r.text, r.text
         r = http.post(PREDICT, json={"instances": [{**row, "city": "paris"}]})
         assert r.status_code == 422 and "'paris' is not one of its categories" in r.text, r.text
-        r = http.post(PREDICT, content=b"income ($k),rooms,city,has garden?,listed at\n50,2,oslo,true,soon\n",
-                      headers={"content-type": "text/csv"})
+        r = http.post(
+            PREDICT,
+            content=b"income ($k),rooms,city,has garden?,listed at\n50,2,oslo,true,soon\n",
+            headers={"content-type": "text/csv"},
+        )
         assert r.status_code == 422 and "listed_at" in r.text and "'soon'" in r.text, r.text
 
 
@@ -160,8 +194,9 @@ def test_the_client_sends_a_dataframe_and_reads_one(served: tuple[str, Any, Any,
     np.testing.assert_array_equal(out["label"].to_numpy(), pipe.predict(part))
 
 
-def test_loaded_from_the_registry_and_predicted_on_a_frame(served: tuple[str, Any, Any, Any],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loaded_from_the_registry_and_predicted_on_a_frame(
+    served: tuple[str, Any, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, frame, pipe, home = served
     for var in ("MODELRUNNER_DATABASE_URL", "MODELRUNNER_STORE_URL", "MODELRUNNER_CACHE_DIR"):
         monkeypatch.delenv(var, raising=False)

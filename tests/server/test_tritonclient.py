@@ -52,22 +52,25 @@ def _same(result: Any, want: dict[str, Any]) -> None:
         assert np.allclose(got.reshape(len(values), -1), np.asarray(values).reshape(len(values), -1)), name
 
 
-def test_metadata_and_readiness(http: thttp.InferenceServerClient,
-                                grpc_client: tgrpc.InferenceServerClient) -> None:
+def test_metadata_and_readiness(
+    http: thttp.InferenceServerClient, grpc_client: tgrpc.InferenceServerClient
+) -> None:
     assert http.is_server_live() and http.is_server_ready() and http.is_model_ready("digits")
     assert grpc_client.is_server_live() and grpc_client.is_server_ready()
     assert grpc_client.is_model_ready("digits", "1")
     meta = http.get_model_metadata("digits")
-    assert meta["versions"] == ["1"] and meta["inputs"] == [{"name": "input", "datatype": "FP64",
-                                                            "shape": [-1, 64]}]
+    assert meta["versions"] == ["1"] and meta["inputs"] == [
+        {"name": "input", "datatype": "FP64", "shape": [-1, 64]}
+    ]
     gmeta = grpc_client.get_model_metadata("digits", as_json=True)
     assert [o["name"] for o in gmeta["outputs"]] == [o["name"] for o in meta["outputs"]]
     assert "model_repository" in http.get_server_metadata()["extensions"]
 
 
 @pytest.mark.parametrize("binary", [True, False])
-def test_http_infer_binary_and_json(stack: GrpcStack, http: thttp.InferenceServerClient,
-                                    binary: bool) -> None:
+def test_http_infer_binary_and_json(
+    stack: GrpcStack, http: thttp.InferenceServerClient, binary: bool
+) -> None:
     inp = thttp.InferInput("input", list(X.shape), "FP64")
     inp.set_data_from_numpy(X, binary_data=binary)
     want = _json_columns(stack, X)
@@ -90,7 +93,8 @@ def test_grpc_infer_typed_contents(stack: GrpcStack) -> None:
 
     request = service_pb2.ModelInferRequest(model_name="digits", model_version="1")
     request.inputs.add(name="input", datatype="FP64", shape=list(X.shape)).contents.fp64_contents.extend(
-        X.reshape(-1).tolist())
+        X.reshape(-1).tolist()
+    )
     with grpc.insecure_channel(stack.grpc) as channel:
         response = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request)
     want = _json_columns(stack, X)
@@ -106,9 +110,9 @@ def test_grpc_infer_fp32_is_widened(stack: GrpcStack, grpc_client: tgrpc.Inferen
 
 
 @pytest.mark.parametrize("shape", [(5, 63), (320,)])
-def test_wrong_shape_is_a_clear_error_on_both(http: thttp.InferenceServerClient,
-                                              grpc_client: tgrpc.InferenceServerClient,
-                                              shape: tuple[int, ...]) -> None:
+def test_wrong_shape_is_a_clear_error_on_both(
+    http: thttp.InferenceServerClient, grpc_client: tgrpc.InferenceServerClient, shape: tuple[int, ...]
+) -> None:
     data = np.zeros(shape)
     for module, client in ((thttp, http), (tgrpc, grpc_client)):
         inp = module.InferInput("input", list(shape), "FP64")
@@ -119,8 +123,9 @@ def test_wrong_shape_is_a_clear_error_on_both(http: thttp.InferenceServerClient,
     assert grpc_client.is_model_ready("digits")
 
 
-def test_wrong_datatype_and_unknown_model(http: thttp.InferenceServerClient,
-                                          grpc_client: tgrpc.InferenceServerClient) -> None:
+def test_wrong_datatype_and_unknown_model(
+    http: thttp.InferenceServerClient, grpc_client: tgrpc.InferenceServerClient
+) -> None:
     for module, client in ((thttp, http), (tgrpc, grpc_client)):
         inp = module.InferInput("input", [1], "BYTES")
         inp.set_data_from_numpy(np.array([b"x"], dtype=object))
@@ -152,14 +157,16 @@ def test_repository_load_with_target_and_errors(stack: GrpcStack) -> None:
     assert r.status_code == 200, r.text
     ready = stack.http.post("/v2/repository/index", json={"ready": True}).json()
     assert {(m["name"], m["version"]) for m in ready} == {("digits", "1"), ("second", "2")}
-    r = stack.admin.post("/v2/repository/models/second/load",
-                         json={"parameters": {"target": "digits@3"}})  # iris: breaks clients
+    r = stack.admin.post(
+        "/v2/repository/models/second/load", json={"parameters": {"target": "digits@3"}}
+    )  # iris: breaks clients
     assert r.status_code == 409 and "refused" in r.json()["error"]
     index = {m["name"]: m for m in stack.http.post("/v2/repository/index").json()}
     assert index["second"]["state"] == "READY" and index["second"]["version"] == "2"  # old one serves
     assert "would break clients" in index["second"]["reason"]
-    r = stack.admin.post("/v2/repository/models/second/load",
-                         json={"parameters": {"target": "digits@3", "force": True}})
+    r = stack.admin.post(
+        "/v2/repository/models/second/load", json={"parameters": {"target": "digits@3", "force": True}}
+    )
     assert r.status_code == 200, r.text
     assert stack.admin.post("/v2/repository/models/second/unload").status_code == 200
     r = stack.admin.post("/v2/repository/models/nope/load")

@@ -63,8 +63,9 @@ def test_infer_json_echoes_id_and_version(client: httpx.Client) -> None:
 
 def test_infer_requested_outputs_only_and_scalar_as_n_by_1(client: httpx.Client) -> None:
     scale = {"name": "scale", "shape": [2, 1], "datatype": "FP32", "data": [[2.0], [0.5]]}
-    r = client.post("/v2/models/toy/versions/3/infer",
-                    json={"inputs": [X, scale], "outputs": [{"name": "total"}]})
+    r = client.post(
+        "/v2/models/toy/versions/3/infer", json={"inputs": [X, scale], "outputs": [{"name": "total"}]}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["outputs"] == [{"name": "total", "shape": [2], "datatype": "FP64", "data": [20.0, -2.5]}]
 
@@ -81,8 +82,9 @@ def test_infer_requested_outputs_only_and_scalar_as_n_by_1(client: httpx.Client)
         ([], 400, "inputs"),
     ],
 )
-def test_infer_bad_tensors_name_the_input(client: httpx.Client, inputs: list, status: int,
-                                          words: str) -> None:
+def test_infer_bad_tensors_name_the_input(
+    client: httpx.Client, inputs: list, status: int, words: str
+) -> None:
     r = client.post("/v2/models/toy/infer", json={"inputs": inputs})
     assert r.status_code == status, r.text
     assert words in _error(r)
@@ -103,14 +105,27 @@ def test_infer_errors(client: httpx.Client) -> None:
 
 def test_infer_binary_extension_both_ways(client: httpx.Client) -> None:
     x = np.array([[1, 2, 3, 4], [-1, -1, -1, -2]], dtype="<f8")
-    head = orjson.dumps({
-        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64",
-                    "parameters": {"binary_data_size": x.nbytes}}],
-        "outputs": [{"name": "label", "parameters": {"binary_data": True}}, {"name": "total"}],
-    })
-    r = client.post("/v2/models/toy/infer", content=head + x.tobytes(),
-                    headers={"Inference-Header-Content-Length": str(len(head)),
-                             "content-type": "application/octet-stream"})
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [2, 4],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "label", "parameters": {"binary_data": True}}, {"name": "total"}],
+        }
+    )
+    r = client.post(
+        "/v2/models/toy/infer",
+        content=head + x.tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(head)),
+            "content-type": "application/octet-stream",
+        },
+    )
     assert r.status_code == 200, r.text
     n = int(r.headers["inference-header-content-length"])
     meta = orjson.loads(r.content[:n])
@@ -121,20 +136,41 @@ def test_infer_binary_extension_both_ways(client: httpx.Client) -> None:
 
 
 def test_binary_length_mismatch_is_400(client: httpx.Client) -> None:
-    head = orjson.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64",
-                                     "parameters": {"binary_data_size": 32}}]})
-    r = client.post("/v2/models/toy/infer", content=head + b"\0" * 16,
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}
+            ]
+        }
+    )
+    r = client.post(
+        "/v2/models/toy/infer",
+        content=head + b"\0" * 16,
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
     assert r.status_code == 400 and "binary_data_size" in _error(r)
 
 
 def test_bytes_tensor_binary(client: httpx.Client) -> None:
     words = [b"abc", b"hello"]
     raw = b"".join(struct.pack("<I", len(w)) + w for w in words)
-    head = orjson.dumps({"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES",
-                                     "parameters": {"binary_data_size": len(raw)}}]})
-    r = client.post("/v2/models/text/infer", content=head + raw,
-                    headers={"Inference-Header-Content-Length": str(len(head))})
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "text",
+                    "shape": [2],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    )
+    r = client.post(
+        "/v2/models/text/infer",
+        content=head + raw,
+        headers={"Inference-Header-Content-Length": str(len(head))},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["outputs"][0]["data"] == [3, 5]
 

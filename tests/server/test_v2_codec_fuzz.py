@@ -21,12 +21,24 @@ DATATYPES = st.sampled_from(["FP32", "FP64", "INT64", "UINT8", "BOOL", "BYTES", 
 SHAPES = st.lists(st.one_of(st.integers(-1, 4), st.sampled_from([2**31, 2**40])), max_size=3)
 TENSORS = st.fixed_dictionaries(
     {"name": NAMES, "shape": st.one_of(SHAPES, JSON), "datatype": st.one_of(DATATYPES, JSON)},
-    optional={"data": JSON, "parameters": st.one_of(
-        st.fixed_dictionaries({"binary_data_size": st.one_of(st.integers(-1, 40), JSON)}), JSON)})
-BODIES = st.one_of(JSON, st.fixed_dictionaries(
-    {"inputs": st.lists(TENSORS, max_size=3)},
-    optional={"outputs": st.one_of(JSON, st.lists(st.fixed_dictionaries({"name": NAMES}), max_size=2)),
-              "id": JSON, "parameters": JSON}))
+    optional={
+        "data": JSON,
+        "parameters": st.one_of(
+            st.fixed_dictionaries({"binary_data_size": st.one_of(st.integers(-1, 40), JSON)}), JSON
+        ),
+    },
+)
+BODIES = st.one_of(
+    JSON,
+    st.fixed_dictionaries(
+        {"inputs": st.lists(TENSORS, max_size=3)},
+        optional={
+            "outputs": st.one_of(JSON, st.lists(st.fixed_dictionaries({"name": NAMES}), max_size=2)),
+            "id": JSON,
+            "parameters": JSON,
+        },
+    ),
+)
 
 
 def _decode(body: Any, tail: bytes, contract: Contract, max_rows: int | None) -> None:
@@ -35,15 +47,21 @@ def _decode(body: Any, tail: bytes, contract: Contract, max_rows: int | None) ->
 
 
 @FUZZ
-@given(body=BODIES, tail=st.binary(max_size=48), contract=st.sampled_from(CONTRACTS),
-       max_rows=st.sampled_from([None, 2]))
+@given(
+    body=BODIES,
+    tail=st.binary(max_size=48),
+    contract=st.sampled_from(CONTRACTS),
+    max_rows=st.sampled_from([None, 2]),
+)
 def test_v2_rest_request(body: Any, tail: bytes, contract: Contract, max_rows: int | None) -> None:
     only_our_errors(lambda: _decode(body, tail, contract, max_rows))
 
 
 @FUZZ
-@given(body=st.binary(max_size=64), header=st.one_of(st.none(), st.text(max_size=4),
-                                                     st.integers(-5, 80).map(str)))
+@given(
+    body=st.binary(max_size=64),
+    header=st.one_of(st.none(), st.text(max_size=4), st.integers(-5, 80).map(str)),
+)
 def test_binary_framing(body: bytes, header: str | None) -> None:
     split = only_our_errors(lambda: v2_binary.split(body, header))
     if split is not None:
@@ -66,14 +84,22 @@ def _grpc_tensor(name: str, datatype: str, shape: list[int], values: list[float]
     return tensor
 
 
-GRPC_TENSORS = st.builds(_grpc_tensor, NAMES, DATATYPES, st.lists(st.integers(0, 2**40), max_size=3),
-                         st.lists(st.floats(-1e6, 1e6), max_size=8))
+GRPC_TENSORS = st.builds(
+    _grpc_tensor,
+    NAMES,
+    DATATYPES,
+    st.lists(st.integers(0, 2**40), max_size=3),
+    st.lists(st.floats(-1e6, 1e6), max_size=8),
+)
 
 
 @FUZZ
-@given(tensors=st.lists(GRPC_TENSORS, max_size=3), raw=st.one_of(st.none(), st.lists(st.binary(max_size=40),
-                                                                                     max_size=3)),
-       contract=st.sampled_from(CONTRACTS), flip=st.integers(0, 200))
+@given(
+    tensors=st.lists(GRPC_TENSORS, max_size=3),
+    raw=st.one_of(st.none(), st.lists(st.binary(max_size=40), max_size=3)),
+    contract=st.sampled_from(CONTRACTS),
+    flip=st.integers(0, 200),
+)
 def test_v2_grpc_request(tensors: list[Any], raw: list[bytes] | None, contract: Contract, flip: int) -> None:
     message = pb.ModelInferRequest(model_name="m", inputs=tensors, raw_input_contents=raw or [])
     data = bytearray(message.SerializeToString())

@@ -13,13 +13,16 @@ from support.server_helpers import Stack
 def test_error_messages_hide_local_folders(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", store_url=str(tmp_path / "store"))
     wire.hide_paths(settings)
-    exc = StorageError(f"database sqlite:///{tmp_path}/home/registry.db: disk I/O error; "
-                       f"artifact in {tmp_path}/store/sha256/ab; cache {tmp_path}/home/cache/x")
+    exc = StorageError(
+        f"database sqlite:///{tmp_path}/home/registry.db: disk I/O error; "
+        f"artifact in {tmp_path}/store/sha256/ab; cache {tmp_path}/home/cache/x"
+    )
     status, body, _ = wire.modelrunner_error("/admin/models", exc)
     message = body["error"]["message"]
     assert status == 503 and str(tmp_path) not in message
-    assert message == ("database sqlite:///<database>: disk I/O error; artifact in <store>/sha256/ab; "
-                       "cache <cache>/x")
+    assert message == (
+        "database sqlite:///<database>: disk I/O error; artifact in <store>/sha256/ab; cache <cache>/x"
+    )
     _, body, _ = wire.modelrunner_error("/v2/repository/index", exc)
     assert str(tmp_path) not in body["error"]
 
@@ -30,8 +33,9 @@ def test_a_failed_load_does_not_show_the_store_path(open_stack: Stack) -> None:
     sha = open_stack.registry.model("digits").versions[-1].sha256
     for artifact in Path(home, "artifacts").rglob(f"*{sha}*"):
         artifact.unlink()
-    r = open_stack.anon.put("/admin/endpoints/digits", json={"target": "digits@2", "wait": True,
-                                                              "timeout_s": 20})
+    r = open_stack.anon.put(
+        "/admin/endpoints/digits", json={"target": "digits@2", "wait": True, "timeout_s": 20}
+    )
     assert r.status_code == 409, r.text
     assert sha in r.text and "<store>" in r.text and home not in r.text
     listed = open_stack.anon.get("/admin/endpoints")

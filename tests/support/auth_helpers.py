@@ -38,8 +38,15 @@ def auth_stack(home: Path, **extra: Any) -> Iterator[AuthStack]:
     from modelrunner.server.app import create_app
     from modelrunner.server.grpc.server import attach
 
-    settings = Settings(home=home, require_auth_for_predict=True, token_cache_s=0, poll_interval_s=0.05,
-                        heartbeat_s=0.2, drain_timeout_s=5.0, **extra)
+    settings = Settings(
+        home=home,
+        require_auth_for_predict=True,
+        token_cache_s=0,
+        poll_interval_s=0.05,
+        heartbeat_s=0.2,
+        drain_timeout_s=5.0,
+        **extra,
+    )
     registry = Registry(settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -48,8 +55,11 @@ def auth_stack(home: Path, **extra: Any) -> Iterator[AuthStack]:
     values = {role: tokens.create(registry, f"{role}-bot", role)[1] for role in ROLES}
     values["expired"] = tokens.create(registry, "old-bot", "admin", expires_in=timedelta(days=1))[1]
     with registry._write() as conn:  # as if a day had passed
-        conn.execute(update(api_tokens).where(api_tokens.c.name == "old-bot")
-                     .values(expires_at=utcnow() - timedelta(minutes=1)))
+        conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.name == "old-bot")
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
     runtime = Runtime(registry, settings)
     app = create_app(runtime, settings)
     grpc_server = attach(app)

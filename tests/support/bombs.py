@@ -25,8 +25,11 @@ def _entry(name: bytes, method: int, crc: int, csize: int, usize: int) -> tuple[
     """(local header, central directory header without the offset) of one member, made on Unix."""
     common = struct.pack("<HHHHHIII", 20, 0, method, 0, 0x21, crc, csize, usize)
     local = struct.pack("<I", 0x04034B50) + common + struct.pack("<HH", len(name), 0) + name
-    central = struct.pack("<IH", 0x02014B50, (3 << 8) | 20) + common + struct.pack(
-        "<HHHHHI", len(name), 0, 0, 0, 0, 0o100644 << 16)
+    central = (
+        struct.pack("<IH", 0x02014B50, (3 << 8) | 20)
+        + common
+        + struct.pack("<HHHHHI", len(name), 0, 0, 0, 0, 0o100644 << 16)
+    )
     return local, central
 
 
@@ -35,8 +38,10 @@ def zip_bomb(path: Path, mib: int = 2048) -> Path:
     data = _deflated_zeros(mib)
     usize = mib * MIB
     crc = ZERO_CRC_2GIB if mib == 2048 else _zero_crc(mib)
-    members = [(b"modelrunner.yaml", 0, zlib.crc32(MANIFEST), MANIFEST, len(MANIFEST)),
-               (b"weights.bin", 8, crc, data, usize)]
+    members = [
+        (b"modelrunner.yaml", 0, zlib.crc32(MANIFEST), MANIFEST, len(MANIFEST)),
+        (b"weights.bin", 8, crc, data, usize),
+    ]
     body, directory = b"", b""
     for name, method, member_crc, payload, size in members:
         local, central = _entry(name, method, member_crc, len(payload), size)

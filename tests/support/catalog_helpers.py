@@ -16,15 +16,31 @@ from modelrunner.contract import Contract, DType, Field
 NASTY = '<script>alert("x")</script> & <b>bold</b>'
 
 
-def write_bundle(path: Path, name: str, *, description: str = "", tags: dict[str, str] | None = None,
-                 metrics: dict[str, float] | None = None, license: str | None = "MIT",
-                 inputs: tuple[str, ...] = ("x",)) -> Path:
+def write_bundle(
+    path: Path,
+    name: str,
+    *,
+    description: str = "",
+    tags: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+    license: str | None = "MIT",
+    inputs: tuple[str, ...] = ("x",),
+) -> Path:
     """A minimal bundle folder (the registry and the catalog never load the model)."""
     path.mkdir(parents=True, exist_ok=True)
-    contract = Contract.build([Field(name=n, dtype=DType.FLOAT32, shape=(2,)) for n in inputs],
-                              [Field(name="y", dtype=DType.INT64)])
-    Manifest(name=name, flavor="python", contract=contract, license=license, description=description,
-             metrics=metrics or {}, tags=tags or {}, created_at=datetime(2024, 1, 1, tzinfo=UTC)).dump(path)
+    contract = Contract.build(
+        [Field(name=n, dtype=DType.FLOAT32, shape=(2,)) for n in inputs], [Field(name="y", dtype=DType.INT64)]
+    )
+    Manifest(
+        name=name,
+        flavor="python",
+        contract=contract,
+        license=license,
+        description=description,
+        metrics=metrics or {},
+        tags=tags or {},
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+    ).dump(path)
     (path / "weights.bin").write_bytes(name.encode())
     return path
 
@@ -59,30 +75,74 @@ def add_models(registry: Any, count: int, *, prefix: str = "model") -> None:
     ``Manifest``); the artifacts are not stored, as list pages never read them."""
     from modelrunner.registry.tables import model_versions, models, utcnow
 
-    contract = Contract.build([Field(name="x", dtype=DType.FLOAT32, shape=(2,))],
-                              [Field(name="y", dtype=DType.INT64)])
+    contract = Contract.build(
+        [Field(name="x", dtype=DType.FLOAT32, shape=(2,))], [Field(name="y", dtype=DType.INT64)]
+    )
     now = utcnow()
-    manifests = [Manifest(name=f"{prefix}-{i:04d}", flavor=("python", "sklearn", "onnx")[i % 3],
-                          contract=contract, license=("MIT", "Apache-2.0")[i % 2],
-                          description=f"model number {i}",
-                          metrics={"accuracy": round(0.5 + (i % 50) / 100, 2)},
-                          tags={"team": f"t{i % 7}"}, created_at=datetime(2024, 1, 1, tzinfo=UTC))
-                 for i in range(count)]
+    manifests = [
+        Manifest(
+            name=f"{prefix}-{i:04d}",
+            flavor=("python", "sklearn", "onnx")[i % 3],
+            contract=contract,
+            license=("MIT", "Apache-2.0")[i % 2],
+            description=f"model number {i}",
+            metrics={"accuracy": round(0.5 + (i % 50) / 100, 2)},
+            tags={"team": f"t{i % 7}"},
+            created_at=datetime(2024, 1, 1, tzinfo=UTC),
+        )
+        for i in range(count)
+    ]
     with registry._write() as conn:
         start = now.replace(microsecond=0)
-        conn.execute(models.insert(), [
-            {"name": m.name, "description": m.description, "created_at": now, "created_by": "tests",
-             "updated_at": start + timedelta(seconds=i)} for i, m in enumerate(manifests)])
+        conn.execute(
+            models.insert(),
+            [
+                {
+                    "name": m.name,
+                    "description": m.description,
+                    "created_at": now,
+                    "created_by": "tests",
+                    "updated_at": start + timedelta(seconds=i),
+                }
+                for i, m in enumerate(manifests)
+            ],
+        )
         ids = {r.name: r.id for r in conn.execute(select(models.c.id, models.c.name))}
-        conn.execute(model_versions.insert(), [
-            {"model_id": ids[m.name], "version": 1, "sha256": f"{i:064x}", "size": 1, "flavor": m.flavor,
-             "contract": m.contract.to_dict(), "manifest": m.model_dump(mode="json"), "license": m.license,
-             "description": m.description, "metrics": dict(m.metrics), "lineage": {}, "tags": dict(m.tags),
-             "created_at": now, "created_by": "tests"} for i, m in enumerate(manifests)])
+        conn.execute(
+            model_versions.insert(),
+            [
+                {
+                    "model_id": ids[m.name],
+                    "version": 1,
+                    "sha256": f"{i:064x}",
+                    "size": 1,
+                    "flavor": m.flavor,
+                    "contract": m.contract.to_dict(),
+                    "manifest": m.model_dump(mode="json"),
+                    "license": m.license,
+                    "description": m.description,
+                    "metrics": dict(m.metrics),
+                    "lineage": {},
+                    "tags": dict(m.tags),
+                    "created_at": now,
+                    "created_by": "tests",
+                }
+                for i, m in enumerate(manifests)
+            ],
+        )
 
 
 def pages(name: str, version: int) -> list[str]:
     """Every page of the catalog about model ``name``."""
-    return ["/ui/", "/ui/endpoints", "/ui/endpoints/status", "/ui/audit", "/ui/pipelines", "/ui/signin",
-            f"/ui/models/{name}", f"/ui/models/{name}?version={version}",
-            f"/ui/compare?model={name}&v={version}", f"/ui/audit?model={name}"]
+    return [
+        "/ui/",
+        "/ui/endpoints",
+        "/ui/endpoints/status",
+        "/ui/audit",
+        "/ui/pipelines",
+        "/ui/signin",
+        f"/ui/models/{name}",
+        f"/ui/models/{name}?version={version}",
+        f"/ui/compare?model={name}&v={version}",
+        f"/ui/audit?model={name}",
+    ]

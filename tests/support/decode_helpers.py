@@ -19,10 +19,15 @@ from support.fuzz_helpers import varint
 from support.server_helpers import ServerThread, StaticRuntime, toy_deployment
 
 STRICT_CONTRACT = Contract.build(
-    [Field(name="x", dtype=DType.FLOAT64, shape=(4,)),
-     Field(name="age", dtype=DType.FLOAT64, optional=True, default=30.0)],
-    [Field(name="label", dtype=DType.INT64), Field(name="proba", dtype=DType.FLOAT64, shape=(2,)),
-     Field(name="name", dtype=DType.STRING)],
+    [
+        Field(name="x", dtype=DType.FLOAT64, shape=(4,)),
+        Field(name="age", dtype=DType.FLOAT64, optional=True, default=30.0),
+    ],
+    [
+        Field(name="label", dtype=DType.INT64),
+        Field(name="proba", dtype=DType.FLOAT64, shape=(2,)),
+        Field(name="name", dtype=DType.STRING),
+    ],
 )
 
 
@@ -76,10 +81,22 @@ def v2_binary_body(shape: list[int], raw: bytes) -> tuple[bytes, dict[str, str]]
     """A V2 REST body with the binary tensor data extension (what tritonclient sends)."""
     import orjson
 
-    head = orjson.dumps({"inputs": [{"name": "x", "shape": shape, "datatype": "FP64",
-                                     "parameters": {"binary_data_size": len(raw)}}]})
-    return head + raw, {"inference-header-content-length": str(len(head)),
-                        "content-type": "application/octet-stream"}
+    head = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": shape,
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
+    )
+    return head + raw, {
+        "inference-header-content-length": str(len(head)),
+        "content-type": "application/octet-stream",
+    }
 
 
 def grpc_call(target: str, method: str, body: bytes) -> Any:

@@ -94,8 +94,10 @@ def parse(path: Path) -> list[Block]:
         if i == len(lines):
             raise DocError(f"{path.name}:{start + 1}: the code block is never closed")
         if not lang:
-            raise DocError(f"{path.name}:{start + 1}: a code block without a language; tag it (bash, python, "
-                           "console to run it; text for output or layouts)")
+            raise DocError(
+                f"{path.name}:{start + 1}: a code block without a language; tag it (bash, python, "
+                "console to run it; text for output or layouts)"
+            )
         blocks.append(Block(path, start + 1, lang, "\n".join(body) + "\n", _skip_reason(path, lines, start)))
         i += 1
     return blocks
@@ -111,8 +113,10 @@ def _skip_reason(path: Path, lines: list[str], fence: int) -> str | None:
         return None
     skip = SKIP.match(directive.group(1))
     if skip is None:
-        raise DocError(f"{path.name}:{j + 1}: unknown directive {directive.group(1)!r}; "
-                       "expected <!-- docs-test: skip (reason) -->")
+        raise DocError(
+            f"{path.name}:{j + 1}: unknown directive {directive.group(1)!r}; "
+            "expected <!-- docs-test: skip (reason) -->"
+        )
     return skip.group(1).strip()
 
 
@@ -123,8 +127,9 @@ def private_network() -> bool:
     if os.environ.get("DOCS_TEST_SHARED_NETWORK"):
         return False
     try:
-        proc = subprocess.run([*NAMESPACE, "ip", "link", "set", "lo", "up"], capture_output=True, timeout=10,
-                              check=False)
+        proc = subprocess.run(
+            [*NAMESPACE, "ip", "link", "set", "lo", "up"], capture_output=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
@@ -187,11 +192,24 @@ class Session:
             self.ports = {port: free_port() for port in DEFAULT_PORTS}
         shell = ["bash", "--noprofile", "--norc"]
         if self.isolated:
-            shell = [*NAMESPACE, "bash", "--noprofile", "--norc", "-c",
-                     "ip link set lo up && exec bash --noprofile --norc"]
-        self.proc = subprocess.Popen(shell, cwd=self.cwd, env=self.env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+            shell = [
+                *NAMESPACE,
+                "bash",
+                "--noprofile",
+                "--norc",
+                "-c",
+                "ip link set lo up && exec bash --noprofile --norc",
+            ]
+        self.proc = subprocess.Popen(
+            shell,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         prelude = "set -eo pipefail\n" + CURL_WRAPPER
         if not self.isolated:
             prelude += DEFAULTS_WRAPPER.replace("__PORT__", str(self.ports[8080]))
@@ -218,8 +236,9 @@ class Session:
             command = f"source {source} < /dev/null"
         started = time.monotonic()
         if self.proc.poll() is not None:
-            return Result(block, False, "[not run: the session ended at an earlier block]", 0.0,
-                          self.proc.returncode)
+            return Result(
+                block, False, "[not run: the session ended at an earlier block]", 0.0, self.proc.returncode
+            )
         self.busy = True
         self._send(f"{command} > {log} 2>&1\necho {DONE}\n")
         finished = self._wait_done(timeout)

@@ -16,7 +16,8 @@ from support.centroids import Centroids
 
 CONTRACT = Contract.build(
     [Field(name="pixels", dtype=DType.FLOAT64, shape=(64,))],
-    [Field(name="label", dtype=DType.INT64), Field(name="probabilities", dtype=DType.FLOAT64, shape=(10,))])
+    [Field(name="label", dtype=DType.INT64), Field(name="probabilities", dtype=DType.FLOAT64, shape=(10,))],
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,15 @@ def save_digits(path: Any, *, training: bool = True) -> Any:
 
     d = digits()
     data = {"pixels": d.x[d.train], "label": d.y[d.train]} if training else None
-    return save_model(d.model, path, flavor="python", name="digits", sample={"pixels": d.x[:2]},
-                      license="MIT", training_data=data)
+    return save_model(
+        d.model,
+        path,
+        flavor="python",
+        name="digits",
+        sample={"pixels": d.x[:2]},
+        license="MIT",
+        training_data=data,
+    )
 
 
 def feed(registry: Any, endpoint: str, x: np.ndarray, now: float, worker: str = "w0") -> None:
@@ -74,6 +82,6 @@ def feed(registry: Any, endpoint: str, x: np.ndarray, now: float, worker: str = 
     monitor = Monitor(registry, worker)
     observe = monitor.drift_hook_for(endpoint, target)
     for start in range(0, len(x), 50):
-        rows = x[start:start + 50]
+        rows = x[start : start + 50]
         observe({"pixels": rows}, digits().outputs(rows))
     monitor.flush(now)

@@ -68,21 +68,50 @@ class Postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         data = self.dir / "data"
-        subprocess.run(self._as_postgres(str(self.bin / "initdb"), "-D", str(data), "-U", "postgres",
-                                         "-A", "trust", "--no-sync"),
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            self._as_postgres(
+                str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         with open(data / "pg_hba.conf", "a") as fh:
             fh.write(f"host all all 10.{self.lab.octet}.0.0/16 trust\n")
-        opts = (f"-c listen_addresses={self.lab.svc_ip} -p {PG_PORT} -c unix_socket_directories={self.dir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        subprocess.run(self.lab.svc_argv(*self._as_postgres(
-            str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(self.dir / "log"), "-w",
-            "-t", "60", "start")), check=True, capture_output=True, timeout=90)
+        opts = (
+            f"-c listen_addresses={self.lab.svc_ip} -p {PG_PORT} -c unix_socket_directories={self.dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        subprocess.run(
+            self.lab.svc_argv(
+                *self._as_postgres(
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(self.dir / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                )
+            ),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
         return self
 
     def stop(self) -> None:
-        subprocess.run(self._as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m",
-                                         "immediate", "stop"), capture_output=True, timeout=60)
+        subprocess.run(
+            self._as_postgres(
+                str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop"
+            ),
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -99,9 +128,12 @@ class S3Server:
         """Start the server (``start`` waits for it: PostgreSQL can start meanwhile)."""
         log = open(self.log_path, "wb")  # noqa: SIM115 - the server writes it until stop()
         self.proc = subprocess.Popen(
-            self.lab.svc_argv(sys.executable, "-m", "moto.server", "-H", self.lab.store_ip,
-                              "-p", str(S3_PORT)),
-            stdout=log, stderr=subprocess.STDOUT)
+            self.lab.svc_argv(
+                sys.executable, "-m", "moto.server", "-H", self.lab.store_ip, "-p", str(S3_PORT)
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         return self
 
@@ -145,13 +177,21 @@ def fleet_env(lab: NetLab, pg: Postgres, s3: S3Server, home: Path) -> dict[str, 
     """The environment every runner (and the operator) uses: one registry, one bucket."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELRUNNER_", "AWS_"))}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update({
-        "MODELRUNNER_HOME": str(home), "MODELRUNNER_DATABASE_URL": pg.url,
-        "MODELRUNNER_STORE_URL": f"s3://{BUCKET}/", "MODELRUNNER_HEARTBEAT_S": "0.5",
-        "MODELRUNNER_DRAIN_TIMEOUT_S": "10", "MODELRUNNER_ADMIN_TOKEN": "fleet-test-admin",
-        "AWS_ENDPOINT_URL": s3.url, "AWS_ACCESS_KEY_ID": "fleet", "AWS_SECRET_ACCESS_KEY": "fleet",
-        "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": os.pathsep.join(sys.path),
-    })
+    env.update(
+        {
+            "MODELRUNNER_HOME": str(home),
+            "MODELRUNNER_DATABASE_URL": pg.url,
+            "MODELRUNNER_STORE_URL": f"s3://{BUCKET}/",
+            "MODELRUNNER_HEARTBEAT_S": "0.5",
+            "MODELRUNNER_DRAIN_TIMEOUT_S": "10",
+            "MODELRUNNER_ADMIN_TOKEN": "fleet-test-admin",
+            "AWS_ENDPOINT_URL": s3.url,
+            "AWS_ACCESS_KEY_ID": "fleet",
+            "AWS_SECRET_ACCESS_KEY": "fleet",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+    )
     return env
 
 
@@ -164,16 +204,28 @@ class Runner:
         self.env = {**env, "MODELRUNNER_HOME": str(home / host.name)}
         # --trust-pickle: the test's toy bundles are pickles, and a runner bound beyond loopback loads a
         # pickle only with a trust decision or this flag (docs/security.md)
-        self.argv = host.exec_argv(sys.executable, "-m", "modelrunner", "serve", "--host", host.front_ip,
-                                   "--port", str(HTTP_PORT), "--workers", str(workers), "--trust-pickle",
-                                   *args)
+        self.argv = host.exec_argv(
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--host",
+            host.front_ip,
+            "--port",
+            str(HTTP_PORT),
+            "--workers",
+            str(workers),
+            "--trust-pickle",
+            *args,
+        )
         self.log_path = home / f"{host.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Runner:
         log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         return self
 
@@ -201,8 +253,9 @@ class Runner:
 
     def kill(self) -> None:
         """SIGKILL every process of the host (server and workers), as a machine losing power would."""
-        pids = subprocess.run(["ip", "netns", "pids", self.host.netns], capture_output=True,
-                              text=True).stdout.split()
+        pids = subprocess.run(
+            ["ip", "netns", "pids", self.host.netns], capture_output=True, text=True
+        ).stdout.split()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
@@ -260,8 +313,15 @@ class FleetLoad:
             try:
                 r = client.post("/v1/endpoints/toy/predict", json=BODY)
                 ok = r.status_code == 200
-                self.answers.append(Answer(name, t0, time.monotonic(), r.json()["version"] if ok else None,
-                                           None if ok else f"HTTP {r.status_code}: {r.text[:300]}"))
+                self.answers.append(
+                    Answer(
+                        name,
+                        t0,
+                        time.monotonic(),
+                        r.json()["version"] if ok else None,
+                        None if ok else f"HTTP {r.status_code}: {r.text[:300]}",
+                    )
+                )
             except httpx.HTTPError as exc:
                 self.answers.append(Answer(name, t0, time.monotonic(), None, f"{type(exc).__name__}: {exc}"))
                 client.close()
@@ -277,8 +337,11 @@ class FleetLoad:
 
     def first_answer(self, host: str, version: int, after: float) -> float | None:
         """When ``host`` first answered with ``version`` for a request started after ``after``."""
-        times = [a.ended for a in list(self.answers)
-                 if a.host == host and a.version == version and a.started >= after]
+        times = [
+            a.ended
+            for a in list(self.answers)
+            if a.host == host and a.version == version and a.started >= after
+        ]
         return min(times) if times else None
 
     def since(self, host: str, after: float) -> list[Answer]:

@@ -17,24 +17,44 @@ from hypothesis import strategies as st
 from modelrunner.contract import Contract, DType, Field
 from modelrunner.errors import ModelrunnerError
 
-FUZZ = settings(max_examples=120, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 """A few seconds per test on a loaded 2-core machine."""
 
 INTS = st.one_of(st.integers(-3, 300), st.integers(-(2**63), 2**64 - 1), st.sampled_from([2**31, 2**40]))
-SCALARS = st.one_of(st.none(), st.booleans(), INTS, st.floats(allow_nan=True, allow_infinity=True),
-                    st.text(max_size=8), st.sampled_from(["", "aGk=", "not base64!", "\u00e9\u4e2d"]))
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=6), st.dictionaries(st.sampled_from(["x", "k", "s", "b", "t", "age", "zz"]),
-                                                 inner, max_size=5)), max_leaves=20)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    INTS,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.sampled_from(["", "aGk=", "not base64!", "\u00e9\u4e2d"]),
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6),
+        st.dictionaries(st.sampled_from(["x", "k", "s", "b", "t", "age", "zz"]), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
 """JSON values shaped like requests: field names of the contracts below, nested lists, odd scalars."""
 
 CONTRACTS = [
-    Contract.build([Field(name="x", dtype=DType.FLOAT32, shape=(2,)), Field(name="k", dtype=DType.INT64),
-                    Field(name="s", dtype=DType.STRING),
-                    Field(name="b", dtype=DType.BYTES, optional=True),
-                    Field(name="t", dtype=DType.FLOAT64, optional=True, default=0.5)],
-                   [Field(name="y", dtype=DType.FLOAT64)]),
+    Contract.build(
+        [
+            Field(name="x", dtype=DType.FLOAT32, shape=(2,)),
+            Field(name="k", dtype=DType.INT64),
+            Field(name="s", dtype=DType.STRING),
+            Field(name="b", dtype=DType.BYTES, optional=True),
+            Field(name="t", dtype=DType.FLOAT64, optional=True, default=0.5),
+        ],
+        [Field(name="y", dtype=DType.FLOAT64)],
+    ),
     Contract.build([Field(name="x", dtype=DType.UINT8, shape=(-1, 2))], [Field(name="y", dtype=DType.INT8)]),
     Contract.build([Field(name="x", dtype=DType.BOOL, shape=(-1, -1))], [Field(name="y", dtype=DType.BOOL)]),
     Contract.build([Field(name="s", dtype=DType.STRING, shape=(-1,))], [Field(name="y", dtype=DType.INT32)]),

@@ -31,13 +31,22 @@ class GrpcStack:
 
 
 def stack_settings(home: Path) -> Settings:
-    return Settings(home=home, admin_token=ADMIN_TOKEN, poll_interval_s=0.05, heartbeat_s=0.2,
-                    drain_timeout_s=5.0, max_request_bytes=1024 * 1024)
+    return Settings(
+        home=home,
+        admin_token=ADMIN_TOKEN,
+        poll_interval_s=0.05,
+        heartbeat_s=0.2,
+        drain_timeout_s=5.0,
+        max_request_bytes=1024 * 1024,
+    )
 
 
 @contextmanager
-def grpc_stack(home: Path, push: Callable[[Any, Path], None] = push_sklearn_models,
-               endpoints: Mapping[str, str] | None = None) -> Iterator[GrpcStack]:
+def grpc_stack(
+    home: Path,
+    push: Callable[[Any, Path], None] = push_sklearn_models,
+    endpoints: Mapping[str, str] | None = None,
+) -> Iterator[GrpcStack]:
     """Registry (SQLite) + pushed models + the real Runtime, served over HTTP and gRPC on 127.0.0.1."""
     from modelrunner.registry.registry import Registry
     from modelrunner.runner.runtime import Runtime
@@ -55,10 +64,13 @@ def grpc_stack(home: Path, push: Callable[[Any, Path], None] = push_sklearn_mode
     app = create_app(runtime, settings)
     server = attach(app)
     try:
-        with ServerThread(app) as http, \
-                httpx.Client(base_url=http.url, timeout=30,
-                             headers={"authorization": f"Bearer {ADMIN_TOKEN}"}) as admin, \
-                httpx.Client(base_url=http.url, timeout=30) as anon:
+        with (
+            ServerThread(app) as http,
+            httpx.Client(
+                base_url=http.url, timeout=30, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+            ) as admin,
+            httpx.Client(base_url=http.url, timeout=30) as anon,
+        ):
             yield GrpcStack(http.url, f"127.0.0.1:{server.port}", registry, runtime, admin, anon)
     finally:
         registry.close()
@@ -74,8 +86,15 @@ def compile_proto(text: str, module: str, dest: Path, load: bool = True) -> tupl
 
     dest.mkdir(parents=True, exist_ok=True)
     (dest / f"{module}.proto").write_text(text)
-    code = protoc.main(["protoc", f"-I{dest}", f"--python_out={dest}", f"--grpc_python_out={dest}",
-                        str(dest / f"{module}.proto")])
+    code = protoc.main(
+        [
+            "protoc",
+            f"-I{dest}",
+            f"--python_out={dest}",
+            f"--grpc_python_out={dest}",
+            str(dest / f"{module}.proto"),
+        ]
+    )
     assert code == 0, f"protoc failed on the served .proto:\n{text}"
     if not load:
         return ModuleType(f"{module}_pb2"), ModuleType(f"{module}_pb2_grpc")
@@ -94,8 +113,14 @@ def push_scalers(registry: Any, root: Path) -> None:
     mr.save_model(Scaler(), root / "s1", sample={"x": np.zeros((2, 3))}, name="scaler", license="MIT")
     registry.push(root / "s1", alias="production")
     for version, width in ((2, 3), (3, 4)):
-        contract = Contract.build([Field(name="x", dtype=DType.FLOAT64, shape=(width,)),
-                                   Field(name="scale", dtype=DType.FLOAT64, optional=True, default=1.0)], [])
-        mr.save_model(Scaler(extended=True), root / f"s{version}", contract=contract, name="scaler",
-                      license="MIT")
+        contract = Contract.build(
+            [
+                Field(name="x", dtype=DType.FLOAT64, shape=(width,)),
+                Field(name="scale", dtype=DType.FLOAT64, optional=True, default=1.0),
+            ],
+            [],
+        )
+        mr.save_model(
+            Scaler(extended=True), root / f"s{version}", contract=contract, name="scaler", license="MIT"
+        )
         registry.push(root / f"s{version}")

@@ -33,8 +33,14 @@ def start(bundle: Path, env: dict[str, str]) -> subprocess.Popen[str]:
 
     paths = [str(Path(modelrunner.__file__).parents[1]), str(Path(__file__).parent)]
     child_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(paths)}
-    proc = subprocess.Popen([sys.executable, __file__, str(bundle)], env=child_env, text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, str(bundle)],
+        env=child_env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()  # blocks until the child is half way (or dies)
     if line != HALF:

@@ -38,8 +38,13 @@ def write_pyfunc_tensor(path: Path) -> None:
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.pyfunc.save_model(str(path), python_model=Doubler(), signature=infer_signature(x, x * 2),
-                                 input_example=x, pip_requirements=["numpy"])
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=Doubler(),
+            signature=infer_signature(x, x * 2),
+            input_example=x,
+            pip_requirements=["numpy"],
+        )
 
 
 def write_pyfunc(path: Path) -> None:
@@ -54,8 +59,13 @@ def write_pyfunc(path: Path) -> None:
     example = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.pyfunc.save_model(str(path), python_model=AddColumns(), signature=signature,
-                                 input_example=example, pip_requirements=["pandas"])
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=AddColumns(),
+            signature=signature,
+            input_example=example,
+            pip_requirements=["pandas"],
+        )
 
 
 def iris_frame() -> tuple[Any, Any]:
@@ -75,9 +85,16 @@ def write_sklearn_frame(path: Path, fmt: str = "cloudpickle") -> Any:
     model = LogisticRegression(max_iter=300).fit(x, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.sklearn.save_model(model, str(path), serialization_format=fmt, pip_requirements=PIP,
-                                  signature=infer_signature(x, model.predict(x)), input_example=x[:3],
-                                  mlflow_model=Model(run_id="0123456789abcdef"), metadata={"team": "risk"})
+        mlflow.sklearn.save_model(
+            model,
+            str(path),
+            serialization_format=fmt,
+            pip_requirements=PIP,
+            signature=infer_signature(x, model.predict(x)),
+            input_example=x[:3],
+            mlflow_model=Model(run_id="0123456789abcdef"),
+            metadata={"team": "risk"},
+        )
     return model
 
 
@@ -92,9 +109,14 @@ def write_sklearn_tensor(path: Path) -> Any:
     model = LogisticRegression(max_iter=300).fit(xn, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.sklearn.save_model(model, str(path), serialization_format="pickle", pip_requirements=PIP,
-                                  signature=infer_signature(xn, model.predict_proba(xn)),
-                                  input_example=xn[:2])
+        mlflow.sklearn.save_model(
+            model,
+            str(path),
+            serialization_format="pickle",
+            pip_requirements=PIP,
+            signature=infer_signature(xn, model.predict_proba(xn)),
+            input_example=xn[:2],
+        )
     return model
 
 

@@ -67,6 +67,7 @@ def push_narrow_recognizer(ocr: OcrBuild) -> int:
 
 def header_only_png(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height (the pixel data is cut short)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -82,17 +83,24 @@ def contract(inputs: list[Field], outputs: list[Field]) -> Contract:
     return Contract.build(inputs, outputs)
 
 
-def spec(steps: dict[str, Any], *, inputs: dict[str, Any] | None = None,
-         output: dict[str, str] | None = None, name: str = "toy") -> PipelineSpec:
-    return parse_spec({"name": name, "input": inputs or {"x": "float64[3]"}, "steps": steps,
-                       "output": output or {}})
+def spec(
+    steps: dict[str, Any],
+    *,
+    inputs: dict[str, Any] | None = None,
+    output: dict[str, str] | None = None,
+    name: str = "toy",
+) -> PipelineSpec:
+    return parse_spec(
+        {"name": name, "input": inputs or {"x": "float64[3]"}, "steps": steps, "output": output or {}}
+    )
 
 
 class ToyStep(Predictor):
     """A step computing ``fn(columns)``, recording every call (batch sizes, threads, times)."""
 
-    def __init__(self, contract: Contract, fn: Callable[[Mapping[str, np.ndarray]], Columns],
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self, contract: Contract, fn: Callable[[Mapping[str, np.ndarray]], Columns], delay: float = 0.0
+    ) -> None:
         self.contract = contract
         self.fn = fn
         self.delay = delay
@@ -106,8 +114,9 @@ class ToyStep(Predictor):
             time.sleep(self.delay)
         out = self.fn(columns)
         with self.lock:
-            self.calls.append({"rows": len(next(iter(columns.values()))), "start": start,
-                               "end": time.perf_counter()})
+            self.calls.append(
+                {"rows": len(next(iter(columns.values()))), "start": start, "end": time.perf_counter()}
+            )
         return out
 
     def close(self) -> None:

@@ -18,8 +18,14 @@ from modelrunner.registry import Registry
 from modelrunner.settings import Settings
 
 
-def write_bundle(path: Path, name: str = "toy", *, inputs: tuple[str, ...] = ("x",),
-                 payload: bytes = b"weights-v1", license: str | None = "MIT") -> Path:
+def write_bundle(
+    path: Path,
+    name: str = "toy",
+    *,
+    inputs: tuple[str, ...] = ("x",),
+    payload: bytes = b"weights-v1",
+    license: str | None = "MIT",
+) -> Path:
     """A minimal bundle folder: a manifest and one data file. Same arguments, same bytes."""
     path.mkdir(parents=True, exist_ok=True)
     contract = Contract.build(
@@ -27,8 +33,14 @@ def write_bundle(path: Path, name: str = "toy", *, inputs: tuple[str, ...] = ("x
         [Field(name="y", dtype=DType.INT64)],
     )
     Manifest(
-        name=name, flavor="python", contract=contract, license=license, description=f"{name} model",
-        metrics={"accuracy": 0.9}, tags={"team": "core"}, example_input=None,
+        name=name,
+        flavor="python",
+        contract=contract,
+        license=license,
+        description=f"{name} model",
+        metrics={"accuracy": 0.9},
+        tags={"team": "core"},
+        example_input=None,
         created_at=datetime(2024, 1, 1, tzinfo=UTC),
     ).dump(path)
     (path / "weights.bin").write_bytes(payload)
@@ -50,8 +62,16 @@ def tiny_tmpfs(mount: Path, size: str = "2m") -> Iterator[Path]:
     """A small tmpfs at ``mount`` for disk-full tests (we run as root in CI and the dev container);
     the test is skipped, saying why, where mounting is not permitted."""
     mount.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False) if shutil.which("mount") else None
+    done = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shutil.which("mount")
+        else None
+    )
     if done is None or done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() if done else 'no mount command'}")
     try:

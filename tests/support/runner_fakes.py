@@ -24,8 +24,9 @@ from modelrunner.runner.endpoint import Deployment
 from modelrunner.runner.runtime import Runtime
 from modelrunner.settings import Settings
 
-CONTRACT = Contract.build([Field(name="x", dtype=DType.FLOAT64, shape=(2,))],
-                          [Field(name="y", dtype=DType.INT64)])
+CONTRACT = Contract.build(
+    [Field(name="x", dtype=DType.FLOAT64, shape=(2,))], [Field(name="y", dtype=DType.INT64)]
+)
 
 
 class TagPredictor(Predictor):
@@ -54,9 +55,16 @@ class TagPredictor(Predictor):
 
 
 def deployment(predictor: TagPredictor, endpoint: str = "ep", model: str = "m") -> Deployment:
-    return Deployment(endpoint=endpoint, model=model, version=predictor.tag, ref=f"{model}@{predictor.tag}",
-                      target=f"{model}@{predictor.tag}", contract=predictor.contract, predictor=predictor,
-                      sha256=f"sha{predictor.tag}")
+    return Deployment(
+        endpoint=endpoint,
+        model=model,
+        version=predictor.tag,
+        ref=f"{model}@{predictor.tag}",
+        target=f"{model}@{predictor.tag}",
+        contract=predictor.contract,
+        predictor=predictor,
+        sha256=f"sha{predictor.tag}",
+    )
 
 
 def batch(n: int = 1) -> dict[str, np.ndarray]:
@@ -67,15 +75,22 @@ BEHAVIOUR = "behaviour.json"
 
 
 def make_contract(inputs: tuple[str, ...] = ("x",)) -> Contract:
-    return Contract.build([Field(name=n, dtype=DType.FLOAT64, shape=(2,)) for n in inputs],
-                          [Field(name="y", dtype=DType.INT64)])
+    return Contract.build(
+        [Field(name=n, dtype=DType.FLOAT64, shape=(2,)) for n in inputs], [Field(name="y", dtype=DType.INT64)]
+    )
 
 
 def write_bundle(path: Path, name: str, tag: int, mode: str = "ok", inputs: tuple[str, ...] = ("x",)) -> Path:
     """A bundle folder whose ``behaviour.json`` tells :func:`loader` what to build."""
     path.mkdir(parents=True, exist_ok=True)
-    Manifest(name=name, flavor="python", contract=make_contract(inputs), license="MIT",
-             created_at=datetime(2024, 1, 1, tzinfo=UTC), example_input=None).dump(path)
+    Manifest(
+        name=name,
+        flavor="python",
+        contract=make_contract(inputs),
+        license="MIT",
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+        example_input=None,
+    ).dump(path)
     (path / BEHAVIOUR).write_text(json.dumps({"tag": tag, "mode": mode, "inputs": list(inputs)}))
     return path
 
@@ -113,8 +128,10 @@ class Loader:
             raise ValueError("pickle data was truncated")
         if spec["mode"] == "import_race_once" and self.loaded.count(mv.ref) == 1:  # what two threads
             # unpickling sklearn models at once used to hit: fails once, then loads
-            raise ImportError("cannot import name 'BaseLibSVM' from partially initialized module "
-                              "'sklearn.svm._base' (most likely due to a circular import)")
+            raise ImportError(
+                "cannot import name 'BaseLibSVM' from partially initialized module "
+                "'sklearn.svm._base' (most likely due to a circular import)"
+            )
         predictor = BundlePredictor(mv.contract, spec["tag"], spec["mode"])
         self.predictors.append(predictor)
         return predictor, {n: np.zeros((2, 2)) for n in spec["inputs"]}
@@ -139,6 +156,7 @@ def run(coro: Any) -> Any:
                 t.print_stack()
             raise AssertionError("hung")
         return task.result()
+
     return asyncio.run(guarded())
 
 

@@ -21,8 +21,9 @@ from modelrunner.runner.client import AdminClient
 BODY = {"instances": [{"x": [0.5, 0.25, 0.0, 1.0]}]}
 
 
-def save_toy(path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None,
-             inputs: tuple[str, ...] = ("x",)) -> Path:
+def save_toy(
+    path: Path, tag: int, *, size_mb: int = 0, fail: str | None = None, inputs: tuple[str, ...] = ("x",)
+) -> Path:
     """A python-flavor bundle of ``toy_models.Tagged``."""
     from modelrunner.bundle import save_model
     from support.toy_models import Tagged
@@ -68,19 +69,39 @@ class Server:
         self.port = free_port()
         self.count = workers
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "MODELRUNNER_HOME": str(home), "MODELRUNNER_HEARTBEAT_S": "0.5",
-                    "MODELRUNNER_DRAIN_TIMEOUT_S": "10", "TOY_FAILURES": "armed", **(env or {})}
-        for var in ("MODELRUNNER_DATABASE_URL", "MODELRUNNER_STORE_URL", "MODELRUNNER_CACHE_DIR",
-                    "PROMETHEUS_MULTIPROC_DIR"):
+        self.env = {
+            **os.environ,
+            "MODELRUNNER_HOME": str(home),
+            "MODELRUNNER_HEARTBEAT_S": "0.5",
+            "MODELRUNNER_DRAIN_TIMEOUT_S": "10",
+            "TOY_FAILURES": "armed",
+            **(env or {}),
+        }
+        for var in (
+            "MODELRUNNER_DATABASE_URL",
+            "MODELRUNNER_STORE_URL",
+            "MODELRUNNER_CACHE_DIR",
+            "PROMETHEUS_MULTIPROC_DIR",
+        ):
             self.env.pop(var, None)
-        self.argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(self.port),
-                     "--workers", str(workers), *args]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            *args,
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin = AdminClient(self.url)
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self._err: list[bytes] = []
         self._reader = threading.Thread(target=self._read_stderr, args=(self.proc.stderr,), daemon=True)
         self._reader.start()  # read as it comes: a full pipe would block the server's logging

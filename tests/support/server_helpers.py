@@ -18,13 +18,19 @@ from modelrunner.contract import Contract, DType, Field
 from modelrunner.runner.endpoint import Deployment, Endpoint
 
 TOY_CONTRACT = Contract.build(
-    [Field(name="x", dtype=DType.FLOAT64, shape=(4,), description="four numbers"),
-     Field(name="scale", dtype=DType.FLOAT32, optional=True, default=1.0)],
-    [Field(name="label", dtype=DType.INT64), Field(name="total", dtype=DType.FLOAT64),
-     Field(name="proba", dtype=DType.FLOAT64, shape=(2,))],
+    [
+        Field(name="x", dtype=DType.FLOAT64, shape=(4,), description="four numbers"),
+        Field(name="scale", dtype=DType.FLOAT32, optional=True, default=1.0),
+    ],
+    [
+        Field(name="label", dtype=DType.INT64),
+        Field(name="total", dtype=DType.FLOAT64),
+        Field(name="proba", dtype=DType.FLOAT64, shape=(2,)),
+    ],
 )
-ONE_INPUT = Contract.build([Field(name="text", dtype=DType.STRING)],
-                           [Field(name="length", dtype=DType.INT64)])
+ONE_INPUT = Contract.build(
+    [Field(name="text", dtype=DType.STRING)], [Field(name="length", dtype=DType.INT64)]
+)
 
 
 class SumPredictor(Predictor):
@@ -48,11 +54,19 @@ class LengthPredictor(Predictor):
         return {"length": np.array([len(s) for s in columns["text"]], dtype=np.int64)}
 
 
-def toy_deployment(endpoint: str, predictor: Predictor, version: int = 3,
-                   model: str | None = None) -> Deployment:
+def toy_deployment(
+    endpoint: str, predictor: Predictor, version: int = 3, model: str | None = None
+) -> Deployment:
     model = model or endpoint
-    return Deployment(endpoint=endpoint, model=model, version=version, ref=f"{model}@{version}",
-                      target=f"{model}@production", contract=predictor.contract, predictor=predictor)
+    return Deployment(
+        endpoint=endpoint,
+        model=model,
+        version=version,
+        ref=f"{model}@{version}",
+        target=f"{model}@production",
+        contract=predictor.contract,
+        predictor=predictor,
+    )
 
 
 class StaticRuntime:
@@ -113,7 +127,6 @@ class ServerThread:
         self.sock.close()
 
 
-
 # -- the full stack: a real registry (SQLite), real sklearn bundles, the real Runtime ----------------------
 
 ADMIN_TOKEN = "s3cret-token"
@@ -126,8 +139,9 @@ class Stack:
         self.url = url
         self.registry = registry
         self.runtime = runtime
-        self.admin = httpx.Client(base_url=url, timeout=30,
-                                  headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        self.admin = httpx.Client(
+            base_url=url, timeout=30, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
         self.anon = httpx.Client(base_url=url, timeout=30)
 
     def close(self) -> None:
@@ -167,18 +181,33 @@ class ServeProcess:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "MODELRUNNER_HOME": str(home), "MODELRUNNER_HEARTBEAT_S": "0.5"}
-        for var in ("MODELRUNNER_DATABASE_URL", "MODELRUNNER_STORE_URL", "MODELRUNNER_CACHE_DIR",
-                    "MODELRUNNER_ADMIN_TOKEN", "PROMETHEUS_MULTIPROC_DIR"):
+        for var in (
+            "MODELRUNNER_DATABASE_URL",
+            "MODELRUNNER_STORE_URL",
+            "MODELRUNNER_CACHE_DIR",
+            "MODELRUNNER_ADMIN_TOKEN",
+            "PROMETHEUS_MULTIPROC_DIR",
+        ):
             self.env.pop(var, None)
-        self.argv = [sys.executable, "-m", "modelrunner", "serve", "--port", str(self.port),
-                     "--workers", str(workers), *args]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            *args,
+        ]
         self.proc: Any = None
 
     def __enter__(self) -> ServeProcess:
         import subprocess
 
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -38,23 +38,40 @@ def serve_digits(registry: Any, root: Path, endpoint: str = "digits") -> Any:
     """Fit a 3-NN on the train split, push it as digits@production, point ``endpoint`` at the alias."""
     x_tr, _, y_tr, _ = split()
     model = KNeighborsClassifier(n_neighbors=3).fit(x_tr, y_tr)
-    path = save_model(model, root / f"digits-{uuid.uuid4().hex[:6]}", name="digits", sample=x_tr[:5],
-                      license="MIT", training_data=x_tr)
+    path = save_model(
+        model,
+        root / f"digits-{uuid.uuid4().hex[:6]}",
+        name="digits",
+        sample=x_tr[:5],
+        license="MIT",
+        training_data=x_tr,
+    )
     mv = registry.push(path.path, name="digits", alias="production")
     registry.set_endpoint(endpoint, "digits@production")
     return mv
 
 
-def log_labelled(registry: Any, x: np.ndarray, y: np.ndarray, *, endpoint: str = "digits",
-                 version: int | None = 1) -> None:
+def log_labelled(
+    registry: Any, x: np.ndarray, y: np.ndarray, *, endpoint: str = "digits", version: int | None = 1
+) -> None:
     """Log one request per row with its inputs, then send its label as feedback."""
     now = utcnow()
     rows, items = [], []
     for i in range(len(y)):
         rid = uuid.uuid4().hex
-        rows.append(PredictionRecord(request_id=rid, endpoint=endpoint, variant="production", model="digits",
-                                     version=version, ts=now, latency_ms=1.0, outputs={"label": [0]},
-                                     inputs={"input": [x[i].tolist()]}))
+        rows.append(
+            PredictionRecord(
+                request_id=rid,
+                endpoint=endpoint,
+                variant="production",
+                model="digits",
+                version=version,
+                ts=now,
+                latency_ms=1.0,
+                outputs={"label": [0]},
+                inputs={"input": [x[i].tolist()]},
+            )
+        )
         items.append((rid, int(y[i])))
     registry.log_predictions(rows)
     registry.record_feedback(endpoint, items)

@@ -16,8 +16,10 @@ from modelrunner.registry import Registry
 from modelrunner.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "drift" / "run.py"
-LINE = re.compile(r"^pre-drift accuracy (\d\.\d+), drifted (\d\.\d+), recovered (\d\.\d+), "
-                  r"failed requests (\d+), plot (.+)$")
+LINE = re.compile(
+    r"^pre-drift accuracy (\d\.\d+), drifted (\d\.\d+), recovered (\d\.\d+), "
+    r"failed requests (\d+), plot (.+)$"
+)
 
 
 def _demo() -> Any:

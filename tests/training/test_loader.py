@@ -21,14 +21,17 @@ def test_a_file_and_a_module_load_with_their_code_version(tmp_path: Path) -> Non
     assert by_module.fn.__name__ == "balance" and by_module.code["sha256"]
 
 
-@pytest.mark.parametrize(("spec", "says"), [
-    ("no_colon_here", "must be 'pkg.module:function'"),
-    ("missing.py:train", "not found"),
-    ("modelrunner.training.data:nope", "has no 'nope'"),
-    ("modelrunner.training.data:TrainingData.rows", "not a function"),
-    ("no_such_package_xyz.mod:train", "cannot import 'no_such_package_xyz.mod'"),
-    ("modelrunner.training.data:", "must be"),
-])
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("no_colon_here", "must be 'pkg.module:function'"),
+        ("missing.py:train", "not found"),
+        ("modelrunner.training.data:nope", "has no 'nope'"),
+        ("modelrunner.training.data:TrainingData.rows", "not a function"),
+        ("no_such_package_xyz.mod:train", "cannot import 'no_such_package_xyz.mod'"),
+        ("modelrunner.training.data:", "must be"),
+    ],
+)
 def test_bad_specs_are_one_line_errors(spec: str, says: str) -> None:
     with pytest.raises(InvalidArgument) as err:
         load_callable(spec)

@@ -51,8 +51,10 @@ def test_a_candidate_failing_its_gates_never_reaches_traffic(digits: Any, tmp_pa
         def train(data, base):
             return DummyClassifier(strategy="most_frequent").fit(data.X, data.y)
     """
-    outcome = train_once(digits, prepare(_opts(tmp_path, weak, requirements=["accuracy>=0.9"],
-                                               rollout="canary 20 then promote")))
+    outcome = train_once(
+        digits,
+        prepare(_opts(tmp_path, weak, requirements=["accuracy>=0.9"], rollout="canary 20 then promote")),
+    )
     assert outcome.status == "refused" and outcome.exit_code == 3, outcome.message
     assert "accuracy>=0.9" in outcome.message and outcome.version == 2
     assert digits.experiment("digits") is None and digits.experiments("digits") == []
@@ -64,11 +66,17 @@ def test_a_candidate_failing_its_gates_never_reaches_traffic(digits: Any, tmp_pa
 
 def test_a_passing_candidate_starts_a_canary_with_its_lineage(digits: Any, tmp_path: Path) -> None:
     _shifted_labels(digits, 300)
-    opts = _opts(tmp_path, requirements=["accuracy>=0.9"], rollout="canary 20 then promote",
-                 data="modelrunner_test_digits_data:original", holdout=0.25)
+    opts = _opts(
+        tmp_path,
+        requirements=["accuracy>=0.9"],
+        rollout="canary 20 then promote",
+        data="modelrunner_test_digits_data:original",
+        holdout=0.25,
+    )
     (tmp_path / "modelrunner_test_digits_data.py").write_text(
         "from support.training_helpers import split\n\n"
-        "def original():\n    x, _, y, _ = split()\n    return x, y\n")
+        "def original():\n    x, _, y, _ = split()\n    return x, y\n"
+    )
     import sys
 
     sys.path.insert(0, str(tmp_path))
@@ -139,8 +147,9 @@ def test_watch_reports_each_new_outcome_until_stopped(digits: Any, tmp_path: Pat
         stop.set()
 
     prep = prepare(_opts(tmp_path, triggers=["labels>=1000"]))
-    thread = threading.Thread(target=watch, args=(digits, prep),
-                              kwargs={"interval_s": 0.05, "stop": stop, "report": report})
+    thread = threading.Thread(
+        target=watch, args=(digits, prep), kwargs={"interval_s": 0.05, "stop": stop, "report": report}
+    )
     thread.start()
     thread.join(timeout=60)
     assert not thread.is_alive() and [o.status for o in seen] == ["nothing"]

@@ -44,8 +44,10 @@ def write_archive(directory: str | Path, out: IO[bytes], overrides: dict[str, by
     if not root.is_dir():
         raise BundleError(f"cannot pack {root}: not a folder")
     entries = sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in entries:
             rel = path.relative_to(root).as_posix()
             if overrides and rel in overrides:

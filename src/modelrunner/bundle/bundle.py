@@ -116,8 +116,12 @@ def load_model(path: str | Path) -> Predictor:
 
 def _is_ref(text: str) -> bool:
     """A model ref rather than a path: no such file, no folder separator, no archive suffix."""
-    return not Path(text).exists() and not any(c in text for c in "/\\") \
-        and not text.endswith(archive.ARCHIVE_SUFFIXES) and bool(text.strip())
+    return (
+        not Path(text).exists()
+        and not any(c in text for c in "/\\")
+        and not text.endswith(archive.ARCHIVE_SUFFIXES)
+        and bool(text.strip())
+    )
 
 
 def save_model(
@@ -181,12 +185,19 @@ def save_model(
 
 
 def _write_bundle(
-    fl: Flavor, model: Any, work: Path, meta: dict[str, Any], base: Contract | None,
-    inputs: tuple[Field, ...], declared: tuple[Field, ...] | None, example: Columns,
+    fl: Flavor,
+    model: Any,
+    work: Path,
+    meta: dict[str, Any],
+    base: Contract | None,
+    inputs: tuple[Field, ...],
+    declared: tuple[Field, ...] | None,
+    example: Columns,
 ) -> Manifest:
     """Flavor files, then a load-and-run check that derives the outputs, then example and manifest."""
-    draft = Manifest(**meta, flavor_options=_save_files(fl, model, work),
-                     contract=_with_outputs(base, inputs, ()))
+    draft = Manifest(
+        **meta, flavor_options=_save_files(fl, model, work), contract=_with_outputs(base, inputs, ())
+    )
     outputs = _derive_outputs(fl, work, draft, example, declared)
     manifest = draft.model_copy(update={"contract": _with_outputs(base, inputs, outputs)})
     write_example(work / EXAMPLE_FILE, example)
@@ -268,8 +279,11 @@ def _with_outputs(base: Contract | None, inputs: tuple[Field, ...], outputs: tup
     if base is None:
         return Contract.build(inputs, outputs)
     return Contract.build(
-        inputs, outputs, version=base.version,
-        reserved_inputs=base.reserved_inputs, reserved_outputs=base.reserved_outputs,
+        inputs,
+        outputs,
+        version=base.version,
+        reserved_inputs=base.reserved_inputs,
+        reserved_outputs=base.reserved_outputs,
     )
 
 
@@ -317,8 +331,10 @@ def _check_declared(declared: tuple[Field, ...], derived: tuple[Field, ...]) -> 
                 f"declared output {f.name!r} is not produced by the model (it returns {', '.join(got)})"
             )
         actual = got[f.name]
-        same_kind = f.dtype.is_numeric and actual.dtype.is_numeric and np.can_cast(
-            actual.dtype.numpy(), f.dtype.numpy(), casting="same_kind"
+        same_kind = (
+            f.dtype.is_numeric
+            and actual.dtype.is_numeric
+            and np.can_cast(actual.dtype.numpy(), f.dtype.numpy(), casting="same_kind")
         )
         if actual.dtype != f.dtype and not same_kind:
             raise BundleError(

@@ -36,12 +36,22 @@ def _licensing() -> Any:
     from license_expression import get_license_index, load_licensing_from_license_index
 
     index = get_license_index()  # the JSON shipped inside the package: nothing is downloaded
-    return load_licensing_from_license_index([
-        {"key": lic["spdx_license_key"], "is_exception": lic.get("is_exception", False),
-         "is_deprecated": lic.get("is_deprecated", False),
-         "aliases": [a for a in lic.get("other_spdx_license_keys", []) if _DEPRECATED_ID.match(a)
-                     and not a.lower().startswith(("licenseref-", "documentref-"))]}
-        for lic in index if lic.get("spdx_license_key")])
+    return load_licensing_from_license_index(
+        [
+            {
+                "key": lic["spdx_license_key"],
+                "is_exception": lic.get("is_exception", False),
+                "is_deprecated": lic.get("is_deprecated", False),
+                "aliases": [
+                    a
+                    for a in lic.get("other_spdx_license_keys", [])
+                    if _DEPRECATED_ID.match(a) and not a.lower().startswith(("licenseref-", "documentref-"))
+                ],
+            }
+            for lic in index
+            if lic.get("spdx_license_key")
+        ]
+    )
 
 
 def normalize_license(text: str) -> str:
@@ -60,8 +70,10 @@ def normalize_license(text: str) -> str:
         raise BundleError(f"invalid license {text!r}: no license in it ({_HINT})")
     for key in licensing.unknown_license_keys(expression):
         if not (_LICENSE_REF.match(key) or key.lower() == "proprietary" or key.lower() in _EXTRA):
-            raise BundleError(f"invalid license {text!r}: {key!r} is not a known SPDX license id "
-                              f"(or LicenseRef-...); {_HINT}")
+            raise BundleError(
+                f"invalid license {text!r}: {key!r} is not a known SPDX license id "
+                f"(or LicenseRef-...); {_HINT}"
+            )
     rendered = str(expression.render("{symbol.key}"))
     rendered = _PROPRIETARY.sub("LicenseRef-Proprietary", rendered)
     for lower, canonical in _EXTRA.items():

@@ -47,11 +47,13 @@ class Limits:
         if unpacked > self.max_bytes:
             raise BundleError(
                 f"bundle archive refused: it {verb} more than {human(self.max_bytes)} "
-                f"(limit MODELRUNNER_MAX_UNPACKED_BYTES={self.max_bytes})")
+                f"(limit MODELRUNNER_MAX_UNPACKED_BYTES={self.max_bytes})"
+            )
         if unpacked > self.ratio_floor and unpacked > self.max_ratio * packed:
             raise BundleError(
                 f"bundle archive refused: it {verb} {human(unpacked)}, {unpacked / packed:.0f} times "
-                f"its packed {human(packed)} (limit {self.max_ratio:g}:1, MODELRUNNER_MAX_EXPANSION_RATIO)")
+                f"its packed {human(packed)} (limit {self.max_ratio:g}:1, MODELRUNNER_MAX_EXPANSION_RATIO)"
+            )
 
 
 class Tally:
@@ -67,7 +69,8 @@ class Tally:
         if self.members > self.limits.max_members:
             raise BundleError(
                 f"bundle archive refused: more than {self.limits.max_members} entries "
-                "(limit MODELRUNNER_MAX_ARCHIVE_MEMBERS)")
+                "(limit MODELRUNNER_MAX_ARCHIVE_MEMBERS)"
+            )
         self.declared += max(size, 0)
         self.limits.check(self.declared, self.packed, verb="declares")
 

@@ -30,12 +30,14 @@ class _NoAliasLoader(yaml.SafeLoader):
         event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.constructor.ConstructorError(
-                None, None, "YAML anchors and aliases are not allowed in a manifest", event.start_mark)
+                None, None, "YAML anchors and aliases are not allowed in a manifest", event.start_mark
+            )
         return super().compose_node(parent, index)
 
 
-def check_fields(*, description: str = "", tags: dict[str, str] | None = None,
-                 metrics: dict[str, Any] | None = None) -> None:
+def check_fields(
+    *, description: str = "", tags: dict[str, str] | None = None, metrics: dict[str, Any] | None = None
+) -> None:
     """Refuse manifest fields past their caps (every version row and model listing carries them),
     naming the field and the limit."""
     _cap("description", len(description), MAX_DESCRIPTION, "characters")

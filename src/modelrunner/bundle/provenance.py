@@ -62,7 +62,12 @@ def git_commit(cwd: Path | None = None) -> tuple[str | None, bool | None]:
 
 def _git(args: list[str], cwd: Path | None) -> str | None:
     proc = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False,
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
     )
     return proc.stdout.strip() if proc.returncode == 0 else None
 

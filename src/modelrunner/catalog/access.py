@@ -105,8 +105,14 @@ def viewer(request: Request, auth: Authenticator, default_actor: str) -> Viewer:
     # Without tokens a session proves nothing (its key is empty): it only names a local visitor.
     expected = _signature(found[1], who, token) if found is not None else ""
     if who and found is not None and hmac.compare_digest(sig.encode(), expected.encode()):
-        return Viewer(name=who, local=local, token_required=enabled, default_actor=default_actor,
-                      role=found[0] or None, token=token or None)
+        return Viewer(
+            name=who,
+            local=local,
+            token_required=enabled,
+            default_actor=default_actor,
+            role=found[0] or None,
+            token=token or None,
+        )
     return Viewer(name=None, local=local, token_required=enabled, default_actor=default_actor)
 
 
@@ -115,8 +121,10 @@ def sign_in(response: Response, name: str, given_token: str, auth: Authenticator
     wrong."""
     enabled = auth.enabled()
     if not enabled and not local:
-        raise Unauthenticated("this server has no tokens (`modelrunner token create`, "
-                              "MODELRUNNER_ADMIN_TOKEN): the catalog answers only on 127.0.0.1")
+        raise Unauthenticated(
+            "this server has no tokens (`modelrunner token create`, "
+            "MODELRUNNER_ADMIN_TOKEN): the catalog answers only on 127.0.0.1"
+        )
     name = " ".join(name.split())[:100]
     if not name or "|" in name:
         raise Unauthenticated("give your name (it is recorded in the audit log), without '|'")
@@ -127,8 +135,13 @@ def sign_in(response: Response, name: str, given_token: str, auth: Authenticator
         if found is None:
             raise Unauthenticated("unknown or revoked token")
         key = found[1]
-    response.set_cookie(SESSION_COOKIE, f"{name}|{token}|{_signature(key, name, token)}", httponly=True,
-                        samesite="strict", path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        f"{name}|{token}|{_signature(key, name, token)}",
+        httponly=True,
+        samesite="strict",
+        path="/",
+    )
 
 
 def sign_out(response: Response) -> None:

@@ -31,13 +31,21 @@ async def audit_page(cat: Catalog, request: Request, who: Viewer) -> Response:
         limit = LIMITS[0]
     limit = min(max(limit, 1), LIMITS[-1])
     subject = f"endpoint:{endpoint}" if endpoint else (model or None)
-    entries = await cat.call(cat.registry.audit, limit=limit, subject=subject, action=action or None,
-                             actor=actor or None)
+    entries = await cat.call(
+        cat.registry.audit, limit=limit, subject=subject, action=action or None, actor=actor or None
+    )
     if model and endpoint:  # both: the endpoint's entries that mention the model
         entries = [e for e in entries if model in f"{e.before} {e.after}"]
     rows = [(e, change(e.before, e.after)) for e in entries]
-    return cat.render(request, "audit.html", active="audit", rows=rows, limit=limit, limits=LIMITS,
-                      filters={"model": model, "endpoint": endpoint, "action": action, "actor": actor})
+    return cat.render(
+        request,
+        "audit.html",
+        active="audit",
+        rows=rows,
+        limit=limit,
+        limits=LIMITS,
+        filters={"model": model, "endpoint": endpoint, "action": action, "actor": actor},
+    )
 
 
 ROUTES = [("/audit", audit_page, ["GET"])]

@@ -53,8 +53,9 @@ def _choices(registry: Registry, endpoints: list[Any]) -> dict[str, list[str]]:
         except ModelrunnerError:
             continue
         prefix = f"{kind}:" if kind else ""
-        out[e.name] = ([f"{prefix}{name}@{a}" for a in sorted(info.aliases)]
-                       + [f"{prefix}{name}@{v.version}" for v in reversed(info.versions)])
+        out[e.name] = [f"{prefix}{name}@{a}" for a in sorted(info.aliases)] + [
+            f"{prefix}{name}@{v.version}" for v in reversed(info.versions)
+        ]
     return out
 
 
@@ -63,8 +64,16 @@ async def endpoints_page(cat: Catalog, request: Request, who: Viewer) -> Respons
     names = [e.name for e in data["endpoints"]]
     live = await cat.call(_live, cat, names)
     choices = await cat.call(_choices, cat.registry, data["endpoints"])
-    return cat.render(request, "endpoints.html", active="endpoints", live=live, choices=choices,
-                      poll_s=POLL_S, served=cat.runtime is not None, **data)
+    return cat.render(
+        request,
+        "endpoints.html",
+        active="endpoints",
+        live=live,
+        choices=choices,
+        poll_s=POLL_S,
+        served=cat.runtime is not None,
+        **data,
+    )
 
 
 async def endpoints_fragment(cat: Catalog, request: Request, who: Viewer) -> Response:
@@ -80,8 +89,11 @@ def _contract_notes(registry: Registry, name: str, target: str) -> list[str]:
     from modelrunner.pipelines.targets import resolve_target
 
     new = resolve_target(registry, target)
-    serving = {(w.model, w.version) for w in registry.workers(endpoint=name, alive_within_s=ALIVE_S)
-               if w.model and w.version is not None}
+    serving = {
+        (w.model, w.version)
+        for w in registry.workers(endpoint=name, alive_within_s=ALIVE_S)
+        if w.model and w.version is not None
+    }
     notes = []
     for model, version in sorted(serving):
         old = resolve_target(registry, f"{model}@{version}")
@@ -100,15 +112,30 @@ async def _finish(cat: Catalog, request: Request, state: Any, title: str) -> Res
         wake()
     live = await cat.call(cat.registry.workers, alive_within_s=LIVE_WAIT_S)
     if not live:
-        return cat.render(request, "result.html", active="endpoints", title=title, outcome="pending",
-                          message=f"desired state written (generation {state.generation}); no live worker "
-                                  "serves this registry now: runners pick it up when they start",
-                          back="/endpoints", workers=[])
+        return cat.render(
+            request,
+            "result.html",
+            active="endpoints",
+            title=title,
+            outcome="pending",
+            message=f"desired state written (generation {state.generation}); no live worker "
+            "serves this registry now: runners pick it up when they start",
+            back="/endpoints",
+            workers=[],
+        )
     result = await wait_for_rollout(cat.registry, state, timeout_s=WAIT_S, alive_within_s=LIVE_WAIT_S)
     status = {"switched": 200, "refused": 409, "timeout": 504}.get(result.outcome, 200)
-    return cat.render(request, "result.html", status, active="endpoints", title=title,
-                      outcome=result.outcome, message=result.message, back="/endpoints",
-                      workers=result.workers)
+    return cat.render(
+        request,
+        "result.html",
+        status,
+        active="endpoints",
+        title=title,
+        outcome=result.outcome,
+        message=result.message,
+        back="/endpoints",
+        workers=result.workers,
+    )
 
 
 async def swap_action(cat: Catalog, request: Request, who: Viewer) -> Response:
@@ -119,8 +146,12 @@ async def swap_action(cat: Catalog, request: Request, who: Viewer) -> Response:
         raise InvalidArgument("choose what the endpoint should serve (a version or an alias)")
     if form.get("confirm") != "yes":
         notes = await cat.call(_contract_notes, cat.registry, name, target)
-        action = {"url": f"/endpoints/{name}/swap", "fields": {"target": target},
-                  "title": f"Swap endpoint {name} to {target}?", "back": "/endpoints"}
+        action = {
+            "url": f"/endpoints/{name}/swap",
+            "fields": {"target": target},
+            "title": f"Swap endpoint {name} to {target}?",
+            "back": "/endpoints",
+        }
         return cat.render(request, "confirm.html", active="endpoints", action=action, notes=notes)
     state = await cat.call(lambda: cat.registry.set_endpoint(name, target, actor=who.actor))
     return await _finish(cat, request, state, f"Swap {name} to {target}")
@@ -133,9 +164,12 @@ async def rollback_action(cat: Catalog, request: Request, who: Viewer) -> Respon
         current = await cat.call(cat.registry.endpoint, name)
         if not current.previous_target:
             raise InvalidArgument(f"endpoint {name!r} has no previous target to roll back to")
-        action = {"url": f"/endpoints/{name}/rollback", "fields": {},
-                  "title": f"Roll endpoint {name} back from {current.target} to {current.previous_target}?",
-                  "back": "/endpoints"}
+        action = {
+            "url": f"/endpoints/{name}/rollback",
+            "fields": {},
+            "title": f"Roll endpoint {name} back from {current.target} to {current.previous_target}?",
+            "back": "/endpoints",
+        }
         return cat.render(request, "confirm.html", active="endpoints", action=action, notes=[])
     state = await cat.call(lambda: cat.registry.rollback_endpoint(name, actor=who.actor))
     return await _finish(cat, request, state, f"Roll back {name} to {state.target}")
@@ -168,17 +202,33 @@ async def config_action(cat: Catalog, request: Request, who: Viewer) -> Response
     changes = _options(form)
     if form.get("confirm") != "yes":
         text = ", ".join(f"{k} = {v}" for k, v in changes.items())
-        action = {"url": f"/endpoints/{name}/config", "fields": {k: str(v) for k, v in changes.items()},
-                  "title": f"Set {text} on endpoint {name}?", "back": "/endpoints"}
-        return cat.render(request, "confirm.html", active="endpoints", action=action,
-                          notes=["the model is not reloaded: workers apply the options in place"])
+        action = {
+            "url": f"/endpoints/{name}/config",
+            "fields": {k: str(v) for k, v in changes.items()},
+            "title": f"Set {text} on endpoint {name}?",
+            "back": "/endpoints",
+        }
+        return cat.render(
+            request,
+            "confirm.html",
+            active="endpoints",
+            action=action,
+            notes=["the model is not reloaded: workers apply the options in place"],
+        )
     state = await cat.call(set_endpoint_config, cat.registry, name, changes, who.actor)
     wake = getattr(cat.runtime, "wake", None)
     if wake is not None:
         wake()
-    return cat.render(request, "result.html", active="endpoints", title=f"Options of {name}",
-                      outcome="switched", message=f"{name}: {state.config} (audited as {who.actor})",
-                      back="/endpoints", workers=[])
+    return cat.render(
+        request,
+        "result.html",
+        active="endpoints",
+        title=f"Options of {name}",
+        outcome="switched",
+        message=f"{name}: {state.config} (audited as {who.actor})",
+        back="/endpoints",
+        workers=[],
+    )
 
 
 ROUTES = [

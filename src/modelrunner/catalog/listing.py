@@ -31,17 +31,29 @@ class View:
             page = max(1, int(params.get("page", "1")))
         except ValueError:
             page = 1
-        return cls(q=params.get("q", "").strip(), license=params.get("license", ""),
-                   flavor=params.get("flavor", ""), tag=params.get("tag", ""),
-                   sort=sort if sort in SORTS else "name", desc=params.get("order") == "desc", page=page,
-                   size=size)
+        return cls(
+            q=params.get("q", "").strip(),
+            license=params.get("license", ""),
+            flavor=params.get("flavor", ""),
+            tag=params.get("tag", ""),
+            sort=sort if sort in SORTS else "name",
+            desc=params.get("order") == "desc",
+            page=page,
+            size=size,
+        )
 
     def query(self, **changes: Any) -> str:
         """The query string of this view with ``changes`` (empty values left out)."""
         view = replace(self, **changes)
-        params = {"q": view.q, "license": view.license, "flavor": view.flavor, "tag": view.tag,
-                  "sort": view.sort if view.sort != "name" else "", "order": "desc" if view.desc else "",
-                  "page": str(view.page) if view.page > 1 else ""}
+        params = {
+            "q": view.q,
+            "license": view.license,
+            "flavor": view.flavor,
+            "tag": view.tag,
+            "sort": view.sort if view.sort != "name" else "",
+            "order": "desc" if view.desc else "",
+            "page": str(view.page) if view.page > 1 else "",
+        }
         return urlencode({k: v for k, v in params.items() if v})
 
     def sort_query(self, column: str) -> str:
@@ -67,8 +79,15 @@ def _matches(row: Any, view: View) -> bool:
         if key not in row.tags or (sep and row.tags[key] != value):
             return False
     if view.q:
-        words = [row.name, row.description, row.flavor, row.license, *row.aliases,
-                 *(f"{k}={v}" for k, v in row.tags.items()), *row.steps.values()]
+        words = [
+            row.name,
+            row.description,
+            row.flavor,
+            row.license,
+            *row.aliases,
+            *(f"{k}={v}" for k, v in row.tags.items()),
+            *row.steps.values(),
+        ]
         text = " ".join(words).lower()
         return all(part in text for part in view.q.lower().split())
     return True
@@ -85,6 +104,7 @@ def _key(column: str) -> Any:
         if column == "tags":
             return ",".join(f"{k}={v}" for k, v in sorted(row.tags.items()))
         return str(getattr(row, column)).lower()
+
     return key
 
 
@@ -95,7 +115,7 @@ def select(rows: Sequence[Any], view: View) -> Page:
     pages = max(1, math.ceil(len(matched) / view.size))
     number = min(view.page, pages)
     start = (number - 1) * view.size
-    return Page(rows=matched[start:start + view.size], number=number, pages=pages, matched=len(matched))
+    return Page(rows=matched[start : start + view.size], number=number, pages=pages, matched=len(matched))
 
 
 def facets(rows: Sequence[Any]) -> dict[str, list[str]]:

@@ -97,8 +97,12 @@ def figures(new: Reading, old: Reading | None, endpoint: str) -> Figures:
     error_rate = err / total if total > 0 else (0.0 if old is not None else None)
     buckets = _delta(new.buckets.get(endpoint, {}), old.buckets.get(endpoint) if old else None)
     p99 = quantile(0.99, buckets)
-    return Figures(req_per_s=rate, error_rate=error_rate, p99_ms=None if p99 is None else p99 * 1000,
-                   requests=new.requests.get(endpoint, 0.0))
+    return Figures(
+        req_per_s=rate,
+        error_rate=error_rate,
+        p99_ms=None if p99 is None else p99 * 1000,
+        requests=new.requests.get(endpoint, 0.0),
+    )
 
 
 class LiveStats:

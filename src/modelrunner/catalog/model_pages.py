@@ -48,10 +48,19 @@ def _rows(registry: Registry) -> list[Row]:
     rows = []
     for s in summaries:
         v = latest.get(s.name)
-        rows.append(Row(name=s.name, description=s.description or (v.description if v else ""),
-                        flavor=v.flavor if v else "", license=(v.license or "") if v else "",
-                        latest=s.latest_version, aliases=dict(s.aliases), tags=dict(v.tags) if v else {},
-                        updated=s.updated_at, steps=dict(v.steps) if v else {}))
+        rows.append(
+            Row(
+                name=s.name,
+                description=s.description or (v.description if v else ""),
+                flavor=v.flavor if v else "",
+                license=(v.license or "") if v else "",
+                latest=s.latest_version,
+                aliases=dict(s.aliases),
+                tags=dict(v.tags) if v else {},
+                updated=s.updated_at,
+                steps=dict(v.steps) if v else {},
+            )
+        )
     return rows
 
 
@@ -59,8 +68,15 @@ async def models_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     rows = await cat.call(_rows, cat.registry)
     view = listing.View.from_query(request.query_params, PAGE_SIZE)
     page = listing.select(rows, view)
-    return cat.render(request, "models.html", active="models", page=page, view=view,
-                      facets=listing.facets(rows), total=len(rows))
+    return cat.render(
+        request,
+        "models.html",
+        active="models",
+        page=page,
+        view=view,
+        facets=listing.facets(rows),
+        total=len(rows),
+    )
 
 
 async def pipelines_page(cat: Catalog, request: Request, who: Viewer) -> Response:
@@ -100,8 +116,14 @@ def _model_data(registry: Registry, name: str, version: str | None) -> dict[str,
             break
         except ModelrunnerError:
             continue
-    return {"info": info, "mv": mv, "gates": registry.gates(name), "evaluations": registry.evaluations(name),
-            "endpoints": endpoints, "served": served}
+    return {
+        "info": info,
+        "mv": mv,
+        "gates": registry.gates(name),
+        "evaluations": registry.evaluations(name),
+        "endpoints": endpoints,
+        "served": served,
+    }
 
 
 async def model_page(cat: Catalog, request: Request, who: Viewer) -> Response:
@@ -109,15 +131,29 @@ async def model_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     data = await cat.call(_model_data, cat.registry, name, request.query_params.get("version"))
     info, mv = data["info"], data["mv"]
     metric_names = sorted({k for v in info.versions for k in v.metrics})
-    charts = {m: svg.sparkline([(v.version, v.metrics.get(m)) for v in info.versions], m)
-              for m in metric_names}
+    charts = {
+        m: svg.sparkline([(v.version, v.metrics.get(m)) for v in info.versions], m) for m in metric_names
+    }
     endpoint = data["endpoints"][0].name if data["endpoints"] else name
     as_json, as_python = _example(data["served"])
-    return cat.render(request, "model.html", active="models", info=info, mv=mv, metric_names=metric_names,
-                      charts=charts, gates=data["gates"], evaluations=data["evaluations"],
-                      endpoints=data["endpoints"], example_endpoint=endpoint, example=as_json,
-                      python_example=as_python, served=data["served"],
-                      url=_serving_url(cat, request), downloads=list(DOWNLOADS))
+    return cat.render(
+        request,
+        "model.html",
+        active="models",
+        info=info,
+        mv=mv,
+        metric_names=metric_names,
+        charts=charts,
+        gates=data["gates"],
+        evaluations=data["evaluations"],
+        endpoints=data["endpoints"],
+        example_endpoint=endpoint,
+        example=as_json,
+        python_example=as_python,
+        served=data["served"],
+        url=_serving_url(cat, request),
+        downloads=list(DOWNLOADS),
+    )
 
 
 async def contract_download(cat: Catalog, request: Request, who: Viewer) -> Response:
@@ -157,8 +193,12 @@ async def alias_action(cat: Catalog, request: Request, who: Viewer) -> Response:
     alias, version = str(form.get("alias") or "").strip(), str(form.get("version") or "").strip()
     if not alias or not version.isdigit():
         raise InvalidArgument("give an alias and a version number")
-    action = {"url": f"/models/{name}/alias", "fields": {"alias": alias, "version": version},
-              "title": f"Point {name}@{alias} at version {version}?", "back": f"/models/{name}"}
+    action = {
+        "url": f"/models/{name}/alias",
+        "fields": {"alias": alias, "version": version},
+        "title": f"Point {name}@{alias} at version {version}?",
+        "back": f"/models/{name}",
+    }
     if form.get("confirm") != "yes":
         return cat.render(request, "confirm.html", active="models", action=action, notes=[])
 
@@ -170,9 +210,16 @@ async def alias_action(cat: Catalog, request: Request, who: Viewer) -> Response:
     wake = getattr(cat.runtime, "wake", None)
     if wake is not None:
         wake()
-    return cat.render(request, "result.html", active="models", title="Alias moved", outcome="switched",
-                      message=f"{name}@{alias} -> version {version} (audited as {who.actor})",
-                      back=f"/models/{name}", workers=[])
+    return cat.render(
+        request,
+        "result.html",
+        active="models",
+        title="Alias moved",
+        outcome="switched",
+        message=f"{name}@{alias} -> version {version} (audited as {who.actor})",
+        back=f"/models/{name}",
+        workers=[],
+    )
 
 
 ROUTES = [

@@ -26,18 +26,27 @@ def _pipeline(registry: Registry, name: str, version: str | None) -> dict[str, A
     if mv.flavor != FLAVOR:
         raise InvalidArgument(f"{mv.ref} is a {mv.flavor} model, not a pipeline")
     resolved = resolve_pipeline(registry, mv)
-    runs = {n: t.ref + (" (map)" if resolved.graph.spec.steps[n].map else "")
-            for n, t in resolved.steps.items()}
-    return {"mv": mv, "pv": resolved, "picture": svg.dag(resolved.graph, runs), "runs": runs,
-            "versions": [v.version for v in registry.model(name).versions]}
+    runs = {
+        n: t.ref + (" (map)" if resolved.graph.spec.steps[n].map else "") for n, t in resolved.steps.items()
+    }
+    return {
+        "mv": mv,
+        "pv": resolved,
+        "picture": svg.dag(resolved.graph, runs),
+        "runs": runs,
+        "versions": [v.version for v in registry.model(name).versions],
+    }
 
 
 async def pipeline_page(cat: Catalog, request: Request, who: Viewer) -> Response:
     name = request.path_params["name"]
     data = await cat.call(_pipeline, cat.registry, name, request.query_params.get("version"))
     graph = data["pv"].graph
-    edges = [(step, field, str(src), graph.values[src].describe() if src in graph.values else "?")
-             for step in graph.order for field, src in graph.spec.steps[step].sources().items()]
+    edges = [
+        (step, field, str(src), graph.values[src].describe() if src in graph.values else "?")
+        for step in graph.order
+        for field, src in graph.spec.steps[step].sources().items()
+    ]
     return cat.render(request, "pipeline.html", active="pipelines", edges=edges, graph=graph, **data)
 
 
@@ -49,14 +58,20 @@ def _compare(registry: Registry, name: str, wanted: list[int]) -> dict[str, Any]
     chosen = [by_number[n] for n in wanted if n in by_number] or info.versions[-2:]
     missing = [n for n in wanted if n not in by_number]
     if missing:
-        raise InvalidArgument(f"model {name!r} has no version {missing[0]} "
-                              f"(versions: {', '.join(str(v) for v in by_number)})")
+        raise InvalidArgument(
+            f"model {name!r} has no version {missing[0]} (versions: {', '.join(str(v) for v in by_number)})"
+        )
     pairs = zip(chosen, chosen[1:], strict=False)
     diffs = [(a, b, check_compatible(a.contract, b.contract)) for a, b in pairs]
     metric_names = sorted({k for v in chosen for k in v.metrics})
-    return {"info": info, "chosen": chosen, "diffs": diffs, "metric_names": metric_names,
-            "gates": registry.gates(name),
-            "failures": {v.version: _gate_failures(registry, v) for v in chosen}}
+    return {
+        "info": info,
+        "chosen": chosen,
+        "diffs": diffs,
+        "metric_names": metric_names,
+        "gates": registry.gates(name),
+        "failures": {v.version: _gate_failures(registry, v) for v in chosen},
+    }
 
 
 def _gate_failures(registry: Registry, mv: Any) -> list[str] | None:

@@ -14,8 +14,9 @@ from markupsafe import Markup
 NODE_W, NODE_H, COL_W, ROW_H, PAD = 190, 50, 300, 100, 20
 
 
-def sparkline(points: Sequence[tuple[int, float | None]], label: str, width: int = 160,
-              height: int = 36) -> Markup:
+def sparkline(
+    points: Sequence[tuple[int, float | None]], label: str, width: int = 160, height: int = 36
+) -> Markup:
     """A metric across versions: a line through the versions that have it, a dot on the newest."""
     known = [(v, float(y)) for v, y in points if isinstance(y, int | float) and not isinstance(y, bool)]
     if len(known) < 2:
@@ -30,7 +31,8 @@ def sparkline(points: Sequence[tuple[int, float | None]], label: str, width: int
         f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(label)} by version"><title>{escape(label)}: {escape(title)}</title>'
         f'<polyline points="{path}" fill="none" stroke="currentColor" stroke-width="1.5"/>'
-        f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="2.5"/></svg>')
+        f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="2.5"/></svg>'
+    )
 
 
 def _columns(graph: Any) -> dict[str, int]:
@@ -57,9 +59,11 @@ def _edges(graph: Any) -> dict[tuple[str, str], list[str]]:
 
 def _node(x: float, y: float, title: str, detail: str, kind: str) -> str:
     cx = x + NODE_W / 2
-    return (f'<g class="node {kind}"><rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" '
-            f'rx="6"/><text x="{cx:.0f}" y="{y + 20:.0f}" class="title">{escape(title)}</text>'
-            f'<text x="{cx:.0f}" y="{y + 38:.0f}" class="detail">{escape(detail[:34])}</text></g>')
+    return (
+        f'<g class="node {kind}"><rect x="{x:.0f}" y="{y:.0f}" width="{NODE_W}" height="{NODE_H}" '
+        f'rx="6"/><text x="{cx:.0f}" y="{y + 20:.0f}" class="title">{escape(title)}</text>'
+        f'<text x="{cx:.0f}" y="{y + 38:.0f}" class="detail">{escape(detail[:34])}</text></g>'
+    )
 
 
 def dag(graph: Any, runs: dict[str, str]) -> Markup:
@@ -71,15 +75,20 @@ def dag(graph: Any, runs: dict[str, str]) -> Markup:
         rows.setdefault(col[node], []).append(node)
     height = PAD * 2 + max(len(r) for r in rows.values()) * ROW_H
     width = PAD * 2 + (max(rows) + 1) * COL_W
-    pos = {n: (PAD + c * COL_W, PAD + i * ROW_H + (height - 2 * PAD - len(ns) * ROW_H) / 2)
-           for c, ns in rows.items() for i, n in enumerate(ns)}
+    pos = {
+        n: (PAD + c * COL_W, PAD + i * ROW_H + (height - 2 * PAD - len(ns) * ROW_H) / 2)
+        for c, ns in rows.items()
+        for i, n in enumerate(ns)
+    }
     parts = []
     for (a, b), labels in _edges(graph).items():
         (ax, ay), (bx, by) = pos[a], pos[b]
         x1, y1, x2, y2 = ax + NODE_W, ay + NODE_H / 2, bx, by + NODE_H / 2
         mid = (x1 + x2) / 2
-        parts.append(f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} '
-                     f'{x2:.0f},{y2:.0f}" marker-end="url(#arrow)"/>')
+        parts.append(
+            f'<path class="edge" d="M{x1:.0f},{y1:.0f} C{mid:.0f},{y1:.0f} {mid:.0f},{y2:.0f} '
+            f'{x2:.0f},{y2:.0f}" marker-end="url(#arrow)"/>'
+        )
         for i, label in enumerate(labels):
             ty = (y1 + y2) / 2 - 6 - (len(labels) - 1 - i) * 13
             parts.append(f'<text class="edge-label" x="{mid:.0f}" y="{ty:.0f}">{escape(label)}</text>')
@@ -94,4 +103,5 @@ def dag(graph: Any, runs: dict[str, str]) -> Markup:
         f'role="img" aria-label="pipeline {escape(graph.name)}"><defs><marker id="arrow" '
         f'viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto">'
         f'<path d="M0,0 L10,5 L0,10 z"/></marker>'
-        f'</defs>{"".join(parts)}</svg>')
+        f"</defs>{''.join(parts)}</svg>"
+    )

@@ -35,9 +35,14 @@ HERE = Path(__file__).parent
 T = TypeVar("T")
 Handler = Callable[["Catalog", Request, access.Viewer], Awaitable[Response]]
 
-NAV = [("models", "Models", "/"), ("endpoints", "Endpoints", "/endpoints"),
-       ("pipelines", "Pipelines", "/pipelines"), ("audit", "Audit", "/audit"),
-       ("experiments", "Experiments", None), ("monitoring", "Monitoring", None)]
+NAV = [
+    ("models", "Models", "/"),
+    ("endpoints", "Endpoints", "/endpoints"),
+    ("pipelines", "Pipelines", "/pipelines"),
+    ("audit", "Audit", "/audit"),
+    ("experiments", "Experiments", None),
+    ("monitoring", "Monitoring", None),
+]
 """The navigation bar; entries without a path are pages later issues add (shown, not linked)."""
 
 
@@ -81,8 +86,13 @@ class Runtime(Protocol):
 class Catalog:
     """What every page needs: the registry, the runtime when served by a runner, settings, templates."""
 
-    def __init__(self, registry: Registry, settings: Settings, runtime: Runtime | None = None,
-                 serving_url: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings,
+        runtime: Runtime | None = None,
+        serving_url: str | None = None,
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.runtime = runtime
@@ -91,8 +101,9 @@ class Catalog:
         from modelrunner.security.auth import Authenticator
 
         self.auth = Authenticator(settings, registry)
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
-                               trim_blocks=True, lstrip_blocks=True)
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+        )
         self.env.filters.update(when=_when, ago=_ago, number=_number)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -106,8 +117,13 @@ class Catalog:
         base = request.scope.get("root_path", "") or PREFIX
         context.setdefault("viewer", self.viewer(request))
         html = self.env.get_template(template).render(
-            base=base, nav=NAV, csrf=access.csrf_token(request), csrf_field=access.CSRF_FIELD,
-            request=request, **context)
+            base=base,
+            nav=NAV,
+            csrf=access.csrf_token(request),
+            csrf_field=access.CSRF_FIELD,
+            request=request,
+            **context,
+        )
         response = HTMLResponse(html, status_code=status)
         access.keep_csrf(request, response)
         return response
@@ -128,8 +144,13 @@ class Catalog:
         async def answer(request: Request) -> Response:
             who = self.viewer(request)
             if not who.can_read:
-                return self.render(request, "signin.html", 401, next=request.url.path,
-                                   message="Sign in to use the catalog from another host.")
+                return self.render(
+                    request,
+                    "signin.html",
+                    401,
+                    next=request.url.path,
+                    message="Sign in to use the catalog from another host.",
+                )
             try:
                 if action:
                     form = await request.form()
@@ -141,8 +162,9 @@ class Catalog:
                 return self.render(request, "error.html", 403, title="Refused", message=str(exc))
             except ModelrunnerError as exc:
                 status = HTTP_STATUS.get(exc.code, 500)
-                return self.render(request, "error.html", status, title=exc.code.replace("_", " "),
-                                   message=exc.message)
+                return self.render(
+                    request, "error.html", status, title=exc.code.replace("_", " "), message=exc.message
+                )
 
         return endpoint
 
@@ -162,8 +184,13 @@ async def _signin(cat: Catalog, request: Request) -> Response:
     target = next_path if next_path.startswith(base + "/") else base + "/"
     response = RedirectResponse(target, status_code=303)
     try:
-        access.sign_in(response, str(form.get("name") or ""), str(form.get("token") or ""),
-                       cat.auth, local=cat.viewer(request).local)
+        access.sign_in(
+            response,
+            str(form.get("name") or ""),
+            str(form.get("token") or ""),
+            cat.auth,
+            local=cat.viewer(request).local,
+        )
     except Unauthenticated as exc:
         return cat.render(request, "signin.html", 401, next=next_path, message=exc.message)
     return response
@@ -209,5 +236,11 @@ def standalone_app(registry: Registry, settings: Settings, serving_url: str) -> 
     async def healthz(request: Request) -> Response:
         return Response('{"status":"ok"}', media_type="application/json")
 
-    return Starlette(routes=[Route("/", home), Route(PREFIX, home), Route("/healthz", healthz),
-                             Mount(PREFIX, catalog_app(cat))])
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route(PREFIX, home),
+            Route("/healthz", healthz),
+            Mount(PREFIX, catalog_app(cat)),
+        ]
+    )

@@ -27,8 +27,11 @@ from modelrunner.cli.endpoints import (
 from modelrunner.cli.output import console
 from modelrunner.errors import AlreadyExists, InvalidArgument
 
-endpoint_app = typer.Typer(name="endpoint", no_args_is_help=True,
-                           help="Create or delete an endpoint; change its options (batching, limits) live.")
+endpoint_app = typer.Typer(
+    name="endpoint",
+    no_args_is_help=True,
+    help="Create or delete an endpoint; change its options (batching, limits) live.",
+)
 
 
 @endpoint_app.command("create")
@@ -60,8 +63,9 @@ def create(
 
 def _refuse_existing(name: str, known: list[str]) -> None:
     if name in known:
-        raise AlreadyExists(f"endpoint {name!r} already exists: modelrunner swap {name} TARGET changes "
-                            "what it serves")
+        raise AlreadyExists(
+            f"endpoint {name!r} already exists: modelrunner swap {name} TARGET changes what it serves"
+        )
 
 
 @endpoint_app.command("delete")
@@ -85,31 +89,47 @@ def delete(
 def set_options(
     name: str = typer.Argument(..., help="Endpoint name, e.g. digits."),
     batch: int | None = typer.Option(
-        None, "--batch", help="max_batch_size: rows merged into one predict call (1 turns batching off)."),
+        None, "--batch", help="max_batch_size: rows merged into one predict call (1 turns batching off)."
+    ),
     batch_latency_ms: float | None = typer.Option(
-        None, "--batch-latency-ms", help="max_latency_ms: longest a request waits for others to join."),
+        None, "--batch-latency-ms", help="max_latency_ms: longest a request waits for others to join."
+    ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", help="max_concurrency: predict calls running at once per worker."),
+        None, "--concurrency", help="max_concurrency: predict calls running at once per worker."
+    ),
     queue: int | None = typer.Option(
-        None, "--queue", help="max_queue: requests waiting for a thread per worker; more get a 503."),
+        None, "--queue", help="max_queue: requests waiting for a thread per worker; more get a 503."
+    ),
     timeout: float | None = typer.Option(
-        None, "--timeout", help="timeout_s: longest a request waits plus runs (0: none); then a 504."),
+        None, "--timeout", help="timeout_s: longest a request waits plus runs (0: none); then a 504."
+    ),
     log_predictions: bool | None = typer.Option(
-        None, "--log-predictions/--no-log-predictions",
-        help="log_predictions: log every answer, or none (default: only while an experiment runs)."),
+        None,
+        "--log-predictions/--no-log-predictions",
+        help="log_predictions: log every answer, or none (default: only while an experiment runs).",
+    ),
     log_inputs: float | None = typer.Option(
-        None, "--log-inputs", help="log_inputs: fraction of logged answers whose inputs are logged (0-1)."),
+        None, "--log-inputs", help="log_inputs: fraction of logged answers whose inputs are logged (0-1)."
+    ),
     url: str = typer.Option(DEFAULT_URL, "--url", help=URL_HELP),
 ) -> None:
     """Set NAME's batching (max_batch_size, max_latency_ms), limits (max_concurrency, max_queue,
     timeout_s) and prediction log (log_predictions, log_inputs); the model keeps serving, no reload."""
-    given = {"max_batch_size": batch, "max_latency_ms": batch_latency_ms, "max_concurrency": concurrency,
-             "max_queue": queue, "timeout_s": timeout, "log_predictions": log_predictions,
-             "log_inputs": log_inputs}
+    given = {
+        "max_batch_size": batch,
+        "max_latency_ms": batch_latency_ms,
+        "max_concurrency": concurrency,
+        "max_queue": queue,
+        "timeout_s": timeout,
+        "log_predictions": log_predictions,
+        "log_inputs": log_inputs,
+    }
     changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     if not changes:
-        raise InvalidArgument("nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue, "
-                              "--timeout, --log-predictions or --log-inputs")
+        raise InvalidArgument(
+            "nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue, "
+            "--timeout, --log-predictions or --log-inputs"
+        )
     from modelrunner.runner.config import check_config
 
     check_config(changes)  # a clear one-line error before anything is sent or written
@@ -132,8 +152,11 @@ def _describe(config: dict[str, Any]) -> str:
     from modelrunner.runner.limits import KEYS
 
     batching = BatchConfig.from_config(config)
-    text = (f"batching max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
-            if batching.enabled else "batching off")
+    text = (
+        f"batching max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
+        if batching.enabled
+        else "batching off"
+    )
     limits = ", ".join(f"{key}={config[key]:g}" for key in KEYS if config.get(key) is not None)
     text = f"{text}, {limits}" if limits else text
     logged = config.get("log_predictions")

@@ -134,8 +134,10 @@ def _create_hint(endpoint: str, target: str) -> Iterator[None]:
     except NotFound as exc:
         if not str(exc).startswith("unknown endpoint"):
             raise
-        raise NotFound(f"{exc}; swap only changes an existing endpoint, to create one: "
-                       f"modelrunner endpoint create {endpoint} {target}") from None
+        raise NotFound(
+            f"{exc}; swap only changes an existing endpoint, to create one: "
+            f"modelrunner endpoint create {endpoint} {target}"
+        ) from None
 
 
 def rollback(
@@ -188,13 +190,21 @@ def _endpoints_table(items: list[dict[str, Any]], title: str) -> Table:
         since = _time(item.get("updated_at"))
         workers = sorted(item.get("workers") or [], key=lambda w: (str(w.get("host")), w.get("pid") or 0))
         if not workers:
-            table.add_row(str(item["name"]), str(item["target"]), "-", "-", "-", "no live worker", "-", since,
-                          "-")
+            table.add_row(
+                str(item["name"]), str(item["target"]), "-", "-", "-", "no live worker", "-", since, "-"
+            )
         for w in workers:
             state = str(w.get("state") or "-") + (f": {w['error']}" if w.get("error") else "")
             table.add_row(
-                str(item["name"]), str(item["target"]), str(w.get("host") or "-"), f"pid {w.get('pid')}",
-                _version(w), state, _ms(w.get("load_ms")), since, _time(w.get("heartbeat")),
+                str(item["name"]),
+                str(item["target"]),
+                str(w.get("host") or "-"),
+                f"pid {w.get('pid')}",
+                _version(w),
+                state,
+                _ms(w.get("load_ms")),
+                since,
+                _time(w.get("heartbeat")),
             )
     return table
 
@@ -234,8 +244,10 @@ def endpoints(
         console().print(f"[yellow]no server answers at {url}: showing the registry[/yellow]")
         table = _endpoints_table(_registry_items(alive_within_s), "endpoints (desired state in the registry)")
     if not table.row_count:
-        raise NotFound("no endpoints yet: modelrunner endpoint create NAME TARGET, or modelrunner serve "
-                       "--endpoint NAME=TARGET")
+        raise NotFound(
+            "no endpoints yet: modelrunner endpoint create NAME TARGET, or modelrunner serve "
+            "--endpoint NAME=TARGET"
+        )
     console().print(table)
 
 

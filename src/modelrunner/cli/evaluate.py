@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from modelrunner.evaluation.promote import Decision
     from modelrunner.registry.registry import Registry
 
-gates_app = typer.Typer(help="Requirements saved on a model, enforced on every move to production.",
-                        no_args_is_help=True)
+gates_app = typer.Typer(
+    help="Requirements saved on a model, enforced on every move to production.", no_args_is_help=True
+)
 
 REQUIRE_HELP = 'Requirement "metric op number", e.g. "accuracy>=0.95", "p99_ms<=10", "qps>=800" (repeatable).'
 DATA_HELP = ".npz, .csv, .parquet (input fields + target), or a callable pkg.module:function."
@@ -42,8 +43,14 @@ class _Bars:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         err = Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not err.is_terminal,
+        )
 
     def stage(self, label: str, total: int) -> Callable[[int], None]:
         task = self.progress.add_task(label, total=total)
@@ -57,15 +64,27 @@ def _progress() -> Iterator[_Bars]:
         yield bars
 
 
-def _options(task: str | None, metric: list[str], target: str, served: bool, concurrency: int, requests: int,
-             batch_size: int) -> Options:
+def _options(
+    task: str | None,
+    metric: list[str],
+    target: str,
+    served: bool,
+    concurrency: int,
+    requests: int,
+    batch_size: int,
+) -> Options:
     from modelrunner.evaluation.evaluate import Options
     from modelrunner.evaluation.metrics import load_custom_metric, parse_task
     from modelrunner.evaluation.speed import LoadSpec
 
-    return Options(task=parse_task(task), custom=tuple(load_custom_metric(m) for m in metric), target=target,
-                   batch_size=batch_size, served=served,
-                   load=LoadSpec(requests=requests, concurrency=concurrency))
+    return Options(
+        task=parse_task(task),
+        custom=tuple(load_custom_metric(m) for m in metric),
+        target=target,
+        batch_size=batch_size,
+        served=served,
+        load=LoadSpec(requests=requests, concurrency=concurrency),
+    )
 
 
 def results_table(run: EvaluationRun) -> Table:
@@ -74,8 +93,10 @@ def results_table(run: EvaluationRun) -> Table:
     from modelrunner.evaluation.report import table_columns
 
     columns = table_columns(run)
-    table = Table(title=f"{run.model} on {run.dataset.name} ({run.dataset.rows} rows, {run.task.value})",
-                  title_justify="left")
+    table = Table(
+        title=f"{run.model} on {run.dataset.name} ({run.dataset.rows} rows, {run.task.value})",
+        title_justify="left",
+    )
     table.add_column("candidate")
     for _, title in columns:
         table.add_column(title, justify="right")
@@ -101,14 +122,27 @@ def _json_safe(value: Any) -> Any:
 
 def run_json(run: EvaluationRun) -> dict[str, Any]:
     best = run.best
-    data: dict[str, Any] = _json_safe({
-        "model": run.model, "task": run.task.value, "requirements": [str(r) for r in run.requirements],
-        "dataset": {"name": run.dataset.name, "sha256": run.dataset.sha256, "rows": run.dataset.rows},
-        "best": best.ref if best else None,
-        "candidates": [{"ref": r.ref, "version": r.candidate.version, "metrics": r.metrics,
-                        "passed": r.passed, "verdict": r.verdict, "evaluation_id": r.evaluation_id,
-                        "gates": [g.to_dict() for g in r.gates]} for r in run.ranked()],
-    })
+    data: dict[str, Any] = _json_safe(
+        {
+            "model": run.model,
+            "task": run.task.value,
+            "requirements": [str(r) for r in run.requirements],
+            "dataset": {"name": run.dataset.name, "sha256": run.dataset.sha256, "rows": run.dataset.rows},
+            "best": best.ref if best else None,
+            "candidates": [
+                {
+                    "ref": r.ref,
+                    "version": r.candidate.version,
+                    "metrics": r.metrics,
+                    "passed": r.passed,
+                    "verdict": r.verdict,
+                    "evaluation_id": r.evaluation_id,
+                    "gates": [g.to_dict() for g in r.gates],
+                }
+                for r in run.ranked()
+            ],
+        }
+    )
     return data
 
 
@@ -169,9 +203,11 @@ def promote(
     alias: str = typer.Option("production", "--alias", "-a", help="Alias to move."),
     require: list[str] = typer.Option([], "--require", "-r", help=REQUIRE_HELP),  # noqa: B006
     data: str | None = typer.Option(
-        None, "--data", "-d", help="Evaluate afresh on this data (default: use stored evaluations)."),
+        None, "--data", "-d", help="Evaluate afresh on this data (default: use stored evaluations)."
+    ),
     min_improvement: float = typer.Option(
-        0.0, "--min-improvement", help="How much the primary metric must beat the current version by."),
+        0.0, "--min-improvement", help="How much the primary metric must beat the current version by."
+    ),
     task: str | None = typer.Option(None, "--task", help=TASK_HELP),
     metric: list[str] = typer.Option([], "--metric", "-m", help=METRIC_HELP),  # noqa: B006
     target: str = typer.Option("target", "--target", help="Name of the target column in the data."),
@@ -185,8 +221,17 @@ def promote(
     options = _options(task, metric, target, served, concurrency, requests, 256)
     registry = _registry()
     with _progress() as bars:
-        decision = run_promote(registry, name, versions=best_of, alias=alias, data=data, requirements=require,
-                               min_improvement=min_improvement, options=options, progress=bars)
+        decision = run_promote(
+            registry,
+            name,
+            versions=best_of,
+            alias=alias,
+            data=data,
+            requirements=require,
+            min_improvement=min_improvement,
+            options=options,
+            progress=bars,
+        )
     out = console()
     if decision.run is not None:
         out.print(results_table(decision.run))

@@ -21,12 +21,15 @@ if TYPE_CHECKING:
     from modelrunner.experiments.online import Estimate, VariantStats
     from modelrunner.experiments.stats import ExperimentStats
 
-experiment_app = typer.Typer(help="Online tests: shadow, canary, A/B; feedback, online metrics, decisions.",
-                             no_args_is_help=True)
+experiment_app = typer.Typer(
+    help="Online tests: shadow, canary, A/B; feedback, online metrics, decisions.", no_args_is_help=True
+)
 
-DECIDE_HELP = ('Decision rule "metric op threshold", the threshold a number or relative to production: '
-               '"accuracy >= baseline - 0.01", "p99_ms <= baseline * 1.2", "error_rate <= 0.01" '
-               '(repeatable).')
+DECIDE_HELP = (
+    'Decision rule "metric op threshold", the threshold a number or relative to production: '
+    '"accuracy >= baseline - 0.01", "p99_ms <= baseline * 1.2", "error_rate <= 0.01" '
+    "(repeatable)."
+)
 
 
 class Mode(StrEnum):
@@ -60,8 +63,10 @@ def wait_applied(registry: Any, endpoint: str, timeout: float) -> str:
         if not behind:
             return f"applied by {len(rows)} worker(s)"
         if time.monotonic() >= deadline:
-            raise DeadlineExceeded(f"{len(behind)} of {len(rows)} workers of {endpoint} did not apply the "
-                                   f"change within {timeout:g}s")
+            raise DeadlineExceeded(
+                f"{len(behind)} of {len(rows)} workers of {endpoint} did not apply the "
+                f"change within {timeout:g}s"
+            )
         time.sleep(0.1)
 
 
@@ -75,10 +80,17 @@ def start(
     endpoint: str = typer.Argument(..., help="Endpoint name, e.g. digits."),
     candidate: str = typer.Option(..., "--candidate", "-c", help="The version to test, e.g. digits@4."),
     mode: Mode = typer.Option(..., "--mode", "-m", help="shadow (mirror), canary or ab (split)."),
-    percent: float | None = typer.Option(None, "--percent", "-p", min=0, max=100,
-                                         help="Candidate's share (default: shadow 100, canary 10, ab 50)."),
-    sticky_key: str | None = typer.Option(None, "--sticky-key",
-                                          help="Request field or header whose value fixes the variant."),
+    percent: float | None = typer.Option(
+        None,
+        "--percent",
+        "-p",
+        min=0,
+        max=100,
+        help="Candidate's share (default: shadow 100, canary 10, ab 50).",
+    ),
+    sticky_key: str | None = typer.Option(
+        None, "--sticky-key", help="Request field or header whose value fixes the variant."
+    ),
     decide: list[str] = typer.Option([], "--decide", "-d", help=DECIDE_HELP),  # noqa: B006
     min_labels: int = typer.Option(0, "--min-labels", min=0, help="Candidate labels before deciding."),
     min_requests: int = typer.Option(0, "--min-requests", min=0, help="Candidate requests before deciding."),
@@ -93,19 +105,30 @@ def start(
     rules = parse_rules(decide, _task_of(registry, candidate))
     if then is not None and not rules:
         raise InvalidArgument("--then promote needs at least one --decide rule")
-    exp = registry.start_experiment(endpoint, candidate, mode=mode.value, percent=percent,
-                                    sticky_key=sticky_key, rules=[str(r) for r in rules],
-                                    min_labels=min_labels, min_requests=min_requests,
-                                    then=then.value if then else None)
+    exp = registry.start_experiment(
+        endpoint,
+        candidate,
+        mode=mode.value,
+        percent=percent,
+        sticky_key=sticky_key,
+        rules=[str(r) for r in rules],
+        min_labels=min_labels,
+        min_requests=min_requests,
+        then=then.value if then else None,
+    )
     prod = registry.endpoint(endpoint).target
     share = f"{exp.percent:g}% mirrored" if exp.mode == "shadow" else f"{exp.percent:g}%"
     sticky = f", sticky on {exp.sticky_key}" if exp.sticky_key else ""
-    console().print(f"experiment {exp.id} on {endpoint}: {exp.mode} {exp.candidate_ref} ({share}{sticky}) "
-                    f"beside {prod}; runners using this registry apply it by themselves")
+    console().print(
+        f"experiment {exp.id} on {endpoint}: {exp.mode} {exp.candidate_ref} ({share}{sticky}) "
+        f"beside {prod}; runners using this registry apply it by themselves"
+    )
     if rules:
         action = "promote" if exp.then_action else "stop"
-        console().print(f"decide: {'; '.join(exp.rules)}; then {action} (min labels {exp.min_labels}, "
-                        f"min requests {exp.min_requests})")
+        console().print(
+            f"decide: {'; '.join(exp.rules)}; then {action} (min labels {exp.min_labels}, "
+            f"min requests {exp.min_requests})"
+        )
     if wait:
         console().print(wait_applied(registry, endpoint, timeout))
 
@@ -117,8 +140,10 @@ def _find(registry: Any, endpoint: str, experiment_id: str | None) -> Any:
     if exp is None:
         recent = registry.experiments(endpoint, limit=1)
         if not recent:
-            raise NotFound(f"endpoint {endpoint!r} has no experiment: modelrunner experiment start "
-                           f"{endpoint} --candidate REF --mode canary")
+            raise NotFound(
+                f"endpoint {endpoint!r} has no experiment: modelrunner experiment start "
+                f"{endpoint} --candidate REF --mode canary"
+            )
         exp = recent[0]
     return exp
 
@@ -134,9 +159,18 @@ def _with_ci(est: Estimate | None) -> str:
 
 
 def _variant_row(vs: VariantStats, primary: str) -> list[str]:
-    return [vs.variant, vs.ref, str(vs.requests), str(vs.errors), _with_ci(vs.estimate("error_rate")),
-            _num(vs.value("p50_ms"), 3), _num(vs.value("p99_ms"), 3), _with_ci(vs.estimate("agreement")),
-            str(vs.labelled), _with_ci(vs.estimate(primary))]
+    return [
+        vs.variant,
+        vs.ref,
+        str(vs.requests),
+        str(vs.errors),
+        _with_ci(vs.estimate("error_rate")),
+        _num(vs.value("p50_ms"), 3),
+        _num(vs.value("p99_ms"), 3),
+        _with_ci(vs.estimate("agreement")),
+        str(vs.labelled),
+        _with_ci(vs.estimate(primary)),
+    ]
 
 
 def variants_table(stats: ExperimentStats) -> Table:
@@ -144,10 +178,22 @@ def variants_table(stats: ExperimentStats) -> Table:
 
     primary = PRIMARY_METRIC[stats.task]
     exp = stats.experiment
-    table = Table(title=f"experiment {exp.id} on {exp.endpoint}: {exp.mode} {exp.percent:g}% — {exp.state}",
-                  title_justify="left")
-    for column in ("variant", "model", "requests", "errors", "error rate [95% CI]", "p50 ms", "p99 ms",
-                   "agreement [95% CI]", "labelled", f"{primary} [95% CI]"):
+    table = Table(
+        title=f"experiment {exp.id} on {exp.endpoint}: {exp.mode} {exp.percent:g}% — {exp.state}",
+        title_justify="left",
+    )
+    for column in (
+        "variant",
+        "model",
+        "requests",
+        "errors",
+        "error rate [95% CI]",
+        "p50 ms",
+        "p99 ms",
+        "agreement [95% CI]",
+        "labelled",
+        f"{primary} [95% CI]",
+    ):
         table.add_column(column)
     for vs in stats.variants.values():
         table.add_row(*_variant_row(vs, primary))
@@ -172,10 +218,13 @@ def _rules_table(stats: ExperimentStats) -> Table | None:
 def _decision_line(exp: Any) -> str:
     if exp.state == "running":
         then = "promote" if exp.then_action else "stop"
-        return (f"decision: pending (rules judged at checkpoints from {exp.min_labels} labels / "
-                f"{exp.min_requests} requests; then {then})" if exp.rules else
-                "decision: manual (no --decide rules): modelrunner experiment stop "
-                f"{exp.endpoint} --promote | --abort")
+        return (
+            f"decision: pending (rules judged at checkpoints from {exp.min_labels} labels / "
+            f"{exp.min_requests} requests; then {then})"
+            if exp.rules
+            else "decision: manual (no --decide rules): modelrunner experiment stop "
+            f"{exp.endpoint} --promote | --abort"
+        )
     doc = exp.decision if isinstance(exp.decision, dict) else {}
     by = f" by {exp.ended_by}" if exp.ended_by else ""
     return f"decision: {exp.state}{by} at {when(exp.ended_at)}: {compact(doc.get('reason') or '-', 300)}"
@@ -183,8 +232,9 @@ def _decision_line(exp: Any) -> str:
 
 def status(
     endpoint: str = typer.Argument(..., help="Endpoint name."),
-    experiment_id: str | None = typer.Option(None, "--id", help="An earlier experiment (default: the "
-                                             "running one, else the latest)."),
+    experiment_id: str | None = typer.Option(
+        None, "--id", help="An earlier experiment (default: the running one, else the latest)."
+    ),
 ) -> None:
     """Per variant: requests, errors, latency, agreement, labels, online quality with 95% intervals."""
     from modelrunner.experiments.stats import load_stats
@@ -235,17 +285,27 @@ def list_(
     registry = open_registry()
     found = registry.experiments(endpoint, limit=limit)
     if not found:
-        console().print("no experiments yet: modelrunner experiment start ENDPOINT --candidate REF --mode "
-                        "shadow")
+        console().print(
+            "no experiments yet: modelrunner experiment start ENDPOINT --candidate REF --mode shadow"
+        )
         return
     table = Table(title="experiments", title_justify="left")
     for column in ("id", "endpoint", "mode", "candidate", "%", "rules", "state", "started", "ended", "why"):
         table.add_column(column)
     for exp in found:
         doc = exp.decision if isinstance(exp.decision, dict) else {}
-        table.add_row(exp.id, exp.endpoint, exp.mode, exp.candidate_ref, f"{exp.percent:g}",
-                      str(len(exp.rules)), exp.state, when(exp.started_at), when(exp.ended_at),
-                      compact(doc.get("reason") or "-", 50))
+        table.add_row(
+            exp.id,
+            exp.endpoint,
+            exp.mode,
+            exp.candidate_ref,
+            f"{exp.percent:g}",
+            str(len(exp.rules)),
+            exp.state,
+            when(exp.started_at),
+            when(exp.ended_at),
+            compact(doc.get("reason") or "-", 50),
+        )
     console().print(table)
 
 

@@ -10,8 +10,9 @@ from modelrunner.cli.models import open_registry
 from modelrunner.cli.output import console
 from modelrunner.errors import InvalidArgument
 
-remote_app = typer.Typer(help="Other modelrunner servers to pull versions from and push them to.",
-                         no_args_is_help=True)
+remote_app = typer.Typer(
+    help="Other modelrunner servers to pull versions from and push them to.", no_args_is_help=True
+)
 
 
 @remote_app.command("add")
@@ -20,15 +21,17 @@ def remote_add(
     url: str = typer.Argument(..., help="The remote server: https://mr.partner.example."),
     token: str = typer.Option(..., "--token", help="A token of the remote (deployer: pull, admin: push)."),
     allow_license: list[str] = typer.Option(  # noqa: B006
-        [], "--allow-license", help="SPDX licence accepted from/to this remote (repeatable; none: any)."),
+        [], "--allow-license", help="SPDX licence accepted from/to this remote (repeatable; none: any)."
+    ),
 ) -> None:
     """Add a remote; its token is kept in a file only you can read (docs/federation.md)."""
     from modelrunner.security import remotes
 
     with open_registry() as registry:
         remote = remotes.add(registry, name, url, token, allow_license)
-    console().print(f"remote {remote.name} -> {remote.url} (licences: "
-                    f"{', '.join(remote.allow_licenses) or 'any'})")
+    console().print(
+        f"remote {remote.name} -> {remote.url} (licences: {', '.join(remote.allow_licenses) or 'any'})"
+    )
 
 
 @remote_app.command("list")
@@ -69,8 +72,10 @@ def pull(
     with open_registry() as registry:
         mv = federation.pull(registry, remote, ref, as_name or ref.partition("@")[0])
     origin = mv.lineage.get("extra", {}).get("origin", {})
-    console().print(f"{mv.name} version {mv.version} <- {remote}:{origin.get('ref', ref)} "
-                    f"(sha256 {str(origin.get('sha256', ''))[:12]} verified, license {mv.license or '-'})")
+    console().print(
+        f"{mv.name} version {mv.version} <- {remote}:{origin.get('ref', ref)} "
+        f"(sha256 {str(origin.get('sha256', ''))[:12]} verified, license {mv.license or '-'})"
+    )
 
 
 def push_remote(ref: str, remote: str, name: str | None) -> None:

@@ -47,9 +47,16 @@ def generate_data(n: int, seed: int) -> list[dict[str, float | int]]:
     age = rng.integers(18, 80, n)
     score = -0.06 * (tenure - 36) + 0.03 * (spend - 60) + 0.6 * (calls - 2) + rng.normal(0, 0.6, n)
     target = (score > 0).astype(int)
-    return [{"tenure_months": int(t), "monthly_spend": round(float(s), 2), "support_calls": int(c),
-             "age": int(a), "target": int(y)} for t, s, c, a, y in zip(tenure, spend, calls, age, target,
-                                                                         strict=True)]
+    return [
+        {
+            "tenure_months": int(t),
+            "monthly_spend": round(float(s), 2),
+            "support_calls": int(c),
+            "age": int(a),
+            "target": int(y),
+        }
+        for t, s, c, a, y in zip(tenure, spend, calls, age, target, strict=True)
+    ]
 
 
 def _write_csv(path: Path, rows: list[dict[str, float | int]]) -> None:
@@ -65,8 +72,10 @@ def init_project(target: Path, name: str | None = None) -> list[Path]:
         raise FailedPrecondition(f"{target} is not empty: modelrunner init writes into a new or empty folder")
     name = name or re.sub(r"[^a-z0-9-]+", "-", target.resolve().name.lower()).strip("-") or "model"
     if not _NAME.match(name):
-        raise InvalidArgument(f"model name {name!r} must be lowercase letters, digits and '-', starting with "
-                              "a letter (use --name)")
+        raise InvalidArgument(
+            f"model name {name!r} must be lowercase letters, digits and '-', starting with "
+            "a letter (use --name)"
+        )
     written: list[Path] = []
     for rel, item in _files(resources.files("modelrunner.cli").joinpath(TEMPLATES)):
         dest = target / rel

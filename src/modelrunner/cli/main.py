@@ -24,13 +24,28 @@ app = typer.Typer(
 
 # Command modules, each exposing ``register(app)``. Order is the order in ``--help``.
 COMMAND_MODULES: list[str] = [
-    "models", "endpoints", "endpoint_cfg", "pipeline", "serve", "evaluate", "experiment", "monitor", "train",
-    "ui", "init", "onboard", "security", "federation"]
+    "models",
+    "endpoints",
+    "endpoint_cfg",
+    "pipeline",
+    "serve",
+    "evaluate",
+    "experiment",
+    "monitor",
+    "train",
+    "ui",
+    "init",
+    "onboard",
+    "security",
+    "federation",
+]
 # Which module registers each top-level command (tests/cli/test_main.py checks it against the modules).
 COMMANDS: dict[str, str] = {
     **dict.fromkeys(("push", "models", "show", "alias", "contract", "audit", "gc"), "models"),
     **dict.fromkeys(("swap", "rollback", "endpoints"), "endpoints"),
-    "endpoint": "endpoint_cfg", "pipeline": "pipeline", "serve": "serve",
+    "endpoint": "endpoint_cfg",
+    "pipeline": "pipeline",
+    "serve": "serve",
     **dict.fromkeys(("evaluate", "promote", "gates"), "evaluate"),
     "experiment": "experiment",
     "monitor": "monitor",
@@ -44,8 +59,14 @@ COMMANDS: dict[str, str] = {
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", "int range": "INTEGER",
-               "float range": "FLOAT"}
+_TYPE_NAMES = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "float": "FLOAT",
+    "bool": "BOOLEAN",
+    "int range": "INTEGER",
+    "float range": "FLOAT",
+}
 
 
 def _classic_label(label: str | None) -> str | None:
@@ -67,11 +88,14 @@ def _classic_help() -> None:
     have no setting for it, so their three display methods are wrapped; a typer without them is left alone.
     """
     core = importlib.import_module("typer.core")
-    param, option, argument = (getattr(core, n, None) for n in ("_TyperParameter", "TyperOption",
-                                                                   "TyperArgument"))
-    hooks: tuple[Any, ...] = (getattr(param, "display_type", None),
-                              getattr(option, "display_type_rich", None),
-                              getattr(argument, "_usage_display_name", None))
+    param, option, argument = (
+        getattr(core, n, None) for n in ("_TyperParameter", "TyperOption", "TyperArgument")
+    )
+    hooks: tuple[Any, ...] = (
+        getattr(param, "display_type", None),
+        getattr(option, "display_type_rich", None),
+        getattr(argument, "_usage_display_name", None),
+    )
     if None in hooks or getattr(hooks[0], "classic", False):
         return
     display_type, option_display, usage_name = hooks
@@ -121,11 +145,14 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    _version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                  help="Print the version and exit."),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
 ) -> None:
     """Reusable MLOps: bundles, a registry, and a runner that hot-swaps models live."""
     # A callback keeps ``modelrunner COMMAND`` a group even when only one command module is registered.
+
+
 _registered: set[str] = set()
 
 
@@ -189,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     the log at DEBUG, shown with ``MODELRUNNER_DEBUG=1``).
     """
     debug = os.environ.get("MODELRUNNER_DEBUG", "") not in ("", "0", "false")
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     args = sys.argv[1:] if argv is None else list(argv)
     _register_for(args)
     try:

@@ -88,14 +88,19 @@ def models(
         )
     total = registry.model_count()
     if not table.row_count:
-        empty = f"no models past offset {offset} (there are {total})" if total else \
-            "no models yet: modelrunner push BUNDLE --name NAME"
+        empty = (
+            f"no models past offset {offset} (there are {total})"
+            if total
+            else "no models yet: modelrunner push BUNDLE --name NAME"
+        )
         console().print(empty)
         return
     console().print(table)
     if offset + len(page) < total:
-        console().print(f"models {offset + 1}-{offset + len(page)} of {total}; next page: "
-                        f"modelrunner models --offset {offset + len(page)} --limit {limit}")
+        console().print(
+            f"models {offset + 1}-{offset + len(page)} of {total}; next page: "
+            f"modelrunner models --offset {offset + len(page)} --limit {limit}"
+        )
 
 
 def _versions_table(info: ModelInfo) -> Table:
@@ -186,7 +191,8 @@ def alias_set(
     ref: str = typer.Argument(..., help="The version to point at: name@3 (or name@staging, name)."),
     alias: str = typer.Argument(..., help="Alias to set, e.g. production."),
     force: bool = typer.Option(
-        False, "--force", help="Move to production even if the model's saved gates refuse it (audited)."),
+        False, "--force", help="Move to production even if the model's saved gates refuse it (audited)."
+    ),
 ) -> None:
     """Point ALIAS at the version REF resolves to (runners serving name@ALIAS swap by themselves)."""
     registry = open_registry()
@@ -222,11 +228,16 @@ def _who_follows(registry: Registry, name: str, alias: str, version: int) -> lis
                 lines.append(f"endpoint {state.name} is pinned to {parsed}: does not follow {name}@{alias}")
             continue
         found = _served_pipeline(registry, state.target)
-        steps = [n for n, s in found[1].steps.items() if s.model and _refers(s.model, name, alias)] \
-            if found else []
+        steps = (
+            [n for n, s in found[1].steps.items() if s.model and _refers(s.model, name, alias)]
+            if found
+            else []
+        )
         if steps and found:
-            lines.append(f"endpoint {state.name} follows {name}@{alias} in step {', '.join(steps)} of "
-                         f"pipeline {found[0].ref}: that step swaps to version {version}")
+            lines.append(
+                f"endpoint {state.name} follows {name}@{alias} in step {', '.join(steps)} of "
+                f"pipeline {found[0].ref}: that step swaps to version {version}"
+            )
     return lines or [f"no endpoint follows {name}@{alias}"]
 
 
@@ -243,8 +254,11 @@ def contract(
     ref: str = typer.Argument(..., help="name, name@3 or name@production."),
     fmt: ContractFormat = typer.Option(ContractFormat.proto, "--format", "-f", help="Output format."),
     endpoint: str | None = typer.Option(
-        None, "--endpoint", "-e",
-        help="proto: the endpoint a stub calls (package modelrunner.<endpoint>; default: the model name)."),
+        None,
+        "--endpoint",
+        "-e",
+        help="proto: the endpoint a stub calls (package modelrunner.<endpoint>; default: the model name).",
+    ),
 ) -> None:
     """Print a version's contract as proto3, JSON Schema, JSON or V2 model metadata."""
     registry = open_registry()
@@ -252,8 +266,9 @@ def contract(
     typer.echo(render_contract(registry, mv, fmt, endpoint=endpoint).rstrip("\n"))
 
 
-def render_contract(registry: Registry, mv: ModelVersion, fmt: ContractFormat, *,
-                    endpoint: str | None = None) -> str:
+def render_contract(
+    registry: Registry, mv: ModelVersion, fmt: ContractFormat, *, endpoint: str | None = None
+) -> str:
     """The contract of ``mv`` in ``fmt`` as text (:func:`modelrunner.contract.render.render_contract`)."""
     from modelrunner.contract.render import render_contract as render
 
@@ -282,14 +297,22 @@ def audit(
         console().print(f"newest {limit} entries shown; older ones: modelrunner audit --limit {limit * 10}")
 
 
-GC_LABELS = {"artifact": "unreferenced artifact", "push": "push work folder", "fetch": "fetch work folder",
-             "unpack": "unpack work folder", "upload": "partial upload"}
+GC_LABELS = {
+    "artifact": "unreferenced artifact",
+    "push": "push work folder",
+    "fetch": "fetch work folder",
+    "unpack": "unpack work folder",
+    "upload": "partial upload",
+}
 
 
 def gc(
     min_age_s: float | None = typer.Option(
-        None, "--min-age-s", min=0,
-        help="Only remove what is older than this many seconds (default MODELRUNNER_ORPHAN_GRACE_S, 3600)."),
+        None,
+        "--min-age-s",
+        min=0,
+        help="Only remove what is older than this many seconds (default MODELRUNNER_ORPHAN_GRACE_S, 3600).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
 ) -> None:
     """Remove unreferenced artifacts and what killed pushes and fetches left; report the bytes freed."""
@@ -303,11 +326,15 @@ def gc(
         typer.echo(f"nothing to remove (nothing unused older than {age:g} s)")
         return
     for item in removed:
-        typer.echo(f"{'would remove' if dry_run else 'removed'} {GC_LABELS[item.kind]} {item.what} "
-                   f"({human(item.size)})")
+        typer.echo(
+            f"{'would remove' if dry_run else 'removed'} {GC_LABELS[item.kind]} {item.what} "
+            f"({human(item.size)})"
+        )
     total = sum(item.size for item in removed)
-    typer.echo(f"{'would free' if dry_run else 'freed'} {human(total)} ({total} bytes) in {len(removed)} "
-               f"item{'s' if len(removed) != 1 else ''}")
+    typer.echo(
+        f"{'would free' if dry_run else 'freed'} {human(total)} ({total} bytes) in {len(removed)} "
+        f"item{'s' if len(removed) != 1 else ''}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -25,9 +25,12 @@ class _ShowByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-monitor_app = typer.Typer(cls=_ShowByDefault, no_args_is_help=True,
-                          help="Drift, data quality and estimated accuracy of an endpoint's traffic "
-                               "(modelrunner monitor ENDPOINT); alert settings; baselines.")
+monitor_app = typer.Typer(
+    cls=_ShowByDefault,
+    no_args_is_help=True,
+    help="Drift, data quality and estimated accuracy of an endpoint's traffic "
+    "(modelrunner monitor ENDPOINT); alert settings; baselines.",
+)
 
 WINDOW_HELP = "Traffic window: the last 30s, 10m, 1h, 2d (default 1h)."
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -47,12 +50,15 @@ def _registry() -> Any:
     return open_registry()
 
 
-def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
-         window: str = typer.Option("1h", "--window", help=WINDOW_HELP),
-         all_features: bool = typer.Option(False, "--all", help="Every feature (default: the 20 furthest)."),
-         as_json: bool = typer.Option(False, "--json", help="The report as JSON."),
-         plot: str | None = typer.Option(None, "--plot", help="Write drift over time as a PNG (needs the "
-                                                              "'monitoring' extra: matplotlib).")) -> None:
+def show(
+    endpoint: str = typer.Argument(..., help="Endpoint name."),
+    window: str = typer.Option("1h", "--window", help=WINDOW_HELP),
+    all_features: bool = typer.Option(False, "--all", help="Every feature (default: the 20 furthest)."),
+    as_json: bool = typer.Option(False, "--json", help="The report as JSON."),
+    plot: str | None = typer.Option(
+        None, "--plot", help="Write drift over time as a PNG (needs the 'monitoring' extra: matplotlib)."
+    ),
+) -> None:
     """Per feature and output: drift score, test, statistic, p-value, threshold, status; data quality
     (NaN, out of range, unseen categories); estimated accuracy; firing alerts."""
     from modelrunner.monitoring.status import alerts, drift_status
@@ -76,15 +82,22 @@ def show(endpoint: str = typer.Argument(..., help="Endpoint name."),
 
 def _print_report(report: Any, states: list[Any], window: str, all_features: bool) -> None:
     out = console()
-    out.print(f"[bold]{report.endpoint}[/bold]: {report.model}@{report.version}, last {window}, "
-              f"{report.rows} rows: [bold]{report.status}[/bold]"
-              + (f" ({report.drifted} of {len(report.features)} features drift; alert at {report.needed})"
-                 if report.features else ""))
+    out.print(
+        f"[bold]{report.endpoint}[/bold]: {report.model}@{report.version}, last {window}, "
+        f"{report.rows} rows: [bold]{report.status}[/bold]"
+        + (
+            f" ({report.drifted} of {len(report.features)} features drift; alert at {report.needed})"
+            if report.features
+            else ""
+        )
+    )
     if report.estimated_accuracy is not None:
         ref = report.reference_accuracy
-        out.print(f"estimated accuracy {report.estimated_accuracy:.3f} "
-                  f"(mean confidence {report.confidence:.3f}"
-                  + (f"; reference accuracy {ref:.3f})" if ref is not None else ")"))
+        out.print(
+            f"estimated accuracy {report.estimated_accuracy:.3f} "
+            f"(mean confidence {report.confidence:.3f}"
+            + (f"; reference accuracy {ref:.3f})" if ref is not None else ")")
+        )
     if report.online_accuracy is not None:
         out.print(f"online accuracy {report.online_accuracy:.3f} ({report.labelled_rows} labelled rows)")
     if report.quality:
@@ -92,45 +105,78 @@ def _print_report(report: Any, states: list[Any], window: str, all_features: boo
     firing = [a.kind for a in states if a.state == "firing"]
     out.print(f"alerts firing: {', '.join(firing) if firing else 'none'}")
     if report.status == "no reference":
-        out.print("no reference profile: save the model with training_data=..., or run "
-                  f"'modelrunner monitor baseline {report.endpoint} --window 1h' on known-good traffic")
+        out.print(
+            "no reference profile: save the model with training_data=..., or run "
+            f"'modelrunner monitor baseline {report.endpoint} --window 1h' on known-good traffic"
+        )
         return
     features = sorted(report.features, key=lambda f: -f.score / f.threshold if f.threshold else 0)
     if not all_features:
         features = features[:20]
     table = Table(title_justify="left")
-    for column in ("feature", "side", "test", "score", "threshold", "stat", "p-value", "NaN", "outside",
-                   "status"):
+    for column in (
+        "feature",
+        "side",
+        "test",
+        "score",
+        "threshold",
+        "stat",
+        "p-value",
+        "NaN",
+        "outside",
+        "status",
+    ):
         table.add_column(column)
     for f in features:
         stat = "K-S" if f.test == "psi" else "chi2"
-        table.add_row(f.feature, f.side, f.test, f"{f.score:.4f}", f"{f.threshold:.4f}",
-                      f"{stat} {f.statistic:.3g}", f"{f.p_value:.3g}", f"{f.nan_rate:.1%}",
-                      f"{f.out_of_range:.1%}", f.status)
+        table.add_row(
+            f.feature,
+            f.side,
+            f.test,
+            f"{f.score:.4f}",
+            f"{f.threshold:.4f}",
+            f"{stat} {f.statistic:.3g}",
+            f"{f.p_value:.3g}",
+            f"{f.nan_rate:.1%}",
+            f"{f.out_of_range:.1%}",
+            f.status,
+        )
     out.print(table)
 
 
 def monitor_set(
     model: str = typer.Argument(..., help="Model name (thresholds apply to every version)."),
     psi: float | None = typer.Option(None, "--psi", help="Smallest PSI that is drift (default 0.2)."),
-    js: float | None = typer.Option(None, "--js", help="Smallest Jensen-Shannon distance that is drift "
-                                                       "(categorical; default 0.1)."),
+    js: float | None = typer.Option(
+        None, "--js", help="Smallest Jensen-Shannon distance that is drift (categorical; default 0.1)."
+    ),
     quantile: float | None = typer.Option(None, "--quantile", help="Calibration quantile (default 0.99)."),
     min_rows: int | None = typer.Option(None, "--min-rows", help="Fewest rows scored (default 200)."),
-    min_features: float | None = typer.Option(None, "--min-features",
-                                              help="Share of features drifting that fires (default 0.05)."),
+    min_features: float | None = typer.Option(
+        None, "--min-features", help="Share of features drifting that fires (default 0.05)."
+    ),
     nan: float | None = typer.Option(None, "--nan", help="NaN rate above the reference's (default 0.05)."),
     out_of_range: float | None = typer.Option(None, "--out-of-range", help="Default 0.05."),
     unseen: float | None = typer.Option(None, "--unseen", help="Unseen categories rate (default 0.05)."),
-    accuracy_drop: float | None = typer.Option(None, "--accuracy-drop", help="Estimated accuracy drop below "
-                                                                             "the reference (default 0.05)."),
+    accuracy_drop: float | None = typer.Option(
+        None, "--accuracy-drop", help="Estimated accuracy drop below the reference (default 0.05)."
+    ),
     reset: bool = typer.Option(False, "--reset", help="Back to the defaults."),
 ) -> None:
     """Set a model's drift alert thresholds (audited); unset options keep their value."""
     from modelrunner.monitoring.drift import Thresholds
 
-    given = {"psi": psi, "js": js, "quantile": quantile, "min_rows": min_rows, "min_features": min_features,
-             "nan": nan, "out_of_range": out_of_range, "unseen": unseen, "accuracy_drop": accuracy_drop}
+    given = {
+        "psi": psi,
+        "js": js,
+        "quantile": quantile,
+        "min_rows": min_rows,
+        "min_features": min_features,
+        "nan": nan,
+        "out_of_range": out_of_range,
+        "unseen": unseen,
+        "accuracy_drop": accuracy_drop,
+    }
     for key, value in given.items():
         if value is not None and (value < 0 or (key in ("quantile", "min_features") and value > 1)):
             bounds = "in [0, 1]" if key in ("quantile", "min_features") else ">= 0"
@@ -144,8 +190,10 @@ def monitor_set(
     console().print(f"{model}: " + ", ".join(f"{k}={v:g}" for k, v in out.items()))
 
 
-def baseline(endpoint: str = typer.Argument(..., help="Endpoint name."),
-             window: str = typer.Option("1h", "--window", help=WINDOW_HELP)) -> None:
+def baseline(
+    endpoint: str = typer.Argument(..., help="Endpoint name."),
+    window: str = typer.Option("1h", "--window", help=WINDOW_HELP),
+) -> None:
     """Make the last window of this endpoint's traffic the reference of the version it serves (for bundles
     saved without training data, or after a known, accepted change)."""
     from modelrunner.monitoring.profile import Profile
@@ -158,11 +206,14 @@ def baseline(endpoint: str = typer.Argument(..., help="Endpoint name."),
     sketch = merged(rows, target.profile.reference.counts.size)
     if sketch.rows == 0:
         raise FailedPrecondition(
-            f"endpoint {endpoint!r} has no traffic of {target.mv.ref} in the last {window}")
+            f"endpoint {endpoint!r} has no traffic of {target.mv.ref} in the last {window}"
+        )
     profile = Profile(target.profile.specs, sketch, "baseline", _confidence(target.profile, sketch))
     registry.put_baseline(target.mv.name, target.mv.version, profile.to_json())
-    console().print(f"{target.mv.ref}: baseline of {sketch.rows} rows ({len(profile.specs)} features) from "
-                    f"the last {window} of {endpoint}")
+    console().print(
+        f"{target.mv.ref}: baseline of {sketch.rows} rows ({len(profile.specs)} features) from "
+        f"the last {window} of {endpoint}"
+    )
 
 
 def _confidence(reference: Any, sketch: Any) -> dict[str, Any] | None:
@@ -182,8 +233,10 @@ def print_profile(registry: Any, mv: Any, limit: int = 12) -> None:
         return
     out = console()
     conf = profile.confidence or {}
-    line = f"\n[bold]reference profile[/bold] ({profile.source}): {len(profile.specs)} features of " \
-           f"{profile.reference.rows} rows"
+    line = (
+        f"\n[bold]reference profile[/bold] ({profile.source}): {len(profile.specs)} features of "
+        f"{profile.reference.rows} rows"
+    )
     if conf.get("mean") is not None:
         acc = conf.get("accuracy")
         line += f"; mean confidence {conf['mean']:.3f}" + (f", accuracy {acc:.3f}" if acc is not None else "")

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from modelrunner.pipelines.steps import StepTarget
     from modelrunner.registry.registry import Registry
 
-pipeline_app = typer.Typer(help="Pipelines: DAGs of models and transforms with checked edges.",
-                           no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="Pipelines: DAGs of models and transforms with checked edges.", no_args_is_help=True
+)
 
 
 def _registry_for(spec: PipelineSpec) -> Registry | None:

@@ -12,8 +12,9 @@ from rich.table import Table
 from modelrunner.cli.models import open_registry
 from modelrunner.cli.output import console, when
 
-token_app = typer.Typer(help="API tokens with roles (viewer, predictor, deployer, admin).",
-                        no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens with roles (viewer, predictor, deployer, admin).", no_args_is_help=True
+)
 
 
 @token_app.command("create")
@@ -59,15 +60,18 @@ def token_revoke(name: str = typer.Argument(..., help="The token's name.")) -> N
     console().print(f"revoked token {info.name!r} ({info.role})")
 
 
-def trust(ref: str = typer.Argument(..., help="The version whose pickle artifact runners may load: digits@3.")
-          ) -> None:
+def trust(
+    ref: str = typer.Argument(..., help="The version whose pickle artifact runners may load: digits@3."),
+) -> None:
     """Record that a version's pickle artifact may be loaded by runners (who and when; audited)."""
     from modelrunner.security.trust import trust as record
 
     with open_registry() as registry:
         row = record(registry, ref)
-    console().print(f"trusted {row['model']}@{row['version']} (sha256 {row['sha256'][:12]}) by "
-                    f"{row['trusted_by']} at {when(row['trusted_at'])}")
+    console().print(
+        f"trusted {row['model']}@{row['version']} (sha256 {row['sha256'][:12]}) by "
+        f"{row['trusted_by']} at {when(row['trusted_at'])}"
+    )
 
 
 def register(app: typer.Typer) -> None:

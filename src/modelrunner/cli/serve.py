@@ -20,13 +20,15 @@ def parse_endpoints(items: list[str]) -> dict[str, str]:
         name, sep, target = item.partition("=")
         if not sep or not name.strip() or not target.strip():
             raise InvalidArgument(
-                f"invalid --endpoint {item!r}: expected NAME=TARGET, e.g. digits=digits@production")
+                f"invalid --endpoint {item!r}: expected NAME=TARGET, e.g. digits=digits@production"
+            )
         out[name.strip()] = target.strip()
     return out
 
 
-def export_security_options(require_auth: bool, trust_pickle: bool, cert: Path | None,
-                            key: Path | None) -> None:
+def export_security_options(
+    require_auth: bool, trust_pickle: bool, cert: Path | None, key: Path | None
+) -> None:
     """Pass the security flags to the worker processes (they read MODELRUNNER_* settings)."""
     if (cert is None) != (key is None):
         raise InvalidArgument("--tls-cert and --tls-key go together")
@@ -43,21 +45,28 @@ def export_security_options(require_auth: bool, trust_pickle: bool, cert: Path |
 
 
 def serve(
-    host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to bind; beyond loopback: needs a token."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; beyond loopback: needs a token."),
     port: int = typer.Option(8080, "--port", "-p", min=0, max=65535, help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes sharing the port."),
     endpoint: list[str] = typer.Option(  # noqa: B006
-        [], "--endpoint", "-e", help="NAME=TARGET written into the desired state first (repeatable)."),
+        [], "--endpoint", "-e", help="NAME=TARGET written into the desired state first (repeatable)."
+    ),
     keep_previous: bool = typer.Option(
-        False, "--keep-previous", help="Keep the last version loaded after a swap so a rollback is instant."),
+        False, "--keep-previous", help="Keep the last version loaded after a swap so a rollback is instant."
+    ),
     grpc_port: int | None = typer.Option(
-        None, "--grpc-port", min=0, max=65535,
-        help="Also serve gRPC on this port: V2 (inference.GRPCInferenceService) and endpoints' Predict."),
+        None,
+        "--grpc-port",
+        min=0,
+        max=65535,
+        help="Also serve gRPC on this port: V2 (inference.GRPCInferenceService) and endpoints' Predict.",
+    ),
     require_auth_for_predict: bool = typer.Option(
-        False, "--require-auth-for-predict", help="Predict calls need a token with the predictor role."),
+        False, "--require-auth-for-predict", help="Predict calls need a token with the predictor role."
+    ),
     trust_pickle: bool = typer.Option(
-        False, "--trust-pickle", help="Load pickle artifacts without a trust decision."),
+        False, "--trust-pickle", help="Load pickle artifacts without a trust decision."
+    ),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate: HTTP and gRPC over TLS."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
 ) -> None:
@@ -68,8 +77,16 @@ def serve(
     targets = parse_endpoints(endpoint)
     export_security_options(require_auth_for_predict, trust_pickle, tls_cert, tls_key)
     logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
-    code = run_workers(Settings(), host, port, workers, targets, keep_previous=keep_previous,
-                       grpc_port=grpc_port, entry="modelrunner.server.worker")
+    code = run_workers(
+        Settings(),
+        host,
+        port,
+        workers,
+        targets,
+        keep_previous=keep_previous,
+        grpc_port=grpc_port,
+        entry="modelrunner.server.worker",
+    )
     raise typer.Exit(code)
 
 

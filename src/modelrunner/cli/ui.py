@@ -6,12 +6,13 @@ import typer
 
 
 def ui(
-    host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to bind; beyond loopback: needs a token."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; beyond loopback: needs a token."),
     port: int = typer.Option(8090, "--port", "-p", min=0, max=65535, help="Port to listen on."),
     serving_url: str = typer.Option(
-        "http://127.0.0.1:8080", "--serving-url",
-        help="Where the runner serves predictions (used in the copy-paste examples)."),
+        "http://127.0.0.1:8080",
+        "--serving-url",
+        help="Where the runner serves predictions (used in the copy-paste examples).",
+    ),
 ) -> None:
     """Serve the web catalog (models, endpoints, pipelines, audit) over the registry at /ui."""
     import uvicorn

@@ -40,8 +40,14 @@ def encode(columns: Mapping[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
     tensors, raws = [], []
     for name, arr in columns.items():
         raw = column_to_raw(arr)
-        tensors.append({"name": name, "shape": list(arr.shape), "datatype": v2_datatype(arr.dtype),
-                        "parameters": {"binary_data_size": len(raw)}})
+        tensors.append(
+            {
+                "name": name,
+                "shape": list(arr.shape),
+                "datatype": v2_datatype(arr.dtype),
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
         raws.append(raw)
     head = orjson.dumps({"inputs": tensors, "parameters": {"binary_data_output": True}})
     return head + b"".join(raws), {"content-type": CONTENT_TYPE, HEADER: str(len(head))}
@@ -68,7 +74,7 @@ def decode(body: bytes, header_length: str | None) -> Prediction:
         if size is None:
             arr = np.asarray(out.get("data", [])).reshape(out["shape"])
         else:
-            arr = column_from_raw(tail[offset:offset + size], out["shape"], out["datatype"], out["name"])
+            arr = column_from_raw(tail[offset : offset + size], out["shape"], out["datatype"], out["name"])
             offset += size
         pred[out["name"]] = _text(arr) if out["datatype"] == "BYTES" else arr
     pred.model = (head.get("parameters") or {}).get("model") or head.get("model_name")

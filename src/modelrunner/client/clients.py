@@ -42,8 +42,9 @@ def _blocking(op: Callable[Concatenate[Core, P], Op[T]]) -> Callable[Concatenate
     return _named(method, op)
 
 
-def _awaitable(op: Callable[Concatenate[Core, P], Op[T]]
-               ) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
+def _awaitable(
+    op: Callable[Concatenate[Core, P], Op[T]],
+) -> Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]]:
     async def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._run(op(self, *args, **kwargs))
 
@@ -58,8 +59,14 @@ class Client(Core):
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, url: str, token: str | None = None, *, transport: httpx.BaseTransport | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(url, token, **options)
         self._http = httpx.Client(base_url=self.url, headers=self.headers, transport=transport)
 
@@ -108,8 +115,14 @@ class Client(Core):
 class AsyncClient(Core):
     """:class:`Client` for asyncio: the same methods, awaited. ``async with AsyncClient(url) as c: ...``."""
 
-    def __init__(self, url: str, token: str | None = None, *,
-                 transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(url, token, **options)
         self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers, transport=transport)
 

@@ -26,7 +26,12 @@ from modelrunner.errors import DeadlineExceeded, Unavailable
 T = TypeVar("T")
 
 RETRYABLE: tuple[type[httpx.TransportError], ...] = (
-    httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
 """Connection failures a resend can fix (a slow answer, ReadTimeout, is not one: the server is working)."""
 
 
@@ -62,8 +67,17 @@ def _json(payload: Any) -> tuple[bytes, dict[str, str]]:
 class Core:
     """Settings and operations; subclasses add the transport (``_run``)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0, retries: int = 3,
-                 backoff: float = 0.1, retry_predict: bool = False, binary: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.1,
+        retry_predict: bool = False,
+        binary: bool = True,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
@@ -78,8 +92,14 @@ class Core:
 
     def request_of(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
         timeout = httpx.Timeout(self.timeout, read=self.timeout + call.extra_timeout)
-        return http.build_request(call.method, call.path, params=call.params, content=call.content,
-                                  headers=dict(call.headers), timeout=timeout)
+        return http.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            content=call.content,
+            headers=dict(call.headers),
+            timeout=timeout,
+        )
 
     def delays(self, call: Call) -> list[float]:
         """Pauses before each resend of ``call`` after a connection error (none when it is not retried)."""
@@ -101,8 +121,15 @@ class Core:
         raise_for(response, data)
         return data
 
-    def _predict(self, endpoint: str, data: Any, *, as_frame: bool | None = None,
-                 retry: bool | None = None, request_id: str | None = None) -> Op[Any]:
+    def _predict(
+        self,
+        endpoint: str,
+        data: Any,
+        *,
+        as_frame: bool | None = None,
+        retry: bool | None = None,
+        request_id: str | None = None,
+    ) -> Op[Any]:
         """Predict on ``endpoint``: ``data`` is a list of rows, a dict of columns, a numpy array (rows of a
         one-input model) or a pandas DataFrame (a column per input). Returns the output columns as numpy
         arrays (a :class:`Prediction`, which also carries ``model`` and ``version``), or a DataFrame when
@@ -154,8 +181,9 @@ class Core:
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
         body = {"items": [{"request_id": str(rid), "target": _plain(t)} for rid, t in pairs]}
         content, headers = _json(body)
-        response = yield Call("POST", f"/v1/endpoints/{_quote(endpoint)}/feedback", content=content,
-                              headers=headers, retry=True)  # the later target wins: safe to resend
+        response = yield Call(
+            "POST", f"/v1/endpoints/{_quote(endpoint)}/feedback", content=content, headers=headers, retry=True
+        )  # the later target wins: safe to resend
         data = json_body(response)
         raise_for(response, data)
         return data  # type: ignore[no-any-return]
@@ -186,15 +214,36 @@ class Core:
         result: dict[str, Any] = yield from self._get(f"/v1/endpoints/{_quote(endpoint)}/contract")
         return result
 
-    def _rollout(self, method: str, path: str, body: dict[str, Any], wait: bool, timeout: float,
-                 params: Mapping[str, Any] | None = None) -> Op[dict[str, Any]]:
+    def _rollout(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        wait: bool,
+        timeout: float,
+        params: Mapping[str, Any] | None = None,
+    ) -> Op[dict[str, Any]]:
         content, headers = _json(body)
-        response = yield Call(method, path, params=params, content=content, headers=headers,
-                              extra_timeout=timeout if wait else 0.0)
+        response = yield Call(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers=headers,
+            extra_timeout=timeout if wait else 0.0,
+        )
         return check_rollout(response, json_body(response))
 
-    def _swap(self, endpoint: str, target: str, *, wait: bool = True, timeout: float = 60.0,
-              force: bool = False, create: bool = False) -> Op[dict[str, Any]]:
+    def _swap(
+        self,
+        endpoint: str,
+        target: str,
+        *,
+        wait: bool = True,
+        timeout: float = 60.0,
+        force: bool = False,
+        create: bool = False,
+    ) -> Op[dict[str, Any]]:
         """Point ``endpoint`` at ``target`` (``digits@3``, ``digits@staging``); with ``wait`` (default),
         return once every live worker serves it. Raises SwapFailed when a worker refused it (the old version
         keeps serving), DeadlineExceeded after ``timeout`` s, NotFound for an unknown endpoint unless
@@ -202,12 +251,17 @@ class Core:
         """
         body = {"target": target, "force": force, "wait": wait, "timeout_s": timeout}
         params = None if create else {"create": "false"}
-        return (yield from self._rollout("PUT", f"/admin/endpoints/{_quote(endpoint)}", body, wait, timeout,
-                                         params))
+        return (
+            yield from self._rollout(
+                "PUT", f"/admin/endpoints/{_quote(endpoint)}", body, wait, timeout, params
+            )
+        )
 
     def _rollback(self, endpoint: str, *, wait: bool = True, timeout: float = 60.0) -> Op[dict[str, Any]]:
         """Serve the endpoint's previous target again (same answers as :meth:`swap`)."""
         body = {"wait": wait, "timeout_s": timeout}
-        return (yield from self._rollout("POST", f"/admin/endpoints/{_quote(endpoint)}/rollback", body, wait,
-                                         timeout))
-
+        return (
+            yield from self._rollout(
+                "POST", f"/admin/endpoints/{_quote(endpoint)}/rollback", body, wait, timeout
+            )
+        )

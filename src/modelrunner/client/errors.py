@@ -26,9 +26,17 @@ BY_CODE: dict[str, type[ModelrunnerError]] = {
     "resource_exhausted": errors.ResourceExhausted,
     "deadline_exceeded": errors.DeadlineExceeded,
 }
-BY_STATUS = {400: "invalid_argument", 401: "unauthenticated", 403: "unauthenticated", 404: "not_found",
-             409: "failed_precondition", 413: "resource_exhausted", 422: "invalid_argument",
-             503: "unavailable", 504: "deadline_exceeded"}
+BY_STATUS = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "unauthenticated",
+    404: "not_found",
+    409: "failed_precondition",
+    413: "resource_exhausted",
+    422: "invalid_argument",
+    503: "unavailable",
+    504: "deadline_exceeded",
+}
 ROLLOUT_OUTCOMES = ("switched", "refused", "timeout", "pending")
 
 

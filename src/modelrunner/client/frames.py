@@ -97,8 +97,10 @@ def encode_inputs(data: Any) -> bytes:
     elif isinstance(data, list | tuple):
         body = {"instances": list(data)}
     else:
-        raise InvalidArgument("predict takes rows (a list), columns (a dict), a numpy array or a pandas "
-                              f"DataFrame, got {type(data).__name__}")
+        raise InvalidArgument(
+            "predict takes rows (a list), columns (a dict), a numpy array or a pandas "
+            f"DataFrame, got {type(data).__name__}"
+        )
     try:
         return orjson.dumps(body, default=_default, option=_OPTS)
     except TypeError as exc:

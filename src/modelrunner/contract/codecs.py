@@ -35,20 +35,46 @@ from modelrunner.contract.validate import (
 from modelrunner.errors import ContractError, ValidationError
 
 __all__ = [
-    "column_from_raw", "column_to_raw", "column_to_tensor", "columns_from_json", "columns_to_rows",
-    "decode_json_request", "dtype_from_v2", "encode_json_response", "rows_to_columns", "tensor_shape",
-    "tensor_to_column", "to_jsonable", "v2_datatype", "v2_fits",
+    "column_from_raw",
+    "column_to_raw",
+    "column_to_tensor",
+    "columns_from_json",
+    "columns_to_rows",
+    "decode_json_request",
+    "dtype_from_v2",
+    "encode_json_response",
+    "rows_to_columns",
+    "tensor_shape",
+    "tensor_to_column",
+    "to_jsonable",
+    "v2_datatype",
+    "v2_fits",
 ]
 
-_V2 = {DType.BOOL: "BOOL", DType.INT8: "INT8", DType.INT16: "INT16", DType.INT32: "INT32",
-       DType.INT64: "INT64", DType.UINT8: "UINT8", DType.UINT16: "UINT16", DType.UINT32: "UINT32",
-       DType.UINT64: "UINT64", DType.FLOAT16: "FP16", DType.FLOAT32: "FP32", DType.FLOAT64: "FP64",
-       DType.STRING: "BYTES", DType.BYTES: "BYTES", DType.TIMESTAMP: "BYTES", DType.CATEGORY: "BYTES"}
+_V2 = {
+    DType.BOOL: "BOOL",
+    DType.INT8: "INT8",
+    DType.INT16: "INT16",
+    DType.INT32: "INT32",
+    DType.INT64: "INT64",
+    DType.UINT8: "UINT8",
+    DType.UINT16: "UINT16",
+    DType.UINT32: "UINT32",
+    DType.UINT64: "UINT64",
+    DType.FLOAT16: "FP16",
+    DType.FLOAT32: "FP32",
+    DType.FLOAT64: "FP64",
+    DType.STRING: "BYTES",
+    DType.BYTES: "BYTES",
+    DType.TIMESTAMP: "BYTES",
+    DType.CATEGORY: "BYTES",
+}
 _FROM_V2 = {v: k for k, v in _V2.items() if k not in (DType.STRING, DType.TIMESTAMP, DType.CATEGORY)}
 _BY_VALUE = {d.value: d for d in DType}
 
 
 # --- native JSON -------------------------------------------------------------------------------------------
+
 
 def _from_base64(field: Field, values: Any) -> Any:
     if isinstance(values, list):
@@ -58,8 +84,9 @@ def _from_base64(field: Field, values: Any) -> Any:
     try:
         return base64.b64decode(values, validate=True)
     except (binascii.Error, ValueError):
-        raise ValidationError(f"input {field.name!r}: bytes values must be base64 strings, "
-                              f"got {values!r:.40}", field=field.name) from None
+        raise ValidationError(
+            f"input {field.name!r}: bytes values must be base64 strings, got {values!r:.40}", field=field.name
+        ) from None
 
 
 def _column(field: Field, values: list[Any]) -> np.ndarray:
@@ -95,8 +122,11 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
         if missing:
             if not f.optional:
                 i = missing[0]
-                why = (f"input {f.name!r} is null; expected {f.describe()}" if f.name in rows[i]
-                       else f"missing input {f.name!r} ({f.describe()})")
+                why = (
+                    f"input {f.name!r} is null; expected {f.describe()}"
+                    if f.name in rows[i]
+                    else f"missing input {f.name!r} ({f.describe()})"
+                )
                 raise ValidationError(f"row {i}: {why}", field=f.name)
             default = _default_value(f)  # absent or null: an optional field's default
             values = [default if v is None else v for v in values]
@@ -132,8 +162,9 @@ def columns_from_json(inputs: Mapping[str, Any], fields: Sequence[Field]) -> dic
     return out
 
 
-def decode_json_request(body: Any, fields: Sequence[Field], *,
-                        max_rows: int | None = None) -> tuple[dict[str, Any], str]:
+def decode_json_request(
+    body: Any, fields: Sequence[Field], *, max_rows: int | None = None
+) -> tuple[dict[str, Any], str]:
     """A native JSON request body -> (columns, style) where style is ``instances`` or ``inputs``.
 
     MLflow's ``dataframe_split`` and ``dataframe_records`` bodies are rows too (answered as ``instances``).
@@ -159,9 +190,11 @@ def decode_json_request(body: Any, fields: Sequence[Field], *,
             rows = records_rows(body["dataframe_records"])
             check_rows(len(rows), max_rows)
             return rows_to_columns(rows, fields), "instances"
-    raise ValidationError('the request body must be {"instances": [rows]}, {"inputs": {name: [values]}}, '
-                          '{"dataframe_split": {"columns": [...], "data": [[...]]}} or '
-                          '{"dataframe_records": [rows]}')
+    raise ValidationError(
+        'the request body must be {"instances": [rows]}, {"inputs": {name: [values]}}, '
+        '{"dataframe_split": {"columns": [...], "data": [[...]]}} or '
+        '{"dataframe_records": [rows]}'
+    )
 
 
 def encode_json_response(columns: Mapping[str, np.ndarray], style: str) -> dict[str, Any]:
@@ -196,11 +229,15 @@ def columns_to_rows(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     n = batch_size(columns)
     cols = to_jsonable(columns)
     names = list(cols)
-    return [dict(zip(names, vals, strict=True)) for vals in zip(*cols.values(), strict=True)] if names \
+    return (
+        [dict(zip(names, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+        if names
         else [{} for _ in range(n)]
+    )
 
 
 # --- Open Inference Protocol (V2) --------------------------------------------------------------------------
+
 
 def v2_datatype(dtype: DType | np.dtype[Any] | str) -> str:
     """The V2 datatype name of a contract dtype or numpy dtype (string and bytes -> ``BYTES``)."""
@@ -219,8 +256,9 @@ def dtype_from_v2(datatype: str) -> DType:
     try:
         return _FROM_V2[datatype.upper()]
     except (KeyError, AttributeError):
-        raise ValidationError(f"unknown V2 datatype {datatype!r} (expected one of {', '.join(_FROM_V2)})") \
-            from None
+        raise ValidationError(
+            f"unknown V2 datatype {datatype!r} (expected one of {', '.join(_FROM_V2)})"
+        ) from None
 
 
 MAX_TENSOR_ELEMENTS = 2**40
@@ -236,8 +274,9 @@ def tensor_shape(name: str, shape: Any, max_rows: int | None = None) -> tuple[in
             raise TypeError
         dims = tuple(operator.index(d) for d in shape)  # Python or numpy integers, not 2.0 or "2"
     except TypeError:
-        raise ValidationError(f"tensor {name!r}: shape must be a list of integers >= 0, got {shape!r:.60}",
-                              field=name) from None
+        raise ValidationError(
+            f"tensor {name!r}: shape must be a list of integers >= 0, got {shape!r:.60}", field=name
+        ) from None
     if any(d < 0 for d in dims):
         raise ValidationError(f"tensor {name!r}: shape {list(dims)} has a negative dimension", field=name)
     if math.prod(d for d in dims if d) > MAX_TENSOR_ELEMENTS:  # even with a 0 in it numpy cannot shape it
@@ -250,8 +289,12 @@ def tensor_shape(name: str, shape: Any, max_rows: int | None = None) -> tuple[in
 def _check_size(name: str, shape: Sequence[int], size: int) -> tuple[int, ...]:
     dims = tensor_shape(name, shape)
     if math.prod(dims) != size:  # exact integers: numpy's product of [2**32, 2**32] overflows to 0
-        raise ValidationError(f"tensor {name!r}: shape {list(dims)} does not match its {size} values",
-                              field=name, expected=list(dims), actual=size)
+        raise ValidationError(
+            f"tensor {name!r}: shape {list(dims)} does not match its {size} values",
+            field=name,
+            expected=list(dims),
+            actual=size,
+        )
     return dims
 
 
@@ -279,9 +322,13 @@ def tensor_to_column(name: str, shape: Sequence[int], datatype: str, data: Any, 
     """A V2 input tensor (``data`` flat or nested) -> the field's column, validated and coerced."""
     text = dtype_from_v2(datatype) is DType.BYTES
     if not v2_fits(datatype, field):
-        raise ValidationError(f"tensor {name!r}: datatype {datatype} does not fit input {field.name!r} "
-                              f"({field.dtype.value}, V2 {v2_datatype(field.dtype)})", field=field.name,
-                              expected=v2_datatype(field.dtype), actual=datatype)
+        raise ValidationError(
+            f"tensor {name!r}: datatype {datatype} does not fit input {field.name!r} "
+            f"({field.dtype.value}, V2 {v2_datatype(field.dtype)})",
+            field=field.name,
+            expected=v2_datatype(field.dtype),
+            actual=datatype,
+        )
     if text:
         arr = np.array(data if isinstance(data, list) else [data], dtype=object).reshape(-1)
     else:
@@ -307,8 +354,13 @@ def column_to_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
     timestamps as ISO-8601 UTC strings, MLServer's ``datetime`` content type)."""
     arr = np.asarray(array)
     if arr.dtype.kind == "M":
-        return {"name": name, "shape": list(arr.shape), "datatype": "BYTES",
-                "parameters": {"content_type": "datetime"}, "data": iso_strings(arr).reshape(-1).tolist()}
+        return {
+            "name": name,
+            "shape": list(arr.shape),
+            "datatype": "BYTES",
+            "parameters": {"content_type": "datetime"},
+            "data": iso_strings(arr).reshape(-1).tolist(),
+        }
     datatype = v2_datatype(arr.dtype)
     data = arr.reshape(-1).tolist()
     if datatype == "BYTES":
@@ -322,16 +374,20 @@ def column_from_raw(raw: bytes, shape: Sequence[int], datatype: str, name: str =
     if dt == "BYTES":
         want = math.prod(tensor_shape(name, shape))
         if want * 4 > len(raw):  # every element has a 4-byte length prefix: refuse before splitting
-            raise ValidationError(f"tensor {name!r}: shape {list(shape)} needs {want} BYTES elements, more "
-                                  f"than {len(raw)} raw bytes can hold", field=name)
+            raise ValidationError(
+                f"tensor {name!r}: shape {list(shape)} needs {want} BYTES elements, more "
+                f"than {len(raw)} raw bytes can hold",
+                field=name,
+            )
         items = _split_bytes(name, raw)
         arr = np.empty(len(items), dtype=object)
         arr[:] = items
         return arr.reshape(_check_size(name, shape, len(items)))
     dtype = dtype_from_v2(dt).numpy().newbyteorder("<")
     if len(raw) % dtype.itemsize:
-        raise ValidationError(f"tensor {name!r}: {len(raw)} raw bytes are not a whole number of {dt} values",
-                              field=name)
+        raise ValidationError(
+            f"tensor {name!r}: {len(raw)} raw bytes are not a whole number of {dt} values", field=name
+        )
     arr = np.frombuffer(raw, dtype=dtype)
     return arr.reshape(_check_size(name, shape, arr.size)).astype(dtype.newbyteorder("="))
 
@@ -345,7 +401,7 @@ def _split_bytes(name: str, raw: bytes) -> list[bytes]:
         pos += 4
         if pos + length > end:
             raise ValidationError(f"tensor {name!r}: BYTES element longer than the raw data", field=name)
-        items.append(bytes(raw[pos:pos + length]))
+        items.append(bytes(raw[pos : pos + length]))
         pos += length
     return items
 

@@ -35,13 +35,16 @@ def check_compatible(old: Contract, new: Contract) -> list[str]:
         before = old_in.get(f.name)
         if before is None:
             if not f.optional:
-                reasons.append(f"input {f.name!r} is new and required: old clients do not send it "
-                               "(make it optional with a default)")
+                reasons.append(
+                    f"input {f.name!r} is new and required: old clients do not send it "
+                    "(make it optional with a default)"
+                )
         else:
             reasons += _input_change(before, f)
     new_in = {f.name for f in new.inputs}
-    reasons += [f"input {f.name!r} was removed: old clients still send it" for f in old.inputs
-                if f.name not in new_in]
+    reasons += [
+        f"input {f.name!r} was removed: old clients still send it" for f in old.inputs if f.name not in new_in
+    ]
     new_out = {f.name: f for f in new.outputs}
     for f in old.outputs:
         after = new_out.get(f.name)
@@ -60,8 +63,10 @@ def _input_change(old: Field, new: Field) -> list[str]:
     if old.optional and not new.optional:
         out.append(f"{what} became required: old clients may omit it")
     if not _accepts(new, old):
-        out.append(f"{what} dtype {old.dtype.value} -> {new.dtype.value} does not accept every "
-                   f"{old.dtype.value} value old clients send")
+        out.append(
+            f"{what} dtype {old.dtype.value} -> {new.dtype.value} does not accept every "
+            f"{old.dtype.value} value old clients send"
+        )
     if not _shape_fits(old.shape, new.shape):
         out.append(f"{what} shape {_shape(old)} -> {_shape(new)} rejects rows old clients send")
     return out + _number_change(what, old, new)
@@ -71,8 +76,10 @@ def _output_change(old: Field, new: Field) -> list[str]:
     out = []
     what = f"output {old.name!r}"
     if not _accepts(old, new):
-        out.append(f"{what} dtype {old.dtype.value} -> {new.dtype.value}: old clients expecting "
-                   f"{old.dtype.value} cannot hold every {new.dtype.value} value")
+        out.append(
+            f"{what} dtype {old.dtype.value} -> {new.dtype.value}: old clients expecting "
+            f"{old.dtype.value} cannot hold every {new.dtype.value} value"
+        )
     if not _shape_fits(new.shape, old.shape):
         out.append(f"{what} shape {_shape(old)} -> {_shape(new)} returns rows old clients do not expect")
     return out + _number_change(what, old, new)
@@ -102,8 +109,9 @@ def _number_change(what: str, old: Field, new: Field) -> list[str]:
     return []
 
 
-def _number_reuse(side: str, old: tuple[Field, ...], reserved: tuple[int, ...],
-                  new: tuple[Field, ...]) -> list[str]:
+def _number_reuse(
+    side: str, old: tuple[Field, ...], reserved: tuple[int, ...], new: tuple[Field, ...]
+) -> list[str]:
     by_number = {f.number: f.name for f in old if f.number}
     out = []
     for f in new:
@@ -122,21 +130,37 @@ def renumber(old: Contract | None, new: Contract) -> Contract:
     number too, and its old number is reserved, so old stubs can never send it garbage.
     """
     if old is None:
-        return Contract.build(new.inputs, new.outputs, version=new.version,
-                              reserved_inputs=new.reserved_inputs, reserved_outputs=new.reserved_outputs)
+        return Contract.build(
+            new.inputs,
+            new.outputs,
+            version=new.version,
+            reserved_inputs=new.reserved_inputs,
+            reserved_outputs=new.reserved_outputs,
+        )
     inputs, res_in = _renumber_side(old.inputs, old.reserved_inputs, new.inputs)
     outputs, res_out = _renumber_side(old.outputs, old.reserved_outputs, new.outputs)
-    return new.model_copy(update={
-        "inputs": inputs, "outputs": outputs, "version": max(old.version, new.version),
-        "reserved_inputs": res_in, "reserved_outputs": res_out,
-    })
+    return new.model_copy(
+        update={
+            "inputs": inputs,
+            "outputs": outputs,
+            "version": max(old.version, new.version),
+            "reserved_inputs": res_in,
+            "reserved_outputs": res_out,
+        }
+    )
 
 
-def _renumber_side(old: tuple[Field, ...], reserved: tuple[int, ...],
-                   new: tuple[Field, ...]) -> tuple[tuple[Field, ...], tuple[int, ...]]:
+def _renumber_side(
+    old: tuple[Field, ...], reserved: tuple[int, ...], new: tuple[Field, ...]
+) -> tuple[tuple[Field, ...], tuple[int, ...]]:
     old_by_name = {f.name: f for f in old}
-    kept = {f.name: old_by_name[f.name].number for f in new if f.name in old_by_name
-            and old_by_name[f.name].number and _wire_key(old_by_name[f.name]) == _wire_key(f)}
+    kept = {
+        f.name: old_by_name[f.name].number
+        for f in new
+        if f.name in old_by_name
+        and old_by_name[f.name].number
+        and _wire_key(old_by_name[f.name]) == _wire_key(f)
+    }
     used = {f.number for f in old} | set(reserved)
     nxt = max(used, default=0) + 1
     out = []
@@ -152,8 +176,11 @@ def _renumber_side(old: tuple[Field, ...], reserved: tuple[int, ...],
 
 def _wire_key(f: Field) -> tuple[str, bool, bool]:
     """What decides a field's protobuf wire encoding (see proto.py)."""
-    return f.dtype.proto_type if f.dtype.kind not in "biu" else "varint", bool(f.shape), \
-        sum(d == -1 for d in f.shape) > 1
+    return (
+        f.dtype.proto_type if f.dtype.kind not in "biu" else "varint",
+        bool(f.shape),
+        sum(d == -1 for d in f.shape) > 1,
+    )
 
 
 def bump_version(old: Contract, new: Contract) -> Contract:

@@ -80,8 +80,11 @@ def series_values(series: Any) -> np.ndarray:
 
 def frame_categories(frame: Any) -> dict[str, tuple[str, ...]]:
     """``{column label: its categories as strings}`` for the Categorical columns of a DataFrame."""
-    return {str(label): tuple(str(c) for c in frame[label].dtype.categories) for label in frame.columns
-            if getattr(frame[label].dtype, "name", "") == "category"}
+    return {
+        str(label): tuple(str(c) for c in frame[label].dtype.categories)
+        for label in frame.columns
+        if getattr(frame[label].dtype, "name", "") == "category"
+    }
 
 
 def as_columns(sample: Any, default_name: str = "input") -> Columns:
@@ -159,8 +162,9 @@ def fields_from_sample(sample: Any, default_name: str = "input") -> tuple[Field,
     if type(sample).__name__ == "DataFrame" and hasattr(sample, "columns"):
         labels = [str(label) for label in sample.columns]
         cats = frame_categories(sample)
-        fields = tuple(_frame_field(f, label, cats.get(label))
-                       for f, label in zip(fields, labels, strict=True))
+        fields = tuple(
+            _frame_field(f, label, cats.get(label)) for f, label in zip(fields, labels, strict=True)
+        )
     return fields
 
 

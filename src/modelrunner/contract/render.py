@@ -20,8 +20,15 @@ class ContractFormat(StrEnum):
     v2 = "v2"
 
 
-def render_contract(contract: Contract, fmt: ContractFormat, *, name: str, flavor: str = "",
-                    versions: Sequence[int] = (), endpoint: str | None = None) -> str:
+def render_contract(
+    contract: Contract,
+    fmt: ContractFormat,
+    *,
+    name: str,
+    flavor: str = "",
+    versions: Sequence[int] = (),
+    endpoint: str | None = None,
+) -> str:
     """``contract`` of model ``name`` in ``fmt``; ``proto`` as the server serves it to endpoint ``endpoint``
     (default: an endpoint named like the model), so a stub compiled from it can call that endpoint;
     ``v2`` lists the model's ``versions`` and its ``flavor`` as the V2 metadata endpoint does."""

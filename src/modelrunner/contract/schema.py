@@ -50,14 +50,21 @@ def _required(fields: Sequence[Field], request: bool) -> list[str]:
 
 
 def _row_schema(fields: Sequence[Field], request: bool) -> dict[str, Any]:
-    return {"type": "object", "properties": {f.name: value_schema(f) for f in fields},
-            "required": _required(fields, request), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {f.name: value_schema(f) for f in fields},
+        "required": _required(fields, request),
+        "additionalProperties": False,
+    }
 
 
 def _columns_schema(fields: Sequence[Field], request: bool) -> dict[str, Any]:
-    return {"type": "object",
-            "properties": {f.name: {"type": "array", "items": value_schema(f)} for f in fields},
-            "required": _required(fields, request), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {f.name: {"type": "array", "items": value_schema(f)} for f in fields},
+        "required": _required(fields, request),
+        "additionalProperties": False,
+    }
 
 
 def request_schema(contract: Contract) -> dict[str, Any]:
@@ -69,10 +76,18 @@ def request_schema(contract: Contract) -> dict[str, Any]:
         "$schema": DRAFT,
         "title": "Request",
         "oneOf": [
-            {"type": "object", "properties": {"instances": {"type": "array", "items": row}},
-             "required": ["instances"], "additionalProperties": False},
-            {"type": "object", "properties": {"inputs": _columns_schema(contract.inputs, True)},
-             "required": ["inputs"], "additionalProperties": False},
+            {
+                "type": "object",
+                "properties": {"instances": {"type": "array", "items": row}},
+                "required": ["instances"],
+                "additionalProperties": False,
+            },
+            {
+                "type": "object",
+                "properties": {"inputs": _columns_schema(contract.inputs, True)},
+                "required": ["inputs"],
+                "additionalProperties": False,
+            },
         ],
     }
 
@@ -83,11 +98,18 @@ def response_schema(contract: Contract) -> dict[str, Any]:
         "$schema": DRAFT,
         "title": "Response",
         "oneOf": [
-            {"type": "object", "properties": {"predictions": {"type": "array",
-                                                              "items": _row_schema(contract.outputs, False)}},
-             "required": ["predictions"]},
-            {"type": "object", "properties": {"outputs": _columns_schema(contract.outputs, False)},
-             "required": ["outputs"]},
+            {
+                "type": "object",
+                "properties": {
+                    "predictions": {"type": "array", "items": _row_schema(contract.outputs, False)}
+                },
+                "required": ["predictions"],
+            },
+            {
+                "type": "object",
+                "properties": {"outputs": _columns_schema(contract.outputs, False)},
+                "required": ["outputs"],
+            },
         ],
     }
 
@@ -101,8 +123,9 @@ def _tensor(field: Field) -> dict[str, Any]:
     return {"name": field.name, "datatype": v2_datatype(field.dtype), "shape": [-1, *field.shape]}
 
 
-def v2_metadata(contract: Contract, name: str, versions: Sequence[str] = (),
-                platform: str = "modelrunner") -> dict[str, Any]:
+def v2_metadata(
+    contract: Contract, name: str, versions: Sequence[str] = (), platform: str = "modelrunner"
+) -> dict[str, Any]:
     """Open Inference Protocol model metadata; shapes lead with -1, the batch dimension."""
     return {
         "name": name,

@@ -21,27 +21,38 @@ from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import check_rows
 from modelrunner.errors import ContractError, ValidationError
 
-__all__ = ["aliases", "columns_frame", "csv_rows", "frame_inputs", "is_frame", "records_rows", "renamed",
-           "split_rows"]
+__all__ = [
+    "aliases",
+    "columns_frame",
+    "csv_rows",
+    "frame_inputs",
+    "is_frame",
+    "records_rows",
+    "renamed",
+    "split_rows",
+]
 
 
 def records_rows(records: Any) -> list[Any]:
     """``dataframe_records`` (pandas ``orient="records"``): already a list of row objects."""
     if not isinstance(records, list):
-        raise ValidationError("'dataframe_records' must be a list of row objects, "
-                              f"got {type(records).__name__}")
+        raise ValidationError(
+            f"'dataframe_records' must be a list of row objects, got {type(records).__name__}"
+        )
     for i, row in enumerate(records):
         if not isinstance(row, dict):
-            raise ValidationError(f"dataframe_records row {i} must be an object of column values, "
-                                  f"got {type(row).__name__}")
+            raise ValidationError(
+                f"dataframe_records row {i} must be an object of column values, got {type(row).__name__}"
+            )
     return records
 
 
 def split_rows(split: Any, max_rows: int | None = None) -> list[dict[str, Any]]:
     """``dataframe_split`` (pandas ``orient="split"``: ``columns``, ``data``; ``index`` ignored) -> rows."""
     if not isinstance(split, dict):
-        raise ValidationError(f"'dataframe_split' must be an object with 'columns' and 'data', "
-                              f"got {type(split).__name__}")
+        raise ValidationError(
+            f"'dataframe_split' must be an object with 'columns' and 'data', got {type(split).__name__}"
+        )
     columns, data = split.get("columns"), split.get("data")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise ValidationError("'dataframe_split.columns' must be a list of column names")
@@ -53,8 +64,9 @@ def split_rows(split: Any, max_rows: int | None = None) -> list[dict[str, Any]]:
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
-            raise ValidationError(f"dataframe_split row {i} has {got} for {width} columns "
-                                  f"({', '.join(columns)})")
+            raise ValidationError(
+                f"dataframe_split row {i} has {got} for {width} columns ({', '.join(columns)})"
+            )
     return [dict(zip(columns, row, strict=True)) for row in data]
 
 
@@ -109,8 +121,9 @@ def _timestamp(cell: str) -> Any:
     return to_timestamp(int(text) if text.lstrip("-").isdigit() else text)
 
 
-def csv_rows(raw: bytes, fields: Sequence[Field], max_rows: int | None = None,
-             names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def csv_rows(
+    raw: bytes, fields: Sequence[Field], max_rows: int | None = None, names: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """A CSV body with a header row naming the inputs -> row objects of typed values.
 
     ``names`` maps an accepted column label to its field name (default: the fields' aliases). Refused
@@ -129,8 +142,10 @@ def csv_rows(raw: bytes, fields: Sequence[Field], max_rows: int | None = None,
     _check_unique(columns, "CSV header")
     for label, name in zip(header, columns, strict=True):
         if name not in by_name:
-            raise ValidationError(f"CSV header: unknown column {label.strip()!r} (expected: "
-                                  f"{', '.join(sorted(by_name))})", field=label.strip())
+            raise ValidationError(
+                f"CSV header: unknown column {label.strip()!r} (expected: {', '.join(sorted(by_name))})",
+                field=label.strip(),
+            )
     readers = [(name, *_reader(by_name[name])) for name in columns]
     return [_csv_row(i, line, readers, len(header)) for i, line in enumerate(body)]
 
@@ -151,8 +166,9 @@ def _lines(text: str, max_rows: int | None) -> list[list[str]]:
     return lines
 
 
-def _csv_row(i: int, line: list[str], readers: list[tuple[str, Callable[[str], Any], str]],
-             width: int) -> dict[str, Any]:
+def _csv_row(
+    i: int, line: list[str], readers: list[tuple[str, Callable[[str], Any], str]], width: int
+) -> dict[str, Any]:
     if len(line) != width:
         raise ValidationError(f"CSV row {i} (line {i + 2}) has {len(line)} values for {width} columns")
     row: dict[str, Any] = {}
@@ -162,12 +178,14 @@ def _csv_row(i: int, line: list[str], readers: list[tuple[str, Callable[[str], A
         try:
             row[name] = read(cell)
         except (ValueError, orjson.JSONDecodeError):
-            raise ValidationError(f"CSV row {i} (line {i + 2}), column {name!r}: {cell!r:.40} is not {what}",
-                                  field=name) from None
+            raise ValidationError(
+                f"CSV row {i} (line {i + 2}), column {name!r}: {cell!r:.40} is not {what}", field=name
+            ) from None
     return row
 
 
 # --- pandas DataFrames (Predictor.predict) ----------------------------------------------------------------
+
 
 def is_frame(data: Any) -> bool:
     """A pandas DataFrame (pandas is not imported to tell)."""
@@ -200,8 +218,9 @@ def _frame_column(name: str, arr: Any) -> Any:
         try:
             return np.stack([np.asarray(v) for v in arr])
         except ValueError:
-            raise ValidationError(f"column {name!r}: rows hold arrays of different shapes",
-                                  field=name) from None
+            raise ValidationError(
+                f"column {name!r}: rows hold arrays of different shapes", field=name
+            ) from None
     if arr.dtype.kind != "O" and str(arr.dtype).startswith("str"):
         return arr.astype(object)
     return arr

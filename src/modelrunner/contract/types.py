@@ -103,20 +103,42 @@ class DType(StrEnum):
 
 
 _KIND = {
-    DType.BOOL: "b", DType.STRING: "S", DType.BYTES: "B",
-    DType.INT8: "i", DType.INT16: "i", DType.INT32: "i", DType.INT64: "i",
-    DType.UINT8: "u", DType.UINT16: "u", DType.UINT32: "u", DType.UINT64: "u",
-    DType.FLOAT16: "f", DType.FLOAT32: "f", DType.FLOAT64: "f",
-    DType.TIMESTAMP: "M", DType.CATEGORY: "S",
+    DType.BOOL: "b",
+    DType.STRING: "S",
+    DType.BYTES: "B",
+    DType.INT8: "i",
+    DType.INT16: "i",
+    DType.INT32: "i",
+    DType.INT64: "i",
+    DType.UINT8: "u",
+    DType.UINT16: "u",
+    DType.UINT32: "u",
+    DType.UINT64: "u",
+    DType.FLOAT16: "f",
+    DType.FLOAT32: "f",
+    DType.FLOAT64: "f",
+    DType.TIMESTAMP: "M",
+    DType.CATEGORY: "S",
 }
 _BITS = {d: (np.dtype(d.value).itemsize * 8 if d.kind in "iuf" else 0) for d in DType}
 _BITS[DType.BOOL] = 1
 _PROTO_TYPE = {
-    DType.BOOL: "bool", DType.STRING: "string", DType.BYTES: "bytes",
-    DType.INT8: "int32", DType.INT16: "int32", DType.INT32: "int32", DType.INT64: "int64",
-    DType.UINT8: "uint32", DType.UINT16: "uint32", DType.UINT32: "uint32", DType.UINT64: "uint64",
-    DType.FLOAT16: "double", DType.FLOAT32: "double", DType.FLOAT64: "double",
-    DType.TIMESTAMP: "int64", DType.CATEGORY: "string",  # int64: microseconds since 1970-01-01T00:00Z
+    DType.BOOL: "bool",
+    DType.STRING: "string",
+    DType.BYTES: "bytes",
+    DType.INT8: "int32",
+    DType.INT16: "int32",
+    DType.INT32: "int32",
+    DType.INT64: "int64",
+    DType.UINT8: "uint32",
+    DType.UINT16: "uint32",
+    DType.UINT32: "uint32",
+    DType.UINT64: "uint64",
+    DType.FLOAT16: "double",
+    DType.FLOAT32: "double",
+    DType.FLOAT64: "double",
+    DType.TIMESTAMP: "int64",
+    DType.CATEGORY: "string",  # int64: microseconds since 1970-01-01T00:00Z
 }
 
 
@@ -154,8 +176,10 @@ class Field(BaseModel):
 
     def model_post_init(self, __context: Any) -> None:
         if self.categories and self.dtype is not DType.CATEGORY:
-            raise ContractError(f"field {self.name!r}: categories are declared only on category fields, "
-                                f"not {self.dtype.value}")
+            raise ContractError(
+                f"field {self.name!r}: categories are declared only on category fields, "
+                f"not {self.dtype.value}"
+            )
 
     @field_validator("shape")
     @classmethod
@@ -186,20 +210,32 @@ class Contract(BaseModel):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ContractError(f"duplicate {side} field name(s): {', '.join(dupes)}")
-            clash = next((f.alias for f in fields if f.alias and (f.alias in names or
-                          sum(g.alias == f.alias for g in fields) > 1)), None)
+            clash = next(
+                (
+                    f.alias
+                    for f in fields
+                    if f.alias and (f.alias in names or sum(g.alias == f.alias for g in fields) > 1)
+                ),
+                None,
+            )
             if clash:
                 raise ContractError(f"{side} alias {clash!r} is another field's name or alias")
-        for side, fields, reserved in (("input", self.inputs, self.reserved_inputs),
-                                       ("output", self.outputs, self.reserved_outputs)):
+        for side, fields, reserved in (
+            ("input", self.inputs, self.reserved_inputs),
+            ("output", self.outputs, self.reserved_outputs),
+        ):
             _check_numbers(side, fields, reserved)
 
     @classmethod
-    def build(cls, inputs: list[Field] | tuple[Field, ...], outputs: list[Field] | tuple[Field, ...] = (),
-              **kw: Any) -> Contract:
+    def build(
+        cls, inputs: list[Field] | tuple[Field, ...], outputs: list[Field] | tuple[Field, ...] = (), **kw: Any
+    ) -> Contract:
         """A contract with field numbers assigned (1, 2, ... in order) where they are 0."""
-        return cls(inputs=_numbered(inputs, kw.get("reserved_inputs", ())),
-                   outputs=_numbered(outputs, kw.get("reserved_outputs", ())), **kw)
+        return cls(
+            inputs=_numbered(inputs, kw.get("reserved_inputs", ())),
+            outputs=_numbered(outputs, kw.get("reserved_outputs", ())),
+            **kw,
+        )
 
     def input(self, name: str) -> Field:
         for f in self.inputs:
@@ -240,8 +276,10 @@ def _check_numbers(side: str, fields: tuple[Field, ...], reserved: tuple[int, ..
         if not f.number:
             continue
         if f.number < 0 or f.number > MAX_FIELD_NUMBER or 19000 <= f.number <= 19999:
-            raise ContractError(f"{side} field {f.name!r} has invalid number {f.number} "
-                                f"(1..{MAX_FIELD_NUMBER}, not 19000-19999)")
+            raise ContractError(
+                f"{side} field {f.name!r} has invalid number {f.number} "
+                f"(1..{MAX_FIELD_NUMBER}, not 19000-19999)"
+            )
         if f.number in seen:
             raise ContractError(f"{side} fields {seen[f.number]!r} and {f.name!r} share number {f.number}")
         if f.number in reserved:

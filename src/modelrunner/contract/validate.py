@@ -28,8 +28,17 @@ from modelrunner.errors import ContractError, ResourceExhausted, ValidationError
 
 Columns = dict[str, np.ndarray]
 
-__all__ = ["Columns", "Validator", "batch_size", "check_rows", "coerce_column", "iso_strings", "to_timestamp",
-           "validate_batch", "validator"]
+__all__ = [
+    "Columns",
+    "Validator",
+    "batch_size",
+    "check_rows",
+    "coerce_column",
+    "iso_strings",
+    "to_timestamp",
+    "validate_batch",
+    "validator",
+]
 
 
 def _dtype_text(dtype: np.dtype[Any]) -> str:
@@ -39,8 +48,18 @@ def _dtype_text(dtype: np.dtype[Any]) -> str:
 class _FieldCheck:
     """Checks and coerces one column against one field."""
 
-    __slots__ = ("field", "name", "what", "dtype", "dkind", "ndim", "fixed", "optional", "default_row",
-                 "cats")
+    __slots__ = (
+        "field",
+        "name",
+        "what",
+        "dtype",
+        "dkind",
+        "ndim",
+        "fixed",
+        "optional",
+        "default_row",
+        "cats",
+    )
 
     def __init__(self, field: Field, kind: str) -> None:
         self.field = field
@@ -80,15 +99,20 @@ class _FieldCheck:
         except (ValueError, TypeError):
             raise ValidationError(
                 f"{self.what}: expected {self.field.describe()} per row, got rows of different lengths "
-                "or mixed values", field=self.name, expected=self.field.describe()) from None
+                "or mixed values",
+                field=self.name,
+                expected=self.field.describe(),
+            ) from None
 
     def _shape_error(self, shape: tuple[int, ...]) -> ValidationError:
         expected = format_shape(self.field.shape)
         if not shape:
             msg = f"{self.what}: expected a batch (one value per row) of shape {expected}, got a scalar"
         else:
-            msg = (f"{self.what}: expected per-row shape {expected}, got {format_shape(shape[1:])} "
-                   f"(batch shape {shape})")
+            msg = (
+                f"{self.what}: expected per-row shape {expected}, got {format_shape(shape[1:])} "
+                f"(batch shape {shape})"
+            )
         return ValidationError(msg, field=self.name, expected=expected, actual=str(shape))
 
     def _dtype_error(self, arr: np.ndarray, why: str = "") -> ValidationError:
@@ -122,9 +146,12 @@ class _FieldCheck:
         assert cats is not None
         for x in arr.flat:
             if x not in cats:
-                raise ValidationError(f"{self.what}: {x!r:.40} is not one of its categories "
-                                      f"({', '.join(sorted(cats))})", field=self.name,
-                                      expected=sorted(cats), actual=x)
+                raise ValidationError(
+                    f"{self.what}: {x!r:.40} is not one of its categories ({', '.join(sorted(cats))})",
+                    field=self.name,
+                    expected=sorted(cats),
+                    actual=x,
+                )
         return arr
 
     def _timestamps(self, arr: np.ndarray) -> np.ndarray:
@@ -147,9 +174,13 @@ class _FieldCheck:
         try:
             return to_timestamp(x)
         except (ValueError, TypeError, OverflowError):
-            raise ValidationError(f"{self.what}: {x!r:.40} is not a timestamp (an ISO-8601 string such as "
-                                  "'2024-05-01T12:30:00Z', or microseconds since 1970)", field=self.name,
-                                  expected=self.field.dtype.value, actual=type(x).__name__) from None
+            raise ValidationError(
+                f"{self.what}: {x!r:.40} is not a timestamp (an ISO-8601 string such as "
+                "'2024-05-01T12:30:00Z', or microseconds since 1970)",
+                field=self.name,
+                expected=self.field.dtype.value,
+                actual=type(x).__name__,
+            ) from None
 
     def _text(self, arr: np.ndarray) -> np.ndarray:
         want = str if self.dkind == "S" else bytes
@@ -179,7 +210,10 @@ class _FieldCheck:
             raise self._dtype_error(arr, " (bytes that are not UTF-8)") from None
         raise ValidationError(
             f"{self.what}: expected dtype {self.field.dtype.value}, got {type(x).__name__} value {x!r:.40}",
-            field=self.name, expected=self.field.dtype.value, actual=type(x).__name__)
+            field=self.name,
+            expected=self.field.dtype.value,
+            actual=type(x).__name__,
+        )
 
 
 _MIN_US, _MAX_US = -(2**62), 2**62
@@ -243,8 +277,10 @@ def _default_row(field: Field) -> np.ndarray:
         return np.full(shape, arr.item(), dtype=dtype)
     dims = zip(arr.shape, field.shape, strict=False)
     if arr.ndim != len(field.shape) or any(d not in (-1, a) for a, d in dims):
-        raise ContractError(f"field {field.name!r}: default of shape {arr.shape} does not fit per-row shape "
-                            f"{format_shape(field.shape)}")
+        raise ContractError(
+            f"field {field.name!r}: default of shape {arr.shape} does not fit per-row shape "
+            f"{format_shape(field.shape)}"
+        )
     return arr
 
 
@@ -268,8 +304,9 @@ def _text_default(field: Field, arr: np.ndarray) -> np.ndarray:
         elif isinstance(x, bytes) and want is str:
             x = x.decode("utf-8", "replace")
         if not isinstance(x, want):
-            raise ContractError(f"field {field.name!r}: default {field.default!r} "
-                                f"is not a {field.dtype.value}")
+            raise ContractError(
+                f"field {field.name!r}: default {field.default!r} is not a {field.dtype.value}"
+            )
         flat[i] = x
     return out
 
@@ -287,8 +324,9 @@ class Validator:
 
     def __call__(self, columns: Mapping[str, Any]) -> Columns:
         if not isinstance(columns, Mapping):
-            raise ValidationError(f"a batch must map {self._kind} names to arrays, "
-                                  f"got {type(columns).__name__}")
+            raise ValidationError(
+                f"a batch must map {self._kind} names to arrays, got {type(columns).__name__}"
+            )
         if not self._allow_extra:
             for name in columns:
                 if name not in self._names:
@@ -300,16 +338,18 @@ class Validator:
             value = columns.get(check.name)
             if value is None:
                 if not check.optional:
-                    raise ValidationError(f"missing {check.what} ({check.field.describe()})",
-                                          field=check.name)
+                    raise ValidationError(
+                        f"missing {check.what} ({check.field.describe()})", field=check.name
+                    )
                 missing.append(check)
                 continue
             arr = check(value)
             if n < 0:
                 n, first = arr.shape[0], check.name
             elif arr.shape[0] != n:
-                raise ValidationError(f"{check.what} has {arr.shape[0]} rows but {first!r} has {n}",
-                                      field=check.name)
+                raise ValidationError(
+                    f"{check.what} has {arr.shape[0]} rows but {first!r} has {n}", field=check.name
+                )
             out[check.name] = arr
         for check in missing:
             out[check.name] = check.default_column(max(n, 0))
@@ -344,8 +384,9 @@ def validator(fields: Sequence[Field], *, allow_extra: bool = False, kind: str =
     return v
 
 
-def validate_batch(fields: Sequence[Field], columns: Mapping[str, Any], *, allow_extra: bool = False,
-                   kind: str = "input") -> Columns:
+def validate_batch(
+    fields: Sequence[Field], columns: Mapping[str, Any], *, allow_extra: bool = False, kind: str = "input"
+) -> Columns:
     """Check ``columns`` against ``fields`` and return them coerced to the fields' dtypes.
 
     Raises :class:`~modelrunner.errors.ValidationError` naming the field, the expected and the actual
@@ -376,8 +417,9 @@ def batch_size(columns: Mapping[str, Any]) -> int:
         try:
             m = shape[0] if shape is not None else len(col)
         except (TypeError, IndexError):
-            raise ValidationError(f"column {name!r} is a scalar, not a batch (one value per row)",
-                                  field=name) from None
+            raise ValidationError(
+                f"column {name!r} is a scalar, not a batch (one value per row)", field=name
+            ) from None
         if n < 0:
             n, first = m, name
         elif m != n:
@@ -391,5 +433,8 @@ def check_rows(rows: int, limit: int | None, *, exact: bool = True) -> None:
     ``exact=False`` when counting stopped past the limit (the count is then a lower bound)."""
     if limit is not None and rows > limit:
         count = f"{rows} rows" if exact else f"more than {limit} rows"
-        raise ResourceExhausted(f"the request has {count}; at most {limit} rows are accepted per request "
-                                "(max_request_rows)", rows=rows if exact else None, limit=limit)
+        raise ResourceExhausted(
+            f"the request has {count}; at most {limit} rows are accepted per request (max_request_rows)",
+            rows=rows if exact else None,
+            limit=limit,
+        )

@@ -62,8 +62,14 @@ def _from_path(text: str) -> Candidate:
 
     bundle = open_bundle(text)
     m = bundle.manifest
-    return Candidate(label=text, name=m.name, version=None, contract=m.contract, bundle_dir=bundle.path,
-                     flavor_options=dict(m.flavor_options))
+    return Candidate(
+        label=text,
+        name=m.name,
+        version=None,
+        contract=m.contract,
+        bundle_dir=bundle.path,
+        flavor_options=dict(m.flavor_options),
+    )
 
 
 def _from_registry(registry: Registry, text: str) -> Candidate:
@@ -72,13 +78,28 @@ def _from_registry(registry: Registry, text: str) -> Candidate:
         from modelrunner.pipelines.targets import resolve_pipeline
 
         pv = resolve_pipeline(registry, mv)
-        return Candidate(label=text, name=mv.name, version=mv.version, contract=pv.contract,
-                         bundle_dir=Path(pv.directory), flavor_options={}, sha256=mv.sha256, pipeline=pv,
-                         source=registry)
+        return Candidate(
+            label=text,
+            name=mv.name,
+            version=mv.version,
+            contract=pv.contract,
+            bundle_dir=Path(pv.directory),
+            flavor_options={},
+            sha256=mv.sha256,
+            pipeline=pv,
+            source=registry,
+        )
     directory = registry.fetch(mv)
     options = dict((mv.manifest or {}).get("flavor_options") or {})
-    return Candidate(label=text, name=mv.name, version=mv.version, contract=mv.contract,
-                     bundle_dir=Path(directory), flavor_options=options, sha256=mv.sha256)
+    return Candidate(
+        label=text,
+        name=mv.name,
+        version=mv.version,
+        contract=mv.contract,
+        bundle_dir=Path(directory),
+        flavor_options=options,
+        sha256=mv.sha256,
+    )
 
 
 def resolve_candidates(registry: Registry | None, refs: list[str]) -> list[Candidate]:
@@ -100,5 +121,6 @@ def resolve_candidates(registry: Registry | None, refs: list[str]) -> list[Candi
     if len(names) > 1:
         listed = ", ".join(c.label for c in out)
         raise InvalidArgument(
-            f"candidates of different models ({', '.join(names)}): {listed}; compare versions of one model")
+            f"candidates of different models ({', '.join(names)}): {listed}; compare versions of one model"
+        )
     return out

@@ -53,7 +53,9 @@ class Dataset:
                 if col is None and not f.optional:
                     raise ValidationError(
                         f"data set {self.name!r} has no column for input field {f.name!r} ({f.describe()}); "
-                        f"it has: {_listing(self.columns)}", field=f.name)
+                        f"it has: {_listing(self.columns)}",
+                        field=f.name,
+                    )
                 if col is not None:
                     cols[f.name] = col
             batch = validate_batch(contract.inputs, cols, kind=f"data set {self.name!r}: input")
@@ -64,8 +66,11 @@ class Dataset:
     def _check_rows(self, batch: Columns) -> None:
         for name, col in batch.items():
             if len(col) != self.rows:
-                raise ValidationError(f"data set {self.name!r}: input {name!r} has {len(col)} rows but the "
-                                      f"target has {self.rows}", field=name)
+                raise ValidationError(
+                    f"data set {self.name!r}: input {name!r} has {len(col)} rows but the "
+                    f"target has {self.rows}",
+                    field=name,
+                )
 
 
 def _listing(columns: Mapping[str, Any], limit: int = 12) -> str:
@@ -95,8 +100,9 @@ def _target(columns: Columns, target: str, name: str) -> np.ndarray:
     idx = sorted((int(m.group(1)), k) for k in columns if (m := pat.match(k)))
     if idx and [i for i, _ in idx] == list(range(len(idx))):
         return np.stack([np.asarray(columns[k]) for _, k in idx], axis=1)
-    raise ValidationError(f"data set {name!r} has no target column {target!r}; it has: {_listing(columns)}",
-                          field=target)
+    raise ValidationError(
+        f"data set {name!r} has no target column {target!r}; it has: {_listing(columns)}", field=target
+    )
 
 
 def sha256_columns(columns: Mapping[str, np.ndarray]) -> str:
@@ -119,8 +125,10 @@ def _read_npz(path: Path) -> Columns:
             return {k: npz[k] for k in npz.files}
     except ValueError as exc:
         if "allow_pickle" in str(exc):
-            raise InvalidArgument(f"{path.name}: holds object arrays (pickles), which are not loaded; save "
-                                  "strings as numpy unicode arrays") from exc
+            raise InvalidArgument(
+                f"{path.name}: holds object arrays (pickles), which are not loaded; save "
+                "strings as numpy unicode arrays"
+            ) from exc
         raise InvalidArgument(f"{path.name}: not a readable .npz file ({exc})") from exc
     except (OSError, EOFError) as exc:
         raise InvalidArgument(f"{path.name}: not a readable .npz file ({exc})") from exc
@@ -135,8 +143,9 @@ def frame_columns(frame: Any) -> Columns:
             try:
                 arr = np.stack([np.asarray(v) for v in arr])
             except ValueError as exc:
-                raise ValidationError(f"column {label!r}: rows hold arrays of different shapes",
-                                      field=str(label)) from exc
+                raise ValidationError(
+                    f"column {label!r}: rows hold arrays of different shapes", field=str(label)
+                ) from exc
         elif arr.dtype.kind == "O" or str(arr.dtype).startswith("str"):
             arr = np.array([None if _isna(v) else v for v in arr], dtype=object)
         out[str(label)] = arr
@@ -171,8 +180,10 @@ def _from_result(result: Any, target: str, name: str) -> tuple[Columns, np.ndarr
         cols = {str(k): np.asarray(v) for k, v in result.items()}
         y = _target(cols, target, name)
         return {k: v for k, v in cols.items() if k != target}, y
-    raise InvalidArgument(f"data callable {name!r} returned {type(result).__name__}; expected "
-                          f"(columns, target), a dict of arrays with {target!r}, or a DataFrame")
+    raise InvalidArgument(
+        f"data callable {name!r} returned {type(result).__name__}; expected "
+        f"(columns, target), a dict of arrays with {target!r}, or a DataFrame"
+    )
 
 
 def _import_callable(spec: str) -> Callable[[], Any]:
@@ -219,9 +230,10 @@ def load_dataset(source: DataSource, *, target: str = "target") -> Dataset:
     elif suffix in (".csv", ".parquet", ".pq"):
         cols = _read_table(path)
     else:
-        raise InvalidArgument(f"data set {path.name!r}: unknown format {suffix or '(none)'}; use .npz, .csv, "
-                              ".parquet or a callable 'pkg.module:function'")
+        raise InvalidArgument(
+            f"data set {path.name!r}: unknown format {suffix or '(none)'}; use .npz, .csv, "
+            ".parquet or a callable 'pkg.module:function'"
+        )
     y = _target(cols, target, path.name)
     cols = {k: v for k, v in cols.items() if k != target}
     return _finish(path.name, cols, y, sha256_file(path), str(path))
-

@@ -133,12 +133,15 @@ def check_applicable(reqs: Sequence[Requirement], task: m.Task, options: Options
     for req in reqs:
         if req.metric not in allowed:
             which = ", ".join(m.TASK_METRICS[task])
-            raise RequirementError(f"metric {req.metric!r} does not apply to a {task.value} task "
-                                   f"(its metrics: {which}; speed: {', '.join(SPEED_METRICS)})")
+            raise RequirementError(
+                f"metric {req.metric!r} does not apply to a {task.value} task "
+                f"(its metrics: {which}; speed: {', '.join(SPEED_METRICS)})"
+            )
         if req.metric in SERVED_METRICS and not options.served:
             other = {"qps": "inproc_rows_per_s"}.get(req.metric, f"inproc_{req.metric}")
-            raise RequirementError(f"{req} needs the served measurement: drop --no-served, or require "
-                                   f"{other} instead")
+            raise RequirementError(
+                f"{req} needs the served measurement: drop --no-served, or require {other} instead"
+            )
 
 
 @contextlib.contextmanager
@@ -152,8 +155,9 @@ def _model_code(cand: Candidate, what: str) -> Iterator[None]:
         raise InvalidArgument(f"{cand.ref}: {what} failed: {exc.__class__.__name__}: {exc}") from exc
 
 
-def _quality(cand: Candidate, task: m.Task, ds: Dataset, options: Options, sink: ProgressSink,
-             predictor: Any) -> tuple[dict[str, float], Any, float]:
+def _quality(
+    cand: Candidate, task: m.Task, ds: Dataset, options: Options, sink: ProgressSink, predictor: Any
+) -> tuple[dict[str, float], Any, float]:
     cols = ds.inputs_for(cand.contract)
     advance = sink.stage(f"{cand.ref}: predict {ds.rows} rows", ds.rows)
     with _model_code(cand, "predict"):
@@ -166,8 +170,9 @@ def _quality(cand: Candidate, task: m.Task, ds: Dataset, options: Options, sink:
     return values, confusion, rows_per_s
 
 
-def _evaluate_one(cand: Candidate, task: m.Task, ds: Dataset, options: Options,
-                  sink: ProgressSink) -> CandidateResult:
+def _evaluate_one(
+    cand: Candidate, task: m.Task, ds: Dataset, options: Options, sink: ProgressSink
+) -> CandidateResult:
     with _model_code(cand, "load"):
         predictor = cand.load()
     try:
@@ -179,19 +184,22 @@ def _evaluate_one(cand: Candidate, task: m.Task, ds: Dataset, options: Options,
     finally:
         predictor.close()
     values.update(inprocess_metrics(stats, rows_per_s))
-    return CandidateResult(candidate=cand, metrics=values, gates=[], confusion=confusion,
-                           latencies={"inproc": stats.samples_ms})
+    return CandidateResult(
+        candidate=cand, metrics=values, gates=[], confusion=confusion, latencies={"inproc": stats.samples_ms}
+    )
 
 
-def _measure_served(results: Sequence[CandidateResult], ds: Dataset, options: Options, serve: ServeFn,
-                    sink: ProgressSink) -> None:
+def _measure_served(
+    results: Sequence[CandidateResult], ds: Dataset, options: Options, serve: ServeFn, sink: ProgressSink
+) -> None:
     started = sink.stage("starting a server on 127.0.0.1", 1)
     with serve([r.candidate for r in results]) as urls:
         started(1)
         for r in results:
             bodies = request_bodies(ds.inputs_for(r.candidate.contract), options.load.requests)
-            advance = sink.stage(f"{r.ref}: served, {options.load.concurrency} concurrent",
-                                 options.load.requests)
+            advance = sink.stage(
+                f"{r.ref}: served, {options.load.concurrency} concurrent", options.load.requests
+            )
             stats = http_load(urls[r.ref], bodies, options.load, progress=advance)
             r.metrics.update(served_metrics(stats))
             r.latencies["served"] = stats.samples_ms
@@ -203,10 +211,18 @@ def _default_serve() -> ServeFn:
     return serve_candidates
 
 
-def evaluate(registry: Registry | None, refs: Sequence[str], data: DataSource | Dataset,
-             requirements: Sequence[str] = (),
-             *, options: Options | None = None, store: bool = True, actor: str | None = None,
-             progress: ProgressSink | None = None, serve: ServeFn | None = None) -> EvaluationRun:
+def evaluate(
+    registry: Registry | None,
+    refs: Sequence[str],
+    data: DataSource | Dataset,
+    requirements: Sequence[str] = (),
+    *,
+    options: Options | None = None,
+    store: bool = True,
+    actor: str | None = None,
+    progress: ProgressSink | None = None,
+    serve: ServeFn | None = None,
+) -> EvaluationRun:
     """Evaluate every candidate on ``data``; check ``requirements`` (plus the model's saved gates)."""
     options = options or Options()
     sink = progress or _Quiet()
@@ -224,15 +240,22 @@ def evaluate(registry: Registry | None, refs: Sequence[str], data: DataSource | 
         _measure_served(results, ds, options, serve or _default_serve(), sink)
     for r in results:
         r.gates = check_gates(reqs, r.metrics)
-    run = EvaluationRun(model=candidates[0].name, dataset=ds, task=task, requirements=reqs, results=results,
-                        served=options.served)
+    run = EvaluationRun(
+        model=candidates[0].name,
+        dataset=ds,
+        task=task,
+        requirements=reqs,
+        results=results,
+        served=options.served,
+    )
     if store and registry is not None:
         store_results(registry, run, actor=actor)
     return run
 
 
-def _saved_gates(registry: Registry | None, cand: Candidate, options: Options, custom: list[str]
-                 ) -> list[Requirement]:
+def _saved_gates(
+    registry: Registry | None, cand: Candidate, options: Options, custom: list[str]
+) -> list[Requirement]:
     if registry is None or not options.include_saved_gates or cand.version is None:
         return []
     try:
@@ -251,8 +274,13 @@ def store_results(registry: Registry, run: EvaluationRun, *, actor: str | None =
         if r.candidate.version is None:
             continue
         ev = registry.record_evaluation(
-            r.candidate.name, r.candidate.version, metrics=_finite(r.metrics),
-            gates=[g.to_dict() for g in r.gates], passed=r.passed, dataset_sha256=run.dataset.sha256,
-            dataset_name=run.dataset.name, actor=actor)
+            r.candidate.name,
+            r.candidate.version,
+            metrics=_finite(r.metrics),
+            gates=[g.to_dict() for g in r.gates],
+            passed=r.passed,
+            dataset_sha256=run.dataset.sha256,
+            dataset_name=run.dataset.name,
+            actor=actor,
+        )
         r.evaluation_id = ev.id
-

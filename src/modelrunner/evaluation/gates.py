@@ -55,8 +55,15 @@ def check_gate(req: Requirement, metrics: Mapping[str, float]) -> GateResult:
         reason = f"{req.metric} {fmt(value)} {req.op} {fmt(req.threshold)}"
     else:
         reason = f"{req.metric} {fmt(value)} {_NEGATION[req.op]} {fmt(req.threshold)}"
-    return GateResult(requirement=str(req), metric=req.metric, op=req.op, threshold=req.threshold,
-                      value=None if missing else float(value or 0.0), passed=passed, reason=reason)
+    return GateResult(
+        requirement=str(req),
+        metric=req.metric,
+        op=req.op,
+        threshold=req.threshold,
+        value=None if missing else float(value or 0.0),
+        passed=passed,
+        reason=reason,
+    )
 
 
 def check_gates(requirements: Iterable[Requirement], metrics: Mapping[str, float]) -> list[GateResult]:

@@ -51,8 +51,10 @@ class _Conn:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.target.host, self.target.port)
         assert self.reader is not None
-        head = (f"POST {self.target.path} HTTP/1.1\r\nHost: {self.target.host}:{self.target.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode("ascii")
+        head = (
+            f"POST {self.target.path} HTTP/1.1\r\nHost: {self.target.host}:{self.target.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii")
         self.writer.write(head + body)
         return await asyncio.wait_for(self._response(self.reader), self.timeout)
 
@@ -92,8 +94,15 @@ class Tally:
     next_index: int = 0
 
 
-async def _client(target: Target, bodies: Sequence[bytes], tally: Tally, limit: int, deadline: float,
-                  timeout: float, progress: Progress | None) -> None:
+async def _client(
+    target: Target,
+    bodies: Sequence[bytes],
+    tally: Tally,
+    limit: int,
+    deadline: float,
+    timeout: float,
+    progress: Progress | None,
+) -> None:
     conn = _Conn(target, timeout)
     try:
         while tally.next_index < limit and time.perf_counter() < deadline:
@@ -102,8 +111,15 @@ async def _client(target: Target, bodies: Sequence[bytes], tally: Tally, limit: 
             t0 = time.perf_counter()
             try:
                 ok = await conn.post(bodies[i % len(bodies)]) == 200
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                    TimeoutError, ValueError, IndexError):
+            except (
+                OSError,
+                ConnectionError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                TimeoutError,
+                ValueError,
+                IndexError,
+            ):
                 ok = False
                 await conn.close()
             if ok:
@@ -116,13 +132,22 @@ async def _client(target: Target, bodies: Sequence[bytes], tally: Tally, limit: 
         await conn.close()
 
 
-async def run_load(url: str, bodies: Sequence[bytes], *, requests: int, concurrency: int, max_seconds: float,
-                   timeout: float, progress: Progress | None = None) -> tuple[Tally, float]:
+async def run_load(
+    url: str,
+    bodies: Sequence[bytes],
+    *,
+    requests: int,
+    concurrency: int,
+    max_seconds: float,
+    timeout: float,
+    progress: Progress | None = None,
+) -> tuple[Tally, float]:
     """Fire ``requests`` POSTs with ``concurrency`` connections; return the tally and the seconds taken."""
     target = Target.parse(url)
     tally = Tally(samples_ms=[])
     started = time.perf_counter()
     deadline = started + max_seconds
-    await asyncio.gather(*(_client(target, bodies, tally, requests, deadline, timeout, progress)
-                           for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_client(target, bodies, tally, requests, deadline, timeout, progress) for _ in range(concurrency))
+    )
     return tally, time.perf_counter() - started

@@ -89,7 +89,8 @@ def prediction_field(contract: Contract, task: Task) -> str:
         if len(candidates) != 1:
             names = ", ".join(f.name for f in outs) or "none"
             raise InvalidArgument(
-                f"no output to compare with the target among ({names}) for a {task.value} task")
+                f"no output to compare with the target among ({names}) for a {task.value} task"
+            )
         found = candidates[0]
     return found.name
 
@@ -268,7 +269,8 @@ def load_custom_metric(spec: str) -> CustomMetric:
     module_name, sep, attr = path.strip().partition(":")
     if not sep or not module_name or not attr:
         raise InvalidArgument(
-            f"custom metric {spec!r}: expected 'pkg.module:function' or 'name=pkg.module:function'")
+            f"custom metric {spec!r}: expected 'pkg.module:function' or 'name=pkg.module:function'"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -287,7 +289,8 @@ def _custom_value(metric: CustomMetric, y_true: np.ndarray, y_pred: np.ndarray) 
         value = float(metric.fn(y_true, y_pred))
     except Exception as exc:  # noqa: BLE001 - user code: report it as one line
         raise InvalidArgument(
-            f"custom metric {metric.name!r} failed: {exc.__class__.__name__}: {exc}") from exc
+            f"custom metric {metric.name!r} failed: {exc.__class__.__name__}: {exc}"
+        ) from exc
     return value
 
 

@@ -77,32 +77,48 @@ def _current(registry: Registry, name: str, alias: str) -> int | None:
 Fresh = tuple[list[Scored], Scored | None, dict[str, Any], EvaluationRun, m.Task]
 
 
-def _fresh(registry: Registry, name: str, versions: list[int], current: int | None, data: DataSource,
-           reqs: list[str], options: Options, actor: str | None, progress: ProgressSink | None,
-           serve: ServeFn | None) -> Fresh:
+def _fresh(
+    registry: Registry,
+    name: str,
+    versions: list[int],
+    current: int | None,
+    data: DataSource,
+    reqs: list[str],
+    options: Options,
+    actor: str | None,
+    progress: ProgressSink | None,
+    serve: ServeFn | None,
+) -> Fresh:
     refs = [f"{name}@{v}" for v in versions]
     if current is not None and current not in versions:
         refs.append(f"{name}@{current}")
     options = replace(options, include_saved_gates=False)  # the caller decided which gates apply
-    run = evaluate(registry, refs, data, reqs, options=options, store=True, actor=actor, progress=progress,
-                   serve=serve)
-    scored = {r.candidate.version: Scored(int(r.candidate.version or 0), r.metrics, r.gates, r.evaluation_id)
-              for r in run.results}
+    run = evaluate(
+        registry, refs, data, reqs, options=options, store=True, actor=actor, progress=progress, serve=serve
+    )
+    scored = {
+        r.candidate.version: Scored(int(r.candidate.version or 0), r.metrics, r.gates, r.evaluation_id)
+        for r in run.results
+    }
     dataset = {"name": run.dataset.name, "sha256": run.dataset.sha256, "rows": run.dataset.rows}
     base = scored.get(current) if current is not None else None
     return [scored[v] for v in versions], base, dataset, run, run.task
 
 
-def _stored(registry: Registry, name: str, versions: list[int], current: int | None,
-            reqs: list[Requirement]) -> tuple[list[Scored], Scored | None, dict[str, Any]]:
+def _stored(
+    registry: Registry, name: str, versions: list[int], current: int | None, reqs: list[Requirement]
+) -> tuple[list[Scored], Scored | None, dict[str, Any]]:
     history = {v: registry.evaluations(name, v) for v in versions}
     missing = [v for v, evs in history.items() if not evs]
     if missing:
         listed = ", ".join(f"{name}@{v}" for v in missing)
         raise InvalidArgument(f"no stored evaluation of {listed}: run `modelrunner evaluate` or pass --data")
     shared = set.intersection(*({e.dataset_sha256 for e in evs} for evs in history.values()))
-    newest = max((e for evs in history.values() for e in evs if e.dataset_sha256 in shared),
-                 key=lambda e: e.id, default=None)
+    newest = max(
+        (e for evs in history.values() for e in evs if e.dataset_sha256 in shared),
+        key=lambda e: e.id,
+        default=None,
+    )
     if newest is None:
         raise InvalidArgument("the candidates were never evaluated on the same data set: pass --data")
     sha = newest.dataset_sha256
@@ -119,8 +135,13 @@ def _stored(registry: Registry, name: str, versions: list[int], current: int | N
     return scored, base, {"name": newest.dataset_name, "sha256": sha}
 
 
-def _judge(decision: Decision, scored: list[Scored], base: Scored | None, min_improvement: float,
-           reqs: Sequence[Requirement] = ()) -> None:
+def _judge(
+    decision: Decision,
+    scored: list[Scored],
+    base: Scored | None,
+    min_improvement: float,
+    reqs: Sequence[Requirement] = (),
+) -> None:
     """Fill ``decision.chosen``/``reason``/``promoted`` (no side effects)."""
     name, alias, primary = decision.model, decision.alias, decision.primary
     passing = sorted((s for s in scored if s.passed), key=lambda s: rank_key(s.metrics, primary))
@@ -134,26 +155,42 @@ def _judge(decision: Decision, scored: list[Scored], base: Scored | None, min_im
         return
     if decision.previous is not None:
         if base is None:
-            decision.reason = (f"{alias} ({name}@{decision.previous}) has no evaluation on the same data set "
-                               "to compare with: pass --data")
+            decision.reason = (
+                f"{alias} ({name}@{decision.previous}) has no evaluation on the same data set "
+                "to compare with: pass --data"
+            )
             return
         gain = decision.improvement = improvement(best.metrics, base.metrics, primary)
         if gain < min_improvement:
             decision.reason = (
                 f"{name}@{best.version} {primary} {fmt(best.metrics.get(primary))} does not beat {alias} "
                 f"{name}@{decision.previous} ({fmt(base.metrics.get(primary))}) by {fmt(min_improvement)} "
-                f"(improvement {fmt(gain)})")
+                f"(improvement {fmt(gain)})"
+            )
             return
     decision.promoted = True
     vs = f" over {name}@{decision.previous}" if decision.previous is not None else ""
-    decision.reason = (f"{name}@{best.version} passes every gate and has the best {primary} "
-                       f"({fmt(best.metrics.get(primary))}){vs}")
+    decision.reason = (
+        f"{name}@{best.version} passes every gate and has the best {primary} "
+        f"({fmt(best.metrics.get(primary))}){vs}"
+    )
 
 
-def promote(registry: Registry, name: str, *, versions: Sequence[int | str] | str, alias: str = PRODUCTION,
-            data: DataSource | None = None, requirements: Sequence[str] = (), min_improvement: float = 0.0,
-            task: m.Task | None = None, options: Options | None = None, actor: str | None = None,
-            progress: ProgressSink | None = None, serve: ServeFn | None = None) -> Decision:
+def promote(
+    registry: Registry,
+    name: str,
+    *,
+    versions: Sequence[int | str] | str,
+    alias: str = PRODUCTION,
+    data: DataSource | None = None,
+    requirements: Sequence[str] = (),
+    min_improvement: float = 0.0,
+    task: m.Task | None = None,
+    options: Options | None = None,
+    actor: str | None = None,
+    progress: ProgressSink | None = None,
+    serve: ServeFn | None = None,
+) -> Decision:
     """Pick the best of ``versions`` and move ``name@alias`` to it when it passes and beats the current."""
     options = options or Options(task=task)
     wanted = parse_versions(versions)
@@ -162,8 +199,9 @@ def promote(registry: Registry, name: str, *, versions: Sequence[int | str] | st
     reqs = parse_requirements(texts, [c.name for c in options.custom])
     decision = Decision(model=name, alias=alias, promoted=False, reason="", previous=current)
     if data is not None:
-        scored, base, dataset, run, found = _fresh(registry, name, wanted, current, data,
-                                                   [str(r) for r in reqs], options, actor, progress, serve)
+        scored, base, dataset, run, found = _fresh(
+            registry, name, wanted, current, data, [str(r) for r in reqs], options, actor, progress, serve
+        )
         decision.run = run
     else:
         found = options.task or m.infer_task(registry.resolve(f"{name}@{wanted[0]}").contract)
@@ -174,24 +212,39 @@ def promote(registry: Registry, name: str, *, versions: Sequence[int | str] | st
     return decision
 
 
-def _apply(registry: Registry, decision: Decision, reqs: list[Requirement], base: Scored | None,
-           actor: str | None) -> None:
+def _apply(
+    registry: Registry, decision: Decision, reqs: list[Requirement], base: Scored | None, actor: str | None
+) -> None:
     subject = f"{decision.model}@{decision.alias}"
     detail: dict[str, Any] = {
-        "requirements": [str(r) for r in reqs], "dataset": decision.dataset, "primary": decision.primary,
-        "candidates": {s.version: {"evaluation_id": s.evaluation_id, "passed": s.passed}
-                       for s in decision.candidates},
-        "baseline_evaluation_id": base.evaluation_id if base else None, "reason": decision.reason,
+        "requirements": [str(r) for r in reqs],
+        "dataset": decision.dataset,
+        "primary": decision.primary,
+        "candidates": {
+            s.version: {"evaluation_id": s.evaluation_id, "passed": s.passed} for s in decision.candidates
+        },
+        "baseline_evaluation_id": base.evaluation_id if base else None,
+        "reason": decision.reason,
     }
     if not decision.promoted or decision.chosen is None:
         detail["version"] = decision.previous  # unchanged
-        registry.record("evaluation.promote_refused", subject, before={"version": decision.previous},
-                        after=detail, actor=actor)
+        registry.record(
+            "evaluation.promote_refused",
+            subject,
+            before={"version": decision.previous},
+            after=detail,
+            actor=actor,
+        )
         return
     chosen = decision.chosen
     registry.set_alias(decision.model, decision.alias, chosen.version, actor=actor)
     finite = {k: v for k, v in chosen.metrics.items() if v == v}
-    detail.update(version=chosen.version, evaluation_id=chosen.evaluation_id,
-                  improvement=decision.improvement, metrics=finite)
-    registry.record("evaluation.promote", subject, before={"version": decision.previous}, after=detail,
-                    actor=actor)
+    detail.update(
+        version=chosen.version,
+        evaluation_id=chosen.evaluation_id,
+        improvement=decision.improvement,
+        metrics=finite,
+    )
+    registry.record(
+        "evaluation.promote", subject, before={"version": decision.previous}, after=detail, actor=actor
+    )

@@ -18,11 +18,24 @@ from modelrunner.evaluation.gates import fmt
 from modelrunner.evaluation.metrics import TASK_METRICS
 
 TEMPLATES = Path(__file__).parent / "templates"
-SPEED_COLUMNS = [("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("qps", "qps"),
-                 ("inproc_p50_ms", "in-proc p50 ms"), ("inproc_p99_ms", "in-proc p99 ms"),
-                 ("inproc_rows_per_s", "in-proc rows/s")]
-TITLES = {"accuracy": "accuracy", "macro_f1": "macro F1", "log_loss": "log-loss", "rmse": "RMSE",
-          "mae": "MAE", "r2": "R\u00b2", "exact_match": "exact match", "cer": "CER"}
+SPEED_COLUMNS = [
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("qps", "qps"),
+    ("inproc_p50_ms", "in-proc p50 ms"),
+    ("inproc_p99_ms", "in-proc p99 ms"),
+    ("inproc_rows_per_s", "in-proc rows/s"),
+]
+TITLES = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro F1",
+    "log_loss": "log-loss",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "r2": "R\u00b2",
+    "exact_match": "exact match",
+    "cer": "CER",
+}
 
 
 def table_columns(run: EvaluationRun) -> list[tuple[str, str]]:
@@ -51,18 +64,36 @@ def context(run: EvaluationRun, *, generated_at: datetime | None = None) -> dict
     best = run.best
     rows = []
     for r in run.ranked():
-        rows.append({"ref": r.ref, "best": best is not None and r is best, "passed": r.passed,
-                     "verdict": r.verdict, "gates_passed": r.gates_passed(), "gates": r.gates,
-                     "values": r.metrics, "evaluation_id": r.evaluation_id, "charts": _charts(r)})
+        rows.append(
+            {
+                "ref": r.ref,
+                "best": best is not None and r is best,
+                "passed": r.passed,
+                "verdict": r.verdict,
+                "gates_passed": r.gates_passed(),
+                "gates": r.gates,
+                "values": r.metrics,
+                "evaluation_id": r.evaluation_id,
+                "charts": _charts(r),
+            }
+        )
     return {
-        "run": run, "rows": rows, "columns": table_columns(run), "fmt": fmt, "best": best,
+        "run": run,
+        "rows": rows,
+        "columns": table_columns(run),
+        "fmt": fmt,
+        "best": best,
         "generated_at": (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
 
 def render_html(run: EvaluationRun, *, generated_at: datetime | None = None) -> str:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template("report.html.j2").render(**context(run, generated_at=generated_at))
 
 

@@ -48,7 +48,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 
-GRAMMAR = "metric (>=|<=|>|<|==) number, e.g. \"accuracy>=0.95\", \"p99_ms<=10\", \"qps>=800\""
+GRAMMAR = 'metric (>=|<=|>|<|==) number, e.g. "accuracy>=0.95", "p99_ms<=10", "qps>=800"'
 
 _RE = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|==|>|<)\s*"

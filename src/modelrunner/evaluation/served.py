@@ -72,8 +72,10 @@ def _stage_steps(cand: Candidate, reg: Registry) -> None:
             raise Unavailable(f"{cand.ref}: step {name!r} did not resolve to a registry version")
         mv = reg.push(source.fetch(step_mv), name=ref.name, actor="evaluation")
         if ref.version is not None and ref.version != mv.version:
-            raise Unavailable(f"{cand.ref}: step {name!r} pins {step.model}; the served measurement of a "
-                              "pipeline needs alias refs for its steps (use --no-served)")
+            raise Unavailable(
+                f"{cand.ref}: step {name!r} pins {step.model}; the served measurement of a "
+                "pipeline needs alias refs for its steps (use --no-served)"
+            )
         if ref.alias is not None and not ref.is_latest:
             reg.set_alias(ref.name, ref.alias, mv.version, actor="evaluation", force=True)
 
@@ -112,8 +114,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve_candidates(candidates: Sequence[Candidate], *, workers: int = 1,
-                     ready_timeout_s: float = READY_TIMEOUT_S) -> Iterator[dict[str, str]]:
+def serve_candidates(
+    candidates: Sequence[Candidate], *, workers: int = 1, ready_timeout_s: float = READY_TIMEOUT_S
+) -> Iterator[dict[str, str]]:
     """Serve ``candidates`` over HTTP on 127.0.0.1; yield ``{candidate.ref: predict URL}``."""
     with tempfile.TemporaryDirectory(prefix="modelrunner-eval-") as tmp:
         home = Path(tmp)
@@ -121,14 +124,25 @@ def serve_candidates(candidates: Sequence[Candidate], *, workers: int = 1,
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
         env["MODELRUNNER_HOME"] = str(home)
-        cmd = [sys.executable, "-m", "modelrunner", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "modelrunner",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         for name, target in endpoints.items():
             cmd += ["--endpoint", f"{name}={target}"]
         log_path = home / "server.log"
         with log_path.open("wb") as out:
-            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(base, proc, log_path, ready_timeout_s)

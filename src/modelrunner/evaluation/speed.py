@@ -53,8 +53,13 @@ def _rows(columns: Mapping[str, np.ndarray]) -> int:
     return len(next(iter(columns.values()))) if columns else 0
 
 
-def predict_all(predictor: Predictor, columns: Mapping[str, np.ndarray], *, batch_size: int = 256,
-                progress: Progress | None = None) -> tuple[Columns, float]:
+def predict_all(
+    predictor: Predictor,
+    columns: Mapping[str, np.ndarray],
+    *,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> tuple[Columns, float]:
     """Predict every row in batches; return the concatenated outputs and rows per second."""
     n = _rows(columns)
     parts: list[Columns] = []
@@ -69,9 +74,15 @@ def predict_all(predictor: Predictor, columns: Mapping[str, np.ndarray], *, batc
     return outputs, (n / elapsed if elapsed > 0 else float("nan"))
 
 
-def single_row_latency(predictor: Predictor, columns: Mapping[str, np.ndarray], *, calls: int = 200,
-                       max_seconds: float = 5.0, warmup: int = 5,
-                       progress: Progress | None = None) -> LatencyStats:
+def single_row_latency(
+    predictor: Predictor,
+    columns: Mapping[str, np.ndarray],
+    *,
+    calls: int = 200,
+    max_seconds: float = 5.0,
+    warmup: int = 5,
+    progress: Progress | None = None,
+) -> LatencyStats:
     """Time ``calls`` one-row ``predict`` calls (cycling through the rows), within ``max_seconds``."""
     n = _rows(columns)
     singles = [rows_of(columns, i, i + 1) for i in range(min(n, calls))]
@@ -93,13 +104,20 @@ def single_row_latency(predictor: Predictor, columns: Mapping[str, np.ndarray], 
 
 
 def inprocess_metrics(stats: LatencyStats, rows_per_s: float) -> dict[str, float]:
-    return {"inproc_p50_ms": stats.percentile(50), "inproc_p99_ms": stats.percentile(99),
-            "inproc_rows_per_s": rows_per_s}
+    return {
+        "inproc_p50_ms": stats.percentile(50),
+        "inproc_p99_ms": stats.percentile(99),
+        "inproc_rows_per_s": rows_per_s,
+    }
 
 
 def served_metrics(stats: LatencyStats) -> dict[str, float]:
-    return {"p50_ms": stats.percentile(50), "p99_ms": stats.percentile(99), "qps": stats.per_second,
-            "error_rate": stats.errors / stats.count if stats.count else float("nan")}
+    return {
+        "p50_ms": stats.percentile(50),
+        "p99_ms": stats.percentile(99),
+        "qps": stats.per_second,
+        "error_rate": stats.errors / stats.count if stats.count else float("nan"),
+    }
 
 
 # --- served: a bounded HTTP load at fixed concurrency ----------------------------------------------
@@ -130,16 +148,33 @@ class LoadSpec:
             raise InvalidArgument("load: requests and concurrency must be at least 1, warmup at least 0")
 
 
-def http_load(url: str, bodies: Sequence[bytes], spec: LoadSpec | None = None,
-              progress: Progress | None = None) -> LatencyStats:
+def http_load(
+    url: str, bodies: Sequence[bytes], spec: LoadSpec | None = None, progress: Progress | None = None
+) -> LatencyStats:
     """POST ``bodies`` (cycled) to ``url`` at fixed concurrency; a bounded loop that stops by itself."""
     if not bodies:
         raise InvalidArgument("no request bodies to send")
     spec = spec or LoadSpec()
     if spec.warmup:
-        asyncio.run(run_load(url, bodies, requests=spec.warmup, concurrency=spec.concurrency,
-                             max_seconds=spec.max_seconds, timeout=spec.timeout_s))
-    tally, seconds = asyncio.run(run_load(url, bodies, requests=spec.requests, concurrency=spec.concurrency,
-                                          max_seconds=spec.max_seconds, timeout=spec.timeout_s,
-                                          progress=progress))
+        asyncio.run(
+            run_load(
+                url,
+                bodies,
+                requests=spec.warmup,
+                concurrency=spec.concurrency,
+                max_seconds=spec.max_seconds,
+                timeout=spec.timeout_s,
+            )
+        )
+    tally, seconds = asyncio.run(
+        run_load(
+            url,
+            bodies,
+            requests=spec.requests,
+            concurrency=spec.concurrency,
+            max_seconds=spec.max_seconds,
+            timeout=spec.timeout_s,
+            progress=progress,
+        )
+    )
     return LatencyStats(samples_ms=tally.samples_ms, seconds=seconds, errors=tally.errors)

@@ -32,12 +32,22 @@ def then_action(experiment: Any) -> str | None:
     return getattr(experiment, "then", None) or getattr(experiment, "then_action", None)
 
 
-def decision_doc(stats: ExperimentStats, verdict: Verdict | None, action: str, *, look: int | None = None,
-                 reason: str = "", manual: bool = False) -> dict[str, Any]:
+def decision_doc(
+    stats: ExperimentStats,
+    verdict: Verdict | None,
+    action: str,
+    *,
+    look: int | None = None,
+    reason: str = "",
+    manual: bool = False,
+) -> dict[str, Any]:
     """What ``end_experiment`` keeps: the action, each rule's numbers, each variant's stats."""
     names = metric_names(stats.task)
     return {
-        "action": action, "manual": manual, "look": look, "task": stats.task.value,
+        "action": action,
+        "manual": manual,
+        "look": look,
+        "task": stats.task.value,
         "reason": reason or (verdict.reason if verdict else ""),
         "verdict": verdict.to_dict() if verdict else None,
         "variants": {v: s.to_dict(names) for v, s in stats.variants.items()},
@@ -69,8 +79,16 @@ def record_online(registry: Any, stats: ExperimentStats, actor: str | None) -> d
             results = check_gates(parse_requirements(registry.gates(vs.model)), metrics)
             gates = [g.to_dict() for g in results]
             passed = all(g.passed for g in results)
-        ev = registry.record_evaluation(vs.model, vs.version, metrics=metrics, gates=gates, passed=passed,
-                                        dataset_sha256=sha, dataset_name=f"online:{exp.id}", actor=actor)
+        ev = registry.record_evaluation(
+            vs.model,
+            vs.version,
+            metrics=metrics,
+            gates=gates,
+            passed=passed,
+            dataset_sha256=sha,
+            dataset_name=f"online:{exp.id}",
+            actor=actor,
+        )
         ids[variant] = int(ev.id)
     return ids
 
@@ -98,15 +116,30 @@ def _end(registry: Any, experiment: Any, state: str, decision: dict[str, Any], a
     return ended is not None and ended is not False
 
 
-def abort(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, actor: str | None = DECIDER,
-          look: int | None = None, reason: str = "", manual: bool = False) -> bool:
+def abort(
+    registry: Any,
+    stats: ExperimentStats,
+    verdict: Verdict | None,
+    *,
+    actor: str | None = DECIDER,
+    look: int | None = None,
+    reason: str = "",
+    manual: bool = False,
+) -> bool:
     """End the experiment ``aborted``: the candidate is dropped, production keeps serving."""
     doc = decision_doc(stats, verdict, "abort", look=look, reason=reason, manual=manual)
     return _end(registry, stats.experiment, "aborted", doc, actor)
 
 
-def promote(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, actor: str | None = DECIDER,
-            look: int | None = None, manual: bool = False) -> str:
+def promote(
+    registry: Any,
+    stats: ExperimentStats,
+    verdict: Verdict | None,
+    *,
+    actor: str | None = DECIDER,
+    look: int | None = None,
+    manual: bool = False,
+) -> str:
     """Record the online evaluations, move the endpoint to the candidate, end ``promoted``.
 
     Automatic (``manual=False``): the saved gates are checked first and a refusal aborts the experiment; the
@@ -133,25 +166,52 @@ def promote(registry: Any, stats: ExperimentStats, verdict: Verdict | None, *, a
         moved = move_to_candidate(registry, exp, actor)
     except ModelrunnerError as exc:  # a race with a gate or alias change: audited, production keeps serving
         log.error("experiment %s passed but the move failed: %s", exp.id, exc)
-        registry.record("experiment.promote_failed", exp.endpoint, before=None,
-                        after={"experiment": exp.id, "error": str(exc)}, actor=actor)
+        registry.record(
+            "experiment.promote_failed",
+            exp.endpoint,
+            before=None,
+            after={"experiment": exp.id, "error": str(exc)},
+            actor=actor,
+        )
         return f"move failed: {exc}"
-    registry.record("experiment.promote", exp.endpoint, before=None,
-                    after={"experiment": exp.id, "moved": moved, "evaluations": ids}, actor=actor)
+    registry.record(
+        "experiment.promote",
+        exp.endpoint,
+        before=None,
+        after={"experiment": exp.id, "moved": moved, "evaluations": ids},
+        actor=actor,
+    )
     return moved
 
 
-def stop_passed(registry: Any, stats: ExperimentStats, verdict: Verdict, *, actor: str | None = DECIDER,
-                look: int | None = None) -> bool:
+def stop_passed(
+    registry: Any,
+    stats: ExperimentStats,
+    verdict: Verdict,
+    *,
+    actor: str | None = DECIDER,
+    look: int | None = None,
+) -> bool:
     """Every rule passed but the experiment has no ``--then promote``: record and end it ``stopped``."""
-    doc = decision_doc(stats, verdict, "stop", look=look,
-                       reason=f"passed ({verdict.reason}); no --then promote: production keeps serving")
+    doc = decision_doc(
+        stats,
+        verdict,
+        "stop",
+        look=look,
+        reason=f"passed ({verdict.reason}); no --then promote: production keeps serving",
+    )
     doc["evaluations"] = record_online(registry, stats, actor)
     return _end(registry, stats.experiment, "stopped", doc, actor)
 
 
-def decide_once(registry: Any, experiment: Any, looks: dict[str, int], *, actor: str | None = DECIDER,
-                stats: ExperimentStats | None = None) -> str | None:
+def decide_once(
+    registry: Any,
+    experiment: Any,
+    looks: dict[str, int],
+    *,
+    actor: str | None = DECIDER,
+    stats: ExperimentStats | None = None,
+) -> str | None:
     """Look at a running experiment once: act when a new checkpoint gives a pass or a fail.
 
     ``looks`` remembers the last checkpoint judged per experiment id (one dict per decider). Returns what

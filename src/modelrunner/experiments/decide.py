@@ -99,7 +99,7 @@ def _bootstrap_difference(cand: Sample, base: Sample | None, rule: Rule) -> tupl
         assert base is not None and cand.successes is not None and base.successes is not None
         p1, p0 = cand.successes / cand.n, base.successes / base.n
         d = p1 - rule.scale * p0 - rule.offset
-        se = math.sqrt(p1 * (1 - p1) / cand.n + rule.scale ** 2 * p0 * (1 - p0) / base.n)
+        se = math.sqrt(p1 * (1 - p1) / cand.n + rule.scale**2 * p0 * (1 - p0) / base.n)
         return d - Z_DECIDE * se, d + Z_DECIDE * se
     a = cand.stat(resample_indices(cand.n, DRAWS, salt=1))
     if base is None or base.stat is None:
@@ -113,8 +113,11 @@ def _outcome(rule: Rule, low: float, high: float, limit: float) -> str:
     """pass | fail | wait from an interval of the compared value (``limit``: the threshold on that scale)."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return "wait"
-    good = (low >= limit if rule.op == ">=" else low > limit) if rule.wants_higher else \
-        (high <= limit if rule.op == "<=" else high < limit)
+    good = (
+        (low >= limit if rule.op == ">=" else low > limit)
+        if rule.wants_higher
+        else (high <= limit if rule.op == "<=" else high < limit)
+    )
     bad = high < limit if rule.wants_higher else low > limit
     return "pass" if good else "fail" if bad else "wait"
 
@@ -129,21 +132,37 @@ def judge_rule(rule: Rule, cand: VariantStats, base: VariantStats | None) -> Rul
     n = cs.n if cs is not None else 0
 
     def verdict(outcome: str, test: str, low: float | None, high: float | None, reason: str) -> RuleVerdict:
-        return RuleVerdict(str(rule), rule.metric, outcome, value, baseline, threshold, low, high, n, test,
-                           reason)
+        return RuleVerdict(
+            str(rule), rule.metric, outcome, value, baseline, threshold, low, high, n, test, reason
+        )
 
     if cs is None or n < MIN_SAMPLES:
-        return verdict("wait", "-", None, None, f"{n} rows measured {rule.metric} for the candidate "
-                       f"(at least {MIN_SAMPLES} needed)")
+        return verdict(
+            "wait",
+            "-",
+            None,
+            None,
+            f"{n} rows measured {rule.metric} for the candidate (at least {MIN_SAMPLES} needed)",
+        )
     if rule.relative and (bs is None or bs.n < MIN_SAMPLES):
         have = bs.n if bs is not None else 0
-        return verdict("wait", "-", None, None, f"{have} production rows measured {rule.metric} (at least "
-                       f"{MIN_SAMPLES} needed for the baseline)")
+        return verdict(
+            "wait",
+            "-",
+            None,
+            None,
+            f"{have} production rows measured {rule.metric} (at least {MIN_SAMPLES} needed for the baseline)",
+        )
     if not rule.relative and cs.successes is not None:
         est = wilson(cs.successes, cs.n, Z_DECIDE)
         low, high, test, limit = est.low or 0.0, est.high or 0.0, WILSON, rule.offset
-    elif rule.relative and rule.scale == 1.0 and cs.successes is not None and bs is not None \
-            and bs.successes is not None:
+    elif (
+        rule.relative
+        and rule.scale == 1.0
+        and cs.successes is not None
+        and bs is not None
+        and bs.successes is not None
+    ):
         low, high = newcombe(cs.successes, cs.n, bs.successes, bs.n, Z_DECIDE)
         test, limit = NEWCOMBE, rule.offset
     else:
@@ -154,8 +173,10 @@ def judge_rule(rule: Rule, cand: VariantStats, base: VariantStats | None) -> Rul
             low, high, limit = low + rule.offset, high + rule.offset, rule.offset
     outcome = _outcome(rule, low, high, limit)
     scale = "difference" if test == NEWCOMBE else "value" if not rule.relative else "value - threshold"
-    reason = (f"{rule.metric} {_f(value)} (baseline {_f(baseline)}, threshold {_f(threshold)}); "
-              f"99% interval of the {scale} [{_f(low)}, {_f(high)}] vs {_f(limit)}: {outcome}")
+    reason = (
+        f"{rule.metric} {_f(value)} (baseline {_f(baseline)}, threshold {_f(threshold)}); "
+        f"99% interval of the {scale} [{_f(low)}, {_f(high)}] vs {_f(limit)}: {outcome}"
+    )
     return verdict(outcome, test, low, high, reason)
 
 
@@ -211,5 +232,14 @@ def rules_of(experiment: Any) -> list[Rule]:
     return parse_rules(list(experiment.rules or []))
 
 
-__all__ = ["RuleVerdict", "Verdict", "counts_needed", "current_look", "judge", "judge_rule", "look_number",
-           "newcombe", "rules_of"]
+__all__ = [
+    "RuleVerdict",
+    "Verdict",
+    "counts_needed",
+    "current_look",
+    "judge",
+    "judge_rule",
+    "look_number",
+    "newcombe",
+    "rules_of",
+]

@@ -54,8 +54,13 @@ def leads(registry: Any, endpoint: str, worker_id: str | None) -> bool:
     return not alive or alive[0] == worker_id or worker_id not in alive
 
 
-def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
-         worker_id: str | None = None, due: dict[str, float] | None = None) -> list[str]:
+def tick(
+    registry: Any,
+    endpoints: Iterable[str],
+    looks: dict[str, int],
+    worker_id: str | None = None,
+    due: dict[str, float] | None = None,
+) -> list[str]:
     """One pass over ``endpoints`` (blocking: run it in a thread). Returns what was decided.
 
     ``due`` (experiment id -> monotonic time) spaces the reads of each experiment's log: an experiment with
@@ -87,9 +92,14 @@ def tick(registry: Any, endpoints: Iterable[str], looks: dict[str, int],
     return done
 
 
-async def run_decider(registry: Any, endpoint_names: Callable[[], Iterable[str]] | Iterable[str],
-                      stop: asyncio.Event, *, interval_s: float = INTERVAL_S,
-                      worker_id: str | None = None) -> None:
+async def run_decider(
+    registry: Any,
+    endpoint_names: Callable[[], Iterable[str]] | Iterable[str],
+    stop: asyncio.Event,
+    *,
+    interval_s: float = INTERVAL_S,
+    worker_id: str | None = None,
+) -> None:
     """Tick until ``stop`` is set. ``endpoint_names``: the endpoints this worker serves (or a function
     returning them); ``worker_id``: this worker's id in its status rows. Errors are logged and the next
     tick tries again."""

@@ -60,8 +60,13 @@ class Estimate:
     method: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": _clean(self.value), "low": _clean(self.low), "high": _clean(self.high), "n": self.n,
-                "method": self.method}
+        return {
+            "value": _clean(self.value),
+            "low": _clean(self.low),
+            "high": _clean(self.high),
+            "n": self.n,
+            "method": self.method,
+        }
 
 
 def _clean(x: float | None) -> float | None:
@@ -144,9 +149,15 @@ class VariantStats:
 
     def to_dict(self, metrics: Iterable[str] | None = None) -> dict[str, Any]:
         names = list(self.samples) if metrics is None else [n for n in metrics if n in self.samples]
-        return {"variant": self.variant, "model": self.model, "version": self.version,
-                "requests": self.requests, "errors": self.errors, "labelled": self.labelled,
-                "metrics": {n: self.samples[n].estimate().to_dict() for n in names}}
+        return {
+            "variant": self.variant,
+            "model": self.model,
+            "version": self.version,
+            "requests": self.requests,
+            "errors": self.errors,
+            "labelled": self.labelled,
+            "metrics": {n: self.samples[n].estimate().to_dict() for n in names},
+        }
 
 
 def _rows_by_variant(rows: Iterable[LoggedRow]) -> dict[str, list[LoggedRow]]:
@@ -168,6 +179,7 @@ def _latency_samples(rows: Sequence[LoggedRow]) -> dict[str, Sample]:
 def _percentile_stat(lat: np.ndarray, q: float) -> Statistic:
     def stat(idx: np.ndarray) -> np.ndarray:
         return np.asarray(np.percentile(lat[idx], q, axis=1))
+
     return stat
 
 
@@ -210,8 +222,9 @@ def _target_array(values: Sequence[Any]) -> np.ndarray:
     return arr.astype(object) if arr.dtype.kind in "U" else arr
 
 
-def quality_samples(task: m.Task, contract: Contract, outputs: Sequence[Any],
-                    targets: Sequence[Any]) -> dict[str, Sample]:
+def quality_samples(
+    task: m.Task, contract: Contract, outputs: Sequence[Any], targets: Sequence[Any]
+) -> dict[str, Sample]:
     """The task's metrics on these rows (:func:`evaluation.metrics.compute_metrics`) with their statistics."""
     n = len(outputs)
     if n == 0:
@@ -224,15 +237,25 @@ def quality_samples(task: m.Task, contract: Contract, outputs: Sequence[Any],
     def generic(name: str) -> Statistic:
         def stat(idx: np.ndarray) -> np.ndarray:
             draws = idx[:GENERIC_DRAWS]  # a full recompute per draw: fewer draws
-            return np.asarray([m.compute_metrics(task, y[i], {k: v[i] for k, v in cols.items()},
-                                                 contract).get(name, math.nan) for i in draws])
+            return np.asarray(
+                [
+                    m.compute_metrics(task, y[i], {k: v[i] for k, v in cols.items()}, contract).get(
+                        name, math.nan
+                    )
+                    for i in draws
+                ]
+            )
+
         return stat
 
     out: dict[str, Sample] = {}
     for name, value in values.items():
         if name in ("accuracy", "exact_match"):
-            hits = (t == p) if name == "accuracy" else np.asarray(
-                [a == b for a, b in zip(m._texts(y), m._texts(pred), strict=True)])
+            hits = (
+                (t == p)
+                if name == "accuracy"
+                else np.asarray([a == b for a, b in zip(m._texts(y), m._texts(pred), strict=True)])
+            )
             out[name] = Sample(value, n, successes=int(np.sum(hits)))
         elif name in ("rmse", "mae"):
             out[name] = Sample(value, n, _error_stat(name, y, pred))
@@ -250,6 +273,7 @@ def _error_stat(name: str, y: np.ndarray, pred: np.ndarray) -> Statistic:
     def stat(idx: np.ndarray) -> np.ndarray:
         per_output = err[idx].mean(axis=1)  # (draws, outputs)
         return np.asarray(np.mean(np.sqrt(per_output) if name == "rmse" else per_output, axis=1))
+
     return stat
 
 
@@ -261,15 +285,22 @@ def _cer_stat(y: np.ndarray, pred: np.ndarray) -> Statistic:
     def stat(idx: np.ndarray) -> np.ndarray:
         total = length[idx].sum(axis=1)
         return np.where(total > 0, dist[idx].sum(axis=1) / np.where(total > 0, total, 1), math.nan)
+
     return stat
 
 
 def _agreement(rows: Sequence[LoggedRow], production: Sequence[LoggedRow], field_name: str) -> Sample:
     """Share of requests (joined by request id: shadow) where this variant answered like production."""
-    theirs = {r.request_id: r.outputs.get(field_name) for r in production
-              if not r.error and isinstance(r.outputs, dict)}
-    pairs = [(r.outputs.get(field_name), theirs[r.request_id]) for r in rows
-             if not r.error and isinstance(r.outputs, dict) and r.request_id in theirs]
+    theirs = {
+        r.request_id: r.outputs.get(field_name)
+        for r in production
+        if not r.error and isinstance(r.outputs, dict)
+    }
+    pairs = [
+        (r.outputs.get(field_name), theirs[r.request_id])
+        for r in rows
+        if not r.error and isinstance(r.outputs, dict) and r.request_id in theirs
+    ]
     same = sum(1 for a, b in pairs if a == b)
     return Sample(same / len(pairs) if pairs else math.nan, len(pairs), successes=same)
 
@@ -281,15 +312,22 @@ def _newest(rows: Sequence[LoggedRow]) -> LoggedRow | None:
     return rows[-1] if rows else None
 
 
-def variant_stats(variant: str, rows: Sequence[LoggedRow], labelled: Sequence[Any], task: m.Task,
-                  contract_for: ContractFor, production: Sequence[LoggedRow] = ()) -> VariantStats:
+def variant_stats(
+    variant: str,
+    rows: Sequence[LoggedRow],
+    labelled: Sequence[Any],
+    task: m.Task,
+    contract_for: ContractFor,
+    production: Sequence[LoggedRow] = (),
+) -> VariantStats:
     """Stats of one variant: ``rows`` from the prediction log, ``labelled`` the joined ones with targets."""
     last = _newest(rows) or _newest(labelled)
     model, version = (last.model, last.version) if last is not None else (None, None)
     errors = sum(1 for r in rows if r.error)
     stats = VariantStats(variant, model, version, requests=len(rows), errors=errors, labelled=0)
-    stats.samples["error_rate"] = Sample(errors / len(rows) if rows else math.nan, len(rows),
-                                         successes=errors)
+    stats.samples["error_rate"] = Sample(
+        errors / len(rows) if rows else math.nan, len(rows), successes=errors
+    )
     stats.samples.update(_latency_samples(rows))
     outputs, targets = labelled_pairs(labelled)
     stats.labelled = len(targets)
@@ -301,15 +339,18 @@ def variant_stats(variant: str, rows: Sequence[LoggedRow], labelled: Sequence[An
     return stats
 
 
-def online_stats(rows: Iterable[LoggedRow], labelled: Iterable[Any], task: m.Task,
-                 contract_for: ContractFor) -> dict[str, VariantStats]:
+def online_stats(
+    rows: Iterable[LoggedRow], labelled: Iterable[Any], task: m.Task, contract_for: ContractFor
+) -> dict[str, VariantStats]:
     """Per variant (production first): stats from the log ``rows`` and the ``labelled`` rows."""
     by_variant = _rows_by_variant(rows)
     labelled_by = _rows_by_variant(labelled)
     names = sorted(set(by_variant) | set(labelled_by), key=lambda v: (v != PRODUCTION, v))
     production = by_variant.get(PRODUCTION, [])
-    return {v: variant_stats(v, by_variant.get(v, []), labelled_by.get(v, []), task, contract_for, production)
-            for v in names}
+    return {
+        v: variant_stats(v, by_variant.get(v, []), labelled_by.get(v, []), task, contract_for, production)
+        for v in names
+    }
 
 
 def metric_names(task: m.Task) -> tuple[str, ...]:

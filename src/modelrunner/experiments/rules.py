@@ -25,8 +25,10 @@ from modelrunner.evaluation.metrics import TASK_METRICS, Task
 from modelrunner.evaluation.requirements import OPERATORS
 from modelrunner.experiments.online import SERVING_METRICS, metric_names
 
-GRAMMAR = ('metric (>=|<=|>|<) threshold, the threshold a number or "baseline", "baseline - 0.01", '
-           '"baseline * 1.2"; e.g. "accuracy >= baseline - 0.01", "error_rate <= 0.01"')
+GRAMMAR = (
+    'metric (>=|<=|>|<) threshold, the threshold a number or "baseline", "baseline - 0.01", '
+    '"baseline * 1.2"; e.g. "accuracy >= baseline - 0.01", "error_rate <= 0.01"'
+)
 HIGHER_IS_BETTER = frozenset({"accuracy", "macro_f1", "r2", "exact_match", "agreement"})
 
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
@@ -120,8 +122,9 @@ def parse_rule(text: str, task: Task | None = None) -> Rule:
     known = metric_names(task) if task is not None else tuple(sorted(ALL_METRICS))
     if metric not in known:
         what = f"a {task.value} model" if task is not None else "an online experiment"
-        raise RequirementError(f"unknown metric {metric!r} in rule {text!r} for {what}; "
-                               f"known: {', '.join(known)}")
+        raise RequirementError(
+            f"unknown metric {metric!r} in rule {text!r} for {what}; known: {', '.join(known)}"
+        )
     if op == "==":
         raise RequirementError(f"rule {text!r}: use >=, <=, > or <; no sample can show a metric equal")
     scale, offset = _threshold(found.group("rhs").strip(), text)
@@ -147,5 +150,7 @@ def check_rules_apply(rules: Iterable[Rule], task: Task) -> None:
     allowed = metric_names(task)
     for rule in rules:
         if rule.metric not in allowed:
-            raise InvalidArgument(f"rule {str(rule)!r}: {rule.metric} is not measured for a {task.value} "
-                                  f"model (its metrics: {', '.join(allowed)})")
+            raise InvalidArgument(
+                f"rule {str(rule)!r}: {rule.metric} is not measured for a {task.value} "
+                f"model (its metrics: {', '.join(allowed)})"
+            )

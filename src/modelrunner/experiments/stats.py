@@ -39,10 +39,12 @@ class ExperimentStats:
 
 def contract_lookup(registry: Any) -> Any:
     """``(model, version) -> Contract`` from the registry, cached (versions are immutable)."""
+
     @lru_cache(maxsize=64)
     def contract_for(model: str, version: int | None) -> Contract:
         ref = f"{model}@{version}" if version is not None else model
         return registry.resolve(ref).contract  # type: ignore[no-any-return]
+
     return contract_for
 
 

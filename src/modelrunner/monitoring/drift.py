@@ -93,8 +93,16 @@ class DriftReport:
         return asdict(self)
 
 
-def evaluate(profile: Profile, current: Sketch, thresholds: Thresholds = Thresholds(), *, endpoint: str = "",
-             model: str = "", version: int = 0, window: tuple[float, float] | None = None) -> DriftReport:
+def evaluate(
+    profile: Profile,
+    current: Sketch,
+    thresholds: Thresholds = Thresholds(),
+    *,
+    endpoint: str = "",
+    model: str = "",
+    version: int = 0,
+    window: tuple[float, float] | None = None,
+) -> DriftReport:
     """Score every feature of ``current`` against ``profile``; the report says which drift and why."""
     report = DriftReport(endpoint, model, version, current.rows, window, "ok")
     _confidence(report, profile, current)
@@ -140,8 +148,20 @@ def _feature(spec: FeatureSpec, ref: np.ndarray, cur: np.ndarray, rows: int, t: 
         status = "quality"
     else:
         status = "ok"
-    return FeatureDrift(spec.name, spec.side, spec.kind, test, score, threshold, statistic, p_value, rows,
-                        nan_rate, outside, status)
+    return FeatureDrift(
+        spec.name,
+        spec.side,
+        spec.kind,
+        test,
+        score,
+        threshold,
+        statistic,
+        p_value,
+        rows,
+        nan_rate,
+        outside,
+        status,
+    )
 
 
 @lru_cache(maxsize=4096)

@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 class Monitor:
     """Recorders of the versions this worker serves, flushed and checked in the background."""
 
-    def __init__(self, registry: Any, worker_id: str, settings: Settings | None = None,
-                 endpoints: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        worker_id: str,
+        settings: Settings | None = None,
+        endpoints: Mapping[str, Any] | None = None,
+    ) -> None:
         self.registry = registry
         self.worker_id = worker_id
         self.settings = settings or Settings()
@@ -83,8 +88,16 @@ class Monitor:
             if not sketch.rows:
                 self._forget_if_gone(endpoint, version, rec)
                 continue
-            row = SketchRow(endpoint, rec.model, version, self.worker_id, window_start, len(sketch.counts),
-                            sketch.rows, sketch.to_json())
+            row = SketchRow(
+                endpoint,
+                rec.model,
+                version,
+                self.worker_id,
+                window_start,
+                len(sketch.counts),
+                sketch.rows,
+                sketch.to_json(),
+            )
             try:
                 self.registry.add_sketch(row, merge_json)
             except Exception:  # noqa: BLE001 - the database hiccups: keep the counts, try at the next flush
@@ -114,11 +127,13 @@ class Monitor:
                 continue
             try:
                 target = self._served_for(name, dep)
-                report = drift_status(self.registry, name, window_s=self.settings.drift_window_s, now=now,
-                                      target=target)
+                report = drift_status(
+                    self.registry, name, window_s=self.settings.drift_window_s, now=now, target=target
+                )
                 publish(report)
-                update_alerts(self.registry, report, self.settings.drift_webhook_url,
-                              target.thresholds.accuracy_drop)
+                update_alerts(
+                    self.registry, report, self.settings.drift_webhook_url, target.thresholds.accuracy_drop
+                )
             except Exception:  # noqa: BLE001 - a check must never take the worker down
                 log.warning("drift check of %s failed", name, exc_info=True)
                 continue
@@ -194,8 +209,9 @@ def alert_conditions(report: DriftReport, accuracy_drop: float = 0.05) -> dict[s
     return {"drift": report.status == "drift", "quality": bool(report.quality), "accuracy": accuracy}
 
 
-def update_alerts(registry: Any, report: DriftReport, webhook_url: str | None = None,
-                  accuracy_drop: float = 0.05) -> list[dict[str, Any]]:
+def update_alerts(
+    registry: Any, report: DriftReport, webhook_url: str | None = None, accuracy_drop: float = 0.05
+) -> list[dict[str, Any]]:
     """Move the endpoint's alerts to what ``report`` says; returns the events of the transitions this call
     made (each audited, posted to ``webhook_url`` when set, and reflected in the alert gauge)."""
     events = []
@@ -205,8 +221,15 @@ def update_alerts(registry: Any, report: DriftReport, webhook_url: str | None = 
         state = "firing" if fire else "resolved"
         detail = _detail(report, kind)
         if registry.set_alert(report.endpoint, kind, state, version=report.version, detail=detail):
-            event = {"endpoint": report.endpoint, "model": report.model, "version": report.version,
-                     "kind": kind, "state": state, "at": time.time(), **detail}
+            event = {
+                "endpoint": report.endpoint,
+                "model": report.model,
+                "version": report.version,
+                "kind": kind,
+                "state": state,
+                "at": time.time(),
+                **detail,
+            }
             events.append(event)
             log.warning("monitoring alert %s %s on %s@%d", kind, state, report.model, report.version)
             if webhook_url:
@@ -219,12 +242,27 @@ def update_alerts(registry: Any, report: DriftReport, webhook_url: str | None = 
 
 def _detail(report: DriftReport, kind: str) -> dict[str, Any]:
     if kind == "drift":
-        top = sorted((f for f in report.features if f.status == "drift"),
-                     key=lambda f: -f.score / f.threshold)
-        return {"rows": report.rows, "drifted": report.drifted, "needed": report.needed,
-                "features": [{"feature": f.feature, "test": f.test, "score": round(f.score, 4),
-                              "threshold": round(f.threshold, 4)} for f in top[:10]]}
+        top = sorted(
+            (f for f in report.features if f.status == "drift"), key=lambda f: -f.score / f.threshold
+        )
+        return {
+            "rows": report.rows,
+            "drifted": report.drifted,
+            "needed": report.needed,
+            "features": [
+                {
+                    "feature": f.feature,
+                    "test": f.test,
+                    "score": round(f.score, 4),
+                    "threshold": round(f.threshold, 4),
+                }
+                for f in top[:10]
+            ],
+        }
     if kind == "quality":
         return {"rows": report.rows, "features": report.quality[:10]}
-    return {"rows": report.rows, "estimated_accuracy": report.estimated_accuracy,
-            "reference_accuracy": report.reference_accuracy}
+    return {
+        "rows": report.rows,
+        "estimated_accuracy": report.estimated_accuracy,
+        "reference_accuracy": report.reference_accuracy,
+    }

@@ -36,8 +36,9 @@ def predicted_labels(outputs: Any) -> list[Any] | None:
     else the only output holding one scalar per row."""
     if not isinstance(outputs, dict):
         return None
-    scalar = {k: v for k, v in outputs.items()
-              if isinstance(v, list) and v and not isinstance(v[0], list | dict)}
+    scalar = {
+        k: v for k, v in outputs.items() if isinstance(v, list) and v and not isinstance(v[0], list | dict)
+    }
     for name in LABEL_NAMES:
         if name in scalar:
             return list(scalar[name])

@@ -13,8 +13,15 @@ from modelrunner.monitoring.status import history
 POINTS = 60
 
 
-def plot_drift(registry: Any, endpoint: str, path: str | Path, *, window_s: float,
-               span_s: float | None = None, now: float | None = None) -> Path:
+def plot_drift(
+    registry: Any,
+    endpoint: str,
+    path: str | Path,
+    *,
+    window_s: float,
+    span_s: float | None = None,
+    now: float | None = None,
+) -> Path:
     """Drift index (the largest score / threshold of any feature: above 1 is drift) and the share of
     drifting features over the last ``span_s`` (default 24 windows), each point scored over ``window_s``;
     version swaps (dotted) and alerts firing (red) / resolved (green) marked; estimated accuracy on the
@@ -29,8 +36,11 @@ def plot_drift(registry: Any, endpoint: str, path: str | Path, *, window_s: floa
     end = time.time() if now is None else now
     span = span_s or window_s * 24
     step = max(span / POINTS, 1.0)
-    reports = [r for r in history(registry, endpoint, since=end - span, step_s=step, window_s=window_s,
-                                  now=end) if r.features]
+    reports = [
+        r
+        for r in history(registry, endpoint, since=end - span, step_s=step, window_s=window_s, now=end)
+        if r.features
+    ]
     if not reports:
         raise FailedPrecondition(f"endpoint {endpoint!r} has no scored traffic in the last {span:.0f}s")
     times = [r.window[1] - end for r in reports if r.window]
@@ -42,13 +52,21 @@ def plot_drift(registry: Any, endpoint: str, path: str | Path, *, window_s: floa
     ax.set_ylabel("drift index (log; above 1: drift)")
     _marks(ax, reports, registry, endpoint, end, end - span)
     right = ax.twinx()
-    right.plot(times, [r.drifted / len(r.features) for r in reports], color="tab:orange",
-               label="share of features drifting")
-    accuracy = [(t, r.estimated_accuracy) for t, r in zip(times, reports, strict=True)
-                if r.estimated_accuracy is not None]
+    right.plot(
+        times,
+        [r.drifted / len(r.features) for r in reports],
+        color="tab:orange",
+        label="share of features drifting",
+    )
+    accuracy = [
+        (t, r.estimated_accuracy)
+        for t, r in zip(times, reports, strict=True)
+        if r.estimated_accuracy is not None
+    ]
     if accuracy:
-        right.plot([a[0] for a in accuracy], [a[1] for a in accuracy], color="tab:green",
-                   label="estimated accuracy")
+        right.plot(
+            [a[0] for a in accuracy], [a[1] for a in accuracy], color="tab:green", label="estimated accuracy"
+        )
     right.set_ylim(0, 1.05)
     right.set_ylabel("share / accuracy")
     right.legend(loc="upper right")

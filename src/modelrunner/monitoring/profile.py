@@ -46,7 +46,7 @@ MAX_ELEMENTS = 1024
 MAX_CATEGORIES = 50
 MAX_ROWS = 50_000
 """Training sets larger than this are profiled on an evenly spaced sample of rows."""
-GENERIC_EDGES = tuple(sorted({0.0, *(s * 10.0 ** k for s in (-1, 1) for k in range(-3, 7))}))
+GENERIC_EDGES = tuple(sorted({0.0, *(s * 10.0**k for s in (-1, 1) for k in range(-3, 7))}))
 """Bins of a numeric feature whose range is unknown (no training data): 0 and +-10^-3 .. +-10^6."""
 
 
@@ -70,8 +70,13 @@ class Profile:
         features = []
         for spec, counts in zip(self.specs, self.feature_counts(), strict=True):
             features.append({**spec.to_json(), "counts": counts.tolist()})
-        return {"format": FORMAT, "source": self.source, "rows": self.reference.rows,
-                "confidence": self.confidence, "features": features}
+        return {
+            "format": FORMAT,
+            "source": self.source,
+            "rows": self.reference.rows,
+            "confidence": self.confidence,
+            "features": features,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
@@ -95,13 +100,18 @@ class Profile:
 def split_counts(specs: Sequence[FeatureSpec], counts: np.ndarray) -> list[np.ndarray]:
     out, start = [], 0
     for spec in specs:
-        out.append(counts[start:start + spec.slots])
+        out.append(counts[start : start + spec.slots])
         start += spec.slots
     return out
 
 
-def build_profile(contract: Contract, inputs: Mapping[str, Any], outputs: Mapping[str, Any] | None = None,
-                  labels: Any = None, bins: int = BINS) -> Profile:
+def build_profile(
+    contract: Contract,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Any] | None = None,
+    labels: Any = None,
+    bins: int = BINS,
+) -> Profile:
     """The profile of a training set: ``inputs`` (columns of the contract's inputs), the model's
     ``outputs`` on them, and the true ``labels`` when known (for the confidence calibration)."""
     conf_output = confidence_output(contract.outputs, outputs)
@@ -114,13 +124,17 @@ def build_profile(contract: Contract, inputs: Mapping[str, Any], outputs: Mappin
     confidence = None
     if conf_output is not None and outputs is not None:
         total, rows = binner.confidence(outputs)
-        confidence = {"output": conf_output, "mean": total / rows if rows else None,
-                      "accuracy": _accuracy(outputs[conf_output], labels, contract.outputs, outputs)}
+        confidence = {
+            "output": conf_output,
+            "mean": total / rows if rows else None,
+            "accuracy": _accuracy(outputs[conf_output], labels, contract.outputs, outputs),
+        }
     return Profile(specs, reference, "training_data", confidence)
 
 
-def _specs(side: str, fields: Sequence[Field], columns: Mapping[str, Any] | None,
-           bins: int) -> list[FeatureSpec]:
+def _specs(
+    side: str, fields: Sequence[Field], columns: Mapping[str, Any] | None, bins: int
+) -> list[FeatureSpec]:
     out: list[FeatureSpec] = []
     if columns is None:
         return out
@@ -132,11 +146,13 @@ def _specs(side: str, fields: Sequence[Field], columns: Mapping[str, Any] | None
         for i in range(flat.shape[1]):
             name, index = (f"{f.name}[{i}]", i) if f.shape else (f.name, None)
             if _categorical(f, side):
-                out.append(FeatureSpec(name, f.name, index, CATEGORICAL, side,
-                                       categories=_categories(flat[:, i])))
+                out.append(
+                    FeatureSpec(name, f.name, index, CATEGORICAL, side, categories=_categories(flat[:, i]))
+                )
             else:
-                out.append(FeatureSpec(name, f.name, index, NUMERIC, side,
-                                       edges=quantile_edges(flat[:, i], bins)))
+                out.append(
+                    FeatureSpec(name, f.name, index, NUMERIC, side, edges=quantile_edges(flat[:, i], bins))
+                )
     return out
 
 
@@ -219,8 +235,9 @@ def generic_specs(contract: Contract) -> list[FeatureSpec]:
                 name, index = (f"{f.name}[{i}]", i) if f.shape else (f.name, None)
                 if _categorical(f, side):
                     cats = tuple(f"#{b}" for b in range(HASH_BUCKETS))
-                    specs.append(FeatureSpec(name, f.name, index, CATEGORICAL, side, categories=cats,
-                                             hashed=True))
+                    specs.append(
+                        FeatureSpec(name, f.name, index, CATEGORICAL, side, categories=cats, hashed=True)
+                    )
                 else:
                     specs.append(FeatureSpec(name, f.name, index, NUMERIC, side, edges=GENERIC_EDGES))
     return specs

@@ -48,8 +48,13 @@ class FeatureSpec:
         return len(self.edges) + 2 if self.kind == NUMERIC else len(self.categories) + 2
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "field": self.field, "index": self.index,
-                               "kind": self.kind, "side": self.side}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "field": self.field,
+            "index": self.index,
+            "kind": self.kind,
+            "side": self.side,
+        }
         if self.kind == NUMERIC:
             out["edges"] = list(self.edges)
         else:
@@ -60,12 +65,16 @@ class FeatureSpec:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
-        return cls(name=str(data["name"]), field=str(data["field"]),
-                   index=None if data.get("index") is None else int(data["index"]),
-                   kind=str(data["kind"]), side=str(data["side"]),
-                   edges=tuple(float(e) for e in data.get("edges", ())),
-                   categories=tuple(str(c) for c in data.get("categories", ())),
-                   hashed=bool(data.get("hashed", False)))
+        return cls(
+            name=str(data["name"]),
+            field=str(data["field"]),
+            index=None if data.get("index") is None else int(data["index"]),
+            kind=str(data["kind"]),
+            side=str(data["side"]),
+            edges=tuple(float(e) for e in data.get("edges", ())),
+            categories=tuple(str(c) for c in data.get("categories", ())),
+            hashed=bool(data.get("hashed", False)),
+        )
 
 
 def flat_rows(col: Any, n: int) -> np.ndarray:
@@ -128,14 +137,24 @@ class Binner:
             total += spec.slots
         self.size = total
         self.confidence_output = confidence_output
-        self._numeric = {side: _NumericGroup([(s, o) for s, o in zip(self.specs, self.offsets, strict=True)
-                                              if s.kind == NUMERIC and s.side == side])
-                         for side in ("input", "output")}
+        self._numeric = {
+            side: _NumericGroup(
+                [
+                    (s, o)
+                    for s, o in zip(self.specs, self.offsets, strict=True)
+                    if s.kind == NUMERIC and s.side == side
+                ]
+            )
+            for side in ("input", "output")
+        }
         self.fields = {side: {s.field for s in self.specs if s.side == side} for side in ("input", "output")}
         if confidence_output is not None:
             self.fields["output"].add(confidence_output)
-        self._categorical = [(s, o, {c: i for i, c in enumerate(s.categories)})
-                             for s, o in zip(self.specs, self.offsets, strict=True) if s.kind == CATEGORICAL]
+        self._categorical = [
+            (s, o, {c: i for i, c in enumerate(s.categories)})
+            for s, o in zip(self.specs, self.offsets, strict=True)
+            if s.kind == CATEGORICAL
+        ]
 
     def count(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any] | None = None) -> np.ndarray:
         """Slot counts of one batch (``outputs`` may be None: output features then count nothing)."""
@@ -215,17 +234,29 @@ class Sketch:
     def merge(self, other: Sketch) -> Sketch:
         if len(other.counts) != len(self.counts):
             raise ValueError(f"cannot merge sketches of {len(self.counts)} and {len(other.counts)} slots")
-        return Sketch(self.counts + other.counts, self.rows + other.rows, self.conf_sum + other.conf_sum,
-                      self.conf_rows + other.conf_rows)
+        return Sketch(
+            self.counts + other.counts,
+            self.rows + other.rows,
+            self.conf_sum + other.conf_sum,
+            self.conf_rows + other.conf_rows,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": self.counts.tolist(), "rows": self.rows, "conf_sum": self.conf_sum,
-                "conf_rows": self.conf_rows}
+        return {
+            "counts": self.counts.tolist(),
+            "rows": self.rows,
+            "conf_sum": self.conf_sum,
+            "conf_rows": self.conf_rows,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Sketch:
-        return cls(np.asarray(data["counts"], dtype=np.int64), int(data.get("rows", 0)),
-                   float(data.get("conf_sum", 0.0)), int(data.get("conf_rows", 0)))
+        return cls(
+            np.asarray(data["counts"], dtype=np.int64),
+            int(data.get("rows", 0)),
+            float(data.get("conf_sum", 0.0)),
+            int(data.get("conf_rows", 0)),
+        )
 
 
 @dataclass
@@ -297,8 +328,12 @@ def _merged(pending: list[Batch], fields: Mapping[str, set[str]]) -> list[Batch]
         ins = [k for k in in_keys if k in fields["input"]]
         outs = [k for k in out_keys if k in fields["output"]]
         try:
-            out.append(({k: _concat([b[0][k] for b in batches]) for k in ins},
-                        {k: _concat([b[1][k] for b in batches]) for k in outs}))
+            out.append(
+                (
+                    {k: _concat([b[0][k] for b in batches]) for k in ins},
+                    {k: _concat([b[1][k] for b in batches]) for k in outs},
+                )
+            )
         except ValueError:  # rows of different shapes cannot be stacked: count batch by batch
             out.extend(batches)
     return out

@@ -67,28 +67,49 @@ def served(registry: Any, endpoint: str) -> Served:
     return _served_version(registry, endpoint, mv.name, mv.version, mv)
 
 
-def drift_status(registry: Any, endpoint: str, *, window_s: float = 3600, now: float | None = None,
-                 target: Served | None = None) -> DriftReport:
+def drift_status(
+    registry: Any,
+    endpoint: str,
+    *,
+    window_s: float = 3600,
+    now: float | None = None,
+    target: Served | None = None,
+) -> DriftReport:
     """The drift report of the version ``endpoint`` serves, over the last ``window_s`` seconds of traffic
     (all workers and runners merged)."""
     s = target or served(registry, endpoint)
     end = time.time() if now is None else now
     rows = registry.sketches(endpoint, since=int(end - window_s), version=s.mv.version)
     report = _report(s, merged(rows, s.profile.reference.counts.size), (end - window_s, end))
-    report.online_accuracy, report.labelled_rows = online_accuracy(registry, endpoint, s.mv.version,
-                                                                   end - window_s)
+    report.online_accuracy, report.labelled_rows = online_accuracy(
+        registry, endpoint, s.mv.version, end - window_s
+    )
     return report
 
 
 def _report(s: Served, sketch: Sketch, window: tuple[float, float]) -> DriftReport:
     if s.profile.source == "none":
         return DriftReport(s.endpoint, s.mv.name, s.mv.version, sketch.rows, window, "no reference")
-    return evaluate(s.profile, sketch, s.thresholds, endpoint=s.endpoint, model=s.mv.name,
-                    version=s.mv.version, window=window)
+    return evaluate(
+        s.profile,
+        sketch,
+        s.thresholds,
+        endpoint=s.endpoint,
+        model=s.mv.name,
+        version=s.mv.version,
+        window=window,
+    )
 
 
-def history(registry: Any, endpoint: str, *, since: float, step_s: float, window_s: float | None = None,
-            now: float | None = None) -> list[DriftReport]:
+def history(
+    registry: Any,
+    endpoint: str,
+    *,
+    since: float,
+    step_s: float,
+    window_s: float | None = None,
+    now: float | None = None,
+) -> list[DriftReport]:
     """Drift reports every ``step_s`` seconds from ``since``, each over the ``window_s`` (default ``step_s``)
     before it, for whichever version served then (for plots: swaps show as version changes)."""
     end = time.time() if now is None else now

@@ -20,8 +20,14 @@ BACKOFF_S = 0.5
 TIMEOUT_S = 5.0
 
 
-def post(url: str, payload: dict[str, Any], *, attempts: int = ATTEMPTS, backoff_s: float = BACKOFF_S,
-         timeout_s: float = TIMEOUT_S) -> bool:
+def post(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    attempts: int = ATTEMPTS,
+    backoff_s: float = BACKOFF_S,
+    timeout_s: float = TIMEOUT_S,
+) -> bool:
     """POST ``payload`` as JSON; a 2xx answer ends it, anything else (5xx, 429, a connection error) is tried
     again after ``backoff_s``, doubling, up to ``attempts`` times. True when delivered."""
     delay = backoff_s
@@ -45,7 +51,8 @@ def post(url: str, payload: dict[str, Any], *, attempts: int = ATTEMPTS, backoff
 
 
 def post_in_background(url: str, payload: dict[str, Any], **kwargs: Any) -> threading.Thread:
-    thread = threading.Thread(target=post, args=(url, payload), kwargs=kwargs, name="drift-webhook",
-                              daemon=True)
+    thread = threading.Thread(
+        target=post, args=(url, payload), kwargs=kwargs, name="drift-webhook", daemon=True
+    )
     thread.start()
     return thread

@@ -55,8 +55,9 @@ class MlflowModel:
             if name in self.flavors:
                 return name
         found = ", ".join(sorted(self.flavors)) or "none"
-        raise FlavorError(f"{self.path}: unsupported MLflow flavor(s) {found}; "
-                          f"supported: {', '.join(SUPPORTED)}")
+        raise FlavorError(
+            f"{self.path}: unsupported MLflow flavor(s) {found}; supported: {', '.join(SUPPORTED)}"
+        )
 
     def options(self, flavor: str) -> dict[str, Any]:
         opts = self.flavors.get(flavor)
@@ -154,8 +155,11 @@ def _pyfunc(model: MlflowModel, originals: dict[str, str], tensor: bool) -> tupl
         ) from exc
     from modelrunner.onboarding.pyfunc_model import MlflowPyfunc
 
-    files = {p.relative_to(model.path).as_posix(): p.read_bytes()
-             for p in sorted(model.path.rglob("*")) if p.is_file()}
+    files = {
+        p.relative_to(model.path).as_posix(): p.read_bytes()
+        for p in sorted(model.path.rglob("*"))
+        if p.is_file()
+    }
     return "python", MlflowPyfunc(files, originals, tensor)
 
 
@@ -203,8 +207,9 @@ def _package(requirement: str) -> str:
 def _lineage(model: MlflowModel, flavor: str, base: Lineage) -> Lineage:
     keys = ("run_id", "model_uuid", "model_id", "mlflow_version", "utc_time_created", "artifact_path")
     extra = {"source": "mlflow", "mlflow_flavor": flavor, "mlflow_path": str(model.path.resolve())}
-    extra.update({f"mlflow_{k.removeprefix('mlflow_')}": str(model.spec[k])
-                  for k in keys if model.spec.get(k)})
+    extra.update(
+        {f"mlflow_{k.removeprefix('mlflow_')}": str(model.spec[k]) for k in keys if model.spec.get(k)}
+    )
     return base.model_copy(update={"extra": {**base.extra, **extra}})
 
 
@@ -240,12 +245,21 @@ def import_mlflow(directory: str | Path, dest: str | Path, *, name: str) -> Bund
         fields = sig.guess_fields(example)
         tensor = list(example) == ["input"]
     if fields is None:
-        raise BundleError(f"{model.path}: the model has neither a signature nor an input example; "
-                          "save it with signature= or input_example= to import it")
+        raise BundleError(
+            f"{model.path}: the model has neither a signature nor an input example; "
+            "save it with signature= or input_example= to import it"
+        )
     ours, obj = _pyfunc(model, originals, tensor) if flavor == "python_function" else _LOADERS[flavor](model)
-    bundle = save_model(obj, dest, flavor=ours, name=name, contract=Contract.build(fields), sample=example,
-                        description=f"imported from the MLflow model {model.path.name} ({flavor} flavor)",
-                        tags=_tags(model, flavor))
+    bundle = save_model(
+        obj,
+        dest,
+        flavor=ours,
+        name=name,
+        contract=Contract.build(fields),
+        sample=example,
+        description=f"imported from the MLflow model {model.path.name} ({flavor} flavor)",
+        tags=_tags(model, flavor),
+    )
     return _finish(bundle, model, flavor)
 
 
@@ -255,8 +269,9 @@ def _finish(bundle: Bundle, model: MlflowModel, flavor: str) -> Bundle:
     have = {_package(r) for r in manifest.requirements}
     skip = have | ({"mlflow", "mlflow-skinny"} if flavor != "python_function" else set())
     merged = [*manifest.requirements, *(r for r in _requirements(model) if _package(r) not in skip)]
-    manifest = manifest.model_copy(update={"requirements": merged,
-                                           "lineage": _lineage(model, flavor, manifest.lineage)})
+    manifest = manifest.model_copy(
+        update={"requirements": merged, "lineage": _lineage(model, flavor, manifest.lineage)}
+    )
     keep = bundle.path / "mlflow"
     keep.mkdir(exist_ok=True)
     for file in ENV_FILES:

@@ -68,5 +68,11 @@ def import_onnx(file: str | Path, dest: str | Path, *, name: str) -> Bundle:
     """Write a bundle at ``dest`` from the ONNX file (see the module docstring)."""
     path = Path(file)
     contract = graph_contract(read_graph(path))
-    return save_model(path, dest, flavor=FLAVOR.name, name=name, contract=contract,
-                      description=f"imported from the ONNX file {path.name}")
+    return save_model(
+        path,
+        dest,
+        flavor=FLAVOR.name,
+        name=name,
+        contract=contract,
+        description=f"imported from the ONNX file {path.name}",
+    )

@@ -77,8 +77,9 @@ class Outcome:
 
 def _sklearn_model(bundle: Bundle, ref: str) -> Any:
     if bundle.manifest.flavor != "sklearn":
-        raise InvalidArgument(f"optimize --to onnx converts sklearn models; {ref} has flavor "
-                              f"{bundle.manifest.flavor}")
+        raise InvalidArgument(
+            f"optimize --to onnx converts sklearn models; {ref} has flavor {bundle.manifest.flavor}"
+        )
     joblib = require("joblib", "sklearn")
     return joblib.load(bundle.path / str(bundle.manifest.flavor_options.get("file", "model.joblib")))
 
@@ -86,8 +87,10 @@ def _sklearn_model(bundle: Bundle, ref: str) -> Any:
 def _input_width(contract: Contract, ref: str) -> tuple[int, DType]:
     fields = contract.inputs
     if len(fields) != 1 or fields[0].dtype.kind != "f" or len(fields[0].shape) > 1 or -1 in fields[0].shape:
-        raise InvalidArgument(f"optimize --to onnx needs one numeric vector input; {ref} takes "
-                              f"{', '.join(f'{f.name}: {f.describe()}' for f in fields)}")
+        raise InvalidArgument(
+            f"optimize --to onnx needs one numeric vector input; {ref} takes "
+            f"{', '.join(f'{f.name}: {f.describe()}' for f in fields)}"
+        )
     shape = fields[0].shape
     return (shape[0] if shape else 1), fields[0].dtype
 
@@ -102,12 +105,17 @@ def to_onnx(model: Any, contract: Contract, ref: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            onx = skl2onnx.convert_sklearn(model, initial_types=[("input", FloatTensorType([None, width]))],
-                                           options=options, target_opset=None)
+            onx = skl2onnx.convert_sklearn(
+                model,
+                initial_types=[("input", FloatTensorType([None, width]))],
+                options=options,
+                target_opset=None,
+            )
     except Exception as exc:  # skl2onnx raises RuntimeError/NotImplementedError for unsupported models
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InvalidArgument(f"skl2onnx cannot convert {ref} ({type(model).__name__}): {first[:200]}") \
-            from exc
+        raise InvalidArgument(
+            f"skl2onnx cannot convert {ref} ({type(model).__name__}): {first[:200]}"
+        ) from exc
     _rename_outputs(onx, [f.name for f in contract.outputs], ref)
     return onx
 
@@ -126,8 +134,9 @@ def _rename_outputs(onx: Any, names: list[str], ref: str) -> None:
         out.name = mapping[out.name]
 
 
-def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
-                     tolerance: float = TOLERANCE) -> str | None:
+def first_difference(
+    a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], tolerance: float = TOLERANCE
+) -> str | None:
     """``row 3: proba differs by 0.02 ...`` for the first row where the outputs differ; None when equal."""
     for name, left in a.items():
         x, y = np.asarray(left), np.asarray(b[name])
@@ -168,8 +177,9 @@ def _check_inputs(bundle: Bundle, data: str | Path | None) -> tuple[Columns, np.
         return example, None
     dataset = load_dataset(data)
     rows = dataset.inputs_for(bundle.contract)
-    return {k: np.concatenate([example[k], rows[k].astype(example[k].dtype)]) for k in example}, \
-        np.asarray(dataset.target)
+    return {k: np.concatenate([example[k], rows[k].astype(example[k].dtype)]) for k in example}, np.asarray(
+        dataset.target
+    )
 
 
 def _accuracy(labels: np.ndarray, truth: np.ndarray) -> float:
@@ -191,8 +201,9 @@ def _label_field(contract: Contract) -> str | None:
     return "label" if "label" in names else None
 
 
-def _quality(original: Columns, new: Columns, truth: np.ndarray | None, contract: Contract,
-             example_rows: int) -> dict[str, float]:
+def _quality(
+    original: Columns, new: Columns, truth: np.ndarray | None, contract: Contract, example_rows: int
+) -> dict[str, float]:
     label = _label_field(contract)
     if label is None:
         return {}
@@ -205,31 +216,54 @@ def _quality(original: Columns, new: Columns, truth: np.ndarray | None, contract
 
 
 def _gate(metrics: Mapping[str, float], requirements: list[Requirement]) -> list[str]:
-    return [f"{r} (got {metrics.get(r.metric, float('nan')):.4g})" for r in requirements
-            if not r.check(metrics.get(r.metric))]
+    return [
+        f"{r} (got {metrics.get(r.metric, float('nan')):.4g})"
+        for r in requirements
+        if not r.check(metrics.get(r.metric))
+    ]
 
 
 SERVED_LOAD = LoadSpec(requests=400, concurrency=4, warmup=20, max_seconds=20.0)
 
 
-def served_speed(before: Bundle, after: Bundle, columns: Columns,
-                 spec: LoadSpec = SERVED_LOAD) -> dict[str, dict[str, float]]:
+def served_speed(
+    before: Bundle, after: Bundle, columns: Columns, spec: LoadSpec = SERVED_LOAD
+) -> dict[str, dict[str, float]]:
     """p50/p99/qps of one-row HTTP requests to each bundle, served by ``modelrunner serve`` (one worker)
     in a throw-away home on 127.0.0.1 (``evaluation.served``), one after the other."""
     from modelrunner.evaluation.candidates import Candidate
     from modelrunner.evaluation.served import serve_candidates
 
-    cands = [Candidate(label=str(b.path), name=b.name, version=None, contract=b.contract, bundle_dir=b.path,
-                       flavor_options=dict(b.manifest.flavor_options)) for b in (before, after)]
+    cands = [
+        Candidate(
+            label=str(b.path),
+            name=b.name,
+            version=None,
+            contract=b.contract,
+            bundle_dir=b.path,
+            flavor_options=dict(b.manifest.flavor_options),
+        )
+        for b in (before, after)
+    ]
     bodies = request_bodies(columns, 200)
     with serve_candidates(cands) as urls:
-        return {key: served_metrics(http_load(urls[c.ref], bodies, spec))
-                for key, c in zip(("before", "after"), cands, strict=True)}
+        return {
+            key: served_metrics(http_load(urls[c.ref], bodies, spec))
+            for key, c in zip(("before", "after"), cands, strict=True)
+        }
 
 
-def optimize(registry: Registry, ref: str, *, quantize: str | None = None, data: str | Path | None = None,
-             requirements: list[str] | None = None, alias: str | None = None,
-             tolerance: float = TOLERANCE, served: bool = False) -> Outcome:
+def optimize(
+    registry: Registry,
+    ref: str,
+    *,
+    quantize: str | None = None,
+    data: str | Path | None = None,
+    requirements: list[str] | None = None,
+    alias: str | None = None,
+    tolerance: float = TOLERANCE,
+    served: bool = False,
+) -> Outcome:
     """Convert ``ref`` to ONNX, check it, measure it, push it (see the module docstring)."""
     if quantize not in (None, "dynamic"):
         raise InvalidArgument(f"--quantize {quantize!r}: only 'dynamic' is supported")
@@ -247,18 +281,21 @@ def optimize(registry: Registry, ref: str, *, quantize: str | None = None, data:
         got, _ = predict_all(converted.load(), columns)
         problem = first_difference(expected, got, tolerance)
         if problem is not None:
-            raise FailedPrecondition(f"the ONNX conversion of {source.ref} is not equivalent "
-                                     f"(tolerance {tolerance:g}): {problem}")
+            raise FailedPrecondition(
+                f"the ONNX conversion of {source.ref} is not equivalent (tolerance {tolerance:g}): {problem}"
+            )
         final = converted
         if quantize is not None:
-            final = _save(_quantize(path, Path(tmp) / "model.int8.onnx"), Path(tmp) / "q", bundle, source,
-                          quantize)
+            final = _save(
+                _quantize(path, Path(tmp) / "model.int8.onnx"), Path(tmp) / "q", bundle, source, quantize
+            )
             got, _ = predict_all(final.load(), columns)
         new = final.load()
         outcome = Outcome(source, None, _speed(original, columns), _speed(new, columns), _rows(columns))
         outcome.metrics = _quality(expected, got, truth, bundle.contract, _rows(bundle.example_input()))
-        outcome.metrics.update({"inproc_p50_ms": outcome.after.p50_ms,
-                                "inproc_rows_per_s": outcome.after.rows_per_s})
+        outcome.metrics.update(
+            {"inproc_p50_ms": outcome.after.p50_ms, "inproc_rows_per_s": outcome.after.rows_per_s}
+        )
         if served:
             outcome.served = served_speed(bundle, final, columns)
             outcome.metrics.update(outcome.served["after"])
@@ -273,6 +310,15 @@ def _save(onnx_path: Path, dest: Path, bundle: Bundle, source: ModelVersion, qua
     if quantize:
         tags["quantized"] = quantize
     kind = f"ONNX ({quantize} int8 quantized)" if quantize else "ONNX"
-    return save_model(onnx_path, dest, flavor="onnx", name=source.name, contract=bundle.contract,
-                      sample=bundle.example_input(), license=bundle.manifest.license,
-                      description=f"{kind} conversion of {source.ref}", parent=source.ref, tags=tags)
+    return save_model(
+        onnx_path,
+        dest,
+        flavor="onnx",
+        name=source.name,
+        contract=bundle.contract,
+        sample=bundle.example_input(),
+        license=bundle.manifest.license,
+        description=f"{kind} conversion of {source.ref}",
+        parent=source.ref,
+        tags=tags,
+    )

@@ -39,8 +39,9 @@ class MlflowPyfunc:
             try:
                 import mlflow.pyfunc
             except ImportError as exc:
-                raise RuntimeError("this MLflow python_function model needs mlflow: "
-                                   "pip install mlflow-skinny") from exc
+                raise RuntimeError(
+                    "this MLflow python_function model needs mlflow: pip install mlflow-skinny"
+                ) from exc
             folder = Path(tempfile.mkdtemp(prefix="mr-mlflow-"))
             weakref.finalize(self, shutil.rmtree, folder, True)
             for rel, data in self.files.items():
@@ -58,8 +59,9 @@ class MlflowPyfunc:
         else:
             import pandas as pd
 
-            data = pd.DataFrame({self.originals.get(k, k): list(v) if v.ndim > 1 else v
-                                 for k, v in columns.items()})
+            data = pd.DataFrame(
+                {self.originals.get(k, k): list(v) if v.ndim > 1 else v for k, v in columns.items()}
+            )
         return _columns(model.predict(data))
 
 

@@ -66,8 +66,9 @@ def _column_field(spec: dict[str, Any], index: int) -> Field:
         )
     name = sanitize_name(original) if original is not None else f"input_{index}"
     note = f"MLflow column {original!r}" if original is not None and name != original else ""
-    return Field(name=name, dtype=COLUMN_TYPES[kind], description=note,
-                 optional=spec.get("required", True) is False)
+    return Field(
+        name=name, dtype=COLUMN_TYPES[kind], description=note, optional=spec.get("required", True) is False
+    )
 
 
 def _tensor_field(spec: dict[str, Any], index: int, count: int) -> Field:

@@ -34,7 +34,8 @@ from modelrunner.pipelines.spec import Source
 from modelrunner.pipelines.transforms.base import ragged
 
 _TRACE: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
-    "modelrunner_pipeline_trace", default=None)
+    "modelrunner_pipeline_trace", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,15 @@ def collect_trace() -> Iterator[list[dict[str, Any]]]:
 class PipelinePredictor(Predictor):
     """A pipeline as a :class:`Predictor`: its contract is the graph's; ``predict`` runs the DAG."""
 
-    def __init__(self, graph: Graph, steps: Mapping[str, Predictor], refs: Mapping[str, str], *,
-                 ref: str = "", max_workers: int = 4) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        steps: Mapping[str, Predictor],
+        refs: Mapping[str, str],
+        *,
+        ref: str = "",
+        max_workers: int = 4,
+    ) -> None:
         self.graph = graph
         self.contract = graph.contract
         self.steps = dict(steps)
@@ -88,14 +96,16 @@ class PipelinePredictor(Predictor):
                 if self._closed:
                     raise Unavailable(f"pipeline {self.ref} was closed")
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, daemon=True,
-                                          name=f"pipeline-{self.graph.name}-loop")
+                thread = threading.Thread(
+                    target=loop.run_forever, daemon=True, name=f"pipeline-{self.graph.name}-loop"
+                )
                 thread.start()
                 self._loop, self._loop_thread = loop, thread
             return self._loop
 
-    async def run(self, columns: Mapping[str, np.ndarray], *,
-                  trace: list[dict[str, Any]] | None = None) -> Columns:
+    async def run(
+        self, columns: Mapping[str, np.ndarray], *, trace: list[dict[str, Any]] | None = None
+    ) -> Columns:
         """Run every step as soon as its inputs are ready; return the pipeline's output columns.
 
         Awaitable on any event loop; ``trace`` (default: the one :func:`collect_trace` set) collects steps.
@@ -117,8 +127,14 @@ class PipelinePredictor(Predictor):
             raise
         return {name: values[src] for name, src in self.graph.spec.output_sources().items()}
 
-    async def _run_step(self, name: str, deps: list[asyncio.Task[None]], values: dict[Source, np.ndarray],
-                        n: int, trace: list[dict[str, Any]] | None) -> None:
+    async def _run_step(
+        self,
+        name: str,
+        deps: list[asyncio.Task[None]],
+        values: dict[Source, np.ndarray],
+        n: int,
+        trace: list[dict[str, Any]] | None,
+    ) -> None:
         if deps:
             await asyncio.gather(*deps)
         step = self.graph.spec.steps[name]
@@ -129,8 +145,9 @@ class PipelinePredictor(Predictor):
         seconds = time.perf_counter() - t0
         _observe(self.graph.name, name, seconds)
         if trace is not None:
-            trace.append(asdict(StepTrace(name, self.refs.get(name, ""), round(seconds * 1000, 3), rows,
-                                          calls)))
+            trace.append(
+                asdict(StepTrace(name, self.refs.get(name, ""), round(seconds * 1000, 3), rows, calls))
+            )
         for field, value in out.items():
             values[Source(name, field)] = value
 
@@ -148,8 +165,10 @@ class PipelinePredictor(Predictor):
         counts = _element_counts(name, parts, n)
         total = int(sum(counts))
         if total == 0:
-            out = {f.name: np.zeros((0, *[max(d, 0) for d in f.shape]), dtype=f.dtype.numpy())
-                   for f in self.steps[name].contract.outputs}
+            out = {
+                f.name: np.zeros((0, *[max(d, 0) for d in f.shape]), dtype=f.dtype.numpy())
+                for f in self.steps[name].contract.outputs
+            }
             calls = 0
         else:
             out = self._predict(name, {k: np.concatenate(v) for k, v in parts.items()})
@@ -164,8 +183,9 @@ class PipelinePredictor(Predictor):
             raise self._in_step(name, exc) from None
         except Exception as exc:  # noqa: BLE001 - a model's own error: name the step, keep one line
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise ModelrunnerError(f"step {name!r} ({self.refs.get(name, name)}) failed: "
-                                   f"{type(exc).__name__}: {first}") from exc
+            raise ModelrunnerError(
+                f"step {name!r} ({self.refs.get(name, name)}) failed: {type(exc).__name__}: {first}"
+            ) from exc
 
     def _in_step(self, name: str, exc: ModelrunnerError) -> ModelrunnerError:
         """The same error, its message prefixed with the step (and the pipeline field it came from)."""
@@ -221,14 +241,17 @@ def _element_counts(name: str, parts: dict[str, list[np.ndarray]], n: int) -> li
     for field, rows in parts.items():
         for i, arr in enumerate(rows):
             if arr.ndim == 0:
-                raise ValidationError(f"step {name!r} maps over input {field!r}, but row {i} is not a list",
-                                      field=field)
+                raise ValidationError(
+                    f"step {name!r} maps over input {field!r}, but row {i} is not a list", field=field
+                )
             counts[i] = len(arr)
     for i in range(n):
         lengths = {k: len(rows[i]) for k, rows in parts.items()}
         if len(set(lengths.values())) > 1:
-            raise ValidationError(f"step {name!r} maps over lists of different lengths in row {i}: "
-                                  + ", ".join(f"{k}={v}" for k, v in lengths.items()))
+            raise ValidationError(
+                f"step {name!r} maps over lists of different lengths in row {i}: "
+                + ", ".join(f"{k}={v}" for k, v in lengths.items())
+            )
     return counts
 
 

@@ -75,15 +75,20 @@ def build_graph(spec: PipelineSpec, contracts: Mapping[str, Contract]) -> Graph:
     if problems:
         first_msg, where, field = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise PipelineError(f"pipeline {spec.name!r}: {first_msg}{more}", step=where, field=field,
-                            problems=[p[0] for p in problems])
+        raise PipelineError(
+            f"pipeline {spec.name!r}: {first_msg}{more}",
+            step=where,
+            field=field,
+            problems=[p[0] for p in problems],
+        )
     assert order is not None
     contract = Contract.build(inputs, outputs)
     return Graph(spec=spec, order=tuple(order), deps=deps, values=values, contract=contract)
 
 
-def _dependencies(spec: PipelineSpec, problems: list[tuple[str, str | None, str | None]]
-                  ) -> dict[str, frozenset[str]]:
+def _dependencies(
+    spec: PipelineSpec, problems: list[tuple[str, str | None, str | None]]
+) -> dict[str, frozenset[str]]:
     deps: dict[str, frozenset[str]] = {}
     for name, step in spec.steps.items():
         needed = set()
@@ -91,8 +96,14 @@ def _dependencies(spec: PipelineSpec, problems: list[tuple[str, str | None, str 
             if src.step is None:
                 continue
             if src.step not in spec.steps:
-                problems.append((f"step {name!r} input {field!r} reads {src}: unknown step {src.step!r} "
-                                 f"(steps: {', '.join(spec.steps)})", name, field))
+                problems.append(
+                    (
+                        f"step {name!r} input {field!r} reads {src}: unknown step {src.step!r} "
+                        f"(steps: {', '.join(spec.steps)})",
+                        name,
+                        field,
+                    )
+                )
             else:
                 needed.add(src.step)
         deps[name] = frozenset(needed)
@@ -102,8 +113,9 @@ def _dependencies(spec: PipelineSpec, problems: list[tuple[str, str | None, str 
     return deps
 
 
-def _topological(spec: PipelineSpec, deps: dict[str, frozenset[str]],
-                 problems: list[tuple[str, str | None, str | None]]) -> list[str] | None:
+def _topological(
+    spec: PipelineSpec, deps: dict[str, frozenset[str]], problems: list[tuple[str, str | None, str | None]]
+) -> list[str] | None:
     """Kahn's algorithm in file order; a cycle is reported with the steps on it."""
     remaining = {s: set(d) for s, d in deps.items()}
     order: list[str] = []
@@ -131,21 +143,32 @@ def _cycle(remaining: dict[str, set[str]]) -> list[str]:
     while True:
         node = sorted(remaining[node])[0]
         if node in seen:
-            loop = path[seen[node]:] + [node]
+            loop = path[seen[node] :] + [node]
             return list(reversed(loop))
         seen[node] = len(path)
         path.append(node)
 
 
-def _check_step(spec: PipelineSpec, name: str, contract: Contract, values: dict[Source, Field],
-                problems: list[tuple[str, str | None, str | None]]) -> None:
+def _check_step(
+    spec: PipelineSpec,
+    name: str,
+    contract: Contract,
+    values: dict[Source, Field],
+    problems: list[tuple[str, str | None, str | None]],
+) -> None:
     step = spec.steps[name]
     sources = step.sources()
     accepted = {f.name: f for f in contract.inputs}
     for field, src in sources.items():
         if field not in accepted:
-            problems.append((f"step {name!r} ({step.target}) has no input {field!r} "
-                             f"(inputs: {', '.join(accepted) or 'none'})", name, field))
+            problems.append(
+                (
+                    f"step {name!r} ({step.target}) has no input {field!r} "
+                    f"(inputs: {', '.join(accepted) or 'none'})",
+                    name,
+                    field,
+                )
+            )
             continue
         if src.step is not None and src.step not in spec.steps:
             continue  # reported as an unknown step already
@@ -154,8 +177,14 @@ def _check_step(spec: PipelineSpec, name: str, contract: Contract, values: dict[
             continue
         if step.map:
             if not value.shape:
-                problems.append((f"step {name!r} maps over input {field!r}, but {src} ({value.describe()}) "
-                                 f"is not a list", name, field))
+                problems.append(
+                    (
+                        f"step {name!r} maps over input {field!r}, but {src} ({value.describe()}) "
+                        f"is not a list",
+                        name,
+                        field,
+                    )
+                )
                 continue
             value = value.model_copy(update={"shape": value.shape[1:]})
         why = fit_problem(value, accepted[field])
@@ -163,31 +192,50 @@ def _check_step(spec: PipelineSpec, name: str, contract: Contract, values: dict[
             problems.append((f"edge {src} -> {name}.{field}: {why}", name, field))
     for want in accepted.values():
         if want.name not in sources and not want.optional:
-            problems.append((f"missing edge: step {name!r} ({step.target}) input {want.name!r} "
-                             f"({want.describe()}) is not connected", name, want.name))
+            problems.append(
+                (
+                    f"missing edge: step {name!r} ({step.target}) input {want.name!r} "
+                    f"({want.describe()}) is not connected",
+                    name,
+                    want.name,
+                )
+            )
     for out in contract.outputs:
         shape = (-1, *out.shape) if step.map else out.shape
         values[Source(name, out.name)] = out.model_copy(update={"shape": shape, "number": 0})
 
 
-def _value(values: dict[Source, Field], src: Source, where: str,
-           problems: list[tuple[str, str | None, str | None]], step: str | None, field: str | None
-           ) -> Field | None:
+def _value(
+    values: dict[Source, Field],
+    src: Source,
+    where: str,
+    problems: list[tuple[str, str | None, str | None]],
+    step: str | None,
+    field: str | None,
+) -> Field | None:
     if src in values:
         return values[src]
     if src.step is None:
         known = ", ".join(s.field for s in values if s.step is None)
-        problems.append((f"{where} reads {src}: the pipeline has no input {src.field!r} (inputs: {known})",
-                         step, field))
+        problems.append(
+            (f"{where} reads {src}: the pipeline has no input {src.field!r} (inputs: {known})", step, field)
+        )
     else:
         known = ", ".join(s.field for s in values if s.step == src.step)
-        problems.append((f"{where} reads {src}: step {src.step!r} has no output {src.field!r} "
-                         f"(outputs: {known or 'none'})", step, field))
+        problems.append(
+            (
+                f"{where} reads {src}: step {src.step!r} has no output {src.field!r} "
+                f"(outputs: {known or 'none'})",
+                step,
+                field,
+            )
+        )
     return None
 
 
-def _outputs(spec: PipelineSpec, values: dict[Source, Field],
-             problems: list[tuple[str, str | None, str | None]]) -> tuple[Field, ...]:
+def _outputs(
+    spec: PipelineSpec, values: dict[Source, Field], problems: list[tuple[str, str | None, str | None]]
+) -> tuple[Field, ...]:
     out: list[Field] = []
     for name, src in spec.output_sources().items():
         if src.step is not None and src.step not in spec.steps:

@@ -49,8 +49,13 @@ def example_columns(spec: PipelineSpec, base_dir: Path) -> dict[str, np.ndarray]
     return columns
 
 
-def build_bundle(spec_path: str | Path, dest: str | Path, *, registry: Registry | None = None,
-                 metrics: Mapping[str, float] | None = None) -> tuple[Path, Graph, dict[str, StepTarget]]:
+def build_bundle(
+    spec_path: str | Path,
+    dest: str | Path,
+    *,
+    registry: Registry | None = None,
+    metrics: Mapping[str, float] | None = None,
+) -> tuple[Path, Graph, dict[str, StepTarget]]:
     """Check the spec against the registry and write the pipeline bundle folder at ``dest``."""
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
@@ -73,17 +78,28 @@ def build_bundle(spec_path: str | Path, dest: str | Path, *, registry: Registry 
         write_example(out / EXAMPLE_FILE, example)
     commit, dirty = provenance.git_commit(base)
     Manifest(
-        name=spec.name, flavor=FLAVOR, contract=graph.contract, description=spec.description,
+        name=spec.name,
+        flavor=FLAVOR,
+        contract=graph.contract,
+        description=spec.description,
         flavor_options={"spec": SPEC_FILE, "steps": {n: t.ref for n, t in targets.items()}},
         metrics={str(k): float(v) for k, v in (metrics or {}).items()},
-        python=provenance.python_version(), example_input=EXAMPLE_FILE if example is not None else None,
-        created_at=provenance.created_at(), lineage=Lineage(git_commit=commit, git_dirty=dirty),
+        python=provenance.python_version(),
+        example_input=EXAMPLE_FILE if example is not None else None,
+        created_at=provenance.created_at(),
+        lineage=Lineage(git_commit=commit, git_dirty=dirty),
     ).dump(out)
     return out, graph, targets
 
 
-def push_pipeline(spec_path: str | Path, registry: Registry, *, alias: str | None = None,
-                  metrics: Mapping[str, float] | None = None, actor: str | None = None) -> ModelVersion:
+def push_pipeline(
+    spec_path: str | Path,
+    registry: Registry,
+    *,
+    alias: str | None = None,
+    metrics: Mapping[str, float] | None = None,
+    actor: str | None = None,
+) -> ModelVersion:
     """Check and push a pipeline as the next version of its name; audit the step versions it resolved."""
     work = Path(tempfile.mkdtemp(prefix="modelrunner-pipeline-"))
     try:
@@ -91,8 +107,13 @@ def push_pipeline(spec_path: str | Path, registry: Registry, *, alias: str | Non
         mv = registry.push(folder, alias=alias, actor=actor)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    registry.record("pipeline.push", f"pipeline:{mv.name}", None,
-                    {"version": mv.version, "steps": {n: t.ref for n, t in targets.items()}}, actor)
+    registry.record(
+        "pipeline.push",
+        f"pipeline:{mv.name}",
+        None,
+        {"version": mv.version, "steps": {n: t.ref for n, t in targets.items()}},
+        actor,
+    )
     return mv
 
 

@@ -70,12 +70,17 @@ def parse_type(name: str, value: Any) -> ContractField:
         shape = data.get("shape", ())
         text = f"{data.get('dtype', '')}[{','.join(str(d) for d in shape)}]" if shape else data.get("dtype")
         base = parse_type(name, text)
-        return base.model_copy(update={"description": str(data.get("description", "")),
-                                       "optional": bool(data.get("optional", False))})
+        return base.model_copy(
+            update={
+                "description": str(data.get("description", "")),
+                "optional": bool(data.get("optional", False)),
+            }
+        )
     match = TYPE_RE.match(str(value)) if isinstance(value, str) else None
     if match is None:
-        raise PipelineError(f"input {name!r}: bad type {value!r}: expected e.g. bytes or float32[?,64]",
-                            field=name)
+        raise PipelineError(
+            f"input {name!r}: bad type {value!r}: expected e.g. bytes or float32[?,64]", field=name
+        )
     dtype_text, dims_text = match.groups()
     try:
         dtype = DType(dtype_text)

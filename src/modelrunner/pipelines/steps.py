@@ -40,8 +40,9 @@ class StepTarget:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_steps(spec: PipelineSpec, *, registry: Registry | None = None, base_dir: Path | None = None
-                  ) -> dict[str, StepTarget]:
+def resolve_steps(
+    spec: PipelineSpec, *, registry: Registry | None = None, base_dir: Path | None = None
+) -> dict[str, StepTarget]:
     """Resolve every step; PipelineError naming each step that cannot be resolved."""
     targets: dict[str, StepTarget] = {}
     problems: list[tuple[str, str]] = []
@@ -54,8 +55,11 @@ def resolve_steps(spec: PipelineSpec, *, registry: Registry | None = None, base_
             problems.append((f"step {name!r} ({step.kind} {step.target}): {exc}", name))
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise PipelineError(f"pipeline {spec.name!r}: {problems[0][0]}{more}", step=problems[0][1],
-                            problems=[p[0] for p in problems])
+        raise PipelineError(
+            f"pipeline {spec.name!r}: {problems[0][0]}{more}",
+            step=problems[0][1],
+            problems=[p[0] for p in problems],
+        )
     return targets
 
 
@@ -80,8 +84,9 @@ def _resolve(name: str, step: StepSpec, registry: Registry | None, base_dir: Pat
     return StepTarget(name, "bundle", f"bundle:{step.bundle}", bundle.manifest.contract, path=bundle.path)
 
 
-def check_spec(spec: PipelineSpec, *, registry: Registry | None = None, base_dir: Path | None = None
-               ) -> tuple[Graph, dict[str, StepTarget]]:
+def check_spec(
+    spec: PipelineSpec, *, registry: Registry | None = None, base_dir: Path | None = None
+) -> tuple[Graph, dict[str, StepTarget]]:
     """Resolve the steps and check every edge: (graph, targets), or PipelineError naming step and field."""
     targets = resolve_steps(spec, registry=registry, base_dir=base_dir)
     graph = build_graph(spec, {name: t.contract for name, t in targets.items()})
@@ -102,8 +107,9 @@ def load_step(target: StepTarget, registry: Registry | None = None) -> Predictor
     return open_bundle(target.path).load()
 
 
-def load_pipeline(graph: Graph, targets: Mapping[str, StepTarget], *, registry: Registry | None = None,
-                  ref: str = "") -> PipelinePredictor:
+def load_pipeline(
+    graph: Graph, targets: Mapping[str, StepTarget], *, registry: Registry | None = None, ref: str = ""
+) -> PipelinePredictor:
     """Load every step of a checked graph; on failure close what was loaded and re-raise."""
     loaded: dict[str, Predictor] = {}
     try:

@@ -99,7 +99,7 @@ def split_target(target: str) -> tuple[bool, str]:
     """(``pipeline:`` given, the registry ref)."""
     text = str(target).strip()
     if text.startswith(PREFIX):
-        return True, text[len(PREFIX):]
+        return True, text[len(PREFIX) :]
     return False, text
 
 
@@ -112,7 +112,8 @@ def resolve_target(registry: Registry, target: str) -> ResolvedTarget:
     if mv.flavor != FLAVOR:
         if kind is not None:
             raise InvalidArgument(
-                f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a pipeline")
+                f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a pipeline"
+            )
         return mv
     return resolve_pipeline(registry, mv)
 
@@ -134,17 +135,27 @@ def resolve_pipeline(registry: Registry, mv: ModelVersion) -> PipelineVersion:
     try:
         graph, steps = check_spec(spec, registry=registry, base_dir=directory)
     except PipelineError as exc:
-        raise IncompatibleContract(f"pipeline {mv.ref} cannot run with its steps as they resolve now: "
-                                   f"{exc.message}", exc.problems) from exc
+        raise IncompatibleContract(
+            f"pipeline {mv.ref} cannot run with its steps as they resolve now: {exc.message}", exc.problems
+        ) from exc
     h = hashlib.sha256(mv.sha256.encode())
     for name in graph.order:
         h.update(f"\n{name}={steps[name].ref}:{steps[name].sha256}".encode())
-    return PipelineVersion(name=mv.name, version=mv.version, sha256=h.hexdigest(), contract=graph.contract,
-                           pipeline=mv, directory=directory, graph=graph, steps=steps)
+    return PipelineVersion(
+        name=mv.name,
+        version=mv.version,
+        sha256=h.hexdigest(),
+        contract=graph.contract,
+        pipeline=mv,
+        directory=directory,
+        graph=graph,
+        steps=steps,
+    )
 
 
-def load_pipeline_version(registry: Registry, mv: PipelineVersion
-                          ) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
+def load_pipeline_version(
+    registry: Registry, mv: PipelineVersion
+) -> tuple[Predictor, Mapping[str, np.ndarray] | None]:
     """Load every step of a resolved pipeline: (predictor, example input or None); audits the steps."""
     predictor = load_pipeline(mv.graph, mv.steps, registry=registry, ref=mv.ref)
     try:
@@ -153,8 +164,13 @@ def load_pipeline_version(registry: Registry, mv: PipelineVersion
         log.warning("%s has no usable example input (%s); skipping warm-up", mv.ref, exc)
         example = None
     try:
-        registry.record("pipeline.load", f"pipeline:{mv.name}", None,
-                        {"version": mv.version, "steps": mv.step_refs()}, None)
+        registry.record(
+            "pipeline.load",
+            f"pipeline:{mv.name}",
+            None,
+            {"version": mv.version, "steps": mv.step_refs()},
+            None,
+        )
     except ModelrunnerError:
         log.exception("could not audit the steps of %s", mv.ref)
     return predictor, example

@@ -57,22 +57,44 @@ class DriftMethods:
 
     def add_sketch(self, row: SketchRow, merge: Merge) -> None:
         """Add a worker's counts to its row of that window (``merge(old, new)``), or create the row."""
-        key = (drift_sketches.c.endpoint == row.endpoint, drift_sketches.c.version == row.version,
-               drift_sketches.c.worker == row.worker, drift_sketches.c.window_start == row.window_start)
+        key = (
+            drift_sketches.c.endpoint == row.endpoint,
+            drift_sketches.c.version == row.version,
+            drift_sketches.c.worker == row.worker,
+            drift_sketches.c.window_start == row.window_start,
+        )
         with self._write() as conn:
             old = conn.execute(select(drift_sketches.c.sketch, drift_sketches.c.slots).where(*key)).first()
             if old is None:
-                conn.execute(drift_sketches.insert().values(
-                    endpoint=row.endpoint, version=row.version, worker=row.worker,
-                    window_start=row.window_start,
-                    model=row.model, slots=row.slots, rows=row.rows, sketch=row.sketch, updated_at=utcnow()))
+                conn.execute(
+                    drift_sketches.insert().values(
+                        endpoint=row.endpoint,
+                        version=row.version,
+                        worker=row.worker,
+                        window_start=row.window_start,
+                        model=row.model,
+                        slots=row.slots,
+                        rows=row.rows,
+                        sketch=row.sketch,
+                        updated_at=utcnow(),
+                    )
+                )
                 return
             merged = merge(dict(old.sketch), row.sketch) if old.slots == row.slots else row.sketch
-            conn.execute(update(drift_sketches).where(*key).values(
-                sketch=merged, slots=row.slots, rows=int(merged.get("rows", row.rows)), updated_at=utcnow()))
+            conn.execute(
+                update(drift_sketches)
+                .where(*key)
+                .values(
+                    sketch=merged,
+                    slots=row.slots,
+                    rows=int(merged.get("rows", row.rows)),
+                    updated_at=utcnow(),
+                )
+            )
 
-    def sketches(self, endpoint: str, *, since: int | None = None, until: int | None = None,
-                 version: int | None = None) -> list[SketchRow]:
+    def sketches(
+        self, endpoint: str, *, since: int | None = None, until: int | None = None, version: int | None = None
+    ) -> list[SketchRow]:
         """Sketch rows of ``endpoint`` with ``since <= window_start < until``, oldest window first."""
         query = select(drift_sketches).where(drift_sketches.c.endpoint == endpoint)
         if since is not None:
@@ -93,43 +115,75 @@ class DriftMethods:
         """Replace the drift alert settings of ``model`` (audited as ``drift.thresholds``)."""
         who = self._actor(actor)
         with self._write() as conn:
-            old = conn.execute(select(drift_settings.c.thresholds)
-                               .where(drift_settings.c.model == model)).scalar()
+            old = conn.execute(
+                select(drift_settings.c.thresholds).where(drift_settings.c.model == model)
+            ).scalar()
             if old is None:
-                conn.execute(drift_settings.insert().values(model=model, thresholds=thresholds,
-                                                            updated_at=utcnow(), updated_by=who))
+                conn.execute(
+                    drift_settings.insert().values(
+                        model=model, thresholds=thresholds, updated_at=utcnow(), updated_by=who
+                    )
+                )
             else:
-                conn.execute(update(drift_settings).where(drift_settings.c.model == model)
-                             .values(thresholds=thresholds, updated_at=utcnow(), updated_by=who))
-            write_audit(conn, actor=who, action="drift.thresholds", subject=model, before=old,
-                        after=thresholds)
+                conn.execute(
+                    update(drift_settings)
+                    .where(drift_settings.c.model == model)
+                    .values(thresholds=thresholds, updated_at=utcnow(), updated_by=who)
+                )
+            write_audit(
+                conn, actor=who, action="drift.thresholds", subject=model, before=old, after=thresholds
+            )
 
     def drift_thresholds(self, model: str) -> dict[str, Any]:
         with self._read() as conn:
-            value = conn.execute(select(drift_settings.c.thresholds)
-                                 .where(drift_settings.c.model == model)).scalar()
+            value = conn.execute(
+                select(drift_settings.c.thresholds).where(drift_settings.c.model == model)
+            ).scalar()
         return dict(value or {})
 
-    def put_baseline(self, model: str, version: int, profile: dict[str, Any],
-                     actor: str | None = None) -> None:
+    def put_baseline(
+        self, model: str, version: int, profile: dict[str, Any], actor: str | None = None
+    ) -> None:
         """Store (replace) the reference profile of ``model@version`` built from live traffic."""
         who = self._actor(actor)
         with self._write() as conn:
-            conn.execute(delete(drift_baselines).where(drift_baselines.c.model == model,
-                                                       drift_baselines.c.version == version))
-            conn.execute(drift_baselines.insert().values(model=model, version=version, profile=profile,
-                                                         created_at=utcnow(), created_by=who))
-            write_audit(conn, actor=who, action="drift.baseline", subject=f"{model}@{version}",
-                        after={"rows": profile.get("rows"), "source": profile.get("source")})
+            conn.execute(
+                delete(drift_baselines).where(
+                    drift_baselines.c.model == model, drift_baselines.c.version == version
+                )
+            )
+            conn.execute(
+                drift_baselines.insert().values(
+                    model=model, version=version, profile=profile, created_at=utcnow(), created_by=who
+                )
+            )
+            write_audit(
+                conn,
+                actor=who,
+                action="drift.baseline",
+                subject=f"{model}@{version}",
+                after={"rows": profile.get("rows"), "source": profile.get("source")},
+            )
 
     def baseline(self, model: str, version: int) -> dict[str, Any] | None:
         with self._read() as conn:
-            value = conn.execute(select(drift_baselines.c.profile).where(
-                drift_baselines.c.model == model, drift_baselines.c.version == version)).scalar()
+            value = conn.execute(
+                select(drift_baselines.c.profile).where(
+                    drift_baselines.c.model == model, drift_baselines.c.version == version
+                )
+            ).scalar()
         return dict(value) if value is not None else None
 
-    def set_alert(self, endpoint: str, kind: str, state: str, *, version: int | None,
-                  detail: dict[str, Any] | None, actor: str | None = None) -> bool:
+    def set_alert(
+        self,
+        endpoint: str,
+        kind: str,
+        state: str,
+        *,
+        version: int | None,
+        detail: dict[str, Any] | None,
+        actor: str | None = None,
+    ) -> bool:
         """Move an alert to ``state`` ("firing"/"resolved"); True when it changed (then one audit row,
         ``drift.alert.firing`` or ``drift.alert.resolved``, is written in the same transaction: of many
         workers seeing the same change, exactly one wins)."""
@@ -140,15 +194,31 @@ class DriftMethods:
                 return False
             now = utcnow()
             if old is None:
-                conn.execute(drift_alerts.insert().values(endpoint=endpoint, kind=kind, state=state,
-                                                          version=version, detail=detail, since=now,
-                                                          updated_at=now))
+                conn.execute(
+                    drift_alerts.insert().values(
+                        endpoint=endpoint,
+                        kind=kind,
+                        state=state,
+                        version=version,
+                        detail=detail,
+                        since=now,
+                        updated_at=now,
+                    )
+                )
             else:
-                conn.execute(update(drift_alerts).where(*key).values(
-                    state=state, version=version, detail=detail, since=now, updated_at=now))
-            write_audit(conn, actor=self._actor(actor), action=f"drift.alert.{state}", subject=endpoint,
-                        before={"kind": kind, "state": old or "resolved"},
-                        after={"kind": kind, "state": state, "version": version, **(detail or {})})
+                conn.execute(
+                    update(drift_alerts)
+                    .where(*key)
+                    .values(state=state, version=version, detail=detail, since=now, updated_at=now)
+                )
+            write_audit(
+                conn,
+                actor=self._actor(actor),
+                action=f"drift.alert.{state}",
+                subject=endpoint,
+                before={"kind": kind, "state": old or "resolved"},
+                after={"kind": kind, "state": state, "version": version, **(detail or {})},
+            )
             return True
 
     def alerts(self, endpoint: str | None = None) -> list[AlertState]:
@@ -156,11 +226,21 @@ class DriftMethods:
         if endpoint is not None:
             query = query.where(drift_alerts.c.endpoint == endpoint)
         with self._read() as conn:
-            return [AlertState(r.endpoint, r.kind, r.state, r.version, r.detail, r.since)
-                    for r in conn.execute(query)]
+            return [
+                AlertState(r.endpoint, r.kind, r.state, r.version, r.detail, r.since)
+                for r in conn.execute(query)
+            ]
 
 
 def _sketch_rows(result: Any) -> Iterator[SketchRow]:
     for r in result:
-        yield SketchRow(r.endpoint, r.model, int(r.version), r.worker, int(r.window_start), int(r.slots),
-                        int(r.rows), dict(r.sketch))
+        yield SketchRow(
+            r.endpoint,
+            r.model,
+            int(r.version),
+            r.worker,
+            int(r.window_start),
+            int(r.slots),
+            int(r.rows),
+            dict(r.sketch),
+        )

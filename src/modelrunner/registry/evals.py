@@ -13,27 +13,55 @@ from modelrunner.registry.tables import evaluations, gates, utcnow
 from modelrunner.registry.types import Evaluation
 
 
-def insert_evaluation(conn: Connection, *, model: str, version: int | None, metrics: dict[str, Any],
-                      gates_result: Any, passed: bool | None, dataset_sha256: str | None,
-                      dataset_name: str | None, actor: str) -> int:
+def insert_evaluation(
+    conn: Connection,
+    *,
+    model: str,
+    version: int | None,
+    metrics: dict[str, Any],
+    gates_result: Any,
+    passed: bool | None,
+    dataset_sha256: str | None,
+    dataset_name: str | None,
+    actor: str,
+) -> int:
     values = {
-        "model": model, "version": version, "dataset_sha256": dataset_sha256, "dataset_name": dataset_name,
-        "metrics": dict(metrics), "gates": gates_result if gates_result is not None else [],
-        "passed": passed, "created_at": utcnow(), "actor": actor,
+        "model": model,
+        "version": version,
+        "dataset_sha256": dataset_sha256,
+        "dataset_name": dataset_name,
+        "metrics": dict(metrics),
+        "gates": gates_result if gates_result is not None else [],
+        "passed": passed,
+        "created_at": utcnow(),
+        "actor": actor,
     }
     key = conn.execute(evaluations.insert().values(**values)).inserted_primary_key
     new_id = int(key[0]) if key else 0
     subject = f"{model}@{version}" if version is not None else model
-    write_audit(conn, actor=actor, action="evaluation.record", subject=subject, before=None,
-                after={"id": new_id, "dataset": dataset_name, "passed": passed, "metrics": dict(metrics)})
+    write_audit(
+        conn,
+        actor=actor,
+        action="evaluation.record",
+        subject=subject,
+        before=None,
+        after={"id": new_id, "dataset": dataset_name, "passed": passed, "metrics": dict(metrics)},
+    )
     return new_id
 
 
 def _evaluation(r: Any) -> Evaluation:
     return Evaluation(
-        id=int(r.id), model=r.model, version=r.version, dataset_sha256=r.dataset_sha256,
-        dataset_name=r.dataset_name, metrics=dict(r.metrics or {}), gates=r.gates, passed=r.passed,
-        created_at=r.created_at, actor=r.actor,
+        id=int(r.id),
+        model=r.model,
+        version=r.version,
+        dataset_sha256=r.dataset_sha256,
+        dataset_name=r.dataset_name,
+        metrics=dict(r.metrics or {}),
+        gates=r.gates,
+        passed=r.passed,
+        created_at=r.created_at,
+        actor=r.actor,
     )
 
 
@@ -52,13 +80,18 @@ def put_gates(conn: Connection, model: str, requirements: list[str], *, actor: s
     old = get_gates(conn, model, default=None)
     now = utcnow()
     if old is None:
-        conn.execute(gates.insert().values(model=model, requirements=requirements, updated_at=now,
-                                           updated_by=actor))
+        conn.execute(
+            gates.insert().values(model=model, requirements=requirements, updated_at=now, updated_by=actor)
+        )
     else:
-        conn.execute(update(gates).where(gates.c.model == model)
-                     .values(requirements=requirements, updated_at=now, updated_by=actor))
-    write_audit(conn, actor=actor, action="gates.set", subject=f"gates:{model}", before=old,
-                after=requirements)
+        conn.execute(
+            update(gates)
+            .where(gates.c.model == model)
+            .values(requirements=requirements, updated_at=now, updated_by=actor)
+        )
+    write_audit(
+        conn, actor=actor, action="gates.set", subject=f"gates:{model}", before=old, after=requirements
+    )
 
 
 def get_gates(conn: Connection, model: str, default: list[str] | None = None) -> list[str] | None:
@@ -94,8 +127,12 @@ def gate_failures(conn: Connection, model: str, version: int) -> list[str]:
     failures = []
     for gate in required:
         want = _norm(gate)
-        checked = [(ev, g) for ev in evals for g in (ev.gates or [])
-                   if isinstance(g, dict) and _norm(g.get("requirement")) == want]
+        checked = [
+            (ev, g)
+            for ev in evals
+            for g in (ev.gates or [])
+            if isinstance(g, dict) and _norm(g.get("requirement")) == want
+        ]
         found = next(((ev, g) for ev, g in checked if g.get("value") is not None), None)  # measured
         found = found or (checked[0] if checked else None)
         if found is None:
@@ -114,6 +151,14 @@ def enforce_gates(conn: Connection, model: str, version: int, *, force: bool, ac
     if not force:
         raise FailedPrecondition(
             f"{model}@{version} cannot become {GATED_ALIAS}: {'; '.join(failures)} "
-            "(run `modelrunner evaluate`, or force the move)", failures=failures)
-    write_audit(conn, actor=actor, action="gates.override", subject=f"{model}@{version}", before=None,
-                after={"alias": GATED_ALIAS, "failures": failures})
+            "(run `modelrunner evaluate`, or force the move)",
+            failures=failures,
+        )
+    write_audit(
+        conn,
+        actor=actor,
+        action="gates.override",
+        subject=f"{model}@{version}",
+        before=None,
+        after={"alias": GATED_ALIAS, "failures": failures},
+    )

@@ -45,16 +45,30 @@ _STICKY_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
 
 def _experiment(r: Any) -> Experiment:
     return Experiment(
-        id=r.id, endpoint=r.endpoint, mode=r.mode, candidate=r.candidate, candidate_ref=r.candidate_ref,
-        percent=float(r.percent), sticky_key=r.sticky_key, rules=tuple(r.rules or ()),
-        min_labels=int(r.min_labels), min_requests=int(r.min_requests), then_action=r.then_action,
-        state=r.state, decision=r.decision, started_at=r.started_at, started_by=r.started_by,
-        ended_at=r.ended_at, ended_by=r.ended_by)
+        id=r.id,
+        endpoint=r.endpoint,
+        mode=r.mode,
+        candidate=r.candidate,
+        candidate_ref=r.candidate_ref,
+        percent=float(r.percent),
+        sticky_key=r.sticky_key,
+        rules=tuple(r.rules or ()),
+        min_labels=int(r.min_labels),
+        min_requests=int(r.min_requests),
+        then_action=r.then_action,
+        state=r.state,
+        decision=r.decision,
+        started_at=r.started_at,
+        started_by=r.started_by,
+        ended_at=r.ended_at,
+        ended_by=r.ended_by,
+    )
 
 
 def running_experiment(conn: Connection, endpoint: str) -> Experiment | None:
-    row = conn.execute(select(experiments).where(experiments.c.endpoint == endpoint,
-                                                 experiments.c.state == "running")).first()
+    row = conn.execute(
+        select(experiments).where(experiments.c.endpoint == endpoint, experiments.c.state == "running")
+    ).first()
     return _experiment(row) if row else None
 
 
@@ -78,33 +92,58 @@ def list_experiments(conn: Connection, endpoint: str | None, limit: int) -> list
     return [_experiment(r) for r in conn.execute(query.limit(max(1, int(limit))))]
 
 
-def check_options(mode: str, percent: float | None, sticky_key: str | None, rules: Sequence[str],
-                  min_labels: int, min_requests: int, then: str | None) -> float:
+def check_options(
+    mode: str,
+    percent: float | None,
+    sticky_key: str | None,
+    rules: Sequence[str],
+    min_labels: int,
+    min_requests: int,
+    then: str | None,
+) -> float:
     """Validate an experiment's options (InvalidArgument naming the option); return the percent."""
     if mode not in EXPERIMENT_MODES:
-        raise InvalidArgument(f"invalid mode {mode!r}: expected one of {', '.join(EXPERIMENT_MODES)}",
-                              field="mode")
+        raise InvalidArgument(
+            f"invalid mode {mode!r}: expected one of {', '.join(EXPERIMENT_MODES)}", field="mode"
+        )
     value = DEFAULT_PERCENT[mode] if percent is None else percent
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < float(value) <= 100:
         raise InvalidArgument(f"invalid percent {percent!r}: expected a number in (0, 100]", field="percent")
     if sticky_key is not None and (not isinstance(sticky_key, str) or not _STICKY_KEY.match(sticky_key)):
-        raise InvalidArgument(f"invalid sticky key {sticky_key!r}: expected a field or header name "
-                              "(letters, digits, '_', '-', '.')", field="sticky_key")
+        raise InvalidArgument(
+            f"invalid sticky key {sticky_key!r}: expected a field or header name "
+            "(letters, digits, '_', '-', '.')",
+            field="sticky_key",
+        )
     if isinstance(rules, str) or not all(isinstance(r, str) and r.strip() for r in rules):
-        raise InvalidArgument("rules must be a list of requirement strings, e.g. "
-                              "['accuracy >= baseline - 0.01']", field="rules")
+        raise InvalidArgument(
+            "rules must be a list of requirement strings, e.g. ['accuracy >= baseline - 0.01']", field="rules"
+        )
     for name, number in (("min_labels", min_labels), ("min_requests", min_requests)):
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise InvalidArgument(f"invalid {name} {number!r}: expected an integer >= 0", field=name)
     if then is not None and then not in THEN_ACTIONS:
-        raise InvalidArgument(f"invalid then {then!r}: expected one of {', '.join(THEN_ACTIONS)}",
-                              field="then")
+        raise InvalidArgument(
+            f"invalid then {then!r}: expected one of {', '.join(THEN_ACTIONS)}", field="then"
+        )
     return float(value)
 
 
-def insert_experiment(conn: Connection, endpoint: str, candidate: str, candidate_ref: str, *, mode: str,
-                      percent: float, sticky_key: str | None, rules: Sequence[str], min_labels: int,
-                      min_requests: int, then: str | None, actor: str) -> Experiment:
+def insert_experiment(
+    conn: Connection,
+    endpoint: str,
+    candidate: str,
+    candidate_ref: str,
+    *,
+    mode: str,
+    percent: float,
+    sticky_key: str | None,
+    rules: Sequence[str],
+    min_labels: int,
+    min_requests: int,
+    then: str | None,
+    actor: str,
+) -> Experiment:
     """Write a running experiment (bumping the generation first: that row lock serializes starts)."""
     state.bump_generation(conn)
     state.require_endpoint(conn, endpoint)
@@ -112,41 +151,72 @@ def insert_experiment(conn: Connection, endpoint: str, candidate: str, candidate
     if other is not None:
         raise FailedPrecondition(
             f"endpoint {endpoint!r} already runs experiment {other.id} ({other.mode} of "
-            f"{other.candidate_ref}); stop it first", experiment=other.id)
+            f"{other.candidate_ref}); stop it first",
+            experiment=other.id,
+        )
     values = {
-        "id": f"exp-{uuid.uuid4().hex[:12]}", "endpoint": endpoint, "mode": mode, "candidate": candidate,
-        "candidate_ref": candidate_ref, "percent": percent, "sticky_key": sticky_key,
-        "rules": [r.strip() for r in rules], "min_labels": min_labels, "min_requests": min_requests,
-        "then_action": then, "state": "running", "decision": None, "started_at": utcnow(),
-        "started_by": actor, "ended_at": None, "ended_by": None,
+        "id": f"exp-{uuid.uuid4().hex[:12]}",
+        "endpoint": endpoint,
+        "mode": mode,
+        "candidate": candidate,
+        "candidate_ref": candidate_ref,
+        "percent": percent,
+        "sticky_key": sticky_key,
+        "rules": [r.strip() for r in rules],
+        "min_labels": min_labels,
+        "min_requests": min_requests,
+        "then_action": then,
+        "state": "running",
+        "decision": None,
+        "started_at": utcnow(),
+        "started_by": actor,
+        "ended_at": None,
+        "ended_by": None,
     }
     conn.execute(experiments.insert().values(**values))
     exp = _experiment(_Row(values))
-    write_audit(conn, actor=actor, action="experiment.start", subject=f"endpoint:{endpoint}", before=None,
-                after=exp.to_dict())
+    write_audit(
+        conn,
+        actor=actor,
+        action="experiment.start",
+        subject=f"endpoint:{endpoint}",
+        before=None,
+        after=exp.to_dict(),
+    )
     return exp
 
 
-def finish_experiment(conn: Connection, experiment_id: str, new_state: str, *, decision: Any,
-                      actor: str) -> Experiment:
+def finish_experiment(
+    conn: Connection, experiment_id: str, new_state: str, *, decision: Any, actor: str
+) -> Experiment:
     """Move a running experiment to ``new_state``; FailedPrecondition when it has already ended."""
     if new_state not in EXPERIMENT_STATES or new_state == "running":
         ended = ", ".join(s for s in EXPERIMENT_STATES if s != "running")
-        raise InvalidArgument(f"invalid experiment state {new_state!r}: expected one of {ended}",
-                              field="state")
+        raise InvalidArgument(
+            f"invalid experiment state {new_state!r}: expected one of {ended}", field="state"
+        )
     state.bump_generation(conn)
     now = utcnow()
-    done = conn.execute(update(experiments)
-                        .where(experiments.c.id == experiment_id, experiments.c.state == "running")
-                        .values(state=new_state, decision=decision, ended_at=now, ended_by=actor))
+    done = conn.execute(
+        update(experiments)
+        .where(experiments.c.id == experiment_id, experiments.c.state == "running")
+        .values(state=new_state, decision=decision, ended_at=now, ended_by=actor)
+    )
     exp = get_experiment(conn, experiment_id)
     if not done.rowcount:
-        raise FailedPrecondition(f"experiment {experiment_id} already ended ({exp.state} by {exp.ended_by})",
-                                 experiment=experiment_id, state=exp.state)
-    write_audit(conn, actor=actor, action=f"experiment.{new_state}", subject=f"endpoint:{exp.endpoint}",
-                before={"id": exp.id, "state": "running"},
-                after={"id": exp.id, "state": new_state, "candidate": exp.candidate_ref,
-                       "decision": decision})
+        raise FailedPrecondition(
+            f"experiment {experiment_id} already ended ({exp.state} by {exp.ended_by})",
+            experiment=experiment_id,
+            state=exp.state,
+        )
+    write_audit(
+        conn,
+        actor=actor,
+        action=f"experiment.{new_state}",
+        subject=f"endpoint:{exp.endpoint}",
+        before={"id": exp.id, "state": "running"},
+        after={"id": exp.id, "state": new_state, "candidate": exp.candidate_ref, "decision": decision},
+    )
     return exp
 
 
@@ -155,12 +225,19 @@ def stop_on_delete(conn: Connection, endpoint: str, *, actor: str) -> None:
     exp = running_experiment(conn, endpoint)
     if exp is not None:
         decision = {"reason": f"endpoint {endpoint!r} was deleted"}
-        conn.execute(update(experiments).where(experiments.c.id == exp.id, experiments.c.state == "running")
-                     .values(state="stopped", decision=decision, ended_at=utcnow(), ended_by=actor))
-        write_audit(conn, actor=actor, action="experiment.stopped", subject=f"endpoint:{endpoint}",
-                    before={"id": exp.id, "state": "running"},
-                    after={"id": exp.id, "state": "stopped", "candidate": exp.candidate_ref,
-                           "decision": decision})
+        conn.execute(
+            update(experiments)
+            .where(experiments.c.id == exp.id, experiments.c.state == "running")
+            .values(state="stopped", decision=decision, ended_at=utcnow(), ended_by=actor)
+        )
+        write_audit(
+            conn,
+            actor=actor,
+            action="experiment.stopped",
+            subject=f"endpoint:{endpoint}",
+            before={"id": exp.id, "state": "running"},
+            after={"id": exp.id, "state": "stopped", "candidate": exp.candidate_ref, "decision": decision},
+        )
 
 
 class _Row:
@@ -174,15 +251,26 @@ class ExperimentsMixin:
     """The experiment, prediction-log and feedback methods of :class:`~modelrunner.registry.Registry`."""
 
     if TYPE_CHECKING:
+
         def _write(self) -> Any: ...
         def _read(self) -> Any: ...
         def _actor(self, actor: str | None) -> str: ...
         def check_target(self, target: str) -> ModelVersion: ...
 
-    def start_experiment(self, endpoint: str, candidate: str, *, mode: str, percent: float | None = None,
-                         sticky_key: str | None = None, rules: Sequence[str] = (), min_labels: int = 0,
-                         min_requests: int = 0, then: str | None = None,
-                         actor: str | None = None) -> Experiment:
+    def start_experiment(
+        self,
+        endpoint: str,
+        candidate: str,
+        *,
+        mode: str,
+        percent: float | None = None,
+        sticky_key: str | None = None,
+        rules: Sequence[str] = (),
+        min_labels: int = 0,
+        min_requests: int = 0,
+        then: str | None = None,
+        actor: str | None = None,
+    ) -> Experiment:
         """Start an experiment on ``endpoint`` with ``candidate`` (a model ref or target, resolved now).
 
         Refused: a second running experiment on the endpoint (FailedPrecondition naming it), a candidate
@@ -197,20 +285,35 @@ class ExperimentsMixin:
         prod = self.check_target(production.target)
         cand = self.check_target(candidate)
         if cand.ref == prod.ref:
-            raise InvalidArgument(f"candidate {candidate!r} is {cand.ref}, the version endpoint {endpoint!r} "
-                                  "serves", field="candidate")
+            raise InvalidArgument(
+                f"candidate {candidate!r} is {cand.ref}, the version endpoint {endpoint!r} serves",
+                field="candidate",
+            )
         reasons = check_compatible(prod.contract, cand.contract)
         if reasons:
-            raise IncompatibleContract(f"candidate {cand.ref} would break clients of {prod.ref}: "
-                                       f"{'; '.join(reasons)}", reasons)
+            raise IncompatibleContract(
+                f"candidate {cand.ref} would break clients of {prod.ref}: {'; '.join(reasons)}", reasons
+            )
         try:
             with self._write() as conn:
-                return insert_experiment(conn, endpoint, candidate, cand.ref, mode=mode, percent=pct,
-                                         sticky_key=sticky_key, rules=list(rules), min_labels=min_labels,
-                                         min_requests=min_requests, then=then, actor=self._actor(actor))
+                return insert_experiment(
+                    conn,
+                    endpoint,
+                    candidate,
+                    cand.ref,
+                    mode=mode,
+                    percent=pct,
+                    sticky_key=sticky_key,
+                    rules=list(rules),
+                    min_labels=min_labels,
+                    min_requests=min_requests,
+                    then=then,
+                    actor=self._actor(actor),
+                )
         except IntegrityError as exc:  # a concurrent start won (the partial unique index)
-            raise FailedPrecondition(f"endpoint {endpoint!r} already runs an experiment; stop it first") \
-                from exc
+            raise FailedPrecondition(
+                f"endpoint {endpoint!r} already runs an experiment; stop it first"
+            ) from exc
 
     def experiment(self, endpoint: str) -> Experiment | None:
         """The running experiment of ``endpoint`` (None when there is none)."""
@@ -230,8 +333,9 @@ class ExperimentsMixin:
         with self._read() as conn:
             return list_experiments(conn, endpoint, limit)
 
-    def end_experiment(self, experiment_id: str, state: str, *, decision: Any = None,
-                       actor: str | None = None) -> Experiment:
+    def end_experiment(
+        self, experiment_id: str, state: str, *, decision: Any = None, actor: str | None = None
+    ) -> Experiment:
         """End a running experiment as ``promoted``/``aborted``/``stopped`` (only once: FailedPrecondition
         when it already ended). Moving aliases or swapping the endpoint is the caller's part."""
         with self._write() as conn:
@@ -251,14 +355,21 @@ class ExperimentsMixin:
         with self._write() as conn:
             return plog.upsert_feedback(conn, endpoint, items)
 
-    def labelled(self, endpoint: str, *, experiment_id: str | None = None, since: datetime | None = None,
-                 limit: int | None = None) -> list[LabelledRow]:
+    def labelled(
+        self,
+        endpoint: str,
+        *,
+        experiment_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[LabelledRow]:
         """Logged predictions with their feedback (oldest first; ``limit``: the newest N)."""
         with self._read() as conn:
             return plog.labelled_rows(conn, endpoint, experiment_id=experiment_id, since=since, limit=limit)
 
-    def prediction_rows(self, endpoint: str, *, experiment_id: str | None = None,
-                        since: datetime | None = None) -> list[PredictionRow]:
+    def prediction_rows(
+        self, endpoint: str, *, experiment_id: str | None = None, since: datetime | None = None
+    ) -> list[PredictionRow]:
         with self._read() as conn:
             return plog.prediction_rows(conn, endpoint, experiment_id=experiment_id, since=since)
 

@@ -56,8 +56,10 @@ class Removed:
 def work_dir(cache: Path, prefix: str = PUSH_PREFIX) -> Iterator[Path]:
     """A temporary folder in ``cache``, ``flock``-ed while in use so garbage collection leaves it alone."""
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=cache, ignore_cleanup_errors=True) as tmp, \
-            open(Path(tmp) / LOCK_FILE, "wb") as lock:
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix, dir=cache, ignore_cleanup_errors=True) as tmp,
+        open(Path(tmp) / LOCK_FILE, "wb") as lock,
+    ):
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield Path(tmp)
 
@@ -71,8 +73,9 @@ def unreferenced_artifacts(registry: Registry, min_age_s: float = DEFAULT_MIN_AG
     return sorted(sha for sha in stored - referenced if _modified(registry, sha) <= cutoff)
 
 
-def collect_artifacts(registry: Registry, min_age_s: float = DEFAULT_MIN_AGE_S, *,
-                      dry_run: bool = False) -> list[str]:
+def collect_artifacts(
+    registry: Registry, min_age_s: float = DEFAULT_MIN_AGE_S, *, dry_run: bool = False
+) -> list[str]:
     """Delete unreferenced artifacts older than ``min_age_s``; return their sha256 (deleted or not)."""
     doomed = unreferenced_artifacts(registry, min_age_s)
     if not dry_run:
@@ -95,8 +98,9 @@ def collect(registry: Registry, min_age_s: float | None = None, *, dry_run: bool
     return removed
 
 
-def collect_orphans(cache: Path, store: ArtifactStore, grace_s: float, *,
-                    dry_run: bool = False) -> list[Removed]:
+def collect_orphans(
+    cache: Path, store: ArtifactStore, grace_s: float, *, dry_run: bool = False
+) -> list[Removed]:
     """Remove unlocked push/fetch work folders and partial uploads older than ``grace_s``."""
     cutoff = time.time() - grace_s
     removed: list[Removed] = []
@@ -125,8 +129,9 @@ def collect_orphans(cache: Path, store: ArtifactStore, grace_s: float, *,
             store.remove_part(path)
         removed.append(Removed("upload", path, size))
     for item in removed:
-        log.info("%s %s %s (%d bytes)", "would remove" if dry_run else "removed", item.kind, item.what,
-                 item.size)
+        log.info(
+            "%s %s %s (%d bytes)", "would remove" if dry_run else "removed", item.kind, item.what, item.size
+        )
     return removed
 
 

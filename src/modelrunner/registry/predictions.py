@@ -21,18 +21,36 @@ from modelrunner.registry.types import FeedbackResult, LabelledRow, PredictionRe
 
 CHUNK = 500
 MAX_REQUEST_ID = 128
-_COLUMNS = (predictions.c.request_id, predictions.c.variant, predictions.c.model, predictions.c.version,
-            predictions.c.ts, predictions.c.latency_ms, predictions.c.error, predictions.c.outputs,
-            predictions.c.experiment_id)
+_COLUMNS = (
+    predictions.c.request_id,
+    predictions.c.variant,
+    predictions.c.model,
+    predictions.c.version,
+    predictions.c.ts,
+    predictions.c.latency_ms,
+    predictions.c.error,
+    predictions.c.outputs,
+    predictions.c.experiment_id,
+)
 
 
 def insert_predictions(conn: Connection, rows: Sequence[PredictionRecord]) -> int:
-    values = [{
-        "request_id": r.request_id[:MAX_REQUEST_ID], "endpoint": r.endpoint, "experiment_id": r.experiment_id,
-        "variant": r.variant, "model": r.model, "version": r.version, "ts": r.ts,
-        "latency_ms": float(r.latency_ms), "error": r.error[:4000] if r.error else None, "outputs": r.outputs,
-        "inputs": r.inputs,
-    } for r in rows]
+    values = [
+        {
+            "request_id": r.request_id[:MAX_REQUEST_ID],
+            "endpoint": r.endpoint,
+            "experiment_id": r.experiment_id,
+            "variant": r.variant,
+            "model": r.model,
+            "version": r.version,
+            "ts": r.ts,
+            "latency_ms": float(r.latency_ms),
+            "error": r.error[:4000] if r.error else None,
+            "outputs": r.outputs,
+            "inputs": r.inputs,
+        }
+        for r in rows
+    ]
     if values:
         conn.execute(predictions.insert(), values)
     return len(values)
@@ -40,8 +58,11 @@ def insert_predictions(conn: Connection, rows: Sequence[PredictionRecord]) -> in
 
 def check_request_id(value: Any, where: str = "request_id") -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_REQUEST_ID:
-        raise InvalidArgument(f"invalid {where}: expected a non-empty string of at most {MAX_REQUEST_ID} "
-                              f"characters, got {value!r:.80}", field=where)
+        raise InvalidArgument(
+            f"invalid {where}: expected a non-empty string of at most {MAX_REQUEST_ID} "
+            f"characters, got {value!r:.80}",
+            field=where,
+        )
     return value
 
 
@@ -49,9 +70,12 @@ def known_request_ids(conn: Connection, endpoint: str, request_ids: Sequence[str
     wanted = list(dict.fromkeys(request_ids))
     found: set[str] = set()
     for start in range(0, len(wanted), CHUNK):
-        part = wanted[start:start + CHUNK]
-        query = select(predictions.c.request_id).distinct().where(predictions.c.endpoint == endpoint,
-                                                                  predictions.c.request_id.in_(part))
+        part = wanted[start : start + CHUNK]
+        query = (
+            select(predictions.c.request_id)
+            .distinct()
+            .where(predictions.c.endpoint == endpoint, predictions.c.request_id.in_(part))
+        )
         found.update(r[0] for r in conn.execute(query))
     return found
 
@@ -59,9 +83,10 @@ def known_request_ids(conn: Connection, endpoint: str, request_ids: Sequence[str
 def _existing_feedback(conn: Connection, endpoint: str, request_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(request_ids), CHUNK):
-        part = list(request_ids[start:start + CHUNK])
-        query = select(feedback.c.request_id).where(feedback.c.endpoint == endpoint,
-                                                    feedback.c.request_id.in_(part))
+        part = list(request_ids[start : start + CHUNK])
+        query = select(feedback.c.request_id).where(
+            feedback.c.endpoint == endpoint, feedback.c.request_id.in_(part)
+        )
         found.update(r[0] for r in conn.execute(query))
     return found
 
@@ -86,10 +111,25 @@ def upsert_feedback(conn: Connection, endpoint: str, items: Sequence[tuple[str, 
     stmt = upsert(conn, feedback)
     stmt = stmt.on_conflict_do_update(
         index_elements=["endpoint", "request_id"],
-        set_={"target": stmt.excluded.target, "received_at": stmt.excluded.received_at,
-              "updates": feedback.c.updates + stmt.excluded.updates + 1})
-    conn.execute(stmt, [{"endpoint": endpoint, "request_id": rid, "target": latest[rid], "received_at": now,
-                         "updates": repeats[rid]} for rid in stored])
+        set_={
+            "target": stmt.excluded.target,
+            "received_at": stmt.excluded.received_at,
+            "updates": feedback.c.updates + stmt.excluded.updates + 1,
+        },
+    )
+    conn.execute(
+        stmt,
+        [
+            {
+                "endpoint": endpoint,
+                "request_id": rid,
+                "target": latest[rid],
+                "received_at": now,
+                "updates": repeats[rid],
+            }
+            for rid in stored
+        ],
+    )
     duplicates = sum(repeats[rid] for rid in stored) + len(already)
     joined = sum(repeats[rid] + 1 for rid in stored)
     return FeedbackResult(joined=joined, unknown=unknown, duplicates=duplicates)
@@ -104,27 +144,54 @@ def _filtered(query: Any, endpoint: str, experiment_id: str | None, since: datet
     return query
 
 
-def labelled_rows(conn: Connection, endpoint: str, *, experiment_id: str | None, since: datetime | None,
-                  limit: int | None) -> list[LabelledRow]:
-    join = predictions.join(feedback, (feedback.c.endpoint == predictions.c.endpoint)
-                            & (feedback.c.request_id == predictions.c.request_id))
+def labelled_rows(
+    conn: Connection, endpoint: str, *, experiment_id: str | None, since: datetime | None, limit: int | None
+) -> list[LabelledRow]:
+    join = predictions.join(
+        feedback,
+        (feedback.c.endpoint == predictions.c.endpoint) & (feedback.c.request_id == predictions.c.request_id),
+    )
     query = _filtered(select(*_COLUMNS, feedback.c.target).select_from(join), endpoint, experiment_id, since)
     if limit is not None:
         query = query.order_by(predictions.c.id.desc()).limit(max(0, int(limit)))
         rows = list(conn.execute(query))[::-1]
     else:
         rows = list(conn.execute(query.order_by(predictions.c.id)))
-    return [LabelledRow(request_id=r.request_id, variant=r.variant, model=r.model, version=r.version, ts=r.ts,
-                        latency_ms=float(r.latency_ms), error=r.error, outputs=r.outputs, target=r.target,
-                        experiment_id=r.experiment_id) for r in rows]
+    return [
+        LabelledRow(
+            request_id=r.request_id,
+            variant=r.variant,
+            model=r.model,
+            version=r.version,
+            ts=r.ts,
+            latency_ms=float(r.latency_ms),
+            error=r.error,
+            outputs=r.outputs,
+            target=r.target,
+            experiment_id=r.experiment_id,
+        )
+        for r in rows
+    ]
 
 
-def prediction_rows(conn: Connection, endpoint: str, *, experiment_id: str | None,
-                    since: datetime | None) -> list[PredictionRow]:
+def prediction_rows(
+    conn: Connection, endpoint: str, *, experiment_id: str | None, since: datetime | None
+) -> list[PredictionRow]:
     query = _filtered(select(*_COLUMNS), endpoint, experiment_id, since).order_by(predictions.c.id)
-    return [PredictionRow(request_id=r.request_id, variant=r.variant, model=r.model, version=r.version,
-                          ts=r.ts, latency_ms=float(r.latency_ms), error=r.error, outputs=r.outputs,
-                          experiment_id=r.experiment_id) for r in conn.execute(query)]
+    return [
+        PredictionRow(
+            request_id=r.request_id,
+            variant=r.variant,
+            model=r.model,
+            version=r.version,
+            ts=r.ts,
+            latency_ms=float(r.latency_ms),
+            error=r.error,
+            outputs=r.outputs,
+            experiment_id=r.experiment_id,
+        )
+        for r in conn.execute(query)
+    ]
 
 
 def prune(conn: Connection, *, older_than_s: float | None, keep_rows: int | None) -> int:
@@ -134,13 +201,15 @@ def prune(conn: Connection, *, older_than_s: float | None, keep_rows: int | None
         cutoff = utcnow() - timedelta(seconds=max(0.0, float(older_than_s)))
         removed += int(conn.execute(delete(predictions).where(predictions.c.ts < cutoff)).rowcount or 0)
     if keep_rows is not None:
-        edge = conn.execute(select(predictions.c.id).order_by(predictions.c.id.desc())
-                            .offset(max(0, int(keep_rows))).limit(1)).scalar()
+        edge = conn.execute(
+            select(predictions.c.id).order_by(predictions.c.id.desc()).offset(max(0, int(keep_rows))).limit(1)
+        ).scalar()
         if edge is not None:
             removed += int(conn.execute(delete(predictions).where(predictions.c.id <= edge)).rowcount or 0)
     if removed:
-        orphan = ~exists().where(predictions.c.endpoint == feedback.c.endpoint,
-                                 predictions.c.request_id == feedback.c.request_id)
+        orphan = ~exists().where(
+            predictions.c.endpoint == feedback.c.endpoint, predictions.c.request_id == feedback.c.request_id
+        )
         conn.execute(delete(feedback).where(orphan))
     return removed
 

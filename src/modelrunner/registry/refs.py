@@ -88,7 +88,9 @@ def parse_target(target: str) -> tuple[str | None, str]:
         return None, text
     if kind not in TARGET_KINDS:
         known = ", ".join(f"'{k}:'" for k in TARGET_KINDS)
-        raise InvalidArgument(f"invalid target {target!r}: unknown kind {kind + ':'!r} (known: {known}, "
-                              "or a model ref like 'digits@production')")
+        raise InvalidArgument(
+            f"invalid target {target!r}: unknown kind {kind + ':'!r} (known: {known}, "
+            "or a model ref like 'digits@production')"
+        )
     parse_ref(ref)
     return kind, ref.strip()

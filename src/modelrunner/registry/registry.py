@@ -50,12 +50,18 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
     (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``; drift:
     ``registry.drift.DriftMethods``; training runs: ``registry.training.TrainingMixin``)."""
 
-    def __init__(self, settings: Settings | None = None, *, database_url: str | None = None,
-                 store_url: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        database_url: str | None = None,
+        store_url: str | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.database_url = database_url or self.settings.resolved_database_url()
-        self.store = ArtifactStore(store_url or self.settings.resolved_store_url(),
-                                   self.settings.store_options)
+        self.store = ArtifactStore(
+            store_url or self.settings.resolved_store_url(), self.settings.store_options
+        )
         self.engine = db.open_database(self.database_url)
         self._listener: ChangeListener | None = None
 
@@ -82,8 +88,15 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
 
     # ---- push / resolve / fetch -------------------------------------------------------------------------
 
-    def push(self, bundle_path: Path | str, *, name: str | None = None, alias: str | None = None,
-             tags: Mapping[str, str] | None = None, actor: str | None = None) -> ModelVersion:
+    def push(
+        self,
+        bundle_path: Path | str,
+        *,
+        name: str | None = None,
+        alias: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
         """Store a bundle as the next version of ``name`` (default: the manifest's name)."""
         who = self._actor(actor)
         if alias is not None:
@@ -113,18 +126,21 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
                 return self.resolve(f"{model_name}@{number}")
         raise StorageError(f"could not allocate a version of {model_name!r} after {PUSH_ATTEMPTS} attempts")
 
-    def _commit_version(self, name: str, final: Any, sha: str, size: int, alias: str | None, actor: str,
-                        original: Any) -> int:
+    def _commit_version(
+        self, name: str, final: Any, sha: str, size: int, alias: str | None, actor: str, original: Any
+    ) -> int:
         with self._write() as conn:
-            model, created = versions.lock_or_create_model(conn, name, description=final.description,
-                                                           actor=actor)
+            model, created = versions.lock_or_create_model(
+                conn, name, description=final.description, actor=actor
+            )
             if created:
                 write_audit(conn, actor=actor, action="model.create", subject=name, after={"name": name})
             base = versions.latest_contract(conn, name)
             if bundles.renumber(base, original.contract) != final.contract:
                 raise versions.ContractMoved(name)
-            number = versions.insert_version(conn, name=name, manifest=final, sha=sha, size=size,
-                                             tags=dict(final.tags), actor=actor)
+            number = versions.insert_version(
+                conn, name=name, manifest=final, sha=sha, size=size, tags=dict(final.tags), actor=actor
+            )
             if alias is not None:
                 if alias == evals.GATED_ALIAS:
                     evals.enforce_gates(conn, name, number, force=False, actor=actor)
@@ -185,15 +201,24 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
     def model(self, name: str) -> ModelInfo:
         with self._read() as conn:
             m = versions.require_model(conn, name)
-            rows = conn.execute(select(model_versions).where(model_versions.c.model_id == m.id)
-                                .order_by(model_versions.c.version))
+            rows = conn.execute(
+                select(model_versions)
+                .where(model_versions.c.model_id == m.id)
+                .order_by(model_versions.c.version)
+            )
             return ModelInfo(
-                name=m.name, description=m.description or "", created_at=m.created_at,
-                created_by=m.created_by, updated_at=m.updated_at, aliases=versions.alias_map(conn, m.id),
-                versions=[versions.to_version(conn, m.name, r) for r in rows])
+                name=m.name,
+                description=m.description or "",
+                created_at=m.created_at,
+                created_by=m.created_by,
+                updated_at=m.updated_at,
+                aliases=versions.alias_map(conn, m.id),
+                versions=[versions.to_version(conn, m.name, r) for r in rows],
+            )
 
-    def set_alias(self, name: str, alias: str, version: int | str, actor: str | None = None, *,
-                  force: bool = False) -> ModelVersion:
+    def set_alias(
+        self, name: str, alias: str, version: int | str, actor: str | None = None, *, force: bool = False
+    ) -> ModelVersion:
         """Point ``name@alias`` at ``version`` (a number or a ref of the same model); bumps the generation.
 
         A move to ``production`` must pass the model's saved gates (stored evaluations) unless ``force``
@@ -219,8 +244,14 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
                 raise NotFound(f"model {name!r} has no alias {alias!r} (aliases: {known})")
             conn.execute(aliases.delete().where(aliases.c.model_id == model.id, aliases.c.alias == alias))
             state.bump_generation(conn)
-            write_audit(conn, actor=self._actor(actor), action="alias.delete", subject=f"{name}@{alias}",
-                        before={"version": current[alias]}, after=None)
+            write_audit(
+                conn,
+                actor=self._actor(actor),
+                action="alias.delete",
+                subject=f"{name}@{alias}",
+                before={"version": current[alias]},
+                after=None,
+            )
 
     def set_tags(self, ref: str, tags: Mapping[str, str | None], actor: str | None = None) -> ModelVersion:
         """Merge tags into a version (a value of None removes the key). Tags are labels, not content."""
@@ -234,29 +265,50 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
                 after.pop(key, None)
             check_fields(tags=after)
             conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(tags=after))
-            write_audit(conn, actor=self._actor(actor), action="tags.set",
-                        subject=f"{model.name}@{row.version}", before=before, after=after)
+            write_audit(
+                conn,
+                actor=self._actor(actor),
+                action="tags.set",
+                subject=f"{model.name}@{row.version}",
+                before=before,
+                after=after,
+            )
         return self.resolve(f"{parsed.name}@{row.version}")
 
-    def audit(self, limit: int = 100, subject: str | None = None,
-              action: str | None = None, actor: str | None = None) -> list[AuditEntry]:
+    def audit(
+        self,
+        limit: int = 100,
+        subject: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+    ) -> list[AuditEntry]:
         """Newest first; ``subject="digits"`` also matches ``digits@3`` and ``digits@production``."""
         with self._read() as conn:
             return read_audit(conn, limit=limit, subject=subject, action=action, actor=actor)
 
-    def record(self, action: str, subject: str, before: Any = None, after: Any = None,
-               actor: str | None = None) -> None:
+    def record(
+        self, action: str, subject: str, before: Any = None, after: Any = None, actor: str | None = None
+    ) -> None:
         """Append an audit row on behalf of another layer (runner, server, evaluation)."""
         if not action or not subject:
             raise InvalidArgument("an audit record needs an action and a subject")
         with self._write() as conn:
-            write_audit(conn, actor=self._actor(actor), action=action, subject=subject, before=before,
-                        after=after)
+            write_audit(
+                conn, actor=self._actor(actor), action=action, subject=subject, before=before, after=after
+            )
 
     # ---- desired state -----------------------------------------------------------------------------------
 
-    def set_endpoint(self, name: str, target: str, *, config: Mapping[str, Any] | None = None,
-                     force: bool = False, actor: str | None = None, create: bool = True) -> EndpointState:
+    def set_endpoint(
+        self,
+        name: str,
+        target: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        force: bool = False,
+        actor: str | None = None,
+        create: bool = True,
+    ) -> EndpointState:
         """Point endpoint ``name`` at ``target`` (a model ref, or ``pipeline:<ref>``), resolved first: a
         target that does not resolve now is never stored (NotFound / InvalidArgument naming it).
 
@@ -267,8 +319,15 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
         target = target.strip()
         self.check_target(target)
         with self._write() as conn:
-            return state.put_endpoint(conn, name, target, config=dict(config) if config is not None else None,
-                                      force=force, actor=self._actor(actor), create=create)
+            return state.put_endpoint(
+                conn,
+                name,
+                target,
+                config=dict(config) if config is not None else None,
+                force=force,
+                actor=self._actor(actor),
+                create=create,
+            )
 
     def check_target(self, target: str) -> ModelVersion:
         """The version an endpoint target resolves to now; its ``kind:`` prefix must fit that version's flavor
@@ -284,8 +343,9 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
         current = self.endpoint(name)
         if not current.previous_target:
             raise InvalidArgument(f"endpoint {name!r} has no previous target to roll back to")
-        return self.set_endpoint(name, current.previous_target, config=current.config, force=True,
-                                 actor=actor)
+        return self.set_endpoint(
+            name, current.previous_target, config=current.config, force=True, actor=actor
+        )
 
     def endpoint(self, name: str) -> EndpointState:
         with self._read() as conn:
@@ -326,14 +386,31 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
 
     # ---- evaluations and gates ---------------------------------------------------------------------------
 
-    def record_evaluation(self, name: str, version: int | None, *, metrics: Mapping[str, Any],
-                          gates: Any = None, passed: bool | None = None, dataset_sha256: str | None = None,
-                          dataset_name: str | None = None, actor: str | None = None) -> Evaluation:
+    def record_evaluation(
+        self,
+        name: str,
+        version: int | None,
+        *,
+        metrics: Mapping[str, Any],
+        gates: Any = None,
+        passed: bool | None = None,
+        dataset_sha256: str | None = None,
+        dataset_name: str | None = None,
+        actor: str | None = None,
+    ) -> Evaluation:
         check_name(name)
         with self._write() as conn:
             new_id = evals.insert_evaluation(
-                conn, model=name, version=version, metrics=dict(metrics), gates_result=gates, passed=passed,
-                dataset_sha256=dataset_sha256, dataset_name=dataset_name, actor=self._actor(actor))
+                conn,
+                model=name,
+                version=version,
+                metrics=dict(metrics),
+                gates_result=gates,
+                passed=passed,
+                dataset_sha256=dataset_sha256,
+                dataset_name=dataset_name,
+                actor=self._actor(actor),
+            )
             return evals.get_evaluation(conn, new_id)
 
     def evaluations(self, name: str, version: int | None = None) -> list[Evaluation]:

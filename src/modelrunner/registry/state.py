@@ -22,8 +22,9 @@ NOTIFY_CHANNEL = "modelrunner_state"
 
 def bump_generation(conn: Connection) -> int:
     """Increment the global generation (row-locks it until commit) and return the new value."""
-    conn.execute(update(state).where(state.c.id == 1).values(generation=state.c.generation + 1,
-                                                             updated_at=utcnow()))
+    conn.execute(
+        update(state).where(state.c.id == 1).values(generation=state.c.generation + 1, updated_at=utcnow())
+    )
     gen = int(conn.execute(select(state.c.generation).where(state.c.id == 1)).scalar_one())
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_notify(:ch, :gen)"), {"ch": NOTIFY_CHANNEL, "gen": str(gen)})
@@ -36,8 +37,13 @@ def read_generation(conn: Connection) -> int:
 
 def _endpoint(row: Any) -> EndpointState:
     return EndpointState(
-        name=row.name, target=row.target, previous_target=row.previous_target, config=dict(row.config or {}),
-        generation=int(row.generation), force=bool(row.force), updated_at=row.updated_at,
+        name=row.name,
+        target=row.target,
+        previous_target=row.previous_target,
+        config=dict(row.config or {}),
+        generation=int(row.generation),
+        force=bool(row.force),
+        updated_at=row.updated_at,
         updated_by=row.updated_by,
     )
 
@@ -45,8 +51,13 @@ def _endpoint(row: Any) -> EndpointState:
 def _as_dict(ep: EndpointState | None) -> dict[str, Any] | None:
     if ep is None:
         return None
-    return {"target": ep.target, "previous_target": ep.previous_target, "config": ep.config,
-            "force": ep.force, "generation": ep.generation}
+    return {
+        "target": ep.target,
+        "previous_target": ep.previous_target,
+        "config": ep.config,
+        "force": ep.force,
+        "generation": ep.generation,
+    }
 
 
 def get_endpoint(conn: Connection, name: str) -> EndpointState | None:
@@ -67,8 +78,16 @@ def list_endpoints(conn: Connection) -> list[EndpointState]:
     return [_endpoint(r) for r in conn.execute(select(endpoints).order_by(endpoints.c.name))]
 
 
-def put_endpoint(conn: Connection, name: str, target: str, *, config: dict[str, Any] | None, force: bool,
-                 actor: str, create: bool = True) -> EndpointState:
+def put_endpoint(
+    conn: Connection,
+    name: str,
+    target: str,
+    *,
+    config: dict[str, Any] | None,
+    force: bool,
+    actor: str,
+    create: bool = True,
+) -> EndpointState:
     """Create or change an endpoint's desired state and bump the generation (one transaction).
 
     With ``create=False`` an unknown ``name`` is refused (NotFound naming the known endpoints): a swap must
@@ -78,17 +97,27 @@ def put_endpoint(conn: Connection, name: str, target: str, *, config: dict[str, 
     now = utcnow()
     previous = None if old is None else (old.target if old.target != target else old.previous_target)
     values = {
-        "target": target, "previous_target": previous,
+        "target": target,
+        "previous_target": previous,
         "config": dict(config) if config is not None else (old.config if old else {}),
-        "generation": gen, "force": bool(force), "updated_at": now, "updated_by": actor,
+        "generation": gen,
+        "force": bool(force),
+        "updated_at": now,
+        "updated_by": actor,
     }
     if old is None:
         conn.execute(endpoints.insert().values(name=name, **values))
     else:
         conn.execute(update(endpoints).where(endpoints.c.name == name).values(**values))
     new = EndpointState(name=name, **values)  # type: ignore[arg-type]
-    write_audit(conn, actor=actor, action="endpoint.set", subject=f"endpoint:{name}", before=_as_dict(old),
-                after=_as_dict(new))
+    write_audit(
+        conn,
+        actor=actor,
+        action="endpoint.set",
+        subject=f"endpoint:{name}",
+        before=_as_dict(old),
+        after=_as_dict(new),
+    )
     return new
 
 
@@ -96,8 +125,14 @@ def remove_endpoint(conn: Connection, name: str, *, actor: str) -> None:
     old = require_endpoint(conn, name)
     bump_generation(conn)
     conn.execute(delete(endpoints).where(endpoints.c.name == name))
-    write_audit(conn, actor=actor, action="endpoint.delete", subject=f"endpoint:{name}",
-                before=_as_dict(old), after=None)
+    write_audit(
+        conn,
+        actor=actor,
+        action="endpoint.delete",
+        subject=f"endpoint:{name}",
+        before=_as_dict(old),
+        after=None,
+    )
 
 
 def upsert_worker(conn: Connection, status: WorkerStatus) -> None:
@@ -106,10 +141,18 @@ def upsert_worker(conn: Connection, status: WorkerStatus) -> None:
         expected = ", ".join(WORKER_STATES)
         raise InvalidArgument(f"invalid worker state {status.state!r}: expected one of {expected}")
     values = {
-        "runner_id": status.runner_id, "endpoint": status.endpoint, "pid": int(status.pid),
-        "host": status.host, "state": status.state, "target": status.target, "model": status.model,
-        "version": status.version, "sha256": status.sha256, "generation": status.generation,
-        "error": (status.error or None) and status.error[:4000], "load_ms": status.load_ms,
+        "runner_id": status.runner_id,
+        "endpoint": status.endpoint,
+        "pid": int(status.pid),
+        "host": status.host,
+        "state": status.state,
+        "target": status.target,
+        "model": status.model,
+        "version": status.version,
+        "sha256": status.sha256,
+        "generation": status.generation,
+        "error": (status.error or None) and status.error[:4000],
+        "load_ms": status.load_ms,
         "warmup_ms": status.warmup_ms,
         "heartbeat": utcnow(),
     }
@@ -122,8 +165,9 @@ def upsert_worker(conn: Connection, status: WorkerStatus) -> None:
     conn.execute(stmt)
 
 
-def list_workers(conn: Connection, *, endpoint: str | None = None,
-                 alive_within_s: float | None = None) -> list[WorkerStatus]:
+def list_workers(
+    conn: Connection, *, endpoint: str | None = None, alive_within_s: float | None = None
+) -> list[WorkerStatus]:
     query = select(worker_status).order_by(worker_status.c.endpoint, worker_status.c.runner_id)
     if endpoint is not None:
         query = query.where(worker_status.c.endpoint == endpoint)
@@ -131,10 +175,20 @@ def list_workers(conn: Connection, *, endpoint: str | None = None,
         query = query.where(worker_status.c.heartbeat >= utcnow() - timedelta(seconds=alive_within_s))
     return [
         WorkerStatus(
-            runner_id=r.runner_id, endpoint=r.endpoint, state=r.state, target=r.target, model=r.model,
-            version=r.version, sha256=r.sha256, generation=r.generation, error=r.error, load_ms=r.load_ms,
+            runner_id=r.runner_id,
+            endpoint=r.endpoint,
+            state=r.state,
+            target=r.target,
+            model=r.model,
+            version=r.version,
+            sha256=r.sha256,
+            generation=r.generation,
+            error=r.error,
+            load_ms=r.load_ms,
             warmup_ms=r.warmup_ms,
-            pid=r.pid, host=r.host, heartbeat=r.heartbeat,
+            pid=r.pid,
+            host=r.host,
+            heartbeat=r.heartbeat,
         )
         for r in conn.execute(query)
     ]

@@ -236,8 +236,13 @@ experiments = Table(
     Column("started_by", String(200), nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("ended_by", String(200), nullable=True),
-    Index("uq_experiments_running", "endpoint", unique=True, sqlite_where=text("state = 'running'"),
-          postgresql_where=text("state = 'running'")),
+    Index(
+        "uq_experiments_running",
+        "endpoint",
+        unique=True,
+        sqlite_where=text("state = 'running'"),
+        postgresql_where=text("state = 'running'"),
+    ),
 )
 
 predictions = Table(
@@ -283,8 +288,13 @@ training_runs = Table(
     Column("error", Text, nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=False),
     Column("started_by", String(200), nullable=False),
-    Index("uq_training_runs_running", "model", unique=True, sqlite_where=text("state = 'running'"),
-          postgresql_where=text("state = 'running'")),
+    Index(
+        "uq_training_runs_running",
+        "model",
+        unique=True,
+        sqlite_where=text("state = 'running'"),
+        postgresql_where=text("state = 'running'"),
+    ),
 )
 
 api_tokens = Table(

@@ -69,8 +69,9 @@ def parse_duration(text: str) -> timedelta:
     """``30d``, ``12h``, ``90m``, ``2w`` -> a timedelta; InvalidArgument naming the format otherwise."""
     match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text or "")
     if not match or int(match.group(1)) <= 0:
-        raise InvalidArgument(f"invalid duration {text!r}: a positive number and a unit m, h, d or w (30d)",
-                              field="expires")
+        raise InvalidArgument(
+            f"invalid duration {text!r}: a positive number and a unit m, h, d or w (30d)", field="expires"
+        )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
@@ -84,38 +85,61 @@ def split_token(presented: str) -> tuple[str, str]:
     prefix, _, rest = presented.strip().partition("_")
     token_id, _, secret = rest.partition("_")
     if prefix != PREFIX or len(token_id) != 8 or not secret:
-        raise Unauthenticated("malformed token: expected the 'mrt_...' value that `modelrunner token create` "
-                              "printed")
+        raise Unauthenticated(
+            "malformed token: expected the 'mrt_...' value that `modelrunner token create` printed"
+        )
     return token_id, secret
 
 
 def _info(row: Any) -> TokenInfo:
-    return TokenInfo(name=row.name, role=row.role, token_id=row.token_id, created_at=row.created_at,
-                     created_by=row.created_by, expires_at=row.expires_at)
+    return TokenInfo(
+        name=row.name,
+        role=row.role,
+        token_id=row.token_id,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+    )
 
 
-def create(registry: Any, name: str, role: str, *, expires_in: timedelta | None = None,
-           actor: str | None = None) -> tuple[TokenInfo, str]:
+def create(
+    registry: Any, name: str, role: str, *, expires_in: timedelta | None = None, actor: str | None = None
+) -> tuple[TokenInfo, str]:
     """Store a new token; return it and its full value (shown once: only its hash is kept)."""
     if not _NAME.match(name or ""):
-        raise InvalidArgument(f"invalid token name {name!r}: letters, digits, '.', '_', '-' (up to 128)",
-                              field="name")
+        raise InvalidArgument(
+            f"invalid token name {name!r}: letters, digits, '.', '_', '-' (up to 128)", field="name"
+        )
     check_role(role)
     token_id, secret, salt = secrets.token_hex(4), secrets.token_urlsafe(32), secrets.token_bytes(16)
     now = utcnow()
     expires_at = now + expires_in if expires_in else None
     who = registry.settings.resolved_actor() if actor is None else actor
-    row = {"token_id": token_id, "name": name, "role": role, "salt": salt.hex(),
-           "hash": derive(secret, salt).hex(), "kdf": KDF, "created_at": now, "created_by": who,
-           "expires_at": expires_at}
+    row = {
+        "token_id": token_id,
+        "name": name,
+        "role": role,
+        "salt": salt.hex(),
+        "hash": derive(secret, salt).hex(),
+        "kdf": KDF,
+        "created_at": now,
+        "created_by": who,
+        "expires_at": expires_at,
+    }
     with registry._write() as conn:
         if conn.execute(select(api_tokens.c.name).where(api_tokens.c.name == name)).first():
             raise AlreadyExists(f"a token named {name!r} exists; revoke it first or pick another name")
         conn.execute(api_tokens.insert().values(**row))
-        write_audit(conn, actor=who, action="token.create", subject=f"token:{name}",
-                    after={"role": role, "expires_at": expires_at.isoformat() if expires_at else None})
-    info = TokenInfo(name=name, role=role, token_id=token_id, created_at=now, created_by=who,
-                     expires_at=expires_at)
+        write_audit(
+            conn,
+            actor=who,
+            action="token.create",
+            subject=f"token:{name}",
+            after={"role": role, "expires_at": expires_at.isoformat() if expires_at else None},
+        )
+    info = TokenInfo(
+        name=name, role=role, token_id=token_id, created_at=now, created_by=who, expires_at=expires_at
+    )
     return info, f"{PREFIX}_{token_id}_{secret}"
 
 
@@ -133,8 +157,9 @@ def revoke(registry: Any, name: str, *, actor: str | None = None) -> TokenInfo:
         if row is None:
             raise NotFound(f"no token named {name!r}")
         conn.execute(delete(api_tokens).where(api_tokens.c.name == name))
-        write_audit(conn, actor=who, action="token.revoke", subject=f"token:{name}",
-                    before={"role": row.role})
+        write_audit(
+            conn, actor=who, action="token.revoke", subject=f"token:{name}", before={"role": row.role}
+        )
     return _info(row)
 
 

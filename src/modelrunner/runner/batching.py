@@ -66,12 +66,19 @@ class BatchConfig:
         if size is None:
             size = 1
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BATCH_SIZE:
-            raise InvalidArgument(f"max_batch_size must be an integer from 0 (off) to {MAX_BATCH_SIZE}, "
-                                  f"got {size!r}", field="max_batch_size")
-        if isinstance(latency, bool) or not isinstance(latency, int | float) or not (
-                0 <= latency <= MAX_LATENCY_MS):
-            raise InvalidArgument(f"max_latency_ms must be a number from 0 to {MAX_LATENCY_MS:g}, "
-                                  f"got {latency!r}", field="max_latency_ms")
+            raise InvalidArgument(
+                f"max_batch_size must be an integer from 0 (off) to {MAX_BATCH_SIZE}, got {size!r}",
+                field="max_batch_size",
+            )
+        if (
+            isinstance(latency, bool)
+            or not isinstance(latency, int | float)
+            or not (0 <= latency <= MAX_LATENCY_MS)
+        ):
+            raise InvalidArgument(
+                f"max_latency_ms must be a number from 0 to {MAX_LATENCY_MS:g}, got {latency!r}",
+                field="max_latency_ms",
+            )
         return cls(max(1, size), float(latency))
 
     def to_config(self) -> dict[str, Any]:
@@ -103,8 +110,15 @@ class _Queue:
 class Batcher:
     """Merges concurrent requests to one deployment into one predict call (see the module docstring)."""
 
-    def __init__(self, config: BatchConfig, run: Runner, *, executor: Executor | None = None,
-                 endpoint: str = "", observe: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: BatchConfig,
+        run: Runner,
+        *,
+        executor: Executor | None = None,
+        endpoint: str = "",
+        observe: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.config = config
         self._run = run
         self._executor = executor
@@ -118,8 +132,9 @@ class Batcher:
         """Predict ``columns`` (validated) on ``dep`` as part of a batch; returns this request's rows."""
         return await self.enqueue(dep, columns, rows)
 
-    def enqueue(self, dep: Any, columns: Columns,
-                rows: int | None = None) -> asyncio.Future[Mapping[str, np.ndarray]]:
+    def enqueue(
+        self, dep: Any, columns: Columns, rows: int | None = None
+    ) -> asyncio.Future[Mapping[str, np.ndarray]]:
         """Queue ``columns`` (validated) for a batch on ``dep``; the future gets this request's rows (cancel
         it to leave the request out of a batch not started yet)."""
         loop = asyncio.get_running_loop()
@@ -180,8 +195,9 @@ class Batcher:
                 if cost.inline:
                     results = cost.on_loop(self._predict_batch, dep, live)
                 else:
-                    results = await loop.run_in_executor(self._executor, cost.timed, self._predict_batch, dep,
-                                                         live)
+                    results = await loop.run_in_executor(
+                        self._executor, cost.timed, self._predict_batch, dep, live
+                    )
                 for request, result in zip(live, results, strict=True):
                     if not request.future.done():
                         if isinstance(result, BaseException):
@@ -223,8 +239,12 @@ class Batcher:
             if not _is_per_row(exc):
                 return [exc] * len(batch)
         except Exception:  # noqa: BLE001 - one bad row must not fail the others: retry each alone
-            log.debug("batched predict on %s failed; retrying its %d requests one by one", self._endpoint,
-                      len(batch), exc_info=True)
+            log.debug(
+                "batched predict on %s failed; retrying its %d requests one by one",
+                self._endpoint,
+                len(batch),
+                exc_info=True,
+            )
         return [_call(self._run, dep, r.columns) for r in batch]
 
 

@@ -86,16 +86,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grpc-port", type=int, default=None)
     parser.add_argument("--beat-fd", type=int, default=None, help="pipe to the supervisor for heartbeats")
     parser.add_argument("--beat-interval", type=float, default=1.0)
-    parser.add_argument("--expect", action="append", default=[], metavar="NAME=TARGET",
-                        help="wait for the desired state to say this before taking traffic")
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="NAME=TARGET",
+        help="wait for the desired state to say this before taking traffic",
+    )
     return parser.parse_args(argv)
 
 
 def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServer]) -> int:
     """Run one worker: ``build(args)`` makes its server, which then serves the inherited socket."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("modelrunner").setLevel(logging.INFO)
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()

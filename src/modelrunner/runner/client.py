@@ -16,12 +16,19 @@ from modelrunner.errors import Unavailable
 class AdminClient:
     """Calls ``/admin`` on ``base_url`` with a bearer ``token``; errors come back as modelrunner errors."""
 
-    def __init__(self, base_url: str, token: str | None = None, *, timeout_s: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s,
-                                  transport=transport)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout_s, transport=transport
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -32,8 +39,16 @@ class AdminClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def swap(self, endpoint: str, target: str, *, wait: bool = False, timeout: float = 60.0,
-             force: bool = False, create: bool = False) -> dict[str, Any]:
+    def swap(
+        self,
+        endpoint: str,
+        target: str,
+        *,
+        wait: bool = False,
+        timeout: float = 60.0,
+        force: bool = False,
+        create: bool = False,
+    ) -> dict[str, Any]:
         """Point ``endpoint`` at ``target``; with ``wait``, return once every live worker serves it.
 
         An unknown ``endpoint`` is refused (NotFound) unless ``create``: a typo must not start serving a
@@ -44,8 +59,9 @@ class AdminClient:
         params = None if create else {"create": "false"}
         return self._rollout("PUT", f"/admin/endpoints/{endpoint}", body, timeout if wait else 0.0, params)
 
-    def create(self, endpoint: str, target: str, *, wait: bool = False,
-               timeout: float = 60.0) -> dict[str, Any]:
+    def create(
+        self, endpoint: str, target: str, *, wait: bool = False, timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Create ``endpoint`` serving ``target`` (a ``PUT`` that may create; answers as :meth:`swap`)."""
         return self.swap(endpoint, target, wait=wait, timeout=timeout, create=True)
 
@@ -53,8 +69,9 @@ class AdminClient:
         """Stop serving ``endpoint``: its desired state is removed and every worker unloads it."""
         self._request("DELETE", f"/admin/endpoints/{endpoint}")
 
-    def rollback(self, endpoint: str, *, wait: bool = False, timeout: float = 60.0,
-                 force: bool = False) -> dict[str, Any]:
+    def rollback(
+        self, endpoint: str, *, wait: bool = False, timeout: float = 60.0, force: bool = False
+    ) -> dict[str, Any]:
         """Serve the endpoint's previous target again (same wait semantics as :meth:`swap`)."""
         body = {"force": force, "wait": wait, "timeout_s": timeout}
         return self._rollout("POST", f"/admin/endpoints/{endpoint}/rollback", body, timeout if wait else 0.0)
@@ -70,8 +87,9 @@ class AdminClient:
         result: list[dict[str, Any]] = self._request("GET", "/admin/endpoints")
         return result
 
-    def status(self, *, endpoint: str | None = None,
-               alive_within_s: float | None = None) -> list[dict[str, Any]]:
+    def status(
+        self, *, endpoint: str | None = None, alive_within_s: float | None = None
+    ) -> list[dict[str, Any]]:
         """Worker status rows (optionally one endpoint's, optionally only live workers)."""
         params: dict[str, Any] = {}
         if endpoint:
@@ -81,8 +99,14 @@ class AdminClient:
         result: list[dict[str, Any]] = self._request("GET", "/admin/workers", params=params)
         return result
 
-    def _rollout(self, method: str, path: str, body: dict[str, Any], wait_s: float,
-                 params: dict[str, str] | None = None) -> dict[str, Any]:
+    def _rollout(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        wait_s: float,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         response = self._send(method, path, json=body, params=params, extra_timeout=wait_s)
         return check_rollout(response, _json(response))
 
@@ -102,4 +126,3 @@ class AdminClient:
             raise errors.DeadlineExceeded(f"{self.base_url} did not answer {method} {path} in time") from exc
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the runner at {self.base_url}: {exc}") from exc
-

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from modelrunner.registry.types import EndpointState
 
 
-def set_endpoint_config(registry: Registry, name: str, changes: Mapping[str, Any],
-                        actor: str | None = None) -> EndpointState:
+def set_endpoint_config(
+    registry: Registry, name: str, changes: Mapping[str, Any], actor: str | None = None
+) -> EndpointState:
     """Merge ``changes`` into endpoint ``name``'s config (checked first) and write it to the desired state.
 
     The target stays the same, so reconcilers apply the new options without reloading the model.

@@ -103,10 +103,17 @@ class Deployment:
             log.exception("closing %s failed", self.ref)
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.version, "ref": self.ref, "target": self.target,
-                "sha256": self.sha256, "load_ms": round(self.load_ms, 1),
-                "warmup_ms": round(self.warmup_ms, 1), "loaded_at": self.loaded_at,
-                "inflight": self.inflight}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "ref": self.ref,
+            "target": self.target,
+            "sha256": self.sha256,
+            "load_ms": round(self.load_ms, 1),
+            "warmup_ms": round(self.warmup_ms, 1),
+            "loaded_at": self.loaded_at,
+            "inflight": self.inflight,
+        }
 
 
 @dataclass(frozen=True)
@@ -144,9 +151,17 @@ class Endpoint:
     """A stable name clients call; serves one :class:`Deployment` at a time, swapped live. Its batcher
     reports merged calls to ``observer`` (nothing unless given: the runtime passes the worker's)."""
 
-    def __init__(self, name: str, *, drain_timeout_s: float = 30.0, keep_previous: bool = False,
-                 validator: Validator = validate_inputs, concurrency: int | None = None,
-                 recorder: PredictionLog | None = None, observer: RequestObserver | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        drain_timeout_s: float = 30.0,
+        keep_previous: bool = False,
+        validator: Validator = validate_inputs,
+        concurrency: int | None = None,
+        recorder: PredictionLog | None = None,
+        observer: RequestObserver | None = None,
+    ) -> None:
         self.name = name
         self.observer: RequestObserver = observer if observer is not None else NullObserver()
         self.current: Deployment | None = None
@@ -220,19 +235,43 @@ class Endpoint:
             # the old lane is dropped, not shut down: its batcher may still hand it queued requests; its
             # threads end once it is garbage (ThreadPoolExecutor's weakref callback)
             self._lane, self.limits = Lane(self.name, limits), limits
-            log.info("endpoint %s: max_concurrency=%d max_queue=%d timeout_s=%g", self.name,
-                     limits.max_concurrency, limits.max_queue, limits.timeout_s)
+            log.info(
+                "endpoint %s: max_concurrency=%d max_queue=%d timeout_s=%g",
+                self.name,
+                limits.max_concurrency,
+                limits.max_queue,
+                limits.timeout_s,
+            )
         if batching != self.batching:
-            log.info("endpoint %s: batching %s", self.name,
-                     f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
-                     if batching.enabled else "off")
+            log.info(
+                "endpoint %s: batching %s",
+                self.name,
+                f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
+                if batching.enabled
+                else "off",
+            )
         self.batching = batching
-        self._batcher = Batcher(batching, self._run_validated, executor=self._lane.executor,
-                                endpoint=self.name, observe=self.observer.batch) if batching.enabled else None
+        self._batcher = (
+            Batcher(
+                batching,
+                self._run_validated,
+                executor=self._lane.executor,
+                endpoint=self.name,
+                observe=self.observer.batch,
+            )
+            if batching.enabled
+            else None
+        )
 
-    async def predict(self, columns: Mapping[str, np.ndarray], *, validated: bool = False,
-                      alone: bool = False, request_id: str | None = None,
-                      sticky: str | None = None) -> Prediction:
+    async def predict(
+        self,
+        columns: Mapping[str, np.ndarray],
+        *,
+        validated: bool = False,
+        alone: bool = False,
+        request_id: str | None = None,
+        sticky: str | None = None,
+    ) -> Prediction:
         """Validate and predict on the deployment current at call time; it stays pinned until the end.
 
         With batching on, the request is validated here (a bad one fails alone), then merged with concurrent
@@ -245,13 +284,22 @@ class Endpoint:
         if self._observed:
             from modelrunner.runner.experiment import serve
 
-            return await serve(self, columns, validated=validated, alone=alone, request_id=request_id,
-                               sticky=sticky)
-        return await self.predict_on(self._pinned_current(), columns, validated, alone, "production",
-                                     request_id or "")
+            return await serve(
+                self, columns, validated=validated, alone=alone, request_id=request_id, sticky=sticky
+            )
+        return await self.predict_on(
+            self._pinned_current(), columns, validated, alone, "production", request_id or ""
+        )
 
-    async def predict_on(self, dep: Deployment, columns: Mapping[str, np.ndarray], validated: bool,
-                         alone: bool, variant: str, request_id: str) -> Prediction:
+    async def predict_on(
+        self,
+        dep: Deployment,
+        columns: Mapping[str, np.ndarray],
+        validated: bool,
+        alone: bool,
+        variant: str,
+        request_id: str,
+    ) -> Prediction:
         """Predict on ``dep`` (pinned for the call) and label the answer with ``variant``."""
         dep.acquire()
         try:
@@ -260,14 +308,16 @@ class Endpoint:
                 if not validated:
                     columns = self._validator(dep.contract, columns)
                 out: Mapping[str, np.ndarray] = await self._lane.bounded(
-                    self.batching.max_batch_size, batcher.enqueue(dep, columns))
+                    self.batching.max_batch_size, batcher.enqueue(dep, columns)
+                )
             elif dep.cost.inline and small_request(columns):  # a fast model on a few rows: cheaper than a
                 # hand-off to a thread; large requests still go to the endpoint's threads
                 out = dep.cost.on_loop(self._run, dep, columns, validated)
             else:
                 ctx = contextvars.copy_context()  # the request's context (e.g. a pipeline trace) follows it
-                out = await self._lane.submit(dep, ctx.run, dep.cost.timed, self._run, dep, columns,
-                                              validated)
+                out = await self._lane.submit(
+                    dep, ctx.run, dep.cost.timed, self._run, dep, columns, validated
+                )
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, request_id)
@@ -280,22 +330,41 @@ class Endpoint:
 
     def _update_observed(self) -> None:
         self._observed = self.experiment is not None or (
-            self.recorder is not None and self.log_config.active(False))
+            self.recorder is not None and self.log_config.active(False)
+        )
 
     @property
     def logging(self) -> bool:
         """Whether answers are logged now (the config's log_predictions, else: while an experiment runs)."""
         return self.recorder is not None and self.log_config.active(self.experiment is not None)
 
-    def log_answer(self, request_id: str, variant: str, dep: Deployment, seconds: float, outputs: Any,
-                   error: str | None, inputs: Any) -> None:
+    def log_answer(
+        self,
+        request_id: str,
+        variant: str,
+        dep: Deployment,
+        seconds: float,
+        outputs: Any,
+        error: str | None,
+        inputs: Any,
+    ) -> None:
         recorder = self.recorder
         if recorder is None or not self.log_config.active(self.experiment is not None):
             return
         live = self.experiment
-        recorder.add(self.name, request_id, variant, dep.model, dep.version, seconds * 1000.0, outputs,
-                     experiment_id=live.id if live is not None else None, error=error, inputs=inputs,
-                     bytes_inputs=self.log_config.bytes_inputs)
+        recorder.add(
+            self.name,
+            request_id,
+            variant,
+            dep.model,
+            dep.version,
+            seconds * 1000.0,
+            outputs,
+            experiment_id=live.id if live is not None else None,
+            error=error,
+            inputs=inputs,
+            bytes_inputs=self.log_config.bytes_inputs,
+        )
 
     def set_experiment(self, live: LiveExperiment | None) -> LiveExperiment | None:
         """Run ``live`` from now on (None: stop); returns the one it replaces (the caller stops it and
@@ -364,8 +433,13 @@ class Endpoint:
 
     async def _drain_and_close(self, dep: Deployment) -> None:
         if not await wait_event(dep.drained, self.drain_timeout_s):
-            log.warning("endpoint %s: %s still had %d request(s) after %.1fs; closing it",
-                        self.name, dep.ref, dep.inflight, self.drain_timeout_s)
+            log.warning(
+                "endpoint %s: %s still had %d request(s) after %.1fs; closing it",
+                self.name,
+                dep.ref,
+                dep.inflight,
+                self.drain_timeout_s,
+            )
         seconds = await asyncio.to_thread(_close_and_release, dep)
         log.info("endpoint %s: unloaded %s (close + gc + trim %.1f ms)", self.name, dep.ref, seconds * 1000)
 
@@ -386,20 +460,34 @@ class Endpoint:
             await asyncio.gather(*list(self._closing), return_exceptions=True)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "ready": self.ready, "state": self.state, "error": self.error,
-                "generation": self.generation, "batching": self.batching.to_config(),
-                "limits": self.limits.to_config(), "pending": self._lane.pending,
-                "current": self.current.describe() if self.current else None,
-                "previous": self.previous.describe() if self.previous else None,
-                "experiment": self._describe_experiment()}
+        return {
+            "name": self.name,
+            "ready": self.ready,
+            "state": self.state,
+            "error": self.error,
+            "generation": self.generation,
+            "batching": self.batching.to_config(),
+            "limits": self.limits.to_config(),
+            "pending": self._lane.pending,
+            "current": self.current.describe() if self.current else None,
+            "previous": self.previous.describe() if self.previous else None,
+            "experiment": self._describe_experiment(),
+        }
 
     def _describe_experiment(self) -> dict[str, Any] | None:
         live = self.experiment
         if live is None:
             return {"error": self.experiment_error} if self.experiment_error else None
-        return {"id": live.id, "mode": live.mode, "percent": live.experiment.percent,
-                "sticky_key": live.experiment.sticky_key, "candidate": live.candidate.describe(),
-                "mirrored": live.mirrored, "dropped": live.dropped, "logging": self.logging}
+        return {
+            "id": live.id,
+            "mode": live.mode,
+            "percent": live.experiment.percent,
+            "sticky_key": live.experiment.sticky_key,
+            "candidate": live.candidate.describe(),
+            "mirrored": live.mirrored,
+            "dropped": live.dropped,
+            "logging": self.logging,
+        }
 
 
 def _close_and_release(dep: Deployment) -> float:

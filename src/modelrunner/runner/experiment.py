@@ -101,8 +101,9 @@ class LiveExperiment:
         if self.mode == "shadow":
             self._queue = asyncio.Queue(self.queue_size)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{endpoint.name}")
-            self._task = asyncio.get_running_loop().create_task(self._mirror_loop(),
-                                                                name=f"shadow-{endpoint.name}")
+            self._task = asyncio.get_running_loop().create_task(
+                self._mirror_loop(), name=f"shadow-{endpoint.name}"
+            )
 
     async def stop(self) -> None:
         """Stop mirroring (queued copies are dropped); the caller retires the candidate."""
@@ -149,8 +150,15 @@ class LiveExperiment:
             ep.log_answer(request_id, "shadow", dep, time.perf_counter() - started, out, error, None)
 
 
-async def serve(ep: Endpoint, columns: Mapping[str, np.ndarray], *, validated: bool, alone: bool,
-                request_id: str | None, sticky: str | None) -> Prediction:
+async def serve(
+    ep: Endpoint,
+    columns: Mapping[str, np.ndarray],
+    *,
+    validated: bool,
+    alone: bool,
+    request_id: str | None,
+    sticky: str | None,
+) -> Prediction:
     """Predict for one request while an experiment runs or the endpoint logs (see the module docstring)."""
     live = ep.experiment
     rid = request_id or new_request_id()
@@ -163,11 +171,19 @@ async def serve(ep: Endpoint, columns: Mapping[str, np.ndarray], *, validated: b
         except InvalidArgument:
             raise  # the client's fault: production would refuse it too
         except Exception as exc:  # noqa: BLE001 - logged as the candidate's error; production answers
-            ep.log_answer(rid, "candidate", live.candidate, time.perf_counter() - started, None,
-                          _error_text(exc), inputs)
+            ep.log_answer(
+                rid,
+                "candidate",
+                live.candidate,
+                time.perf_counter() - started,
+                None,
+                _error_text(exc),
+                inputs,
+            )
         else:
-            ep.log_answer(rid, "candidate", live.candidate, time.perf_counter() - started, pred.columns, None,
-                          inputs)
+            ep.log_answer(
+                rid, "candidate", live.candidate, time.perf_counter() - started, pred.columns, None, inputs
+            )
             return pred
     dep = ep.pinned_current()
     started = time.perf_counter()

@@ -75,8 +75,9 @@ class ExperimentSync:
             self._refused.pop(ep.name, None)
             ep.experiment_error = None
             if live is not None:
-                log.info("endpoint %s: experiment %s ended; unloading %s", ep.name, live.id,
-                         live.candidate.ref)
+                log.info(
+                    "endpoint %s: experiment %s ended; unloading %s", ep.name, live.id, live.candidate.ref
+                )
                 await ep.end_experiment()
             return
         if live is not None and live.id == want.id:
@@ -99,13 +100,16 @@ class ExperimentSync:
         try:
             if isinstance(mv, ModelrunnerError):
                 raise mv
-            dep = await asyncio.to_thread(build_deployment, ep.name, pinned_target(want), mv, self.registry,
-                                          self.loader)
+            dep = await asyncio.to_thread(
+                build_deployment, ep.name, pinned_target(want), mv, self.registry, self.loader
+            )
             current = ep.current
             reasons = check_compatible(current.contract, dep.contract) if current is not None else []
             if reasons:
-                raise IncompatibleContract(f"candidate {dep.ref} would break clients of endpoint "
-                                           f"{ep.name!r}: {'; '.join(reasons)}", reasons)
+                raise IncompatibleContract(
+                    f"candidate {dep.ref} would break clients of endpoint {ep.name!r}: {'; '.join(reasons)}",
+                    reasons,
+                )
         except ModelrunnerError as exc:
             if dep is not None:
                 await asyncio.to_thread(dep.close)
@@ -116,8 +120,15 @@ class ExperimentSync:
             return
         ep.experiment_error = None
         ep.set_experiment(LiveExperiment(want, dep, queue_size=self.queue_size))
-        log.info("endpoint %s: experiment %s (%s %g%%) with %s beside %s", ep.name, want.id, want.mode,
-                 want.percent, dep.ref, ep.current.ref)
+        log.info(
+            "endpoint %s: experiment %s (%s %g%%) with %s beside %s",
+            ep.name,
+            want.id,
+            want.mode,
+            want.percent,
+            dep.ref,
+            ep.current.ref,
+        )
 
     async def _refuse(self, ep: Endpoint, want: Any, exc: ModelrunnerError) -> None:
         message = f"experiment {want.id}: cannot load candidate {want.candidate_ref}: {exc}"
@@ -129,8 +140,13 @@ class ExperimentSync:
         self._refused[ep.name] = want.id
         log.warning("endpoint %s: %s", ep.name, message)
         try:
-            await asyncio.to_thread(self.registry.record, "experiment.load_failed", f"endpoint:{ep.name}",
-                                    None, {"id": want.id, "candidate": want.candidate_ref, "error": message},
-                                    self.worker_id)
+            await asyncio.to_thread(
+                self.registry.record,
+                "experiment.load_failed",
+                f"endpoint:{ep.name}",
+                None,
+                {"id": want.id, "candidate": want.candidate_ref, "error": message},
+                self.worker_id,
+            )
         except ModelrunnerError:
             log.exception("could not audit the refused candidate of %s", ep.name)

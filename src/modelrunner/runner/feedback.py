@@ -33,33 +33,42 @@ def parse(body: Any) -> list[tuple[str, Any]]:
     elif isinstance(body, dict):
         return [_item(body, "")]
     else:
-        raise InvalidArgument('feedback must be {"request_id": ..., "target": ...}, {"items": [...]} '
-                              "or a list of such objects", field="body")
+        raise InvalidArgument(
+            'feedback must be {"request_id": ..., "target": ...}, {"items": [...]} or a list of such objects',
+            field="body",
+        )
     if not items:
         raise InvalidArgument("no feedback items", field=prefix or "body")
     if len(items) > MAX_ITEMS:
-        raise InvalidArgument(f"at most {MAX_ITEMS} feedback items per request, got {len(items)}",
-                              field=prefix or "body")
+        raise InvalidArgument(
+            f"at most {MAX_ITEMS} feedback items per request, got {len(items)}", field=prefix or "body"
+        )
     return [_item(item, f"{prefix}[{i}]") for i, item in enumerate(items)]
 
 
 def _item(item: Any, where: str) -> tuple[str, Any]:
     dot = f"{where}." if where else ""
     if not isinstance(item, dict):
-        raise InvalidArgument(f"{where or 'body'}: expected an object {{request_id, target}}",
-                              field=where or "body")
+        raise InvalidArgument(
+            f"{where or 'body'}: expected an object {{request_id, target}}", field=where or "body"
+        )
     rid = item.get("request_id")
     if not isinstance(rid, str) or not rid.strip() or len(rid) > 128:
-        raise InvalidArgument(f"{dot}request_id: expected a non-empty string of at most 128 characters (the "
-                              "x-request-id of the answer)", field=f"{dot}request_id")
+        raise InvalidArgument(
+            f"{dot}request_id: expected a non-empty string of at most 128 characters (the "
+            "x-request-id of the answer)",
+            field=f"{dot}request_id",
+        )
     if "target" not in item:
-        raise InvalidArgument(f"{dot}target: missing (the ground truth of that request)",
-                              field=f"{dot}target")
+        raise InvalidArgument(
+            f"{dot}target: missing (the ground truth of that request)", field=f"{dot}target"
+        )
     return rid, item["target"]
 
 
-async def join(runtime: Any, endpoint: str, items: Sequence[tuple[str, Any]], *,
-               retry_s: float = RETRY_S) -> FeedbackResult:
+async def join(
+    runtime: Any, endpoint: str, items: Sequence[tuple[str, Any]], *, retry_s: float = RETRY_S
+) -> FeedbackResult:
     """Store the items against ``endpoint``'s logged predictions; NotFound naming the ids none was logged
     for (after ``retry_s``), the others stored all the same."""
     runtime.get(endpoint)  # NotFound naming the endpoints this worker serves
@@ -78,15 +87,20 @@ async def join(runtime: Any, endpoint: str, items: Sequence[tuple[str, Any]], *,
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.25)
         wanted = set(unknown)
-        again = await asyncio.to_thread(registry.record_feedback, endpoint,
-                                        [(rid, target) for rid, target in items if rid in wanted])
+        again = await asyncio.to_thread(
+            registry.record_feedback, endpoint, [(rid, target) for rid, target in items if rid in wanted]
+        )
         joined, duplicates = joined + again.joined, duplicates + again.duplicates
         unknown = list(again.unknown)
     if unknown:
         more = f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else ""
         shown = ", ".join(unknown[:SHOWN]) + more
-        raise NotFound(f"no logged prediction of endpoint {endpoint!r} for request id(s) {shown} (is the "
-                       "prediction log on? it logs while an experiment runs, or with log_predictions: true)",
-                       unknown=unknown[:SHOWN], unknown_count=len(unknown), joined=joined,
-                       duplicates=duplicates)
+        raise NotFound(
+            f"no logged prediction of endpoint {endpoint!r} for request id(s) {shown} (is the "
+            "prediction log on? it logs while an experiment runs, or with log_predictions: true)",
+            unknown=unknown[:SHOWN],
+            unknown_count=len(unknown),
+            joined=joined,
+            duplicates=duplicates,
+        )
     return FeedbackResult(joined=joined, unknown=[], duplicates=duplicates)

@@ -68,15 +68,23 @@ class LimitConfig:
         _check_int("max_queue", DEFAULT_QUEUE if queue is None else queue, 0, MAX_QUEUE)
         if timeout is None:
             timeout = DEFAULT_TIMEOUT_S
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
-                0 <= timeout <= MAX_TIMEOUT_S):
-            raise InvalidArgument(f"timeout_s must be a number of seconds from 0 (none) to "
-                                  f"{MAX_TIMEOUT_S:g}, got {timeout!r}", field="timeout_s")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not (0 <= timeout <= MAX_TIMEOUT_S)
+        ):
+            raise InvalidArgument(
+                f"timeout_s must be a number of seconds from 0 (none) to {MAX_TIMEOUT_S:g}, got {timeout!r}",
+                field="timeout_s",
+            )
         return cls(threads, DEFAULT_QUEUE if queue is None else queue, float(timeout))
 
     def to_config(self) -> dict[str, Any]:
-        return {"max_concurrency": self.max_concurrency, "max_queue": self.max_queue,
-                "timeout_s": self.timeout_s}
+        return {
+            "max_concurrency": self.max_concurrency,
+            "max_queue": self.max_queue,
+            "timeout_s": self.timeout_s,
+        }
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
@@ -204,12 +212,17 @@ class Lane:
                 f"endpoint {self.endpoint!r} is overloaded: {self.pending} requests already running or "
                 f"queued on this worker (max_concurrency {config.max_concurrency}, "
                 f"max_queue {config.max_queue}); retry later",
-                endpoint=self.endpoint, retry_after_s=RETRY_AFTER_S)
+                endpoint=self.endpoint,
+                retry_after_s=RETRY_AFTER_S,
+            )
 
     def _late(self) -> DeadlineExceeded:
         timeout = self.config.timeout_s
-        return DeadlineExceeded(f"endpoint {self.endpoint!r} did not answer within {timeout:g}s "
-                                "(its timeout_s)", endpoint=self.endpoint, timeout_s=timeout)
+        return DeadlineExceeded(
+            f"endpoint {self.endpoint!r} did not answer within {timeout:g}s (its timeout_s)",
+            endpoint=self.endpoint,
+            timeout_s=timeout,
+        )
 
     def close(self) -> None:
         """Free the threads once the calls already handed to them end (does not wait)."""

@@ -48,9 +48,14 @@ def load_bundle(registry: Registry, mv: ResolvedTarget) -> tuple[Predictor, Mapp
     return predictor, example
 
 
-def build_deployment(endpoint: str, target: str, mv: ResolvedTarget, registry: Registry,
-                     loader: Loader = load_bundle,
-                     drift_hook_for: DriftHookFactory | None = None) -> Deployment:
+def build_deployment(
+    endpoint: str,
+    target: str,
+    mv: ResolvedTarget,
+    registry: Registry,
+    loader: Loader = load_bundle,
+    drift_hook_for: DriftHookFactory | None = None,
+) -> Deployment:
     """Load ``mv`` and warm it up with its example input; SwapFailed (old keeps serving) on a model error,
     Unavailable (retried with back-off) on a transient one: see :func:`transient_cause`.
 
@@ -76,10 +81,19 @@ def build_deployment(endpoint: str, target: str, mv: ResolvedTarget, registry: R
         raise _refusal(f"warm-up of {mv.ref} failed", exc) from exc
     t2 = time.perf_counter()
     contract = getattr(predictor, "contract", None) or mv.contract
-    return Deployment(endpoint=endpoint, model=mv.name, version=mv.version, ref=mv.ref, target=target,
-                      contract=contract, predictor=predictor, sha256=mv.sha256,
-                      load_ms=(t1 - t0) * 1000, warmup_ms=(t2 - t1) * 1000,
-                      drift_hook=_drift_hook(drift_hook_for, endpoint, mv))
+    return Deployment(
+        endpoint=endpoint,
+        model=mv.name,
+        version=mv.version,
+        ref=mv.ref,
+        target=target,
+        contract=contract,
+        predictor=predictor,
+        sha256=mv.sha256,
+        load_ms=(t1 - t0) * 1000,
+        warmup_ms=(t2 - t1) * 1000,
+        drift_hook=_drift_hook(drift_hook_for, endpoint, mv),
+    )
 
 
 def _drift_hook(drift_hook_for: DriftHookFactory | None, endpoint: str, mv: Any) -> DriftHook | None:

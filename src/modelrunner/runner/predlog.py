@@ -48,20 +48,25 @@ class LogConfig:
         config = config or {}
         enabled = config.get("log_predictions")
         if enabled is not None and not isinstance(enabled, bool):
-            raise InvalidArgument(f"log_predictions must be true, false or null (during experiments), got "
-                                  f"{enabled!r}", field="log_predictions")
+            raise InvalidArgument(
+                f"log_predictions must be true, false or null (during experiments), got {enabled!r}",
+                field="log_predictions",
+            )
         fraction = config.get("log_inputs", 0.0)
         if fraction is None or fraction is False:
             fraction = 0.0
         if fraction is True:
             fraction = 1.0
         if not isinstance(fraction, int | float) or not 0.0 <= float(fraction) <= 1.0:
-            raise InvalidArgument(f"log_inputs must be a fraction from 0 to 1 (or true/false), got "
-                                  f"{fraction!r}", field="log_inputs")
+            raise InvalidArgument(
+                f"log_inputs must be a fraction from 0 to 1 (or true/false), got {fraction!r}",
+                field="log_inputs",
+            )
         raw_bytes = config.get("log_bytes_inputs", False)
         if not isinstance(raw_bytes, bool):
-            raise InvalidArgument(f"log_bytes_inputs must be true or false, got {raw_bytes!r}",
-                                  field="log_bytes_inputs")
+            raise InvalidArgument(
+                f"log_bytes_inputs must be true or false, got {raw_bytes!r}", field="log_bytes_inputs"
+            )
         return cls(enabled, float(fraction), raw_bytes)
 
     def active(self, experiment: bool) -> bool:
@@ -79,9 +84,18 @@ Pending = tuple[str, str, str, str, "int | None", float, float, Any, "str | None
 class PredictionLog:
     """Buffered, batched prediction log of one worker (see the module docstring)."""
 
-    def __init__(self, registry: Any, *, flush_s: float = 1.0, batch: int = 500, buffer: int = 50_000,
-                 max_rows: int = 1000, retention_s: float | None = None, retention_rows: int | None = None,
-                 prune_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        flush_s: float = 1.0,
+        batch: int = 500,
+        buffer: int = 50_000,
+        max_rows: int = 1000,
+        retention_s: float | None = None,
+        retention_rows: int | None = None,
+        prune_s: float = 300.0,
+    ) -> None:
         self.registry = registry
         self.flush_s, self.batch, self.buffer, self.max_rows = flush_s, batch, buffer, max_rows
         self.retention_s, self.retention_rows, self.prune_s = retention_s, retention_rows, prune_s
@@ -96,20 +110,52 @@ class PredictionLog:
 
     @classmethod
     def from_settings(cls, registry: Any, settings: Any) -> PredictionLog:
-        return cls(registry, flush_s=settings.prediction_log_flush_s, batch=settings.prediction_log_batch,
-                   buffer=settings.prediction_log_buffer, max_rows=settings.prediction_log_max_rows,
-                   retention_s=settings.prediction_retention_s,
-                   retention_rows=settings.prediction_retention_rows, prune_s=settings.prediction_prune_s)
+        return cls(
+            registry,
+            flush_s=settings.prediction_log_flush_s,
+            batch=settings.prediction_log_batch,
+            buffer=settings.prediction_log_buffer,
+            max_rows=settings.prediction_log_max_rows,
+            retention_s=settings.prediction_retention_s,
+            retention_rows=settings.prediction_retention_rows,
+            prune_s=settings.prediction_prune_s,
+        )
 
-    def add(self, endpoint: str, request_id: str, variant: str, model: str, version: int | None,
-            latency_ms: float, outputs: Any, *, experiment_id: str | None = None, error: str | None = None,
-            inputs: Any = None, bytes_inputs: bool = False) -> None:
+    def add(
+        self,
+        endpoint: str,
+        request_id: str,
+        variant: str,
+        model: str,
+        version: int | None,
+        latency_ms: float,
+        outputs: Any,
+        *,
+        experiment_id: str | None = None,
+        error: str | None = None,
+        inputs: Any = None,
+        bytes_inputs: bool = False,
+    ) -> None:
         """Buffer one answered (or failed) request; ``outputs``/``inputs`` are columns, converted later."""
         if len(self._rows) >= self.buffer:
             self._drop(endpoint, 1)
             return
-        self._rows.append((endpoint, request_id, variant, model, version, time.time(), latency_ms, outputs,
-                           experiment_id, error, inputs, bytes_inputs))
+        self._rows.append(
+            (
+                endpoint,
+                request_id,
+                variant,
+                model,
+                version,
+                time.time(),
+                latency_ms,
+                outputs,
+                experiment_id,
+                error,
+                inputs,
+                bytes_inputs,
+            )
+        )
         if len(self._rows) >= self.batch:
             self._kick.set()
 
@@ -164,13 +210,33 @@ class PredictionLog:
     def _record(self, row: Pending) -> Any:
         from modelrunner.registry.types import PredictionRecord
 
-        (endpoint, rid, variant, model, version, ts, latency_ms, outputs, exp_id, error, inputs,
-         bytes_inputs) = row
+        (
+            endpoint,
+            rid,
+            variant,
+            model,
+            version,
+            ts,
+            latency_ms,
+            outputs,
+            exp_id,
+            error,
+            inputs,
+            bytes_inputs,
+        ) = row
         return PredictionRecord(
-            request_id=rid, endpoint=endpoint, variant=variant, model=model, version=version,
-            ts=datetime.fromtimestamp(ts, UTC), latency_ms=round(latency_ms, 3),
-            outputs=self._json(outputs, True), experiment_id=exp_id, error=error,
-            inputs=self._json(inputs, bytes_inputs) if inputs is not None else None)
+            request_id=rid,
+            endpoint=endpoint,
+            variant=variant,
+            model=model,
+            version=version,
+            ts=datetime.fromtimestamp(ts, UTC),
+            latency_ms=round(latency_ms, 3),
+            outputs=self._json(outputs, True),
+            experiment_id=exp_id,
+            error=error,
+            inputs=self._json(inputs, bytes_inputs) if inputs is not None else None,
+        )
 
     def _json(self, columns: Any, keep_bytes: bool) -> Any:
         from modelrunner.contract.codecs import to_jsonable
@@ -184,12 +250,16 @@ class PredictionLog:
 
     def _requeue(self, rows: list[Pending], exc: BaseException) -> None:
         room = self.buffer - len(self._rows)
-        kept = rows[:max(0, room)]
+        kept = rows[: max(0, room)]
         self._rows[:0] = kept
-        for endpoint in {r[0] for r in rows[len(kept):]}:
-            self._drop(endpoint, sum(1 for r in rows[len(kept):] if r[0] == endpoint))
-        log.warning("could not write %d logged prediction(s) (%s); %d kept for the next attempt", len(rows),
-                    exc, len(kept))
+        for endpoint in {r[0] for r in rows[len(kept) :]}:
+            self._drop(endpoint, sum(1 for r in rows[len(kept) :] if r[0] == endpoint))
+        log.warning(
+            "could not write %d logged prediction(s) (%s); %d kept for the next attempt",
+            len(rows),
+            exc,
+            len(kept),
+        )
 
     def _drop(self, endpoint: str, count: int) -> None:
         from modelrunner.monitoring import metrics
@@ -201,8 +271,9 @@ class PredictionLog:
         if not self._written_since_prune or time.monotonic() - self._pruned_at < self.prune_s:
             return
         self._pruned_at, self._written_since_prune = time.monotonic(), 0
-        removed = await asyncio.to_thread(self.registry.prune_predictions, older_than_s=self.retention_s,
-                                          keep_rows=self.retention_rows)
+        removed = await asyncio.to_thread(
+            self.registry.prune_predictions, older_than_s=self.retention_s, keep_rows=self.retention_rows
+        )
         if removed:
             log.info("prediction log retention removed %d row(s)", removed)
 

@@ -59,12 +59,21 @@ class Attempt:
 class Reconciler:
     """Desired state (registry) -> loaded deployments (this worker's endpoints)."""
 
-    def __init__(self, registry: Registry, endpoints: Mapping[str, Endpoint],
-                 add_endpoint: Callable[[str], Endpoint], remove_endpoint: Callable[[str], Endpoint], *,
-                 worker_id: str, poll_interval_s: float = 0.1, loader: Loader = load_bundle,
-                 on_change: Callable[[Endpoint], None] | None = None,
-                 observer: SwapObserver | None = None, shadow_queue: int = 256,
-                 drift_hook_for: DriftHookFactory | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        endpoints: Mapping[str, Endpoint],
+        add_endpoint: Callable[[str], Endpoint],
+        remove_endpoint: Callable[[str], Endpoint],
+        *,
+        worker_id: str,
+        poll_interval_s: float = 0.1,
+        loader: Loader = load_bundle,
+        on_change: Callable[[Endpoint], None] | None = None,
+        observer: SwapObserver | None = None,
+        shadow_queue: int = 256,
+        drift_hook_for: DriftHookFactory | None = None,
+    ) -> None:
         self.registry = registry
         self.endpoints = endpoints  # the runtime's, read only here
         self.add_endpoint = add_endpoint
@@ -87,8 +96,9 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self.experiments = ExperimentSync(registry, worker_id=worker_id, loader=loader,
-                                          queue_size=shadow_queue)
+        self.experiments = ExperimentSync(
+            registry, worker_id=worker_id, loader=loader, queue_size=shadow_queue
+        )
         self._experiments: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     async def start(self) -> None:
@@ -166,8 +176,9 @@ class Reconciler:
             self._schedule_retry(retry)
             return True
 
-    def _read(self, unless: int | None) -> tuple[int, list[EndpointState], dict[str, Resolution],
-                                                  tuple[dict[str, Any], dict[str, Any]]] | None:
+    def _read(
+        self, unless: int | None
+    ) -> tuple[int, list[EndpointState], dict[str, Resolution], tuple[dict[str, Any], dict[str, Any]]] | None:
         """Generation, desired states, what each target resolves to (or the error) and the running
         experiments with their candidates, in one thread hop; None when the generation is still ``unless``."""
         generation = int(self.registry.state_generation())
@@ -232,8 +243,9 @@ class Reconciler:
         except ModelrunnerError as exc:
             log.warning("endpoint %s: ignoring its config (%s); keeping %s", ep.name, exc, ep.batching)
 
-    async def _swap(self, ep: Endpoint, state: EndpointState, mv: ResolvedTarget, generation: int,
-                    attempt: Attempt) -> None:
+    async def _swap(
+        self, ep: Endpoint, state: EndpointState, mv: ResolvedTarget, generation: int, attempt: Attempt
+    ) -> None:
         self.observer.swap_started(ep.name)
         t0 = time.perf_counter()
         new = ep.take_previous(mv.name, mv.version, mv.sha256) or await _take_candidate(ep, mv)
@@ -241,8 +253,15 @@ class Reconciler:
             if new is None:
                 ep.settle("loading", ep.error)
                 self._notify(ep)
-                new = await asyncio.to_thread(build_deployment, ep.name, state.target, mv, self.registry,
-                                              self.loader, self.drift_hook_for)
+                new = await asyncio.to_thread(
+                    build_deployment,
+                    ep.name,
+                    state.target,
+                    mv,
+                    self.registry,
+                    self.loader,
+                    self.drift_hook_for,
+                )
             await self._check_contract(ep, new, state)
         except ModelrunnerError as exc:
             if new is not None and new is not ep.previous:
@@ -254,8 +273,9 @@ class Reconciler:
             return
         new.target = state.target
         old = ep.swap(new)
-        self.observer.swap_succeeded(ep.name, time.perf_counter() - t0, new.version,
-                                     old.version if old is not None else None)
+        self.observer.swap_succeeded(
+            ep.name, time.perf_counter() - t0, new.version, old.version if old is not None else None
+        )
         self._failed.pop(ep.name, None)
         self._retrying.discard(ep.name)
         log.info("endpoint %s: now serving %s (was %s)", ep.name, new.ref, old.ref if old else "nothing")
@@ -282,15 +302,30 @@ class Reconciler:
             return
         if not state.force:
             raise IncompatibleContract(
-                f"{new.ref} would break clients of endpoint {ep.name!r}: {'; '.join(reasons)}", reasons)
+                f"{new.ref} would break clients of endpoint {ep.name!r}: {'; '.join(reasons)}", reasons
+            )
         await asyncio.to_thread(
-            self.registry.record, "endpoint.forced_swap", f"endpoint:{ep.name}",
-            {"ref": current.ref}, {"ref": new.ref, "reasons": reasons}, self.worker_id)
+            self.registry.record,
+            "endpoint.forced_swap",
+            f"endpoint:{ep.name}",
+            {"ref": current.ref},
+            {"ref": new.ref, "reasons": reasons},
+            self.worker_id,
+        )
 
-    async def _refuse(self, ep: Endpoint, state: EndpointState, generation: int, mv: ResolvedTarget | None,
-                      exc: ModelrunnerError) -> None:
-        message = str(exc) if mv is not None or isinstance(exc, SwapFailed | IncompatibleContract) else (
-            f"cannot serve {state.target}: {exc}")
+    async def _refuse(
+        self,
+        ep: Endpoint,
+        state: EndpointState,
+        generation: int,
+        mv: ResolvedTarget | None,
+        exc: ModelrunnerError,
+    ) -> None:
+        message = (
+            str(exc)
+            if mv is not None or isinstance(exc, SwapFailed | IncompatibleContract)
+            else (f"cannot serve {state.target}: {exc}")
+        )
         if isinstance(exc, Unavailable):  # not refused: retried after the back-off, rollouts keep waiting
             self._retrying.add(ep.name)
             message = f"retrying after a transient error: {message}"
@@ -302,13 +337,27 @@ class Reconciler:
             self._settle(ep, "failed", message, generation)
         if repeated:
             return
-        log.warning("endpoint %s: %s: %s", ep.name, "cannot load yet" if ep.name in self._retrying
-                    else "refused", message)
-        after = {"target": state.target, "ref": mv.ref if mv is not None else None, "error": message,
-                 "serving": ep.current.ref if ep.current else None}
+        log.warning(
+            "endpoint %s: %s: %s",
+            ep.name,
+            "cannot load yet" if ep.name in self._retrying else "refused",
+            message,
+        )
+        after = {
+            "target": state.target,
+            "ref": mv.ref if mv is not None else None,
+            "error": message,
+            "serving": ep.current.ref if ep.current else None,
+        }
         try:
-            await asyncio.to_thread(self.registry.record, "endpoint.swap_failed", f"endpoint:{ep.name}",
-                                    None, after, self.worker_id)
+            await asyncio.to_thread(
+                self.registry.record,
+                "endpoint.swap_failed",
+                f"endpoint:{ep.name}",
+                None,
+                after,
+                self.worker_id,
+            )
         except ModelrunnerError:
             log.exception("could not audit the refused swap of %s", ep.name)
 
@@ -325,7 +374,10 @@ async def _take_candidate(ep: Endpoint, mv: Any) -> Deployment | None:
     """The experiment's loaded candidate when production is to become that version (a promotion): the
     experiment stops and its deployment is swapped in, with no second load."""
     live = ep.experiment
-    if live is None or live.candidate.closed or not live.candidate.same_version(mv.name, mv.version,
-                                                                                mv.sha256):
+    if (
+        live is None
+        or live.candidate.closed
+        or not live.candidate.same_version(mv.name, mv.version, mv.sha256)
+    ):
         return None
     return await ep.end_experiment(keep_candidate=True)

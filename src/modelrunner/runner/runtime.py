@@ -55,10 +55,19 @@ class Runtime:
     Swaps, endpoints coming and going and merged batches are reported to ``observer`` (Prometheus unless
     given; the worker's composition root passes the one its data plane reports requests to)."""
 
-    def __init__(self, registry: Registry | None = None, settings: Settings | None = None, *,
-                 worker_id: str | None = None, keep_previous: bool = False, loader: Loader = load_bundle,
-                 predict_threads: int | None = None, freeze_heap: bool = False,
-                 expect: Mapping[str, str] | None = None, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        settings: Settings | None = None,
+        *,
+        worker_id: str | None = None,
+        keep_previous: bool = False,
+        loader: Loader = load_bundle,
+        predict_threads: int | None = None,
+        freeze_heap: bool = False,
+        expect: Mapping[str, str] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self.expect = dict(expect or {})
         if registry is None:
@@ -74,11 +83,19 @@ class Runtime:
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
         self.predictions = PredictionLog.from_settings(registry, self.settings)
         self.monitor = _monitor(registry, self.worker_id, self.settings, self.endpoints)
-        self.reconciler = Reconciler(registry, self.endpoints, self._add_endpoint, self._remove_endpoint,
-                                     worker_id=self.worker_id, poll_interval_s=self.settings.poll_interval_s,
-                                     loader=loader, on_change=self._changed, observer=self.observer,
-                                     shadow_queue=self.settings.shadow_queue,
-                                     drift_hook_for=self.monitor.drift_hook_for if self.monitor else None)
+        self.reconciler = Reconciler(
+            registry,
+            self.endpoints,
+            self._add_endpoint,
+            self._remove_endpoint,
+            worker_id=self.worker_id,
+            poll_interval_s=self.settings.poll_interval_s,
+            loader=loader,
+            on_change=self._changed,
+            observer=self.observer,
+            shadow_queue=self.settings.shadow_queue,
+            drift_hook_for=self.monitor.drift_hook_for if self.monitor else None,
+        )
         self._started = False
         self._removed: set[str] = set()
         self._report_now = asyncio.Event()
@@ -92,8 +109,13 @@ class Runtime:
     def _add_endpoint(self, name: str) -> Endpoint:
         """A new endpoint ``name`` (the reconciler found it in the desired state)."""
         ep = self.endpoints[name] = Endpoint(
-            name, drain_timeout_s=self.settings.drain_timeout_s, keep_previous=self.keep_previous,
-            concurrency=self.predict_threads, recorder=self.predictions, observer=self.observer)
+            name,
+            drain_timeout_s=self.settings.drain_timeout_s,
+            keep_previous=self.keep_previous,
+            concurrency=self.predict_threads,
+            recorder=self.predictions,
+            observer=self.observer,
+        )
         return ep
 
     def _remove_endpoint(self, name: str) -> Endpoint:
@@ -117,8 +139,10 @@ class Runtime:
         if not self._started:
             return False
         eps = self.endpoints
-        return all(name in eps and (eps[name].ready or eps[name].state == "failed")
-                   for name in self.reconciler.desired)
+        return all(
+            name in eps and (eps[name].ready or eps[name].state == "failed")
+            for name in self.reconciler.desired
+        )
 
     async def start(self) -> None:
         """Reconcile once (load what is desired, after ``expect`` is in the desired state), then poll and
@@ -147,8 +171,11 @@ class Runtime:
 
         self._decider_stop = asyncio.Event()
         self._decider = asyncio.get_running_loop().create_task(
-            run_decider(self.registry, lambda: list(self.endpoints), self._decider_stop,
-                        worker_id=self.worker_id), name="decider")
+            run_decider(
+                self.registry, lambda: list(self.endpoints), self._decider_stop, worker_id=self.worker_id
+            ),
+            name="decider",
+        )
 
     def registry_contact(self) -> dict[str, Any]:
         """Whether the registry answers (a poll or heartbeat reached it lately) and seconds since it last
@@ -164,7 +191,6 @@ class Runtime:
             self.observer.registry_contact(contact["connected"], contact["stale_s"])
             await asyncio.sleep(0.5)
 
-
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
         while the workers start), poll it; give up after ``EXPECT_TIMEOUT_S`` and serve what is desired."""
@@ -173,8 +199,11 @@ class Runtime:
             await asyncio.sleep(0.02)
             await self.reconciler.poll()
         if missing:
-            log.warning("the desired state still lacks %s after %.0fs; serving what it has",
-                        ", ".join(f"{n}={t}" for n, t in missing.items()), EXPECT_TIMEOUT_S)
+            log.warning(
+                "the desired state still lacks %s after %.0fs; serving what it has",
+                ", ".join(f"{n}={t}" for n, t in missing.items()),
+                EXPECT_TIMEOUT_S,
+            )
 
     def _missing_expected(self) -> dict[str, str]:
         targets = self.reconciler.targets
@@ -247,23 +276,42 @@ class Runtime:
 
         dep = ep.current
         return WorkerStatus(
-            runner_id=self.worker_id, endpoint=ep.name, state=worker_state(ep.state),
-            target=dep.target if dep else None, model=dep.model if dep else None,
-            version=dep.version if dep else None, sha256=dep.sha256 if dep else None,
-            generation=ep.generation, error=ep.error, load_ms=int(dep.load_ms) if dep else None,
-            warmup_ms=int(dep.warmup_ms) if dep else None)
+            runner_id=self.worker_id,
+            endpoint=ep.name,
+            state=worker_state(ep.state),
+            target=dep.target if dep else None,
+            model=dep.model if dep else None,
+            version=dep.version if dep else None,
+            sha256=dep.sha256 if dep else None,
+            generation=ep.generation,
+            error=ep.error,
+            load_ms=int(dep.load_ms) if dep else None,
+            warmup_ms=int(dep.warmup_ms) if dep else None,
+        )
 
     def status(self) -> list[dict[str, Any]]:
         """This worker's view of every endpoint (what the status rows say, plus in-flight counts)."""
         out = []
         for ep in self.endpoints.values():
             row = self._row(ep)
-            out.append({"runner_id": row.runner_id, "pid": row.pid, "host": row.host, "endpoint": ep.name,
-                        "state": row.state, "target": row.target, "model": row.model,
-                        "version": row.version, "generation": row.generation, "error": row.error,
-                        "load_ms": row.load_ms, "warmup_ms": row.warmup_ms,
-                        "inflight": ep.current.inflight if ep.current else 0,
-                        "previous": ep.previous.ref if ep.previous else None})
+            out.append(
+                {
+                    "runner_id": row.runner_id,
+                    "pid": row.pid,
+                    "host": row.host,
+                    "endpoint": ep.name,
+                    "state": row.state,
+                    "target": row.target,
+                    "model": row.model,
+                    "version": row.version,
+                    "generation": row.generation,
+                    "error": row.error,
+                    "load_ms": row.load_ms,
+                    "warmup_ms": row.warmup_ms,
+                    "inflight": ep.current.inflight if ep.current else 0,
+                    "previous": ep.previous.ref if ep.previous else None,
+                }
+            )
         return out
 
 

@@ -32,9 +32,19 @@ class Rollout:
 def worker_result(row: Any) -> dict[str, Any]:
     """One worker status row as the admin API reports it."""
     ref = f"{row.model}@{row.version}" if row.model and row.version is not None else None
-    return {"runner_id": row.runner_id, "pid": row.pid, "host": row.host, "state": row.state,
-            "model": row.model, "version": row.version, "ref": ref, "generation": row.generation,
-            "load_ms": row.load_ms, "warmup_ms": getattr(row, "warmup_ms", None), "error": row.error}
+    return {
+        "runner_id": row.runner_id,
+        "pid": row.pid,
+        "host": row.host,
+        "state": row.state,
+        "model": row.model,
+        "version": row.version,
+        "ref": ref,
+        "generation": row.generation,
+        "load_ms": row.load_ms,
+        "warmup_ms": getattr(row, "warmup_ms", None),
+        "error": row.error,
+    }
 
 
 def assess(rows: list[Any], endpoint: str, generation: int) -> Rollout | None:
@@ -61,8 +71,14 @@ def assess(rows: list[Any], endpoint: str, generation: int) -> Rollout | None:
     return Rollout("switched", f"{len(results)} worker(s) serve {', '.join(refs)}", results)
 
 
-async def wait_for_rollout(registry: Any, state: Any, *, timeout_s: float = 30.0,
-                           alive_within_s: float = ALIVE_WITHIN_S, poll_s: float = 0.05) -> Rollout:
+async def wait_for_rollout(
+    registry: Any,
+    state: Any,
+    *,
+    timeout_s: float = 30.0,
+    alive_within_s: float = ALIVE_WITHIN_S,
+    poll_s: float = 0.05,
+) -> Rollout:
     """Poll the worker status rows until every live worker took ``state.generation`` (or one refused)."""
     started = time.monotonic()
     deadline = started + timeout_s
@@ -78,6 +94,9 @@ async def wait_for_rollout(registry: Any, state: Any, *, timeout_s: float = 30.0
         await asyncio.sleep(poll_s)
     pending = [r for r in rows if r.endpoint == state.name and (r.generation or 0) < state.generation]
     waiting = ", ".join(sorted({r.runner_id for r in pending})) or "no live worker reported"
-    return Rollout("timeout", f"not every worker took generation {state.generation} within {timeout_s:g}s "
-                   f"({waiting})", [worker_result(r) for r in rows if r.endpoint == state.name],
-                   time.monotonic() - started)
+    return Rollout(
+        "timeout",
+        f"not every worker took generation {state.generation} within {timeout_s:g}s ({waiting})",
+        [worker_result(r) for r in rows if r.endpoint == state.name],
+        time.monotonic() - started,
+    )

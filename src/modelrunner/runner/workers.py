@@ -74,12 +74,14 @@ def check_exposure(host: str, settings: Settings, registry: Any = None) -> None:
     made by `modelrunner token create`), or with a blank admin token."""
     token = settings.admin_token
     if token is not None and token and not token.strip():
-        raise FailedPrecondition("MODELRUNNER_ADMIN_TOKEN is only whitespace; set a real token (or unset it "
-                                 "and bind 127.0.0.1)")
+        raise FailedPrecondition(
+            "MODELRUNNER_ADMIN_TOKEN is only whitespace; set a real token (or unset it and bind 127.0.0.1)"
+        )
     if not is_loopback(host) and not token and not _registry_has_tokens(settings, registry):
         raise FailedPrecondition(
             f"refusing to serve on {host} without MODELRUNNER_ADMIN_TOKEN (the admin API would be open); "
-            "set it, create a token (`modelrunner token create --role admin --name NAME`) or bind 127.0.0.1")
+            "set it, create a token (`modelrunner token create --role admin --name NAME`) or bind 127.0.0.1"
+        )
 
 
 def _registry_has_tokens(settings: Settings, registry: Any) -> bool:
@@ -170,9 +172,16 @@ class Slot:
 class Supervisor:
     """Starts one child per slot, restarts dead ones (backing off when they crash at start), stops all."""
 
-    def __init__(self, sockets: list[socket.socket], child_argv: list[str], env: dict[str, str],
-                 first_argv: list[str] | None = None, liveness_timeout_s: float = 30.0, *,
-                 entry: str) -> None:
+    def __init__(
+        self,
+        sockets: list[socket.socket],
+        child_argv: list[str],
+        env: dict[str, str],
+        first_argv: list[str] | None = None,
+        liveness_timeout_s: float = 30.0,
+        *,
+        entry: str,
+    ) -> None:
         self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
         self.entry = entry  # the worker's module, run with ``python -m`` (runner.child.run inside)
         self.liveness_timeout_s = liveness_timeout_s
@@ -193,9 +202,21 @@ class Supervisor:
         beats, beat_w = os.pipe()
         os.set_blocking(beats, False)
         interval = min(1.0, self.liveness_timeout_s / 5)
-        argv = [sys.executable, "-m", self.entry, "--fd", str(fd), "--slot", str(slot.index),
-                "--beat-fd", str(beat_w), "--beat-interval", f"{interval:g}",
-                *self.child_argv, *(extra or [])]
+        argv = [
+            sys.executable,
+            "-m",
+            self.entry,
+            "--fd",
+            str(fd),
+            "--slot",
+            str(slot.index),
+            "--beat-fd",
+            str(beat_w),
+            "--beat-interval",
+            f"{interval:g}",
+            *self.child_argv,
+            *(extra or []),
+        ]
         try:
             slot.proc = subprocess.Popen(argv, pass_fds=[fd, beat_w], env=self.env, process_group=0)
         finally:
@@ -229,9 +250,14 @@ class Supervisor:
         limit = self.liveness_timeout_s + (0.0 if slot.beaten else STARTUP_ALLOWANCE_S)
         silent = now - slot.last_beat
         if silent > limit:
-            log.warning("worker %d (pid %d) is hung: no heartbeat from its event loop for %.1fs (liveness "
-                        "timeout %gs); killing and restarting it", slot.index, proc.pid, silent,
-                        self.liveness_timeout_s)
+            log.warning(
+                "worker %d (pid %d) is hung: no heartbeat from its event loop for %.1fs (liveness "
+                "timeout %gs); killing and restarting it",
+                slot.index,
+                proc.pid,
+                silent,
+                self.liveness_timeout_s,
+            )
             _signal(proc, signal.SIGTERM)
             slot.kill_at = now + HUNG_GRACE_S
 
@@ -253,8 +279,13 @@ class Supervisor:
         crashes = slot.crashes_in_a_row
         delay = min(2.0 ** (crashes - 1), MAX_RESTART_DELAY_S) if crashes > 1 else 0.0
         slot.next_start = now + delay
-        log.warning("worker %d (pid %d) exited with %s; restarting%s", slot.index, proc.pid, proc.returncode,
-                    f" in {delay:.0f}s" if delay else "")
+        log.warning(
+            "worker %d (pid %d) exited with %s; restarting%s",
+            slot.index,
+            proc.pid,
+            proc.returncode,
+            f" in {delay:.0f}s" if delay else "",
+        )
 
     def stop(self, grace_s: float = GRACE_S) -> None:
         """SIGTERM every worker, wait up to ``grace_s``, SIGKILL what is left."""
@@ -317,9 +348,18 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
-          endpoints: Mapping[str, str] | None = None, *, keep_previous: bool = False,
-          registry: Any = None, grpc_port: int | None = None, entry: str) -> int:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    endpoints: Mapping[str, str] | None = None,
+    *,
+    keep_previous: bool = False,
+    registry: Any = None,
+    grpc_port: int | None = None,
+    entry: str,
+) -> int:
     """Run ``workers`` processes on ``host:port`` (and gRPC on ``grpc_port`` when given) serving the desired
     state, after writing ``endpoints`` into it. Each worker is ``python -m <entry>`` (the CLI names the
     server's ``modelrunner.server.worker``).
@@ -340,11 +380,22 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, workers
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", url_host(host), grpc_sock.getsockname()[1])
-    supervisor = Supervisor(sockets, child_argv, _child_env(metrics_dir, workers), first_argv=expect,
-                            liveness_timeout_s=settings.liveness_timeout_s, entry=entry)
+    supervisor = Supervisor(
+        sockets,
+        child_argv,
+        _child_env(metrics_dir, workers),
+        first_argv=expect,
+        liveness_timeout_s=settings.liveness_timeout_s,
+        entry=entry,
+    )
     try:
-        _run(supervisor, host, bound, grace_s=settings.drain_timeout_s + 10.0,
-             before=lambda: _write_endpoints(settings, registry, endpoints))
+        _run(
+            supervisor,
+            host,
+            bound,
+            grace_s=settings.drain_timeout_s + 10.0,
+            before=lambda: _write_endpoints(settings, registry, endpoints),
+        )
     finally:
         if grpc_sock is not None:
             grpc_sock.close()
@@ -384,8 +435,13 @@ def _child_env(metrics_dir: str, workers: int = 1) -> dict[str, str]:
     return {**os.environ, "MODELRUNNER_WORKERS": str(workers)}
 
 
-def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S,
-         before: Callable[[], None] | None = None) -> None:
+def _run(
+    supervisor: Supervisor,
+    host: str,
+    port: int,
+    grace_s: float = GRACE_S,
+    before: Callable[[], None] | None = None,
+) -> None:
     """Start the workers, run ``before`` (writing the desired state) while they start, supervise until a
     signal. If ``before`` raises, the workers (not yet serving) are stopped at once and the error raised."""
     stop_requested: list[int] = []
@@ -402,8 +458,13 @@ def _run(supervisor: Supervisor, host: str, port: int, grace_s: float = GRACE_S,
         except BaseException:
             grace_s = STARTUP_GRACE_S
             raise
-        log.info("serving on http://%s:%d with %d worker(s) (pids %s)", url_host(host), port,
-                 len(supervisor.slots), ", ".join(map(str, supervisor.pids())))
+        log.info(
+            "serving on http://%s:%d with %d worker(s) (pids %s)",
+            url_host(host),
+            port,
+            len(supervisor.slots),
+            ", ".join(map(str, supervisor.pids())),
+        )
         while not stop_requested:
             supervisor.check()
             time.sleep(0.1)

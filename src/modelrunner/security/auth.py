@@ -49,8 +49,10 @@ class Principal:
 
 def required_role(method: str, path: str, *, predict_auth: bool) -> str | None:
     """The role a request needs (None: open). The table of docs/security.md."""
-    if method == "POST" and ((path.startswith("/v1/endpoints/") and path.endswith(("/predict", "/feedback")))
-                             or (path.startswith("/v2/models/") and path.endswith(("/infer", "/feedback")))):
+    if method == "POST" and (
+        (path.startswith("/v1/endpoints/") and path.endswith(("/predict", "/feedback")))
+        or (path.startswith("/v2/models/") and path.endswith(("/infer", "/feedback")))
+    ):
         return "predictor" if predict_auth else None  # feedback: the ground truth of an app's own predictions
     if path.startswith("/v2/repository/"):  # the index is served-model metadata, open like /v2/models
         return None if path.endswith("/index") else "deployer"
@@ -97,8 +99,9 @@ class Authenticator:
         scheme, _, value = (authorization or "").strip().partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
-            raise Unauthenticated("this call needs 'Authorization: Bearer <token>' "
-                                  "(`modelrunner token create`)")
+            raise Unauthenticated(
+                "this call needs 'Authorization: Bearer <token>' (`modelrunner token create`)"
+            )
         key = hashlib.sha256(value.encode()).digest()
         now = time.monotonic()
         with self._lock:
@@ -141,6 +144,8 @@ class Authenticator:
             return None  # no token configured: loopback-only, open as before
         principal = self.identify(authorization)
         if not principal.grants(needed):
-            raise PermissionDenied(f"token {principal.name!r} (role {principal.role}) lacks the role "
-                                   f"{needed!r} this call needs", role=needed)
+            raise PermissionDenied(
+                f"token {principal.name!r} (role {principal.role}) lacks the role {needed!r} this call needs",
+                role=needed,
+            )
         return principal

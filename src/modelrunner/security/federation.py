@@ -42,9 +42,19 @@ def registry_name(settings: Any) -> str:
 
 def export_meta(mv: Any) -> dict[str, Any]:
     """What a remote needs to decide on and check a version before downloading it."""
-    return {"name": mv.name, "version": mv.version, "ref": mv.ref, "sha256": mv.sha256, "size": mv.size,
-            "flavor": mv.flavor, "license": mv.license, "description": mv.description,
-            "contract": mv.contract.to_dict(), "lineage": mv.lineage, "metrics": mv.metrics}
+    return {
+        "name": mv.name,
+        "version": mv.version,
+        "ref": mv.ref,
+        "sha256": mv.sha256,
+        "size": mv.size,
+        "flavor": mv.flavor,
+        "license": mv.license,
+        "description": mv.description,
+        "contract": mv.contract.to_dict(),
+        "lineage": mv.lineage,
+        "metrics": mv.metrics,
+    }
 
 
 def sha256_of(path: Path) -> str:
@@ -55,13 +65,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def store_import(registry: Any, archive: Path, *, expected_sha: str, origin: dict[str, Any], name: str,
-                 actor: str | None = None) -> Any:
+def store_import(
+    registry: Any,
+    archive: Path,
+    *,
+    expected_sha: str,
+    origin: dict[str, Any],
+    name: str,
+    actor: str | None = None,
+) -> Any:
     """Check ``archive`` against ``expected_sha``, record ``origin`` in its lineage, push it as ``name``."""
     actual = sha256_of(archive)
     if actual != expected_sha:
-        raise InvalidArgument(f"the transferred bundle hashes to {actual}, not {expected_sha}: refused",
-                              field="sha256")
+        raise InvalidArgument(
+            f"the transferred bundle hashes to {actual}, not {expected_sha}: refused", field="sha256"
+        )
     cache = registry.settings.resolved_cache_dir()
     directory, manifest = bundles.open_for_push(archive, cache)
     lineage = manifest.lineage.model_copy(update={"extra": {**manifest.lineage.extra, "origin": origin}})
@@ -73,8 +91,11 @@ def store_import(registry: Any, archive: Path, *, expected_sha: str, origin: dic
 
 
 def _client(remote: remotes.Remote, settings: Any) -> httpx.Client:
-    return httpx.Client(base_url=remote.url, timeout=httpx.Timeout(60.0, connect=10.0),
-                        headers={"authorization": f"Bearer {remotes.token(settings, remote.name)}"})
+    return httpx.Client(
+        base_url=remote.url,
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        headers={"authorization": f"Bearer {remotes.token(settings, remote.name)}"},
+    )
 
 
 def _check(answer: httpx.Response, remote: remotes.Remote, what: str) -> None:
@@ -109,10 +130,20 @@ def pull(registry: Any, remote_name: str, ref: str, local_name: str, actor: str 
                     with open(archive, "wb") as out:
                         for chunk in stream.iter_bytes(1 << 20):
                             out.write(chunk)
-                origin = {"registry": remote.url, "remote": remote_name, "ref": meta["ref"],
-                          "sha256": meta["sha256"]}
-                return store_import(registry, archive, expected_sha=meta["sha256"], origin=origin,
-                                    name=local_name, actor=actor)
+                origin = {
+                    "registry": remote.url,
+                    "remote": remote_name,
+                    "ref": meta["ref"],
+                    "sha256": meta["sha256"],
+                }
+                return store_import(
+                    registry,
+                    archive,
+                    expected_sha=meta["sha256"],
+                    origin=origin,
+                    name=local_name,
+                    actor=actor,
+                )
     except httpx.HTTPError as exc:
         raise Unavailable(f"remote {remote_name!r} ({remote.url}): {exc}") from exc
 
@@ -122,8 +153,13 @@ def push(registry: Any, ref: str, remote_name: str, name: str | None = None) -> 
     remote = remotes.get(registry, remote_name)
     mv = registry.resolve(ref)
     remote.check_license(mv.license, mv.ref)
-    headers = {SHA_HEADER: mv.sha256, NAME_HEADER: name or mv.name, "content-type": "application/gzip",
-               ORIGIN_HEADER: mv.ref, REGISTRY_HEADER: registry_name(registry.settings)}
+    headers = {
+        SHA_HEADER: mv.sha256,
+        NAME_HEADER: name or mv.name,
+        "content-type": "application/gzip",
+        ORIGIN_HEADER: mv.ref,
+        REGISTRY_HEADER: registry_name(registry.settings),
+    }
     try:
         with gc.work_dir(registry.settings.resolved_cache_dir()) as tmp:
             archive = registry.store.get_to(mv.sha256, tmp / "bundle.tar.gz")  # verified on the way out

@@ -39,7 +39,8 @@ class Remote:
             raise FailedPrecondition(
                 f"{what} has licence {license_id or 'none'!r}, not allowed for remote {self.name!r} "
                 f"(allowed: {', '.join(self.allow_licenses)}; `remote add --allow-license`)",
-                license=license_id)
+                license=license_id,
+            )
 
 
 def _token_file(settings: Any, name: str) -> Path:
@@ -59,11 +60,13 @@ def _write_secret(path: Path, value: str) -> None:
     os.chmod(path, 0o600)
 
 
-def add(registry: Any, name: str, url: str, token: str, allow_licenses: list[str],
-        actor: str | None = None) -> Remote:
+def add(
+    registry: Any, name: str, url: str, token: str, allow_licenses: list[str], actor: str | None = None
+) -> Remote:
     if not _NAME.match(name):
-        raise InvalidArgument(f"invalid remote name {name!r}: lower-case letters, digits, '-', '_'",
-                              field="name")
+        raise InvalidArgument(
+            f"invalid remote name {name!r}: lower-case letters, digits, '-', '_'", field="name"
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidArgument(f"invalid remote URL {url!r}: expected http(s)://host[:port]", field="url")
@@ -72,10 +75,18 @@ def add(registry: Any, name: str, url: str, token: str, allow_licenses: list[str
     with registry._write() as conn:
         if conn.execute(select(remotes.c.name).where(remotes.c.name == name)).first():
             raise AlreadyExists(f"remote {name!r} exists; `modelrunner remote remove {name}` first")
-        conn.execute(remotes.insert().values(name=name, url=url.rstrip("/"), allow_licenses=allowed,
-                                             created_at=utcnow(), created_by=who))
-        write_audit(conn, actor=who, action="remote.add", subject=f"remote:{name}",
-                    after={"url": url.rstrip("/"), "allow_licenses": allowed})
+        conn.execute(
+            remotes.insert().values(
+                name=name, url=url.rstrip("/"), allow_licenses=allowed, created_at=utcnow(), created_by=who
+            )
+        )
+        write_audit(
+            conn,
+            actor=who,
+            action="remote.add",
+            subject=f"remote:{name}",
+            after={"url": url.rstrip("/"), "allow_licenses": allowed},
+        )
     _write_secret(_token_file(registry.settings, name), token)
     return Remote(name, url.rstrip("/"), tuple(allowed))
 

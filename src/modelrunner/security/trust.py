@@ -25,14 +25,24 @@ def trust(registry: Any, ref: str, *, actor: str | None = None) -> dict[str, Any
     """Record that ``ref``'s artifact may be unpickled by the runners; returns the decision."""
     mv = registry.resolve(ref)
     who = registry.settings.resolved_actor() if actor is None else actor
-    row = {"sha256": mv.sha256, "model": mv.name, "version": mv.version, "trusted_at": utcnow(),
-           "trusted_by": who}
+    row = {
+        "sha256": mv.sha256,
+        "model": mv.name,
+        "version": mv.version,
+        "trusted_at": utcnow(),
+        "trusted_by": who,
+    }
     with registry._write() as conn:
         existing = conn.execute(select(trust_decisions).where(trust_decisions.c.sha256 == mv.sha256)).first()
         if existing is None:
             conn.execute(trust_decisions.insert().values(**row))
-            write_audit(conn, actor=who, action="trust", subject=mv.ref,
-                        after={"sha256": mv.sha256, "flavor": mv.flavor})
+            write_audit(
+                conn,
+                actor=who,
+                action="trust",
+                subject=mv.ref,
+                after={"sha256": mv.sha256, "flavor": mv.flavor},
+            )
         else:
             row = dict(existing._mapping)
     return row
@@ -40,8 +50,9 @@ def trust(registry: Any, ref: str, *, actor: str | None = None) -> dict[str, Any
 
 def decisions(registry: Any) -> list[dict[str, Any]]:
     with registry._read() as conn:
-        rows = conn.execute(select(trust_decisions).order_by(trust_decisions.c.model,
-                                                             trust_decisions.c.version))
+        rows = conn.execute(
+            select(trust_decisions).order_by(trust_decisions.c.model, trust_decisions.c.version)
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -52,10 +63,12 @@ def _decision(registry: Any, sha: str) -> Any:
 
 def _ref_of(registry: Any, sha: str) -> str:
     with registry._read() as conn:
-        row = conn.execute(select(models.c.name, model_versions.c.version)
-                           .join(models, models.c.id == model_versions.c.model_id)
-                           .where(model_versions.c.sha256 == sha)
-                           .order_by(model_versions.c.id.desc())).first()
+        row = conn.execute(
+            select(models.c.name, model_versions.c.version)
+            .join(models, models.c.id == model_versions.c.model_id)
+            .where(model_versions.c.sha256 == sha)
+            .order_by(model_versions.c.id.desc())
+        ).first()
     return f"{row.name}@{row.version}" if row is not None else f"the artifact {sha[:12]}"
 
 
@@ -82,12 +95,18 @@ class RunnerPolicy:
         if not self.strict:
             if not self.warned:
                 self.warned = True
-                log.warning("loading %s (%s flavor: a pickle, its code runs) without a trust decision: "
-                            "allowed on loopback; `modelrunner trust %s` records one", ref, flavor, ref)
+                log.warning(
+                    "loading %s (%s flavor: a pickle, its code runs) without a trust decision: "
+                    "allowed on loopback; `modelrunner trust %s` records one",
+                    ref,
+                    flavor,
+                    ref,
+                )
             return
         raise FailedPrecondition(
             f"{ref} is a {flavor} artifact (a pickle: loading it runs its code) without a trust decision: "
-            f"run `modelrunner trust {ref}` (admin role) or serve with --trust-pickle")
+            f"run `modelrunner trust {ref}` (admin role) or serve with --trust-pickle"
+        )
 
 
 def install_policy(registry: Any, settings: Any, *, strict: bool) -> RunnerPolicy:

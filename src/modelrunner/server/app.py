@@ -30,8 +30,13 @@ from modelrunner.settings import Settings
 from modelrunner.version import package_version
 
 
-def create_app(runtime: RuntimeLike, settings: Settings | None = None, *,
-               bind_host: str = "127.0.0.1", plane: DataPlane | None = None) -> FastAPI:
+def create_app(
+    runtime: RuntimeLike,
+    settings: Settings | None = None,
+    *,
+    bind_host: str = "127.0.0.1",
+    plane: DataPlane | None = None,
+) -> FastAPI:
     """The HTTP app: predict (``/v1``), Open Inference Protocol (``/v2``), ``/admin``, health and metrics.
 
     The lifespan starts the runtime (reconciler, first loads) and stops it on shutdown. ``bind_host`` is the
@@ -87,17 +92,38 @@ def _add_health_routes(app: FastAPI) -> None:
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"], summary="200 once every endpoint has a loaded version, else 503",
-             responses={503: {"description": "not ready", "content": {"application/json": {"schema": {
-                 "type": "object", "required": ["status", "waiting_for"], "properties": {
-                     "status": {"type": "string"}, "waiting_for": {"type": "array", "items": {
-                         "type": "string"}}}}}}}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="200 once every endpoint has a loaded version, else 503",
+        responses={
+            503: {
+                "description": "not ready",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status", "waiting_for"],
+                            "properties": {
+                                "status": {"type": "string"},
+                                "waiting_for": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def readyz(request: Request) -> Response:
         status, body = plane_of(request).readiness()
         return json_response(body, status)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics of every worker",
-             response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics of every worker",
+        response_class=PlainTextResponse,
+    )
     async def metrics_route() -> Response:
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, media_type=content_type)

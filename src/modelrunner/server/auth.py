@@ -25,11 +25,24 @@ from modelrunner.security.auth import (
     required_role,
 )
 
-__all__ = ["LEGACY_NAME", "AuthGate", "Authenticator", "Principal", "actor_of", "authenticator",
-           "grpc_interceptor", "grpc_role", "require_admin", "required_role"]
+__all__ = [
+    "LEGACY_NAME",
+    "AuthGate",
+    "Authenticator",
+    "Principal",
+    "actor_of",
+    "authenticator",
+    "grpc_interceptor",
+    "grpc_role",
+    "require_admin",
+    "required_role",
+]
 
-_bearer = HTTPBearer(auto_error=False, description="A modelrunner token (`modelrunner token create`) or the "
-                                                   "server's admin token (MODELRUNNER_ADMIN_TOKEN).")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A modelrunner token (`modelrunner token create`) or the "
+    "server's admin token (MODELRUNNER_ADMIN_TOKEN).",
+)
 PRINCIPAL_KEY = "modelrunner.principal"
 
 
@@ -63,15 +76,18 @@ class AuthGate:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             settings = self.state.settings
-            needed = required_role(scope["method"], scope["path"],
-                                   predict_auth=settings.require_auth_for_predict)
+            needed = required_role(
+                scope["method"], scope["path"], predict_auth=settings.require_auth_for_predict
+            )
             if needed is not None:
-                header = next((v.decode("latin-1") for k, v in scope["headers"]
-                               if k == b"authorization"), None)
+                header = next(
+                    (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
+                )
                 checker = authenticator(self.state)
                 try:
                     scope[PRINCIPAL_KEY] = checker.cached(header, needed) or await run_in_threadpool(
-                        checker.authorize, header, needed)
+                        checker.authorize, header, needed
+                    )
                 except ModelrunnerError as exc:
                     from modelrunner.server import wire
 
@@ -92,7 +108,8 @@ async def require_admin(
     header = f"Bearer {credentials.credentials}" if credentials is not None else None
     needed = required_role(request.method, request.url.path, predict_auth=False) or "admin"
     request.scope[PRINCIPAL_KEY] = await run_in_threadpool(
-        authenticator(request.app.state).authorize, header, needed)
+        authenticator(request.app.state).authorize, header, needed
+    )
 
 
 def grpc_interceptor(settings: Any, registry: Any | None) -> Any:

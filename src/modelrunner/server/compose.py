@@ -27,9 +27,15 @@ if TYPE_CHECKING:
     import uvicorn
 
 
-def build_worker(runtime: RuntimeLike, settings: Settings, *, host: str = "127.0.0.1",
-                 grpc_port: int | None = None, refreeze: bool = False,
-                 observer: RequestObserver = PROMETHEUS) -> WorkerApp:
+def build_worker(
+    runtime: RuntimeLike,
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    grpc_port: int | None = None,
+    refreeze: bool = False,
+    observer: RequestObserver = PROMETHEUS,
+) -> WorkerApp:
     """The apps of one worker over ``runtime``: the shell (returned), the routed HTTP app it builds, and the
     gRPC server on ``grpc_port`` (when given) it starts after the runtime — all over one data plane, which
     reports requests to ``observer``."""
@@ -69,16 +75,31 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     settings = Settings()
     observer = PROMETHEUS
     expect = dict(item.partition("=")[::2] for item in args.expect)
-    runtime = Runtime(settings=settings, worker_id=worker_id(args.port, args.slot),
-                      keep_previous=args.keep_previous, freeze_heap=True, expect=expect, observer=observer)
+    runtime = Runtime(
+        settings=settings,
+        worker_id=worker_id(args.port, args.slot),
+        keep_previous=args.keep_previous,
+        freeze_heap=True,
+        expect=expect,
+        observer=observer,
+    )
     # pickle loads need a trust decision beyond loopback (docs/security.md)
     install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
-    app = build_worker(runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True,
-                       observer=observer)
+    app = build_worker(
+        runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True, observer=observer
+    )
     http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
-    config = uvicorn.Config(app, loop="uvloop", http=http, lifespan="on", access_log=False,
-                            log_level="warning", timeout_graceful_shutdown=int(settings.drain_timeout_s),
-                            server_header=False, **tls_options(settings))
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http=http,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.drain_timeout_s),
+        server_header=False,
+        **tls_options(settings),
+    )
     server = uvicorn.Server(config)
     app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
     return server

@@ -57,8 +57,9 @@ class DataPlane:
     """Inference, health and metadata over one runtime (one per worker process), for every protocol;
     requests are reported to ``observer`` (Prometheus unless given)."""
 
-    def __init__(self, runtime: RuntimeLike, settings: Settings | None = None,
-                 observer: RequestObserver | None = None) -> None:
+    def __init__(
+        self, runtime: RuntimeLike, settings: Settings | None = None, observer: RequestObserver | None = None
+    ) -> None:
         self.runtime = runtime
         self.settings = settings or Settings()
         self.observer: RequestObserver = observer if observer is not None else PROMETHEUS
@@ -85,14 +86,24 @@ class DataPlane:
             if dep is None:
                 raise Unavailable(f"model {name!r} has no version loaded yet")
             if str(dep.version) != version:
-                raise NotFound(f"model {name!r} serves version {dep.version}, not {version!r}"
-                               + (f" ({hint})" if hint else ""))
+                raise NotFound(
+                    f"model {name!r} serves version {dep.version}, not {version!r}"
+                    + (f" ({hint})" if hint else "")
+                )
         return endpoint
 
-    async def infer(self, endpoint: Endpoint, decode: Decoder, protocol: str, *, alone: bool = False,
-                    offload: bool = False, version: str | None = None,
-                    request_id: str | bytes | None = None,
-                    sticky: request_meta.Lookup | None = None) -> Prediction:
+    async def infer(
+        self,
+        endpoint: Endpoint,
+        decode: Decoder,
+        protocol: str,
+        *,
+        alone: bool = False,
+        offload: bool = False,
+        version: str | None = None,
+        request_id: str | bytes | None = None,
+        sticky: request_meta.Lookup | None = None,
+    ) -> Prediction:
         """Decode against the serving contract, predict on the pinned version, record metrics.
 
         ``alone`` keeps the request out of batching (a traced request: its pipeline steps' times are its
@@ -126,8 +137,9 @@ class DataPlane:
             observer.request_ended(name)
         observer.request_answered(name, pred.version, protocol, time.perf_counter() - start)
         if version and str(pred.version) != version:
-            raise Unavailable(f"model {endpoint.name!r} switched to version {pred.version} during the "
-                              "request; retry")
+            raise Unavailable(
+                f"model {endpoint.name!r} switched to version {pred.version} during the request; retry"
+            )
         return pred
 
     # -- health and metadata ---------------------------------------------------------------------------
@@ -144,12 +156,18 @@ class DataPlane:
         """``/readyz``: 200 once the runtime has started and every endpoint has settled — it serves a
         version, or its load failed for good (named under ``not_serving`` with the error; its requests
         answer 503) — else 503 naming the endpoints still loading or retrying (``waiting_for``) and why."""
-        not_serving = {name: {"state": ep.state, "error": ep.error}
-                       for name, ep in sorted(self.endpoints.items()) if not ep.ready}
+        not_serving = {
+            name: {"state": ep.state, "error": ep.error}
+            for name, ep in sorted(self.endpoints.items())
+            if not ep.ready
+        }
         waiting = [name for name, row in not_serving.items() if row["state"] != "failed"]
         if self.runtime.ready and not waiting:
-            return 200, {"status": "ready", **({"not_serving": not_serving} if not_serving else {}),
-                         **self._registry_contact()}
+            return 200, {
+                "status": "ready",
+                **({"not_serving": not_serving} if not_serving else {}),
+                **self._registry_contact(),
+            }
         return 503, {"status": "not ready", "waiting_for": waiting, "not_serving": not_serving}
 
     def _registry_contact(self) -> dict[str, Any]:
@@ -215,8 +233,10 @@ def empty_prediction(endpoint: Endpoint, columns: Mapping[str, Any], request_id:
     if dep is None:
         raise Unavailable(f"endpoint {endpoint.name!r} has no model loaded yet")
     validate_batch(dep.contract.inputs, columns)
-    outputs = {f.name: np.zeros((0, *(max(d, 0) for d in f.shape)), dtype=f.dtype.numpy())
-               for f in dep.contract.outputs}
+    outputs = {
+        f.name: np.zeros((0, *(max(d, 0) for d in f.shape)), dtype=f.dtype.numpy())
+        for f in dep.contract.outputs
+    }
     return Prediction(outputs, dep.model, dep.version, dep.ref, request_id=request_id)
 
 

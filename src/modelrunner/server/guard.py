@@ -44,7 +44,7 @@ def split_host(value: str) -> tuple[str, int | None] | None:
         end = value.find("]")
         if end < 0:
             return None
-        name, rest = value[1:end], value[end + 1:]
+        name, rest = value[1:end], value[end + 1 :]
         if rest and not rest.startswith(":"):
             return None
         port = rest[1:] if rest else None
@@ -69,7 +69,8 @@ def allowed_hosts(bind_host: str, extra: Iterable[str]) -> frozenset[str] | None
 def is_inference(method: str, path: str) -> bool:
     return method == "POST" and (
         (path.startswith("/v1/endpoints/") and path.endswith("/predict"))
-        or (path.startswith("/v2/models/") and path.endswith("/infer")))
+        or (path.startswith("/v2/models/") and path.endswith("/infer"))
+    )
 
 
 def changes_state(method: str, path: str) -> bool:
@@ -81,8 +82,9 @@ def changes_state(method: str, path: str) -> bool:
 class RequestGuard:
     """ASGI middleware refusing cross-site requests and foreign ``Host`` names (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, bind_host: str = "127.0.0.1",
-                 extra_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, bind_host: str = "127.0.0.1", extra_hosts: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.hosts = allowed_hosts(bind_host, extra_hosts)
 
@@ -103,21 +105,37 @@ class RequestGuard:
         if self.hosts is not None and host is not None and not is_inference(method, path):
             parsed = split_host(host)
             if parsed is None or parsed[0] not in self.hosts:
-                return 421, "invalid_argument", (
-                    f"this server does not answer for host {host!r} (it answers "
-                    f"{', '.join(sorted(self.hosts))}); add it to MODELRUNNER_ALLOWED_HOSTS if it is yours")
+                return (
+                    421,
+                    "invalid_argument",
+                    (
+                        f"this server does not answer for host {host!r} (it answers "
+                        f"{', '.join(sorted(self.hosts))}); "
+                        "add it to MODELRUNNER_ALLOWED_HOSTS if it is yours"
+                    ),
+                )
         if not changes_state(method, path):
             return None
         origin = headers.get("origin")
         if origin is not None and not _same_origin(origin, host, scope):
-            return 403, "permission_denied", (
-                f"cross-origin request from {origin!r} refused: the management API does not accept requests "
-                "from web pages of other origins")
+            return (
+                403,
+                "permission_denied",
+                (
+                    f"cross-origin request from {origin!r} refused: the management API does not "
+                    "accept requests from web pages of other origins"
+                ),
+            )
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype in FORM_TYPES and "authorization" not in headers:
-            return 415, "invalid_argument", (
-                f"content type {ctype!r} refused on {method} {path}: send the body as application/json "
-                "(or an Authorization header); a web page could send this one from any site")
+            return (
+                415,
+                "invalid_argument",
+                (
+                    f"content type {ctype!r} refused on {method} {path}: send the body as application/json "
+                    "(or an Authorization header); a web page could send this one from any site"
+                ),
+            )
         return None
 
 
@@ -142,5 +160,6 @@ def _same_origin(origin: str, host: str | None, scope: Scope) -> bool:
     if target is None:
         return False
     default = DEFAULT_PORTS[scope.get("scheme", "http")]
-    return (normalize_host(parts.hostname) == target[0]
-            and (origin_port or DEFAULT_PORTS[parts.scheme]) == (target[1] or default))
+    return normalize_host(parts.hostname) == target[0] and (origin_port or DEFAULT_PORTS[parts.scheme]) == (
+        target[1] or default
+    )

@@ -23,8 +23,19 @@ from modelrunner.server.wire import JSON, Receive, Scope, Send, dumps, parse_jso
 
 log = logging.getLogger("modelrunner.server.http")
 
-__all__ = ["JSON", "CatchErrors", "ORJSONResponse", "dumps", "error_response", "install_error_handlers",
-           "json_response", "parse_json", "plane_of", "read_body", "status_of"]
+__all__ = [
+    "JSON",
+    "CatchErrors",
+    "ORJSONResponse",
+    "dumps",
+    "error_response",
+    "install_error_handlers",
+    "json_response",
+    "parse_json",
+    "plane_of",
+    "read_body",
+    "status_of",
+]
 
 
 class ORJSONResponse(JSONResponse):
@@ -56,8 +67,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return body
 
 
-def error_response(request: Request, status: int, code: str, message: str,
-                   field: str | None = None, **extra: Any) -> Response:
+def error_response(
+    request: Request, status: int, code: str, message: str, field: str | None = None, **extra: Any
+) -> Response:
     """The error body of the protocol ``request`` speaks."""
     return json_response(wire.error_body(request.url.path, code, message, field, **extra), status)
 

@@ -21,19 +21,28 @@ ERROR = "Error"
 V2_ERROR = "V2Error"
 SCHEMAS: dict[str, Any] = {
     ERROR: {
-        "type": "object", "required": ["error"],
+        "type": "object",
+        "required": ["error"],
         "description": "An error of the native API (`/v1`, `/admin`, health).",
-        "properties": {"error": {
-            "type": "object", "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "description": "invalid_argument, not_found, unavailable, ..."},
-                "message": {"type": "string", "description": "What is wrong, naming the field or value."},
-                "field": {"type": ["string", "null"], "description": "The input field at fault, if any."},
-            },
-        }},
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "description": "invalid_argument, not_found, unavailable, ...",
+                    },
+                    "message": {"type": "string", "description": "What is wrong, naming the field or value."},
+                    "field": {"type": ["string", "null"], "description": "The input field at fault, if any."},
+                },
+            }
+        },
     },
     V2_ERROR: {
-        "type": "object", "required": ["error"], "description": "An Open Inference Protocol (`/v2`) error.",
+        "type": "object",
+        "required": ["error"],
+        "description": "An Open Inference Protocol (`/v2`) error.",
         "properties": {"error": {"type": "string"}},
     },
 }
@@ -73,10 +82,12 @@ def _declare_errors(schema: dict[str, Any]) -> None:
                     _add_error(response, content)
                     if code == "422" and response.get("description") == "Validation Error":
                         response["description"] = "A parameter or the body is invalid (named in the error)"
-            responses.setdefault("4XX", {"description": (default or {}).get("description", "Client error"),
-                                         "content": content})
-            responses.setdefault("5XX", {"description": "Server error (503: not ready, 504: timeout)",
-                                         "content": content})
+            responses.setdefault(
+                "4XX", {"description": (default or {}).get("description", "Client error"), "content": content}
+            )
+            responses.setdefault(
+                "5XX", {"description": "Server error (503: not ready, 504: timeout)", "content": content}
+            )
 
 
 def _add_error(response: dict[str, Any], content: dict[str, Any]) -> None:
@@ -85,8 +96,9 @@ def _add_error(response: dict[str, Any], content: dict[str, Any]) -> None:
     if own is None or own == content["application/json"]["schema"]:
         response["content"] = content
     else:
-        response["content"] = {"application/json": {"schema": {
-            "anyOf": [own, content["application/json"]["schema"]]}}}
+        response["content"] = {
+            "application/json": {"schema": {"anyOf": [own, content["application/json"]["schema"]]}}
+        }
 
 
 def _error_of(path: str) -> str:

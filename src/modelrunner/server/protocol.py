@@ -97,8 +97,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_request:  # opened and sent nothing
             self.transport.close()
             return
-        self._refuse(408, f"the request did not arrive within {self.request_read_timeout_s:g}s "
-                          "(request_read_timeout_s)")
+        self._refuse(
+            408,
+            f"the request did not arrive within {self.request_read_timeout_s:g}s (request_read_timeout_s)",
+        )
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` with a JSON error (unless a response has started), then close."""
@@ -110,8 +112,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             body = wire.dumps(wire.error_body("", code, message))
             head = [b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status])]
             head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-            head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-                        % len(body))
+            head.append(
+                b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+                % len(body)
+            )
             self.transport.write(b"".join(head) + body)
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the handler still reading sees a disconnect; nothing more is sent
@@ -127,5 +131,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 def guarded_protocol(max_header_bytes: int, request_read_timeout_s: float) -> type[GuardedHttpToolsProtocol]:
     """A :class:`GuardedHttpToolsProtocol` with these limits (for ``uvicorn.Config(http=...)``)."""
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,),
-                {"max_header_bytes": max_header_bytes, "request_read_timeout_s": request_read_timeout_s})
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {"max_header_bytes": max_header_bytes, "request_read_timeout_s": request_read_timeout_s},
+    )

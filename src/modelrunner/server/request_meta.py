@@ -41,8 +41,10 @@ def request_id(given: str | bytes | None = None) -> str:
     if not text:
         return uuid.uuid4().hex
     if len(text) > MAX_REQUEST_ID or not all(33 <= ord(c) < 127 for c in text):
-        raise InvalidArgument(f"{REQUEST_ID}: expected at most {MAX_REQUEST_ID} visible ASCII characters, "
-                              f"got {text[:40]!r}", field=REQUEST_ID)
+        raise InvalidArgument(
+            f"{REQUEST_ID}: expected at most {MAX_REQUEST_ID} visible ASCII characters, got {text[:40]!r}",
+            field=REQUEST_ID,
+        )
     return text
 
 
@@ -56,10 +58,12 @@ def raw_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | N
 
 def header_lookup(get: Callable[[str], Any]) -> Lookup:
     """A sticky lookup over headers: ``x-<key>`` first, then ``<key>`` (``get`` is case-insensitive)."""
+
     def lookup(key: str) -> Any:
         key = key.lower()
         value = get(f"x-{key}")
         return value if value is not None else get(key)
+
     return lookup
 
 
@@ -69,13 +73,16 @@ def raw_header_lookup(headers: Iterable[tuple[bytes, bytes]]) -> Lookup:
     def get(name: str) -> str | None:
         value = raw_header(items, name.encode("latin-1"))
         return value.decode("latin-1") if value is not None else None
+
     return header_lookup(get)
 
 
 def mapping_lookup(values: Any) -> Lookup:
     """A sticky lookup in a JSON object (a body's top-level fields, V2 ``parameters``)."""
+
     def lookup(key: str) -> Any:
         return values.get(key) if isinstance(values, Mapping) else None
+
     return lookup
 
 
@@ -89,6 +96,7 @@ def chain(*lookups: Lookup | None) -> Lookup:
             if value is not None:
                 return value
         return None
+
     return lookup
 
 

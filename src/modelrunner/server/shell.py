@@ -50,9 +50,17 @@ class WorkerApp:
 
     ``plane`` is the worker's :class:`DataPlane` (one over ``runtime`` when not given)."""
 
-    def __init__(self, runtime: RuntimeLike, settings: Settings, build: Callable[[], ASGIApp], *,
-                 grpc: Startable | None = None, refreeze: bool = False,
-                 exiting: Callable[[], bool] | None = None, plane: DataPlane | None = None) -> None:
+    def __init__(
+        self,
+        runtime: RuntimeLike,
+        settings: Settings,
+        build: Callable[[], ASGIApp],
+        *,
+        grpc: Startable | None = None,
+        refreeze: bool = False,
+        exiting: Callable[[], bool] | None = None,
+        plane: DataPlane | None = None,
+    ) -> None:
         self.runtime = runtime
         self.settings = settings
         self.plane = plane or DataPlane(runtime, settings)
@@ -111,8 +119,10 @@ class WorkerApp:
             if fut.exception() is None:
                 self.app = fut.result()
             else:
-                log.error("building the routed app failed; only plain predict requests are served",
-                          exc_info=fut.exception())
+                log.error(
+                    "building the routed app failed; only plain predict requests are served",
+                    exc_info=fut.exception(),
+                )
 
         self._building = asyncio.ensure_future(asyncio.to_thread(make))
         self._building.add_done_callback(done)

@@ -85,9 +85,11 @@ def check_json_containers(body: bytes, max_rows: int | None) -> None:
         return
     count = body.count(b"[") + body.count(b"{")  # C speed (~10 ms for 32 MiB); brackets in strings count too
     if count > cap:
-        raise ResourceExhausted(f"the JSON body holds {count} arrays/objects; at most {cap} are parsed "
-                                f"({CONTAINERS_PER_ROW} per row of max_request_rows={max_rows})",
-                                limit=max_rows)
+        raise ResourceExhausted(
+            f"the JSON body holds {count} arrays/objects; at most {cap} are parsed "
+            f"({CONTAINERS_PER_ROW} per row of max_request_rows={max_rows})",
+            limit=max_rows,
+        )
 
 
 def parse_request_json(body: bytes, max_rows: int | None) -> Any:
@@ -137,9 +139,12 @@ def hide_paths(settings: Any) -> None:
     found: dict[str, str] = {}
     db_url = settings.resolved_database_url()
     store = settings.resolved_store_url().removeprefix("file://")
-    local = [("<database>", db_url.split(":///", 1)[1] if db_url.startswith("sqlite:///") else None),
-             ("<store>", store if "://" not in store else None),
-             ("<cache>", str(settings.resolved_cache_dir())), ("<home>", str(settings.home))]
+    local = [
+        ("<database>", db_url.split(":///", 1)[1] if db_url.startswith("sqlite:///") else None),
+        ("<store>", store if "://" not in store else None),
+        ("<cache>", str(settings.resolved_cache_dir())),
+        ("<home>", str(settings.home)),
+    ]
     for name, path in local:
         if path and path.startswith("/") and path != "/":
             for form in (path, str(Path(path).resolve())):
@@ -160,8 +165,11 @@ def redact(message: str) -> str:
 
 def modelrunner_error(path: str, exc: ModelrunnerError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """``(status, body, headers)`` answering ``exc`` on a request to ``path`` (local folders hidden)."""
-    extra = {k: redact(v) if isinstance(v, str) else v
-             for k, v in exc.details.items() if k != "field" and _plain(v)}
+    extra = {
+        k: redact(v) if isinstance(v, str) else v
+        for k, v in exc.details.items()
+        if k != "field" and _plain(v)
+    }
     field = getattr(exc, "field", None) or exc.details.get("field")  # any InvalidArgument may name one
     headers = {"www-authenticate": "Bearer"} if exc.code == "unauthenticated" else {}
     if "retry_after_s" in exc.details:  # an overloaded endpoint: when to come back
@@ -230,8 +238,13 @@ async def send_json(send: Send, status: int, body: Any, headers: Mapping[str, st
     await send_bytes(send, status, dumps(body), headers)
 
 
-async def send_bytes(send: Send, status: int, payload: bytes, headers: Mapping[str, str] | None = None,
-                     content_type: bytes = b"application/json") -> None:
+async def send_bytes(
+    send: Send,
+    status: int,
+    payload: bytes,
+    headers: Mapping[str, str] | None = None,
+    content_type: bytes = b"application/json",
+) -> None:
     """Answer ``payload`` with ``status`` (and extra ``headers``) on raw ASGI."""
     raw_headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", content_type)]
     if headers:

@@ -5,5 +5,13 @@ from modelrunner.training.data import TrainingData
 from modelrunner.training.loader import Loaded, load_callable
 from modelrunner.training.run import Outcome, TrainOptions, prepare, train_once, watch
 
-__all__ = ["Loaded", "Outcome", "TrainOptions", "TrainingData", "load_callable", "prepare", "train_once",
-           "watch"]
+__all__ = [
+    "Loaded",
+    "Outcome",
+    "TrainOptions",
+    "TrainingData",
+    "load_callable",
+    "prepare",
+    "train_once",
+    "watch",
+]

@@ -52,10 +52,17 @@ class TrainingData:
 
     def summary(self) -> dict[str, Any]:
         """The lineage record: row counts, hashes, window."""
-        return {"sha256": self.sha256, "rows": self.rows, "base_rows": self.base_rows,
-                "feedback_rows": self.feedback_rows, "holdout_rows": self.holdout_rows,
-                "base_sha256": self.base_sha256, "base_matches_parent": self.base_matches_parent,
-                "window_s": self.window_s, "balanced": self.balanced}
+        return {
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "base_rows": self.base_rows,
+            "feedback_rows": self.feedback_rows,
+            "holdout_rows": self.holdout_rows,
+            "base_sha256": self.base_sha256,
+            "base_matches_parent": self.base_matches_parent,
+            "window_s": self.window_s,
+            "balanced": self.balanced,
+        }
 
 
 def load_base(source: str | None, contract: Contract) -> Dataset | None:
@@ -78,16 +85,18 @@ def load_base(source: str | None, contract: Contract) -> Dataset | None:
     return load_dataset(text)
 
 
-def feedback_rows(registry: Any, endpoint: str, contract: Contract, *,
-                  window_s: float | None) -> tuple[Columns, np.ndarray]:
+def feedback_rows(
+    registry: Any, endpoint: str, contract: Contract, *, window_s: float | None
+) -> tuple[Columns, np.ndarray]:
     """The endpoint's labelled logged inputs over the window as columns + targets (one row per input row)."""
     since = utcnow() - timedelta(seconds=window_s) if window_s else None
     parts: list[Columns] = []
     targets: list[np.ndarray] = []
     for row in registry.labelled_inputs(endpoint, since=since):
         try:
-            cols = validate_batch(contract.inputs, columns_from_json(row.inputs, contract.inputs),
-                                  allow_extra=True)
+            cols = validate_batch(
+                contract.inputs, columns_from_json(row.inputs, contract.inputs), allow_extra=True
+            )
         except ModelrunnerError:
             continue  # inputs logged under an older contract: not usable for this one
         n = len(next(iter(cols.values()))) if cols else 0
@@ -97,8 +106,10 @@ def feedback_rows(registry: Any, endpoint: str, contract: Contract, *,
         parts.append(cols)
         targets.append(target)
     if not parts:
-        empty = {f.name: np.zeros((0, *[max(d, 0) for d in f.shape]), dtype=f.dtype.numpy())
-                 for f in contract.inputs}
+        empty = {
+            f.name: np.zeros((0, *[max(d, 0) for d in f.shape]), dtype=f.dtype.numpy())
+            for f in contract.inputs
+        }
         return empty, np.zeros(0)
     names = list(parts[0])
     return {k: np.concatenate([p[k] for p in parts]) for k in names}, np.concatenate(targets)
@@ -120,8 +131,9 @@ def balance(cols: Columns, y: np.ndarray, seed: int = 0) -> tuple[Columns, np.nd
     return _take(cols, idx), y[idx]
 
 
-def split_holdout(cols: Columns, y: np.ndarray, share: float,
-                  seed: int = 0) -> tuple[Columns, np.ndarray, Columns, np.ndarray]:
+def split_holdout(
+    cols: Columns, y: np.ndarray, share: float, seed: int = 0
+) -> tuple[Columns, np.ndarray, Columns, np.ndarray]:
     """(train cols, train y, held-out cols, held-out y): a random ``share`` of the rows held out."""
     if not 0 <= share < 1:
         raise InvalidArgument(f"--holdout must be a share from 0 to below 1, got {share}", field="holdout")
@@ -131,9 +143,17 @@ def split_holdout(cols: Columns, y: np.ndarray, share: float,
     return _take(cols, kept), y[kept], _take(cols, held), y[held]
 
 
-def build(registry: Any, endpoint: str, contract: Contract, *, base: Dataset | None,
-          parent_sha256: str | None, window_s: float | None, holdout: float,
-          balanced: bool) -> tuple[TrainingData, Dataset]:
+def build(
+    registry: Any,
+    endpoint: str,
+    contract: Contract,
+    *,
+    base: Dataset | None,
+    parent_sha256: str | None,
+    window_s: float | None,
+    holdout: float,
+    balanced: bool,
+) -> tuple[TrainingData, Dataset]:
     """The trainer's data and the held-out data set of recent labelled rows the candidate is judged on."""
     fb_cols, fb_y = feedback_rows(registry, endpoint, contract, window_s=window_s)
     tr_cols, tr_y, ho_cols, ho_y = split_holdout(fb_cols, fb_y, holdout)
@@ -148,12 +168,25 @@ def build(registry: Any, endpoint: str, contract: Contract, *, base: Dataset | N
     single = contract.inputs[0].name if len(contract.inputs) == 1 else None
     base_sha = _base_sha(base, base_cols, single)
     data = TrainingData(
-        X=cols[single] if single else cols, y=y, columns=cols, base_rows=base.rows if base else 0,
-        feedback_rows=int(len(tr_y)), sha256=sha256_of({**cols, "__target__": y}), base_sha256=base_sha,
+        X=cols[single] if single else cols,
+        y=y,
+        columns=cols,
+        base_rows=base.rows if base else 0,
+        feedback_rows=int(len(tr_y)),
+        sha256=sha256_of({**cols, "__target__": y}),
+        base_sha256=base_sha,
         base_matches_parent=(base_sha == parent_sha256) if base_sha and parent_sha256 else None,
-        window_s=window_s, balanced=balanced, holdout_rows=int(len(ho_y)))
-    held = Dataset(name="holdout:recent-labelled", columns=ho_cols, target=ho_y,
-                   sha256=sha256_columns({**ho_cols, "__target__": ho_y}), source=f"feedback:{endpoint}")
+        window_s=window_s,
+        balanced=balanced,
+        holdout_rows=int(len(ho_y)),
+    )
+    held = Dataset(
+        name="holdout:recent-labelled",
+        columns=ho_cols,
+        target=ho_y,
+        sha256=sha256_columns({**ho_cols, "__target__": ho_y}),
+        source=f"feedback:{endpoint}",
+    )
     return data, held
 
 

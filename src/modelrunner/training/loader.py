@@ -38,23 +38,26 @@ def load_callable(spec: str, *, what: str = "trainer") -> Loaded:
     text = (spec or "").strip()
     module_part, sep, func = text.rpartition(":")
     if not sep or not module_part or not _FUNC.match(func):
-        raise InvalidArgument(f"--{what} must be 'pkg.module:function' or 'path/file.py:function', got "
-                              f"{spec!r}", field=what)
+        raise InvalidArgument(
+            f"--{what} must be 'pkg.module:function' or 'path/file.py:function', got {spec!r}", field=what
+        )
     if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
         module = _from_file(Path(module_part), what)
     elif _MODULE.match(module_part):
         module = _from_import(module_part, what)
     else:
-        raise InvalidArgument(f"--{what} {spec!r}: {module_part!r} is neither a module name nor a .py file",
-                              field=what)
+        raise InvalidArgument(
+            f"--{what} {spec!r}: {module_part!r} is neither a module name nor a .py file", field=what
+        )
     obj: Any = module
     for part in func.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
             raise InvalidArgument(f"--{what} {spec!r}: {module_part} has no {func!r}", field=what)
     if not callable(obj):
-        raise InvalidArgument(f"--{what} {spec!r}: {func!r} is a {type(obj).__name__}, not a function",
-                              field=what)
+        raise InvalidArgument(
+            f"--{what} {spec!r}: {func!r} is a {type(obj).__name__}, not a function", field=what
+        )
     return Loaded(fn=obj, spec=text, code=code_version(module, text))
 
 

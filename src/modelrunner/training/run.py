@@ -138,12 +138,16 @@ def train_once(registry: Any, prep: Prepared) -> Outcome:
         return Outcome("nothing", "nothing to do: " + "; ".join(reasons))
     exp = _running_experiment(registry, prep.endpoint)
     if exp is not None and prep.rollout.mode != "none":
-        return Outcome("nothing", f"nothing to do: experiment {exp.id} ({exp.candidate}) runs on endpoint "
-                                  f"{prep.endpoint!r}; training waits until it ends")
+        return Outcome(
+            "nothing",
+            f"nothing to do: experiment {exp.id} ({exp.candidate}) runs on endpoint "
+            f"{prep.endpoint!r}; training waits until it ends",
+        )
     parent = _parent(registry, opts.model, prep.endpoint)
     try:
-        run = registry.start_training(opts.model, trigger=reason, lease_s=opts.lease_s,
-                                      parent_version=parent.version, actor=opts.actor)
+        run = registry.start_training(
+            opts.model, trigger=reason, lease_s=opts.lease_s, parent_version=parent.version, actor=opts.actor
+        )
     except FailedPrecondition as exc:
         return Outcome("locked", str(exc))
     with _lease(registry, run.id, opts.lease_s):
@@ -151,11 +155,19 @@ def train_once(registry: Any, prep: Prepared) -> Outcome:
             return _release(registry, prep, run.id, reason, parent)
         except Exception as exc:  # noqa: BLE001 - any failure ends the run failed; production untouched
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelrunnerError) else str(exc)
-            _finish(registry, run.id, "failed", error=message.splitlines()[0] if message else "failed",
-                    actor=opts.actor)
+            _finish(
+                registry,
+                run.id,
+                "failed",
+                error=message.splitlines()[0] if message else "failed",
+                actor=opts.actor,
+            )
             first = message.splitlines()[0] if message else ""
-            return Outcome("failed", f"training failed ({reason}): {first}; production still serves "
-                                     f"{parent.ref}", run_id=run.id)
+            return Outcome(
+                "failed",
+                f"training failed ({reason}): {first}; production still serves {parent.ref}",
+                run_id=run.id,
+            )
 
 
 def _running_experiment(registry: Any, endpoint: str) -> Any:
@@ -176,9 +188,16 @@ def _release(registry: Any, prep: Prepared, run_id: str, reason: str, parent: An
     opts = prep.opts
     parent_dir = registry.fetch(parent)
     base_ds = tdata.load_base(opts.data, parent.contract)
-    data, held = tdata.build(registry, prep.endpoint, parent.contract, base=base_ds,
-                             parent_sha256=parent.lineage.get("training_data_sha256"), window_s=opts.window_s,
-                             holdout=opts.holdout, balanced=opts.balance)
+    data, held = tdata.build(
+        registry,
+        prep.endpoint,
+        parent.contract,
+        base=base_ds,
+        parent_sha256=parent.lineage.get("training_data_sha256"),
+        window_s=opts.window_s,
+        holdout=opts.holdout,
+        balanced=opts.balance,
+    )
     if data.rows == 0:
         raise FailedPrecondition("no training rows: give --data or log inputs and feedback on the endpoint")
     base, release_base = base_model(parent_dir)
@@ -188,47 +207,93 @@ def _release(registry: Any, prep: Prepared, run_id: str, reason: str, parent: An
         release_base()
     if model is None:
         raise FailedPrecondition(f"the trainer {prep.trainer.spec} returned None (expected a model)")
-    lineage = {"training_run": run_id, "trigger": reason, "parent_version": parent.version,
-               "data": data.summary(), "trainer": prep.trainer.code}
+    lineage = {
+        "training_run": run_id,
+        "trigger": reason,
+        "parent_version": parent.version,
+        "data": data.summary(),
+        "trainer": prep.trainer.code,
+    }
     with release.workdir() as tmp:
-        path = release.save_candidate(model, parent_dir, parent, Path(tmp) / "candidate",
-                                      training_data={**data.columns, "target": data.y}, lineage=lineage,
-                                      description=f"retrained from {parent.ref} ({reason})")
+        path = release.save_candidate(
+            model,
+            parent_dir,
+            parent,
+            Path(tmp) / "candidate",
+            training_data={**data.columns, "target": data.y},
+            lineage=lineage,
+            description=f"retrained from {parent.ref} ({reason})",
+        )
         mv = release.push_candidate(registry, path, opts.model, run_id=run_id, actor=opts.actor)
     return _judge_and_roll_out(registry, prep, run_id, reason, parent, mv, held)
 
 
-def _judge_and_roll_out(registry: Any, prep: Prepared, run_id: str, reason: str, parent: Any, mv: Any,
-                        held: Any) -> Outcome:
+def _judge_and_roll_out(
+    registry: Any, prep: Prepared, run_id: str, reason: str, parent: Any, mv: Any, held: Any
+) -> Outcome:
     opts = prep.opts
     if held.rows < opts.min_holdout:
-        why = (f"the held-out slice of recent labelled rows has {held.rows} rows (< {opts.min_holdout}); "
-               "the candidate cannot be judged")
+        why = (
+            f"the held-out slice of recent labelled rows has {held.rows} rows (< {opts.min_holdout}); "
+            "the candidate cannot be judged"
+        )
         registry.finish_training(run_id, "refused", new_version=mv.version, error=why, actor=opts.actor)
         return Outcome("refused", f"{mv.ref} refused: {why}", run_id, mv.version)
     result = release.judge(registry, mv.ref, held, list(opts.requirements), actor=opts.actor)
     metrics = {k: v for k, v in result.metrics.items() if v is not None}
     if not result.passed:
-        failed = "; ".join(f"{g.requirement}: {g.reason}" if getattr(g, "reason", "") else g.requirement
-                           for g in result.gates if not g.passed)
-        registry.finish_training(run_id, "refused", new_version=mv.version, error=f"gates failed: {failed}",
-                                 detail={"gates": [g.to_dict() for g in result.gates]}, actor=opts.actor)
-        return Outcome("refused", f"{mv.ref} refused by its gates on {held.rows} held-out rows: {failed}; "
-                                  f"production still serves {parent.ref}", run_id, mv.version,
-                       metrics=metrics)
+        failed = "; ".join(
+            f"{g.requirement}: {g.reason}" if getattr(g, "reason", "") else g.requirement
+            for g in result.gates
+            if not g.passed
+        )
+        registry.finish_training(
+            run_id,
+            "refused",
+            new_version=mv.version,
+            error=f"gates failed: {failed}",
+            detail={"gates": [g.to_dict() for g in result.gates]},
+            actor=opts.actor,
+        )
+        return Outcome(
+            "refused",
+            f"{mv.ref} refused by its gates on {held.rows} held-out rows: {failed}; "
+            f"production still serves {parent.ref}",
+            run_id,
+            mv.version,
+            metrics=metrics,
+        )
     if prep.rollout.mode == "none":
-        registry.finish_training(run_id, "succeeded", new_version=mv.version, detail={"rollout": "none"},
-                                 actor=opts.actor)
-        return Outcome("pushed", f"{mv.ref} passed its gates ({_fmt(metrics)}); pushed, no rollout",
-                       run_id, mv.version, metrics=metrics)
+        registry.finish_training(
+            run_id, "succeeded", new_version=mv.version, detail={"rollout": "none"}, actor=opts.actor
+        )
+        return Outcome(
+            "pushed",
+            f"{mv.ref} passed its gates ({_fmt(metrics)}); pushed, no rollout",
+            run_id,
+            mv.version,
+            metrics=metrics,
+        )
     rules = [str(r) for r in parse_rules(opts.decide or release.default_rules(m.infer_task(mv.contract)))]
-    exp = release.start_rollout(registry, prep.endpoint, mv.ref, prep.rollout, rules,
-                                min_labels=opts.min_labels, actor=opts.actor)
-    registry.finish_training(run_id, "succeeded", new_version=mv.version,
-                             detail={"experiment": exp.id, "rollout": str(prep.rollout)}, actor=opts.actor)
-    return Outcome("started", f"{mv.ref} passed its gates ({_fmt(metrics)}) on {held.rows} held-out rows; "
-                              f"experiment {exp.id}: {prep.rollout} (decide: {'; '.join(rules)})",
-                   run_id, mv.version, exp.id, metrics)
+    exp = release.start_rollout(
+        registry, prep.endpoint, mv.ref, prep.rollout, rules, min_labels=opts.min_labels, actor=opts.actor
+    )
+    registry.finish_training(
+        run_id,
+        "succeeded",
+        new_version=mv.version,
+        detail={"experiment": exp.id, "rollout": str(prep.rollout)},
+        actor=opts.actor,
+    )
+    return Outcome(
+        "started",
+        f"{mv.ref} passed its gates ({_fmt(metrics)}) on {held.rows} held-out rows; "
+        f"experiment {exp.id}: {prep.rollout} (decide: {'; '.join(rules)})",
+        run_id,
+        mv.version,
+        exp.id,
+        metrics,
+    )
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -236,8 +301,14 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {metrics[k]:.4f}" for k in keys)
 
 
-def watch(registry: Any, prep: Prepared, *, interval_s: float, stop: threading.Event,
-          report: Callable[[Outcome], None]) -> None:
+def watch(
+    registry: Any,
+    prep: Prepared,
+    *,
+    interval_s: float,
+    stop: threading.Event,
+    report: Callable[[Outcome], None],
+) -> None:
     """Check the triggers every ``interval_s`` until ``stop`` is set; report every outcome that changed."""
     last = None
     while not stop.is_set():

@@ -42,8 +42,9 @@ def parse_trigger(text: str) -> Trigger:
         if seconds <= 0:
             raise InvalidArgument(f"--trigger {text!r}: the interval must be > 0", field="trigger")
         return Trigger("every", f"every={m.group(1)}{m.group(2) or 's'}", every_s=seconds)
-    raise InvalidArgument(f"--trigger {text!r}: expected 'drift', 'labels>=N' or 'every=N[s|m|h|d]'",
-                          field="trigger")
+    raise InvalidArgument(
+        f"--trigger {text!r}: expected 'drift', 'labels>=N' or 'every=N[s|m|h|d]'", field="trigger"
+    )
 
 
 def _last_run(registry: Any, model: str) -> Any:
@@ -58,8 +59,9 @@ def _serving_version(registry: Any, endpoint: str) -> int | None:
         return None
 
 
-def check(trigger: Trigger, registry: Any, model: str, endpoint: str,
-          now: datetime | None = None) -> tuple[bool, str]:
+def check(
+    trigger: Trigger, registry: Any, model: str, endpoint: str, now: datetime | None = None
+) -> tuple[bool, str]:
     """(fires, reason) for one trigger."""
     now = now or utcnow()
     last = _last_run(registry, model)
@@ -90,8 +92,10 @@ def _drift(registry: Any, model: str, endpoint: str, last: Any) -> tuple[bool, s
         return False, f"drift: the alert is about version {alert.version}, the endpoint serves {serving} now"
     # one run per alert episode and parent: a refused or failed candidate is not retrained in a loop
     if last is not None and last.parent_version == serving and last.started_at >= alert.since:
-        return False, (f"drift: run {last.id} ({last.state}) already answered this alert (firing since "
-                       f"{alert.since:%H:%M:%S} UTC)")
+        return False, (
+            f"drift: run {last.id} ({last.state}) already answered this alert (firing since "
+            f"{alert.since:%H:%M:%S} UTC)"
+        )
     return True, f"drift: alert firing on endpoint {endpoint!r} since {alert.since:%H:%M:%S} UTC"
 
 

@@ -34,7 +34,9 @@ def test_contract_from_graph(tmp_path: Path, iris_lr: Any) -> None:
     c = bundle.contract
     assert [(f.name, f.dtype, f.shape) for f in c.inputs] == [("X", DType.FLOAT32, (4,))]
     assert [(f.name, f.dtype, f.shape) for f in c.outputs] == [
-        ("label", DType.INT64, ()), ("probabilities", DType.FLOAT32, (3,))]
+        ("label", DType.INT64, ()),
+        ("probabilities", DType.FLOAT32, (3,)),
+    ]
     assert bundle.example_input()["X"].shape == (2, 4)
     out = mr.load_model(bundle.path).predict({"X": x[:20]})  # float64 in: cast to the graph's float32
     np.testing.assert_array_equal(out["label"], clf.predict(x[:20]))

@@ -28,16 +28,19 @@ def classifier() -> tuple[Any, np.ndarray]:
     return model, x
 
 
-def test_save_load_predict_without_the_class(tmp_path: Path, classifier: tuple[Any, np.ndarray],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_load_predict_without_the_class(
+    tmp_path: Path, classifier: tuple[Any, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
     model, x = classifier
     bundle = mr.save_model(model, tmp_path / "tiny", sample=torch.from_numpy(x[:5]))
     assert bundle.manifest.flavor == "torch"
     assert bundle.manifest.flavor_options == {"file": "model.pt", "format": "torchscript"}
     c = bundle.contract
     assert [(f.name, f.dtype, f.shape) for f in c.inputs] == [("input", DType.FLOAT32, (4,))]
-    assert [(f.name, f.dtype, f.shape) for f in c.outputs] == [("label", DType.INT64, ()),
-                                                               ("proba", DType.FLOAT32, (3,))]
+    assert [(f.name, f.dtype, f.shape) for f in c.outputs] == [
+        ("label", DType.INT64, ()),
+        ("proba", DType.FLOAT32, (3,)),
+    ]
     with torch.no_grad():
         want = model(torch.from_numpy(x))
     monkeypatch.delattr(torch_models.TinyClassifier, "forward")  # the bundle must not need the class
@@ -99,8 +102,10 @@ def test_served_by_a_real_server(tmp_path: Path, classifier: tuple[Any, np.ndarr
     registry.push(tmp_path / "tiny", alias="production")
     registry.set_endpoint("tiny", "tiny@production")
     try:
-        with ServerThread(create_app(Runtime(registry, settings), settings)) as server, \
-                httpx.Client(base_url=server.url, timeout=30) as http:
+        with (
+            ServerThread(create_app(Runtime(registry, settings), settings)) as server,
+            httpx.Client(base_url=server.url, timeout=30) as http,
+        ):
             deadline = time.monotonic() + 60
             while http.get("/readyz").status_code != 200:
                 assert time.monotonic() < deadline, "tiny did not load in 60 s"

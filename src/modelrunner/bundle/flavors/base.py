@@ -64,8 +64,10 @@ def to_matrix(columns: Columns, fields: Sequence[Field], feature_names: Sequence
 
         if all(a.ndim == 1 for a in arrays):
             named = [f for f in fields if f.name in columns]
-            arrays = [pd.Categorical(a, categories=f.categories) if f.categories else a  # as fitted
-                      for f, a in zip(named, arrays, strict=True)]
+            arrays = [
+                pd.Categorical(a, categories=f.categories) if f.categories else a  # as fitted
+                for f, a in zip(named, arrays, strict=True)
+            ]
             return pd.DataFrame(dict(zip(feature_names, arrays, strict=True)))
         return pd.DataFrame(_stack(arrays), columns=list(feature_names))
     if len(arrays) == 1:

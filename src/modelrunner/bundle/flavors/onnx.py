@@ -113,8 +113,11 @@ def _load(directory: Path, manifest: Manifest) -> PredictFn:
     outputs = [(sanitize_name(o.name), o.name) for o in session.get_outputs()]
 
     def predict(columns: Columns) -> Columns:
-        feed = {graph: np.asarray(columns[name]).astype(dtype, copy=False)
-                for name, (graph, dtype) in feeds.items() if name in columns}
+        feed = {
+            graph: np.asarray(columns[name]).astype(dtype, copy=False)
+            for name, (graph, dtype) in feeds.items()
+            if name in columns
+        }
         values = session.run([graph for _, graph in outputs], feed)
         return {name: _column(v) for (name, _), v in zip(outputs, values, strict=True)}
 

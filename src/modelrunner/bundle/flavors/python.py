@@ -38,8 +38,10 @@ STATE_FILE = "state.pkl"
 
 def _matches(obj: Any) -> bool:
     cls = type(obj)
-    return not isinstance(obj, type) and callable(getattr(obj, "predict", None)) and cls.__module__ not in (
-        "builtins",
+    return (
+        not isinstance(obj, type)
+        and callable(getattr(obj, "predict", None))
+        and cls.__module__ not in ("builtins",)
     )
 
 
@@ -149,5 +151,4 @@ def _load(directory: Path, manifest: Manifest) -> PredictFn:
     return predict
 
 
-FLAVOR = Flavor(name="python", extra=None, packages=(), matches=_matches, save=_save, load=_load,
-                pickle=True)
+FLAVOR = Flavor(name="python", extra=None, packages=(), matches=_matches, save=_save, load=_load, pickle=True)

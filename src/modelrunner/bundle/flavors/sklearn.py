@@ -58,11 +58,21 @@ def _save(obj: Any, directory: Path) -> dict[str, Any]:
 
 # Classifiers whose ``predict`` is exactly ``classes_[argmax(predict_proba)]``: for them one call answers
 # both outputs, which halves sklearn's per-call input checking on the single-row hot path.
-_ARGMAX_CLASSIFIERS = frozenset({
-    "LogisticRegression", "LogisticRegressionCV", "RandomForestClassifier", "ExtraTreesClassifier",
-    "DecisionTreeClassifier", "ExtraTreeClassifier", "MLPClassifier", "GaussianNB", "MultinomialNB",
-    "GradientBoostingClassifier", "HistGradientBoostingClassifier",
-})
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "LogisticRegression",
+        "LogisticRegressionCV",
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "DecisionTreeClassifier",
+        "ExtraTreeClassifier",
+        "MLPClassifier",
+        "GaussianNB",
+        "MultinomialNB",
+        "GradientBoostingClassifier",
+        "HistGradientBoostingClassifier",
+    }
+)
 
 
 def _final_estimator(model: Any) -> Any:

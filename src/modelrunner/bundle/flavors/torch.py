@@ -38,8 +38,10 @@ EXPORT_FILE = "model.pt2"
 
 def _matches(obj: Any) -> bool:
     """An nn.Module (a subclass defined anywhere), a ScriptModule or an ExportedProgram; no torch import."""
-    return any(c.__module__.split(".")[0] == "torch" and c.__name__ in ("Module", "ExportedProgram")
-               for c in type(obj).__mro__)
+    return any(
+        c.__module__.split(".")[0] == "torch" and c.__name__ in ("Module", "ExportedProgram")
+        for c in type(obj).__mro__
+    )
 
 
 def torch_threads(environ: Any = None) -> int:
@@ -86,9 +88,11 @@ def _script(torch: Any, module: Any) -> Any:
         return torch.jit.script(module)
     except Exception as exc:  # TorchScript's frontend raises many types; the first line says what failed
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FlavorError(f"torch flavor: TorchScript cannot compile {type(module).__name__}: {first}; "
-                          "save torch.jit.trace(model, example) or torch.export.export(model, (example,)) "
-                          "instead") from exc
+        raise FlavorError(
+            f"torch flavor: TorchScript cannot compile {type(module).__name__}: {first}; "
+            "save torch.jit.trace(model, example) or torch.export.export(model, (example,)) "
+            "instead"
+        ) from exc
 
 
 def _load_module(torch: Any, path: Path, fmt: str) -> Any:

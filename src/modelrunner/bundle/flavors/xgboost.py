@@ -35,8 +35,12 @@ def _save(obj: Any, directory: Path) -> dict[str, Any]:
         raise FlavorError(f"xgboost flavor cannot save a {type(obj).__name__}")
     obj.save_model(str(directory / MODEL_FILE))
     kind = "classifier" if isinstance(obj, xgb.XGBClassifier) else "regressor"
-    options: dict[str, Any] = {"file": MODEL_FILE, "api": "sklearn", "class": type(obj).__name__,
-                               "kind": kind}
+    options: dict[str, Any] = {
+        "file": MODEL_FILE,
+        "api": "sklearn",
+        "class": type(obj).__name__,
+        "kind": kind,
+    }
     if kind == "classifier":
         options["proba"] = True
         options["classes"] = np.asarray(obj.classes_).tolist()

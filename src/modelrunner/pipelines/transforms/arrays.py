@@ -26,10 +26,16 @@ def _argmax(columns: Mapping[str, np.ndarray], options: Mapping[str, Any]) -> Co
 _VALUES = Field(name="values", dtype=DType.FLOAT64, shape=(-1,), description="a vector per row")
 
 MAX = TransformInfo(
-    name="array.max", description="The largest value of each row's vector (e.g. a class probability).",
-    contract=Contract.build([_VALUES], [Field(name="max", dtype=DType.FLOAT64)]), fn=_max)
+    name="array.max",
+    description="The largest value of each row's vector (e.g. a class probability).",
+    contract=Contract.build([_VALUES], [Field(name="max", dtype=DType.FLOAT64)]),
+    fn=_max,
+)
 ARGMAX = TransformInfo(
-    name="array.argmax", description="The index of the largest value of each row's vector.",
-    contract=Contract.build([_VALUES], [Field(name="index", dtype=DType.INT64)]), fn=_argmax)
+    name="array.argmax",
+    description="The index of the largest value of each row's vector.",
+    contract=Contract.build([_VALUES], [Field(name="index", dtype=DType.INT64)]),
+    fn=_argmax,
+)
 
 TRANSFORMS = (MAX, ARGMAX)

@@ -30,14 +30,16 @@ class TransformInfo:
         unknown = sorted(set(given) - set(self.options))
         if unknown:
             known = ", ".join(self.options) or "none"
-            raise PipelineError(f"transform {self.name!r}: unknown option(s) {', '.join(unknown)} "
-                                f"(options: {known})")
+            raise PipelineError(
+                f"transform {self.name!r}: unknown option(s) {', '.join(unknown)} (options: {known})"
+            )
         merged = dict(self.options)
         for key, value in given.items():
             default = self.options[key]
             if default is not None and not isinstance(value, type(default)):
-                raise PipelineError(f"transform {self.name!r}: option {key!r} must be "
-                                    f"{type(default).__name__}, got {value!r}")
+                raise PipelineError(
+                    f"transform {self.name!r}: option {key!r} must be {type(default).__name__}, got {value!r}"
+                )
             merged[key] = value
         return merged
 

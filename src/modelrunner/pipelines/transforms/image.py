@@ -41,12 +41,16 @@ def _open(data: Any, max_pixels: int, formats: list[str]) -> Any:
         except (OSError, ValueError) as exc:
             raise ValidationError(
                 f"field 'data': not a {'/'.join(formats)} image ({len(data)} bytes that no accepted "
-                f"decoder recognises)", field="data") from exc
+                f"decoder recognises)",
+                field="data",
+            ) from exc
     width, height = img.size
     if width * height > max_pixels:
         raise ResourceExhausted(
             f"field 'data': image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
-            f"the limit is {max_pixels / 1e6:.1f} megapixels", field="data")
+            f"the limit is {max_pixels / 1e6:.1f} megapixels",
+            field="data",
+        )
     if width == 0 or height == 0:
         raise ValidationError(f"field 'data': empty image ({width}x{height} pixels)", field="data")
     return img
@@ -70,23 +74,34 @@ def decode_grayscale(columns: Mapping[str, np.ndarray], options: Mapping[str, An
     if total > budget:
         raise ResourceExhausted(
             f"field 'data': the {len(images)} images hold {total / 1e6:.1f} megapixels together; at most "
-            f"{budget / 1e6:.1f} are decoded per request (option max_total_pixels)", field="data")
+            f"{budget / 1e6:.1f} are decoded per request (option max_total_pixels)",
+            field="data",
+        )
     return {"image": ragged([_gray(img) for img in images])}
 
 
 DECODE_GRAYSCALE = TransformInfo(
     name="image.decode_grayscale",
     description="Decode PNG/JPEG bytes into a grayscale image, float32 in 0..1 (1 = white), "
-                "refusing empty, non-image, corrupt and oversized data (max_pixels per image, "
-                "max_total_pixels per request, both read from the headers before decoding).",
+    "refusing empty, non-image, corrupt and oversized data (max_pixels per image, "
+    "max_total_pixels per request, both read from the headers before decoding).",
     contract=Contract.build(
         [Field(name="data", dtype=DType.BYTES, description="an encoded image (PNG or JPEG)")],
-        [Field(name="image", dtype=DType.FLOAT32, shape=(-1, -1),
-               description="grayscale pixels, rows x columns, 0..1")],
+        [
+            Field(
+                name="image",
+                dtype=DType.FLOAT32,
+                shape=(-1, -1),
+                description="grayscale pixels, rows x columns, 0..1",
+            )
+        ],
     ),
     fn=decode_grayscale,
-    options={"max_pixels": DEFAULT_MAX_PIXELS, "max_total_pixels": DEFAULT_MAX_TOTAL_PIXELS,
-             "formats": DEFAULT_FORMATS},
+    options={
+        "max_pixels": DEFAULT_MAX_PIXELS,
+        "max_total_pixels": DEFAULT_MAX_TOTAL_PIXELS,
+        "formats": DEFAULT_FORMATS,
+    },
 )
 
 TRANSFORMS = (DECODE_GRAYSCALE,)

@@ -18,7 +18,8 @@ def _join(labels: np.ndarray, boxes: np.ndarray | None, separator: str) -> str:
         boxes = np.asarray(boxes).reshape(-1, 4)
         if len(boxes) != len(labels):
             raise ValidationError(
-                f"field 'boxes': {len(boxes)} boxes for {len(labels)} labels", field="boxes")
+                f"field 'boxes': {len(boxes)} boxes for {len(labels)} labels", field="boxes"
+            )
         labels = labels[np.argsort(boxes[:, 0], kind="stable")]
     return separator.join(str(v) for v in labels.tolist())
 
@@ -26,8 +27,10 @@ def _join(labels: np.ndarray, boxes: np.ndarray | None, separator: str) -> str:
 def join_labels(columns: Mapping[str, np.ndarray], options: Mapping[str, Any]) -> Columns:
     labels = columns["labels"]
     boxes = columns.get("boxes")
-    texts = [_join(labels[i], None if boxes is None else boxes[i], str(options["separator"]))
-             for i in range(len(labels))]
+    texts = [
+        _join(labels[i], None if boxes is None else boxes[i], str(options["separator"]))
+        for i in range(len(labels))
+    ]
     return {"text": ragged(texts)}
 
 
@@ -35,9 +38,16 @@ JOIN_LABELS = TransformInfo(
     name="text.join_labels",
     description="Join a row's labels into one string, ordered by the left edge of their boxes when given.",
     contract=Contract.build(
-        [Field(name="labels", dtype=DType.INT64, shape=(-1,), description="one label per element"),
-         Field(name="boxes", dtype=DType.INT64, shape=(-1, 4), optional=True,
-               description="x0, y0, x1, y1 per element; orders the labels left to right")],
+        [
+            Field(name="labels", dtype=DType.INT64, shape=(-1,), description="one label per element"),
+            Field(
+                name="boxes",
+                dtype=DType.INT64,
+                shape=(-1, 4),
+                optional=True,
+                description="x0, y0, x1, y1 per element; orders the labels left to right",
+            ),
+        ],
         [Field(name="text", dtype=DType.STRING, description="the labels joined")],
     ),
     fn=join_labels,

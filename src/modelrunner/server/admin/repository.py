@@ -38,14 +38,27 @@ DEFAULT_TIMEOUT_S = 60.0
 
 def _body_doc(properties: dict[str, Any]) -> dict[str, Any]:
     """OpenAPI of an optional JSON object body (read by hand in :func:`_body`, so FastAPI cannot see it)."""
-    return {"requestBody": {"required": False, "content": {"application/json": {"schema": {
-        "type": "object", "properties": properties}}}}}
+    return {
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"type": "object", "properties": properties}}},
+        }
+    }
 
 
-_PARAMETERS = {"parameters": {"type": "object", "properties": {
-    "target": {"type": "string", "description": "what to serve: 'digits@production', 'digits@2', 'digits'"},
-    "force": {"type": "boolean"},
-    "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}}}}
+_PARAMETERS = {
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "target": {
+                "type": "string",
+                "description": "what to serve: 'digits@production', 'digits@2', 'digits'",
+            },
+            "force": {"type": "boolean"},
+            "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        },
+    }
+}
 _STATES = {"serving": "READY", "loading": "LOADING", "failed": "UNAVAILABLE", "empty": "LOADING"}
 
 
@@ -72,12 +85,19 @@ def _entry(name: str, endpoint: Any) -> dict[str, Any]:
     dep = endpoint.current
     state = "READY" if dep is not None else _STATES.get(endpoint.state, "UNAVAILABLE")
     # a READY endpoint with a reason still serves its old version: its last swap was refused
-    return {"name": name, "version": str(dep.version) if dep else "", "state": state,
-            "reason": redact(endpoint.error or "")}
+    return {
+        "name": name,
+        "version": str(dep.version) if dep else "",
+        "state": state,
+        "reason": redact(endpoint.error or ""),
+    }
 
 
-@router.post("/index", summary="Endpoints (and loadable registry models) with their state",
-             openapi_extra=_body_doc({"ready": {"type": "boolean", "description": "only the READY ones"}}))
+@router.post(
+    "/index",
+    summary="Endpoints (and loadable registry models) with their state",
+    openapi_extra=_body_doc({"ready": {"type": "boolean", "description": "only the READY ones"}}),
+)
 async def index(request: Request) -> Response:
     body = await _body(request)
     runtime = request.app.state.runtime
@@ -85,8 +105,16 @@ async def index(request: Request) -> Response:
     states, models = await run_in_threadpool(lambda: (registry.endpoints(), registry.models()))
     entries = [_entry(s.name, runtime.endpoints.get(s.name)) for s in states]
     served = {s.name for s in states}
-    entries += [{"name": m.name, "version": str(m.latest_version or ""), "state": "UNAVAILABLE",
-                 "reason": "not loaded"} for m in models if m.name not in served]
+    entries += [
+        {
+            "name": m.name,
+            "version": str(m.latest_version or ""),
+            "state": "UNAVAILABLE",
+            "reason": "not loaded",
+        }
+        for m in models
+        if m.name not in served
+    ]
     if body.get("ready"):
         entries = [e for e in entries if e["state"] == "READY"]
     return json_response(entries)
@@ -101,14 +129,18 @@ def _default_target(registry: Any, name: str) -> str:
     try:
         info = registry.model(name)
     except NotFound:
-        raise NotFound(f"no endpoint or model {name!r} to load; pass parameters.target "
-                       "(e.g. 'digits@production')") from None
+        raise NotFound(
+            f"no endpoint or model {name!r} to load; pass parameters.target (e.g. 'digits@production')"
+        ) from None
     return f"{name}@production" if "production" in info.aliases else name
 
 
-@router.post("/models/{name}/load", dependencies=[Depends(require_admin)],
-             openapi_extra=_body_doc(_PARAMETERS),
-             summary="Serve endpoint `name` (created if needed) and wait until every worker does")
+@router.post(
+    "/models/{name}/load",
+    dependencies=[Depends(require_admin)],
+    openapi_extra=_body_doc(_PARAMETERS),
+    summary="Serve endpoint `name` (created if needed) and wait until every worker does",
+)
 async def load(name: str, request: Request) -> Response:
     params = _parameters(await _body(request))
     registry = request.app.state.runtime.registry
@@ -128,14 +160,19 @@ async def load(name: str, request: Request) -> Response:
     rollout.wake(request.app.state.runtime)
     result = await rollout.wait(request.app.state.runtime, state, timeout_s)
     if result.outcome != "switched":
-        return json_response({"error": redact(f"load of {name!r} ({state.target}): {result.message}")},
-                             rollout.STATUS.get(result.outcome, 500))
+        return json_response(
+            {"error": redact(f"load of {name!r} ({state.target}): {result.message}")},
+            rollout.STATUS.get(result.outcome, 500),
+        )
     return json_response({"name": name, "target": state.target, "message": result.message})
 
 
-@router.post("/models/{name}/unload", dependencies=[Depends(require_admin)],
-             openapi_extra=_body_doc({"parameters": {"type": "object"}}),
-             summary="Stop serving endpoint `name` (removed from the desired state)")
+@router.post(
+    "/models/{name}/unload",
+    dependencies=[Depends(require_admin)],
+    openapi_extra=_body_doc({"parameters": {"type": "object"}}),
+    summary="Stop serving endpoint `name` (removed from the desired state)",
+)
 async def unload(name: str, request: Request) -> Response:
     await _body(request)  # parameters (e.g. unload_dependents) are accepted and have no effect
     registry = request.app.state.runtime.registry
@@ -143,8 +180,13 @@ async def unload(name: str, request: Request) -> Response:
     await run_in_threadpool(registry.delete_endpoint, name, actor)
     rollout.wake(request.app.state.runtime)
     if not await _wait_unloaded(registry, name, DEFAULT_TIMEOUT_S):
-        return json_response({"error": f"{name!r} was removed from the desired state but some worker still "
-                                       f"serves it after {DEFAULT_TIMEOUT_S:g}s"}, 504)
+        return json_response(
+            {
+                "error": f"{name!r} was removed from the desired state but some worker still "
+                f"serves it after {DEFAULT_TIMEOUT_S:g}s"
+            },
+            504,
+        )
     return json_response({"name": name})
 
 

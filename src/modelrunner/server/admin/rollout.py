@@ -35,11 +35,15 @@ async def wait(runtime: Any, state: Any, timeout_s: float) -> RolloutResult:
 
 def _convert(result: Any) -> RolloutResult:
     workers = [_worker(w) for w in getattr(result, "workers", [])]
-    return RolloutResult(outcome=str(result.outcome), message=str(getattr(result, "message", "") or ""),
-                         workers=workers)
+    return RolloutResult(
+        outcome=str(result.outcome), message=str(getattr(result, "message", "") or ""), workers=workers
+    )
 
 
 def _worker(w: Any) -> WorkerResultOut:
-    data = w if isinstance(w, dict) else {k: getattr(w, k) for k in WorkerResultOut.model_fields
-                                          if hasattr(w, k)}
+    data = (
+        w
+        if isinstance(w, dict)
+        else {k: getattr(w, k) for k in WorkerResultOut.model_fields if hasattr(w, k)}
+    )
     return WorkerResultOut.model_validate(data)

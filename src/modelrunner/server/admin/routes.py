@@ -82,43 +82,64 @@ def _version_out(mv: Any) -> VersionOut:
 
 
 @router.get("/endpoints", response_model=list[EndpointOut], summary="Desired state and per-worker state")
-async def list_endpoints(request: Request,
-                         alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)) -> Response:
+async def list_endpoints(
+    request: Request, alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)
+) -> Response:
     reg = _registry(request)
     states, workers = await _call(lambda: (reg.endpoints(), reg.workers(alive_within_s=alive_within_s)))
     return json_response([_endpoint_out(s, workers).model_dump(mode="json") for s in states])
 
 
 @router.get("/endpoints/{name}", response_model=EndpointOut, summary="One endpoint")
-async def get_endpoint(name: str, request: Request,
-                       alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)) -> Response:
+async def get_endpoint(
+    name: str, request: Request, alive_within_s: float | None = Query(ALIVE_S, gt=0, le=MAX_ALIVE_S)
+) -> Response:
     reg = _registry(request)
     state, workers = await _call(
-        lambda: (reg.endpoint(name), reg.workers(endpoint=name, alive_within_s=alive_within_s)))
+        lambda: (reg.endpoint(name), reg.workers(endpoint=name, alive_within_s=alive_within_s))
+    )
     return json_response(_endpoint_out(state, workers).model_dump(mode="json"))
 
 
 ROLLOUT_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": RolloutOut, "description": "a worker refused the swap (or the target is refused)"},
-    504: {"model": RolloutOut, "description": "not every worker answered in timeout_s"}}
+    504: {"model": RolloutOut, "description": "not every worker answered in timeout_s"},
+}
 
 
-@router.put("/endpoints/{name}", response_model=RolloutOut, summary="Set what an endpoint serves (swap)",
-            responses={**ROLLOUT_ERRORS,
-                       404: {"description": "unknown target; or unknown endpoint with create=false"}})
-async def put_endpoint(name: str, body: EndpointPut, request: Request,
-                       create: bool = Query(True, description=CREATE_HELP)) -> Response:
+@router.put(
+    "/endpoints/{name}",
+    response_model=RolloutOut,
+    summary="Set what an endpoint serves (swap)",
+    responses={
+        **ROLLOUT_ERRORS,
+        404: {"description": "unknown target; or unknown endpoint with create=false"},
+    },
+)
+async def put_endpoint(
+    name: str, body: EndpointPut, request: Request, create: bool = Query(True, description=CREATE_HELP)
+) -> Response:
     reg = _registry(request)
     if body.config is not None:
         check_config(body.config)  # a bad option is a 400 naming it, before anything is written
     await _call(resolve_target, reg, body.target)  # any kind, a pipeline's steps too: 404/400/409 naming it
-    state = await _call(reg.set_endpoint, name, body.target, config=body.config, force=body.force,
-                        actor=_actor(request), create=create)
+    state = await _call(
+        reg.set_endpoint,
+        name,
+        body.target,
+        config=body.config,
+        force=body.force,
+        actor=_actor(request),
+        create=create,
+    )
     return await _rollout_response(request, state, body.wait, body.timeout_s)
 
 
-@router.patch("/endpoints/{name}/config", response_model=EndpointOut,
-              summary="Change an endpoint's options (batching, limits) in place; the model is not reloaded")
+@router.patch(
+    "/endpoints/{name}/config",
+    response_model=EndpointOut,
+    summary="Change an endpoint's options (batching, limits) in place; the model is not reloaded",
+)
 async def patch_config(name: str, body: EndpointConfigPatch, request: Request) -> Response:
     reg = _registry(request)
     changes = body.model_dump(exclude_unset=True)
@@ -128,8 +149,12 @@ async def patch_config(name: str, body: EndpointConfigPatch, request: Request) -
     return json_response(_endpoint_out(state, workers).model_dump(mode="json"))
 
 
-@router.post("/endpoints/{name}/rollback", response_model=RolloutOut, responses=ROLLOUT_ERRORS,
-             summary="Serve the previous target again (same wait semantics as PUT)")
+@router.post(
+    "/endpoints/{name}/rollback",
+    response_model=RolloutOut,
+    responses=ROLLOUT_ERRORS,
+    summary="Serve the previous target again (same wait semantics as PUT)",
+)
 async def rollback(name: str, request: Request, body: RollbackPost | None = None) -> Response:
     body = body or RollbackPost.model_validate({})
     state = await _call(_registry(request).rollback_endpoint, name, actor=_actor(request))
@@ -153,11 +178,22 @@ async def _rollout_response(request: Request, state: Any, wait: bool, timeout_s:
     workers = await _call(reg.workers, endpoint=state.name, alive_within_s=ALIVE_S)
     endpoint = _endpoint_out(state, workers)
     if result is None:
-        out = RolloutOut(endpoint=endpoint, waited=False, outcome="pending",
-                         message=f"desired state written (generation {state.generation})")
+        out = RolloutOut(
+            endpoint=endpoint,
+            waited=False,
+            outcome="pending",
+            message=f"desired state written (generation {state.generation})",
+        )
         return json_response(out.model_dump(mode="json"))
-    out = RolloutOut.model_validate({"endpoint": endpoint, "waited": True, "outcome": result.outcome,
-                                     "message": result.message, "workers": result.workers})
+    out = RolloutOut.model_validate(
+        {
+            "endpoint": endpoint,
+            "waited": True,
+            "outcome": result.outcome,
+            "message": result.message,
+            "workers": result.workers,
+        }
+    )
     return json_response(out.model_dump(mode="json"), rollout.STATUS[result.outcome])
 
 
@@ -165,17 +201,24 @@ async def _rollout_response(request: Request, state: Any, wait: bool, timeout_s:
 
 
 @router.get("/workers", response_model=list[WorkerOut], summary="Worker status rows")
-async def list_workers(request: Request, endpoint: str | None = None,
-                       alive_within_s: float | None = Query(None, gt=0, le=MAX_ALIVE_S)) -> Response:
+async def list_workers(
+    request: Request,
+    endpoint: str | None = None,
+    alive_within_s: float | None = Query(None, gt=0, le=MAX_ALIVE_S),
+) -> Response:
     reg = _registry(request)
     rows = await _call(reg.workers, endpoint=endpoint, alive_within_s=alive_within_s)
     return json_response([WorkerOut.model_validate(w).model_dump(mode="json") for w in rows])
 
 
-@router.get("/models", response_model=list[ModelSummaryOut],
-            summary="One page of the registry's models, by name (X-Total-Count, Link rel=next)")
-async def list_models(request: Request, limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
-                      offset: int = Query(0, ge=0)) -> Response:
+@router.get(
+    "/models",
+    response_model=list[ModelSummaryOut],
+    summary="One page of the registry's models, by name (X-Total-Count, Link rel=next)",
+)
+async def list_models(
+    request: Request, limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE), offset: int = Query(0, ge=0)
+) -> Response:
     reg = _registry(request)
     rows, total = await _call(lambda: (reg.models(limit=limit, offset=offset), reg.model_count()))
     response = json_response([ModelSummaryOut.model_validate(m).model_dump(mode="json") for m in rows])
@@ -194,8 +237,12 @@ async def get_model(name: str, request: Request) -> Response:
     return json_response(ModelOut.model_validate(data).model_dump(mode="json"))
 
 
-@router.put("/models/{name}/aliases/{alias}", response_model=AliasOut, summary="Point an alias at a version",
-            responses={409: {"description": "a saved gate of the model fails (send force to override)"}})
+@router.put(
+    "/models/{name}/aliases/{alias}",
+    response_model=AliasOut,
+    summary="Point an alias at a version",
+    responses={409: {"description": "a saved gate of the model fails (send force to override)"}},
+)
 async def put_alias(name: str, alias: str, body: AliasPut, request: Request) -> Response:
     reg = _registry(request)
     mv = await _call(reg.set_alias, name, alias, body.version, actor=_actor(request), force=body.force)
@@ -211,7 +258,8 @@ async def delete_alias(name: str, alias: str, request: Request) -> Response:
 
 
 @router.get("/audit", response_model=list[AuditOut], summary="The audit log, newest first")
-async def audit(request: Request, limit: int = Query(100, ge=1, le=10_000),
-                subject: str | None = None) -> Response:
+async def audit(
+    request: Request, limit: int = Query(100, ge=1, le=10_000), subject: str | None = None
+) -> Response:
     rows = await _call(_registry(request).audit, limit=limit, subject=subject)
     return json_response([AuditOut.model_validate(a).model_dump(mode="json") for a in rows])

@@ -24,9 +24,11 @@ class EndpointPut(BaseModel):
     wait: bool = Field(False, description="Wait until every live worker serves the target.")
     timeout_s: float = Field(30.0, gt=0, le=3600, description="How long to wait (with wait).")
     config: dict[str, Any] | None = Field(
-        None, description="Endpoint options {max_batch_size, max_latency_ms, max_concurrency, max_queue, "
-                          "timeout_s, log_predictions, log_inputs, log_bytes_inputs}; omitted: kept as they "
-                          "are.")
+        None,
+        description="Endpoint options {max_batch_size, max_latency_ms, max_concurrency, max_queue, "
+        "timeout_s, log_predictions, log_inputs, log_bytes_inputs}; omitted: kept as they "
+        "are.",
+    )
 
 
 class EndpointConfigPatch(BaseModel):
@@ -35,24 +37,37 @@ class EndpointConfigPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_batch_size: int | None = Field(
-        None, ge=0, le=65_536, description="Rows merged into one predict call; 0 or 1 turns batching off.")
+        None, ge=0, le=65_536, description="Rows merged into one predict call; 0 or 1 turns batching off."
+    )
     max_latency_ms: float | None = Field(
-        None, ge=0, le=10_000, description="Longest a request waits for others to join its batch.")
+        None, ge=0, le=10_000, description="Longest a request waits for others to join its batch."
+    )
     max_concurrency: int | None = Field(
-        None, ge=1, le=256, description="Predict calls of this endpoint running at once per worker (its own "
-                                        "threads).")
+        None,
+        ge=1,
+        le=256,
+        description="Predict calls of this endpoint running at once per worker (its own threads).",
+    )
     max_queue: int | None = Field(
-        None, ge=0, le=100_000, description="Requests that may wait for a thread; more get a 503.")
+        None, ge=0, le=100_000, description="Requests that may wait for a thread; more get a 503."
+    )
     timeout_s: float | None = Field(
-        None, ge=0, le=3600, description="Longest a request waits plus runs (0: none); then a 504 naming the "
-                                         "endpoint.")
+        None,
+        ge=0,
+        le=3600,
+        description="Longest a request waits plus runs (0: none); then a 504 naming the endpoint.",
+    )
     log_predictions: bool | None = Field(
-        None, description="Log every answer (true), none (false), or only while an experiment runs (null, "
-                          "the default).")
+        None,
+        description="Log every answer (true), none (false), or only while an experiment runs (null, "
+        "the default).",
+    )
     log_inputs: float | None = Field(
-        None, ge=0, le=1, description="Fraction of logged answers whose inputs are logged too (default 0).")
+        None, ge=0, le=1, description="Fraction of logged answers whose inputs are logged too (default 0)."
+    )
     log_bytes_inputs: bool | None = Field(
-        None, description="Include bytes inputs in logged inputs (default false).")
+        None, description="Include bytes inputs in logged inputs (default false)."
+    )
 
 
 class RollbackPost(BaseModel):
@@ -68,10 +83,14 @@ class RollbackPost(BaseModel):
 class AliasPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int | str = Field(description="The version the alias points to from now on: 3, 'latest' or "
-                                           "another alias.")
-    force: bool = Field(default=False, description="Move to 'production' even when the model's saved gates "
-                                                   "fail (audited as gates.override).")
+    version: int | str = Field(
+        description="The version the alias points to from now on: 3, 'latest' or another alias."
+    )
+    force: bool = Field(
+        default=False,
+        description="Move to 'production' even when the model's saved gates "
+        "fail (audited as gates.override).",
+    )
 
 
 def _hide_paths(cls: Any, value: str | None) -> str | None:

@@ -41,9 +41,14 @@ def _cache(registry: Any) -> Path:
 
 
 def _token_out(info: tokens.TokenInfo) -> dict[str, Any]:
-    return {"name": info.name, "role": info.role, "token_id": info.token_id,
-            "created_at": info.created_at.isoformat(), "created_by": info.created_by,
-            "expires_at": info.expires_at.isoformat() if info.expires_at else None}
+    return {
+        "name": info.name,
+        "role": info.role,
+        "token_id": info.token_id,
+        "created_at": info.created_at.isoformat(),
+        "created_by": info.created_by,
+        "expires_at": info.expires_at.isoformat() if info.expires_at else None,
+    }
 
 
 @router.get("/tokens", summary="Tokens (never their values)")
@@ -55,8 +60,11 @@ async def list_tokens(request: Request) -> Response:
 @router.post("/tokens", status_code=201, summary="Create a token; its value is in this answer only")
 async def create_token(body: TokenPost, request: Request) -> Response:
     expires = tokens.parse_duration(body.expires) if body.expires else None
-    info, value = await run_in_threadpool(lambda: tokens.create(
-        _registry(request), body.name, body.role, expires_in=expires, actor=actor_of(request)))
+    info, value = await run_in_threadpool(
+        lambda: tokens.create(
+            _registry(request), body.name, body.role, expires_in=expires, actor=actor_of(request)
+        )
+    )
     return json_response({**_token_out(info), "token": value}, 201)
 
 
@@ -90,8 +98,12 @@ async def export_artifact(ref: str, request: Request) -> Response:
     mv = await run_in_threadpool(registry.resolve, ref)
     work = tempfile.mkdtemp(prefix="mr-export-", dir=_cache(registry))
     path = await run_in_threadpool(registry.store.get_to, mv.sha256, Path(work) / "bundle.tar.gz")
-    return FileResponse(path, media_type="application/gzip", headers={federation.SHA_HEADER: mv.sha256},
-                        background=BackgroundTask(shutil.rmtree, work, True))
+    return FileResponse(
+        path,
+        media_type="application/gzip",
+        headers={federation.SHA_HEADER: mv.sha256},
+        background=BackgroundTask(shutil.rmtree, work, True),
+    )
 
 
 @router.post("/federation/import", status_code=201, summary="Store a bundle sent by another registry (admin)")
@@ -110,11 +122,21 @@ async def import_bundle(request: Request) -> Response:
                 if size > limit:
                     raise ResourceExhausted(f"bundle over MODELRUNNER_MAX_IMPORT_BYTES ({limit} bytes)")
                 out.write(chunk)
-        origin = {"registry": request.headers.get(federation.REGISTRY_HEADER) or "unnamed",
-                  "ref": request.headers.get(federation.ORIGIN_HEADER), "sha256": sha}
-        mv = await run_in_threadpool(lambda: federation.store_import(
-            registry, work / "bundle.tar.gz", expected_sha=sha, origin=origin, name=name,
-            actor=actor_of(request)))
+        origin = {
+            "registry": request.headers.get(federation.REGISTRY_HEADER) or "unnamed",
+            "ref": request.headers.get(federation.ORIGIN_HEADER),
+            "sha256": sha,
+        }
+        mv = await run_in_threadpool(
+            lambda: federation.store_import(
+                registry,
+                work / "bundle.tar.gz",
+                expected_sha=sha,
+                origin=origin,
+                name=name,
+                actor=actor_of(request),
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return json_response(federation.export_meta(mv), 201)

@@ -22,10 +22,18 @@ from modelrunner.server.proto import grpc_predict_v2_pb2 as pb
 from modelrunner.server.v2 import codec as v2_codec
 
 CONTENTS: dict[str, str] = {
-    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-    "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
-    "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
-    "FP64": "fp64_contents", "BYTES": "bytes_contents",
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
 }
 """V2 datatype -> the ``InferTensorContents`` field holding its typed values."""
 
@@ -58,15 +66,22 @@ def _typed_data(tensor: pb.ModelInferRequest.InferInputTensor) -> Any:
     field = CONTENTS.get(datatype)
     if field is None:
         if datatype in ("FP16", "BF16"):
-            raise ValidationError(f"input {tensor.name!r}: {datatype} tensors must be sent in "
-                                  "raw_input_contents (there is no typed field for them)", field=tensor.name)
-        raise ValidationError(f"input {tensor.name!r}: unknown V2 datatype {tensor.datatype!r}",
-                              field=tensor.name)
+            raise ValidationError(
+                f"input {tensor.name!r}: {datatype} tensors must be sent in "
+                "raw_input_contents (there is no typed field for them)",
+                field=tensor.name,
+            )
+        raise ValidationError(
+            f"input {tensor.name!r}: unknown V2 datatype {tensor.datatype!r}", field=tensor.name
+        )
     contents = tensor.contents
     others = [f.name for f, _ in contents.ListFields() if f.name != field]
     if others:
-        raise ValidationError(f"input {tensor.name!r}: datatype {datatype} holds its values in "
-                              f"contents.{field}, not contents.{others[0]}", field=tensor.name)
+        raise ValidationError(
+            f"input {tensor.name!r}: datatype {datatype} holds its values in "
+            f"contents.{field}, not contents.{others[0]}",
+            field=tensor.name,
+        )
     values = getattr(contents, field)
     return list(values) if datatype == "BYTES" else np.asarray(values)
 
@@ -76,8 +91,10 @@ def _raw_inputs(msg: pb.ModelInferRequest) -> list[bytes] | None:
     if not raw:
         return None
     if len(raw) != len(msg.inputs):
-        raise InvalidArgument(f"raw_input_contents has {len(raw)} entries for {len(msg.inputs)} inputs; "
-                              "send one entry per input, in the order of 'inputs'")
+        raise InvalidArgument(
+            f"raw_input_contents has {len(raw)} entries for {len(msg.inputs)} inputs; "
+            "send one entry per input, in the order of 'inputs'"
+        )
     with_contents = [t.name for t in msg.inputs if t.HasField("contents")]
     if with_contents:
         raise InvalidArgument(f"input {with_contents[0]!r} sets contents while raw_input_contents is used")
@@ -98,8 +115,9 @@ def infer_request(msg: pb.ModelInferRequest, max_rows: int | None = None) -> v2_
             inputs.append(v2_codec.Tensor(t.name, t.datatype, shape, data=_typed_data(t)))
     params = parameters(msg.parameters)
     outputs = {o.name: True for o in msg.outputs} or None
-    return v2_codec.InferRequest(inputs=inputs, id=msg.id or None, outputs=outputs,
-                                 binary_outputs=raw is not None, parameters=params)
+    return v2_codec.InferRequest(
+        inputs=inputs, id=msg.id or None, outputs=outputs, binary_outputs=raw is not None, parameters=params
+    )
 
 
 def _output_names(columns: Mapping[str, Any], req: v2_codec.InferRequest) -> list[str]:
@@ -107,8 +125,9 @@ def _output_names(columns: Mapping[str, Any], req: v2_codec.InferRequest) -> lis
         return list(columns)
     unknown = [n for n in req.outputs if n not in columns]
     if unknown:
-        raise InvalidArgument(f"unknown output(s) {', '.join(map(repr, unknown))} "
-                              f"(outputs: {', '.join(columns)})")
+        raise InvalidArgument(
+            f"unknown output(s) {', '.join(map(repr, unknown))} (outputs: {', '.join(columns)})"
+        )
     return list(req.outputs)
 
 
@@ -130,10 +149,13 @@ def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> p
     arrays = [_wire(np.asarray(pred.columns[n])) for n in names]
     types = [v2_datatype(a.dtype) for a in arrays]
     raw = req.binary_outputs or any(t not in CONTENTS for t in types)
-    resp = pb.ModelInferResponse(model_name=name, model_version=str(pred.version),
-                                 id=req.id or pred.request_id)
-    _set_parameters(resp.parameters, {"model": pred.model, "ref": pred.ref, "variant": pred.variant,
-                                      "request_id": pred.request_id})
+    resp = pb.ModelInferResponse(
+        model_name=name, model_version=str(pred.version), id=req.id or pred.request_id
+    )
+    _set_parameters(
+        resp.parameters,
+        {"model": pred.model, "ref": pred.ref, "variant": pred.variant, "request_id": pred.request_id},
+    )
     for n, arr, datatype in zip(names, arrays, types, strict=True):
         out = resp.outputs.add(name=n, datatype=datatype, shape=list(arr.shape))
         if raw:
@@ -145,8 +167,9 @@ def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> p
 
 def model_metadata(meta: Mapping[str, Any]) -> pb.ModelMetadataResponse:
     """``contract.schema.v2_metadata``'s dict as a ``ModelMetadataResponse``."""
-    resp = pb.ModelMetadataResponse(name=meta["name"], versions=list(meta["versions"]),
-                                    platform=meta["platform"])
+    resp = pb.ModelMetadataResponse(
+        name=meta["name"], versions=list(meta["versions"]), platform=meta["platform"]
+    )
     for side in ("inputs", "outputs"):
         for t in meta[side]:
             getattr(resp, side).add(name=t["name"], datatype=t["datatype"], shape=list(t["shape"]))

@@ -32,8 +32,11 @@ class ContractHandler(grpc.GenericRpcHandler):
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         path = str(handler_call_details.method)  # type: ignore[attr-defined]
         service, _, method = path.lstrip("/").rpartition("/")
-        if method != METHOD or not service.startswith(_PREFIX) \
-                or not service.endswith(f".{protobuf.SERVICE}"):
+        if (
+            method != METHOD
+            or not service.startswith(_PREFIX)
+            or not service.endswith(f".{protobuf.SERVICE}")
+        ):
             return None  # not ours: UNIMPLEMENTED, as for any unknown method
         return grpc.unary_unary_rpc_method_handler(functools.partial(self._predict, service))
 
@@ -46,12 +49,19 @@ class ContractHandler(grpc.GenericRpcHandler):
         raise NotFound(f"no endpoint serves gRPC service {service!r} (services: {known})")
 
     @guard
-    async def _predict(self, service: str, request: bytes,
-                       context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    async def _predict(
+        self, service: str, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         endpoint = self._endpoint_of(service)
         metadata = dict(context.invocation_metadata() or ())
-        data, pred = await protobuf.predict(self.plane, endpoint, request, "grpc", headers=metadata.get,
-                                            request_id=metadata.get(request_meta.REQUEST_ID))
+        data, pred = await protobuf.predict(
+            self.plane,
+            endpoint,
+            request,
+            "grpc",
+            headers=metadata.get,
+            request_id=metadata.get(request_meta.REQUEST_ID),
+        )
         # trailing metadata rides with the status; initial metadata would cost its own write per call
         context.set_trailing_metadata(tuple(protobuf.answer_headers(endpoint, pred).items()))
         return data

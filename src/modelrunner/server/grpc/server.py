@@ -41,15 +41,18 @@ class GrpcServer:
         self._server: grpc.aio.Server | None = None
 
     def _options(self) -> list[tuple[str, Any]]:
-        return [("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", self.settings.max_request_bytes),
-                ("grpc.max_send_message_length", -1)]
+        return [
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", self.settings.max_request_bytes),
+            ("grpc.max_send_message_length", -1),
+        ]
 
     async def start(self) -> int:
         from modelrunner.server.auth import grpc_interceptor
 
-        server = grpc.aio.server(options=self._options(), interceptors=[
-            grpc_interceptor(self.settings, self.plane.registry)])
+        server = grpc.aio.server(
+            options=self._options(), interceptors=[grpc_interceptor(self.settings, self.plane.registry)]
+        )
         add_to_server(InferenceServicer(self.plane), server)
         server.add_generic_rpc_handlers((ContractHandler(self.plane),))
         where = address(self.host, self.port)
@@ -79,7 +82,8 @@ def _add_port(server: Any, where: str, settings: Settings) -> int:
     if settings.tls_key is None:
         raise FailedPrecondition("MODELRUNNER_TLS_CERT is set without MODELRUNNER_TLS_KEY")
     credentials = grpc.ssl_server_credentials(
-        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())])
+        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
+    )
     return int(server.add_secure_port(where, credentials))
 
 

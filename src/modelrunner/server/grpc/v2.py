@@ -33,36 +33,55 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
         self.plane = plane
 
     @guard
-    async def ServerLive(self, request: pb.ServerLiveRequest,  # noqa: N802 - the rpc's name
-                         context: Context) -> pb.ServerLiveResponse:
+    async def ServerLive(
+        self,
+        request: pb.ServerLiveRequest,  # noqa: N802 - the rpc's name
+        context: Context,
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.plane.live())
 
     @guard
-    async def ServerReady(self, request: pb.ServerReadyRequest,  # noqa: N802
-                          context: Context) -> pb.ServerReadyResponse:
+    async def ServerReady(
+        self,
+        request: pb.ServerReadyRequest,  # noqa: N802
+        context: Context,
+    ) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.plane.ready())
 
     @guard
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest,  # noqa: N802
-                             context: Context) -> pb.ServerMetadataResponse:
+    async def ServerMetadata(
+        self,
+        request: pb.ServerMetadataRequest,  # noqa: N802
+        context: Context,
+    ) -> pb.ServerMetadataResponse:
         meta = self.plane.server_metadata(EXTENSIONS)
-        return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"],
-                                         extensions=meta["extensions"])
+        return pb.ServerMetadataResponse(
+            name=meta["name"], version=meta["version"], extensions=meta["extensions"]
+        )
 
     @guard
-    async def ModelReady(self, request: pb.ModelReadyRequest,  # noqa: N802
-                         context: Context) -> pb.ModelReadyResponse:
+    async def ModelReady(
+        self,
+        request: pb.ModelReadyRequest,  # noqa: N802
+        context: Context,
+    ) -> pb.ModelReadyResponse:
         return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version))
 
     @guard
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest,  # noqa: N802
-                            context: Context) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(
+        self,
+        request: pb.ModelMetadataRequest,  # noqa: N802
+        context: Context,
+    ) -> pb.ModelMetadataResponse:
         meta = self.plane.model_metadata(request.name, request.version, hint=VERSION_HINT)
         return codec.model_metadata(meta)
 
     @guard
-    async def ModelInfer(self, request: pb.ModelInferRequest,  # noqa: N802
-                         context: Context) -> pb.ModelInferResponse:
+    async def ModelInfer(
+        self,
+        request: pb.ModelInferRequest,  # noqa: N802
+        context: Context,
+    ) -> pb.ModelInferResponse:
         plane, version = self.plane, request.model_version
         endpoint = plane.endpoint(request.model_name, version, hint=VERSION_HINT)
         large = request.ByteSize() > OFFLOAD_BYTES  # computed in C: cheap next to decoding
@@ -72,9 +91,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[m
             infer_request = codec.infer_request(request, plane.max_rows)
         metadata = dict(context.invocation_metadata() or ())
         sticky = request_meta.lookup(infer_request.parameters, metadata.get) if endpoint.sticky_key else None
-        pred = await plane.infer(endpoint, infer_request.decoder, "v2-grpc", offload=large, version=version,
-                                 sticky=sticky,
-                                 request_id=metadata.get(request_meta.REQUEST_ID) or infer_request.id)
+        pred = await plane.infer(
+            endpoint,
+            infer_request.decoder,
+            "v2-grpc",
+            offload=large,
+            version=version,
+            sticky=sticky,
+            request_id=metadata.get(request_meta.REQUEST_ID) or infer_request.id,
+        )
         context.set_trailing_metadata(tuple(request_meta.headers_of(pred).items()))
         return codec.infer_response(request.model_name, infer_request, pred)
 
@@ -87,7 +112,8 @@ def add_to_server(servicer: InferenceServicer, server: grpc.aio.Server) -> None:
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
             request_deserializer=tolerant(getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
         for method in service.methods
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -31,11 +31,13 @@ async def parse_form(headers: Headers, body: bytes, max_part_bytes: int) -> dict
     """The form's fields: file parts as bytes, text parts as str; InvalidArgument if malformed."""
     if not headers.get("content-type", "").lower().startswith("multipart/"):
         return _urlencoded(body)
+
     async def stream() -> AsyncGenerator[bytes, None]:
         yield body
 
-    parser = MultiPartParser(headers, stream(), max_files=MAX_PARTS, max_fields=MAX_PARTS,
-                             max_part_size=max_part_bytes)
+    parser = MultiPartParser(
+        headers, stream(), max_files=MAX_PARTS, max_fields=MAX_PARTS, max_part_size=max_part_bytes
+    )
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -74,8 +76,9 @@ def form_columns(form: Mapping[str, bytes | str], fields: Sequence[Field]) -> di
     known = {f.name: f for f in fields}
     unknown = sorted(set(form) - set(known))
     if unknown:
-        raise ValidationError(f"unknown form field {unknown[0]!r} (inputs: {', '.join(known)})",
-                              field=unknown[0])
+        raise ValidationError(
+            f"unknown form field {unknown[0]!r} (inputs: {', '.join(known)})", field=unknown[0]
+        )
     columns: dict[str, np.ndarray] = {}
     for name, field in known.items():
         if name not in form:
@@ -95,5 +98,7 @@ def _value(field: Field, raw: bytes | str) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise ValidationError(f"form field {field.name!r}: expected JSON for {field.describe()}, "
-                              f"got {text[:40]!r}", field=field.name) from exc
+        raise ValidationError(
+            f"form field {field.name!r}: expected JSON for {field.describe()}, got {text[:40]!r}",
+            field=field.name,
+        ) from exc

@@ -31,7 +31,7 @@ def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | 
     path: str = scope["path"]
     if not (path.startswith(PREFIX) and path.endswith(SUFFIX)) or scope.get("query_string"):
         return None
-    name = path[len(PREFIX):-len(SUFFIX)]
+    name = path[len(PREFIX) : -len(SUFFIX)]
     if not name or "/" in name:
         return None
     json_body = False
@@ -65,8 +65,11 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
         if raw is None:
             return  # the client went away
         large = len(raw) > OFFLOAD_BYTES
-        parsed = [await wire.load_request_json(raw, max_rows, True) if large
-                  else wire.parse_request_json(raw, max_rows)]
+        parsed = [
+            await wire.load_request_json(raw, max_rows, True)
+            if large
+            else wire.parse_request_json(raw, max_rows)
+        ]
         style = wire.request_style(parsed[0])
 
         def decode(contract: Contract) -> Any:
@@ -77,15 +80,33 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             return columns
 
         headers = scope["headers"]
-        sticky = request_meta.chain(request_meta.mapping_lookup(parsed[0]),
-                                    request_meta.raw_header_lookup(headers)) if endpoint.sticky_key else None
-        pred = await plane.infer(endpoint, decode, "rest", offload=large, sticky=sticky,
-                                 request_id=request_meta.raw_header(headers, b"x-request-id"))
-        meta: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
-                                **request_meta.body_fields(pred)}
+        sticky = (
+            request_meta.chain(
+                request_meta.mapping_lookup(parsed[0]), request_meta.raw_header_lookup(headers)
+            )
+            if endpoint.sticky_key
+            else None
+        )
+        pred = await plane.infer(
+            endpoint,
+            decode,
+            "rest",
+            offload=large,
+            sticky=sticky,
+            request_id=request_meta.raw_header(headers, b"x-request-id"),
+        )
+        meta: dict[str, Any] = {
+            "endpoint": endpoint.name,
+            "model": pred.model,
+            "version": pred.version,
+            **request_meta.body_fields(pred),
+        }
         # the answer to a large request is large too: encoding 50,000 rows held the loop ~2 s
-        payload = await asyncio.to_thread(_encode, meta, pred.columns, style) if large \
+        payload = (
+            await asyncio.to_thread(_encode, meta, pred.columns, style)
+            if large
             else _encode(meta, pred.columns, style)
+        )
     except ModelrunnerError as exc:
         status, body, headers = wire.modelrunner_error(scope["path"], exc)
         await wire.send_json(send, status, body, headers)

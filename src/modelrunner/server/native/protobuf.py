@@ -32,8 +32,9 @@ from modelrunner.server.http import json_response
 from modelrunner.server.wire import load_request_json, media, version_headers
 
 PROTOBUF = "application/x-protobuf"
-_PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf", "application/vnd.google.protobuf",
-                             "application/x-google-protobuf"})
+_PROTOBUF_TYPES = frozenset(
+    {PROTOBUF, "application/protobuf", "application/vnd.google.protobuf", "application/x-google-protobuf"}
+)
 package_of = endpoint_package
 """An endpoint's proto package: ``digits`` -> ``modelrunner.digits`` (the one rule, in contract.proto)."""
 
@@ -63,8 +64,9 @@ def handles(headers: Mapping[str, str]) -> bool:
     return is_protobuf(headers.get("content-type")) or wants_protobuf(headers.get("accept"))
 
 
-def decode_request(data: bytes, contract: Contract, package: str,
-                   max_rows: int | None = None) -> dict[str, Any]:
+def decode_request(
+    data: bytes, contract: Contract, package: str, max_rows: int | None = None
+) -> dict[str, Any]:
     """``Request`` bytes -> validated input columns of ``contract`` (zero rows answer zero rows; more than
     ``max_rows`` is a 413, counted on the wire before any row is decoded)."""
     return dict(request_to_columns(data, contract, package, max_rows=max_rows))
@@ -79,15 +81,27 @@ def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
     return endpoint.contract
 
 
-async def predict(plane: DataPlane, endpoint: Endpoint, data: bytes, protocol: str, *,
-                  request_id: str | None = None,
-                  headers: Callable[[str], Any] | None = None) -> tuple[bytes, Prediction]:
+async def predict(
+    plane: DataPlane,
+    endpoint: Endpoint,
+    data: bytes,
+    protocol: str,
+    *,
+    request_id: str | None = None,
+    headers: Callable[[str], Any] | None = None,
+) -> tuple[bytes, Prediction]:
     """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version; ``headers`` looks up
     a header or gRPC metadata value (sticky keys)."""
     package, max_rows = package_of(endpoint.name), plane.max_rows
     sticky = request_meta.header_lookup(headers) if headers is not None and endpoint.sticky_key else None
-    pred = await plane.infer(endpoint, lambda c: decode_request(data, c, package, max_rows), protocol,
-                             offload=len(data) > OFFLOAD_BYTES, request_id=request_id, sticky=sticky)
+    pred = await plane.infer(
+        endpoint,
+        lambda c: decode_request(data, c, package, max_rows),
+        protocol,
+        offload=len(data) > OFFLOAD_BYTES,
+        request_id=request_id,
+        sticky=sticky,
+    )
     return encode_response(endpoint, pred), pred
 
 
@@ -99,12 +113,16 @@ def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
 def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
     """Which version answered, the request id and the variant (the protobuf body has no room for them)."""
     contract = answering_contract(endpoint, pred)
-    return {**version_headers(pred), "x-modelrunner-ref": pred.ref,
-            "x-modelrunner-contract-version": str(contract.version)}
+    return {
+        **version_headers(pred),
+        "x-modelrunner-ref": pred.ref,
+        "x-modelrunner-contract-version": str(contract.version),
+    }
 
 
-async def http_predict(plane: DataPlane, endpoint: Endpoint, body: bytes,
-                       headers: Mapping[str, str]) -> Response:
+async def http_predict(
+    plane: DataPlane, endpoint: Endpoint, body: bytes, headers: Mapping[str, str]
+) -> Response:
     """``POST /v1/endpoints/{name}/predict`` when the body is protobuf or a protobuf answer is wanted."""
     accept, max_rows = headers.get("accept"), plane.max_rows
     rid = headers.get(request_meta.REQUEST_ID)
@@ -112,24 +130,36 @@ async def http_predict(plane: DataPlane, endpoint: Endpoint, body: bytes,
         data, pred = await predict(plane, endpoint, body, "protobuf", request_id=rid, headers=headers.get)
         if accept is None or wants_protobuf(accept) or "json" not in accept:
             return Response(data, media_type=PROTOBUF, headers=answer_headers(endpoint, pred))
-        out: dict[str, Any] = {"endpoint": endpoint.name, "model": pred.model, "version": pred.version,
-                               **request_meta.body_fields(pred)}
+        out: dict[str, Any] = {
+            "endpoint": endpoint.name,
+            "model": pred.model,
+            "version": pred.version,
+            **request_meta.body_fields(pred),
+        }
         out.update(encode_json_response(pred.columns, "instances"))
         return json_response(out, headers=request_meta.headers_of(pred))
     large = len(body) > OFFLOAD_BYTES
     doc = await load_request_json(body, max_rows, large)
     sticky = request_meta.lookup(doc, headers.get) if endpoint.sticky_key else None
-    pred = await plane.infer(endpoint, lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
-                             "protobuf", offload=large, request_id=rid, sticky=sticky)
-    return Response(encode_response(endpoint, pred), media_type=PROTOBUF,
-                    headers=answer_headers(endpoint, pred))
+    pred = await plane.infer(
+        endpoint,
+        lambda c: decode_json_request(doc, c.inputs, max_rows=max_rows)[0],
+        "protobuf",
+        offload=large,
+        request_id=rid,
+        sticky=sticky,
+    )
+    return Response(
+        encode_response(endpoint, pred), media_type=PROTOBUF, headers=answer_headers(endpoint, pred)
+    )
 
 
 # -- the .proto, by version --------------------------------------------------------------------------------
 
 
-async def contract_of(endpoint: Endpoint, registry: Any, *, version: int | None = None,
-                      model_version: int | None = None) -> Contract:
+async def contract_of(
+    endpoint: Endpoint, registry: Any, *, version: int | None = None, model_version: int | None = None
+) -> Contract:
     """The serving contract; or contract version ``version``; or the contract of ``model_version``."""
     contract = endpoint.contract  # Unavailable while nothing is loaded
     dep = endpoint.current
@@ -140,8 +170,9 @@ async def contract_of(endpoint: Endpoint, registry: Any, *, version: int | None 
         return (await asyncio.to_thread(_registry(registry).resolve, f"{dep.model}@{model_version}")).contract
     if version is None or version == contract.version:
         return contract
-    return await asyncio.to_thread(_find_contract_version, _registry(registry), endpoint.name, dep.model,
-                                   version)
+    return await asyncio.to_thread(
+        _find_contract_version, _registry(registry), endpoint.name, dep.model, version
+    )
 
 
 def _registry(registry: Any) -> Any:
@@ -157,19 +188,37 @@ def _find_contract_version(registry: Any, endpoint: str, model: str, version: in
         if mv.contract.version == version:
             return mv.contract  # type: ignore[no-any-return]
     known = sorted({mv.contract.version for mv in versions})
-    raise NotFound(f"endpoint {endpoint!r} (model {model!r}) has no contract version {version} "
-                   f"(contract versions: {', '.join(map(str, known))})")
+    raise NotFound(
+        f"endpoint {endpoint!r} (model {model!r}) has no contract version {version} "
+        f"(contract versions: {', '.join(map(str, known))})"
+    )
 
 
-async def proto_response(endpoint: Endpoint, registry: Any, version: int | None,
-                         model_version: int | None) -> Response:
+async def proto_response(
+    endpoint: Endpoint, registry: Any, version: int | None, model_version: int | None
+) -> Response:
     """``GET /v1/endpoints/{name}/contract.proto``: proto3 text with a ``Predict`` service."""
     contract = await contract_of(endpoint, registry, version=version, model_version=model_version)
     text = render_proto(contract, package=package_of(endpoint.name), service=SERVICE)
-    return Response(text, media_type="text/plain; charset=utf-8",
-                    headers={"x-modelrunner-contract-version": str(contract.version)})
+    return Response(
+        text,
+        media_type="text/plain; charset=utf-8",
+        headers={"x-modelrunner-contract-version": str(contract.version)},
+    )
 
 
-__all__ = ["PROTOBUF", "SERVICE", "answer_headers", "contract_of", "decode_request", "handles",
-           "http_predict", "is_protobuf", "package_of", "predict", "proto_response", "service_of",
-           "wants_protobuf"]
+__all__ = [
+    "PROTOBUF",
+    "SERVICE",
+    "answer_headers",
+    "contract_of",
+    "decode_request",
+    "handles",
+    "http_predict",
+    "is_protobuf",
+    "package_of",
+    "predict",
+    "proto_response",
+    "service_of",
+    "wants_protobuf",
+]

@@ -27,46 +27,85 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 
 PREDICT_REQUEST: dict[str, Any] = {
     "description": "Rows (`instances`: one object or bare value per row) or columns (`inputs`: one array per "
-                   "input). The fields are the endpoint's: `GET /v1/endpoints/{name}/contract` answers its "
-                   "JSON Schema (`json_schema.request`, `json_schema.response`).",
+    "input). The fields are the endpoint's: `GET /v1/endpoints/{name}/contract` answers its "
+    "JSON Schema (`json_schema.request`, `json_schema.response`).",
     "anyOf": [
-        {"type": "object", "required": ["instances"],
-         "properties": {"instances": {"type": "array", "items": {}}}},
-        {"type": "object", "required": ["inputs"],
-         "properties": {"inputs": {"type": "object", "additionalProperties": {"type": "array"}}}},
-        {"type": "object", "required": ["dataframe_split"], "description": "MLflow: pandas orient=split",
-         "properties": {"dataframe_split": {"type": "object", "required": ["columns", "data"]}}},
-        {"type": "object", "required": ["dataframe_records"], "description": "MLflow: pandas orient=records",
-         "properties": {"dataframe_records": {"type": "array", "items": {"type": "object"}}}},
+        {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {"instances": {"type": "array", "items": {}}},
+        },
+        {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {"inputs": {"type": "object", "additionalProperties": {"type": "array"}}},
+        },
+        {
+            "type": "object",
+            "required": ["dataframe_split"],
+            "description": "MLflow: pandas orient=split",
+            "properties": {"dataframe_split": {"type": "object", "required": ["columns", "data"]}},
+        },
+        {
+            "type": "object",
+            "required": ["dataframe_records"],
+            "description": "MLflow: pandas orient=records",
+            "properties": {"dataframe_records": {"type": "array", "items": {"type": "object"}}},
+        },
     ],
 }
 """Any endpoint's predict body; each endpoint's own schema is served with its contract (contract/schema)."""
 OPENAPI_PATHS: dict[str, Any] = {
-    "/v1/endpoints/{name}/predict": {"post": {
-        "tags": ["predict"],
-        "summary": "Predict with rows (instances) or columns (inputs)",
-        "operationId": "predict",
-        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                       {"name": "trace", "in": "query", "required": False, "schema": {"type": "boolean"},
-                        "description": "add the per-step latency of a pipeline (`trace`)"}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": PREDICT_REQUEST},
-                                                     "text/csv": {"schema": {"type": "string", "description":
-                                                         "a header row naming the inputs, then one line "
-                                                         "per row; the answer is `predictions`"}},
-                                                     "multipart/form-data": {"schema": {
-            "type": "object", "description": "One row: a part per input (a file for a bytes input, "
-                                            "text for a string, JSON otherwise); the answer is the row."}}}},
-        "responses": {
-            "200": {"description": "`{endpoint, model, version, predictions}` (rows), `{..., outputs}` "
-                                   "(columns), or the row's outputs (a form)",
-                    "content": {"application/json": {"schema": {"type": "object"}}}},
-            "400": {"description": "malformed JSON"}, "404": {"description": "unknown endpoint"},
-            "413": {"description": "body over max_request_bytes, or more rows than max_request_rows"},
-            "415": {"description": "a body that is not JSON, CSV, protobuf or a form (e.g. text/plain)"},
-            "422": {"description": "input does not fit the contract (names the field)"},
-            "503": {"description": "nothing loaded yet"},
-        },
-    }},
+    "/v1/endpoints/{name}/predict": {
+        "post": {
+            "tags": ["predict"],
+            "summary": "Predict with rows (instances) or columns (inputs)",
+            "operationId": "predict",
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "trace",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "boolean"},
+                    "description": "add the per-step latency of a pipeline (`trace`)",
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": PREDICT_REQUEST},
+                    "text/csv": {
+                        "schema": {
+                            "type": "string",
+                            "description": "a header row naming the inputs, then one line "
+                            "per row; the answer is `predictions`",
+                        }
+                    },
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "description": "One row: a part per input (a file for a bytes input, "
+                            "text for a string, JSON otherwise); the answer is the row.",
+                        }
+                    },
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "`{endpoint, model, version, predictions}` (rows), `{..., outputs}` "
+                    "(columns), or the row's outputs (a form)",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "400": {"description": "malformed JSON"},
+                "404": {"description": "unknown endpoint"},
+                "413": {"description": "body over max_request_bytes, or more rows than max_request_rows"},
+                "415": {"description": "a body that is not JSON, CSV, protobuf or a form (e.g. text/plain)"},
+                "422": {"description": "input does not fit the contract (names the field)"},
+                "503": {"description": "nothing loaded yet"},
+            },
+        }
+    },
 }
 """OpenAPI of the hot-path routes, which are plain Starlette routes (no per-request dependency solving)."""
 
@@ -102,8 +141,12 @@ async def _decoder(request: Request, plane: DataPlane, raw: bytes) -> tuple[Deco
         return (lambda c: multipart.form_columns(form, c.inputs)), "form", False, None
     large = len(raw) > OFFLOAD_BYTES
     if media(request.headers.get("content-type")) == "text/csv" and not _is_json(raw):
-        return (lambda c: rows_to_columns(csv_rows(raw, c.inputs, max_rows), c.inputs)), "instances", large, \
-            None
+        return (
+            (lambda c: rows_to_columns(csv_rows(raw, c.inputs, max_rows), c.inputs)),
+            "instances",
+            large,
+            None,
+        )
     _check_media(request.headers.get("content-type"), raw)
     body = await load_request_json(raw, max_rows, large)
     decode: Decoder = lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]  # noqa: E731
@@ -126,10 +169,21 @@ async def predict(request: Request) -> Response:
     traced = request.query_params.get("trace", "").lower() in ("1", "true", "yes")
     sticky = request_meta.lookup(body, request.headers.get) if endpoint.sticky_key else None
     with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
-        pred = await plane.infer(endpoint, decode, "rest", alone=traced, offload=large, sticky=sticky,
-                                 request_id=request.headers.get(request_meta.REQUEST_ID))
-    meta: dict[str, Any] = {"endpoint": name, "model": pred.model, "version": pred.version,
-                            **request_meta.body_fields(pred)}
+        pred = await plane.infer(
+            endpoint,
+            decode,
+            "rest",
+            alone=traced,
+            offload=large,
+            sticky=sticky,
+            request_id=request.headers.get(request_meta.REQUEST_ID),
+        )
+    meta: dict[str, Any] = {
+        "endpoint": name,
+        "model": pred.model,
+        "version": pred.version,
+        **request_meta.body_fields(pred),
+    }
     if large:  # the answer to a large request is large too: encoded in a thread, as it was decoded
         payload = await asyncio.to_thread(_answer, meta, pred, style, trace if traced else None)
     else:
@@ -164,10 +218,15 @@ async def feedback_answer(request: Request, name: str) -> Response:
     return json_response({"joined": result.joined, "duplicates": result.duplicates})
 
 
-@router.post("/endpoints/{name}/feedback", summary="Ground truth for answered requests, joined to the "
-             "prediction log by request id (see docs/experiments.md)",
-             responses={404: {"description": "unknown endpoint, or request ids never logged (named)"},
-                        422: {"description": "a malformed item (the field is named)"}})
+@router.post(
+    "/endpoints/{name}/feedback",
+    summary="Ground truth for answered requests, joined to the "
+    "prediction log by request id (see docs/experiments.md)",
+    responses={
+        404: {"description": "unknown endpoint, or request ids never logged (named)"},
+        422: {"description": "a malformed item (the field is named)"},
+    },
+)
 async def post_feedback(name: str, request: Request) -> Response:
     return await feedback_answer(request, name)
 
@@ -177,29 +236,43 @@ async def list_endpoints(request: Request) -> Response:
     return json_response({"endpoints": plane_of(request).summaries()})
 
 
-@router.get("/endpoints/{name}/contract", summary="The endpoint's contract and its JSON Schema "
-            "(?version=N: contract version N; ?model_version=N: that model version's)")
-async def get_contract(name: str, request: Request, version: int | None = VERSION,
-                       model_version: int | None = MODEL_VERSION) -> Response:
+@router.get(
+    "/endpoints/{name}/contract",
+    summary="The endpoint's contract and its JSON Schema "
+    "(?version=N: contract version N; ?model_version=N: that model version's)",
+)
+async def get_contract(
+    name: str, request: Request, version: int | None = VERSION, model_version: int | None = MODEL_VERSION
+) -> Response:
     from modelrunner.contract.schema import json_schema
 
     plane = plane_of(request)
     endpoint = plane.endpoint(name)
-    contract = await protobuf.contract_of(endpoint, plane.registry, version=version,
-                                          model_version=model_version)
+    contract = await protobuf.contract_of(
+        endpoint, plane.registry, version=version, model_version=model_version
+    )
     dep = endpoint.current
     assert dep is not None  # contract_of raised Unavailable otherwise
-    return json_response({
-        "endpoint": name, "model": dep.model, "version": dep.version, "contract_version": contract.version,
-        "contract": contract.to_dict(), "json_schema": json_schema(contract),
-    })
+    return json_response(
+        {
+            "endpoint": name,
+            "model": dep.model,
+            "version": dep.version,
+            "contract_version": contract.version,
+            "contract": contract.to_dict(),
+            "json_schema": json_schema(contract),
+        }
+    )
 
 
-@router.get("/endpoints/{name}/contract.proto", summary="The endpoint's contract as a .proto file "
-            "(?version=N: contract version N; ?model_version=N: that model version's)",
-            response_class=PlainTextResponse)
-async def get_proto(name: str, request: Request, version: int | None = VERSION,
-                    model_version: int | None = MODEL_VERSION) -> Response:
+@router.get(
+    "/endpoints/{name}/contract.proto",
+    summary="The endpoint's contract as a .proto file "
+    "(?version=N: contract version N; ?model_version=N: that model version's)",
+    response_class=PlainTextResponse,
+)
+async def get_proto(
+    name: str, request: Request, version: int | None = VERSION, model_version: int | None = MODEL_VERSION
+) -> Response:
     plane = plane_of(request)
     return await protobuf.proto_response(plane.endpoint(name), plane.registry, version, model_version)
-

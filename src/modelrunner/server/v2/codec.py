@@ -42,9 +42,11 @@ class Tensor:
             shape = [shape[0]]  # a per-row scalar sent as [n, 1], as Triton clients do
         if self.raw is not None:
             if not v2_fits(self.datatype, f):  # as tensor_to_column checks
-                raise ValidationError(f"tensor {self.name!r}: datatype {self.datatype} does not fit input "
-                                      f"{f.name!r} ({f.dtype.value}, V2 {v2_datatype(f.dtype)})",
-                                      field=f.name)
+                raise ValidationError(
+                    f"tensor {self.name!r}: datatype {self.datatype} does not fit input "
+                    f"{f.name!r} ({f.dtype.value}, V2 {v2_datatype(f.dtype)})",
+                    field=f.name,
+                )
             return column_from_raw(self.raw, shape, self.datatype, self.name)
         if self.data is None:
             raise ValidationError(f"input {self.name!r} has neither 'data' nor binary data", field=self.name)
@@ -80,8 +82,9 @@ class InferRequest:
         known = [f.name for f in contract.outputs]
         unknown = [n for n in self.outputs if n not in known]
         if unknown:
-            raise InvalidArgument(f"unknown output(s) {', '.join(map(repr, unknown))} "
-                                  f"(outputs: {', '.join(known)})")
+            raise InvalidArgument(
+                f"unknown output(s) {', '.join(map(repr, unknown))} (outputs: {', '.join(known)})"
+            )
 
 
 def _params(obj: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +98,9 @@ def check_tensor_count(count: int) -> None:
     if not count:
         raise InvalidArgument("an inference request needs 'inputs': a non-empty list of tensors")
     if count > MAX_TENSORS:
-        raise InvalidArgument(f"an inference request has {count} input tensors; at most {MAX_TENSORS} "
-                              "are accepted")
+        raise InvalidArgument(
+            f"an inference request has {count} input tensors; at most {MAX_TENSORS} are accepted"
+        )
 
 
 def parse_request(body: Any, tail: bytes = b"", max_rows: int | None = None) -> InferRequest:
@@ -117,9 +121,13 @@ def parse_request(body: Any, tail: bytes = b"", max_rows: int | None = None) -> 
         raise InvalidArgument(f"{len(tail) - offset} bytes of binary data are not claimed by any input")
     params = _params(body)
     req_id = body.get("id")
-    return InferRequest(inputs=inputs, id=None if req_id is None else str(req_id),
-                        outputs=_requested(body.get("outputs")),
-                        binary_outputs=bool(params.get("binary_data_output", False)), parameters=params)
+    return InferRequest(
+        inputs=inputs,
+        id=None if req_id is None else str(req_id),
+        outputs=_requested(body.get("outputs")),
+        binary_outputs=bool(params.get("binary_data_output", False)),
+        parameters=params,
+    )
 
 
 def _input(item: Any, tail: bytes, offset: int, max_rows: int | None) -> tuple[Tensor, int]:
@@ -135,7 +143,7 @@ def _input(item: Any, tail: bytes, offset: int, max_rows: int | None) -> tuple[T
         return Tensor(name, datatype, shape, data=item.get("data")), offset
     if offset + size > len(tail):
         raise InvalidArgument(f"input {name!r}: binary_data_size {size} runs past the end of the body")
-    return Tensor(name, datatype, shape, raw=tail[offset:offset + size]), offset + size
+    return Tensor(name, datatype, shape, raw=tail[offset : offset + size]), offset + size
 
 
 def _requested(outputs: Any) -> dict[str, bool] | None:
@@ -151,8 +159,9 @@ def _requested(outputs: Any) -> dict[str, bool] | None:
     return wanted
 
 
-def encode_outputs(columns: dict[str, np.ndarray],
-                   req: InferRequest) -> tuple[list[dict[str, Any]], list[bytes]]:
+def encode_outputs(
+    columns: dict[str, np.ndarray], req: InferRequest
+) -> tuple[list[dict[str, Any]], list[bytes]]:
     """V2 output tensors (JSON data or binary blobs, as requested) for a prediction."""
     if req.outputs is None:
         names = {n: req.binary_outputs for n in columns}
@@ -170,7 +179,13 @@ def encode_outputs(columns: dict[str, np.ndarray],
             continue
         arr = np.asarray(columns[name])
         blob = column_to_raw(arr)
-        tensors.append({"name": name, "datatype": v2_datatype(arr.dtype), "shape": list(arr.shape),
-                        "parameters": {"binary_data_size": len(blob)}})
+        tensors.append(
+            {
+                "name": name,
+                "datatype": v2_datatype(arr.dtype),
+                "shape": list(arr.shape),
+                "parameters": {"binary_data_size": len(blob)},
+            }
+        )
         blobs.append(blob)
     return tensors, blobs

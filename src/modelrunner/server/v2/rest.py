@@ -22,9 +22,20 @@ from modelrunner.server.wire import load_request_json
 router = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
 
 _NOT_READY = 400  # the spec: 200 means true, a 4xx means false
-_READY_DOC: dict[int | str, dict[str, Any]] = {_NOT_READY: {"description": "not ready", "content": {
-    "application/json": {"schema": {"type": "object", "required": ["ready"], "properties": {
-        "name": {"type": "string"}, "ready": {"type": "boolean"}}}}}}}
+_READY_DOC: dict[int | str, dict[str, Any]] = {
+    _NOT_READY: {
+        "description": "not ready",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["ready"],
+                    "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+                }
+            }
+        },
+    }
+}
 
 
 EXTENSIONS = ("binary_tensor_data", "model_repository")
@@ -37,8 +48,9 @@ async def live() -> Response:
     return json_response({"live": True})
 
 
-@router.get("/health/ready", summary="200 once every model has a loaded version, else 400",
-            responses=_READY_DOC)
+@router.get(
+    "/health/ready", summary="200 once every model has a loaded version, else 400", responses=_READY_DOC
+)
 async def ready(request: Request) -> Response:
     ok = plane_of(request).ready()
     return json_response({"ready": ok}, 200 if ok else _NOT_READY)
@@ -69,14 +81,18 @@ def _ready(request: Request, name: str, version: str | None) -> Response:
     return json_response({"name": name, "ready": ok}, 200 if ok else _NOT_READY)
 
 
-@router.get("/models/{name}/ready", summary="200 when the model has a version loaded, else 400",
-            responses=_READY_DOC)
+@router.get(
+    "/models/{name}/ready", summary="200 when the model has a version loaded, else 400", responses=_READY_DOC
+)
 async def model_ready(name: str, request: Request) -> Response:
     return _ready(request, name, None)
 
 
-@router.get("/models/{name}/versions/{version}/ready", summary="200 when this version is serving, else 400",
-            responses=_READY_DOC)
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="200 when this version is serving, else 400",
+    responses=_READY_DOC,
+)
 async def model_version_ready(name: str, version: str, request: Request) -> Response:
     return _ready(request, name, version)
 
@@ -89,11 +105,18 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     large = len(body) > OFFLOAD_BYTES
     doc = await load_request_json(head, plane.max_rows, large)
     infer_request = codec.parse_request(doc, tail, plane.max_rows)
-    sticky = request_meta.lookup(infer_request.parameters, request.headers.get) if endpoint.sticky_key \
-        else None
-    pred = await plane.infer(endpoint, infer_request.decoder, "v2", offload=large, version=version,
-                             sticky=sticky,
-                             request_id=request.headers.get(request_meta.REQUEST_ID) or infer_request.id)
+    sticky = (
+        request_meta.lookup(infer_request.parameters, request.headers.get) if endpoint.sticky_key else None
+    )
+    pred = await plane.infer(
+        endpoint,
+        infer_request.decoder,
+        "v2",
+        offload=large,
+        version=version,
+        sticky=sticky,
+        request_id=request.headers.get(request_meta.REQUEST_ID) or infer_request.id,
+    )
     return _infer_response(name, infer_request, pred)
 
 
@@ -101,18 +124,27 @@ def _infer_response(name: str, req: codec.InferRequest, pred: Prediction) -> Res
     outputs, blobs = codec.encode_outputs(pred.columns, req)
     out: dict[str, Any] = {"model_name": name, "model_version": str(pred.version), "outputs": outputs}
     out["id"] = req.id if req.id is not None else pred.request_id
-    out["parameters"] = {"model": pred.model, "ref": pred.ref, "variant": pred.variant,
-                         "request_id": pred.request_id}
+    out["parameters"] = {
+        "model": pred.model,
+        "ref": pred.ref,
+        "variant": pred.variant,
+        "request_id": pred.request_id,
+    }
     if not blobs:
         return json_response(out, headers=request_meta.headers_of(pred))
     head = dumps(out)
-    return Response(head + b"".join(blobs), media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(len(head)),
-                             **request_meta.headers_of(pred)})
+    return Response(
+        head + b"".join(blobs),
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(len(head)), **request_meta.headers_of(pred)},
+    )
 
 
-@router.post("/models/{name}/feedback", summary="Ground truth for answered requests (by request id; the "
-             "same body and answer as POST /v1/endpoints/{name}/feedback)")
+@router.post(
+    "/models/{name}/feedback",
+    summary="Ground truth for answered requests (by request id; the "
+    "same body and answer as POST /v1/endpoints/{name}/feedback)",
+)
 async def feedback(name: str, request: Request) -> Response:
     from modelrunner.server.native.rest import feedback_answer
 
@@ -126,27 +158,51 @@ async def infer(request: Request) -> Response:
 
 
 router.add_route("/v2/models/{name}/infer", infer, methods=["POST"], include_in_schema=False)
-router.add_route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"],
-                 include_in_schema=False)
+router.add_route(
+    "/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"], include_in_schema=False
+)
 
 
 def _infer_doc(summary: str, with_version: bool) -> dict[str, Any]:
     params = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
     if with_version:
         params.append({"name": "version", "in": "path", "required": True, "schema": {"type": "string"}})
-    return {"post": {
-        "tags": ["open inference protocol (v2)"], "summary": summary, "parameters": params,
-        "operationId": "v2_infer_version" if with_version else "v2_infer",
-        "requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"type": "object", "required": ["inputs"], "properties": {
-                "id": {"type": "string"}, "parameters": {"type": "object"},
-                "inputs": {"type": "array", "items": {"type": "object"}},
-                "outputs": {"type": "array", "items": {"type": "object"}}}}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary",
-                                                    "description": "binary tensor data extension"}}}},
-        "responses": {"200": {"description": "V2 response: model_name, model_version, id, outputs"},
-                      "default": {"description": "{\"error\": \"<message>\"}"}},
-    }}
+    return {
+        "post": {
+            "tags": ["open inference protocol (v2)"],
+            "summary": summary,
+            "parameters": params,
+            "operationId": "v2_infer_version" if with_version else "v2_infer",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["inputs"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "parameters": {"type": "object"},
+                                "inputs": {"type": "array", "items": {"type": "object"}},
+                                "outputs": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    },
+                    "application/octet-stream": {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "binary tensor data extension",
+                        }
+                    },
+                },
+            },
+            "responses": {
+                "200": {"description": "V2 response: model_name, model_version, id, outputs"},
+                "default": {"description": '{"error": "<message>"}'},
+            },
+        }
+    }
 
 
 OPENAPI_PATHS: dict[str, Any] = {

@@ -39,12 +39,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_experiments_endpoint", "experiments", ["endpoint"])
     # at most one running experiment per endpoint, also under concurrent starts on PostgreSQL
-    op.create_index("uq_experiments_running", "experiments", ["endpoint"], unique=True,
-                    sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
+    op.create_index(
+        "uq_experiments_running",
+        "experiments",
+        ["endpoint"],
+        unique=True,
+        sqlite_where=sa.text("state = 'running'"),
+        postgresql_where=sa.text("state = 'running'"),
+    )
     op.create_table(
         "predictions",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
-                  nullable=False),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
         sa.Column("request_id", sa.String(length=128), nullable=False),
         sa.Column("endpoint", sa.String(length=128), nullable=False),
         sa.Column("experiment_id", sa.String(length=64), nullable=True),

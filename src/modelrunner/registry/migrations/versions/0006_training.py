@@ -33,8 +33,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_training_runs_model", "training_runs", ["model"])
     # the lock: at most one running training run per model, also under concurrent starts on PostgreSQL
-    op.create_index("uq_training_runs_running", "training_runs", ["model"], unique=True,
-                    sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
+    op.create_index(
+        "uq_training_runs_running",
+        "training_runs",
+        ["model"],
+        unique=True,
+        sqlite_where=sa.text("state = 'running'"),
+        postgresql_where=sa.text("state = 'running'"),
+    )
 
 
 def downgrade() -> None:
