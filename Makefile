@@ -38,7 +38,7 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP) lint
 	test -x /usr/bin/chromium || sh scripts/install_chromium.sh
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 
 demo-drift: $(STAMP)
 	$(PY) examples/drift/run.py --plot build/drift-demo.png
