@@ -66,7 +66,8 @@ class Bundle:
         except Exception as exc:  # a corrupt model file, a library version mismatch, ...
             where = f"the {flavor.name} model in {self.path}"
             raise BundleError(f"cannot load {where}: {_one_line(exc)}") from exc
-        return FunctionPredictor(self.manifest.contract, fn)
+        batch_safe = bool(getattr(fn, "batch_safe", flavor.batch_safe))
+        return FunctionPredictor(self.manifest.contract, fn, batch_safe=batch_safe)
 
     def profile(self) -> Any:
         """The reference profile saved with the bundle (``monitoring.profile.Profile``), or None."""

@@ -19,6 +19,9 @@ class Predictor(ABC):
     """A model ready to answer. ``predict`` must be safe to call from several threads at once."""
 
     contract: Contract
+    batch_safe: bool = False
+    """Each row's answer depends on that row only, so concurrent requests may be merged into one call
+    (the runner batches such models by default). Set by the flavor (docs/runner.md)."""
 
     @abstractmethod
     def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
@@ -39,8 +42,16 @@ class FunctionPredictor(Predictor):
     become ``object`` arrays (the columnar convention for strings).
     """
 
-    def __init__(self, contract: Contract, fn: PredictFn, on_close: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        fn: PredictFn,
+        on_close: Callable[[], None] | None = None,
+        *,
+        batch_safe: bool = False,
+    ) -> None:
         self.contract = contract
+        self.batch_safe = batch_safe
         self._fn = fn
         self._on_close = on_close
 

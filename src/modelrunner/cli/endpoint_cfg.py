@@ -91,6 +91,10 @@ def set_options(
     batch: int | None = typer.Option(
         None, "--batch", help="max_batch_size: rows merged into one predict call (1 turns batching off)."
     ),
+    no_batch: bool = typer.Option(False, "--no-batch", help="batch: false, batching off for any model."),
+    auto_batch: bool = typer.Option(
+        False, "--auto-batch", help="Back to the default: batching on for batch-safe flavors."
+    ),
     batch_latency_ms: float | None = typer.Option(
         None, "--batch-latency-ms", help="max_latency_ms: longest a request waits for others to join."
     ),
@@ -125,10 +129,11 @@ def set_options(
         "log_inputs": log_inputs,
     }
     changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+    changes.update(_batch_switch(batch, no_batch, auto_batch))
     if not changes:
         raise InvalidArgument(
-            "nothing to set: give --batch, --batch-latency-ms, --concurrency, --queue, "
-            "--timeout, --log-predictions or --log-inputs"
+            "nothing to set: give --batch, --no-batch, --auto-batch, --batch-latency-ms, --concurrency, "
+            "--queue, --timeout, --log-predictions or --log-inputs"
         )
     from modelrunner.runner.config import check_config
 
@@ -147,16 +152,22 @@ def set_options(
     console().print(f"{name}: {_describe(config)} (generation {generation}); applied live, no reload")
 
 
+def _batch_switch(size: int | None, off: bool, auto: bool) -> dict[str, Any]:
+    """The ``batch`` option of ``--no-batch`` / ``--auto-batch`` (one of them, not with ``--batch``)."""
+    if [size is not None, off, auto].count(True) > 1:
+        raise InvalidArgument("give only one of --batch, --no-batch and --auto-batch")
+    if off:
+        return {"batch": False}
+    if auto:
+        return {"batch": None, "max_batch_size": None}
+    return {}
+
+
 def _describe(config: dict[str, Any]) -> str:
     from modelrunner.runner.batching import BatchConfig
     from modelrunner.runner.limits import KEYS
 
-    batching = BatchConfig.from_config(config)
-    text = (
-        f"batching max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
-        if batching.enabled
-        else "batching off"
-    )
+    text = BatchConfig.from_config(config).describe()
     limits = ", ".join(f"{key}={config[key]:g}" for key in KEYS if config.get(key) is not None)
     text = f"{text}, {limits}" if limits else text
     logged = config.get("log_predictions")

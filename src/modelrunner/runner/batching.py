@@ -1,7 +1,13 @@
 """Adaptive batching: concurrent requests to one deployment merged into one ``predict`` call, split back.
 
-Per endpoint, two settings (named as Triton, BentoML and Clipper name them): ``max_batch_size`` (rows in one
-merged call; 1 = batching off) and ``max_latency_ms`` (the longest a request waits for others).
+Per endpoint, a switch and two settings (named as Triton, BentoML and Clipper name them): ``batch`` (on by
+default for batch-safe flavors, see :class:`BatchConfig`), ``max_batch_size`` (rows in one merged call; 1 =
+batching off) and ``max_latency_ms`` (the longest a request waits for others).
+
+A lone client pays nothing: while a deployment has nothing queued or running and its last flushes each held
+one request, a request skips the queue (:meth:`Batcher.lone`) and runs as with batching off. Two requests
+reaching the batcher in one loop iteration, or a flush holding several, mark it crowded: the next
+``CROWDED_FLUSHES`` flushes go through the queue even if they hold one request each.
 
 How a batch forms, per :class:`~modelrunner.runner.endpoint.Deployment` (so a swap never mixes versions in one
 batch: requests pinned to the old version are flushed on it):
@@ -30,7 +36,7 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,30 +48,58 @@ log = logging.getLogger(__name__)
 Columns = Mapping[str, np.ndarray]
 MAX_BATCH_SIZE = 65_536
 MAX_LATENCY_MS = 10_000.0
+CROWDED_FLUSHES = 32
+"""After a sign of concurrency, this many flushes go through the queue before a lone request skips it."""
 Runner = Callable[[Any, Columns], Mapping[str, np.ndarray]]
 """``(deployment, columns) -> output columns``: one blocking predict (run in the executor)."""
 
 
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_LATENCY_MS = 5.0
+BatchMode = Literal["auto", "on", "off"]
+
+
 @dataclass(frozen=True)
 class BatchConfig:
-    """An endpoint's batching settings; ``max_batch_size`` 1 means batching is off."""
+    """An endpoint's batching settings.
 
-    max_batch_size: int = 1
-    max_latency_ms: float = 5.0
+    ``mode``: ``auto`` (the default: on for deployments whose flavor is batch-safe, see
+    :attr:`~modelrunner.bundle.predictor.Predictor.batch_safe`), ``on`` (every deployment: the endpoint's
+    config asked for it) or ``off``. ``max_batch_size`` is 1 when off.
+    """
+
+    max_batch_size: int = DEFAULT_BATCH_SIZE
+    max_latency_ms: float = DEFAULT_LATENCY_MS
+    mode: BatchMode = "auto"
 
     @property
     def enabled(self) -> bool:
+        """Batching may run (``on``, or ``auto`` for batch-safe deployments)."""
         return self.max_batch_size > 1
+
+    def applies(self, batch_safe: bool) -> bool:
+        """True when requests to a deployment (batch-safe or not) are batched."""
+        return self.mode == "on" or (self.mode == "auto" and batch_safe)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> BatchConfig:
-        """Read ``{"max_batch_size": 32, "max_latency_ms": 5}`` of an endpoint config (InvalidArgument)."""
+        """Read ``{"batch": true|false|null, "max_batch_size": 32, "max_latency_ms": 5}`` of an endpoint
+        config (InvalidArgument naming a bad option).
+
+        ``batch: false`` turns batching off; otherwise a ``max_batch_size`` given wins (0 or 1: off, more:
+        on for every deployment); ``batch: true`` turns it on with the default size for every deployment;
+        nothing given: ``auto``, on for batch-safe flavors. ``null`` is the same as not given.
+        """
         config = config or {}
-        size = config.get("max_batch_size", 1)
-        latency = config.get("max_latency_ms", cls.max_latency_ms)
-        if size is None:
-            size = 1
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BATCH_SIZE:
+        switch = config.get("batch")
+        size = config.get("max_batch_size")
+        latency = config.get("max_latency_ms")
+        latency = DEFAULT_LATENCY_MS if latency is None else latency
+        if switch is not None and not isinstance(switch, bool):
+            raise InvalidArgument(f"batch must be true, false or null, got {switch!r}", field="batch")
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_BATCH_SIZE
+        ):
             raise InvalidArgument(
                 f"max_batch_size must be an integer from 0 (off) to {MAX_BATCH_SIZE}, got {size!r}",
                 field="max_batch_size",
@@ -79,10 +113,27 @@ class BatchConfig:
                 f"max_latency_ms must be a number from 0 to {MAX_LATENCY_MS:g}, got {latency!r}",
                 field="max_latency_ms",
             )
-        return cls(max(1, size), float(latency))
+        if switch is True and size is not None and size <= 1:
+            raise InvalidArgument(
+                f"batch: true needs max_batch_size over 1 (or none: {DEFAULT_BATCH_SIZE}), got {size}",
+                field="max_batch_size",
+            )
+        if switch is False or (size is not None and size <= 1):
+            return cls(1, float(latency), "off")
+        mode: BatchMode = "auto" if switch is None and size is None else "on"
+        return cls(DEFAULT_BATCH_SIZE if size is None else size, float(latency), mode)
 
     def to_config(self) -> dict[str, Any]:
-        return {"max_batch_size": self.max_batch_size, "max_latency_ms": self.max_latency_ms}
+        size, latency = self.max_batch_size, self.max_latency_ms
+        return {"mode": self.mode, "max_batch_size": size, "max_latency_ms": latency}
+
+    def describe(self) -> str:
+        """One line for logs and the CLI: ``batching off`` / ``batching auto (batch-safe flavors) ...``."""
+        if self.mode == "off":
+            return "batching off"
+        which = "on for batch-safe flavors" if self.mode == "auto" else "on"
+        size, latency = self.max_batch_size, self.max_latency_ms
+        return f"batching {which}, max_batch_size={size} max_latency_ms={latency:g}"
 
 
 class _Request:
@@ -127,6 +178,42 @@ class Batcher:
         self._latency_s = config.max_latency_ms / 1000.0
         self._queues: dict[Any, _Queue] = {}
         self.batches = 0
+        self._crowded = 0  # flushes left before a lone request may skip the queue again
+        self._ticking = False  # a request skipped the queue in this loop iteration
+
+    def lone(self, dep: Any) -> bool:
+        """True when a request to ``dep`` may run now, outside any batch: nothing of ``dep`` queued or
+        running, no concurrency seen lately, and no other request skipped the queue in this loop iteration
+        (then the caller runs it as with batching off, on the loop, or through :meth:`alone`)."""
+        if self._crowded or dep in self._queues:
+            return False
+        if self._ticking:  # a second request in one loop iteration: clients are concurrent
+            self._crowded = CROWDED_FLUSHES
+            return False
+        self._ticking = True
+        asyncio.get_running_loop().call_soon(self._tick)
+        self._observe(self._endpoint, 1)
+        return True
+
+    def _tick(self) -> None:
+        self._ticking = False
+
+    def alone(
+        self, dep: Any, call: asyncio.Future[Mapping[str, np.ndarray]]
+    ) -> asyncio.Future[Mapping[str, np.ndarray]]:
+        """``call`` (a lone request's predict, running in a thread) counts as a batch of ``dep`` until it
+        ends: requests arriving meanwhile queue up and go together after it."""
+        queue = self._queues.get(dep)
+        if queue is None:
+            queue = self._queues[dep] = _Queue()
+        queue.running += 1
+
+        def ended(_: asyncio.Future[Any]) -> None:
+            queue.running -= 1
+            self._after_batch(dep, queue)
+
+        call.add_done_callback(ended)
+        return call
 
     async def submit(self, dep: Any, columns: Columns, rows: int | None = None) -> Mapping[str, np.ndarray]:
         """Predict ``columns`` (validated) on ``dep`` as part of a batch; returns this request's rows."""
@@ -168,6 +255,10 @@ class Batcher:
             queue.timer = None
         while queue.items:
             batch = self._take(queue)
+            if len(batch) > 1:
+                self._crowded = CROWDED_FLUSHES
+            elif self._crowded:
+                self._crowded -= 1
             queue.running += 1
             self.batches += 1
             task = asyncio.get_running_loop().create_task(self._execute(dep, queue, batch))

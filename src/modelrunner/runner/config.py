@@ -1,6 +1,6 @@
 """An endpoint's options in the desired state: checked and written to the registry (admin API, CLI, catalog).
 
-The options are read by :class:`~modelrunner.runner.batching.BatchConfig` (``max_batch_size``,
+The options are read by :class:`~modelrunner.runner.batching.BatchConfig` (``batch``, ``max_batch_size``,
 ``max_latency_ms``), :class:`~modelrunner.runner.limits.LimitConfig` (``max_concurrency``, ``max_queue``,
 ``timeout_s``) and :class:`~modelrunner.runner.predlog.LogConfig` (``log_predictions``, ``log_inputs``,
 ``log_bytes_inputs``); every worker's reconciler applies a change without reloading the model.
@@ -29,6 +29,9 @@ def set_endpoint_config(
     Returns the new ``EndpointState``.
     """
     state = registry.endpoint(name)
+    changes = dict(changes)
+    if changes.get("max_batch_size") is not None:
+        changes.setdefault("batch", None)  # a size given turns batching back on after ``batch: false``
     config = {**state.config, **changes}
     check_config(config)  # InvalidArgument naming the bad option, before anything is written
     return registry.set_endpoint(name, state.target, config=config, actor=actor)

@@ -60,6 +60,8 @@ class Deployment:
     retired: bool = False
     closed: bool = False
     cost: CallCost = field(default_factory=CallCost, repr=False)
+    batch_safe: bool = False
+    """Rows of one call do not affect each other's answers: requests may be merged (``auto`` batching)."""
     drift_hook: DriftHook | None = field(default=None, repr=False)  # drift monitoring (monitoring.monitor)
     _drained: asyncio.Event | None = field(default=None, repr=False)
 
@@ -177,8 +179,8 @@ class Endpoint:
         self.error: str | None = None
         self.generation = 0
         self.swaps = 0
-        self.batching = BatchConfig()
         self._batcher: Batcher | None = None
+        self._set_batching(BatchConfig())  # the default: on for batch-safe flavors
         self.experiment: LiveExperiment | None = None
         self.experiment_error: str | None = None
         self.log_config = LogConfig()
@@ -243,13 +245,11 @@ class Endpoint:
                 limits.timeout_s,
             )
         if batching != self.batching:
-            log.info(
-                "endpoint %s: batching %s",
-                self.name,
-                f"max_batch_size={batching.max_batch_size} max_latency_ms={batching.max_latency_ms:g}"
-                if batching.enabled
-                else "off",
-            )
+            log.info("endpoint %s: %s", self.name, batching.describe())
+        self._set_batching(batching)
+
+    def _set_batching(self, batching: BatchConfig) -> None:
+        """A new batcher for ``batching`` (on the current lane), or none when off."""
         self.batching = batching
         self._batcher = (
             Batcher(
@@ -262,6 +262,10 @@ class Endpoint:
             if batching.enabled
             else None
         )
+
+    def batches(self, dep: Deployment) -> bool:
+        """True when requests to ``dep`` are batched (see :meth:`BatchConfig.applies`)."""
+        return self._batcher is not None and self.batching.applies(dep.batch_safe)
 
     async def predict(
         self,
@@ -303,13 +307,18 @@ class Endpoint:
         """Predict on ``dep`` (pinned for the call) and label the answer with ``variant``."""
         dep.acquire()
         try:
-            batcher = None if alone else self._batcher
-            if batcher is not None:
+            batcher = self._batcher
+            if batcher is not None and not alone and self.batching.applies(dep.batch_safe):
                 if not validated:
                     columns = self._validator(dep.contract, columns)
-                out: Mapping[str, np.ndarray] = await self._lane.bounded(
-                    self.batching.max_batch_size, batcher.enqueue(dep, columns)
-                )
+                    validated = True
+                out: Mapping[str, np.ndarray]
+                if batcher.lone(dep):  # a lone client: run it now, as with batching off
+                    out = await self._lone(batcher, dep, columns)
+                else:
+                    out = await self._lane.bounded(
+                        self.batching.max_batch_size, batcher.enqueue(dep, columns)
+                    )
             elif dep.cost.inline and small_request(columns):  # a fast model on a few rows: cheaper than a
                 # hand-off to a thread; large requests still go to the endpoint's threads
                 out = dep.cost.on_loop(self._run, dep, columns, validated)
@@ -321,6 +330,17 @@ class Endpoint:
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, request_id)
+
+    async def _lone(
+        self, batcher: Batcher, dep: Deployment, columns: Mapping[str, np.ndarray]
+    ) -> Mapping[str, np.ndarray]:
+        """A validated request outside any batch: on the loop for a fast model, else in a thread while
+        ``batcher`` gathers the requests arriving meanwhile."""
+        if dep.cost.inline and small_request(columns):
+            out: Columns = dep.cost.on_loop(self._run, dep, columns, True)
+            return out
+        call = self._lane.submit(dep, dep.cost.timed, self._run, dep, columns, True)
+        return await batcher.alone(dep, call)
 
     def run_on(self, dep: Deployment, columns: Mapping[str, np.ndarray]) -> Columns:
         """Validate and predict on ``dep`` in the calling thread (shadow copies)."""

@@ -93,6 +93,7 @@ def build_deployment(
         load_ms=(t1 - t0) * 1000,
         warmup_ms=(t2 - t1) * 1000,
         drift_hook=_drift_hook(drift_hook_for, endpoint, mv),
+        batch_safe=bool(getattr(predictor, "batch_safe", False)),
     )
 
 

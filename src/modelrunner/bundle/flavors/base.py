@@ -38,6 +38,10 @@ class Flavor:
     infer_inputs: Callable[[Any], tuple[Field, ...]] | None = field(default=None)
     pickle: bool = False
     """Loading unpickles (runs code): the runner asks the trust policy first (bundle/trust.py)."""
+    batch_safe: bool = False
+    """Rows are predicted independently: the runner merges concurrent requests by default. A loaded
+    predict function's own ``batch_safe`` attribute, when set, wins (a python model's declaration, an ONNX
+    graph with a fixed batch size)."""
 
 
 def type_module(obj: Any) -> str:

@@ -121,7 +121,18 @@ def _load(directory: Path, manifest: Manifest) -> PredictFn:
         values = session.run([graph for _, graph in outputs], feed)
         return {name: _column(v) for (name, _), v in zip(outputs, values, strict=True)}
 
+    setattr(predict, "batch_safe", _free_batch(session))  # noqa: B010 - read by Bundle.load
     return predict
+
+
+def _free_batch(session: Any) -> bool:
+    """True when every graph input takes any number of rows (its first dimension is symbolic or unknown): a
+    graph fixed at one row cannot take merged requests, so it is not batched by default."""
+    for arg in session.get_inputs():
+        shape = getattr(arg, "shape", None) or []
+        if shape and isinstance(shape[0], int):
+            return False
+    return True
 
 
 FLAVOR = Flavor(
@@ -132,4 +143,5 @@ FLAVOR = Flavor(
     save=_save,
     load=_load,
     infer_inputs=_infer_inputs,
+    batch_safe=True,
 )

@@ -7,7 +7,9 @@ state**: only load bundles you trust. The module runs under a private name, so i
 self-contained (no relative imports); state objects must be importable or defined in the same module.
 
 ``predict`` gets a dict of numpy columns and must return a dict of columns (or one array, served as the
-``output`` field). Calls are serialised with a lock unless the class sets ``thread_safe = True``.
+``output`` field). Calls are serialised with a lock unless the class sets ``thread_safe = True``. Requests
+are merged into one call (batching by default) only when the class sets ``batch_safe = True``: its
+``predict`` answers each row from that row alone.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def _instance(directory: Path, opts: Mapping[str, Any]) -> Any:
 def _load(directory: Path, manifest: Manifest) -> PredictFn:
     obj = _instance(directory, manifest.flavor_options)
     lock = None if getattr(obj, "thread_safe", False) else threading.Lock()
+    batch_safe = getattr(obj, "batch_safe", False) is True
 
     def predict(columns: Columns) -> Columns:
         if lock is None:
@@ -148,6 +151,7 @@ def _load(directory: Path, manifest: Manifest) -> PredictFn:
             return {str(k): np.asarray(v) for k, v in out.items()}
         return {"output": np.asarray(out)}
 
+    setattr(predict, "batch_safe", batch_safe)  # noqa: B010 - read by Bundle.load
     return predict
 
 

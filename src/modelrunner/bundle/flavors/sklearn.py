@@ -136,4 +136,5 @@ FLAVOR = Flavor(
     save=_save,
     load=_load,
     pickle=True,
+    batch_safe=True,
 )

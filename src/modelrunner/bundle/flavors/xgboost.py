@@ -81,4 +81,5 @@ FLAVOR = Flavor(
     matches=_matches,
     save=_save,
     load=_load,
+    batch_safe=True,
 )

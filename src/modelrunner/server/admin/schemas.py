@@ -25,7 +25,7 @@ class EndpointPut(BaseModel):
     timeout_s: float = Field(30.0, gt=0, le=3600, description="How long to wait (with wait).")
     config: dict[str, Any] | None = Field(
         None,
-        description="Endpoint options {max_batch_size, max_latency_ms, max_concurrency, max_queue, "
+        description="Endpoint options {batch, max_batch_size, max_latency_ms, max_concurrency, max_queue, "
         "timeout_s, log_predictions, log_inputs, log_bytes_inputs}; omitted: kept as they "
         "are.",
     )
@@ -36,8 +36,16 @@ class EndpointConfigPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    batch: bool | None = Field(
+        None,
+        description="Batching: false turns it off, true on for any model; null (the default) batches "
+        "models whose flavor is batch-safe (sklearn, xgboost, lightgbm, onnx, torch).",
+    )
     max_batch_size: int | None = Field(
-        None, ge=0, le=65_536, description="Rows merged into one predict call; 0 or 1 turns batching off."
+        None,
+        ge=0,
+        le=65_536,
+        description="Rows merged into one predict call (default 64); 0 or 1 turns batching off.",
     )
     max_latency_ms: float | None = Field(
         None, ge=0, le=10_000, description="Longest a request waits for others to join its batch."
