@@ -87,6 +87,7 @@ def set_mode(admin_url: str, mode: str) -> None:
 
 
 def cell(server: procs.Server, body: Path, conns: int, args: argparse.Namespace) -> dict[str, Any]:
+    loadgen.THREADS = min(2, conns)  # wrk needs a connection per thread: one thread for one client
     if args.warmup:
         loadgen.run_wrk(server.launch.url, body, connections=conns, seconds=args.warmup)
     load, cpu0 = procs.loadavg(), server.cpu_s()

@@ -25,6 +25,25 @@ def test_set_batching_without_a_server_writes_the_config(cli: Cli, iris_bundle: 
     assert off.code == 0 and "iris: batching off" in off.out
 
 
+def test_no_batch_and_auto_batch_switch_the_default(cli: Cli, iris_bundle: Path, free_url: str) -> None:
+    from modelrunner.registry.registry import Registry
+
+    assert cli("push", iris_bundle, "--alias", "production").code == 0
+    assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
+    off = cli("endpoint", "set", "iris", "--no-batch", "--url", free_url)
+    assert off.code == 0 and "iris: batching off " in off.out, off.err
+    with Registry() as registry:
+        assert registry.endpoint("iris").config == {"batch": False}
+    sized = cli("endpoint", "set", "iris", "--batch", "16", "--url", free_url)
+    assert "iris: batching max_batch_size=16 max_latency_ms=5 " in sized.out, "a size turns batching back on"
+    auto = cli("endpoint", "set", "iris", "--auto-batch", "--url", free_url)
+    assert "iris: batching auto (batch-safe flavors) max_batch_size=64 " in auto.out
+    with Registry() as registry:
+        assert registry.endpoint("iris").config == {}
+    both = cli("endpoint", "set", "iris", "--batch", "8", "--no-batch", "--url", free_url)
+    assert both.code == 2 and "only one of --batch, --no-batch and --auto-batch" in both.err
+
+
 def test_bad_endpoint_options_are_one_line_errors(cli: Cli, iris_bundle: Path, free_url: str) -> None:
     nothing = cli("endpoint", "set", "iris", "--url", free_url)
     assert nothing.code == 2 and "nothing to set" in nothing.err
@@ -53,7 +72,8 @@ def test_set_limits_without_a_server_writes_the_config(cli: Cli, iris_bundle: Pa
         free_url,
     )
     assert result.code == 0, result.err
-    assert "iris: batching off, max_concurrency=2, max_queue=16, timeout_s=7.5 " in result.out
+    auto = "batching auto (batch-safe flavors) max_batch_size=64 max_latency_ms=5"
+    assert f"iris: {auto}, max_concurrency=2, max_queue=16, timeout_s=7.5 " in result.out
     from modelrunner.registry.registry import Registry
 
     with Registry() as registry:
@@ -71,7 +91,8 @@ def test_set_the_prediction_log_without_a_server(cli: Cli, iris_bundle: Path, fr
     assert cli("endpoint", "create", "iris", "iris@production", "--url", free_url).code == 0
     result = cli("endpoint", "set", "iris", "--log-predictions", "--log-inputs", "0.25", "--url", free_url)
     assert result.code == 0, result.err
-    assert "iris: batching off, log every answer, log_inputs=0.25 " in result.out
+    auto = "batching auto (batch-safe flavors) max_batch_size=64 max_latency_ms=5"
+    assert f"iris: {auto}, log every answer, log_inputs=0.25 " in result.out
     from modelrunner.registry.registry import Registry
 
     with Registry() as registry:

@@ -229,7 +229,7 @@ def test_traced_requests_keep_their_steps_with_batching_on(served: tuple[str, An
             assert next(t for t in answer["trace"] if t["step"] == "decode")["rows"] == 1
     finally:
         ocr.registry.set_endpoint(ENDPOINT, target, config={})
-        wait_for(lambda: not endpoint.batching.enabled)
+        wait_for(lambda: endpoint.batching.mode == "auto")  # the default: a pipeline is not batched
 
 
 def test_a_torch_cnn_is_swapped_in_by_moving_the_alias(served: tuple[str, Any], ocr: OcrBuild) -> None:

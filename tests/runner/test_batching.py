@@ -5,65 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 
-from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.errors import InvalidArgument, ValidationError
 from modelrunner.monitoring import metrics
 from modelrunner.runner.batching import BatchConfig, merge, split
-from modelrunner.runner.endpoint import Endpoint
-from support.runner_fakes import CONTRACT, deployment
-
-
-class RecordingPredictor(Predictor):
-    """y = tag * 1000 + x[:, 0]; records every call's row count; rows with x < 0 make it raise.
-
-    ``gate`` (optional) holds the first call until it is set, so a batch stays running.
-    """
-
-    def __init__(self, tag: int = 1, gate: threading.Event | None = None) -> None:
-        self.contract = CONTRACT
-        self.tag = tag
-        self.gate = gate
-        self.calls: list[int] = []
-        self.started: list[float] = []
-        self.entered = threading.Event()
-
-    def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
-        self.started.append(time.monotonic())
-        self.calls.append(len(columns["x"]))
-        self.entered.set()
-        if self.gate is not None and len(self.calls) == 1 and not self.gate.wait(10):
-            raise RuntimeError("gate never opened")
-        x = columns["x"]
-        if (x < 0).any():
-            raise ValueError("negative input")
-        return {"y": (self.tag * 1000 + x[:, 0]).astype(np.int64)}
-
-
-def rows(*values: float) -> dict[str, np.ndarray]:
-    return {"x": np.array([[v, 0.0] for v in values])}
-
-
-def endpoint(
-    predictor: RecordingPredictor, size: int = 32, latency_ms: float = 50.0, observer: Any = None
-) -> Endpoint:
-    ep = Endpoint("ep", observer=observer)
-    ep.configure({"max_batch_size": size, "max_latency_ms": latency_ms})
-    ep.swap(deployment(predictor))  # type: ignore[arg-type]
-    return ep
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        async with asyncio.timeout(10):
-            return await coro
-
-    return asyncio.run(bounded())
+from support.batching_fakes import RecordingPredictor, ThreadRecorder, endpoint, rows, run
+from support.runner_fakes import deployment
 
 
 def test_concurrent_requests_share_one_predict_and_get_their_own_rows_back() -> None:
@@ -219,21 +170,28 @@ def test_batch_sizes_are_exported_as_a_histogram(monkeypatch: pytest.MonkeyPatch
 
 
 def test_config_is_checked_and_reconfiguring_keeps_the_model() -> None:
-    assert BatchConfig.from_config({}) == BatchConfig(1, 5.0)
-    assert BatchConfig.from_config({"max_batch_size": 0}).enabled is False
+    assert BatchConfig().applies(batch_safe=True) and not BatchConfig().applies(batch_safe=False)
+    assert BatchConfig(8, 5.0, "on").applies(batch_safe=False)
+    assert not BatchConfig(1, 5.0, "off").applies(batch_safe=True)
     with pytest.raises(InvalidArgument, match="max_batch_size"):
         BatchConfig.from_config({"max_batch_size": "32"})
     with pytest.raises(InvalidArgument, match="max_latency_ms"):
         BatchConfig.from_config({"max_batch_size": 8, "max_latency_ms": -1})
+    with pytest.raises(InvalidArgument, match="batch must be true, false or null"):
+        BatchConfig.from_config({"batch": "yes"})
+    with pytest.raises(InvalidArgument, match="batch: true needs max_batch_size over 1"):
+        BatchConfig.from_config({"batch": True, "max_batch_size": 1})
     pred = RecordingPredictor()
 
     async def main() -> None:
         ep = endpoint(pred, size=1)
         dep = ep.current
         ep.configure({"max_batch_size": 16, "max_latency_ms": 2})
-        assert ep.current is dep and ep.batching == BatchConfig(16, 2.0)
+        assert ep.current is dep and ep.batching == BatchConfig(16, 2.0, "on")
         await asyncio.gather(*(ep.predict(rows(i)) for i in range(3)))
         ep.configure(None)
+        assert ep.batching.mode == "auto"
+        ep.configure({"batch": False})
         assert not ep.batching.enabled
 
     run(main())
@@ -264,38 +222,20 @@ def test_reconciler_applies_config_changes_without_reloading(reg, push, loader, 
         await rt.start()
         try:
             ep = rt.get("ep")
-            assert not ep.batching.enabled
+            assert ep.batching.mode == "auto" and not ep.current.batch_safe, "the test loader's model"
             reg.set_endpoint("ep", "m@1", config={"max_batch_size": 8, "max_latency_ms": 3})
             assert await rt.reconciler.poll()
-            assert ep.batching == BatchConfig(8, 3.0)
+            assert ep.batching == BatchConfig(8, 3.0, "on")
             out = await asyncio.gather(*(ep.predict({"x": np.zeros((1, 2))}) for _ in range(3)))
             assert [o.version for o in out] == [1, 1, 1]
             reg.set_endpoint("ep", "m@1", config={"max_batch_size": "lots"})
             assert await rt.reconciler.poll()
-            assert ep.batching == BatchConfig(8, 3.0), "a bad config is ignored, the last good one kept"
+            assert ep.batching == BatchConfig(8, 3.0, "on"), "a bad config is ignored, the last good one kept"
         finally:
             await rt.stop()
 
     run(main())
     assert loader.loaded == ["m@1"], "config changes never reload the model"
-
-
-class ThreadRecorder(RecordingPredictor):
-    """Records the thread of each call; optionally sleeps (waits) or spins (uses CPU) first."""
-
-    def __init__(self, sleep_s: float = 0.0, spin_s: float = 0.0) -> None:
-        super().__init__()
-        self.sleep_s, self.spin_s = sleep_s, spin_s
-        self.threads: list[str] = []
-
-    def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
-        self.threads.append(threading.current_thread().name)
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
-        start = time.thread_time()
-        while time.thread_time() - start < self.spin_s:
-            pass
-        return super().predict(columns)
 
 
 @pytest.mark.parametrize("size", [1, 32])

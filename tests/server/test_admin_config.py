@@ -31,7 +31,7 @@ def test_patch_config_turns_batching_on_without_reloading(stack: Stack) -> None:
     r = stack.admin.patch("/admin/endpoints/digits/config", json={"max_batch_size": 16, "max_latency_ms": 4})
     assert r.status_code == 200, r.text
     assert r.json()["config"] == {"max_batch_size": 16, "max_latency_ms": 4.0}
-    _until(lambda: _batching(stack) == BatchConfig(16, 4.0))
+    _until(lambda: _batching(stack) == BatchConfig(16, 4.0, "on"))
     assert stack.runtime.get("digits").current is serving, "no reload for a config change"
 
     async def burst() -> list[httpx.Response]:

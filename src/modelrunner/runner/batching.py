@@ -4,8 +4,10 @@ Per endpoint, a switch and two settings (named as Triton, BentoML and Clipper na
 default for batch-safe flavors, see :class:`BatchConfig`), ``max_batch_size`` (rows in one merged call; 1 =
 batching off) and ``max_latency_ms`` (the longest a request waits for others).
 
-A lone client pays nothing: while a deployment has nothing queued or running and its last flushes each held
-one request, a request skips the queue (:meth:`Batcher.lone`) and runs as with batching off. Two requests
+By default (``auto``) a lone client pays nothing: while a deployment has nothing queued or running and its
+last flushes each held one request, a request skips the queue (:meth:`Batcher.lone`) and runs as with
+batching off. With batching asked for explicitly (``batch: true`` or a ``max_batch_size``) every request goes
+through the queue, so a burst is merged from its first request on. Two requests
 reaching the batcher in one loop iteration, or a flush holding several, mark it crowded: the next
 ``CROWDED_FLUSHES`` flushes go through the queue even if they hold one request each.
 
@@ -128,12 +130,12 @@ class BatchConfig:
         return {"mode": self.mode, "max_batch_size": size, "max_latency_ms": latency}
 
     def describe(self) -> str:
-        """One line for logs and the CLI: ``batching off`` / ``batching auto (batch-safe flavors) ...``."""
+        """One line for logs and the CLI: ``batching off``, ``batching max_batch_size=32 max_latency_ms=5``,
+        ``batching auto (batch-safe flavors) max_batch_size=64 max_latency_ms=5``."""
         if self.mode == "off":
             return "batching off"
-        which = "on for batch-safe flavors" if self.mode == "auto" else "on"
-        size, latency = self.max_batch_size, self.max_latency_ms
-        return f"batching {which}, max_batch_size={size} max_latency_ms={latency:g}"
+        which = "auto (batch-safe flavors) " if self.mode == "auto" else ""
+        return f"batching {which}max_batch_size={self.max_batch_size} max_latency_ms={self.max_latency_ms:g}"
 
 
 class _Request:

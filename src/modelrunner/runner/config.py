@@ -29,10 +29,12 @@ def set_endpoint_config(
     Returns the new ``EndpointState``.
     """
     state = registry.endpoint(name)
-    changes = dict(changes)
-    if changes.get("max_batch_size") is not None:
-        changes.setdefault("batch", None)  # a size given turns batching back on after ``batch: false``
     config = {**state.config, **changes}
+    if changes.get("max_batch_size") is not None and "batch" not in changes:
+        config.pop("batch", None)  # a size given turns batching back on after ``batch: false``
+    for key in ("batch", "max_batch_size", "max_latency_ms"):
+        if key in config and config[key] is None:
+            del config[key]  # null: back to the default
     check_config(config)  # InvalidArgument naming the bad option, before anything is written
     return registry.set_endpoint(name, state.target, config=config, actor=actor)
 

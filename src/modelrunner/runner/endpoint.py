@@ -313,7 +313,7 @@ class Endpoint:
                     columns = self._validator(dep.contract, columns)
                     validated = True
                 out: Mapping[str, np.ndarray]
-                if batcher.lone(dep):  # a lone client: run it now, as with batching off
+                if self.batching.mode == "auto" and batcher.lone(dep):  # a lone client: run it now
                     out = await self._lone(batcher, dep, columns)
                 else:
                     out = await self._lane.bounded(
