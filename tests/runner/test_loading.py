@@ -125,3 +125,16 @@ def test_a_refused_endpoint_does_not_hold_readiness_and_is_named(reg, push, load
             await rt.stop()
 
     run(main())
+
+
+@pytest.mark.parametrize("batch_safe", [True, False])
+def test_a_deployment_is_batch_safe_when_its_predictor_is(batch_safe: bool) -> None:
+    from support.runner_fakes import TagPredictor
+
+    predictor = TagPredictor(1)
+    predictor.batch_safe = batch_safe
+
+    def loader(registry: Any, mv: Any) -> Any:
+        return predictor, None
+
+    assert build_deployment("ep", "m@1", _Mv(), None, loader).batch_safe is batch_safe

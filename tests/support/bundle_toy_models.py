@@ -31,6 +31,12 @@ class Shout:
         return np.array([str(t).upper() + "!" for t in columns["text"]], dtype=object)
 
 
+class Rowwise(Shout):
+    """Like :class:`Shout`, and declares that each row's answer depends on that row only."""
+
+    batch_safe = True
+
+
 class Broken:
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise RuntimeError("boom")

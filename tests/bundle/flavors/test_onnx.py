@@ -67,3 +67,18 @@ def test_missing_extra(tmp_path: Path, iris_lr: Any, monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingExtra, match=r"modelrunner\[onnx\]"):
         mr.save_model(proto, tmp_path / "b")
+
+
+def test_batch_safe_unless_the_graph_fixes_its_batch_size(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    def identity(batch: int | str) -> Any:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 2])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "id", [x], [y])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    free = mr.save_model(identity("n"), tmp_path / "free", sample=np.zeros((3, 2), np.float32))
+    fixed = mr.save_model(identity(1), tmp_path / "fixed", sample=np.zeros((1, 2), np.float32))
+    assert free.load().batch_safe is True
+    assert fixed.load().batch_safe is False, "a graph fixed at one row cannot take merged requests"

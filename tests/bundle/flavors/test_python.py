@@ -12,7 +12,7 @@ import modelrunner as mr
 import support
 from modelrunner.contract import DType
 from modelrunner.errors import BundleError, FlavorError
-from support.bundle_toy_models import Broken, Scale, Shout
+from support.bundle_toy_models import Broken, Rowwise, Scale, Shout
 
 
 def test_round_trip_without_the_original_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,3 +49,11 @@ def test_local_class_refused(tmp_path: Path) -> None:
 
     with pytest.raises(FlavorError, match="module-level class"):
         mr.save_model(Local(), tmp_path / "b", sample=np.zeros((2, 2)))
+
+
+def test_batched_by_default_only_when_the_class_declares_batch_safe(tmp_path: Path) -> None:
+    sample = {"text": np.array(["hi", "yo"])}
+    plain = mr.save_model(Shout(), tmp_path / "shout", sample=sample).load()
+    declared = mr.save_model(Rowwise(), tmp_path / "rowwise", sample=sample).load()
+    assert plain.batch_safe is False, "custom python code is not merged unless it says it may be"
+    assert declared.batch_safe is True

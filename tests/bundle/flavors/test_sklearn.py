@@ -40,6 +40,8 @@ def test_labels_match_estimator_predict(
     model.fit(x, y)
     assert _proba_decides(model) is one_call
     mr.save_model(model, tmp_path / "b", sample=x[:3], license="MIT")
-    out = mr.load_model(tmp_path / "b").predict({"input": x})
+    loaded = mr.load_model(tmp_path / "b")
+    assert loaded.batch_safe, "rows are predicted independently: batched by default"
+    out = loaded.predict({"input": x})
     np.testing.assert_array_equal(out["label"], model.predict(x))
     np.testing.assert_allclose(out["proba"], model.predict_proba(x))
