@@ -4,8 +4,11 @@ One modelrunner launch (2 workers, this checkout, the Python running this script
 regression; for every concurrency (1, 4, 16, 64 wrk connections, 1-row bodies) the two modes are measured
 back to back, switched live through ``PATCH /admin/endpoints/digits/config``: ``off`` (``{"batch": false}``)
 and ``default`` (the config emptied: what a new endpoint gets). The bare ASGI app (bench/peers/bare_app.py,
-the ceiling without batching) is measured in its own launch for the req/s ratio. ``--repeat N`` interleaves
-everything N times and reports medians (the machine is shared: compare ratios, not absolute numbers).
+the ceiling without batching) is measured in its own launch for the req/s ratio. Over HTTP a lone client's
+latency is milliseconds of scheduling on a busy machine, so the lone-client cost is also measured in-process
+(``--lone N``): one client's sequential requests to the same model, each timed, off vs default, alternated.
+``--repeat N`` interleaves everything N times and reports medians (the machine is shared: compare ratios, not
+absolute numbers).
 
     python bench/batching_curve.py [--connections 1,4,16,64] [--duration 5] [--repeat 3] [--no-bare]
 """
@@ -47,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each cell")
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds; tables show medians")
     p.add_argument("--no-bare", action="store_true", help="skip the bare ASGI app")
+    p.add_argument("--lone", type=int, default=3000, help="in-process lone-client requests a round (0: none)")
     p.add_argument("--out", type=Path, default=None, help="also write the runs as JSON here")
     return p.parse_args(argv)
 
@@ -146,6 +150,46 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return runs
 
 
+def lone_client(joblib_path: Path, requests: int, rounds: int = 5) -> dict[str, dict[str, float]]:
+    """In-process: µs per request (median, p99) of one client's sequential 1-row requests, off vs default."""
+    import asyncio
+
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from modelrunner import save_model
+    from modelrunner.runner.endpoint import Deployment, Endpoint
+
+    x = load_digits().data.astype(np.float64)
+    folder = CACHE / "work" / "batching-lone"
+    shutil.rmtree(folder, ignore_errors=True)
+    predictor = save_model(joblib.load(joblib_path), folder, sample=x[:2], license="MIT").load()
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+
+    async def client(mode: str) -> None:
+        ep = Endpoint("digits")
+        ep.configure({k: v for k, v in MODES[mode].items() if v is not None})
+        dep = Deployment("digits", "digits", 1, "digits@1", "digits@1", predictor.contract, predictor)
+        dep.batch_safe = predictor.batch_safe
+        ep.swap(dep)
+        row = {"input": x[:1]}
+        for i in range(requests + 200):
+            t0 = time.perf_counter()
+            await ep.predict(row)
+            if i >= 200:  # after the probe calls and warm-up
+                times[mode].append((time.perf_counter() - t0) * 1e6)
+            await asyncio.sleep(0)  # the client's next request comes in a later turn of the loop
+
+    for _ in range(rounds):
+        for mode in MODES:
+            asyncio.run(client(mode))
+    return {
+        mode: {"p50_us": statistics.median(t), "p99_us": sorted(t)[int(len(t) * 0.99)]}
+        for mode, t in times.items()
+    }
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     """Medians per (server, connections), and the default/off and default/bare ratios."""
     med: dict[tuple[str, int], dict[str, float]] = {}
@@ -176,11 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     load0 = procs.loadavg()
+    lone = lone_client(models.prepare(CACHE)["lr"], args.lone) if args.lone else None
     runs = run(args)
     print(table(runs))
+    if lone is not None:
+        off, on = lone["off"], lone["default"]
+        print(
+            f"lone client in-process: p50 {off['p50_us']:.1f} us off, {on['p50_us']:.1f} us default "
+            f"({on['p50_us'] - off['p50_us']:+.1f} us); p99 {off['p99_us']:.1f} / {on['p99_us']:.1f} us"
+        )
     print(f"load average {load0:.1f} at the start, {procs.loadavg():.1f} at the end")
     if args.out is not None:
-        args.out.write_text(json.dumps(runs, indent=1))
+        args.out.write_text(json.dumps({"runs": runs, "lone_client_us": lone}, indent=1))
     return 0
 
 
