@@ -205,6 +205,8 @@ class Bench:
                 "rss_idle_mb": round(sum(idle.values()), 1),
             }
             cpu0 = server.cpu_by_pid()
+            if spec.admin_url:  # batching is on by default for sklearn models: these cells measure it off
+                self.batching_on(spec.admin_url, model, {"batch": False})
             self.cells(name, model, spec, server)
             out.update(serving_memory(idle, cpu0, server.cpu_by_pid()))
             log.info(
@@ -223,15 +225,17 @@ class Bench:
         finally:
             server.stop()
 
-    def batching_on(self, admin_url: str, model: models.BenchModel) -> None:
-        config = self.results["settings"]["batching"]
+    def batching_on(
+        self, admin_url: str, model: models.BenchModel, config: dict[str, Any] | None = None
+    ) -> None:
+        config = config if config is not None else self.results["settings"]["batching"]
         status, body = procs.post(
             f"{admin_url}/admin/endpoints/{model.endpoint}/config",
             json.dumps(config).encode(),
             method="PATCH",
         )
         if status != 200:
-            raise RuntimeError(f"could not turn batching on: HTTP {status} {body[:200]!r}")
+            raise RuntimeError(f"could not set batching {config}: HTTP {status} {body[:200]!r}")
         time.sleep(1.0)  # every worker applies it at its next poll (100 ms)
 
     def cells(self, server: str, model: models.BenchModel, spec: servers.Launch, proc: procs.Server) -> None:
