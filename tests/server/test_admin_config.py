@@ -68,3 +68,15 @@ def test_bad_config_is_a_400_naming_the_option(stack: Stack) -> None:
     assert r.status_code == 404
     assert stack.anon.patch("/admin/endpoints/digits/config", json={"max_batch_size": 4}).status_code == 401
     assert stack.registry.endpoint("digits").generation == before
+
+
+def test_batching_is_on_by_default_for_sklearn_and_batch_false_turns_it_off(stack: Stack) -> None:
+    ep = stack.runtime.get("digits")
+    assert ep.current is not None and ep.current.batch_safe, "a scikit-learn model is batch-safe"
+    r = stack.admin.patch("/admin/endpoints/digits/config", json={"batch": False})
+    assert r.status_code == 200 and r.json()["config"].get("batch") is False, r.text
+    _until(lambda: _batching(stack).mode == "off")
+    r = stack.admin.patch("/admin/endpoints/digits/config", json={"batch": None, "max_batch_size": None})
+    assert r.status_code == 200 and "batch" not in r.json()["config"], "null: back to the default"
+    _until(lambda: _batching(stack).mode == "auto")
+    assert ep.batches(ep.current)
