@@ -43,6 +43,8 @@ ALIVE_S = 10.0
 """Worker rows older than this (no heartbeat) are left out of endpoint views by default."""
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
 """Models per page of ``GET /admin/models`` by default and at most."""
+MAX_OFFSET = 2**53
+"""SQL drivers take 64-bit integers: a larger ``offset`` is a 422 here, not a driver error (it was a 500)."""
 MAX_ALIVE_S = 366 * 86_400.0
 """Longest ``alive_within_s`` (a year): beyond, the cutoff is before any datetime (it was a 500)."""
 
@@ -217,7 +219,9 @@ async def list_workers(
     summary="One page of the registry's models, by name (X-Total-Count, Link rel=next)",
 )
 async def list_models(
-    request: Request, limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE), offset: int = Query(0, ge=0)
+    request: Request,
+    limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
 ) -> Response:
     reg = _registry(request)
     rows, total = await _call(lambda: (reg.models(limit=limit, offset=offset), reg.model_count()))
