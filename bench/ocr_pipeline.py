@@ -210,8 +210,8 @@ def report(doc: dict[str, Any]) -> str:
     lines = [
         f"OCR pipeline endpoint (bench/ocr_pipeline.py), `examples/ocr/example.png` posted as a form, "
         f"{doc['settings']['duration_s']:g} s per cell ({doc['date']}, "
-        f"load average {doc['loadavg_start']:.1f} at its start). `pipeline` is the served pipeline, `plain` the same steps as one function behind the "
-        "bare ASGI app; both read the line as "
+        f"load average {doc['loadavg_start']:.1f} at its start). `pipeline` is the served pipeline, "
+        "`plain` the same steps as one function behind the bare ASGI app; both read the line as "
         + " / ".join(repr(s.get("text")) for s in doc["servers"].values())
         + ".",
         "",
