@@ -1,9 +1,9 @@
 """The run before: what the goals table puts beside this run's figures ("before").
 
-``bench/results/latest.json`` when a run on this checkout left one (read before this run overwrites it);
-otherwise the tables of ``docs/performance.md`` (the last full run published there), read back into a
-results document with the numbers those tables carry (req/s, p50, p99, server CPU per request, load,
-cold start median).
+``bench/results/latest.json`` when a full run left one (read before this run overwrites it; smoke runs —
+cells under 10 s, or no server cells — are passed over); otherwise the tables of ``docs/performance.md``
+(the last full run published there), read back into a results document with the numbers those tables
+carry (req/s, p50, p99, server CPU per request, load, cold start median).
 """
 
 from __future__ import annotations
@@ -25,16 +25,24 @@ def load(results_dir: Path, doc: Path, explicit: Path | None = None) -> dict[str
         if path is not None and path.exists():
             try:
                 data: dict[str, Any] = json.loads(path.read_text())
-                log.info("the run before: %s (%s)", path, data.get("date"))
-                return data
             except (OSError, ValueError) as exc:
                 log.warning("cannot read %s: %s", path, exc)
+                continue
+            if explicit or _full(data):
+                log.info("the run before: %s (%s)", path, data.get("date"))
+                return data
+            log.info("the run before: not %s (a smoke run of %s)", path, data.get("date"))
     if doc.exists():
         parsed = from_doc(doc.read_text())
         if parsed is not None:
             log.info("the run before: the tables of %s (%s)", doc, parsed.get("date"))
         return parsed
     return None
+
+
+def _full(data: dict[str, Any]) -> bool:
+    """A full run: it measured the servers' cells, each for at least 10 s."""
+    return bool(data.get("runs")) and data.get("settings", {}).get("duration_s", 0) >= 10
 
 
 def _section(text: str, name: str) -> str | None:
