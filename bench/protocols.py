@@ -46,6 +46,7 @@ from bench import procs  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PROTOBUF = "application/x-protobuf"
+CALL_TIMEOUT_S = 10.0  # a call not answered by then counts as an error (a stuck server must not hang the run)
 
 
 @dataclass
@@ -177,13 +178,23 @@ class HttpConn:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        await self.reader.readexactly(length)
+        close = False
+        try:
+            self.writer.write(self.request)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+                close = close or line.lower() == b"connection: close"
+            await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            close = True  # a timed-out call (cancelled) leaves half an answer on the connection too
+            raise
+        finally:
+            if close:  # the server closed it (or will): the next call opens a new connection
+                await self.close()
+                self.writer = None
         return head.startswith(b"HTTP/1.1 200")
 
     async def close(self) -> None:
@@ -229,11 +240,12 @@ async def _loop(call: Call, until: float, latencies: list[float] | None, errors:
     while time.perf_counter() < until:
         t0 = time.perf_counter()
         try:
-            ok = await call()
+            ok = await asyncio.wait_for(call(), CALL_TIMEOUT_S)
         except Exception:  # noqa: BLE001 - counted, the loop goes on
             ok = False
         if not ok:
             errors[0] += 1
+            await asyncio.sleep(0.01)  # a failing server is not hammered in a tight loop
         elif latencies is not None:
             latencies.append(time.perf_counter() - t0)
 
