@@ -168,8 +168,6 @@ def cells(name: str, server: procs.Server, body: Path, args: argparse.Namespace)
 
 
 def run(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
-    from bench.run_all import free_port
-
     loadgen.ensure_wrk()
     root = cache / "ocr"
     home = root / ("home-quick" if args.quick else "home")
@@ -187,7 +185,7 @@ def run(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
         work = root / "work" / name
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        server = procs.Server(launch(name, free_port(), home, recognizer), work / "server.log")
+        server = procs.Server(launch(name, procs.free_port(), home, recognizer), work / "server.log")
         server.start()
         try:
             cold, answer = wait_ready(server, body.read_bytes())

@@ -23,7 +23,6 @@ import logging
 import os
 import platform
 import shutil
-import socket
 import statistics
 import sys
 import time
@@ -36,7 +35,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import baseline, loadgen, models, procs, report  # noqa: E402
+from bench.cold_start import cold_starts  # noqa: E402
 from bench.peers import envs, servers  # noqa: E402
+
+free_port = procs.free_port  # where asgi_servers.py and swap_under_load.py import it from
 
 log = logging.getLogger("bench")
 
@@ -99,26 +101,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.duration, args.warmup, args.cold_starts = 3.0, 1.0, min(args.cold_starts, 1)
     return args
-
-
-def free_port() -> int:
-    """A port with the next two also free (MLServer listens on port+1 and port+2)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65000 and all(_free(port + i) for i in (1, 2)):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def machine() -> dict[str, Any]:
@@ -245,7 +227,7 @@ class Bench:
         work = self.work / f"{name}-{model.key}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
+        spec = servers.SERVERS[name](model, procs.free_port(), work, joblib_path)
         server = procs.Server(spec, work / "server.log")
         one_row = models.body_path(self.cache, spec.body_form, 1).read_bytes()
         log.info("%s/%s: starting", name, model.key)
@@ -333,49 +315,6 @@ class Bench:
                 )
 
 
-def time_cold_start(name: str, model: models.BenchModel, joblib_path: Path, cache: Path) -> float:
-    """Start ``name`` serving ``model`` on a fresh work folder, time it to its first answer, stop it."""
-    work = cache / "work" / f"cold-{name}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
-    body = models.body_path(cache, spec.body_form, 1).read_bytes()
-    server = procs.Server(spec, work / "server.log")
-    server.start()
-    try:
-        return server.wait_ready(body)
-    finally:
-        server.stop()
-
-
-def cold_starts(
-    names: list[str],
-    model: models.BenchModel,
-    joblib_path: Path,
-    cache: Path,
-    repeat: int,
-    pause_s: float = 2.0,
-) -> dict[str, list[float]]:
-    """Each server launched ``repeat`` times, interleaved, on a machine without load: seconds to ready.
-
-    One launch inside a long run can be off by half a second on a shared machine (measured: 1.83 and
-    2.75 s for the same server in two repeats), so the tables report the median of these."""
-    times: dict[str, list[float]] = {}
-    for name in names:
-        envs.ensure(servers.venv(name))
-    for rep in range(repeat):
-        for name in names:
-            try:
-                took = time_cold_start(name, model, joblib_path, cache)
-            except Exception:  # noqa: BLE001 - one peer failing must not lose the others' numbers
-                log.exception("%s: cold start failed", name)
-                continue
-            times.setdefault(name, []).append(round(took, 3))
-            log.info("cold start %d/%d %s: %.2f s (load %.1f)", rep + 1, repeat, name, took, procs.loadavg())
-            time.sleep(pause_s)
-    return times
-
-
 def median_launch(launches: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each number over the repeated launches of one server and model."""
     out = dict(launches[-1])
@@ -408,8 +347,12 @@ def save(results: dict[str, Any]) -> Path:
     path = RESULTS / f"{stamp}.json"
     text = json.dumps(results, indent=1)
     path.write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    (RESULTS / "latest.md").write_text(report.markdown(results) + "\n")
+    if results["runs"]:  # a run of the optional sections only leaves the servers' latest tables alone
+        (RESULTS / "latest.json").write_text(text)
+        (RESULTS / "latest.md").write_text(report.markdown(results) + "\n")
+    for name, markdown in report.extra_sections(results).items():
+        (RESULTS / f"{name}-latest.json").write_text(json.dumps(results[name], indent=1))
+        (RESULTS / f"{name}-latest.md").write_text(markdown + "\n")
     return path
 
 
