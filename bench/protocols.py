@@ -46,6 +46,7 @@ from bench.protoclient import make_calls, measure_cell  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PROTOBUF = "application/x-protobuf"
+READY_TIMEOUT_S = 300.0  # generous: on a loaded shared machine a start took over 2 minutes
 
 
 @dataclass
@@ -112,7 +113,7 @@ def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"modelrunner serve exited with {proc.returncode}")
@@ -123,7 +124,8 @@ def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("modelrunner serve was not ready in 120s")
+    stop_server(proc)
+    raise RuntimeError(f"modelrunner serve was not ready in {READY_TIMEOUT_S:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
