@@ -40,11 +40,20 @@ class WrkResult:
     failed: int  # non-2xx answers + socket errors (connect, read, write, timeout)
 
 
-def run_wrk(url: str, body: Path, *, connections: int, seconds: float, timeout_s: float = 5.0) -> WrkResult:
+def run_wrk(
+    url: str,
+    body: Path,
+    *,
+    connections: int,
+    seconds: float,
+    timeout_s: float = 5.0,
+    content_type: str = "application/json",
+) -> WrkResult:
+    """wrk posting ``body`` on ``connections`` keep-alive connections (2 threads; 1 for one connection)."""
     wrk = ensure_wrk()
     argv = [
         wrk,
-        f"-t{THREADS}",
+        f"-t{min(THREADS, connections)}",
         f"-c{connections}",
         f"-d{seconds:g}s",
         f"--timeout={timeout_s:g}s",
@@ -57,7 +66,7 @@ def run_wrk(url: str, body: Path, *, connections: int, seconds: float, timeout_s
         argv,
         capture_output=True,
         text=True,
-        env=dict(os.environ, WRK_BODY=str(body)),
+        env=dict(os.environ, WRK_BODY=str(body), WRK_CONTENT_TYPE=content_type),
         check=False,
         timeout=seconds + 60,
     )

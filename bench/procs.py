@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -144,3 +145,23 @@ def rss_kb(pid: int) -> int:
 
 def loadavg() -> float:
     return os.getloadavg()[0]
+
+
+def free_port() -> int:
+    """A port with the next two also free (MLServer listens on port+1 and port+2)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 65000 and all(_free(port + i) for i in (1, 2)):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -5,8 +5,11 @@ digits), then sends the same 1-row and 100-row requests over native JSON (``/v1`
 protobuf over HTTP (``application/x-protobuf`` on ``/v1``), V2 gRPC (``ModelInfer`` with
 ``raw_input_contents``, as tritonclient sends) and the endpoint's own gRPC ``Predict``. Each cell is a closed
 loop of ``--concurrency`` connections for ``--duration`` seconds after a warm-up; bodies are built once, so
-the client measures the server (and its protocol), not client-side encoding. Prints req/s, p50 and p99 per
-protocol and writes ``bench/results/protocols-latest.{json,md}``.
+the client measures the server (and its protocol), not client-side encoding. Prints req/s, p50, p99 and the
+server's CPU per request (its process tree, during the measured seconds) per protocol, and by how much the
+binary protocols beat JSON (protobuf/HTTP over native JSON, V2 gRPC over V2 JSON); writes
+``bench/results/protocols-latest.{json,md}``. ``make bench`` runs it as its ``protocols`` section
+(:func:`measure`, 2 workers, 16 connections).
 
     python bench/protocols.py [--workers 1] [--concurrency 8] [--duration 5] [--warmup 1] [--protocols ...]
 """
@@ -26,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,9 +38,15 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import procs  # noqa: E402
+from bench.protoclient import make_calls, measure_cell  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 PROTOBUF = "application/x-protobuf"
-Call = Callable[[], Awaitable[bool]]
+READY_TIMEOUT_S = 300.0  # generous: on a loaded shared machine a start took over 2 minutes
 
 
 @dataclass
@@ -49,6 +58,7 @@ class Cell:
     rps: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us_per_request: float = 0.0
 
 
 # -- the server ---------------------------------------------------------------------------------------------
@@ -83,7 +93,8 @@ def prepare(home: Path) -> np.ndarray:
 
 def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, str]:
     port, grpc_port = _free_port(), _free_port()
-    env = {**os.environ, "MODELRUNNER_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELRUNNER_")}
+    env.update(MODELRUNNER_HOME=str(home), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     argv = [
         sys.executable,
         "-m",
@@ -102,7 +113,7 @@ def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"modelrunner serve exited with {proc.returncode}")
@@ -113,7 +124,8 @@ def start_server(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], str
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("modelrunner serve was not ready in 120s")
+    stop_server(proc)
+    raise RuntimeError(f"modelrunner serve was not ready in {READY_TIMEOUT_S:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -151,88 +163,22 @@ def bodies(x: np.ndarray, contract: Any) -> dict[str, tuple[str, str, bytes]]:
     }
 
 
-class HttpConn:
-    """One keep-alive HTTP/1.1 connection posting one prebuilt body (cheap on the client's CPU)."""
-
-    def __init__(self, host: str, port: int, path: str, content_type: str, body: bytes) -> None:
-        self.host, self.port = host, port
-        self.request = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode() + body
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def __call__(self) -> bool:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        await self.reader.readexactly(length)
-        return head.startswith(b"HTTP/1.1 200")
-
-
-def grpc_call(target: str, method: str, body: bytes) -> Call:
-    """One channel (its own connection) calling ``method`` with prebuilt request bytes."""
-    import grpc
-
-    channel = grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-    rpc = channel.unary_unary(method)
-
-    async def call() -> bool:
-        await rpc(body)
-        return True
-
-    return call
-
-
-def make_calls(url: str, grpc_target: str, spec: tuple[str, str, bytes], n: int) -> list[Call]:
-    path, content_type, body = spec
-    if content_type == "grpc":
-        return [grpc_call(grpc_target, path, body) for _ in range(n)]
-    host, port = url.removeprefix("http://").split(":")
-    return [HttpConn(host, int(port), path, content_type, body) for _ in range(n)]
-
-
-# -- the load -----------------------------------------------------------------------------------------------
-
-
-async def _loop(call: Call, until: float, latencies: list[float] | None, errors: list[int]) -> None:
-    while time.perf_counter() < until:
-        t0 = time.perf_counter()
-        try:
-            ok = await call()
-        except Exception:  # noqa: BLE001 - counted, the loop goes on
-            ok = False
-        if not ok:
-            errors[0] += 1
-        elif latencies is not None:
-            latencies.append(time.perf_counter() - t0)
-
-
-async def measure(calls: list[Call], duration: float, warmup: float) -> tuple[list[float], int, float]:
-    errors = [0]
-    await asyncio.gather(*(_loop(c, time.perf_counter() + warmup, None, errors) for c in calls))
-    errors = [0]
-    latencies: list[float] = []
-    t0 = time.perf_counter()
-    await asyncio.gather(*(_loop(c, t0 + duration, latencies, errors) for c in calls))
-    return latencies, errors[0], time.perf_counter() - t0
-
-
-def cell(protocol: str, rows: int, latencies: list[float], errors: int, elapsed: float) -> Cell:
+def cell(protocol: str, rows: int, latencies: list[float], errors: int, elapsed: float, cpu_s: float) -> Cell:
     ms = sorted(v * 1000 for v in latencies) or [float("nan")]
     p99 = ms[min(len(ms) - 1, int(0.99 * len(ms)))]
-    return Cell(protocol, rows, len(latencies), errors, len(latencies) / elapsed, statistics.median(ms), p99)
+    cpu_us = cpu_s / max(len(latencies), 1) * 1e6
+    return Cell(
+        protocol, rows, len(latencies), errors, len(latencies) / elapsed, statistics.median(ms), p99, cpu_us
+    )
 
 
 async def run_all(
-    url: str, grpc_target: str, x: np.ndarray, contract: Any, args: argparse.Namespace
+    url: str,
+    grpc_target: str,
+    x: np.ndarray,
+    contract: Any,
+    args: argparse.Namespace,
+    server_cpu: Callable[[], float],
 ) -> list[Cell]:
     out = []
     for rows in (1, 100):
@@ -240,23 +186,122 @@ async def run_all(
             if args.protocols and protocol not in args.protocols:
                 continue
             calls = make_calls(url, grpc_target, spec, args.concurrency)
-            latencies, errors, elapsed = await measure(calls, args.duration, args.warmup)
-            out.append(cell(protocol, rows, latencies, errors, elapsed))
+            try:
+                latencies, errors, elapsed, cpu_s = await measure_cell(
+                    calls, args.duration, args.warmup, server_cpu
+                )
+            finally:
+                await asyncio.gather(*(c.close() for c in calls))
+            out.append(cell(protocol, rows, latencies, errors, elapsed, cpu_s))
+            c = out[-1]
             print(
-                f"{protocol:14} {rows:4} rows  {out[-1].rps:8.0f} req/s  p50 {out[-1].p50_ms:6.2f} ms  "
-                f"p99 {out[-1].p99_ms:6.2f} ms  errors {errors}",
+                f"{protocol:14} {rows:4} rows  {c.rps:8.0f} req/s  p50 {c.p50_ms:6.2f} ms  "
+                f"p99 {c.p99_ms:6.2f} ms  server CPU {c.server_cpu_us_per_request:6.0f} us/req  "
+                f"errors {errors}",
                 flush=True,
             )
     return out
 
 
 def table(cells: list[Cell]) -> str:
-    lines = ["| protocol | rows | req/s | p50 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| protocol | rows | req/s | p50 ms | p99 ms | server CPU µs/req | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     lines += [
-        f"| {c.protocol} | {c.rows} | {c.rps:.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {c.errors} |"
+        f"| {c.protocol} | {c.rows} | {c.rps:,.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | "
+        f"{c.server_cpu_us_per_request:,.0f} | {c.errors} |"
         for c in cells
     ]
     return "\n".join(lines)
+
+
+PAIRS = [("protobuf/HTTP", "native JSON"), ("V2 gRPC", "V2 JSON"), ("gRPC Predict", "native JSON")]
+"""(binary, the JSON it replaces): the comparisons the summary states."""
+
+
+def wins(cells: list[Cell]) -> list[dict[str, Any]]:
+    """For each pair of :data:`PAIRS` and row count: req/s and server CPU per request, binary ÷ JSON."""
+    by = {(c.protocol, c.rows): c for c in cells}
+    out = []
+    for binary, json_ in PAIRS:
+        for rows in (1, 100):
+            b, j = by.get((binary, rows)), by.get((json_, rows))
+            if b is None or j is None or not j.rps or not b.server_cpu_us_per_request:
+                continue
+            out.append(
+                {
+                    "binary": binary,
+                    "json": json_,
+                    "rows": rows,
+                    "rps_ratio": round(b.rps / j.rps, 2),
+                    "cpu_ratio": round(b.server_cpu_us_per_request / j.server_cpu_us_per_request, 2),
+                }
+            )
+    return out
+
+
+def summary(cells: list[Cell]) -> str:
+    """One sentence per comparison: how much the binary protocol wins (req/s and server CPU per request)."""
+    lines = []
+    for w in wins(cells):
+        lines.append(
+            f"- {w['rows']} row{'s' if w['rows'] > 1 else ''}: **{w['binary']}** answers "
+            f"{w['rps_ratio']:.2f}× "
+            f"the req/s of {w['json']}, with {w['cpu_ratio']:.2f}× its server CPU per request"
+        )
+    return "\n".join(lines)
+
+
+def report(doc: dict[str, Any]) -> str:
+    """The markdown of one protocols document (as :func:`measure` returns it)."""
+    if doc.get("error"):
+        return f"Protocols: not measured ({doc['error']})."
+    meta = doc["meta"]
+    cells = [Cell(**c) for c in doc["cells"]]
+    return (
+        f"Protocols (bench/protocols.py), digits LogisticRegression, {meta['workers']} worker(s), "
+        f"{meta['concurrency']} connections (Python asyncio client on the same cores), "
+        f"{meta['duration']:g} s "
+        f"per cell ({meta['date']}, load average {meta.get('loadavg', 0):.1f}).\n\n{table(cells)}\n\n"
+        f"Binary against JSON, same run:\n\n{summary(cells)}"
+    )
+
+
+def measure(
+    workers: int = 1,
+    concurrency: int = 16,
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    protocols: list[str] | None = None,
+) -> dict[str, Any]:
+    """Serve digits on a throw-away registry, load every protocol; the document :func:`report` reads."""
+    from modelrunner.registry.registry import Registry
+    from modelrunner.settings import Settings
+
+    args = argparse.Namespace(
+        workers=workers, concurrency=concurrency, duration=duration, warmup=warmup, protocols=protocols
+    )
+    load = procs.loadavg()
+    with tempfile.TemporaryDirectory(prefix="modelrunner-bench-") as tmp:
+        home = Path(tmp)
+        x = prepare(home)
+        with Registry(Settings(home=home)) as registry:
+            contract = registry.resolve("digits@1").contract
+        proc, url, grpc_target = start_server(home, workers)
+        try:
+            cpu = lambda: sum(procs.cpu_s(pid) for pid in procs.tree(proc.pid))  # noqa: E731
+            cells = asyncio.run(run_all(url, grpc_target, x, contract, args, cpu))
+        finally:
+            stop_server(proc)
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg": load,
+        **vars(args),
+    }
+    return {"meta": meta, "cells": [asdict(c) for c in cells], "wins": wins(cells)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,32 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset, e.g. 'native JSON,V2 gRPC' (default: all)",
     )
     args = p.parse_args(argv)
-    from modelrunner.registry.registry import Registry
-    from modelrunner.settings import Settings
-
-    with tempfile.TemporaryDirectory(prefix="modelrunner-bench-") as tmp:
-        home = Path(tmp)
-        x = prepare(home)
-        with Registry(Settings(home=home)) as registry:
-            contract = registry.resolve("digits@1").contract
-        proc, url, grpc_target = start_server(home, args.workers)
-        try:
-            cells = asyncio.run(run_all(url, grpc_target, x, contract, args))
-        finally:
-            stop_server(proc)
-    meta = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        **vars(args),
-    }
+    doc = measure(args.workers, args.concurrency, args.duration, args.warmup, args.protocols)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    doc = {"meta": meta, "cells": [asdict(c) for c in cells]}
     (RESULTS / "protocols-latest.json").write_text(json.dumps(doc, indent=2))
-    md = (
-        f"Protocols, digits LogisticRegression, {args.workers} worker(s), {args.concurrency} connections, "
-        f"{args.duration:g}s per cell ({meta['date']}, {meta['cpus']} CPUs)\n\n{table(cells)}\n"
-    )
+    md = report(doc) + "\n"
     (RESULTS / "protocols-latest.md").write_text(md)
     print("\n" + md)
     return 0

@@ -6,7 +6,13 @@ idle memory, and loads it with wrk (1-row and 100-row bodies, 16 and 64 connecti
 twice per launch: batching off, then on (switched live through the admin API). Prints the tables and saves
 ``bench/results/<date>.json`` (+ ``latest.json`` and ``latest.md``).
 
+Then the optional sections, each in its own launches: ``protocols`` (bench/protocols.py: JSON against
+protobuf and gRPC V2, 1 and 100 rows) and ``ocr`` (bench/ocr_pipeline.py: the served OCR pipeline against
+the same steps as a plain function behind the bare app). The goals table puts the run before beside this
+one (``bench/results/latest.json``, else the tables of docs/performance.md).
+
     python bench/run_all.py [--servers modelrunner,bare] [--models lr] [--duration 10] [--quick]
+                            [--sections peers,protocols,ocr]
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import logging
 import os
 import platform
 import shutil
-import socket
 import statistics
 import sys
 import time
@@ -29,13 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import loadgen, models, procs, report  # noqa: E402
+from bench import baseline, loadgen, models, procs, report  # noqa: E402
+from bench.cold_start import cold_starts  # noqa: E402
 from bench.peers import envs, servers  # noqa: E402
+
+free_port = procs.free_port  # where asgi_servers.py and swap_under_load.py import it from
 
 log = logging.getLogger("bench")
 
 RESULTS = ROOT / "bench" / "results"
-SERVER_ORDER = ["bare", "modelrunner", "mlserver", "bentoml", "mlflow"]
+SERVER_ORDER = ["bare", "bare-proba", "modelrunner", "mlserver", "bentoml", "mlflow"]
+SECTIONS = ["peers", "protocols", "ocr"]
+C1_SERVERS = {"bare", "bare-proba", "modelrunner", "modelrunner+batch"}
+"""The servers measured at 1 connection too (the latency goal); the peers only at 16 and 64."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--servers", default=",".join(SERVER_ORDER), help="comma-separated; default all")
     p.add_argument("--models", default="lr,mlp")
     p.add_argument("--rows", default="1,100")
-    p.add_argument("--connections", default="16,64")
+    p.add_argument(
+        "--connections", default="1,16,64", help="c1 cells are run for modelrunner and the bare apps only"
+    )
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each cell")
     p.add_argument("--batch", type=int, default=64, help="max_batch_size with batching on")
@@ -62,6 +75,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "median cold start; 0 = only the one launch of each cell run",
     )
     p.add_argument("--quick", action="store_true", help="3 s cells, 1 s warm-up (a smoke run)")
+    p.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help="comma-separated: peers (the servers' matrix), protocols (JSON vs protobuf/gRPC), "
+        "ocr (the OCR pipeline endpoint); default all",
+    )
+    p.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="results JSON of the run to compare with (default: bench/results/latest.json, else the "
+        "tables of docs/performance.md)",
+    )
     p.add_argument("--no-save", action="store_true", help="print only; write nothing to bench/results")
     p.add_argument(
         "--update-docs",
@@ -69,29 +95,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also put the tables into docs/performance.md (a full run's results)",
     )
     args = p.parse_args(argv)
+    unknown = set(args.sections.split(",")) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     if args.quick:
         args.duration, args.warmup, args.cold_starts = 3.0, 1.0, min(args.cold_starts, 1)
     return args
-
-
-def free_port() -> int:
-    """A port with the next two also free (MLServer listens on port+1 and port+2)."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65000 and all(_free(port + i) for i in (1, 2)):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def machine() -> dict[str, Any]:
@@ -153,6 +162,36 @@ class Bench:
         }
 
     def run(self) -> dict[str, Any]:
+        sections = self.args.sections.split(",")
+        if "peers" in sections:
+            self.peers()
+        if "protocols" in sections:
+            self.section("protocols", self.protocols)
+        if "ocr" in sections:
+            self.section("ocr", self.ocr)
+        self.results["machine"]["loadavg_end"] = procs.loadavg()
+        return self.results
+
+    def section(self, name: str, measure: Any) -> None:
+        try:
+            self.results[name] = measure()
+        except Exception as exc:  # noqa: BLE001 - an optional section failing must not lose the others
+            log.exception("section %s failed", name)
+            self.results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+    def protocols(self) -> dict[str, Any]:
+        from bench import protocols
+
+        a = self.args
+        return protocols.measure(workers=servers.WORKERS, duration=a.duration, warmup=a.warmup)
+
+    def ocr(self) -> dict[str, Any]:
+        from bench import ocr_pipeline
+
+        a = self.args
+        return ocr_pipeline.measure(self.cache, duration=a.duration, warmup=a.warmup, quick=a.quick)
+
+    def peers(self) -> None:
         loadgen.ensure_wrk()
         paths = models.prepare(self.cache)
         chosen = [m for m in models.MODELS if m.key in self.args.models.split(",")]
@@ -162,21 +201,19 @@ class Bench:
         lr = next((m for m in models.MODELS if m.key == "lr"), None)
         if self.args.cold_starts and lr is not None:
             self.results["cold_starts"] = cold_starts(
-                names, lr, paths[lr.key], self.cache, self.args.cold_starts
+                [n for n in names if n != "bare-proba"], lr, paths[lr.key], self.cache, self.args.cold_starts
             )
         for rep in range(self.args.repeat):
             self.repeat = rep
             for name in names:
                 self.server(name, chosen, paths)
-        self.results["machine"]["loadavg_end"] = procs.loadavg()
-        return self.results
 
     def server(self, name: str, chosen: list[models.BenchModel], paths: dict[str, Path]) -> None:
         info: dict[str, Any] = self.results["servers"].setdefault(
             name, {"label": servers.LABELS[name], "launches": {}, "repeats": {}}
         )
         try:
-            envs.ensure(name)
+            envs.ensure(servers.venv(name))
             info["version"] = servers.version(name)
             for model in chosen:
                 launch = self.launch(name, model, paths[model.key])
@@ -190,7 +227,7 @@ class Bench:
         work = self.work / f"{name}-{model.key}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
+        spec = servers.SERVERS[name](model, procs.free_port(), work, joblib_path)
         server = procs.Server(spec, work / "server.log")
         one_row = models.body_path(self.cache, spec.body_form, 1).read_bytes()
         log.info("%s/%s: starting", name, model.key)
@@ -245,6 +282,8 @@ class Bench:
             if status != 200:
                 raise RuntimeError(f"{server}: {rows}-row request answered {status}: {answer[:300]!r}")
             for conc in [int(c) for c in self.args.connections.split(",")]:
+                if conc == 1 and server not in C1_SERVERS:
+                    continue
                 if self.args.warmup:
                     loadgen.run_wrk(spec.url, body, connections=conc, seconds=self.args.warmup)
                 load, cpu0 = procs.loadavg(), proc.cpu_s()
@@ -280,49 +319,6 @@ class Bench:
                 )
 
 
-def time_cold_start(name: str, model: models.BenchModel, joblib_path: Path, cache: Path) -> float:
-    """Start ``name`` serving ``model`` on a fresh work folder, time it to its first answer, stop it."""
-    work = cache / "work" / f"cold-{name}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    spec = servers.SERVERS[name](model, free_port(), work, joblib_path)
-    body = models.body_path(cache, spec.body_form, 1).read_bytes()
-    server = procs.Server(spec, work / "server.log")
-    server.start()
-    try:
-        return server.wait_ready(body)
-    finally:
-        server.stop()
-
-
-def cold_starts(
-    names: list[str],
-    model: models.BenchModel,
-    joblib_path: Path,
-    cache: Path,
-    repeat: int,
-    pause_s: float = 2.0,
-) -> dict[str, list[float]]:
-    """Each server launched ``repeat`` times, interleaved, on a machine without load: seconds to ready.
-
-    One launch inside a long run can be off by half a second on a shared machine (measured: 1.83 and
-    2.75 s for the same server in two repeats), so the tables report the median of these."""
-    times: dict[str, list[float]] = {}
-    for name in names:
-        envs.ensure(name)
-    for rep in range(repeat):
-        for name in names:
-            try:
-                took = time_cold_start(name, model, joblib_path, cache)
-            except Exception:  # noqa: BLE001 - one peer failing must not lose the others' numbers
-                log.exception("%s: cold start failed", name)
-                continue
-            times.setdefault(name, []).append(round(took, 3))
-            log.info("cold start %d/%d %s: %.2f s (load %.1f)", rep + 1, repeat, name, took, procs.loadavg())
-            time.sleep(pause_s)
-    return times
-
-
 def median_launch(launches: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each number over the repeated launches of one server and model."""
     out = dict(launches[-1])
@@ -355,8 +351,12 @@ def save(results: dict[str, Any]) -> Path:
     path = RESULTS / f"{stamp}.json"
     text = json.dumps(results, indent=1)
     path.write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    (RESULTS / "latest.md").write_text(report.markdown(results) + "\n")
+    if results["runs"]:  # a run of the optional sections only leaves the servers' latest tables alone
+        (RESULTS / "latest.json").write_text(text)
+        (RESULTS / "latest.md").write_text(report.markdown(results) + "\n")
+    for name, markdown in report.extra_sections(results).items():
+        (RESULTS / f"{name}-latest.json").write_text(json.dumps(results[name], indent=1))
+        (RESULTS / f"{name}-latest.md").write_text(markdown + "\n")
     return path
 
 
@@ -371,7 +371,12 @@ def update_docs(results: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = parse_args(argv)
-    results = Bench(args).run()
+    before = baseline.load(RESULTS, ROOT / "docs" / "performance.md", args.before)
+    bench = Bench(args)
+    if before is not None:
+        before.pop("before", None)  # one level: the saved document does not grow run after run
+        bench.results["before"] = before
+    results = bench.run()
     print(report.markdown(results))  # noqa: T201 - the table is this command's output
     if not args.no_save:
         log.info("saved %s", save(results))

@@ -71,7 +71,7 @@ def modelrunner(model: BenchModel, port: int, work: Path, joblib_path: Path) -> 
     )
 
 
-def bare(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
+def bare(model: BenchModel, port: int, work: Path, joblib_path: Path, answer: str = "labels") -> Launch:
     python = envs.venv_python("bare")
     argv = [
         str(python),
@@ -97,8 +97,13 @@ def bare(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
         f"http://127.0.0.1:{port}/predict",
         "instances",
         HERE,
-        _env("bare", BENCH_MODEL=str(joblib_path)),
+        _env("bare", BENCH_MODEL=str(joblib_path), BENCH_ANSWER=answer),
     )
+
+
+def bare_proba(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
+    """The same-work ceiling: the bare app answering label + probabilities per row, as modelrunner does."""
+    return bare(model, port, work, joblib_path, answer="proba")
 
 
 def mlserver(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Launch:
@@ -196,18 +201,35 @@ def bentoml(model: BenchModel, port: int, work: Path, joblib_path: Path) -> Laun
 SERVERS: dict[str, Callable[[BenchModel, int, Path, Path], Launch]] = {
     "modelrunner": modelrunner,
     "bare": bare,
+    "bare-proba": bare_proba,
     "mlserver": mlserver,
     "mlflow": mlflow,
     "bentoml": bentoml,
 }
 LABELS = {
     "modelrunner": "modelrunner (2 workers)",
-    "bare": "bare ASGI app (uvicorn 2 workers, uvloop+httptools, orjson)",
+    "bare": "bare ASGI app, labels only (uvicorn 2 workers, uvloop+httptools, orjson)",
+    "bare-proba": "bare ASGI app, same work: predict_proba, label + proba per row (as bare)",
     "mlserver": "MLServer + sklearn runtime (parallel_workers=2)",
     "mlflow": "MLflow scoring server (--env-manager local -w 2)",
     "bentoml": "BentoML (workers=2)",
 }
-DISTRIBUTIONS = {"bare": "uvicorn", "mlserver": "mlserver", "mlflow": "mlflow", "bentoml": "bentoml"}
+DISTRIBUTIONS = {
+    "bare": "uvicorn",
+    "bare-proba": "uvicorn",
+    "mlserver": "mlserver",
+    "mlflow": "mlflow",
+    "bentoml": "bentoml",
+}
+
+
+VENVS = {"bare-proba": "bare"}
+"""Servers that run in another server's virtual environment."""
+
+
+def venv(name: str) -> str:
+    """The virtual environment (peer name in ``envs``) server ``name`` runs in."""
+    return VENVS.get(name, name)
 
 
 def version(name: str) -> str:
@@ -216,7 +238,7 @@ def version(name: str) -> str:
         from importlib import metadata
 
         return metadata.version("modelrunner")
-    python = envs.venv_python(name)
+    python = envs.venv_python(venv(name))
     code = f"import importlib.metadata as m; print(m.version({DISTRIBUTIONS[name]!r}))"
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
     return out.stdout.strip() or "?"
