@@ -37,6 +37,8 @@ def register_many(reg: Any, bundle: Path, names: list[str], alias: str = "produc
     _, manifest = bundles.open_for_push(bundle, reg.settings.resolved_cache_dir())
     contract = bundles.renumber(None, manifest.contract).to_dict()
     rest, now = names[1:], utcnow()
+    if not rest:
+        return
     with reg._write() as conn:  # noqa: SLF001 - one transaction, a few statements: seconds, not minutes
         conn.execute(
             models.insert(),

@@ -35,6 +35,7 @@ from modelrunner.runner.aio import wait_event
 from modelrunner.runner.demand_config import DemandConfig
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.loading import Loader, build_deployment, load_bundle
+from modelrunner.runner.memory import release_memory
 
 if TYPE_CHECKING:
     from modelrunner.pipelines.targets import ResolvedTarget
@@ -42,8 +43,28 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RELEASE_EVERY_S = 5.0
+"""An eviction gives memory back to the OS (a full ``gc.collect()`` + ``malloc_trim``: 0.2-0.3 s holding the
+GIL in a worker with scikit-learn imported) at most this often; in between, reference counting frees an
+evicted model (what sits in a reference cycle waits for the next release or the automatic collector)."""
+
 ROOM_TIMEOUT_S = 30.0
 """How long a load waits for a loaded model to have no request in flight (every one busy) before a 503."""
+
+
+class ThrottledRelease:
+    """``release_memory`` at most every ``every_s`` seconds (thread-safe enough: a race runs it twice)."""
+
+    def __init__(self, every_s: float = RELEASE_EVERY_S) -> None:
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return False
+        self.last = now
+        return release_memory()
 
 
 def footprint(registry: Registry, mv: ResolvedTarget) -> int:
@@ -98,6 +119,7 @@ class OnDemand:
         self._users: Counter[str] = Counter()  # requests between enter and exit, by endpoint
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._release = ThrottledRelease()
 
     # ---- what is held ----------------------------------------------------------------------------------
 
@@ -194,6 +216,7 @@ class OnDemand:
             self._room.set()
             return existing
         ep = self.make_endpoint(name)
+        ep.release = self._release
         ep.swap(dep)
         ep.settle("serving", None)
         self.endpoints[name] = ep
