@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelrunner.errors import NotFound, ResourceExhausted
+from modelrunner.errors import FailedPrecondition, NotFound
 from modelrunner.runner.demand_config import DemandConfig
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.ondemand import OnDemand, footprint
@@ -162,7 +162,7 @@ def test_a_model_larger_than_the_budget_is_refused(reg: Any, tenants: list[str])
     od, _ = manager(reg, budget=10)
 
     async def main() -> None:
-        with pytest.raises(ResourceExhausted, match="more than the memory budget"):
+        with pytest.raises(FailedPrecondition, match="more than the memory budget"):
             await call(od, "tenant-0")
         assert not od.lru and not od._users  # noqa: SLF001 - the failed request was released
         await closed(od)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelrunner.errors import ModelrunnerError, NotFound, ResourceExhausted, Unavailable
+from modelrunner.errors import FailedPrecondition, ModelrunnerError, NotFound, Unavailable
 from modelrunner.monitoring.demand_metrics import DemandObserver, NullDemandObserver
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.demand_config import DemandConfig
@@ -250,7 +250,7 @@ class OnDemand:
         """Evict until a model of ``size`` bytes fits, then reserve its place (no await in between)."""
         budget = self.config.memory_budget
         if budget and size > budget:
-            raise ResourceExhausted(
+            raise FailedPrecondition(
                 f"endpoint {name!r} needs ~{size} bytes, more than the memory budget ({budget} bytes)"
             )
         deadline = time.monotonic() + self.room_timeout_s
@@ -263,7 +263,8 @@ class OnDemand:
             if left <= 0 or (not self.lru and not self._reserved):
                 raise Unavailable(
                     f"endpoint {name!r}: no room to load it, all {self.held} on-demand models in use "
-                    f"for {self.room_timeout_s:g}s (--max-loaded / --memory-budget); retry"
+                    f"for {self.room_timeout_s:g}s (--max-loaded / --memory-budget); retry",
+                    retry_after_s=1,
                 )
             self._room.clear()
             await wait_event(self._room, min(left, 0.5))
