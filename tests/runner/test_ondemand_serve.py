@@ -4,8 +4,11 @@ than 100 models loaded, their memory under the budget; V2 repository index/unloa
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -161,3 +164,23 @@ def check_repository(url: str) -> None:
             assert state_of(client, "tenant-0") == "READY"
         bad = client.post("/v1/endpoints/tenant-5000/predict", json=BODY)
         assert bad.status_code == 404 and "tenant-5000" in bad.text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--endpoint", "tenant-*-*=x-*"), "exactly one '*'"),
+        (("--endpoint", "t-*=t-*", "--memory-budget", "lots"), "invalid memory size 'lots'"),
+    ],
+)
+def test_bad_pattern_options_are_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    env = {**os.environ, "MODELRUNNER_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "modelrunner", "serve", "--port", "0", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
