@@ -14,7 +14,8 @@ import pytest
 from modelrunner.errors import FailedPrecondition, NotFound
 from modelrunner.runner.demand_config import DemandConfig
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.runner.ondemand import OnDemand, footprint
+from modelrunner.runner.memory import footprint
+from modelrunner.runner.ondemand import OnDemand
 from modelrunner.runner.runtime import Runtime
 from modelrunner.settings import Settings
 from support.many_models import register_many, save_tiny

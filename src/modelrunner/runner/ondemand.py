@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import FailedPrecondition, ModelrunnerError, NotFound, Unavailable
@@ -35,7 +33,7 @@ from modelrunner.runner.aio import wait_event
 from modelrunner.runner.demand_config import DemandConfig
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.loading import Loader, build_deployment, load_bundle
-from modelrunner.runner.memory import release_memory
+from modelrunner.runner.memory import ThrottledRelease, footprint
 
 if TYPE_CHECKING:
     from modelrunner.pipelines.targets import ResolvedTarget
@@ -43,44 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RELEASE_EVERY_S = 5.0
-"""An eviction gives memory back to the OS (a full ``gc.collect()`` + ``malloc_trim``: 0.2-0.3 s holding the
-GIL in a worker with scikit-learn imported) at most this often; in between, reference counting frees an
-evicted model (what sits in a reference cycle waits for the next release or the automatic collector)."""
-
 ROOM_TIMEOUT_S = 30.0
 """How long a load waits for a loaded model to have no request in flight (every one busy) before a 503."""
-
-
-class ThrottledRelease:
-    """``release_memory`` at most every ``every_s`` seconds (thread-safe enough: a race runs it twice)."""
-
-    def __init__(self, every_s: float = RELEASE_EVERY_S) -> None:
-        self.every_s = every_s
-        self.last = time.monotonic()
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self.last < self.every_s:
-            return False
-        self.last = now
-        return release_memory()
-
-
-def footprint(registry: Registry, mv: ResolvedTarget) -> int:
-    """Estimated memory of a loaded version: its unpacked bundle's size (a pickled model's arrays take
-    about their pickled size once loaded; a pipeline: its folder). Fetches the bundle (cached by sha256, so
-    the load that follows reads it from the cache)."""
-    directory = getattr(mv, "directory", None)
-    folder = Path(directory) if directory is not None else registry.fetch(mv)  # type: ignore[arg-type]
-    total = 0
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.stat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return max(total, int(getattr(mv, "size", 0) or 0))
 
 
 class OnDemand:
