@@ -134,7 +134,7 @@ class OnDemand:
         if left > 0:
             self._users[name] = left
         else:
-            del self._users[name]
+            self._users.pop(name, None)
             self._room.set()
 
     def _load_once(self, name: str) -> asyncio.Future[Endpoint]:
