@@ -152,7 +152,8 @@ def state_of(client: httpx.Client, name: str) -> str:
 
 def check_repository(url: str) -> None:
     """V2 repository: unloading the pinned tenant-0 makes it on demand (loaded again by its next request);
-    unloading it then evicts it from this worker; on-demand endpoints loaded here are READY in the index."""
+    unloading it then evicts it from this worker; on-demand endpoints loaded here are READY in the index;
+    loading tenant-7 pins it at the target its pattern gives."""
     with httpx.Client(base_url=url, timeout=60) as client:
         ready = {e["name"] for e in client.post("/v2/repository/index", json={"ready": True}).json()}
         assert "tenant-0" in ready and len(ready) <= MAX_LOADED + 1  # + the pinned one
@@ -162,6 +163,10 @@ def check_repository(url: str) -> None:
             assert state_of(client, "tenant-0") == "UNAVAILABLE"
             assert client.post("/v1/endpoints/tenant-0/predict", json=BODY).status_code == 200
             assert state_of(client, "tenant-0") == "READY"
+        r = client.post("/v2/repository/models/tenant-7/load")  # pins it: the pattern's target by default
+        assert r.status_code == 200 and r.json()["target"] == "tenant-7@production", r.text
+        assert state_of(client, "tenant-7") == "READY"
+        assert client.post("/v2/repository/models/tenant-7/unload").status_code == 200  # on demand again
         bad = client.post("/v1/endpoints/tenant-5000/predict", json=BODY)
         assert bad.status_code == 404 and "tenant-5000" in bad.text
 
