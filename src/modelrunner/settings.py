@@ -169,7 +169,22 @@ class Settings(BaseSettings):
         description="Shadow copies waiting for the candidate per worker; more are dropped (counted).",
     )
 
-    @field_validator("allowed_hosts", mode="before")
+    endpoint_patterns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Pattern endpoints served on demand, comma-separated NAME_GLOB=TARGET "
+        "(`serve --endpoint 'tenant-*=tenant-*@production'`; docs/runner.md).",
+    )
+    max_loaded: int = Field(
+        default=0,
+        ge=0,
+        description="Most on-demand models one worker keeps loaded (0: no limit; LRU eviction).",
+    )
+    memory_budget: str = Field(
+        default="0",
+        description="Estimated memory one worker's on-demand models may take, e.g. 2GB (0: no budget).",
+    )
+
+    @field_validator("allowed_hosts", "endpoint_patterns", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         """``MODELRUNNER_ALLOWED_HOSTS=a.example,b.example``: a comma-separated list (a list passes as is)."""

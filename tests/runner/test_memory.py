@@ -33,3 +33,14 @@ def test_objects_made_after_the_freeze_are_still_collected() -> None:
         assert ref() is None, "a model loaded after the freeze must stay collectable"
     finally:
         gc.unfreeze()
+
+
+def test_throttled_release_runs_at_most_every_interval() -> None:
+    from modelrunner.runner.memory import ThrottledRelease
+
+    throttled = ThrottledRelease(every_s=3600)
+    assert throttled() is False  # just made: the last release counts as now
+    throttled.last -= 3600
+    rewound = throttled.last
+    throttled()  # due: runs
+    assert throttled.last > rewound and throttled() is False  # and the next one waits again

@@ -26,6 +26,20 @@ def parse_endpoints(items: list[str]) -> dict[str, str]:
     return out
 
 
+def export_on_demand(patterns: list[str], max_loaded: int, memory_budget: str) -> None:
+    """Check the pattern endpoints and limits (one-line errors) and pass them to the worker processes
+    (``MODELRUNNER_ENDPOINT_PATTERNS``, ``..._MAX_LOADED``, ``..._MEMORY_BUDGET``: runner/ondemand.py)."""
+    from modelrunner.runner.demand_config import DemandConfig
+
+    config = DemandConfig.build(patterns, max_loaded, memory_budget)
+    if not patterns and (max_loaded or config.memory_budget):
+        log.warning("--max-loaded / --memory-budget apply to pattern endpoints only (none given)")
+    if patterns:
+        os.environ["MODELRUNNER_ENDPOINT_PATTERNS"] = ",".join(str(p) for p in config.patterns)
+    os.environ["MODELRUNNER_MAX_LOADED"] = str(max_loaded)
+    os.environ["MODELRUNNER_MEMORY_BUDGET"] = str(config.memory_budget)
+
+
 def export_security_options(
     require_auth: bool, trust_pickle: bool, cert: Path | None, key: Path | None
 ) -> None:
@@ -49,7 +63,17 @@ def serve(
     port: int = typer.Option(8080, "--port", "-p", min=0, max=65535, help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes sharing the port."),
     endpoint: list[str] = typer.Option(  # noqa: B006
-        [], "--endpoint", "-e", help="NAME=TARGET written into the desired state first (repeatable)."
+        [],
+        "--endpoint",
+        "-e",
+        help="NAME=TARGET written into the desired state first (repeatable); a NAME with one '*' is a "
+        "pattern endpoint loaded on demand: 'tenant-*=tenant-*@production'.",
+    ),
+    max_loaded: int = typer.Option(
+        0, "--max-loaded", min=0, help="Most pattern-endpoint models one worker keeps loaded (0: no limit)."
+    ),
+    memory_budget: str = typer.Option(
+        "0", "--memory-budget", help="Estimated memory of one worker's pattern-endpoint models, e.g. 2GB."
     ),
     keep_previous: bool = typer.Option(
         False, "--keep-previous", help="Keep the last version loaded after a swap so a rollback is instant."
@@ -71,10 +95,12 @@ def serve(
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
 ) -> None:
     """Serve every endpoint of the registry's desired state; swaps happen live, with zero failed requests."""
+    from modelrunner.runner.demand_config import is_pattern
     from modelrunner.runner.workers import serve as run_workers
     from modelrunner.settings import Settings
 
-    targets = parse_endpoints(endpoint)
+    targets = parse_endpoints([e for e in endpoint if not is_pattern(e)])
+    export_on_demand([e for e in endpoint if is_pattern(e)], max_loaded, memory_budget)
     export_security_options(require_auth_for_predict, trust_pickle, tls_cert, tls_key)
     logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
     code = run_workers(

@@ -186,6 +186,7 @@ class Endpoint:
         self.log_config = LogConfig()
         self.recorder = recorder  # the worker's prediction log
         self._observed = False  # an experiment runs or the endpoint logs: requests go to experiment.serve
+        self.release: Callable[[], object] = release_memory  # after a close (on-demand: throttled)
 
     @property
     def ready(self) -> bool:
@@ -460,7 +461,7 @@ class Endpoint:
                 dep.inflight,
                 self.drain_timeout_s,
             )
-        seconds = await asyncio.to_thread(_close_and_release, dep)
+        seconds = await asyncio.to_thread(_close_and_release, dep, self.release)
         log.info("endpoint %s: unloaded %s (close + gc + trim %.1f ms)", self.name, dep.ref, seconds * 1000)
 
     async def close(self) -> None:
@@ -510,8 +511,8 @@ class Endpoint:
         }
 
 
-def _close_and_release(dep: Deployment) -> float:
+def _close_and_release(dep: Deployment, release: Callable[[], object] = release_memory) -> float:
     started = time.perf_counter()
     dep.close()
-    release_memory()
+    release()
     return time.perf_counter() - started

@@ -1,4 +1,5 @@
-"""Give memory back: collect garbage, then ask glibc to return freed heap pages to the OS."""
+"""Give memory back (collect garbage, then ask glibc to return freed heap pages to the OS), at most so often
+(on-demand evictions), and estimate what a loaded model version takes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import ctypes.util
 import gc
 import logging
 import os
+import time
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelrunner.pipelines.targets import ResolvedTarget
+    from modelrunner.registry.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +72,40 @@ def rss_bytes(pid: int | None = None) -> int:
     except (OSError, ValueError, IndexError):
         return 0
     return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+RELEASE_EVERY_S = 5.0
+"""An eviction gives memory back to the OS (a full ``gc.collect()`` + ``malloc_trim``: 0.2-0.3 s holding the
+GIL in a worker with scikit-learn imported) at most this often; in between, reference counting frees an
+evicted model (what sits in a reference cycle waits for the next release or the automatic collector)."""
+
+
+class ThrottledRelease:
+    """``release_memory`` at most every ``every_s`` seconds (thread-safe enough: a race runs it twice)."""
+
+    def __init__(self, every_s: float = RELEASE_EVERY_S) -> None:
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return False
+        self.last = now
+        return release_memory()
+
+
+def footprint(registry: Registry, mv: ResolvedTarget) -> int:
+    """Estimated memory of a loaded version: its unpacked bundle's size (a pickled model's arrays take
+    about their pickled size once loaded; a pipeline: its folder). Fetches the bundle (cached by sha256, so
+    the load that follows reads it from the cache)."""
+    directory = getattr(mv, "directory", None)
+    folder = Path(directory) if directory is not None else registry.fetch(mv)  # type: ignore[arg-type]
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return max(total, int(getattr(mv, "size", 0) or 0))

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,8 @@ class Reconciler:
         observer: SwapObserver | None = None,
         shadow_queue: int = 256,
         drift_hook_for: DriftHookFactory | None = None,
+        keeps: Callable[[str], bool] | None = None,
+        on_pass: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.registry = registry
         self.endpoints = endpoints  # the runtime's, read only here
@@ -84,6 +86,10 @@ class Reconciler:
         self.loader = loader
         self.on_change = on_change
         self.drift_hook_for = drift_hook_for  # drift monitoring's hot-path hook of each new deployment
+        self.keeps = (
+            keeps  # endpoints not in the desired state it leaves alone (on-demand: runner/ondemand.py)
+        )
+        self.on_pass = on_pass  # told after each pass that ran (on-demand endpoints follow alias moves)
         self.seen_generation: int | None = None
         self.desired: set[str] = set()
         self.targets: dict[str, str] = {}
@@ -174,6 +180,8 @@ class Reconciler:
             await self.experiments.stop_ended(self.endpoints, self._experiments[0])
             self.seen_generation = generation
             self._schedule_retry(retry)
+            if self.on_pass is not None:
+                await self.on_pass()
             return True
 
     def _read(
@@ -205,7 +213,8 @@ class Reconciler:
             self._backoff_s = 1.0
 
     async def _drop_removed(self) -> None:
-        for name in [n for n in self.endpoints if n not in self.desired]:
+        keeps = self.keeps
+        for name in [n for n in self.endpoints if n not in self.desired and not (keeps and keeps(n))]:
             ep = self.remove_endpoint(name)
             self._failed.pop(name, None)
             self._retrying.discard(name)

@@ -19,6 +19,7 @@ from modelrunner.runner.endpoint import Endpoint, ServingState
 from modelrunner.runner.listen import ChangeWatcher, supports_listen
 from modelrunner.runner.loading import Loader, load_bundle
 from modelrunner.runner.memory import freeze_startup_heap
+from modelrunner.runner.ondemand import make_on_demand
 from modelrunner.runner.predlog import PredictionLog
 from modelrunner.runner.reconciler import Reconciler
 from modelrunner.settings import Settings
@@ -83,6 +84,7 @@ class Runtime:
         self.predict_threads = predict_threads  # per endpoint, unless its config says max_concurrency
         self.predictions = PredictionLog.from_settings(registry, self.settings)
         self.monitor = _monitor(registry, self.worker_id, self.settings, self.endpoints)
+        self.demand = make_on_demand(self, loader)  # pattern endpoints (None without any): runner/ondemand.py
         self.reconciler = Reconciler(
             registry,
             self.endpoints,
@@ -95,6 +97,8 @@ class Runtime:
             observer=self.observer,
             shadow_queue=self.settings.shadow_queue,
             drift_hook_for=self.monitor.drift_hook_for if self.monitor else None,
+            keeps=self.demand.owns if self.demand else None,
+            on_pass=self.demand.refresh if self.demand else None,
         )
         self._started = False
         self._removed: set[str] = set()
@@ -108,7 +112,12 @@ class Runtime:
 
     def _add_endpoint(self, name: str) -> Endpoint:
         """A new endpoint ``name`` (the reconciler found it in the desired state)."""
-        ep = self.endpoints[name] = Endpoint(
+        ep = self.endpoints[name] = self.new_endpoint(name)
+        return ep
+
+    def new_endpoint(self, name: str) -> Endpoint:
+        """An endpoint ``name`` with nothing loaded, with this worker's options (not registered)."""
+        return Endpoint(
             name,
             drain_timeout_s=self.settings.drain_timeout_s,
             keep_previous=self.keep_previous,
@@ -116,7 +125,6 @@ class Runtime:
             recorder=self.predictions,
             observer=self.observer,
         )
-        return ep
 
     def _remove_endpoint(self, name: str) -> Endpoint:
         """Endpoint ``name`` is no longer desired: no request finds it from now on (the caller closes it)."""
@@ -125,6 +133,8 @@ class Runtime:
     def get(self, name: str) -> Endpoint:
         """The endpoint called ``name`` (NotFound when no such endpoint is desired)."""
         ep = self.endpoints.get(name)
+        if ep is None and self.demand is not None:
+            ep = self.demand.endpoint(name)
         if ep is None:
             known = ", ".join(sorted(self.endpoints)) or "none"
             raise NotFound(f"no endpoint {name!r} (serving: {known})")
@@ -222,6 +232,8 @@ class Runtime:
                     await task
         self._heartbeat = self._freshness = None
         await self.reconciler.stop()
+        if self.demand is not None:
+            await self.demand.stop()
         if self.monitor is not None:
             await self.monitor.stop()
         if self._watcher is not None:

@@ -65,6 +65,7 @@ class DataPlane:
         self.observer: RequestObserver = observer if observer is not None else PROMETHEUS
         self.max_bytes = self.settings.max_request_bytes
         self.max_rows = self.settings.max_request_rows
+        self.demand = getattr(runtime, "demand", None)  # on-demand endpoints (runner/ondemand.py), if any
 
     @property
     def endpoints(self) -> Mapping[str, Endpoint]:
@@ -119,7 +120,11 @@ class DataPlane:
         name, observer = endpoint.name, self.observer
         observer.request_started(name)
         start = time.perf_counter()
+        demand = held = None
         try:
+            if demand := self.demand:  # loaded now if needed; not evicted until the request ends
+                held = await demand.enter(endpoint)
+                endpoint = held or endpoint
             contract = endpoint.contract
             columns = await asyncio.to_thread(decode, contract) if offload else decode(contract)
             if no_rows(columns):
@@ -134,6 +139,8 @@ class DataPlane:
             observer.request_failed(name, _version(endpoint), "internal")
             raise
         finally:
+            if held is not None and demand is not None:
+                demand.exit(name)
             observer.request_ended(name)
         observer.request_answered(name, pred.version, protocol, time.perf_counter() - start)
         if version and str(pred.version) != version:

@@ -105,8 +105,11 @@ async def index(request: Request) -> Response:
     states, models = await run_in_threadpool(lambda: (registry.endpoints(), registry.models()))
     entries = [_entry(s.name, runtime.endpoints.get(s.name)) for s in states]
     served = {s.name for s in states}
+    loaded = runtime.endpoints  # and on-demand endpoints this worker loaded (runner/ondemand.py)
     entries += [
-        {
+        _entry(m.name, loaded[m.name])
+        if m.name in loaded
+        else {
             "name": m.name,
             "version": str(m.latest_version or ""),
             "state": "UNAVAILABLE",
@@ -115,17 +118,23 @@ async def index(request: Request) -> Response:
         for m in models
         if m.name not in served
     ]
+    listed = served | {m.name for m in models}
+    entries += [_entry(name, ep) for name, ep in list(loaded.items()) if name not in listed]
     if body.get("ready"):
         entries = [e for e in entries if e["state"] == "READY"]
     return json_response(entries)
 
 
-def _default_target(registry: Any, name: str) -> str:
-    """The endpoint's target; else model ``name``'s production alias, else its latest version."""
+def _default_target(registry: Any, name: str, demand: Any = None) -> str:
+    """The endpoint's target; else what a pattern endpoint maps ``name`` to (runner/ondemand.py); else model
+    ``name``'s production alias, else its latest version."""
     try:
         return str(registry.endpoint(name).target)
     except NotFound:
         pass
+    pattern_target = demand.config.target_for(name) if demand is not None else None
+    if pattern_target:
+        return str(pattern_target)
     try:
         info = registry.model(name)
     except NotFound:
@@ -144,6 +153,7 @@ def _default_target(registry: Any, name: str) -> str:
 async def load(name: str, request: Request) -> Response:
     params = _parameters(await _body(request))
     registry = request.app.state.runtime.registry
+    demand = getattr(request.app.state.runtime, "demand", None)
     target = params.get("target")
     if target is not None and not isinstance(target, str):
         raise InvalidArgument("parameters.target must be a string such as 'digits@production'")
@@ -153,7 +163,7 @@ async def load(name: str, request: Request) -> Response:
     actor = actor_of(request)
 
     def write() -> Any:
-        chosen = target or _default_target(registry, name)
+        chosen = target or _default_target(registry, name, demand)
         return registry.set_endpoint(name, chosen, force=bool(params.get("force", False)), actor=actor)
 
     state = await run_in_threadpool(write)
@@ -175,8 +185,13 @@ async def load(name: str, request: Request) -> Response:
 )
 async def unload(name: str, request: Request) -> Response:
     await _body(request)  # parameters (e.g. unload_dependents) are accepted and have no effect
-    registry = request.app.state.runtime.registry
+    runtime = request.app.state.runtime
+    registry = runtime.registry
     actor = actor_of(request)
+    demand = getattr(runtime, "demand", None)
+    if demand is not None and demand.owns(name) and name not in runtime.reconciler.desired:
+        await demand.unload(name, DEFAULT_TIMEOUT_S)  # on demand, in this worker only: loaded again on use
+        return json_response({"name": name})
     await run_in_threadpool(registry.delete_endpoint, name, actor)
     rollout.wake(request.app.state.runtime)
     if not await _wait_unloaded(registry, name, DEFAULT_TIMEOUT_S):
