@@ -22,21 +22,33 @@ BACKENDS = ["sqlite", "postgres"]
 # unit of its own (the docs pages: up to minutes each, and independent). A worker takes the next unit in
 # collection order when it is almost idle: the longest ones (measured; tests/ relative) are collected first so
 # that none of them starts last.
-UNIT_PER_TEST = ("docs/test_docs_run.py::test_doc_runs_as_written[",)
+PAGE = "docs/test_docs_run.py::test_doc_runs_as_written["
+UNIT_PER_TEST = (PAGE,)
+# README.md first: it builds the docs' first starting state (the OCR pipeline), which every page needs.
 LONGEST_FIRST = (
-    "docs/test_docs_run.py::test_doc_runs_as_written[README.md]",
+    PAGE + "README.md]",
     "test_wheel.py",
     "runner/test_live_swaps.py",
     "cli/test_demo.py",
+    PAGE + "docs/onboarding.md]",
     "cli/test_init.py",
+    PAGE + "docs/monitoring.md]",
     "evaluation/test_ocr_pipeline.py",
+    PAGE + "docs/evaluation.md]",
     "runner/test_serve.py",
+    PAGE + "docs/experiments.md]",
     "onboarding/test_optimize.py",
+    PAGE + "docs/federation.md]",
     "server/test_openapi.py",
+    PAGE + "docs/init.md]",
     "evaluation/test_evaluate.py",
+    PAGE + "docs/client.md]",
     "server/test_admin.py",
+    PAGE + "docs/security.md]",
     "server/test_workers.py",
+    PAGE + "docs/runner.md]",
     "onboarding/test_cli.py",
+    PAGE + "docs/pipelines.md]",
     "server/test_grpc_serve.py",
     "catalog/test_actions.py",
 )
