@@ -174,6 +174,7 @@ def shared_state(root: Path, name: str, build: Callable[[Path], None]) -> State:
         if failed.exists():
             raise PrepareError(failed.read_text(encoding="utf-8"))
         if not done.exists():
+            shutil.rmtree(where, ignore_errors=True)  # what a build cut short (a timeout) left
             try:
                 build(where)
             except Exception as exc:
