@@ -32,8 +32,8 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 
 # Most tests wait on servers they start: `make test TEST_WORKERS=2` runs the test files on 2 processes
-# (pytest-xdist), a file's tests on one worker (its module fixtures start once); each page of the docs test is
-# a unit of its own (tests/conftest.py), so the docs spread over both workers. 0: in this process.
+# (pytest-xdist), a file's tests on one worker (its module fixtures start once). 0 (the default until two full
+# parallel runs pass on an idle machine): in this process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) lint

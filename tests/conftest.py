@@ -17,73 +17,35 @@ import pytest
 
 PG_DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgres"]
-# Under pytest-xdist ``make test`` runs ``-n 2 --dist loadfile --no-loadscope-reorder``: a test file is one
-# unit of work (its module fixtures start once, on one worker), except the tests UNIT_PER_TEST names, each a
-# unit of its own (the docs pages: up to minutes each, and independent). A worker takes the next unit in
-# collection order when it is almost idle: the longest ones (measured; tests/ relative) are collected first so
-# that none of them starts last.
-PAGE = "docs/test_docs_run.py::test_doc_runs_as_written["
-UNIT_PER_TEST = (PAGE,)
-# README.md first: it builds the docs' first starting state (the OCR pipeline), which every page needs.
+# Under pytest-xdist (``make test TEST_WORKERS=2``: ``--dist loadfile --no-loadscope-reorder``) a worker
+# takes the next file in collection order when it is almost idle: the longest ones (measured; tests/ relative)
+# are collected first so that none of them starts last.
 LONGEST_FIRST = (
-    PAGE + "README.md]",
+    "docs/test_docs_run.py",
     "test_wheel.py",
     "runner/test_live_swaps.py",
     "cli/test_demo.py",
-    PAGE + "docs/onboarding.md]",
     "cli/test_init.py",
-    PAGE + "docs/monitoring.md]",
     "evaluation/test_ocr_pipeline.py",
-    PAGE + "docs/evaluation.md]",
     "runner/test_serve.py",
-    PAGE + "docs/experiments.md]",
     "onboarding/test_optimize.py",
-    PAGE + "docs/federation.md]",
     "server/test_openapi.py",
-    PAGE + "docs/init.md]",
     "evaluation/test_evaluate.py",
-    PAGE + "docs/client.md]",
     "server/test_admin.py",
-    PAGE + "docs/security.md]",
     "server/test_workers.py",
-    PAGE + "docs/runner.md]",
     "onboarding/test_cli.py",
-    PAGE + "docs/pipelines.md]",
     "server/test_grpc_serve.py",
     "catalog/test_actions.py",
 )
 
 
-def own_unit(nodeid: str) -> bool:
-    return nodeid.removeprefix("tests/").startswith(UNIT_PER_TEST)
-
-
-def unit(nodeid: str) -> str:
-    """The unit of work of a test (tests/ relative): its file, or itself when UNIT_PER_TEST names it."""
-    name = nodeid.removeprefix("tests/")
-    return name if own_unit(nodeid) else name.split("::", 1)[0]
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadfile`` with the units above (None: pytest-xdist's own scheduling for other modes)."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadFileScheduling
-
-    class UnitScheduling(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return nodeid if own_unit(nodeid) else super()._split_scope(nodeid)
-
-    return UnitScheduling(config, log)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if "PYTEST_XDIST_WORKER" not in os.environ:  # a serial run keeps the usual order
         return
+    tests = Path(__file__).parent
 
     def rank(item: pytest.Item) -> int:
-        name = unit(item.nodeid)
+        name = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)

@@ -6,29 +6,25 @@ session, block after block, with this interpreter's ``bin`` first on PATH (``mod
 block fails the test when a command in it exits non-zero (``set -eo pipefail``; curl fails on HTTP errors) or
 it runs over ``BLOCK_TIMEOUT_S``; the failure names the doc, the block's line, its text and its output.
 
-Starting state, built once per test run by running the docs' own commands (by whichever pytest-xdist worker
-needs it first, under a file lock; the other workers wait for it and copy it):
+Starting state, built once per test session by running the docs' own commands:
 - README.md: an empty registry, except that the OCR pipeline is already built
   (``python examples/ocr/build.py``, ~1 min); the tour's ``python examples/ocr/build.py`` then finds it
   built, as its output says.
 - docs/*.md: what ``make run`` leaves — the OCR pipeline, then ``python examples/digits/train.py`` (digits
   versions 1-3, ``production`` -> 1, ``staging`` -> 2, ``bundles/``, ``examples/digits/test.npz``) —
   without a server: a page that needs one starts it, as docs/index.md says.
-
-Under pytest-xdist each page is a unit of its own (tests/conftest.py), so the pages spread over the workers
-like test files do.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +37,12 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK_TIMEOUT_S = 420.0  # generous: a shared 2-core machine at load 15 runs the README's evaluate in ~150 s
 PREPARE_TIMEOUT_S = 600.0
-DOCS_TIMEOUT_S = 1500  # per page, which may first build (or wait for) the starting state
+DOCS_TIMEOUT_S = 1500  # per test, which may wait for the state to be built and other docs to run first
+# Doc sessions at once. A page's commands run one after the other and part of a page's time is waiting
+# (servers starting, curl --retry, swap --wait), so 3 sessions beside the other xdist worker still fill 2
+# cores. Replaying one measured run page by page: 2 -> 3 cuts this test by ~30 %; the floor is the tour's OCR
+# build plus the README.
+PARALLEL = 3
 State = tuple[Path, Path]  # (clone, MODELRUNNER_HOME)
 
 # Blocks that do not run, with why; a new skip is a decision, so it is listed here as well as in the doc.
@@ -127,20 +128,15 @@ class PrepareError(RuntimeError):
 
 
 def prepare(command: list[str], clone: Path, env: dict[str, str]) -> None:
-    try:
-        proc = subprocess.run(
-            [sys.executable, *command],
-            cwd=clone,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PREPARE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise PrepareError(
-            f"preparing the docs' state: {' '.join(command)} timed out ({exc.timeout} s)"
-        ) from exc
+    proc = subprocess.run(
+        [sys.executable, *command],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PREPARE_TIMEOUT_S,
+        check=False,
+    )
     if proc.returncode != 0:
         raise PrepareError(
             f"preparing the docs' state: {' '.join(command)} exited {proc.returncode}\n"
@@ -148,47 +144,23 @@ def prepare(command: list[str], clone: Path, env: dict[str, str]) -> None:
         )
 
 
-def prepare_tour(where: Path) -> None:
+def prepare_tour(root: Path) -> State:
     """A fresh clone and a registry holding only the OCR pipeline (the README's slowest step, done once)."""
-    clone, home = clone_files(where / "clone"), where / "home"
+    clone, home = clone_files(root / "tour" / "clone"), root / "tour" / "home"
     home.mkdir(parents=True)
-    prepare(["examples/ocr/build.py"], clone, session_env(home, where / "user"))
+    prepare(["examples/ocr/build.py"], clone, session_env(home, root / "user"))
+    return clone, home
 
 
-def prepare_make_run(where: Path, tour: State) -> None:
+def prepare_make_run(tour: Future[State], root: Path) -> State:
     """What ``make run`` leaves: the tour's state, then the digits example and the two endpoints."""
-    clone, home = where / "clone", where / "home"
-    shutil.copytree(tour[0], clone)
-    shutil.copytree(tour[1], home)
-    env = session_env(home, where / "user")
+    clone, home = root / "make-run" / "clone", root / "make-run" / "home"
+    shutil.copytree(tour.result()[0], clone)
+    shutil.copytree(tour.result()[1], home)
+    env = session_env(home, root / "user")
     prepare(["examples/digits/train.py"], clone, env)
     prepare(["-c", MAKE_RUN_ENDPOINTS], clone, env)
-
-
-def shared_state(root: Path, name: str, build: Callable[[Path], None]) -> State:
-    """``root/name``'s (clone, home), built by ``build`` once per test run: by the first worker that asks,
-    while the others wait on a file lock. A failed build fails every page that needs it, once."""
-    where, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if failed.exists():
-            raise PrepareError(failed.read_text(encoding="utf-8"))
-        if not done.exists():
-            shutil.rmtree(where, ignore_errors=True)  # what a build cut short (a timeout) left
-            try:
-                build(where)
-            except Exception as exc:
-                failed.write_text(str(exc) or repr(exc), encoding="utf-8")
-                raise PrepareError(str(exc) or repr(exc)) from exc
-            done.touch()
-    return where / "clone", where / "home"
-
-
-def starting_state(doc: Path, root: Path) -> State:
-    tour = shared_state(root, "tour", prepare_tour)
-    if doc.name == "README.md":
-        return tour
-    return shared_state(root, "make-run", lambda where: prepare_make_run(where, tour))
+    return clone, home
 
 
 @dataclass
@@ -201,10 +173,11 @@ class Outcome:
     network: str
 
 
-def run_doc(doc: Path, start: State, work: Path) -> Outcome:
+def run_doc(doc: Path, start: Future[State], root: Path) -> Outcome:
     """Every runnable block of ``doc``, in order, in one session on a copy of ``start``."""
-    shutil.copytree(start[0], work / "clone")
-    shutil.copytree(start[1], work / "home")
+    work = root / doc.stem
+    shutil.copytree(start.result()[0], work / "clone")
+    shutil.copytree(start.result()[1], work / "home")
     (work / "user").mkdir()
     session = Session(work / "clone", session_env(work / "home", work / "user"), work / "blocks")
     started = time.monotonic()
@@ -224,13 +197,25 @@ def run_doc(doc: Path, start: State, work: Path) -> Outcome:
 
 
 @pytest.fixture(scope="session")
-def states_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the starting states are built: shared by the xdist workers of this run (their base temporary
-    folders are siblings), this session's own otherwise."""
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "docs-states"
-    root.mkdir(exist_ok=True)
-    return root
+def doc_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[Path, Future[Outcome]]]:
+    """Start every selected doc's run at once, PARALLEL at a time; the tests then collect the outcomes."""
+    selected = {
+        item.callspec.params["doc"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_doc_runs_as_written"
+    }
+    docs = [d for d in RUNNABLE if d in selected]
+    root = tmp_path_factory.mktemp("docs")
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        # Submitted in dependency order, so a job only ever waits for one that already runs.
+        tour = pool.submit(prepare_tour, root)
+        make_run = pool.submit(prepare_make_run, tour, root)
+        runs = {d: pool.submit(run_doc, d, tour if d.name == "README.md" else make_run, root) for d in docs}
+        yield runs
+        for future in runs.values():
+            future.cancel()
 
 
 def failure(result: Result, done: list[Result]) -> str:
@@ -276,9 +261,9 @@ def test_shown_excerpts_match_their_files() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(DOCS_TIMEOUT_S)
 @pytest.mark.parametrize("doc", RUNNABLE, ids=relative)
-def test_doc_runs_as_written(doc: Path, states_root: Path, tmp_path: Path) -> None:
+def test_doc_runs_as_written(doc: Path, doc_runs: dict[Path, Future[Outcome]]) -> None:
     try:
-        outcome = run_doc(doc, starting_state(doc, states_root), tmp_path)
+        outcome = doc_runs[doc].result()
     except PrepareError as exc:
         pytest.fail(str(exc), pytrace=False)
     if outcome.failed is not None:
