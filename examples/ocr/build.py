@@ -11,7 +11,7 @@
 4. Check the pipeline, score it on the test lines *through the pipeline* (exact-line accuracy, character
    error rate), push it as ``digits-ocr@production`` with those metrics, and record the evaluation.
 
-    python examples/ocr/build.py            # ~30-60 s on 2 cores; skips if digits-ocr@production exists
+    python examples/ocr/build.py            # ~30-60 s on 2 cores, + ~60 s CPU for the CNN; skips if built
     python examples/ocr/build.py --rebuild  # push new versions anyway
     OCR_CNN=0 python examples/ocr/build.py  # without the CNN candidate even when torch is installed
 
