@@ -19,7 +19,6 @@ logs (:class:`~modelrunner.runner.predlog.LogConfig`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelrunner.background import BackgroundTask
 from modelrunner.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class LiveExperiment:
         self.mirrored = 0
         self.dropped = 0
         self._queue: asyncio.Queue[tuple[Any, str]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._mirror: BackgroundTask | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._endpoint: Endpoint | None = None
 
@@ -101,17 +101,14 @@ class LiveExperiment:
         if self.mode == "shadow":
             self._queue = asyncio.Queue(self.queue_size)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{endpoint.name}")
-            self._task = asyncio.get_running_loop().create_task(
-                self._mirror_loop(), name=f"shadow-{endpoint.name}"
-            )
+            self._mirror = BackgroundTask(self._mirror_loop, name=f"shadow-{endpoint.name}")
+            self._mirror.start()
 
     async def stop(self) -> None:
         """Stop mirroring (queued copies are dropped); the caller retires the candidate."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._mirror is not None:
+            await self._mirror.stop()
+            self._mirror = None
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
