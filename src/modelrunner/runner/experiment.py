@@ -33,6 +33,7 @@ import numpy as np
 
 from modelrunner.background import BackgroundTask
 from modelrunner.errors import InvalidArgument
+from modelrunner.monitoring.observer import ExperimentObserver, NullObserver
 
 if TYPE_CHECKING:
     from modelrunner.registry.types import Experiment
@@ -76,8 +77,16 @@ def sticky_value(value: Any) -> str | None:
 class LiveExperiment:
     """A running experiment in this worker: the record, the candidate deployment and the mirror queue."""
 
-    def __init__(self, experiment: Experiment, candidate: Deployment, *, queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        candidate: Deployment,
+        *,
+        queue_size: int = 256,
+        observer: ExperimentObserver | None = None,
+    ) -> None:
         self.experiment = experiment
+        self.observer: ExperimentObserver = observer if observer is not None else NullObserver()
         self.candidate = candidate
         self.queue_size = queue_size
         self.mirrored = 0
@@ -121,10 +130,8 @@ class LiveExperiment:
         try:
             queue.put_nowait((columns, request_id))
         except asyncio.QueueFull:
-            from modelrunner.monitoring import metrics
-
             self.dropped += 1
-            metrics.shadow_dropped(self.experiment.endpoint)
+            self.observer.shadow_dropped(self.experiment.endpoint)
 
     async def _mirror_loop(self) -> None:
         assert self._queue is not None and self._endpoint is not None

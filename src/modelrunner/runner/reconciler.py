@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelrunner.background import PeriodicTask
 from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFailed, Unavailable
-from modelrunner.monitoring.observer import NullObserver, SwapObserver
+from modelrunner.monitoring.observer import NullObserver, Observer
 from modelrunner.pipelines.targets import ResolvedTarget, resolve_target
 from modelrunner.runner.endpoint import Deployment, Endpoint, ServingState
 from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
@@ -69,7 +69,7 @@ class Reconciler:
         poll_interval_s: float = 0.1,
         loader: Loader = load_bundle,
         on_change: Callable[[Endpoint], None] | None = None,
-        observer: SwapObserver | None = None,
+        observer: Observer | None = None,
         shadow_queue: int = 256,
         drift_hook_for: DriftHookFactory | None = None,
     ) -> None:
@@ -77,7 +77,7 @@ class Reconciler:
         self.endpoints = endpoints  # the runtime's, read only here
         self.add_endpoint = add_endpoint
         self.remove_endpoint = remove_endpoint
-        self.observer: SwapObserver = observer if observer is not None else NullObserver()
+        self.observer: Observer = observer if observer is not None else NullObserver()
         self.worker_id = worker_id
         self.poll_interval_s = poll_interval_s
         self.loader = loader
@@ -97,7 +97,7 @@ class Reconciler:
         )
         self._lock = asyncio.Lock()
         self.experiments = ExperimentSync(
-            registry, worker_id=worker_id, loader=loader, queue_size=shadow_queue
+            registry, worker_id=worker_id, loader=loader, queue_size=shadow_queue, observer=self.observer
         )
         self._experiments: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 

@@ -180,7 +180,11 @@ class Runtime:
         self._decider_stop = asyncio.Event()
         self._decider = asyncio.get_running_loop().create_task(
             run_decider(
-                self.registry, lambda: list(self.endpoints), self._decider_stop, worker_id=self.worker_id
+                self.registry,
+                lambda: list(self.endpoints),
+                self._decider_stop,
+                worker_id=self.worker_id,
+                observer=self.observer,
             ),
             name="decider",
         )
