@@ -95,3 +95,30 @@ def test_an_unusable_home_is_one_line_naming_the_path(
     assert len(lines) == 1 and lines[0].startswith("error: cannot use "), result.err
     assert str(blocker) in lines[0] and "Not a directory" in lines[0]
     assert f"MODELRUNNER_HOME={home}" in lines[0] and "unexpected" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(("models",), 0), (("endpoints", "--url", "http://127.0.0.1:9"), 2)],  # 2: "no endpoints yet"
+)
+def test_a_command_run_in_process_leaves_no_database_connection_open(
+    cli: Any, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], code: int
+) -> None:
+    """main() closes every registry its command opened (tests and scripts call it in-process; an open
+    engine's connections were collected by the gc: psycopg's ``BaseConnection.__del__`` warning)."""
+    import psycopg
+
+    opened: list[Any] = []
+    real = psycopg.connect
+
+    def connect(*a: Any, **kw: Any) -> Any:
+        conn = real(*a, **kw)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", connect)
+    monkeypatch.setenv("MODELRUNNER_DATABASE_URL", pg_schema_url)
+    result = cli(*args)
+    assert result.code == code, result.err
+    assert opened, "the command never reached PostgreSQL"
+    assert all(conn.closed for conn in opened), "a connection of the command's registry is still open"

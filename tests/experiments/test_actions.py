@@ -62,10 +62,11 @@ def test_a_better_candidate_is_promoted_through_the_alias(reg: Any, digits_data:
 def test_the_decider_tick_publishes_online_series_and_acts(reg: Any, digits_data: Any) -> None:
     from modelrunner.experiments.loop import tick
     from modelrunner.monitoring import metrics as prom
+    from modelrunner.monitoring.prometheus import PROMETHEUS
 
     prom.reset()
     _run(reg, "digits@3", digits_data)
-    assert tick(reg, ["digits", "other"], {}) == ["digits: abort"]
+    assert tick(reg, ["digits", "other"], {}, observer=PROMETHEUS) == ["digits: abort"]
     text = prom.render()[0].decode()
     for variant in ("production", "candidate"):
         assert f'modelrunner_online_metric{{endpoint="digits",metric="accuracy",variant="{variant}"}}' in text
@@ -122,3 +123,19 @@ def test_nothing_is_decided_before_the_minimums(reg: Any, digits_data: Any) -> N
     stats = load_stats(reg, exp)
     assert stats.candidate is not None and stats.candidate.labelled == 60
     assert decide_once(reg, exp, {}) is None and reg.experiment("digits") is not None
+
+
+def test_the_decider_reports_online_metrics_to_the_observer_given(reg: Any, digits_data: Any) -> None:
+    from modelrunner.experiments.loop import tick
+    from modelrunner.monitoring import metrics as prom
+    from modelrunner.monitoring.observer import RecordingObserver
+
+    prom.reset()
+    _run(reg, "digits@3", digits_data)
+    observer = RecordingObserver()
+    assert tick(reg, ["digits"], {}, observer=observer) == ["digits: abort"]
+    labelled = {(e, v): n for e, v, n in observer.named("online_labelled")}
+    assert labelled == {("digits", "production"): 300, ("digits", "candidate"): 300}
+    metrics = {(v, m) for e, v, m, _ in observer.named("online_metric") if e == "digits"}
+    assert {("production", "accuracy"), ("candidate", "accuracy"), ("candidate", "requests")} <= metrics
+    assert b"modelrunner_online_metric{" not in prom.render()[0]  # nothing went to Prometheus directly

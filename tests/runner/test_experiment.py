@@ -262,3 +262,33 @@ def test_stopping_a_shadow_waits_for_the_copy_in_flight() -> None:
         await ep.close()
 
     run(main())
+
+
+def test_a_shadow_copy_dropped_on_a_full_queue_is_reported_to_the_observer() -> None:
+    import dataclasses
+    import threading
+
+    from modelrunner.monitoring.observer import RecordingObserver
+    from modelrunner.runner.endpoint import Endpoint
+    from modelrunner.runner.experiment import LiveExperiment
+    from support.runner_fakes import TagPredictor, batch, deployment
+
+    async def main() -> None:
+        ep = Endpoint("ep", drain_timeout_s=5)
+        ep.current = deployment(TagPredictor(1))
+        gate = threading.Event()
+        slow = TagPredictor(2, gate)
+        observer = RecordingObserver()
+        shadow = dataclasses.replace(_experiment(100), mode="shadow")
+        live = LiveExperiment(shadow, deployment(slow), queue_size=1, observer=observer)
+        ep.set_experiment(live)
+        await ep.predict(batch(), request_id="r1")  # taken by the mirror, which blocks on the gate
+        assert await asyncio.to_thread(slow.entered.wait, 5), "the copy never reached the candidate"
+        await ep.predict(batch(), request_id="r2")  # queued
+        await ep.predict(batch(), request_id="r3")  # the queue is full: dropped
+        assert observer.named("shadow_dropped") == [(shadow.endpoint,)] and live.dropped == 1
+        gate.set()
+        await ep.end_experiment()
+        await ep.close()
+
+    run(main())

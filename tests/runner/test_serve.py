@@ -15,7 +15,8 @@ import pytest
 from modelrunner.errors import NotFound, Unauthenticated
 from modelrunner.registry.registry import Registry
 from modelrunner.runner.client import AdminClient
-from modelrunner.runner.workers import check_exposure, is_loopback, url_host
+from modelrunner.runner.sockets import is_loopback, url_host
+from modelrunner.runner.workers import check_exposure
 from modelrunner.settings import Settings
 from support.runner_server import BODY, Server, child_pids, save_toy
 

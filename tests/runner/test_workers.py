@@ -12,7 +12,7 @@ import pytest
 
 from modelrunner.errors import DeadlineExceeded, Unavailable
 from modelrunner.registry.registry import Registry
-from modelrunner.runner.workers import HUNG_GRACE_S
+from modelrunner.runner.supervisor import HUNG_GRACE_S
 from modelrunner.settings import Settings
 from support.runner_server import Load, Server, save_toy
 

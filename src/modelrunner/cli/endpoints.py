@@ -220,10 +220,11 @@ def _time(value: Any) -> str:
 
 def _registry_items(alive_within_s: float) -> list[dict[str, Any]]:
     """The registry's desired state with each endpoint's live worker rows, as the admin API shapes them."""
-    registry = open_registry()
-    workers = [asdict(w) for w in registry.workers(alive_within_s=alive_within_s)]
+    with open_registry() as registry:
+        workers = [asdict(w) for w in registry.workers(alive_within_s=alive_within_s)]
+        states = registry.endpoints()
     items = []
-    for state in registry.endpoints():
+    for state in states:
         item = asdict(state)
         item["workers"] = [w for w in workers if w["endpoint"] == state.name]
         items.append(item)

@@ -221,6 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = sys.argv[1:] if argv is None else list(argv)
     _register_for(args)
+    from modelrunner.cli.models import close_registries
+
+    try:
+        return _run(args)
+    finally:
+        close_registries()  # main() also runs in-process (tests, scripts): no connection left open
+
+
+def _run(args: list[str]) -> int:
+    """Run the command; every error becomes one line and an exit code (see :func:`main`)."""
     try:
         result = app(args=args, standalone_mode=False)
     except ModelrunnerError as exc:

@@ -27,11 +27,23 @@ if TYPE_CHECKING:
 alias_app = typer.Typer(help="Move or delete aliases (production, staging, ...).", no_args_is_help=True)
 
 
+_opened: list[Registry] = []
+
+
 def open_registry() -> Registry:
-    """The registry named by MODELRUNNER_* settings (default: SQLite under MODELRUNNER_HOME)."""
+    """The registry named by MODELRUNNER_* settings (default: SQLite under MODELRUNNER_HOME); closed when the
+    command ends (:func:`close_registries`, called by ``cli.main.main``)."""
     from modelrunner.registry.registry import Registry
 
-    return Registry.from_env()
+    registry = Registry.from_env()
+    _opened.append(registry)
+    return registry
+
+
+def close_registries() -> None:
+    """Close every registry a command opened (its database connections and LISTEN connection)."""
+    while _opened:
+        _opened.pop().close()
 
 
 def parse_tags(items: list[str]) -> dict[str, str]:

@@ -1,12 +1,13 @@
 """The decider: one small asyncio task per worker runtime that watches the endpoints' running experiments.
 
 Every ``interval_s`` it reads each served endpoint's running experiment, computes the online stats (in a
-thread), publishes them as Prometheus series and, at each new checkpoint, judges the ``--decide`` rules and
-acts (:func:`experiments.actions.decide_once`). Every worker of every runner runs one, but for each endpoint
-only the live worker with the first id (``registry.workers``) computes: the others stand by and take over
-when it stops reporting. ``end_experiment`` is conditional (only from ``running``), so even two deciders
-that both think they lead act once. When reading the log gets slow an experiment is read less often, so its
-decider spends at most ~5 % of a core; an experiment without rules is read every ``PUBLISH_S`` only.
+thread), publishes them through the observer it is given (the runtime's: Prometheus series) and, at each new
+checkpoint, judges the ``--decide`` rules and acts (:func:`experiments.actions.decide_once`). Every worker of
+every runner runs one, but for each endpoint only the live worker with the first id (``registry.workers``)
+computes: the others stand by and take over when it stops reporting. ``end_experiment`` is conditional (only
+from ``running``), so even two deciders that both think they lead act once. When reading the log gets slow
+an experiment is read less often, so its decider spends at most ~5 % of a core; an experiment without rules
+is read every ``PUBLISH_S`` only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from modelrunner.errors import ModelrunnerError
 from modelrunner.experiments.actions import decide_once
 from modelrunner.experiments.stats import ExperimentStats, load_stats
-from modelrunner.monitoring import metrics as prom
+from modelrunner.monitoring.observer import ExperimentObserver, NullObserver
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,17 @@ PUBLISH_S = 10.0  # an experiment without rules: its online series are refreshed
 LIVE_S = 10.0  # a worker whose heartbeat is older is not a candidate leader
 
 
-def publish(stats: ExperimentStats) -> None:
-    """Every variant's online metrics as ``modelrunner_online_metric`` / ``modelrunner_online_labelled``."""
+def publish(stats: ExperimentStats, observer: ExperimentObserver) -> None:
+    """Every variant's online metrics to ``observer`` (Prometheus: ``modelrunner_online_metric`` /
+    ``modelrunner_online_labelled``)."""
     endpoint = stats.experiment.endpoint
     for variant, vs in stats.variants.items():
-        prom.set_online_labelled(endpoint, variant, vs.labelled)
+        observer.online_labelled(endpoint, variant, vs.labelled)
         for name in vs.samples:
             value = vs.value(name)
             if value is not None and math.isfinite(value):
-                prom.set_online_metric(endpoint, variant, name, value)
-        prom.set_online_metric(endpoint, variant, "requests", vs.requests)
+                observer.online_metric(endpoint, variant, name, value)
+        observer.online_metric(endpoint, variant, "requests", vs.requests)
 
 
 def leads(registry: Any, endpoint: str, worker_id: str | None) -> bool:
@@ -60,13 +62,15 @@ def tick(
     looks: dict[str, int],
     worker_id: str | None = None,
     due: dict[str, float] | None = None,
+    observer: ExperimentObserver | None = None,
 ) -> list[str]:
     """One pass over ``endpoints`` (blocking: run it in a thread). Returns what was decided.
 
     ``due`` (experiment id -> monotonic time) spaces the reads of each experiment's log: an experiment with
     rules is read again after ``INTERVAL_S`` to ``MAX_SPACING_S``: ``cost / BUSY_SHARE``, the cost being the
     CPU time of the read (on a busy machine its wall time says more about the other processes than about the
-    read), one without (only the Prometheus series to refresh) after ``PUBLISH_S``."""
+    read), one without (only the Prometheus series to refresh) after ``PUBLISH_S``. The online metrics go to
+    ``observer`` (none recorded when None)."""
     done: list[str] = []
     running_of = getattr(registry, "running_experiments", None)
     if running_of is None:  # a registry without experiments (test doubles)
@@ -80,7 +84,7 @@ def tick(
             continue
         started = time.thread_time()
         stats = load_stats(registry, exp)
-        publish(stats)
+        publish(stats, observer if observer is not None else NullObserver())
         action = decide_once(registry, exp, looks, stats=stats)
         if due is not None:
             cost = time.thread_time() - started
@@ -99,16 +103,18 @@ async def run_decider(
     *,
     interval_s: float = INTERVAL_S,
     worker_id: str | None = None,
+    observer: ExperimentObserver | None = None,
 ) -> None:
     """Tick until ``stop`` is set. ``endpoint_names``: the endpoints this worker serves (or a function
-    returning them); ``worker_id``: this worker's id in its status rows. Errors are logged and the next
+    returning them); ``worker_id``: this worker's id in its status rows; ``observer``: where the online
+    metrics go. Errors are logged and the next
     tick tries again."""
     looks: dict[str, int] = {}
     due: dict[str, float] = {}
     while not stop.is_set():
         names = list(endpoint_names() if callable(endpoint_names) else endpoint_names)
         try:
-            await asyncio.to_thread(tick, registry, names, looks, worker_id, due)
+            await asyncio.to_thread(tick, registry, names, looks, worker_id, due, observer)
         except ModelrunnerError as exc:
             log.warning("experiment decider: %s", exc)
         except Exception:  # noqa: BLE001 - the decider must never take the worker down

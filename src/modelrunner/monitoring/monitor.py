@@ -15,13 +15,13 @@ One :class:`Monitor` per worker process (``runner.runtime.Runtime`` owns it):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from modelrunner.background import PeriodicTask
 from modelrunner.monitoring import metrics
 from modelrunner.monitoring.drift import DriftReport
 from modelrunner.monitoring.sketch import Recorder
@@ -48,7 +48,13 @@ class Monitor:
         self.recorders: dict[tuple[str, int], Recorder] = {}
         self._served: dict[tuple[str, int], Served] = {}
         self._lock = threading.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            lambda: asyncio.to_thread(self.tick),
+            lambda: self.settings.drift_flush_s,
+            name="drift-monitor",
+            failure="drift monitoring tick failed",
+            logger=log,
+        )
         self._last_check = 0.0
         self._last_prune = 0.0
 
@@ -155,27 +161,12 @@ class Monitor:
     # -- background loop -----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="drift-monitor")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop, then flush what is queued (a clean shutdown loses no counted rows)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         await asyncio.to_thread(self.flush)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.drift_flush_s)
-            try:
-                await asyncio.to_thread(self.tick)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep monitoring when the database hiccups
-                log.exception("drift monitoring tick failed")
 
     def tick(self, now: float | None = None) -> None:
         """One flush, and a check / prune when they are due."""

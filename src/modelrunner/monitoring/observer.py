@@ -1,7 +1,8 @@
 """What the serving path tells the outside world about itself: an observer passed in, not a global reached.
 
-The data plane (every request), the batcher (every merged call) and the reconciler (every swap, endpoints
-coming and going) call an :class:`Observer`. The worker's composition root (``server.compose``) passes the
+The data plane (every request), the batcher (every merged call), the reconciler (every swap, endpoints
+coming and going) and online experiments (the decider's series, dropped shadow copies) call an
+:class:`Observer`. The worker's composition root (``server.compose``) passes the
 Prometheus one (:class:`modelrunner.monitoring.prometheus.PrometheusObserver`); tests pass a
 :class:`RecordingObserver` and read what was recorded, or :class:`NullObserver` to record nothing.
 
@@ -55,7 +56,20 @@ class SwapObserver(Protocol):
         """The registry answers (``connected``); seconds since it last did."""
 
 
-class Observer(RequestObserver, SwapObserver, Protocol):
+class ExperimentObserver(Protocol):
+    """Calls of online experiments: the decider's online metrics per variant, the shadow mirror's drops."""
+
+    def online_metric(self, endpoint: str, variant: str, metric: str, value: float) -> None:
+        """The current value of an online ``metric`` (``requests``, ``accuracy``, ...) of ``variant``."""
+
+    def online_labelled(self, endpoint: str, variant: str, rows: int) -> None:
+        """How many of ``variant``'s predicted rows have feedback (labels) so far."""
+
+    def shadow_dropped(self, endpoint: str) -> None:
+        """A shadow copy of a request was dropped (the candidate's mirror queue was full)."""
+
+
+class Observer(RequestObserver, SwapObserver, ExperimentObserver, Protocol):
     """Everything the serving path reports."""
 
 
@@ -93,6 +107,15 @@ class NullObserver:
         pass
 
     def registry_contact(self, connected: bool, stale_seconds: float) -> None:
+        pass
+
+    def online_metric(self, endpoint: str, variant: str, metric: str, value: float) -> None:
+        pass
+
+    def online_labelled(self, endpoint: str, variant: str, rows: int) -> None:
+        pass
+
+    def shadow_dropped(self, endpoint: str) -> None:
         pass
 
 
@@ -142,3 +165,12 @@ class RecordingObserver:
 
     def registry_contact(self, connected: bool, stale_seconds: float) -> None:
         self.contact = (connected, stale_seconds)  # every 0.5 s: kept, not appended to ``calls``
+
+    def online_metric(self, endpoint: str, variant: str, metric: str, value: float) -> None:
+        self.calls.append(("online_metric", endpoint, variant, metric, value))
+
+    def online_labelled(self, endpoint: str, variant: str, rows: int) -> None:
+        self.calls.append(("online_labelled", endpoint, variant, rows))
+
+    def shadow_dropped(self, endpoint: str) -> None:
+        self.calls.append(("shadow_dropped", endpoint))

@@ -12,7 +12,10 @@ from modelrunner.monitoring.metrics import (
     observe_request,
     observe_swap,
     set_loaded,
+    set_online_labelled,
+    set_online_metric,
     set_registry_contact,
+    shadow_dropped,
     swap_failed,
     swap_started,
     swap_succeeded,
@@ -60,6 +63,15 @@ class PrometheusObserver:
 
     def registry_contact(self, connected: bool, stale_seconds: float) -> None:
         set_registry_contact(connected, stale_seconds)
+
+    def online_metric(self, endpoint: str, variant: str, metric: str, value: float) -> None:
+        set_online_metric(endpoint, variant, metric, value)
+
+    def online_labelled(self, endpoint: str, variant: str, rows: int) -> None:
+        set_online_labelled(endpoint, variant, rows)
+
+    def shadow_dropped(self, endpoint: str) -> None:
+        shadow_dropped(endpoint)
 
 
 PROMETHEUS = PrometheusObserver()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, update
 
-from modelrunner.errors import FailedPrecondition
+from modelrunner.errors import FailedPrecondition, InvalidArgument
 from modelrunner.registry.audit import write_audit
+from modelrunner.registry.refs import check_name
 from modelrunner.registry.tables import evaluations, gates, utcnow
 from modelrunner.registry.types import Evaluation
 
@@ -162,3 +164,61 @@ def enforce_gates(conn: Connection, model: str, version: int, *, force: bool, ac
         before=None,
         after={"alias": GATED_ALIAS, "failures": failures},
     )
+
+
+class EvaluationsMixin:
+    """The evaluation and gate methods of :class:`~modelrunner.registry.Registry`."""
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> Any: ...
+        def _read(self) -> Any: ...
+        def _actor(self, actor: str | None) -> str: ...
+
+    def record_evaluation(
+        self,
+        name: str,
+        version: int | None,
+        *,
+        metrics: Mapping[str, Any],
+        gates: Any = None,
+        passed: bool | None = None,
+        dataset_sha256: str | None = None,
+        dataset_name: str | None = None,
+        actor: str | None = None,
+    ) -> Evaluation:
+        check_name(name)
+        with self._write() as conn:
+            new_id = insert_evaluation(
+                conn,
+                model=name,
+                version=version,
+                metrics=dict(metrics),
+                gates_result=gates,
+                passed=passed,
+                dataset_sha256=dataset_sha256,
+                dataset_name=dataset_name,
+                actor=self._actor(actor),
+            )
+            return get_evaluation(conn, new_id)
+
+    def evaluations(self, name: str, version: int | None = None) -> list[Evaluation]:
+        """Newest first."""
+        with self._read() as conn:
+            return list_evaluations(conn, name, version)
+
+    def set_gates(self, name: str, requirements: list[str], actor: str | None = None) -> None:
+        check_name(name)
+        if not isinstance(requirements, list | tuple) or not all(isinstance(r, str) for r in requirements):
+            raise InvalidArgument("gates must be a list of requirement strings, e.g. ['accuracy >= 0.9']")
+        with self._write() as conn:
+            put_gates(conn, name, list(requirements), actor=self._actor(actor))
+
+    def gates(self, name: str) -> list[str]:
+        with self._read() as conn:
+            return get_gates(conn, name, default=[]) or []
+
+    def gate_failures(self, name: str, version: int) -> list[str]:
+        """Which saved gates ``name@version`` fails (what a move to production checks); empty: none."""
+        with self._read() as conn:
+            return gate_failures(conn, name, version)

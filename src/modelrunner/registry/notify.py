@@ -17,7 +17,10 @@ LISTEN_RETRY_S = 5.0
 
 
 class ChangeListener:
-    """``wait(since, timeout)`` returns as soon as the global generation differs from ``since``."""
+    """``wait(since, timeout)`` returns as soon as the global generation differs from ``since``.
+
+    It owns at most one LISTEN connection at a time: a connection that fails (LISTEN refused, the link cut
+    under ``notifies``) is closed before another is opened, and none is opened after :meth:`close`."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -25,6 +28,7 @@ class ChangeListener:
         self._conn: Any = None
         self._listen_failed = registry.engine.dialect.name != "postgresql"
         self._retry_at = 0.0  # after a failed LISTEN: when to try again (the poll covers the meantime)
+        self._closed = False
 
     def wait(self, since: int, timeout: float) -> int:
         deadline = time.monotonic() + max(0.0, timeout)
@@ -48,8 +52,9 @@ class ChangeListener:
                     conn = None
 
     def _listen_connection(self) -> Any:
-        if self._conn is not None or self._listen_failed or time.monotonic() < self._retry_at:
+        if self._conn is not None or self._closed or self._listen_failed or time.monotonic() < self._retry_at:
             return self._conn
+        conn = None
         try:
             import psycopg
 
@@ -57,24 +62,35 @@ class ChangeListener:
             dsn = url.render_as_string(hide_password=False)
             from modelrunner.registry.db import pg_connect_args
 
-            self._conn = psycopg.connect(dsn, autocommit=True, **pg_connect_args(url.query))
-            self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            conn = psycopg.connect(dsn, autocommit=True, **pg_connect_args(url.query))
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
         except Exception as exc:  # noqa: BLE001 - polling is the baseline
             log.warning("cannot LISTEN on %s (%s); polling until it works", NOTIFY_CHANNEL, exc)
+            if conn is not None:  # connected, but LISTEN failed (the link cut meanwhile): not left to the gc
+                _close_quietly(conn)
             self._retry_at = time.monotonic() + LISTEN_RETRY_S
-            self._conn = None
-        return self._conn
+            return None
+        self._conn = conn
+        return conn
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_quietly(conn)
         self._retry_at = time.monotonic() + LISTEN_RETRY_S
 
     def close(self) -> None:
+        """Close the LISTEN connection (after a ``wait`` in progress); later waits poll."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+
+def _close_quietly(conn: Any) -> None:
+    """Close a connection that already failed; a second error closing it changes nothing."""
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - it is broken already; close() released what it holds
+        log.debug("closing a failed LISTEN connection raised", exc_info=True)

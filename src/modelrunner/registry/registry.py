@@ -20,24 +20,22 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from modelrunner.bundle.manifest import check_fields
 from modelrunner.errors import InvalidArgument, NotFound, StorageError
 from modelrunner.registry import bundles, db, evals, gc, state, versions
-from modelrunner.registry import experiments as exps
 from modelrunner.registry.audit import read_audit, write_audit
 from modelrunner.registry.drift import DriftMethods
+from modelrunner.registry.evals import EvaluationsMixin
 from modelrunner.registry.experiments import ExperimentsMixin
 from modelrunner.registry.notify import ChangeListener
-from modelrunner.registry.refs import TARGET_KINDS, check_alias, check_name, parse_ref, parse_target
+from modelrunner.registry.refs import check_alias, check_name, parse_ref
+from modelrunner.registry.state import DesiredStateMixin
 from modelrunner.registry.store import ArtifactStore
 from modelrunner.registry.tables import aliases, model_versions, models
 from modelrunner.registry.training import TrainingMixin
 from modelrunner.registry.types import (
     AuditEntry,
-    EndpointState,
-    Evaluation,
     ModelInfo,
     ModelSummary,
     ModelVersion,
     VersionSummary,
-    WorkerStatus,
 )
 from modelrunner.settings import Settings
 
@@ -45,7 +43,7 @@ log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 20
 
 
-class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
+class Registry(DesiredStateMixin, EvaluationsMixin, ExperimentsMixin, DriftMethods, TrainingMixin):
     """Models, versions, aliases, audit, desired state and artifacts over one database and one store
     (experiments, the prediction log and feedback: ``registry.experiments.ExperimentsMixin``; drift:
     ``registry.drift.DriftMethods``; training runs: ``registry.training.TrainingMixin``)."""
@@ -296,143 +294,6 @@ class Registry(ExperimentsMixin, DriftMethods, TrainingMixin):
             write_audit(
                 conn, actor=self._actor(actor), action=action, subject=subject, before=before, after=after
             )
-
-    # ---- desired state -----------------------------------------------------------------------------------
-
-    def set_endpoint(
-        self,
-        name: str,
-        target: str,
-        *,
-        config: Mapping[str, Any] | None = None,
-        force: bool = False,
-        actor: str | None = None,
-        create: bool = True,
-    ) -> EndpointState:
-        """Point endpoint ``name`` at ``target`` (a model ref, or ``pipeline:<ref>``), resolved first: a
-        target that does not resolve now is never stored (NotFound / InvalidArgument naming it).
-
-        ``create=False`` changes an existing endpoint only (NotFound naming the known ones otherwise)."""
-        check_name(name)
-        if not isinstance(target, str) or not target.strip():
-            raise InvalidArgument(f"endpoint {name!r}: target must be a model ref like 'digits@production'")
-        target = target.strip()
-        self.check_target(target)
-        with self._write() as conn:
-            return state.put_endpoint(
-                conn,
-                name,
-                target,
-                config=dict(config) if config is not None else None,
-                force=force,
-                actor=self._actor(actor),
-                create=create,
-            )
-
-    def check_target(self, target: str) -> ModelVersion:
-        """The version an endpoint target resolves to now; its ``kind:`` prefix must fit that version's flavor
-        (``pipeline:`` only names pipelines). Pipelines' steps are checked by ``pipelines.targets``."""
-        kind, ref = parse_target(target)
-        mv = self.resolve(ref)
-        if kind is not None and mv.flavor != TARGET_KINDS[kind]:
-            raise InvalidArgument(f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a {kind}")
-        return mv
-
-    def rollback_endpoint(self, name: str, actor: str | None = None) -> EndpointState:
-        """Swap an endpoint back to its previous target."""
-        current = self.endpoint(name)
-        if not current.previous_target:
-            raise InvalidArgument(f"endpoint {name!r} has no previous target to roll back to")
-        return self.set_endpoint(
-            name, current.previous_target, config=current.config, force=True, actor=actor
-        )
-
-    def endpoint(self, name: str) -> EndpointState:
-        with self._read() as conn:
-            return state.require_endpoint(conn, name)
-
-    def endpoints(self) -> list[EndpointState]:
-        with self._read() as conn:
-            return state.list_endpoints(conn)
-
-    def delete_endpoint(self, name: str, actor: str | None = None) -> None:
-        with self._write() as conn:
-            state.remove_endpoint(conn, name, actor=self._actor(actor))
-            exps.stop_on_delete(conn, name, actor=self._actor(actor))
-
-    def state_generation(self) -> int:
-        """The global desired-state generation (bumped by endpoint changes and alias moves)."""
-        with self._read() as conn:
-            return state.read_generation(conn)
-
-    def wait_for_change(self, since: int, timeout: float) -> int:
-        """Block until the generation differs from ``since`` or ``timeout`` passes; return the generation."""
-        if self._listener is None:
-            self._listener = ChangeListener(self)
-        return self._listener.wait(since, timeout)
-
-    def report_worker(self, status: WorkerStatus) -> None:
-        with self._write() as conn:
-            state.upsert_worker(conn, status)
-
-    def workers(self, endpoint: str | None = None, alive_within_s: float | None = None) -> list[WorkerStatus]:
-        with self._read() as conn:
-            return state.list_workers(conn, endpoint=endpoint, alive_within_s=alive_within_s)
-
-    def remove_worker(self, runner_id: str, endpoint: str | None = None) -> int:
-        """Drop a worker's status rows (on clean shutdown)."""
-        with self._write() as conn:
-            return state.delete_workers(conn, runner_id, endpoint)
-
-    # ---- evaluations and gates ---------------------------------------------------------------------------
-
-    def record_evaluation(
-        self,
-        name: str,
-        version: int | None,
-        *,
-        metrics: Mapping[str, Any],
-        gates: Any = None,
-        passed: bool | None = None,
-        dataset_sha256: str | None = None,
-        dataset_name: str | None = None,
-        actor: str | None = None,
-    ) -> Evaluation:
-        check_name(name)
-        with self._write() as conn:
-            new_id = evals.insert_evaluation(
-                conn,
-                model=name,
-                version=version,
-                metrics=dict(metrics),
-                gates_result=gates,
-                passed=passed,
-                dataset_sha256=dataset_sha256,
-                dataset_name=dataset_name,
-                actor=self._actor(actor),
-            )
-            return evals.get_evaluation(conn, new_id)
-
-    def evaluations(self, name: str, version: int | None = None) -> list[Evaluation]:
-        """Newest first."""
-        with self._read() as conn:
-            return evals.list_evaluations(conn, name, version)
-
-    def set_gates(self, name: str, requirements: list[str], actor: str | None = None) -> None:
-        check_name(name)
-        if not isinstance(requirements, list | tuple) or not all(isinstance(r, str) for r in requirements):
-            raise InvalidArgument("gates must be a list of requirement strings, e.g. ['accuracy >= 0.9']")
-        with self._write() as conn:
-            evals.put_gates(conn, name, list(requirements), actor=self._actor(actor))
-
-    def gates(self, name: str) -> list[str]:
-        with self._read() as conn:
-            return evals.get_gates(conn, name, default=[]) or []
-
-    def gate_failures(self, name: str, version: int) -> list[str]:
-        """Which saved gates ``name@version`` fails (what a move to production checks); empty: none."""
-        with self._read() as conn:
-            return evals.gate_failures(conn, name, version)
 
     # ---- plumbing ----------------------------------------------------------------------------------------
 

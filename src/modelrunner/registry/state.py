@@ -6,16 +6,22 @@ poll it (and on PostgreSQL may LISTEN on ``modelrunner_state``, notified on each
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select, text, update
 
 from modelrunner.errors import InvalidArgument, NotFound
 from modelrunner.registry.audit import write_audit
 from modelrunner.registry.db import upsert
+from modelrunner.registry.refs import TARGET_KINDS, check_name, parse_target
 from modelrunner.registry.tables import endpoints, state, utcnow, worker_status
 from modelrunner.registry.types import WORKER_STATES, EndpointState, WorkerStatus
+
+if TYPE_CHECKING:
+    from modelrunner.registry.notify import ChangeListener
+    from modelrunner.registry.types import ModelVersion
 
 NOTIFY_CHANNEL = "modelrunner_state"
 
@@ -199,3 +205,105 @@ def delete_workers(conn: Connection, runner_id: str, endpoint: str | None = None
     if endpoint is not None:
         stmt = stmt.where(worker_status.c.endpoint == endpoint)
     return int(conn.execute(stmt).rowcount or 0)
+
+
+class DesiredStateMixin:
+    """The desired-state methods of :class:`~modelrunner.registry.Registry`: endpoints, the generation,
+    waiting for a change, worker status rows."""
+
+    if TYPE_CHECKING:
+        _listener: ChangeListener | None
+
+        def _write(self) -> Any: ...
+        def _read(self) -> Any: ...
+        def _actor(self, actor: str | None) -> str: ...
+        def resolve(self, ref: str) -> ModelVersion: ...
+
+    def set_endpoint(
+        self,
+        name: str,
+        target: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        force: bool = False,
+        actor: str | None = None,
+        create: bool = True,
+    ) -> EndpointState:
+        """Point endpoint ``name`` at ``target`` (a model ref, or ``pipeline:<ref>``), resolved first: a
+        target that does not resolve now is never stored (NotFound / InvalidArgument naming it).
+
+        ``create=False`` changes an existing endpoint only (NotFound naming the known ones otherwise)."""
+        check_name(name)
+        if not isinstance(target, str) or not target.strip():
+            raise InvalidArgument(f"endpoint {name!r}: target must be a model ref like 'digits@production'")
+        target = target.strip()
+        self.check_target(target)
+        with self._write() as conn:
+            return put_endpoint(
+                conn,
+                name,
+                target,
+                config=dict(config) if config is not None else None,
+                force=force,
+                actor=self._actor(actor),
+                create=create,
+            )
+
+    def check_target(self, target: str) -> ModelVersion:
+        """The version an endpoint target resolves to now; its ``kind:`` prefix must fit that version's flavor
+        (``pipeline:`` only names pipelines). Pipelines' steps are checked by ``pipelines.targets``."""
+        kind, ref = parse_target(target)
+        mv = self.resolve(ref)
+        if kind is not None and mv.flavor != TARGET_KINDS[kind]:
+            raise InvalidArgument(f"invalid target {target!r}: {mv.ref} is a {mv.flavor} model, not a {kind}")
+        return mv
+
+    def rollback_endpoint(self, name: str, actor: str | None = None) -> EndpointState:
+        """Swap an endpoint back to its previous target."""
+        current = self.endpoint(name)
+        if not current.previous_target:
+            raise InvalidArgument(f"endpoint {name!r} has no previous target to roll back to")
+        return self.set_endpoint(
+            name, current.previous_target, config=current.config, force=True, actor=actor
+        )
+
+    def endpoint(self, name: str) -> EndpointState:
+        with self._read() as conn:
+            return require_endpoint(conn, name)
+
+    def endpoints(self) -> list[EndpointState]:
+        with self._read() as conn:
+            return list_endpoints(conn)
+
+    def delete_endpoint(self, name: str, actor: str | None = None) -> None:
+        with self._write() as conn:
+            remove_endpoint(conn, name, actor=self._actor(actor))
+            from modelrunner.registry.experiments import stop_on_delete  # it imports this module
+
+            stop_on_delete(conn, name, actor=self._actor(actor))
+
+    def state_generation(self) -> int:
+        """The global desired-state generation (bumped by endpoint changes and alias moves)."""
+        with self._read() as conn:
+            return read_generation(conn)
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Block until the generation differs from ``since`` or ``timeout`` passes; return the generation."""
+        if self._listener is None:
+            from modelrunner.registry.notify import ChangeListener  # it imports this module
+
+            self._listener = ChangeListener(self)  # type: ignore[arg-type]  # self is the Registry
+        return self._listener.wait(since, timeout)
+
+    def report_worker(self, status: WorkerStatus) -> None:
+        with self._write() as conn:
+            upsert_worker(conn, status)
+
+    def workers(self, endpoint: str | None = None, alive_within_s: float | None = None) -> list[WorkerStatus]:
+        with self._read() as conn:
+            return list_workers(conn, endpoint=endpoint, alive_within_s=alive_within_s)
+
+    def remove_worker(self, runner_id: str, endpoint: str | None = None) -> int:
+        """Drop a worker's status rows (on clean shutdown)."""
+        with self._write() as conn:
+            return delete_workers(conn, runner_id, endpoint)

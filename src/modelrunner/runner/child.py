@@ -1,11 +1,11 @@
-"""Running one worker process (started by workers.py): arguments, parent watch, heartbeats, the socket.
+"""Running one worker process (started by supervisor.py): arguments, parent watch, heartbeats, the socket.
 
 The process entry is ``python -m modelrunner.server.worker --fd N --slot I ...``: it calls :func:`run` with
 the server's composition root (``server.compose.worker_server``), which builds a :class:`Runtime` and the
 apps over it. This module imports nothing of server/: it parses the arguments, builds the server through the
 callable it is given, and serves the inherited listening socket with it. Exits when its parent dies. With
 ``--beat-fd`` its event loop writes a byte to that pipe every ``--beat-interval`` seconds: the supervisor
-replaces a worker whose loop stops beating (workers.py).
+replaces a worker whose loop stops beating (supervisor.py).
 """
 
 from __future__ import annotations

@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from modelrunner.bundle.predictor import Columns, Predictor
+from modelrunner.bundle.predictor import Columns
 from modelrunner.contract import Contract
 from modelrunner.errors import Unavailable
 from modelrunner.monitoring.observer import NullObserver, RequestObserver
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.batching import BatchConfig, Batcher
-from modelrunner.runner.cost import CallCost, small_request
+from modelrunner.runner.cost import small_request
+from modelrunner.runner.deployment import Deployment, DriftHook, Prediction, close_and_release
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.runner.memory import release_memory
 from modelrunner.runner.predlog import LogConfig
@@ -33,105 +32,18 @@ if TYPE_CHECKING:
     from modelrunner.runner.experiment import LiveExperiment
     from modelrunner.runner.predlog import PredictionLog
 
+__all__ = [
+    "SERVING_STATES",
+    "Deployment",
+    "DriftHook",
+    "Endpoint",
+    "Prediction",
+    "ServingState",
+    "Validator",
+    "validate_inputs",
+]
+
 log = logging.getLogger(__name__)
-
-
-DriftHook = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], None]
-"""Sees every predicted batch, ``(validated inputs, outputs)``, in the thread that predicted it; must be cheap
-and must not raise (``monitoring.sketch.Recorder.observe`` queues the batch)."""
-
-
-@dataclass(eq=False)
-class Deployment:
-    """One loaded model version behind an endpoint, with its in-flight request count."""
-
-    endpoint: str
-    model: str
-    version: int
-    ref: str
-    target: str
-    contract: Contract
-    predictor: Predictor | None
-    sha256: str = ""
-    load_ms: float = 0.0
-    warmup_ms: float = 0.0
-    loaded_at: float = field(default_factory=time.time)
-    inflight: int = 0
-    retired: bool = False
-    closed: bool = False
-    cost: CallCost = field(default_factory=CallCost, repr=False)
-    batch_safe: bool = False
-    """Rows of one call do not affect each other's answers: requests may be merged (``auto`` batching)."""
-    drift_hook: DriftHook | None = field(default=None, repr=False)  # drift monitoring (monitoring.monitor)
-    _drained: asyncio.Event | None = field(default=None, repr=False)
-
-    @property
-    def drained(self) -> asyncio.Event:
-        """Set once the deployment is retired and its last in-flight request has ended."""
-        if self._drained is None:
-            self._drained = asyncio.Event()
-            if self.retired and self.inflight == 0:
-                self._drained.set()
-        return self._drained
-
-    def acquire(self) -> None:
-        self.inflight += 1
-
-    def release(self) -> None:
-        self.inflight -= 1
-        if self.inflight == 0 and self.retired:
-            self.drained.set()
-
-    def retire(self) -> None:
-        """No new request will pin this deployment; ``drained`` fires when the last one ends."""
-        self.retired = True
-        if self.inflight == 0:
-            self.drained.set()
-
-    def same_version(self, model: str, version: int, sha256: str = "") -> bool:
-        if sha256 and self.sha256:
-            return self.sha256 == sha256 and self.model == model and self.version == version
-        return self.model == model and self.version == version
-
-    def close(self) -> None:
-        """Close the predictor and drop the reference to it (called once, off the event loop)."""
-        predictor, self.predictor = self.predictor, None
-        if predictor is None or self.closed:
-            return
-        self.closed = True
-        try:
-            predictor.close()
-        except Exception:  # noqa: BLE001 - a model's close() must not take the runner down
-            log.exception("closing %s failed", self.ref)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "ref": self.ref,
-            "target": self.target,
-            "sha256": self.sha256,
-            "load_ms": round(self.load_ms, 1),
-            "warmup_ms": round(self.warmup_ms, 1),
-            "loaded_at": self.loaded_at,
-            "inflight": self.inflight,
-        }
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A prediction, the exact version that produced it, and (experiments) which variant that was.
-
-    ``variant``: ``production`` or ``candidate``; ``request_id``: the id the request was logged under (as
-    given to :meth:`Endpoint.predict`)."""
-
-    columns: Columns
-    model: str
-    version: int
-    ref: str
-    variant: str = "production"
-    request_id: str = ""
-
 
 Validator = Callable[[Contract, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
@@ -461,7 +373,7 @@ class Endpoint:
                 dep.inflight,
                 self.drain_timeout_s,
             )
-        seconds = await asyncio.to_thread(_close_and_release, dep, self.release)
+        seconds = await asyncio.to_thread(close_and_release, dep, self.release)
         log.info("endpoint %s: unloaded %s (close + gc + trim %.1f ms)", self.name, dep.ref, seconds * 1000)
 
     async def close(self) -> None:
@@ -509,10 +421,3 @@ class Endpoint:
             "dropped": live.dropped,
             "logging": self.logging,
         }
-
-
-def _close_and_release(dep: Deployment, release: Callable[[], object] = release_memory) -> float:
-    started = time.perf_counter()
-    dep.close()
-    release()
-    return time.perf_counter() - started

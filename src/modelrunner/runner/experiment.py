@@ -19,7 +19,6 @@ logs (:class:`~modelrunner.runner.predlog.LogConfig`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
@@ -32,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelrunner.background import BackgroundTask
 from modelrunner.errors import InvalidArgument
+from modelrunner.monitoring.observer import ExperimentObserver, NullObserver
 
 if TYPE_CHECKING:
     from modelrunner.registry.types import Experiment
@@ -76,14 +77,22 @@ def sticky_value(value: Any) -> str | None:
 class LiveExperiment:
     """A running experiment in this worker: the record, the candidate deployment and the mirror queue."""
 
-    def __init__(self, experiment: Experiment, candidate: Deployment, *, queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        candidate: Deployment,
+        *,
+        queue_size: int = 256,
+        observer: ExperimentObserver | None = None,
+    ) -> None:
         self.experiment = experiment
+        self.observer: ExperimentObserver = observer if observer is not None else NullObserver()
         self.candidate = candidate
         self.queue_size = queue_size
         self.mirrored = 0
         self.dropped = 0
         self._queue: asyncio.Queue[tuple[Any, str]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._mirror: BackgroundTask | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._endpoint: Endpoint | None = None
 
@@ -101,17 +110,14 @@ class LiveExperiment:
         if self.mode == "shadow":
             self._queue = asyncio.Queue(self.queue_size)
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"shadow-{endpoint.name}")
-            self._task = asyncio.get_running_loop().create_task(
-                self._mirror_loop(), name=f"shadow-{endpoint.name}"
-            )
+            self._mirror = BackgroundTask(self._mirror_loop, name=f"shadow-{endpoint.name}")
+            self._mirror.start()
 
     async def stop(self) -> None:
         """Stop mirroring (queued copies are dropped); the caller retires the candidate."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._mirror is not None:
+            await self._mirror.stop()
+            self._mirror = None
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -124,10 +130,8 @@ class LiveExperiment:
         try:
             queue.put_nowait((columns, request_id))
         except asyncio.QueueFull:
-            from modelrunner.monitoring import metrics
-
             self.dropped += 1
-            metrics.shadow_dropped(self.experiment.endpoint)
+            self.observer.shadow_dropped(self.experiment.endpoint)
 
     async def _mirror_loop(self) -> None:
         assert self._queue is not None and self._endpoint is not None

@@ -18,6 +18,7 @@ from typing import Any
 
 from modelrunner.contract.compat import check_compatible
 from modelrunner.errors import IncompatibleContract, ModelrunnerError, Unavailable
+from modelrunner.monitoring.observer import ExperimentObserver
 from modelrunner.registry.refs import parse_target
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.runner.experiment import LiveExperiment
@@ -50,8 +51,17 @@ def pinned_target(experiment: Any) -> str:
 class ExperimentSync:
     """Running experiments (registry) -> candidates loaded beside production (this worker)."""
 
-    def __init__(self, registry: Any, *, worker_id: str, loader: Loader, queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        worker_id: str,
+        loader: Loader,
+        queue_size: int = 256,
+        observer: ExperimentObserver | None = None,
+    ) -> None:
         self.registry = registry
+        self.observer = observer  # the shadow mirrors' drops go there
         self.worker_id = worker_id
         self.loader = loader
         self.queue_size = queue_size
@@ -119,7 +129,7 @@ class ExperimentSync:
             await asyncio.to_thread(dep.close)
             return
         ep.experiment_error = None
-        ep.set_experiment(LiveExperiment(want, dep, queue_size=self.queue_size))
+        ep.set_experiment(LiveExperiment(want, dep, queue_size=self.queue_size, observer=self.observer))
         log.info(
             "endpoint %s: experiment %s (%s %g%%) with %s beside %s",
             ep.name,

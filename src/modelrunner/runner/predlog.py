@@ -14,7 +14,6 @@ What an endpoint logs is its :class:`LogConfig` (the endpoint config keys ``log_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -25,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from modelrunner.background import PeriodicTask
 from modelrunner.errors import InvalidArgument, ModelrunnerError
-from modelrunner.runner.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +99,14 @@ class PredictionLog:
         self.flush_s, self.batch, self.buffer, self.max_rows = flush_s, batch, buffer, max_rows
         self.retention_s, self.retention_rows, self.prune_s = retention_s, retention_rows, prune_s
         self._rows: list[Pending] = []
-        self._kick = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._writer = PeriodicTask(
+            self._flush_and_prune,
+            lambda: self.flush_s,
+            name="prediction-log",
+            failure="prediction log flush failed",
+            logger=log,
+        )
         self._pruned_at = time.monotonic()
         self._written_since_prune = 0
         self.written = 0
@@ -157,36 +161,23 @@ class PredictionLog:
             )
         )
         if len(self._rows) >= self.batch:
-            self._kick.set()
+            self._writer.wake()
 
     @property
     def pending(self) -> int:
         return len(self._rows)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="prediction-log")
+        self._writer.start()
 
     async def stop(self) -> None:
         """Stop the background task and write what is still buffered."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._writer.stop()
         await self.flush()
 
-    async def _run(self) -> None:
-        while True:
-            await wait_event(self._kick, self.flush_s)
-            self._kick.clear()
-            try:
-                await self.flush()
-                await self._maybe_prune()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the log must never take the worker down
-                log.exception("prediction log flush failed")
+    async def _flush_and_prune(self) -> None:
+        await self.flush()
+        await self._maybe_prune()
 
     async def flush(self) -> int:
         """Write every buffered row now (after a write in progress); returns the rows written."""

@@ -17,17 +17,16 @@ Swaps and endpoints coming and going are reported to the observer it is given (`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from modelrunner.background import PeriodicTask
 from modelrunner.errors import IncompatibleContract, ModelrunnerError, SwapFailed, Unavailable
-from modelrunner.monitoring.observer import NullObserver, SwapObserver
+from modelrunner.monitoring.observer import NullObserver, Observer
 from modelrunner.pipelines.targets import ResolvedTarget, resolve_target
-from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Deployment, Endpoint, ServingState
 from modelrunner.runner.experiment_sync import ExperimentSync, read_experiments
 from modelrunner.runner.loading import DriftHookFactory, Loader, build_deployment, load_bundle
@@ -70,7 +69,7 @@ class Reconciler:
         poll_interval_s: float = 0.1,
         loader: Loader = load_bundle,
         on_change: Callable[[Endpoint], None] | None = None,
-        observer: SwapObserver | None = None,
+        observer: Observer | None = None,
         shadow_queue: int = 256,
         drift_hook_for: DriftHookFactory | None = None,
         keeps: Callable[[str], bool] | None = None,
@@ -80,7 +79,7 @@ class Reconciler:
         self.endpoints = endpoints  # the runtime's, read only here
         self.add_endpoint = add_endpoint
         self.remove_endpoint = remove_endpoint
-        self.observer: SwapObserver = observer if observer is not None else NullObserver()
+        self.observer: Observer = observer if observer is not None else NullObserver()
         self.worker_id = worker_id
         self.poll_interval_s = poll_interval_s
         self.loader = loader
@@ -99,11 +98,12 @@ class Reconciler:
         self._backoff_s = 1.0
         self.last_contact = time.monotonic()  # when the registry last answered a poll
         self._resync = False  # after an outage: the next pass reads everything, generation moved or not
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = PeriodicTask(
+            self._poll_and_retry, lambda: self.poll_interval_s, name="reconciler", logger=log
+        )
         self._lock = asyncio.Lock()
         self.experiments = ExperimentSync(
-            registry, worker_id=worker_id, loader=loader, queue_size=shadow_queue
+            registry, worker_id=worker_id, loader=loader, queue_size=shadow_queue, observer=self.observer
         )
         self._experiments: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
@@ -113,36 +113,27 @@ class Reconciler:
         await self.start_polling()
 
     async def start_polling(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="reconciler")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._poller.stop()
 
     def wake(self) -> None:
         """Poll now instead of at the next tick (e.g. right after this process wrote desired state)."""
-        self._wake.set()
+        self._poller.wake()
 
-    async def _run(self) -> None:
-        while True:
-            await wait_event(self._wake, self.poll_interval_s)
-            self._wake.clear()
-            try:
-                await self.poll()
-            except asyncio.CancelledError:
-                raise
-            except Unavailable as exc:  # the registry is unreachable: keep serving, retry soon
-                if not self._resync:
-                    log.warning("registry unreachable (%s); serving the last versions until it is back", exc)
-                self._resync = True
-                await asyncio.sleep(RECONNECT_S)
-            except Exception:  # noqa: BLE001 - the loop must survive a bad poll
-                log.exception("reconcile failed; retrying at the next poll")
-                await asyncio.sleep(min(self._backoff_s, MAX_BACKOFF_S))
+    async def _poll_and_retry(self) -> None:
+        """One tick of the polling task: a poll, then a pause before the next one when it failed."""
+        try:
+            await self.poll()
+        except Unavailable as exc:  # the registry is unreachable: keep serving, retry soon
+            if not self._resync:
+                log.warning("registry unreachable (%s); serving the last versions until it is back", exc)
+            self._resync = True
+            await asyncio.sleep(RECONNECT_S)
+        except Exception:  # noqa: BLE001 - the loop must survive a bad poll
+            log.exception("reconcile failed; retrying at the next poll")
+            await asyncio.sleep(min(self._backoff_s, MAX_BACKOFF_S))
 
     def stale_seconds(self) -> float:
         """Seconds since the registry last answered a poll."""

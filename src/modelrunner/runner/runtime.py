@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -11,10 +10,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from modelrunner.background import PeriodicTask
 from modelrunner.errors import ModelrunnerError, NotFound
 from modelrunner.monitoring.observer import Observer
 from modelrunner.monitoring.prometheus import PROMETHEUS
-from modelrunner.runner.aio import wait_event
 from modelrunner.runner.endpoint import Endpoint, ServingState
 from modelrunner.runner.listen import ChangeWatcher, supports_listen
 from modelrunner.runner.loading import Loader, load_bundle
@@ -32,6 +31,8 @@ log = logging.getLogger(__name__)
 
 EXPECT_TIMEOUT_S = 30.0
 STALE_AFTER_S = 3.0
+FRESHNESS_S = 0.5
+"""How often the registry contact (connected, seconds stale) goes to the observer."""
 """The registry counts as unreachable once neither a poll nor a heartbeat reached it for this long (or three
 heartbeats, if longer)."""
 
@@ -102,11 +103,17 @@ class Runtime:
         )
         self._started = False
         self._removed: set[str] = set()
-        self._report_now = asyncio.Event()
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat = PeriodicTask(
+            self.report,
+            lambda: self.settings.heartbeat_s,
+            name="heartbeat",
+            failure="heartbeat failed",
+            logger=log,
+        )
         self._watcher: ChangeWatcher | None = None
         self._beat_contact = 0.0  # when a heartbeat write last reached the registry (monotonic)
-        self._freshness: asyncio.Task[None] | None = None
+        # its own task: the poll and the heartbeat may hang on an unreachable database
+        self._freshness = PeriodicTask(self._report_freshness, FRESHNESS_S, name="freshness", logger=log)
         self._decider: asyncio.Task[None] | None = None
         self._decider_stop = asyncio.Event()
 
@@ -172,17 +179,22 @@ class Runtime:
             self._watcher = ChangeWatcher(self.registry, lambda: loop.call_soon_threadsafe(self.wake))
             self._watcher.start(self.reconciler.seen_generation or 0)
         self._started = True
-        self._report_now.set()  # the heartbeat writes the status rows at once, while traffic starts
-        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="heartbeat")
+        self._heartbeat.start()
+        self._heartbeat.wake()  # the heartbeat writes the status rows at once, while traffic starts
         if self.monitor is not None:
             self.monitor.start()
-        self._freshness = asyncio.get_running_loop().create_task(self._report_freshness(), name="freshness")
+        self._freshness.start()
+        self._freshness.wake()
         from modelrunner.experiments.loop import run_decider  # online experiments: promote / abort
 
         self._decider_stop = asyncio.Event()
         self._decider = asyncio.get_running_loop().create_task(
             run_decider(
-                self.registry, lambda: list(self.endpoints), self._decider_stop, worker_id=self.worker_id
+                self.registry,
+                lambda: list(self.endpoints),
+                self._decider_stop,
+                worker_id=self.worker_id,
+                observer=self.observer,
             ),
             name="decider",
         )
@@ -196,10 +208,8 @@ class Runtime:
         return {"connected": stale < limit, "stale_s": round(stale, 3)}
 
     async def _report_freshness(self) -> None:
-        while True:  # its own task: the poll and the heartbeat may hang on an unreachable database
-            contact = self.registry_contact()
-            self.observer.registry_contact(contact["connected"], contact["stale_s"])
-            await asyncio.sleep(0.5)
+        contact = self.registry_contact()
+        self.observer.registry_contact(contact["connected"], contact["stale_s"])
 
     async def _await_expected(self) -> None:
         """Until the desired state has every ``expect`` name -> target (``serve --endpoint`` writes them
@@ -225,12 +235,8 @@ class Runtime:
             self._decider_stop.set()
             await self._decider
             self._decider = None
-        for task in (self._heartbeat, self._freshness):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._heartbeat = self._freshness = None
+        await self._heartbeat.stop()
+        await self._freshness.stop()
         await self.reconciler.stop()
         if self.demand is not None:
             await self.demand.stop()
@@ -256,18 +262,7 @@ class Runtime:
     def _changed(self, ep: Endpoint) -> None:
         if ep.name not in self.endpoints:
             self._removed.add(ep.name)
-        self._report_now.set()
-
-    async def _beat(self) -> None:
-        while True:
-            await wait_event(self._report_now, self.settings.heartbeat_s)
-            self._report_now.clear()
-            try:
-                await self.report()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - keep beating when the database hiccups
-                log.exception("heartbeat failed")
+        self._heartbeat.wake()
 
     async def report(self) -> None:
         """Write this worker's status row for every endpoint."""

@@ -9,64 +9,32 @@ by the new worker once it has loaded what it should serve. So is a worker that h
 writes a byte to a pipe every ``beat_interval`` (``child.beat``); one silent for longer than
 ``liveness_timeout_s`` gets SIGTERM, SIGKILL ``HUNG_GRACE_S`` later, and is replaced. SIGTERM/SIGINT stop
 every worker gracefully (in-flight requests finish), then the parent exits.
+
+The sockets are ``runner.sockets``, the restarts and heartbeats ``runner.supervisor``; this module checks what
+may be served where, writes the desired state and runs the supervisor until a signal.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import logging
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from modelrunner.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelrunner.runner.sockets import bind_sockets, is_loopback, normalize_host, reserve_port, url_host
+from modelrunner.runner.supervisor import GRACE_S, Supervisor
 from modelrunner.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 2048
-GRACE_S = 20.0
 STARTUP_GRACE_S = 2.0
 """How long workers stopped during startup (a bad ``--endpoint``) get before SIGKILL: they serve nothing."""
-MAX_RESTART_DELAY_S = 30.0
-HUNG_GRACE_S = 3.0
-"""How long a worker that stopped beating gets to exit on SIGTERM before SIGKILL (its loop may never run)."""
-STARTUP_ALLOWANCE_S = 60.0
-"""Added to the liveness timeout until a new worker's first beat: its imports run before its event loop."""
-
-
-def normalize_host(host: str) -> str:
-    """How sockets take a host: ``[::1]`` -> ``::1``, ``Localhost`` -> ``localhost``."""
-    host = host.strip().lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host
-
-
-def is_loopback(host: str) -> bool:
-    host = normalize_host(host)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_host(host: str) -> str:
-    """``host`` as written in a URL: an IPv6 address in brackets."""
-    host = normalize_host(host)
-    return f"[{host}]" if ":" in host else host
 
 
 def check_exposure(host: str, settings: Settings, registry: Any = None) -> None:
@@ -110,242 +78,6 @@ def ensure_endpoints(registry: Any, endpoints: Mapping[str, str], actor: str | N
         resolve_target(registry, target)  # a clear NotFound (or broken pipeline) before anything is written
         changed.append(registry.set_endpoint(name, target, actor=actor))
     return changed
-
-
-def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` listening sockets on one address with SO_REUSEPORT; port 0 picks one free port for all."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    _check_port_free(host, port, family)
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            # Linux copies TCP_NODELAY to accepted connections: no 40 ms Nagle/delayed-ACK stalls on
-            # keep-alive, whatever event loop the worker runs.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.bind((host, port))
-            port = sock.getsockname()[1]
-            sock.listen(BACKLOG)
-            sock.set_inheritable(True)
-            sockets.append(sock)
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sockets
-
-
-def _check_port_free(host: str, port: int, family: int) -> None:
-    """Binding without SO_REUSEPORT fails if anyone (even another modelrunner) already holds the port."""
-    if port == 0:
-        return
-    probe = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-    except OSError as exc:
-        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    finally:
-        probe.close()
-
-
-@dataclass
-class Slot:
-    """One worker position: its socket, its current process, how often it restarted."""
-
-    index: int
-    sock: socket.socket
-    proc: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    restarts: int = 0
-    crashes_in_a_row: int = 0
-    next_start: float = 0.0
-    argv: list[str] = field(default_factory=list)
-    beats: int | None = None  # read end of the worker's heartbeat pipe
-    last_beat: float = 0.0
-    beaten: bool = False
-    kill_at: float | None = None  # set once a silent worker got SIGTERM
-
-
-class Supervisor:
-    """Starts one child per slot, restarts dead ones (backing off when they crash at start), stops all."""
-
-    def __init__(
-        self,
-        sockets: list[socket.socket],
-        child_argv: list[str],
-        env: dict[str, str],
-        first_argv: list[str] | None = None,
-        liveness_timeout_s: float = 30.0,
-        *,
-        entry: str,
-    ) -> None:
-        self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
-        self.entry = entry  # the worker's module, run with ``python -m`` (runner.child.run inside)
-        self.liveness_timeout_s = liveness_timeout_s
-        self.child_argv = child_argv
-        # For the first workers only (``--expect``): a restarted one serves what is desired when it starts,
-        # which may have moved on since ``serve`` wrote its ``--endpoint`` targets.
-        self.first_argv = first_argv or []
-        self.env = env
-        self.stopping = False
-
-    def start(self) -> None:
-        for slot in self.slots:
-            self._spawn(slot, self.first_argv)
-
-    def _spawn(self, slot: Slot, extra: list[str] | None = None) -> None:
-        fd = slot.sock.fileno()
-        self._close_beats(slot)
-        beats, beat_w = os.pipe()
-        os.set_blocking(beats, False)
-        interval = min(1.0, self.liveness_timeout_s / 5)
-        argv = [
-            sys.executable,
-            "-m",
-            self.entry,
-            "--fd",
-            str(fd),
-            "--slot",
-            str(slot.index),
-            "--beat-fd",
-            str(beat_w),
-            "--beat-interval",
-            f"{interval:g}",
-            *self.child_argv,
-            *(extra or []),
-        ]
-        try:
-            slot.proc = subprocess.Popen(argv, pass_fds=[fd, beat_w], env=self.env, process_group=0)
-        finally:
-            os.close(beat_w)
-        slot.beats, slot.beaten, slot.kill_at = beats, False, None
-        slot.started_at = slot.last_beat = time.monotonic()
-        log.debug("worker %d started (pid %d)", slot.index, slot.proc.pid)
-
-    def check(self) -> None:
-        """Restart workers that exited (not while stopping)."""
-        now = time.monotonic()
-        for slot in self.slots:
-            proc = slot.proc
-            if proc is not None and proc.poll() is not None:
-                self._reap(slot, proc, now)
-            elif proc is not None and not self.stopping:
-                self._check_alive(slot, proc, now)
-            if slot.proc is None and not self.stopping and now >= slot.next_start:
-                slot.restarts += 1
-                self._spawn(slot)
-
-    def _check_alive(self, slot: Slot, proc: subprocess.Popen[bytes], now: float) -> None:
-        """Note its beats; SIGTERM a worker silent past the liveness timeout, SIGKILL it a grace later."""
-        if _drain(slot.beats):
-            slot.last_beat, slot.beaten = now, True
-        if slot.kill_at is not None:
-            if now >= slot.kill_at:
-                _signal(proc, signal.SIGKILL)
-                slot.kill_at = float("inf")  # once; the exit is reaped by check()
-            return
-        limit = self.liveness_timeout_s + (0.0 if slot.beaten else STARTUP_ALLOWANCE_S)
-        silent = now - slot.last_beat
-        if silent > limit:
-            log.warning(
-                "worker %d (pid %d) is hung: no heartbeat from its event loop for %.1fs (liveness "
-                "timeout %gs); killing and restarting it",
-                slot.index,
-                proc.pid,
-                silent,
-                self.liveness_timeout_s,
-            )
-            _signal(proc, signal.SIGTERM)
-            slot.kill_at = now + HUNG_GRACE_S
-
-    def _close_beats(self, slot: Slot) -> None:
-        if slot.beats is not None:
-            os.close(slot.beats)
-            slot.beats = None
-
-    def _reap(self, slot: Slot, proc: subprocess.Popen[bytes], now: float) -> None:
-        from modelrunner.monitoring import metrics
-
-        metrics.mark_process_dead(proc.pid)
-        slot.proc = None
-        self._close_beats(slot)
-        if self.stopping:
-            return
-        quick = now - slot.started_at < 10.0
-        slot.crashes_in_a_row = slot.crashes_in_a_row + 1 if quick else 0
-        crashes = slot.crashes_in_a_row
-        delay = min(2.0 ** (crashes - 1), MAX_RESTART_DELAY_S) if crashes > 1 else 0.0
-        slot.next_start = now + delay
-        log.warning(
-            "worker %d (pid %d) exited with %s; restarting%s",
-            slot.index,
-            proc.pid,
-            proc.returncode,
-            f" in {delay:.0f}s" if delay else "",
-        )
-
-    def stop(self, grace_s: float = GRACE_S) -> None:
-        """SIGTERM every worker, wait up to ``grace_s``, SIGKILL what is left."""
-        self.stopping = True
-        live = [s.proc for s in self.slots if s.proc is not None and s.proc.poll() is None]
-        for proc in live:
-            _signal(proc, signal.SIGTERM)
-        # Our copies of the listening sockets go now: the workers close theirs as they stop accepting, and
-        # while ours stayed open the kernel kept completing handshakes into a backlog nobody would accept,
-        # so new connections hung until the last worker exited. Now they are refused at once.
-        for slot in self.slots:
-            slot.sock.close()
-        deadline = time.monotonic() + grace_s
-        for proc in live:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("worker pid %d did not stop in %.0fs; killing it", proc.pid, grace_s)
-                _signal(proc, signal.SIGKILL)
-                proc.wait()
-        for slot in self.slots:
-            self._close_beats(slot)
-
-    def pids(self) -> list[int]:
-        return [s.proc.pid for s in self.slots if s.proc is not None]
-
-
-def _drain(fd: int | None) -> bool:
-    """Read every pending heartbeat byte (non-blocking); True if there was at least one."""
-    got = False
-    while fd is not None:
-        try:
-            chunk = os.read(fd, 4096)
-        except BlockingIOError:
-            break
-        if not chunk:  # the worker closed its end (it is exiting)
-            break
-        got = True
-    return got
-
-
-def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-
-
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Hold ``port`` (bound with SO_REUSEPORT, never listening) for the workers' gRPC servers to share, so no
-    other program takes it meanwhile; port 0 picks a free one. Close it when serving ends."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    _check_port_free(host, port, family)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise FailedPrecondition(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sock
 
 
 def serve(

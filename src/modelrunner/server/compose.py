@@ -68,7 +68,7 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     import uvicorn
 
     from modelrunner.runner.runtime import Runtime
-    from modelrunner.runner.workers import is_loopback
+    from modelrunner.runner.sockets import is_loopback
     from modelrunner.security.trust import install_policy
     from modelrunner.server.protocol import guarded_protocol
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from modelrunner.server import request_meta
 from modelrunner.settings import Settings
 from modelrunner.version import package_version
 
+if TYPE_CHECKING:
+    from modelrunner.registry.registry import Registry
+
 Decoder = Callable[[Contract], Mapping[str, np.ndarray]]
 """Turns a request into columns, given the contract of the version serving now."""
 
@@ -38,10 +41,16 @@ SERVER_NAME = "modelrunner"
 
 
 class RuntimeLike(Protocol):
-    """What the server needs of :class:`modelrunner.runner.runtime.Runtime`."""
+    """What the server needs of :class:`modelrunner.runner.runtime.Runtime` (``registry`` and ``wake``: what
+    the web catalog needs of it, ``catalog.web.Runtime``; a runtime without a registry mounts no catalog)."""
 
     @property
     def endpoints(self) -> Mapping[str, Endpoint]: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    def wake(self) -> None: ...
 
     def get(self, name: str) -> Endpoint: ...
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
-from modelrunner.runner.workers import is_loopback, normalize_host
+from modelrunner.runner.sockets import is_loopback, normalize_host
 from modelrunner.server import wire
 from modelrunner.server.wire import Receive, Scope, Send
 

@@ -1,4 +1,4 @@
-"""A worker process: ``python -m modelrunner.server.worker --fd N --slot I ...`` (runner/workers.py runs it).
+"""A worker process: ``python -m modelrunner.server.worker --fd N --slot I ...`` (runner.supervisor runs it).
 
 The process entry sits here, above runner/, so that the layer arrows point down: ``runner.child.run`` runs
 the process (arguments, parent watch, heartbeats, the inherited socket) and calls the composition root

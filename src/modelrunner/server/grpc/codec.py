@@ -140,7 +140,7 @@ def _typed_values(datatype: str, arr: np.ndarray) -> list[Any]:
     flat = arr.reshape(-1).tolist()
     if datatype == "BYTES":
         return [x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in flat]
-    return flat  # type: ignore[no-any-return]
+    return flat
 
 
 def infer_response(name: str, req: v2_codec.InferRequest, pred: Prediction) -> pb.ModelInferResponse:

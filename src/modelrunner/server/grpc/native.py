@@ -23,14 +23,14 @@ METHOD = "Predict"
 _PREFIX = "modelrunner."
 
 
-class ContractHandler(grpc.GenericRpcHandler):
+class ContractHandler(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc has no type stubs
     """Routes ``/<package>.Model/Predict`` to the endpoint whose package it is."""
 
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        path = str(handler_call_details.method)  # type: ignore[attr-defined]
+        path = str(handler_call_details.method)
         service, _, method = path.lstrip("/").rpartition("/")
         if (
             method != METHOD

@@ -26,7 +26,7 @@ VERSION_HINT = "leave model_version empty for whichever version is serving"
 Context: TypeAlias = grpc.aio.ServicerContext  # generic in grpc; untyped here (grpc has no stubs)
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The V2 gRPC service over one worker's :class:`DataPlane`."""
 
     def __init__(self, plane: DataPlane) -> None:

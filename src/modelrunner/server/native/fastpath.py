@@ -19,7 +19,7 @@ from modelrunner.server.wire import Receive, Scope, Send
 class FastApp(FastAPI):
     """FastAPI, with plain JSON predict requests answered first (see the module docstring)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and await plain.intercept(self.state.dataplane, scope, receive, send):
             return
-        await super().__call__(scope, receive, send)  # type: ignore[arg-type]
+        await super().__call__(scope, receive, send)

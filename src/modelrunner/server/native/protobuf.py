@@ -167,7 +167,9 @@ async def contract_of(
     if model_version is not None:
         if model_version == dep.version:
             return contract
-        return (await asyncio.to_thread(_registry(registry).resolve, f"{dep.model}@{model_version}")).contract
+        mv = await asyncio.to_thread(_registry(registry).resolve, f"{dep.model}@{model_version}")
+        of_version: Contract = mv.contract
+        return of_version
     if version is None or version == contract.version:
         return contract
     return await asyncio.to_thread(
