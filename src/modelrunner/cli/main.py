@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from modelrunner.runner import startup  # noqa: F401 - first: ends the "spawn" span of `serve` (startup.py)
+
+# isort: split
 import importlib
 import logging
 import os
