@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from modelrunner.runner import startup  # noqa: F401 - first: ends the "spawn" span of `serve` (startup.py)
+
+# isort: split
+import functools
 import importlib
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from modelrunner.errors import ModelrunnerError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="modelrunner",
@@ -57,7 +62,15 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(("remote", "pull"), "federation"),
 }
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+@functools.cache
+def _err() -> Console:
+    """The console of error lines, made on first use: rich's console is not imported by a command that
+    succeeds (``serve`` starts sooner)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
 
 _TYPE_NAMES = {
     "str": "TEXT",
@@ -205,8 +218,10 @@ def _register_for(args: list[str]) -> None:
 
 def _error_line(message: str) -> None:
     """One red line on stderr: markup in the message is escaped, newlines folded, never wrapped."""
+    from rich.markup import escape
+
     text = " ".join(str(message).split()) or "unknown error"
-    _err.print(f"[red]error:[/red] {escape(text)}")
+    _err().print(f"[red]error:[/red] {escape(text)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +252,7 @@ def _run(args: list[str]) -> int:
         _error_line(str(exc))
         return 2
     except (typer.Abort, KeyboardInterrupt):
-        _err.print("[red]aborted[/red]")
+        _err().print("[red]aborted[/red]")
         return 130
     except typer.Exit as exc:
         return int(exc.exit_code or 0)

@@ -93,11 +93,19 @@ def serve(
     ),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="PEM certificate: HTTP and gRPC over TLS."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+    timings: bool = typer.Option(
+        False, "--timings", help="Log how long each step of every process's start took (docs/performance.md)."
+    ),
 ) -> None:
     """Serve every endpoint of the registry's desired state; swaps happen live, with zero failed requests."""
+    from modelrunner.runner import startup
     from modelrunner.runner.demand_config import is_pattern
     from modelrunner.runner.workers import serve as run_workers
     from modelrunner.settings import Settings
+
+    startup.mark("imports")
+    if timings:
+        os.environ[startup.ENV] = "1"  # the workers inherit it
 
     targets = parse_endpoints([e for e in endpoint if not is_pattern(e)])
     export_on_demand([e for e in endpoint if is_pattern(e)], max_loaded, memory_budget)

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from modelrunner.runner import startup
+
 log = logging.getLogger("modelrunner.runner.child")
 
 
@@ -55,19 +57,30 @@ class WorkerServer(Protocol):
     """What :func:`run` needs of the server it is given (a ``uvicorn.Server``)."""
 
     config: Any
+    started: bool
 
     def run(self, sockets: list[socket.socket] | None = None) -> None: ...
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None: ...
 
 
-def serve_beating(server: WorkerServer, sock: socket.socket, fd: int, interval: float) -> None:
+async def report_when_serving(server: WorkerServer, slot: int) -> None:
+    """Log this worker's start-up timings (``runner.startup``) once uvicorn serves the socket."""
+    while not server.started:
+        await asyncio.sleep(0.005)
+    if not getattr(server, "should_exit", False):  # a start abandoned on SIGTERM served nothing
+        startup.report(f"w{slot}", "bind")
+
+
+def serve_beating(server: WorkerServer, sock: socket.socket, fd: int, interval: float, slot: int = 0) -> None:
     """``server.run(sockets=[sock])`` with the event loop beating on ``fd`` (see :func:`beat`)."""
     os.set_blocking(fd, False)
 
     async def serve() -> None:
         beat(asyncio.get_running_loop(), fd, interval)
+        reporting = asyncio.get_running_loop().create_task(report_when_serving(server, slot))
         await server.serve(sockets=[sock])
+        reporting.cancel()
 
     try:
         with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
@@ -109,5 +122,5 @@ def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServ
     if args.beat_fd is None:
         server.run(sockets=[sock])
     else:
-        serve_beating(server, sock, args.beat_fd, args.beat_interval)
+        serve_beating(server, sock, args.beat_fd, args.beat_interval, args.slot)
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.errors import ModelrunnerError, SwapFailed, Unavailable
+from modelrunner.runner import startup
 from modelrunner.runner.endpoint import Deployment, DriftHook
 
 if TYPE_CHECKING:
@@ -38,8 +39,11 @@ def load_bundle(registry: Registry, mv: ResolvedTarget) -> tuple[Predictor, Mapp
     if isinstance(mv, PipelineVersion):
         return load_pipeline_version(registry, mv)
 
-    bundle = open_bundle(registry.fetch(mv))
-    predictor = bundle.load()
+    with startup.step("fetch"):  # verified and unpacked into the cache once per host (or found there)
+        folder = registry.fetch(mv)
+    with startup.step("load"):
+        bundle = open_bundle(folder)
+        predictor = bundle.load()
     try:
         example = bundle.example_input()
     except ModelrunnerError as exc:
@@ -74,7 +78,7 @@ def build_deployment(
     t1 = time.perf_counter()
     try:
         if example is not None:
-            with LOAD_LOCK:  # a first predict may import lazily, like unpickling
+            with LOAD_LOCK, startup.step("warmup"):  # a first predict may import lazily, like unpickling
                 warm_up(predictor, example)
     except Exception as exc:  # noqa: BLE001
         _close_quietly(predictor)

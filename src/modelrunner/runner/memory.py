@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -22,7 +20,10 @@ log = logging.getLogger(__name__)
 
 @cache
 def _libc() -> Any | None:
-    """glibc, if this process runs on it (``malloc_trim`` is glibc-only)."""
+    """glibc, if this process runs on it (``malloc_trim`` is glibc-only); ctypes is imported on first use."""
+    import ctypes
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     if not name:
         return None

@@ -20,13 +20,15 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
 from modelrunner.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelrunner.runner import startup
 from modelrunner.runner.sockets import bind_sockets, is_loopback, normalize_host, reserve_port, url_host
 from modelrunner.runner.supervisor import GRACE_S, Supervisor
 from modelrunner.settings import Settings
@@ -120,6 +122,7 @@ def serve(
         liveness_timeout_s=settings.liveness_timeout_s,
         entry=entry,
     )
+    startup.mark("bind")
     try:
         _run(
             supervisor,
@@ -144,6 +147,22 @@ def _write_endpoints(settings: Settings, registry: Any, endpoints: Mapping[str, 
 
         registry = Registry(settings)
     ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
+    prefetch(registry, endpoints.values())
+
+
+def prefetch(registry: Any, targets: Iterable[str]) -> None:
+    """Fetch (verify, unpack) each target's bundle into the host's cache while the workers import, so none
+    of them does it on its critical path (the fetch lock makes a worker that gets there first wait instead).
+    Best effort: a worker fetches whatever this could not."""
+    from modelrunner.pipelines.targets import PipelineVersion, resolve_target
+
+    for target in targets:
+        try:
+            resolved = resolve_target(registry, target)
+            if not isinstance(resolved, PipelineVersion):  # a pipeline's steps are fetched as it loads
+                registry.fetch(resolved)
+        except Exception:  # noqa: BLE001 - the worker's own fetch reports the error
+            log.debug("prefetching %s failed", target, exc_info=True)
 
 
 def _collect_orphans(settings: Settings) -> None:
@@ -160,10 +179,16 @@ def _collect_orphans(settings: Settings) -> None:
 
 def _child_env(metrics_dir: str, workers: int = 1) -> dict[str, str]:
     """The workers' environment: ours, plus the shared Prometheus multiprocess folder and the number of
-    workers (``MODELRUNNER_WORKERS``: flavors with their own thread pools, torch, share the cores by it)."""
-    from modelrunner.monitoring import metrics
+    workers (``MODELRUNNER_WORKERS``: flavors with their own thread pools, torch, share the cores by it).
 
-    metrics.setup_multiprocess(metrics_dir)
+    The supervisor records no metrics: unless this process imported prometheus-client already, exporting the
+    (new, empty) folder is all multiprocess mode needs, and the supervisor's start skips that import."""
+    if "prometheus_client" in sys.modules:
+        from modelrunner.monitoring import metrics
+
+        metrics.setup_multiprocess(metrics_dir)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     return {**os.environ, "MODELRUNNER_WORKERS": str(workers)}
 
 
@@ -184,12 +209,14 @@ def _run(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         supervisor.start()
+        startup.mark("spawn workers")
         try:
             if before is not None:
                 before()
         except BaseException:
             grace_s = STARTUP_GRACE_S
             raise
+        startup.report("supervisor", "desired state")
         log.info(
             "serving on http://%s:%d with %d worker(s) (pids %s)",
             url_host(host),

@@ -67,11 +67,13 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     arguments): traffic once the models are loaded, the routed app built in a thread right after."""
     import uvicorn
 
+    from modelrunner.runner import startup
     from modelrunner.runner.runtime import Runtime
     from modelrunner.runner.sockets import is_loopback
     from modelrunner.security.trust import install_policy
     from modelrunner.server.protocol import guarded_protocol
 
+    startup.mark("imports")
     settings = Settings()
     observer = PROMETHEUS
     expect = dict(item.partition("=")[::2] for item in args.expect)
@@ -85,6 +87,7 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     )
     # pickle loads need a trust decision beyond loopback (docs/security.md)
     install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
+    startup.mark("registry")
     app = build_worker(
         runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True, observer=observer
     )
@@ -102,4 +105,5 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     )
     server = uvicorn.Server(config)
     app.exiting = lambda: server.should_exit  # SIGTERM while still starting: stop now, not after the wait
+    startup.mark("app")
     return server

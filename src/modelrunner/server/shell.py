@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from modelrunner.runner import startup
 from modelrunner.runner.memory import freeze_startup_heap
 from modelrunner.server import wire
 from modelrunner.server.dataplane import DataPlane, RuntimeLike
@@ -138,8 +139,10 @@ class WorkerApp:
                     await start
                 return False
         start.result()
+        startup.mark("runtime")  # the first reconcile: desired state, fetch, load, warm-up (runtime.start)
         if self.grpc is not None:
             await self.grpc.start()
+            startup.mark("grpc")
         return True
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -7,6 +7,9 @@ the process (arguments, parent watch, heartbeats, the inherited socket) and call
 
 from __future__ import annotations
 
+from modelrunner.runner import startup  # noqa: F401 - first: ends the "spawn" span (startup.py)
+
+# isort: split
 from modelrunner.runner import child
 from modelrunner.server.compose import worker_server
 
