@@ -44,6 +44,8 @@ __all__ = [
     "dtype_from_v2",
     "encode_json_response",
     "rows_to_columns",
+    "select_outputs",
+    "wanted_outputs",
     "tensor_shape",
     "tensor_to_column",
     "to_jsonable",
@@ -195,6 +197,35 @@ def decode_json_request(
         '{"dataframe_split": {"columns": [...], "data": [[...]]}} or '
         '{"dataframe_records": [rows]}'
     )
+
+
+def wanted_outputs(body: Any, fields: Sequence[Field]) -> tuple[str, ...] | None:
+    """The outputs a native JSON request asks for (``"outputs": ["label"]``), checked against the
+    contract's ``fields``; None when it does not ask (every output). A name that is not an output is a
+    ValidationError (422) naming it."""
+    names = body.get("outputs") if isinstance(body, dict) else None
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValidationError(
+            f"'outputs' must be a non-empty list of output names, got {names!r:.60}", field="outputs"
+        )
+    known = {f.name for f in fields}
+    for name in names:
+        if name not in known:
+            raise ValidationError(
+                f"unknown output {name!r} in 'outputs' (expected: {', '.join(sorted(known))})", field=name
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def select_outputs(
+    columns: Mapping[str, np.ndarray], names: Sequence[str] | None
+) -> Mapping[str, np.ndarray]:
+    """``columns`` restricted to ``names`` in that order (all of them for None)."""
+    if names is None:
+        return columns
+    return {name: columns[name] for name in names if name in columns}
 
 
 def encode_json_response(columns: Mapping[str, np.ndarray], style: str) -> dict[str, Any]:
