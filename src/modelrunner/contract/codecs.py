@@ -108,19 +108,19 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
     names_of = aliases(fields)
     if names_of:  # a contract derived from a DataFrame: rows may name fields by their column labels
         rows = [renamed(row, names_of) if isinstance(row, dict) else row for row in rows]
-    names = {f.name for f in fields}
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
+    names = frozenset(f.name for f in fields)
+    for i, row in enumerate(rows):  # the happy path is one type check and one C-level subset test per row
+        if type(row) is not dict and not isinstance(row, dict):
             raise ValidationError(f"row {i} must be an object of input values, got {type(row).__name__}")
-        if not allow_extra:
-            extra = next((k for k in row if k not in names), None)
-            if extra is not None:
-                known = ", ".join(sorted(names))
-                raise ValidationError(f"row {i}: unknown input {extra!r} (expected: {known})", field=extra)
+        if not allow_extra and not names.issuperset(row):
+            extra = next(k for k in row if k not in names)
+            known = ", ".join(sorted(names))
+            raise ValidationError(f"row {i}: unknown input {extra!r} (expected: {known})", field=extra)
     out: Columns = {}
     for f in fields:
-        values = [row.get(f.name) for row in rows]
-        missing = [i for i, v in enumerate(values) if v is None]
+        name = f.name
+        values = [row.get(name) for row in rows]
+        missing = [i for i, v in enumerate(values) if v is None] if None in values else None
         if missing:
             if not f.optional:
                 i = missing[0]
