@@ -1,11 +1,14 @@
 """The request hot path in-process: CPU per request of the real app and of its parts, and where it goes.
 
-    python bench/hotpath.py [--rows 1] [--requests 3200] [--profile 25]
+    python bench/hotpath.py [--rows 1] [--requests 3200] [--samples 5] [--batching off] [--profile 25]
 
 Builds a registry with the digits LR (bench/models.py), the real Runtime and ``create_app``, then calls the
-ASGI app directly (no sockets, no uvicorn) with waves of 32 concurrent requests, batching off and on; prints
-the server-side CPU per request, the cost of each part (decode, predict, encode, metrics) and, with
-``--profile N``, the N most expensive functions (cProfile, by own time). For a profile of a served worker
+ASGI app directly (no sockets, no uvicorn) with waves of 32 concurrent requests, batching off and/or on;
+prints the server-side CPU per request (the median of ``--samples`` measurements, each sample alternating
+with one of a *bare* ASGI app doing the same work in the same process: orjson, one ``predict_proba``,
+label = argmax, both returned), the ratio of the two, the cost of each part (decode, predict, encode,
+metrics) and, with ``--profile N``, the N most expensive functions (cProfile, by own time; the main thread
+thread, its CPU time). For a profile of a served worker
 under real load use py-spy on a worker process instead, e.g.
 ``py-spy record -p <worker pid> -d 10 -r 500 -f raw -o prof.raw`` while wrk runs.
 """
@@ -78,7 +81,43 @@ async def per_request_cpu(fn: Callable[[], Awaitable[Any]], count: int) -> float
     return (time.process_time() - start) / count * 1e6
 
 
-async def measure(home: Path, body: bytes, args: argparse.Namespace) -> None:
+def bare_app(model_path: Path) -> Callable[..., Awaitable[None]]:
+    """The same work without a platform: parse, one ``predict_proba``, label = argmax, both returned."""
+    import joblib
+    import numpy as np
+    import orjson
+
+    model = joblib.load(model_path)
+    classes = model.classes_
+    headers = [(b"content-type", b"application/json")]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        data = orjson.loads((await receive())["body"])
+        proba = model.predict_proba(np.asarray(data["instances"], dtype=np.float64))
+        labels = classes[np.argmax(proba, axis=1)]
+        payload = orjson.dumps(
+            {
+                "predictions": [
+                    {"label": label, "proba": p}
+                    for label, p in zip(labels.tolist(), proba.tolist(), strict=True)
+                ]
+            }
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+async def measure(
+    home: Path, body: bytes, bare_body: bytes, model_path: Path, args: argparse.Namespace
+) -> None:
     from modelrunner.registry.registry import Registry
     from modelrunner.runner.config import set_endpoint_config
     from modelrunner.runner.runtime import Runtime
@@ -94,29 +133,46 @@ async def measure(home: Path, body: bytes, args: argparse.Namespace) -> None:
         from modelrunner.server.shell import WorkerApp
 
         app = WorkerApp(runtime, settings, lambda: create_app(runtime, settings))
+    bare = bare_app(model_path)
     await runtime.start()
     try:
 
-        async def wave() -> None:
-            statuses = await asyncio.gather(*(call(app, body) for _ in range(WAVE)))
-            assert set(statuses) == {200}, statuses
+        def waver(target: Any, payload: bytes) -> Callable[[], Awaitable[None]]:
+            async def wave() -> None:
+                statuses = await asyncio.gather(*(call(target, payload) for _ in range(WAVE)))
+                assert set(statuses) == {200}, statuses
 
-        for label, size in (("batching off", 1), ("batching on (64, 5 ms)", 64)):
+            return wave
+
+        wave, bare_wave = waver(app, body), waver(bare, bare_body)
+        modes = {"off": ("batching off", 1), "on": ("batching on (64, 5 ms)", 64)}
+        chosen = ("off", "on") if args.batching == "both" else (args.batching,)
+        for label, size in (modes[m] for m in chosen):
             set_endpoint_config(registry, "digits", {"max_batch_size": size, "max_latency_ms": 5})
             await runtime.reconciler.poll()
             for _ in range(20):
                 await wave()
+                await bare_wave()
             waves = max(1, args.requests // WAVE)
-            cpu = await per_request_cpu(wave, waves) / WAVE
-            print(f"{label}: {cpu:.0f} us CPU per request ({args.rows} row(s), waves of {WAVE})")  # noqa: T201
+            ours, theirs = [], []
+            for _ in range(args.samples):  # interleaved: the machine's noise hits both alike
+                ours.append(await per_request_cpu(wave, waves) / WAVE)
+                theirs.append(await per_request_cpu(bare_wave, waves) / WAVE)
+            cpu, base = median(ours), median(theirs)
+            print(  # noqa: T201
+                f"{label}: {cpu:.0f} us CPU per request, bare app {base:.0f} us, ratio {cpu / base:.2f} "
+                f"({args.rows} row(s), waves of {WAVE}, median of {args.samples}: "
+                f"{' '.join(f'{x:.0f}' for x in ours)} vs {' '.join(f'{x:.0f}' for x in theirs)})"
+            )
             if args.profile:
-                profiler = cProfile.Profile()
+                profiler = cProfile.Profile(time.thread_time)  # CPU of the loop thread
                 profiler.enable()
                 for _ in range(waves):
                     await wave()
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
-        await parts(runtime, body)
+        if args.parts:
+            await parts(runtime, body)
     finally:
         await runtime.stop()
         registry.close()
@@ -161,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/hotpath.py")
     p.add_argument("--rows", type=int, choices=models.ROWS, default=1)
     p.add_argument("--requests", type=int, default=3200)
+    p.add_argument("--samples", type=int, default=5, help="measurements per mode (the median is printed)")
+    p.add_argument("--batching", choices=("off", "on", "both"), default="both")
+    p.add_argument("--no-parts", dest="parts", action="store_false", help="skip the per-part costs")
     p.add_argument("--profile", type=int, default=0, help="print the N most expensive functions")
     p.add_argument(
         "--app",
@@ -171,10 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     paths = models.prepare(envs.CACHE)
     body = models.body_path(envs.CACHE, "modelrunner", args.rows).read_bytes()
+    bare_body = models.body_path(envs.CACHE, "instances", args.rows).read_bytes()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         models.push_bundles(home, paths, [models.MODELS[0]])
-        asyncio.run(measure(home, body, args))
+        asyncio.run(measure(home, body, bare_body, paths[models.MODELS[0].key], args))
     return 0
 
 

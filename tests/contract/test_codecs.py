@@ -250,3 +250,21 @@ def test_timestamps_in_v2_as_iso_bytes_or_int64_micros() -> None:
     with pytest.raises(ValidationError, match="datatype FP32 does not fit input 'at'"):
         tensor_to_column("at", [1], "FP32", [1.0], at)
     assert v2_datatype(DType.CATEGORY) == "BYTES" and v2_datatype(np.dtype("datetime64[ns]")) == "BYTES"
+
+
+def test_wanted_outputs_are_checked_against_the_contract() -> None:
+    from modelrunner.contract.codecs import select_outputs, wanted_outputs
+
+    outs = (Field(name="label", dtype=DType.INT64), Field(name="proba", dtype=DType.FLOAT64, shape=(2,)))
+    assert wanted_outputs({"instances": []}, outs) is None
+    assert wanted_outputs({"instances": [], "outputs": ["proba", "label", "proba"]}, outs) == (
+        "proba",
+        "label",
+    )
+    for bad, field in ((["nope"], "nope"), ([], "outputs"), ("label", "outputs"), ([1], "outputs")):
+        with pytest.raises(ValidationError) as err:
+            wanted_outputs({"inputs": {}, "outputs": bad}, outs)
+        assert err.value.field == field
+    columns = {"label": np.array([1]), "proba": np.array([[0.2, 0.8]])}
+    assert list(select_outputs(columns, ("proba",))) == ["proba"]
+    assert select_outputs(columns, None) is columns

@@ -68,6 +68,10 @@ def _same(fast: httpx.Response, routed: httpx.Response) -> None:
         {"instances": [{"x": [1, 2, 3]}]},  # 422 naming x
         {"instances": [{"x": [1, 2, 3, 4], "nope": 1}]},  # 422 unknown field
         {"rows": []},  # 422 wrong envelope
+        {"instances": [ROW], "outputs": ["label"]},  # only the outputs asked for
+        {"inputs": {"x": [[1, 1, 1, 1]]}, "outputs": ["proba", "label"]},
+        {"instances": [ROW], "outputs": ["nope"]},  # 422 naming the output
+        {"instances": [ROW], "outputs": "label"},  # 422: a list of names
     ],
 )
 def test_fast_and_routed_answers_agree(fast_client: httpx.Client, body: dict) -> None:
@@ -132,3 +136,18 @@ def test_what_the_fast_path_leaves_to_fastapi() -> None:
         )
         is None
     )
+
+
+def test_a_request_may_ask_for_some_outputs_only(fast_client: httpx.Client) -> None:
+    for path in ("/v1/endpoints/toy/predict", "/v1/endpoints/toy/predict?trace=0"):
+        rows = fast_client.post(path, json={"instances": [ROW, ROW], "outputs": ["label"]})
+        assert rows.status_code == 200, rows.text
+        assert rows.json()["predictions"] == [{"label": 1}, {"label": 1}]
+        cols = fast_client.post(path, json={"inputs": {"x": [[1, 1, 1, 1]]}, "outputs": ["total", "label"]})
+        assert cols.json()["outputs"] == {"total": [4.0], "label": [1]}
+        bad = fast_client.post(path, json={"instances": [ROW], "outputs": ["label", "nope"]})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["field"] == "nope"
+        assert "unknown output 'nope'" in bad.json()["error"]["message"]
+        empty = fast_client.post(path, json={"instances": [ROW], "outputs": []})
+        assert (empty.status_code, empty.json()["error"]["field"]) == (422, "outputs")

@@ -44,6 +44,8 @@ __all__ = [
     "dtype_from_v2",
     "encode_json_response",
     "rows_to_columns",
+    "select_outputs",
+    "wanted_outputs",
     "tensor_shape",
     "tensor_to_column",
     "to_jsonable",
@@ -106,19 +108,19 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
     names_of = aliases(fields)
     if names_of:  # a contract derived from a DataFrame: rows may name fields by their column labels
         rows = [renamed(row, names_of) if isinstance(row, dict) else row for row in rows]
-    names = {f.name for f in fields}
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
+    names = frozenset(f.name for f in fields)
+    for i, row in enumerate(rows):  # the happy path is one type check and one C-level subset test per row
+        if type(row) is not dict and not isinstance(row, dict):
             raise ValidationError(f"row {i} must be an object of input values, got {type(row).__name__}")
-        if not allow_extra:
-            extra = next((k for k in row if k not in names), None)
-            if extra is not None:
-                known = ", ".join(sorted(names))
-                raise ValidationError(f"row {i}: unknown input {extra!r} (expected: {known})", field=extra)
+        if not allow_extra and not names.issuperset(row):
+            extra = next(k for k in row if k not in names)
+            known = ", ".join(sorted(names))
+            raise ValidationError(f"row {i}: unknown input {extra!r} (expected: {known})", field=extra)
     out: Columns = {}
     for f in fields:
-        values = [row.get(f.name) for row in rows]
-        missing = [i for i, v in enumerate(values) if v is None]
+        name = f.name
+        values = [row.get(name) for row in rows]
+        missing = [i for i, v in enumerate(values) if v is None] if None in values else None
         if missing:
             if not f.optional:
                 i = missing[0]
@@ -195,6 +197,35 @@ def decode_json_request(
         '{"dataframe_split": {"columns": [...], "data": [[...]]}} or '
         '{"dataframe_records": [rows]}'
     )
+
+
+def wanted_outputs(body: Any, fields: Sequence[Field]) -> tuple[str, ...] | None:
+    """The outputs a native JSON request asks for (``"outputs": ["label"]``), checked against the
+    contract's ``fields``; None when it does not ask (every output). A name that is not an output is a
+    ValidationError (422) naming it."""
+    names = body.get("outputs") if isinstance(body, dict) else None
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValidationError(
+            f"'outputs' must be a non-empty list of output names, got {names!r:.60}", field="outputs"
+        )
+    known = {f.name for f in fields}
+    for name in names:
+        if name not in known:
+            raise ValidationError(
+                f"unknown output {name!r} in 'outputs' (expected: {', '.join(sorted(known))})", field=name
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def select_outputs(
+    columns: Mapping[str, np.ndarray], names: Sequence[str] | None
+) -> Mapping[str, np.ndarray]:
+    """``columns`` restricted to ``names`` in that order (all of them for None)."""
+    if names is None:
+        return columns
+    return {name: columns[name] for name in names if name in columns}
 
 
 def encode_json_response(columns: Mapping[str, np.ndarray], style: str) -> dict[str, Any]:

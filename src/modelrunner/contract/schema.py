@@ -72,19 +72,25 @@ def request_schema(contract: Contract) -> dict[str, Any]:
     row: dict[str, Any] = _row_schema(contract.inputs, True)
     if len(contract.inputs) == 1:
         row = {"anyOf": [row, value_schema(contract.inputs[0])]}
+    outputs = {
+        "type": "array",
+        "items": {"enum": [f.name for f in contract.outputs]},
+        "minItems": 1,
+        "description": "answer only these outputs (default: every output)",
+    }
     return {
         "$schema": DRAFT,
         "title": "Request",
         "oneOf": [
             {
                 "type": "object",
-                "properties": {"instances": {"type": "array", "items": row}},
+                "properties": {"instances": {"type": "array", "items": row}, "outputs": outputs},
                 "required": ["instances"],
                 "additionalProperties": False,
             },
             {
                 "type": "object",
-                "properties": {"inputs": _columns_schema(contract.inputs, True)},
+                "properties": {"inputs": _columns_schema(contract.inputs, True), "outputs": outputs},
                 "required": ["inputs"],
                 "additionalProperties": False,
             },
@@ -93,7 +99,8 @@ def request_schema(contract: Contract) -> dict[str, Any]:
 
 
 def response_schema(contract: Contract) -> dict[str, Any]:
-    """Schema of ``{"predictions": [row, ...]}`` or ``{"outputs": {name: [value per row]}}``."""
+    """Schema of ``{"predictions": [row, ...]}`` or ``{"outputs": {name: [value per row]}}`` (every output:
+    a request naming ``outputs`` is answered with those only)."""
     return {
         "$schema": DRAFT,
         "title": "Response",

@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelrunner.contract import Contract
-from modelrunner.contract.codecs import decode_json_request, encode_json_response
+from modelrunner.contract.codecs import (
+    decode_json_request,
+    encode_json_response,
+    select_outputs,
+    wanted_outputs,
+)
 from modelrunner.errors import ModelrunnerError
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.server import request_meta, wire
@@ -71,8 +76,10 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             else wire.parse_request_json(raw, max_rows)
         ]
         style = wire.request_style(parsed[0])
+        wanted: list[tuple[str, ...] | None] = [None]
 
         def decode(contract: Contract) -> Any:
+            wanted[0] = wanted_outputs(parsed[0], contract.outputs)  # before predicting: a bad name is a 422
             columns = decode_json_request(parsed[0], contract.inputs, max_rows=max_rows)[0]
             # drop the parsed JSON (a Python object per value) before waiting for a batch: with many
             # requests in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
@@ -95,6 +102,7 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             sticky=sticky,
             request_id=request_meta.raw_header(headers, b"x-request-id"),
         )
+        outputs = select_outputs(pred.columns, wanted[0])
         meta: dict[str, Any] = {
             "endpoint": endpoint.name,
             "model": pred.model,
@@ -103,9 +111,7 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
         }
         # the answer to a large request is large too: encoding 50,000 rows held the loop ~2 s
         payload = (
-            await asyncio.to_thread(_encode, meta, pred.columns, style)
-            if large
-            else _encode(meta, pred.columns, style)
+            await asyncio.to_thread(_encode, meta, outputs, style) if large else _encode(meta, outputs, style)
         )
     except ModelrunnerError as exc:
         status, body, headers = wire.modelrunner_error(scope["path"], exc)

@@ -12,7 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import PlainTextResponse, Response
 
-from modelrunner.contract.codecs import decode_json_request, encode_json_response, rows_to_columns
+from modelrunner.contract import Contract
+from modelrunner.contract.codecs import (
+    decode_json_request,
+    encode_json_response,
+    rows_to_columns,
+    select_outputs,
+    wanted_outputs,
+)
 from modelrunner.contract.tabular import csv_rows
 from modelrunner.errors import UnsupportedMediaType
 from modelrunner.pipelines.executor import collect_trace
@@ -27,7 +34,8 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 
 PREDICT_REQUEST: dict[str, Any] = {
     "description": "Rows (`instances`: one object or bare value per row) or columns (`inputs`: one array per "
-    "input). The fields are the endpoint's: `GET /v1/endpoints/{name}/contract` answers its "
+    "input); `outputs` (a list of output names) answers only those. The fields are the endpoint's: "
+    "`GET /v1/endpoints/{name}/contract` answers its "
     "JSON Schema (`json_schema.request`, `json_schema.response`).",
     "anyOf": [
         {
@@ -132,9 +140,12 @@ def _check_media(content_type: str | None, raw: bytes) -> None:
         raise UnsupportedMediaType(f"unsupported media type {kind}; send {ACCEPTED}", media_type=kind)
 
 
-async def _decoder(request: Request, plane: DataPlane, raw: bytes) -> tuple[Decoder, str, bool, Any]:
+async def _decoder(
+    request: Request, plane: DataPlane, raw: bytes, wanted: list[tuple[str, ...] | None]
+) -> tuple[Decoder, str, bool, Any]:
     """How to turn this request into columns, the response style (``instances``/``inputs``/``form``),
-    whether to decode it in a thread (a large body), and the parsed JSON body (None for forms and CSV)."""
+    whether to decode it in a thread (a large body), and the parsed JSON body (None for forms and CSV).
+    A JSON body's ``outputs`` (the outputs asked for) are checked when it is decoded, into ``wanted``."""
     limit, max_rows = plane.max_bytes, plane.max_rows
     if multipart.is_form(request.headers) and not _is_json(raw):
         form = await multipart.parse_form(request.headers, raw, limit)
@@ -149,7 +160,11 @@ async def _decoder(request: Request, plane: DataPlane, raw: bytes) -> tuple[Deco
         )
     _check_media(request.headers.get("content-type"), raw)
     body = await load_request_json(raw, max_rows, large)
-    decode: Decoder = lambda c: decode_json_request(body, c.inputs, max_rows=max_rows)[0]  # noqa: E731
+
+    def decode(contract: Contract) -> Any:
+        wanted[0] = wanted_outputs(body, contract.outputs)
+        return decode_json_request(body, contract.inputs, max_rows=max_rows)[0]
+
     return decode, request_style(body), large, body
 
 
@@ -165,7 +180,8 @@ async def predict(request: Request) -> Response:
     raw = await read_body(request, plane.max_bytes)
     if protobuf.handles(request.headers):  # an application/x-protobuf body or Accept: native/protobuf.py
         return await protobuf.http_predict(plane, endpoint, raw, request.headers)
-    decode, style, large, body = await _decoder(request, plane, raw)
+    wanted: list[tuple[str, ...] | None] = [None]
+    decode, style, large, body = await _decoder(request, plane, raw, wanted)
     traced = request.query_params.get("trace", "").lower() in ("1", "true", "yes")
     sticky = request_meta.lookup(body, request.headers.get) if endpoint.sticky_key else None
     with collect_trace() as trace:  # a traced request is not merged into a batch: its steps are its own
@@ -185,19 +201,23 @@ async def predict(request: Request) -> Response:
         **request_meta.body_fields(pred),
     }
     if large:  # the answer to a large request is large too: encoded in a thread, as it was decoded
-        payload = await asyncio.to_thread(_answer, meta, pred, style, trace if traced else None)
+        payload = await asyncio.to_thread(_answer, meta, pred, style, trace if traced else None, wanted[0])
     else:
-        payload = _answer(meta, pred, style, trace if traced else None)
+        payload = _answer(meta, pred, style, trace if traced else None, wanted[0])
     return Response(payload, media_type=JSON, headers=version_headers(pred))
 
 
-def _answer(meta: dict[str, Any], pred: Prediction, style: str, trace: Any) -> bytes:
-    """The JSON answer: the request's form (rows, columns, or one form row) with the version and trace."""
+def _answer(
+    meta: dict[str, Any], pred: Prediction, style: str, trace: Any, wanted: tuple[str, ...] | None = None
+) -> bytes:
+    """The JSON answer: the request's form (rows, columns, or one form row) with the version and trace;
+    only the ``wanted`` outputs (all for None)."""
+    columns = select_outputs(pred.columns, wanted)
     if style == "form":
-        row = encode_json_response(pred.columns, "instances")["predictions"][0]
+        row = encode_json_response(columns, "instances")["predictions"][0]
         out = {**row, **{k: v for k, v in meta.items() if k not in row}}
     else:
-        out = {**meta, **encode_json_response(pred.columns, style)}
+        out = {**meta, **encode_json_response(columns, style)}
     if trace is not None:
         out["trace"] = trace
     return dumps(out)
