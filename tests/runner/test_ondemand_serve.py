@@ -163,6 +163,13 @@ def check_repository(url: str) -> None:
             assert state_of(client, "tenant-0") == "UNAVAILABLE"
             assert client.post("/v1/endpoints/tenant-0/predict", json=BODY).status_code == 200
             assert state_of(client, "tenant-0") == "READY"
+        # V2 ready and metadata see a version loaded on demand; a versioned infer loads it like any other
+        assert client.get("/v2/models/tenant-0/ready").status_code == 200
+        meta = client.get("/v2/models/tenant-0").json()
+        assert meta["versions"] == ["1"] and meta["inputs"][0]["name"] == "x", meta
+        tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [0.5, 0.25, 0.0, 1.0]}
+        r = client.post("/v2/models/tenant-999/versions/1/infer", json={"inputs": [tensor]})
+        assert r.status_code == 200 and r.json()["model_version"] == "1", r.text
         r = client.post("/v2/repository/models/tenant-7/load")  # pins it: the pattern's target by default
         assert r.status_code == 200 and r.json()["target"] == "tenant-7@production", r.text
         assert state_of(client, "tenant-7") == "READY"

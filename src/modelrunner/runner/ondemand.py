@@ -99,11 +99,19 @@ class OnDemand:
         return name in self.lru or name in self._loads
 
     def endpoint(self, name: str) -> Endpoint | None:
-        """What ``Runtime.get`` answers for a name it does not serve: a stand-in endpoint with nothing loaded
-        when a pattern matches ``name`` (:meth:`enter` loads the real one), else None."""
+        """What ``Runtime.get`` answers for a name it does not serve: the endpoint loaded here on demand (V2
+        metadata and ready see its version), a stand-in with nothing loaded when a pattern matches ``name``
+        (:meth:`enter` loads the real one), else None."""
+        loaded = self.lru.get(name)
+        if loaded is not None:
+            return loaded
         if self.config.target_for(name) is None or name in self.pinned():
             return None
         return self.make_endpoint(name)
+
+    def loads(self, name: str) -> bool:
+        """A request to ``name`` would load it here (a pattern matches it, it is not pinned)."""
+        return self.config.target_for(name) is not None and name not in self.pinned()
 
     # ---- requests --------------------------------------------------------------------------------------
 

@@ -93,6 +93,8 @@ class DataPlane:
         endpoint = self.runtime.get(name)
         if version:
             dep = endpoint.current
+            if dep is None and self.demand is not None and self.demand.loads(name):
+                return endpoint  # loaded by the request; ``infer`` checks the version that answered
             if dep is None:
                 raise Unavailable(f"model {name!r} has no version loaded yet")
             if str(dep.version) != version:
