@@ -33,12 +33,12 @@ from modelrunner.contract.tensors import (  # the V2 half, re-exported
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import (
     Columns,
-    _default_row,
     batch_size,
     check_rows,
     coerce_column,
     iso_strings,
 )
+from modelrunner.contract.values import default_row
 from modelrunner.errors import ValidationError
 
 __all__ = [
@@ -123,7 +123,7 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
 
 
 def _default_value(field: Field) -> Any:
-    return _default_row(field).tolist()
+    return default_row(field).tolist()
 
 
 def _empty(field: Field) -> np.ndarray:

@@ -30,7 +30,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from modelrunner.contract.types import MAX_FIELD_NUMBER, Contract, DType, Field, format_shape
-from modelrunner.contract.validate import Columns, _default_row, check_rows, validate_batch
+from modelrunner.contract.validate import Columns, check_rows, validate_batch
+from modelrunner.contract.values import default_row
 from modelrunner.errors import ContractError, ValidationError
 
 __all__ = [
@@ -290,7 +291,7 @@ def _scalar_column(f: Field, rows: Any, presence: bool, what: str) -> np.ndarray
                 raise ValidationError(
                     f"{what} {f.name!r} is missing in row {present.index(False)}", field=f.name
                 )
-            default = _default_row(f).item()
+            default = default_row(f).item()
             values = [v if p else default for v, p in zip(values, present, strict=True)]
     return np.array(values, dtype=_WIRE_NUMPY[f.dtype.proto_type])
 
