@@ -3,7 +3,9 @@
 Protocol-free: the HTTP routes (native and V2) parse the JSON body and call :func:`join`. A request id is
 logged by the worker that answered it, whose buffer reaches the database within ``prediction_log_flush_s``:
 so an unknown id is looked up again — after this worker flushed its own buffer (a feedback right after a
-predict on the same worker joins at once) — for up to ``RETRY_S`` before it is a NotFound naming it.
+predict on the same worker joins at once) — for up to two flush intervals plus a second (at least
+``RETRY_S``: another worker's write may queue behind its own busy loop or the database's lock) before it is a
+NotFound naming it.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def _item(item: Any, where: str) -> tuple[str, Any]:
 
 
 async def join(
-    runtime: Any, endpoint: str, items: Sequence[tuple[str, Any]], *, retry_s: float = RETRY_S
+    runtime: Any, endpoint: str, items: Sequence[tuple[str, Any]], *, retry_s: float | None = None
 ) -> FeedbackResult:
     """Store the items against ``endpoint``'s logged predictions; NotFound naming the ids none was logged
     for (after ``retry_s``), the others stored all the same."""
@@ -77,9 +79,11 @@ async def join(
         raise Unavailable("feedback needs the registry's prediction log; this server runs without one")
     result = await asyncio.to_thread(registry.record_feedback, endpoint, items)
     joined, duplicates, unknown = result.joined, result.duplicates, list(result.unknown)
+    log = getattr(runtime, "predictions", None)
+    if retry_s is None:
+        retry_s = max(RETRY_S, 2 * float(getattr(log, "flush_s", 0.0)) + 1.0)
     deadline = time.monotonic() + retry_s
     delay = 0.05
-    log = getattr(runtime, "predictions", None)
     while unknown and time.monotonic() < deadline:
         if log is not None and log.pending:
             await log.flush()  # this worker's own answers: in the database now
