@@ -172,6 +172,7 @@ class Runtime:
         if self.freeze_heap:  # before taking traffic: later swaps' gc.collect() skips all of this
             frozen = await asyncio.to_thread(freeze_startup_heap)
             log.debug("froze %d objects (libraries and the first models)", frozen)
+        await self._catch_up()
         await self.reconciler.start_polling()
         await self.predictions.start()
         if supports_listen(self.registry):
@@ -198,6 +199,15 @@ class Runtime:
             ),
             name="decider",
         )
+
+    async def _catch_up(self) -> None:
+        """One more (cheap) pass if the desired state moved while the first one loaded: an experiment started
+        meanwhile applies before this worker takes traffic, not at its first poll (until then its answers
+        would not be logged; ``experiment start --wait`` cannot wait for a worker not yet listed)."""
+        try:
+            await self.reconciler.poll()
+        except ModelrunnerError as exc:
+            log.warning("catching up with the desired state failed (%s); the next poll retries", exc)
 
     def registry_contact(self) -> dict[str, Any]:
         """Whether the registry answers (a poll or heartbeat reached it lately) and seconds since it last
