@@ -206,8 +206,8 @@ class Runtime:
         would not be logged; ``experiment start --wait`` cannot wait for a worker not yet listed)."""
         try:
             await self.reconciler.poll()
-        except ModelrunnerError as exc:
-            log.warning("catching up with the desired state failed (%s); the next poll retries", exc)
+        except Exception:  # noqa: BLE001 - the worker serves what it loaded; the polling task retries
+            log.warning("catching up with the desired state failed; the next poll retries", exc_info=True)
 
     def registry_contact(self) -> dict[str, Any]:
         """Whether the registry answers (a poll or heartbeat reached it lately) and seconds since it last
