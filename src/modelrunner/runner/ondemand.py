@@ -105,9 +105,7 @@ class OnDemand:
         loaded = self.lru.get(name)
         if loaded is not None:
             return loaded
-        if self.config.target_for(name) is None or name in self.pinned():
-            return None
-        return self.make_endpoint(name)
+        return self.make_endpoint(name) if self.loads(name) else None
 
     def loads(self, name: str) -> bool:
         """A request to ``name`` would load it here (a pattern matches it, it is not pinned)."""
@@ -126,7 +124,7 @@ class OnDemand:
             self._users[name] += 1
             self.observer.lookup(True)
             return loaded
-        if name in self.endpoints or self.config.target_for(name) is None or name in self.pinned():
+        if name in self.endpoints or not self.loads(name):
             return None
         self._users[name] += 1
         self.observer.lookup(False)
