@@ -12,12 +12,16 @@ open forever (uvicorn's keep-alive timeout only runs between requests; it has no
   request; a connection that sent nothing is closed without an answer. The handler waiting for that body
   sees the client disconnect and answers nothing more.
 
-Costs one timer per request (uvicorn already arms one per response for keep-alive).
+The read deadline costs no timer per request: each connection notes when its current request must have
+arrived (a float), and one sweep per event loop, every tenth of the timeout (at most 1 s), answers the
+connections past it. A timer armed and cancelled per request cost ~10 us of a worker's CPU per request
+(measured on a 1-row predict, served, against the same server without it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,6 +30,38 @@ from modelrunner.server import wire
 
 LINGER_S = 2.0
 REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+MAX_SWEEP_S = 1.0
+
+
+class _Sweeper:
+    """The connections of one event loop with a read deadline, checked every ``interval`` s while any is
+    open (the sweep stops when the last one closes and starts again with the next)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.loop, self.interval = loop, interval
+        self.open: set[GuardedHttpToolsProtocol] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: GuardedHttpToolsProtocol) -> None:
+        self.open.add(protocol)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for protocol in [p for p in self.open if p.deadline is not None and p.deadline <= now]:
+            protocol.read_timed_out()
+        self._handle = self.loop.call_later(self.interval, self._sweep) if self.open else None
+
+
+_SWEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = weakref.WeakKeyDictionary()
+
+
+def _sweeper(loop: asyncio.AbstractEventLoop, timeout_s: float) -> _Sweeper:
+    sweeper = _SWEEPERS.get(loop)
+    if sweeper is None:
+        sweeper = _SWEEPERS[loop] = _Sweeper(loop, min(MAX_SWEEP_S, max(0.01, timeout_s / 10)))
+    return sweeper
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -39,15 +75,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_request = False  # between the first byte of a request and its last
         self._in_head = False
         self._head_bytes = 0
-        self._read_timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # loop time by which the current request must have arrived
         self._discarding = False  # refused: what still comes is dropped until the connection closes
+        self._sweeper = _sweeper(self.loop, self.request_read_timeout_s)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        self._sweeper.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._sweeper.open.discard(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -68,7 +107,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._in_request = self._in_head = True
-        if self._read_timer is None:
+        if self.deadline is None:
             self._arm()
         super().on_message_begin()
 
@@ -83,15 +122,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def _arm(self) -> None:
-        self._read_timer = self.loop.call_later(self.request_read_timeout_s, self._read_timed_out)
+        self.deadline = self.loop.time() + self.request_read_timeout_s
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self.deadline = None
 
-    def _read_timed_out(self) -> None:
-        self._read_timer = None
+    def read_timed_out(self) -> None:
+        """The deadline passed (called by the sweep): 408 for a request still arriving, else close."""
+        self.deadline = None
         if self.transport.is_closing():
             return
         if not self._in_request:  # opened and sent nothing
