@@ -105,7 +105,10 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
         or not (allow_extra or names.issuperset(chain.from_iterable(rows)))
     ):
         _check_rows(rows, names, allow_extra)
-    return {f.name: _rows_column(f, rows) for f in fields}
+    out: Columns = {}
+    for f in fields:
+        out[f.name] = _rows_column(f, rows)
+    return out
 
 
 _NAMES: dict[int, tuple[Sequence[Field], frozenset[str]]] = {}
