@@ -15,10 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
+from modelrunner.contract.numbers import json_numbers
 from modelrunner.contract.tabular import aliases, records_rows, renamed, split_rows
 from modelrunner.contract.tensors import (  # the V2 half, re-exported
     column_from_raw,
@@ -77,10 +79,11 @@ def _from_base64(field: Field, values: Any) -> Any:
         ) from None
 
 
-def _column(field: Field, values: list[Any]) -> np.ndarray:
+def _column(field: Field, values: list[Any], *, fast: bool = True) -> np.ndarray:
     if field.dtype is DType.BYTES:
         values = _from_base64(field, values)
-    return coerce_column(field, values)
+    arr = json_numbers(values, field) if fast else None  # numbers straight into an array, or None
+    return coerce_column(field, values if arr is None else arr)  # (None: the exact path decides)
 
 
 def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra: bool = False) -> Columns:
@@ -94,32 +97,69 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
     names_of = aliases(fields)
     if names_of:  # a contract derived from a DataFrame: rows may name fields by their column labels
         rows = [renamed(row, names_of) if isinstance(row, dict) else row for row in rows]
+    names = _names(fields)
+    # many rows: every row a dict, every key a field, in two C-level passes; else the loop (names the row)
+    if (
+        len(rows) < 8
+        or set(map(type, rows)) != {dict}
+        or not (allow_extra or names.issuperset(chain.from_iterable(rows)))
+    ):
+        _check_rows(rows, names, allow_extra)
+    out: Columns = {}
+    for f in fields:
+        out[f.name] = _rows_column(f, rows)
+    return out
+
+
+_NAMES: dict[int, tuple[Sequence[Field], frozenset[str]]] = {}
+
+
+def _names(fields: Sequence[Field]) -> frozenset[str]:
+    """The field names of ``fields``, cached per fields tuple (as ``aliases`` is)."""
+    hit = _NAMES.get(id(fields))
+    if hit is not None and hit[0] is fields:
+        return hit[1]
     names = frozenset(f.name for f in fields)
-    for i, row in enumerate(rows):  # the happy path is one type check and one C-level subset test per row
-        if type(row) is not dict and not isinstance(row, dict):
+    if isinstance(fields, tuple):
+        if len(_NAMES) >= 512:
+            _NAMES.clear()
+        _NAMES[id(fields)] = (fields, names)
+    return names
+
+
+def _check_rows(rows: Sequence[Any], names: frozenset[str], allow_extra: bool) -> None:
+    """Refuse the first row that is not an object, or names an unknown input (unless ``allow_extra``)."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
             raise ValidationError(f"row {i} must be an object of input values, got {type(row).__name__}")
         if not allow_extra and not names.issuperset(row):
             extra = next(k for k in row if k not in names)
             known = ", ".join(sorted(names))
             raise ValidationError(f"row {i}: unknown input {extra!r} (expected: {known})", field=extra)
-    out: Columns = {}
-    for f in fields:
-        name = f.name
-        values = [row.get(name) for row in rows]
-        missing = [i for i, v in enumerate(values) if v is None] if None in values else None
-        if missing:
-            if not f.optional:
-                i = missing[0]
-                why = (
-                    f"input {f.name!r} is null; expected {f.describe()}"
-                    if f.name in rows[i]
-                    else f"missing input {f.name!r} ({f.describe()})"
-                )
-                raise ValidationError(f"row {i}: {why}", field=f.name)
-            default = _default_value(f)  # absent or null: an optional field's default
-            values = [default if v is None else v for v in values]
-        out[f.name] = _column(f, values)
-    return out
+
+
+def _rows_column(f: Field, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    """One field's column out of row objects: absent or null values are a 422 naming the row, or the
+    default of an optional field."""
+    name = f.name
+    values = [row.get(name) for row in rows]
+    arr = json_numbers(values, f)  # when it converts, no value was None (null is not a number)
+    if arr is not None:
+        return coerce_column(f, arr)
+    missing = [i for i, v in enumerate(values) if v is None] if None in values else None
+    if missing:
+        if not f.optional:
+            i = missing[0]
+            why = (
+                f"input {name!r} is null; expected {f.describe()}"
+                if name in rows[i]
+                else f"missing input {name!r} ({f.describe()})"
+            )
+            raise ValidationError(f"row {i}: {why}", field=name)
+        default = _default_value(f)  # absent or null: an optional field's default
+        values = [default if v is None else v for v in values]
+        return _column(f, values)  # the defaults may make them numbers json_numbers converts
+    return _column(f, values, fast=False)
 
 
 def _default_value(field: Field) -> Any:
@@ -233,11 +273,13 @@ def to_jsonable(columns: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
     """Columns -> JSON-able lists (bytes as base64 strings)."""
     out = {}
     for name, col in columns.items():
-        arr = np.asarray(col)
-        if arr.dtype.kind == "M":  # timestamps: ISO-8601 UTC strings
+        arr = col if type(col) is np.ndarray else np.asarray(col)
+        kind = arr.dtype.kind
+        if kind == "M":  # timestamps: ISO-8601 UTC strings
             arr = iso_strings(arr)
+            kind = "O"
         values = arr.tolist()
-        out[name] = _jsonable_object(values) if arr.dtype.kind in "OS" else values
+        out[name] = _jsonable_object(values) if kind in "OS" else values
     return out
 
 
@@ -245,9 +287,16 @@ def columns_to_rows(columns: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
     """Columns -> a list of JSON-able row objects."""
     n = batch_size(columns)
     cols = to_jsonable(columns)
+    if not cols:
+        return [{} for _ in range(n)]
+    if len(cols) == 1:  # a dict display per row: about half the cost of dict(zip(...)) (the hot path)
+        ((a, xs),) = cols.items()
+        return [{a: x} for x in xs]
+    if len(cols) == 2:
+        (a, xs), (b, ys) = cols.items()
+        return [{a: x, b: y} for x, y in zip(xs, ys, strict=True)]
+    if len(cols) == 3:
+        (a, xs), (b, ys), (c, zs) = cols.items()
+        return [{a: x, b: y, c: z} for x, y, z in zip(xs, ys, zs, strict=True)]
     names = list(cols)
-    return (
-        [dict(zip(names, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
-        if names
-        else [{} for _ in range(n)]
-    )
+    return [dict(zip(names, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from modelrunner.contract.numbers import json_flat
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import (
     check_rows,
@@ -99,9 +100,11 @@ def _check_size(name: str, shape: Sequence[int], size: int) -> tuple[int, ...]:
 
 
 def _numeric_array(name: str, datatype: str, data: Any) -> np.ndarray:
-    dtype = dtype_from_v2(datatype).numpy()
+    kind = dtype_from_v2(datatype)
+    dtype = kind.numpy()
+    fast = json_flat(data, kind)  # flat JSON numbers packed at C speed, or None: np.asarray decides
     try:
-        arr = np.asarray(data)
+        arr = np.asarray(data) if fast is None else fast
     except (ValueError, TypeError):
         arr = np.asarray(None)
     ok = {"b": "b", "i": "biu", "u": "biu", "f": "biuf"}[dtype.kind]
