@@ -6,7 +6,8 @@ Builds a registry with digits LogisticRegression (as bench/protocols.py), the re
 and the gRPC handlers, then answers the same rows over every protocol without sockets: native JSON, V2 JSON
 and protobuf/HTTP through the ASGI app; V2 gRPC (``raw_input_contents``, as tritonclient sends) and the
 per-contract ``Predict`` by calling the gRPC handlers with the request bytes (deserializer, handler and
-serializer: what grpc's C core does not do). Waves of 32 concurrent requests, batching off; prints the CPU
+serializer: what grpc's C core does not do). Waves of 32 concurrent requests (``--batching``: the endpoint's
+default, ``off`` or ``on``); prints the CPU
 per request of each protocol (median of ``--samples``, interleaved) and its ratio to the JSON it replaces;
 with ``--profile N`` the N most expensive functions of each protocol (cProfile, own time). The transport
 (HTTP parsing, HTTP/2 framing in grpc's core) is not in these figures: bench/protocols.py measures it.
@@ -150,6 +151,10 @@ async def measure(home: Path, x: Any, args: argparse.Namespace) -> None:
     runtime = Runtime(registry, settings, worker_id="protohot")
     plane = DataPlane(runtime, settings)
     app = WorkerApp(runtime, settings, lambda: create_app(runtime, settings, plane=plane), plane=plane)
+    if args.batching != "default":
+        from modelrunner.runner.config import set_endpoint_config
+
+        set_endpoint_config(registry, "digits", {"batch": args.batching == "on"})
     await runtime.start()
     try:
         await app.routed()
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=1600)
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--profile", type=int, default=0)
+    p.add_argument("--batching", choices=("default", "off", "on"), default="default")
     p.add_argument("--protocols", type=lambda v: [s.strip() for s in v.split(",")], default=None)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="modelrunner-protohot-") as tmp:
