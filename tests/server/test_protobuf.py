@@ -108,6 +108,21 @@ def test_stub_bytes_over_http_equal_json(stack: GrpcStack, digits_proto: tuple[A
     _close(_as_rows(pb2.Response.FromString(r.content)), _json_answer(stack, x))
 
 
+def test_many_rows_over_http_and_grpc_equal_json(
+    stack: GrpcStack, digits_proto: tuple[Any, Any], channel: grpc.Channel
+) -> None:
+    """40 rows: read and written with numpy (contract.protowire), not row by row."""
+    pb2, _ = digits_proto
+    x = _rows(40)
+    body = _request(pb2, x).SerializeToString()
+    r = stack.http.post("/v1/endpoints/digits/predict", content=body, headers={"content-type": PROTOBUF})
+    assert r.status_code == 200, r.text
+    want = _json_answer(stack, x)
+    _close(_as_rows(pb2.Response.FromString(r.content)), want)
+    answer = channel.unary_unary("/modelrunner.digits.Model/Predict")(body)
+    _close(_as_rows(pb2.Response.FromString(answer)), want)
+
+
 def test_protobuf_in_json_out_and_json_in_protobuf_out(
     stack: GrpcStack, digits_proto: tuple[Any, Any]
 ) -> None:

@@ -5,8 +5,9 @@ the V2 routes) costs ~0.3 s of CPU, a fifth of a worker's cold start, and a work
 answer predictions. :class:`WorkerApp` runs the lifespan itself (the runtime's first reconcile and loads,
 then gRPC when asked), then takes traffic at once and builds the routed app in a thread meanwhile:
 
-- plain JSON predict requests (see :mod:`modelrunner.server.native.plain`) are answered here, before and
-  after, by the same interception the routed app makes (``plain.intercept``);
+- plain JSON predict requests (see :mod:`modelrunner.server.native.plain`) and plain protobuf ones
+  (``native.protocore``) are answered here, before and after, by the same interceptions the routed app
+  makes (``plain.intercept``, ``protocore.intercept``);
 - ``/healthz`` and ``/readyz`` are answered here until the routed app is built;
 - every other request (``/v2``, ``/admin``, ``/metrics``, protobuf, forms, ``?trace=1``) waits for the
   routed app (a few hundred milliseconds after start at most) and goes to it unchanged.
@@ -27,7 +28,7 @@ from modelrunner.runner import startup
 from modelrunner.runner.memory import freeze_startup_heap
 from modelrunner.server import wire
 from modelrunner.server.dataplane import DataPlane, RuntimeLike
-from modelrunner.server.native import plain
+from modelrunner.server.native import plain, protocore
 from modelrunner.server.wire import Receive, Scope, Send
 from modelrunner.settings import Settings
 
@@ -92,6 +93,8 @@ class WorkerApp:
 
     async def _answered_here(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if await plain.intercept(self.plane, scope, receive, send):
+            return True
+        if await protocore.intercept(self.plane, scope, receive, send):  # a plain protobuf predict
             return True
         if self.app is None and scope["method"] in ("GET", "HEAD") and scope["path"] in HEALTH:
             healthz = scope["path"] == "/healthz"

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from modelrunner.server.native import plain
+from modelrunner.server.native import plain, protocore
 from modelrunner.server.wire import Receive, Scope, Send
 
 
 class FastApp(FastAPI):
-    """FastAPI, with plain JSON predict requests answered first (see the module docstring)."""
+    """FastAPI, with plain JSON and protobuf predict requests answered first (see the module docstring)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and await plain.intercept(self.state.dataplane, scope, receive, send):
-            return
+        if scope["type"] == "http":
+            plane = self.state.dataplane
+            if await plain.intercept(plane, scope, receive, send):
+                return
+            if await protocore.intercept(plane, scope, receive, send):  # a plain protobuf predict
+                return
         await super().__call__(scope, receive, send)

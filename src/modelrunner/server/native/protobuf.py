@@ -10,114 +10,34 @@ one, an older contract version, or a model version's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import Response
 
 from modelrunner.contract import Contract
 from modelrunner.contract.codecs import decode_json_request, encode_json_response
-from modelrunner.contract.proto import (
-    SERVICE,
-    columns_to_response_bytes,
-    endpoint_package,
-    render_proto,
-    request_to_columns,
-)
+from modelrunner.contract.proto import SERVICE, render_proto
 from modelrunner.errors import NotFound
-from modelrunner.runner.endpoint import Endpoint, Prediction
+from modelrunner.runner.endpoint import Endpoint
 from modelrunner.server import request_meta
 from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.http import json_response
-from modelrunner.server.wire import load_request_json, media, version_headers
-
-PROTOBUF = "application/x-protobuf"
-_PROTOBUF_TYPES = frozenset(
-    {PROTOBUF, "application/protobuf", "application/vnd.google.protobuf", "application/x-google-protobuf"}
+from modelrunner.server.native.protocore import (
+    PROTOBUF,
+    answer_headers,
+    answering_contract,
+    decode_request,
+    encode_response,
+    handles,
+    intercept,
+    is_protobuf,
+    package_of,
+    predict,
+    service_of,
+    wants_protobuf,
 )
-package_of = endpoint_package
-"""An endpoint's proto package: ``digits`` -> ``modelrunner.digits`` (the one rule, in contract.proto)."""
-
-
-def service_of(endpoint: str) -> str:
-    """The full gRPC service name of an endpoint: ``modelrunner.digits.Model``."""
-    return f"{package_of(endpoint)}.{SERVICE}"
-
-
-def is_protobuf(content_type: str | None) -> bool:
-    return media(content_type) in _PROTOBUF_TYPES
-
-
-def wants_protobuf(accept: str | None) -> bool:
-    """True when ``Accept`` names a protobuf type before (or without) JSON."""
-    for part in (accept or "").split(","):
-        kind = media(part)
-        if kind in _PROTOBUF_TYPES:
-            return True
-        if kind in ("application/json", "application/*"):
-            return False
-    return False
-
-
-def handles(headers: Mapping[str, str]) -> bool:
-    """Does this predict request speak protobuf (body or wanted answer)?"""
-    return is_protobuf(headers.get("content-type")) or wants_protobuf(headers.get("accept"))
-
-
-def decode_request(
-    data: bytes, contract: Contract, package: str, max_rows: int | None = None
-) -> dict[str, Any]:
-    """``Request`` bytes -> validated input columns of ``contract`` (zero rows answer zero rows; more than
-    ``max_rows`` is a 413, counted on the wire before any row is decoded)."""
-    return dict(request_to_columns(data, contract, package, max_rows=max_rows))
-
-
-def answering_contract(endpoint: Endpoint, pred: Prediction) -> Contract:
-    """The contract of the version that produced ``pred`` (the current one unless a swap just happened)."""
-    live = endpoint.experiment
-    for dep in (endpoint.current, endpoint.previous, live.candidate if live is not None else None):
-        if dep is not None and dep.model == pred.model and dep.version == pred.version:
-            return dep.contract
-    return endpoint.contract
-
-
-async def predict(
-    plane: DataPlane,
-    endpoint: Endpoint,
-    data: bytes,
-    protocol: str,
-    *,
-    request_id: str | None = None,
-    headers: Callable[[str], Any] | None = None,
-) -> tuple[bytes, Prediction]:
-    """``Request`` bytes in, ``Response`` bytes out, on the endpoint's serving version; ``headers`` looks up
-    a header or gRPC metadata value (sticky keys)."""
-    package, max_rows = package_of(endpoint.name), plane.max_rows
-    sticky = request_meta.header_lookup(headers) if headers is not None and endpoint.sticky_key else None
-    pred = await plane.infer(
-        endpoint,
-        lambda c: decode_request(data, c, package, max_rows),
-        protocol,
-        offload=len(data) > OFFLOAD_BYTES,
-        request_id=request_id,
-        sticky=sticky,
-    )
-    return encode_response(endpoint, pred), pred
-
-
-def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
-    contract = answering_contract(endpoint, pred)
-    return columns_to_response_bytes(pred.columns, contract, package_of(endpoint.name))
-
-
-def answer_headers(endpoint: Endpoint, pred: Prediction) -> dict[str, str]:
-    """Which version answered, the request id and the variant (the protobuf body has no room for them)."""
-    contract = answering_contract(endpoint, pred)
-    return {
-        **version_headers(pred),
-        "x-modelrunner-ref": pred.ref,
-        "x-modelrunner-contract-version": str(contract.version),
-    }
+from modelrunner.server.wire import load_request_json
 
 
 async def http_predict(
@@ -213,10 +133,13 @@ __all__ = [
     "PROTOBUF",
     "SERVICE",
     "answer_headers",
+    "answering_contract",
     "contract_of",
     "decode_request",
+    "encode_response",
     "handles",
     "http_predict",
+    "intercept",
     "is_protobuf",
     "package_of",
     "predict",
