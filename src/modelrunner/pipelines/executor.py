@@ -22,7 +22,7 @@ import contextvars
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,9 @@ class PipelinePredictor(Predictor):
         self.ref = ref or graph.name
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"pipeline-{graph.name}")
         self._closed = False
+        # parsed once: every request reads them
+        self._sources = {name: step.sources() for name, step in graph.spec.steps.items()}
+        self._outputs = graph.spec.output_sources()
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
         """Run the pipeline (blocking, thread-safe) in the calling thread; fan-out steps on the pool."""
@@ -129,21 +132,19 @@ class PipelinePredictor(Predictor):
         finally:
             for future in running:
                 future.cancel()
-        return {name: values[src] for name, src in self.graph.spec.output_sources().items()}
+        return {name: values[src] for name, src in self._outputs.items()}
 
     def _run_step(
         self, name: str, values: dict[Source, np.ndarray], n: int, trace: list[dict[str, Any]] | None
     ) -> None:
-        step = self.graph.spec.steps[name]
-        inputs = {field: values[src] for field, src in step.sources().items()}
+        inputs = {field: values[src] for field, src in self._sources[name].items()}
         t0 = time.perf_counter()
         out, rows, calls = self._call(name, inputs, n)
         seconds = time.perf_counter() - t0
         _observe(self.graph.name, name, seconds)
         if trace is not None:
-            trace.append(
-                asdict(StepTrace(name, self.refs.get(name, ""), round(seconds * 1000, 3), rows, calls))
-            )
+            ref, ms = self.refs.get(name, ""), round(seconds * 1000, 3)  # StepTrace's fields (asdict: slow)
+            trace.append({"step": name, "ref": ref, "ms": ms, "rows": rows, "calls": calls})
         for field, value in out.items():
             values[Source(name, field)] = value
 
@@ -186,7 +187,7 @@ class PipelinePredictor(Predictor):
     def _in_step(self, name: str, exc: ModelrunnerError) -> ModelrunnerError:
         """The same error, its message prefixed with the step (and the pipeline field it came from)."""
         field = getattr(exc, "field", None) or exc.details.get("field")
-        src = self.graph.spec.steps[name].sources().get(str(field)) if field else None
+        src = self._sources[name].get(str(field)) if field else None
         where = f"step {name!r} ({self.refs.get(name, name)})"
         if src is not None:
             where += f" input {field!r} <- {src}"
