@@ -154,11 +154,12 @@ class PipelinePredictor(Predictor):
             return self._call_mapped(name, inputs, n)
         if not any(_is_ragged(v) for v in inputs.values()):
             return self._predict(name, inputs), n, 1
-        per_row = [self._predict(name, {k: _row(v, i)[None] for k, v in inputs.items()}) for i in range(n)]
+        rows = {k: _split_rows(v, n) for k, v in inputs.items()}  # each column scanned once, not per row
+        per_row = [self._predict(name, {k: r[i][None] for k, r in rows.items()}) for i in range(n)]
         return _join_rows(per_row), n, n
 
     def _call_mapped(self, name: str, inputs: dict[str, np.ndarray], n: int) -> tuple[Columns, int, int]:
-        parts = {k: [np.asarray(_row(v, i)) for i in range(n)] for k, v in inputs.items()}
+        parts = {k: [np.asarray(r) for r in _split_rows(v, n)] for k, v in inputs.items()}
         counts = _element_counts(name, parts, n)
         total = int(sum(counts))
         if total == 0:
@@ -168,8 +169,10 @@ class PipelinePredictor(Predictor):
             }
             calls = 0
         else:
-            out = self._predict(name, {k: np.concatenate(v) for k, v in parts.items()})
-            calls = 1
+            joined = {k: v[0] if n == 1 else np.concatenate(v) for k, v in parts.items()}
+            out, calls = self._predict(name, joined), 1
+        if n == 1:  # one row (a lone request): its list is the whole output, no split
+            return {k: _one_row(np.asarray(v)) for k, v in out.items()}, total, calls
         cuts = np.cumsum(counts)[:-1]
         return {k: ragged(np.split(np.asarray(v), cuts)) for k, v in out.items()}, total, calls
 
@@ -223,8 +226,16 @@ def _is_ragged(value: np.ndarray) -> bool:
     return value.dtype == object and any(isinstance(x, np.ndarray) for x in value)
 
 
-def _row(value: np.ndarray, i: int) -> np.ndarray:
-    return np.asarray(value[i]) if _is_ragged(value) else value[i]
+def _split_rows(value: np.ndarray, n: int) -> list[Any]:
+    """Each row of a column: a ragged column's per-row arrays, else its elements (one scan, not per row)."""
+    if _is_ragged(value):
+        return [np.asarray(value[i]) for i in range(n)]
+    return [value[i] for i in range(n)]
+
+
+def _one_row(value: np.ndarray) -> np.ndarray:
+    """A batch of one row holding ``value`` (what :func:`ragged` makes of ``[value]``)."""
+    return value[None] if value.dtype != object else ragged([value])
 
 
 def _element_counts(name: str, parts: dict[str, list[np.ndarray]], n: int) -> list[int]:
