@@ -181,3 +181,35 @@ def test_concurrent_requests_share_the_pipeline() -> None:
         results = list(pool.map(lambda k: pipe.predict({"n": np.array([k])})["total"][0], range(20)))
     expected = [float(np.arange(2 * k).sum()) for k in range(20)]
     assert results == expected
+
+
+def test_a_chain_runs_in_the_calling_thread_and_a_fan_out_on_the_pool() -> None:
+    """No thread hop per step of a chain (the OCR shape); steps ready together still overlap on the pool."""
+    import threading
+
+    def record(pipe: PipelinePredictor, steps: dict[str, ToyStep]) -> dict[str, int]:
+        threads: dict[str, int] = {}
+        for name, step in steps.items():
+            fn = step.fn
+
+            def wrapped(c, name=name, fn=fn):  # type: ignore[no-untyped-def]
+                threads[name] = threading.get_ident()
+                return fn(c)
+
+            step.fn = wrapped
+        return threads
+
+    chain, chain_steps = map_pipeline()
+    threads = record(chain, chain_steps)
+    chain.predict({"n": np.array([2, 1])})
+    assert set(threads.values()) == {threading.get_ident()}, threads
+
+    fan, fan_steps = fan_pipeline()
+    for step in fan_steps.values():
+        step.delay = 0
+    threads = record(fan, fan_steps)
+    fan.predict({"x": np.ones((1, 3))})
+    assert threading.get_ident() not in (threads["a"], threads["b"])
+    assert threads["c"] == threading.get_ident()  # the fan-in step, alone again, runs in the caller
+    chain.close()
+    fan.close()

@@ -1,8 +1,9 @@
-"""Run a checked pipeline graph on a batch: steps as an asyncio DAG, independent steps concurrently.
+"""Run a checked pipeline graph on a batch: steps in dependency order, independent steps concurrently.
 
-Each step starts as soon as the steps it reads from are done; its model runs on a thread pool, so steps
-that do not depend on each other (fan-out) run at the same time. ``predict`` (the blocking Predictor call)
-schedules the DAG on the predictor's own event loop thread; ``run`` can be awaited on any loop.
+Each step starts as soon as the steps it reads from are done. ``predict`` (the blocking Predictor call) runs
+the steps in the calling thread while they form a chain (one step ready at a time: no thread hop, no event
+loop per step); steps that become ready together (fan-out) run on the predictor's thread pool at the same
+time. ``run`` awaits the same on any event loop.
 
 A ``map: true`` step gets the elements of every row's lists concatenated into **one** predict call, and
 its outputs are split back per row. Values
@@ -18,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,76 +78,73 @@ class PipelinePredictor(Predictor):
         self.refs = dict(refs)
         self.ref = ref or graph.name
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"pipeline-{graph.name}")
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
         self._closed = False
+        # parsed once: every request reads them
+        self._sources = {name: step.sources() for name, step in graph.spec.steps.items()}
+        self._outputs = graph.spec.output_sources()
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Columns:
-        """Run the pipeline (blocking, thread-safe) on this predictor's event loop thread."""
-        trace = _TRACE.get()  # read here: the loop thread does not share the caller's context
-        future = asyncio.run_coroutine_threadsafe(self.run(columns, trace=trace), self._event_loop())
-        return future.result()
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop that schedules steps, started on first use in a daemon thread."""
-        with self._lock:
-            if self._loop is None:
-                if self._closed:
-                    raise Unavailable(f"pipeline {self.ref} was closed")
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, daemon=True, name=f"pipeline-{self.graph.name}-loop"
-                )
-                thread.start()
-                self._loop, self._loop_thread = loop, thread
-            return self._loop
+        """Run the pipeline (blocking, thread-safe) in the calling thread; fan-out steps on the pool."""
+        if self._closed:
+            raise Unavailable(f"pipeline {self.ref} was closed")
+        return self._execute(columns, _TRACE.get())
 
     async def run(
         self, columns: Mapping[str, np.ndarray], *, trace: list[dict[str, Any]] | None = None
     ) -> Columns:
+        """:meth:`predict` awaitable on any event loop (in a thread of the pipeline's pool).
+
+        ``trace`` (default: the one :func:`collect_trace` set) collects the steps.
+        """
+        if self._closed:
+            raise Unavailable(f"pipeline {self.ref} was closed")
+        collected = _TRACE.get() if trace is None else trace
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._execute, columns, collected)
+
+    def _execute(self, columns: Mapping[str, np.ndarray], trace: list[dict[str, Any]] | None) -> Columns:
         """Run every step as soon as its inputs are ready; return the pipeline's output columns.
 
-        Awaitable on any event loop; ``trace`` (default: the one :func:`collect_trace` set) collects steps.
+        A lone ready step (a chain: decode -> segment -> ...) runs in this thread, so a linear pipeline costs
+        no thread hop per step; steps that become ready together (fan-out) run on the pool at once.
         """
         values: dict[Source, np.ndarray] = {Source(None, k): np.asarray(v) for k, v in columns.items()}
         n = _rows(values)
-        if trace is None:
-            trace = _TRACE.get()
-        tasks: dict[str, asyncio.Task[None]] = {}
-        for name in self.graph.order:  # topological: every dependency already has its task
-            deps = [tasks[d] for d in self.graph.deps[name]]
-            tasks[name] = asyncio.ensure_future(self._run_step(name, deps, values, n, trace))
+        pending = list(self.graph.order)  # topological: a step's dependencies come before it
+        done: set[str] = set()
+        running: dict[Future[None], str] = {}
         try:
-            await asyncio.gather(*tasks.values())
-        except BaseException:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-            raise
-        return {name: values[src] for name, src in self.graph.spec.output_sources().items()}
+            while pending or running:
+                ready = [s for s in pending if self.graph.deps[s] <= done]
+                pending = [s for s in pending if s not in ready]
+                if len(ready) == 1 and not running:
+                    self._run_step(ready[0], values, n, trace)
+                    done.add(ready[0])
+                    continue
+                for name in ready:
+                    running[self._pool.submit(self._run_step, name, values, n, trace)] = name
+                if not running:  # cannot happen in a checked (acyclic) graph: never spin
+                    raise ModelrunnerError(f"pipeline {self.ref}: steps {pending} can never run")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    future.result()  # a step's error ends the run; steps not started never start
+                    done.add(name)
+        finally:
+            for future in running:
+                future.cancel()
+        return {name: values[src] for name, src in self._outputs.items()}
 
-    async def _run_step(
-        self,
-        name: str,
-        deps: list[asyncio.Task[None]],
-        values: dict[Source, np.ndarray],
-        n: int,
-        trace: list[dict[str, Any]] | None,
+    def _run_step(
+        self, name: str, values: dict[Source, np.ndarray], n: int, trace: list[dict[str, Any]] | None
     ) -> None:
-        if deps:
-            await asyncio.gather(*deps)
-        step = self.graph.spec.steps[name]
-        inputs = {field: values[src] for field, src in step.sources().items()}
-        loop = asyncio.get_running_loop()
+        inputs = {field: values[src] for field, src in self._sources[name].items()}
         t0 = time.perf_counter()
-        out, rows, calls = await loop.run_in_executor(self._pool, self._call, name, inputs, n)
+        out, rows, calls = self._call(name, inputs, n)
         seconds = time.perf_counter() - t0
         _observe(self.graph.name, name, seconds)
         if trace is not None:
-            trace.append(
-                asdict(StepTrace(name, self.refs.get(name, ""), round(seconds * 1000, 3), rows, calls))
-            )
+            ref, ms = self.refs.get(name, ""), round(seconds * 1000, 3)  # StepTrace's fields (asdict: slow)
+            trace.append({"step": name, "ref": ref, "ms": ms, "rows": rows, "calls": calls})
         for field, value in out.items():
             values[Source(name, field)] = value
 
@@ -157,11 +154,12 @@ class PipelinePredictor(Predictor):
             return self._call_mapped(name, inputs, n)
         if not any(_is_ragged(v) for v in inputs.values()):
             return self._predict(name, inputs), n, 1
-        per_row = [self._predict(name, {k: _row(v, i)[None] for k, v in inputs.items()}) for i in range(n)]
+        rows = {k: _split_rows(v, n) for k, v in inputs.items()}  # each column scanned once, not per row
+        per_row = [self._predict(name, {k: r[i][None] for k, r in rows.items()}) for i in range(n)]
         return _join_rows(per_row), n, n
 
     def _call_mapped(self, name: str, inputs: dict[str, np.ndarray], n: int) -> tuple[Columns, int, int]:
-        parts = {k: [np.asarray(_row(v, i)) for i in range(n)] for k, v in inputs.items()}
+        parts = {k: [np.asarray(r) for r in _split_rows(v, n)] for k, v in inputs.items()}
         counts = _element_counts(name, parts, n)
         total = int(sum(counts))
         if total == 0:
@@ -171,8 +169,10 @@ class PipelinePredictor(Predictor):
             }
             calls = 0
         else:
-            out = self._predict(name, {k: np.concatenate(v) for k, v in parts.items()})
-            calls = 1
+            joined = {k: v[0] if n == 1 else np.concatenate(v) for k, v in parts.items()}
+            out, calls = self._predict(name, joined), 1
+        if n == 1:  # one row (a lone request): its list is the whole output, no split
+            return {k: _one_row(np.asarray(v)) for k, v in out.items()}, total, calls
         cuts = np.cumsum(counts)[:-1]
         return {k: ragged(np.split(np.asarray(v), cuts)) for k, v in out.items()}, total, calls
 
@@ -190,7 +190,7 @@ class PipelinePredictor(Predictor):
     def _in_step(self, name: str, exc: ModelrunnerError) -> ModelrunnerError:
         """The same error, its message prefixed with the step (and the pipeline field it came from)."""
         field = getattr(exc, "field", None) or exc.details.get("field")
-        src = self.graph.spec.steps[name].sources().get(str(field)) if field else None
+        src = self._sources[name].get(str(field)) if field else None
         where = f"step {name!r} ({self.refs.get(name, name)})"
         if src is not None:
             where += f" input {field!r} <- {src}"
@@ -202,13 +202,7 @@ class PipelinePredictor(Predictor):
         return exc
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            loop, thread, self._loop = self._loop, self._loop_thread, None
-        if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(5)
-            loop.close()
+        self._closed = True
         self._pool.shutdown(wait=False)
         for predictor in self.steps.values():
             with contextlib.suppress(Exception):
@@ -232,8 +226,16 @@ def _is_ragged(value: np.ndarray) -> bool:
     return value.dtype == object and any(isinstance(x, np.ndarray) for x in value)
 
 
-def _row(value: np.ndarray, i: int) -> np.ndarray:
-    return np.asarray(value[i]) if _is_ragged(value) else value[i]
+def _split_rows(value: np.ndarray, n: int) -> list[Any]:
+    """Each row of a column: a ragged column's per-row arrays, else its elements (one scan, not per row)."""
+    if _is_ragged(value):
+        return [np.asarray(value[i]) for i in range(n)]
+    return [value[i] for i in range(n)]
+
+
+def _one_row(value: np.ndarray) -> np.ndarray:
+    """A batch of one row holding ``value`` (what :func:`ragged` makes of ``[value]``)."""
+    return value[None] if value.dtype != object else ragged([value])
 
 
 def _element_counts(name: str, parts: dict[str, list[np.ndarray]], n: int) -> list[int]:

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 import modelrunner as mr
 from modelrunner.bundle.flavors.sklearn import _proba_decides
@@ -29,6 +31,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
         (lambda: LogisticRegression(max_iter=300), True),
         (lambda: RandomForestClassifier(n_estimators=5, random_state=0), True),
         (lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)), True),
+        (lambda: CalibratedClassifierCV(SVC(gamma=0.001, C=10.0), ensemble=False, cv=3), True),
         (lambda: KNeighborsClassifier(n_neighbors=3), False),
     ],
 )

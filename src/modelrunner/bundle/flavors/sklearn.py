@@ -71,6 +71,7 @@ _ARGMAX_CLASSIFIERS = frozenset(
         "MultinomialNB",
         "GradientBoostingClassifier",
         "HistGradientBoostingClassifier",
+        "CalibratedClassifierCV",  # e.g. the OCR example's recogniser (a calibrated SVC): predict_proba twice
     }
 )
 
