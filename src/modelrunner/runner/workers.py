@@ -16,6 +16,7 @@ may be served where, writes the desired state and runs the supervisor until a si
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -231,12 +232,17 @@ def _run(supervisor: Supervisor, host: str, port: int, before: Callable[[], None
     try:
         supervisor.start()
         startup.mark("spawn workers")
+        collecting = gc.isenabled()
+        gc.disable()  # importing the registry: ~100k objects, no garbage; ~10% of its CPU was the collector
         try:
             if before is not None:
                 before()
         except BaseException:
             supervisor.grace_s = STARTUP_GRACE_S
             raise
+        finally:
+            if collecting:
+                gc.enable()
         startup.report("supervisor", "desired state")
         log.info(
             "serving on http://%s:%d with %d worker(s) (pids %s)",
