@@ -123,7 +123,7 @@ class WorkerApp:
         def make() -> ASGIApp:
             app = self._build()
             if self._refreeze:
-                freeze_startup_heap()
+                freeze_startup_heap(count=False)
             return app
 
         def done(fut: asyncio.Future[ASGIApp]) -> None:
