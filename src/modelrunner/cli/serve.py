@@ -101,7 +101,6 @@ def serve(
     from modelrunner.runner import startup
     from modelrunner.runner.demand_config import is_pattern
     from modelrunner.runner.workers import serve as run_workers
-    from modelrunner.settings import Settings
 
     startup.mark("imports")
     if timings:
@@ -112,7 +111,7 @@ def serve(
     export_security_options(require_auth_for_predict, trust_pickle, tls_cert, tls_key)
     logging.getLogger("modelrunner.runner").setLevel(logging.INFO)
     code = run_workers(
-        Settings(),
+        None,  # read after the workers are spawned (loopback) or before anything listens (runner.workers)
         host,
         port,
         workers,

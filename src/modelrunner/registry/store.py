@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
-
-import fsspec
-from fsspec.core import url_to_fs
+from typing import IO, TYPE_CHECKING, Any
 
 from modelrunner.bundle.provenance import sha256_file
 from modelrunner.errors import InvalidArgument, NotFound, StorageError, disk_full
+
+if TYPE_CHECKING:
+    import fsspec
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -33,13 +33,38 @@ class ArtifactStore:
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = str(url)
-        try:
-            self.fs, root = url_to_fs(self.url, **(options or {}))
-        except (ImportError, ValueError, TypeError) as exc:
-            raise StorageError(f"cannot open artifact store {self.url}: {exc}") from exc
-        self.root = root.rstrip("/")
+        self._options = options or {}
+        self._fs: fsspec.AbstractFileSystem | None = None
+        self._root = ""
+        folder = None if self._options else _local_folder(self.url)
+        if folder is not None:  # a plain local folder: fsspec (~45 ms of imports) waits for the first use,
+            Path(folder).mkdir(parents=True, exist_ok=True)  # which a worker finding its bundles cached skips
+            return
+        self._open()
         if self._is_local():
             Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def _open(self) -> fsspec.AbstractFileSystem:
+        from fsspec.core import url_to_fs
+
+        try:
+            fs, root = url_to_fs(self.url, **self._options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise StorageError(f"cannot open artifact store {self.url}: {exc}") from exc
+        self._fs, self._root = fs, root.rstrip("/")
+        return fs
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        """The store's fsspec filesystem (opened on first use for a local folder)."""
+        return self._fs if self._fs is not None else self._open()
+
+    @property
+    def root(self) -> str:
+        """The store's root in :attr:`fs`."""
+        if self._fs is None:
+            self._open()
+        return self._root
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
@@ -198,6 +223,15 @@ class ArtifactStore:
 def _check_sha(sha: str) -> None:
     if not isinstance(sha, str) or not SHA_RE.match(sha):
         raise InvalidArgument(f"invalid sha256 {sha!r}: expected 64 lowercase hex digits")
+
+
+def _local_folder(url: str) -> str | None:
+    """The folder a local store URL names (a path, or ``file://`` one), None for any other URL."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    elif "://" in url or url.startswith("file:"):
+        return None
+    return os.path.expanduser(url)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -98,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-previous", action="store_true")
     parser.add_argument("--grpc-port", type=int, default=None)
     parser.add_argument("--beat-fd", type=int, default=None, help="pipe to the supervisor for heartbeats")
-    parser.add_argument("--beat-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--beat-interval", type=float, default=None, help="seconds (default: from the liveness timeout)"
+    )
     parser.add_argument(
         "--expect",
         action="append",
@@ -122,5 +124,14 @@ def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServ
     if args.beat_fd is None:
         server.run(sockets=[sock])
     else:
-        serve_beating(server, sock, args.beat_fd, args.beat_interval, args.slot)
+        serve_beating(server, sock, args.beat_fd, args.beat_interval or _beat_interval(), args.slot)
     return 0
+
+
+def _beat_interval() -> float:
+    """The beat interval the settings' liveness timeout asks for (the supervisor, which spawned this worker
+    before it read the settings, reads the same ones)."""
+    from modelrunner.runner.supervisor import beat_interval
+    from modelrunner.settings import Settings
+
+    return beat_interval(Settings().liveness_timeout_s)

@@ -27,6 +27,13 @@ HUNG_GRACE_S = 3.0
 """How long a worker that stopped beating gets to exit on SIGTERM before SIGKILL (its loop may never run)."""
 STARTUP_ALLOWANCE_S = 60.0
 """Added to the liveness timeout until a new worker's first beat: its imports run before its event loop."""
+LIVENESS_TIMEOUT_S = 30.0
+"""The liveness timeout until the caller sets the settings' own (``Settings.liveness_timeout_s``)."""
+
+
+def beat_interval(liveness_timeout_s: float) -> float:
+    """How often a worker's event loop beats: five beats per liveness timeout, at least one a second."""
+    return min(1.0, liveness_timeout_s / 5)
 
 
 @dataclass
@@ -56,13 +63,16 @@ class Supervisor:
         child_argv: list[str],
         env: dict[str, str],
         first_argv: list[str] | None = None,
-        liveness_timeout_s: float = 30.0,
+        liveness_timeout_s: float | None = None,
         *,
         entry: str,
     ) -> None:
         self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
         self.entry = entry  # the worker's module, run with ``python -m`` (runner.child.run inside)
+        # None: not read yet (``serve`` spawns the first workers before it reads the settings); they derive
+        # their beat interval from the same settings, and the caller sets this before the first check().
         self.liveness_timeout_s = liveness_timeout_s
+        self.grace_s = GRACE_S  # how long stop() waits for the workers (the caller's drain timeout)
         self.child_argv = child_argv
         # For the first workers only (``--expect``): a restarted one serves what is desired when it starts,
         # which may have moved on since ``serve`` wrote its ``--endpoint`` targets.
@@ -79,7 +89,7 @@ class Supervisor:
         self._close_beats(slot)
         beats, beat_w = os.pipe()
         os.set_blocking(beats, False)
-        interval = min(1.0, self.liveness_timeout_s / 5)
+        interval = [] if self.liveness_timeout_s is None else ["--beat-interval", f"{self._interval():g}"]
         argv = [
             sys.executable,
             "-m",
@@ -90,8 +100,7 @@ class Supervisor:
             str(slot.index),
             "--beat-fd",
             str(beat_w),
-            "--beat-interval",
-            f"{interval:g}",
+            *interval,
             *self.child_argv,
             *(extra or []),
         ]
@@ -125,7 +134,8 @@ class Supervisor:
                 _signal(proc, signal.SIGKILL)
                 slot.kill_at = float("inf")  # once; the exit is reaped by check()
             return
-        limit = self.liveness_timeout_s + (0.0 if slot.beaten else STARTUP_ALLOWANCE_S)
+        liveness = self.liveness_timeout_s or LIVENESS_TIMEOUT_S
+        limit = liveness + (0.0 if slot.beaten else STARTUP_ALLOWANCE_S)
         silent = now - slot.last_beat
         if silent > limit:
             log.warning(
@@ -134,10 +144,13 @@ class Supervisor:
                 slot.index,
                 proc.pid,
                 silent,
-                self.liveness_timeout_s,
+                liveness,
             )
             _signal(proc, signal.SIGTERM)
             slot.kill_at = now + HUNG_GRACE_S
+
+    def _interval(self) -> float:
+        return beat_interval(self.liveness_timeout_s or LIVENESS_TIMEOUT_S)
 
     def _close_beats(self, slot: Slot) -> None:
         if slot.beats is not None:

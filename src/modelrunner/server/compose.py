@@ -96,6 +96,7 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
         app,
         loop="uvloop",
         http=http,
+        ws="none",  # no WebSocket routes: uvicorn's "auto" imported the websockets library at every start
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -3,7 +3,8 @@
 Importing FastAPI and building the routed app (``create_app``: pydantic models of the admin API, OpenAPI,
 the V2 routes) costs ~0.3 s of CPU, a fifth of a worker's cold start, and a worker does not need it to
 answer predictions. :class:`WorkerApp` runs the lifespan itself (the runtime's first reconcile and loads,
-then gRPC when asked), then takes traffic at once and builds the routed app in a thread meanwhile:
+then gRPC when asked), then takes traffic at once and builds the routed app in a thread
+:data:`BUILD_AFTER_S` later, or as soon as a request needs it:
 
 - plain JSON predict requests (see :mod:`modelrunner.server.native.plain`) and plain protobuf ones
   (``native.protocore``) are answered here, before and after, by the same interceptions the routed app
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 HEALTH = ("/healthz", "/readyz")
 EXIT_POLL_S = 0.05
+BUILD_AFTER_S = 0.25
+"""How long after its start a worker builds the routed app unless a request needs it sooner."""
 
 
 class Startable(Protocol):
@@ -75,6 +78,7 @@ class WorkerApp:
         self._build = build
         self._refreeze = refreeze
         self._building: asyncio.Future[ASGIApp] | None = None
+        self._build_now: asyncio.Event | None = None  # set: build the routed app now (a request waits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -105,16 +109,24 @@ class WorkerApp:
 
     async def routed(self) -> ASGIApp:
         """The routed app, building it (in a thread) if no one has started to."""
-        if self._building is None:
-            self._start_building()
-        assert self._building is not None
+        self._start_building()
+        assert self._building is not None and self._build_now is not None
+        self._build_now.set()
         return await asyncio.shield(self._building)
 
-    def _start_building(self) -> None:
+    def _start_building(self, after_s: float = 0.0) -> None:
+        """Build the routed app in a thread, ``after_s`` from now or as soon as a request needs it
+        (:meth:`routed`). The lifespan waits :data:`BUILD_AFTER_S`: the requests queued while the worker
+        started are answered first, without a thread importing FastAPI beside them (it held the GIL for
+        ~0.1 s of their answers in a worker's cold start)."""
+        if self._building is not None:
+            return
+        build_now = self._build_now = asyncio.Event()
+
         def make() -> ASGIApp:
             app = self._build()
             if self._refreeze:
-                freeze_startup_heap()
+                freeze_startup_heap(count=False)
             return app
 
         def done(fut: asyncio.Future[ASGIApp]) -> None:
@@ -128,7 +140,12 @@ class WorkerApp:
                     exc_info=fut.exception(),
                 )
 
-        self._building = asyncio.ensure_future(asyncio.to_thread(make))
+        async def build_when_due() -> ASGIApp:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(build_now.wait(), after_s)
+            return await asyncio.to_thread(make)
+
+        self._building = asyncio.ensure_future(build_when_due())
         self._building.add_done_callback(done)
 
     async def _start(self) -> bool:
@@ -159,7 +176,7 @@ class WorkerApp:
                     await send({"type": "lifespan.startup.failed", "message": f"{type(exc).__name__}: {exc}"})
                     return
                 if started:
-                    self._start_building()
+                    self._start_building(after_s=BUILD_AFTER_S)
                 # abandoned: the server, asked to exit, skips serving and runs the shutdown below at once
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

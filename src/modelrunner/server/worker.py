@@ -10,8 +10,14 @@ from __future__ import annotations
 from modelrunner.runner import startup  # noqa: F401 - first: ends the "spawn" span (startup.py)
 
 # isort: split
-from modelrunner.runner import child
-from modelrunner.server.compose import worker_server
+from modelrunner.runner import memory
+
+if __name__ == "__main__":  # a worker process: no automatic collections until it serves (runner.memory)
+    memory.pause_collector_for_start()
+
+# isort: split
+from modelrunner.runner import child  # noqa: E402
+from modelrunner.server.compose import worker_server  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
