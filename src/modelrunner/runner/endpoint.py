@@ -18,6 +18,7 @@ import numpy as np
 
 from modelrunner.bundle.predictor import Columns
 from modelrunner.contract import Contract
+from modelrunner.contract.validate import validate_batch
 from modelrunner.errors import Unavailable
 from modelrunner.monitoring.observer import NullObserver, RequestObserver
 from modelrunner.runner.aio import wait_event
@@ -55,10 +56,9 @@ SERVING_STATES: tuple[ServingState, ...] = ("empty", "loading", "serving", "fail
 
 
 def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-    """Validate a batch against a contract's inputs (raises ValidationError naming the field)."""
-    from modelrunner.contract.validate import validate_batch
-
-    return validate_batch(contract.inputs, dict(columns))
+    """Validate a batch against a contract's inputs (raises ValidationError naming the field); the answer
+    is a new dict of exactly the contract's inputs, coerced."""
+    return validate_batch(contract.inputs, columns)
 
 
 class Endpoint:
@@ -327,9 +327,17 @@ class Endpoint:
         predictor = dep.predictor
         if predictor is None:  # closed after a drain timeout: the request outlived its version
             raise Unavailable(f"endpoint {self.name!r}: version {dep.ref} was unloaded")
-        if not validated:
-            columns = self._validator(dep.contract, columns)
-        out = predictor.predict(columns)
+        if validated:
+            out = predictor.predict(columns)
+        else:
+            validator, contract = self._validator, dep.contract
+            if validator is validate_inputs and predictor.contract is contract:
+                valid = validate_batch(contract.inputs, columns)
+                out = predictor.predict_valid(valid)  # validated once: not again by the predictor
+                columns = valid
+            else:
+                columns = validator(contract, columns)
+                out = predictor.predict(columns)
         if dep.drift_hook is not None:
             dep.drift_hook(columns, out)
         return out
