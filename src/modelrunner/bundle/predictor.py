@@ -86,7 +86,7 @@ class FunctionPredictor(Predictor):
     @staticmethod
     def _outputs(out: Any, n: int) -> Columns:
         """The model's answer as numpy columns of ``n`` rows (text as ``object`` arrays)."""
-        if not isinstance(out, Mapping):
+        if type(out) is not dict and not isinstance(out, Mapping):
             raise TypeError(f"model returned {type(out).__name__}, expected a dict of columns")
         result: Columns = {}
         for name, values in out.items():

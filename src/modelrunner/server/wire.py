@@ -26,6 +26,7 @@ from modelrunner.errors import (
     ResourceExhausted,
     ValidationError,
 )
+from modelrunner.server import request_meta
 
 if TYPE_CHECKING:
     from modelrunner.runner.endpoint import Prediction
@@ -207,6 +208,19 @@ def version_headers(pred: Prediction) -> dict[str, str]:
     return {MODEL_HEADER: pred.model, VERSION_HEADER: str(pred.version), **headers_of(pred)}
 
 
+_RAW_MODEL = MODEL_HEADER.encode("latin-1")
+_RAW_VERSION = VERSION_HEADER.encode("latin-1")
+
+
+def raw_version_headers(pred: Prediction) -> list[tuple[bytes, bytes]]:
+    """:func:`version_headers` as raw ASGI headers (for answers sent with :func:`send_raw`)."""
+    return [
+        (_RAW_MODEL, pred.model.encode("latin-1")),
+        (_RAW_VERSION, str(pred.version).encode("latin-1")),
+        *request_meta.raw_headers_of(pred),
+    ]
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The body (None if the client went away); over ``limit`` bytes (declared or streamed) is a 413."""
     for key, value in scope["headers"]:
@@ -246,8 +260,18 @@ async def send_bytes(
     content_type: bytes = b"application/json",
 ) -> None:
     """Answer ``payload`` with ``status`` (and extra ``headers``) on raw ASGI."""
-    raw_headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", content_type)]
-    if headers:
-        raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+    await send_raw(send, status, payload, raw, content_type)
+
+
+async def send_raw(
+    send: Send,
+    status: int,
+    payload: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"application/json",
+) -> None:
+    """:func:`send_bytes` with the extra headers already raw (lower-case latin-1 bytes)."""
+    raw = [(b"content-length", str(len(payload)).encode()), (b"content-type", content_type), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
