@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from modelrunner.contract import Contract
 from modelrunner.contract.codecs import (
     decode_json_request,
@@ -29,6 +31,7 @@ from modelrunner.server.wire import Receive, Scope, Send
 
 PREFIX = "/v1/endpoints/"
 SUFFIX = "/predict"
+JSON = b"application/json"
 
 
 def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | None:
@@ -42,7 +45,7 @@ def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | 
     json_body = False
     for key, value in scope["headers"]:
         if key == b"content-type":
-            json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
+            json_body = value == JSON or value.split(b";", 1)[0].strip().lower() == JSON
         elif key == b"accept" and b"protobuf" in value.lower():
             return None
     if not json_body:
@@ -124,5 +127,23 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
 
 
 def _encode(meta: dict[str, Any], columns: Any, style: str) -> bytes:
-    meta.update(encode_json_response(columns, style))
+    rows = _number_rows(columns) if style == "instances" else None
+    meta.update({"predictions": rows} if rows is not None else encode_json_response(columns, style))
     return wire.dumps(meta)
+
+
+_NUMBERS = frozenset("biuf")
+
+
+def _number_rows(columns: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """``encode_json_response``'s rows when every output is a non-empty array of bools or numbers (what
+    ``tolist`` writes as is: the common answer, a label and probabilities), else None."""
+    lists = []
+    for col in columns.values():
+        if type(col) is not np.ndarray or col.dtype.kind not in _NUMBERS:
+            return None
+        lists.append(col.tolist())
+    if not lists:
+        return None
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
