@@ -69,9 +69,17 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
     ``max_request_rows`` rows is a 413; a large body is parsed and decoded in a thread (OFFLOAD_BYTES)."""
     max_rows = plane.max_rows
     try:
-        raw = await wire.read_body(scope, receive, plane.max_bytes)
-        if raw is None:
+        wire.check_declared_length(scope, plane.max_bytes)  # read_body, inlined for a one-message body
+        message = await receive()
+        if message["type"] != "http.request":
             return  # the client went away
+        raw = (
+            await wire.read_rest(receive, message, plane.max_bytes)
+            if message.get("more_body", False)
+            else wire.whole_body(message, plane.max_bytes)
+        )
+        if raw is None:
+            return
         large = len(raw) > OFFLOAD_BYTES
         body = (
             await wire.load_request_json(raw, max_rows, True)
@@ -79,23 +87,14 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             else wire.parse_request_json(raw, max_rows)
         )
         style = wire.request_style(body)
-        wanted: tuple[str, ...] | None = None
-
-        def decode(contract: Contract) -> Any:
-            nonlocal body, wanted
-            wanted = wanted_outputs(body, contract.outputs)  # before predicting: a bad name is a 422
-            columns = decode_json_request(body, contract.inputs, max_rows=max_rows)[0]
-            # drop the parsed JSON (a Python object per value) before waiting for a batch: with many
-            # requests in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
-            body = None
-            return columns
-
+        decode = _Decoder(body, max_rows)
         headers = scope["headers"]
         sticky = (
             request_meta.chain(request_meta.mapping_lookup(body), request_meta.raw_header_lookup(headers))
             if endpoint.sticky_key
             else None
         )
+        body = None  # the decoder holds it until it has decoded it
         pred = await plane.infer(
             endpoint,
             decode,
@@ -104,16 +103,13 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             sticky=sticky,
             request_id=request_meta.raw_header(headers, b"x-request-id"),
         )
+        wanted = decode.wanted
         outputs = select_outputs(pred.columns, wanted) if wanted is not None else pred.columns
-        meta: dict[str, Any] = {
-            "endpoint": endpoint.name,
-            "model": pred.model,
-            "version": pred.version,
-            **request_meta.body_fields(pred),
-        }
         # the answer to a large request is large too: encoding 50,000 rows held the loop ~2 s
         payload = (
-            await asyncio.to_thread(_encode, meta, outputs, style) if large else _encode(meta, outputs, style)
+            await asyncio.to_thread(_encode, endpoint.name, pred, outputs, style)
+            if large
+            else _encode(endpoint.name, pred, outputs, style)
         )
     except ModelrunnerError as exc:
         status, err, extra = wire.modelrunner_error(scope["path"], exc)
@@ -123,10 +119,37 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
         status, err = wire.unexpected_error(scope["method"], scope["path"], exc)
         await wire.send_json(send, status, err)
         return
-    await wire.send_raw(send, 200, payload, wire.raw_version_headers(pred))
+    await send(wire.response_start(200, payload, wire.raw_version_headers(pred)))  # send_raw, inlined
+    await send({"type": "http.response.body", "body": payload})
 
 
-def _encode(meta: dict[str, Any], columns: Any, style: str) -> bytes:
+class _Decoder:
+    """A request's columns from its parsed JSON body, against the contract serving it (DataPlane.infer
+    calls it); also reads the outputs the request asks for (``wanted``: None for all of them)."""
+
+    __slots__ = ("body", "max_rows", "wanted")
+
+    def __init__(self, body: Any, max_rows: int | None) -> None:
+        self.body, self.max_rows = body, max_rows
+        self.wanted: tuple[str, ...] | None = None
+
+    def __call__(self, contract: Contract) -> Any:
+        body = self.body
+        self.wanted = wanted_outputs(body, contract.outputs)  # before predicting: a bad name is a 422
+        columns = decode_json_request(body, contract.inputs, max_rows=self.max_rows)[0]
+        # drop the parsed JSON (a Python object per value) before waiting for a batch: with many requests
+        # in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
+        self.body = body = None
+        return columns
+
+
+def _encode(name: str, pred: Any, columns: Any, style: str) -> bytes:
+    meta: dict[str, Any] = {
+        "endpoint": name,
+        "model": pred.model,
+        "version": pred.version,
+        **request_meta.body_fields(pred),
+    }
     rows = _number_rows(columns) if style == "instances" else None
     meta.update({"predictions": rows} if rows is not None else encode_json_response(columns, style))
     return wire.dumps(meta)
