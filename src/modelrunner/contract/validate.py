@@ -78,8 +78,11 @@ class _FieldCheck:
     def __call__(self, value: Any) -> np.ndarray:
         arr = value if type(value) is np.ndarray else self._asarray(value)
         shape = arr.shape
-        if len(shape) != self.ndim or any(shape[i] != d for i, d in self.fixed):
+        if len(shape) != self.ndim:
             raise self._shape_error(shape)
+        for i, d in self.fixed:  # a loop, not any() over a generator: this runs per column per request
+            if shape[i] != d:
+                raise self._shape_error(shape)
         if self.dkind in "SB":
             return self._text(arr) if self.cats is None else self._categories(self._text(arr))
         if self.dkind == "M":
@@ -230,7 +233,7 @@ class Validator:
         self._kind = kind
 
     def __call__(self, columns: Mapping[str, Any]) -> Columns:
-        if not isinstance(columns, Mapping):
+        if type(columns) is not dict and not isinstance(columns, Mapping):  # dict: no ABC check
             raise ValidationError(
                 f"a batch must map {self._kind} names to arrays, got {type(columns).__name__}"
             )

@@ -79,7 +79,7 @@ def _get() -> Collectors:
     return c
 
 
-def _child(kind: str, make: Callable[[Collectors], Any], *key: str) -> Any:
+def _child(kind: str, make: Callable[[Collectors], Any], *key: object) -> Any:
     """The cached label child of a collector (``labels()`` is the slow part of recording)."""
     c = _get()
     k = (kind, *key)
@@ -217,10 +217,20 @@ def endpoint_added(endpoint: str) -> None:
 
 
 def observe_request(endpoint: str, version: int | str, protocol: str, seconds: float) -> None:
-    """One answered predict request."""
-    v = str(version)
-    _child("req", lambda c: c.requests.labels(endpoint, v, protocol), endpoint, v, protocol).inc()
-    _child("lat", lambda c: c.latency.labels(endpoint, v), endpoint, v).observe(seconds)
+    """One answered predict request (the hot path: one cache lookup for both children)."""
+    c = _collectors
+    pair = c.cache.get(("answered", endpoint, version, protocol)) if c is not None else None
+    if pair is None:
+        v = str(version)
+        pair = _child(
+            "answered",
+            lambda c: (c.requests.labels(endpoint, v, protocol), c.latency.labels(endpoint, v)),
+            endpoint,
+            version,  # the caller's int or str: two keys, the same children
+            protocol,
+        )
+    pair[0].inc()
+    pair[1].observe(seconds)
 
 
 def observe_error(endpoint: str, version: int | str | None, code: str) -> None:
@@ -231,7 +241,11 @@ def observe_error(endpoint: str, version: int | str | None, code: str) -> None:
 
 def in_flight(endpoint: str) -> Any:
     """The in-flight gauge child of ``endpoint``: ``inc()`` when a request starts, ``dec()`` when it ends."""
-    return _child("inflight", lambda c: c.in_flight.labels(endpoint), endpoint)
+    c = _collectors
+    child = c.cache.get(("inflight", endpoint)) if c is not None else None
+    if child is None:
+        child = _child("inflight", lambda c: c.in_flight.labels(endpoint), endpoint)
+    return child
 
 
 def observe_batch(endpoint: str, rows: int) -> None:

@@ -85,7 +85,8 @@ def flat_rows(col: Any, n: int) -> np.ndarray:
 
 def row_count(columns: Mapping[str, Any]) -> int:
     for col in columns.values():
-        return int(np.shape(col)[0]) if np.ndim(col) else 1
+        shape = col.shape if type(col) is np.ndarray else np.shape(col)  # per request: no dispatch for arrays
+        return int(shape[0]) if shape else 1
     return 0
 
 

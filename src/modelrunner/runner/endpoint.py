@@ -18,6 +18,7 @@ import numpy as np
 
 from modelrunner.bundle.predictor import Columns
 from modelrunner.contract import Contract
+from modelrunner.contract.validate import validate_batch
 from modelrunner.errors import Unavailable
 from modelrunner.monitoring.observer import NullObserver, RequestObserver
 from modelrunner.runner.aio import wait_event
@@ -55,10 +56,9 @@ SERVING_STATES: tuple[ServingState, ...] = ("empty", "loading", "serving", "fail
 
 
 def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-    """Validate a batch against a contract's inputs (raises ValidationError naming the field)."""
-    from modelrunner.contract.validate import validate_batch
-
-    return validate_batch(contract.inputs, dict(columns))
+    """Validate a batch against a contract's inputs (raises ValidationError naming the field); the answer
+    is a new dict of exactly the contract's inputs, coerced."""
+    return validate_batch(contract.inputs, columns)
 
 
 class Endpoint:
@@ -204,9 +204,10 @@ class Endpoint:
             return await serve(
                 self, columns, validated=validated, alone=alone, request_id=request_id, sticky=sticky
             )
-        return await self.predict_on(
-            self._pinned_current(), columns, validated, alone, "production", request_id or ""
-        )
+        dep = self._pinned_current()
+        if self._batcher is None and dep.cost.inline and small_request(columns):  # as predict_on would
+            return self._on_loop(dep, columns, validated, "production", request_id or "")
+        return await self.predict_on(dep, columns, validated, alone, "production", request_id or "")
 
     async def predict_on(
         self,
@@ -218,10 +219,13 @@ class Endpoint:
         request_id: str,
     ) -> Prediction:
         """Predict on ``dep`` (pinned for the call) and label the answer with ``variant``."""
+        batcher = self._batcher
+        batched = batcher is not None and not alone and self.batching.applies(dep.batch_safe)
+        if not batched and dep.cost.inline and small_request(columns):  # a fast model on a few rows
+            return self._on_loop(dep, columns, validated, variant, request_id)
         dep.acquire()
         try:
-            batcher = self._batcher
-            if batcher is not None and not alone and self.batching.applies(dep.batch_safe):
+            if batcher is not None and batched:
                 if not validated:
                     columns = self._validator(dep.contract, columns)
                     validated = True
@@ -232,9 +236,6 @@ class Endpoint:
                     out = await self._lane.bounded(
                         self.batching.max_batch_size, batcher.enqueue(dep, columns)
                     )
-            elif dep.cost.inline and small_request(columns):  # a fast model on a few rows: cheaper than a
-                # hand-off to a thread; large requests still go to the endpoint's threads
-                out = dep.cost.on_loop(self._run, dep, columns, validated)
             else:
                 ctx = contextvars.copy_context()  # the request's context (e.g. a pipeline trace) follows it
                 out = await self._lane.submit(
@@ -243,6 +244,18 @@ class Endpoint:
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, request_id)
+
+    def _on_loop(
+        self, dep: Deployment, columns: Mapping[str, np.ndarray], validated: bool, variant: str, rid: str
+    ) -> Prediction:
+        """A request predicted on the event loop, not batched: a fast model on a few rows costs less than
+        a hand-off to a thread (large requests still go to the endpoint's threads)."""
+        dep.acquire()
+        try:
+            out = dep.cost.on_loop(self._run, dep, columns, validated)
+        finally:
+            dep.release()
+        return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, rid)
 
     async def _lone(
         self, batcher: Batcher, dep: Deployment, columns: Mapping[str, np.ndarray]
@@ -327,9 +340,17 @@ class Endpoint:
         predictor = dep.predictor
         if predictor is None:  # closed after a drain timeout: the request outlived its version
             raise Unavailable(f"endpoint {self.name!r}: version {dep.ref} was unloaded")
-        if not validated:
-            columns = self._validator(dep.contract, columns)
-        out = predictor.predict(columns)
+        if validated:
+            out = predictor.predict(columns)
+        else:
+            validator, contract = self._validator, dep.contract
+            if validator is validate_inputs and predictor.contract is contract:
+                valid = validate_batch(contract.inputs, columns)
+                out = predictor.predict_valid(valid)  # validated once: not again by the predictor
+                columns = valid
+            else:
+                columns = validator(contract, columns)
+                out = predictor.predict(columns)
         if dep.drift_hook is not None:
             dep.drift_hook(columns, out)
         return out

@@ -124,7 +124,7 @@ class DataPlane:
         ``request_id``: the client's (checked), else a new one; ``sticky``: where the running experiment's
         sticky key is found besides the input columns (headers, body fields, V2 parameters: see
         ``request_meta``). The Prediction says both the request id and the variant that answered."""
-        rid = request_meta.request_id(request_id)
+        rid = request_meta.new_request_id() if request_id is None else request_meta.request_id(request_id)
         key = endpoint.sticky_key
         given = sticky(key) if key is not None and sticky is not None else None
         sticky = None  # the lookup may hold the parsed body: not kept alive while the request waits

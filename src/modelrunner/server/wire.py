@@ -26,6 +26,7 @@ from modelrunner.errors import (
     ResourceExhausted,
     ValidationError,
 )
+from modelrunner.server import request_meta
 
 if TYPE_CHECKING:
     from modelrunner.runner.endpoint import Prediction
@@ -207,19 +208,50 @@ def version_headers(pred: Prediction) -> dict[str, str]:
     return {MODEL_HEADER: pred.model, VERSION_HEADER: str(pred.version), **headers_of(pred)}
 
 
+_RAW_MODEL = MODEL_HEADER.encode("latin-1")
+_RAW_VERSION = VERSION_HEADER.encode("latin-1")
+
+
+def raw_version_headers(pred: Prediction) -> list[tuple[bytes, bytes]]:
+    """:func:`version_headers` as raw ASGI headers (for answers sent with :func:`send_raw`)."""
+    return [
+        (_RAW_MODEL, pred.model.encode("latin-1")),
+        (_RAW_VERSION, str(pred.version).encode("latin-1")),
+        *request_meta.raw_headers_of(pred),
+    ]
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The body (None if the client went away); over ``limit`` bytes (declared or streamed) is a 413."""
-    for key, value in scope["headers"]:
-        if key == b"content-length" and value.isdigit() and int(value) > limit:
-            raise ResourceExhausted(f"request body of {int(value)} bytes exceeds the limit of {limit} bytes")
+    check_declared_length(scope, limit)
     message = await receive()
     if message["type"] != "http.request":
         return None
-    body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
-        if len(body) > limit:
-            raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
-        return body
+        return whole_body(message, limit)
+    return await read_rest(receive, message, limit)
+
+
+def check_declared_length(scope: Scope, limit: int) -> None:
+    """A 413 when the request's ``content-length`` is over ``limit`` bytes."""
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > limit:
+            raise ResourceExhausted(f"request body of {int(value)} bytes exceeds the limit of {limit} bytes")
+
+
+def whole_body(message: MutableMapping[str, Any], limit: int) -> bytes:
+    """The body of a request sent in one ``http.request`` message (no ``more_body``); a 413 over ``limit``.
+    With :func:`check_declared_length`, what :func:`read_body` does without a coroutine of its own (the
+    1-row hot path: one message)."""
+    body: bytes = message.get("body", b"")
+    if len(body) > limit:
+        raise ResourceExhausted(f"request body exceeds the limit of {limit} bytes")
+    return body
+
+
+async def read_rest(receive: Receive, message: MutableMapping[str, Any], limit: int) -> bytes | None:
+    """The body of a request whose first message (``more_body``) was ``message``: the rest received."""
+    body: bytes = message.get("body", b"")
     chunks, size = [body], len(body)
     while message.get("more_body", False):
         message = await receive()
@@ -246,8 +278,28 @@ async def send_bytes(
     content_type: bytes = b"application/json",
 ) -> None:
     """Answer ``payload`` with ``status`` (and extra ``headers``) on raw ASGI."""
-    raw_headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", content_type)]
-    if headers:
-        raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+    await send_raw(send, status, payload, raw, content_type)
+
+
+async def send_raw(
+    send: Send,
+    status: int,
+    payload: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"application/json",
+) -> None:
+    """:func:`send_bytes` with the extra headers already raw (lower-case latin-1 bytes)."""
+    await send(response_start(status, payload, headers, content_type))
     await send({"type": "http.response.body", "body": payload})
+
+
+def response_start(
+    status: int,
+    payload: bytes,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = b"application/json",
+) -> dict[str, Any]:
+    """The ``http.response.start`` message of :func:`send_raw` (``headers`` raw, after the content ones)."""
+    raw = [(b"content-length", str(len(payload)).encode()), (b"content-type", content_type), *headers]
+    return {"type": "http.response.start", "status": status, "headers": raw}

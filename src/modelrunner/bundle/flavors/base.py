@@ -82,6 +82,25 @@ def to_matrix(columns: Columns, fields: Sequence[Field], feature_names: Sequence
     return _stack(arrays)
 
 
+def matrix_fn(
+    fields: Sequence[Field], feature_names: Sequence[str] | None = None
+) -> Callable[[Columns], Any]:
+    """:func:`to_matrix` for these ``fields``, with what depends on them only worked out once (per loaded
+    version): one numeric tensor field without feature names (the common case) is that column itself,
+    without looking at the others or at pandas."""
+    if len(fields) != 1 or feature_names is not None or fields[0].dtype in (DType.STRING, DType.BYTES):
+        return lambda columns: to_matrix(columns, fields, feature_names)
+    name = fields[0].name
+
+    def one(columns: Columns) -> Any:
+        arr = columns.get(name)
+        if arr is None or type(arr) is not np.ndarray:
+            return to_matrix(columns, fields, feature_names)
+        return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+
+    return one
+
+
 def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     flat = [a.reshape(len(a), -1) for a in arrays]
     return flat[0] if len(flat) == 1 else np.hstack(flat)

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelrunner.bundle.flavors.base import Columns, Flavor, PredictFn, label_outputs, to_matrix, type_module
+from modelrunner.bundle.flavors.base import (
+    Columns,
+    Flavor,
+    PredictFn,
+    label_outputs,
+    matrix_fn,
+    type_module,
+)
 from modelrunner.errors import BundleError, FlavorError, require
 
 if TYPE_CHECKING:
@@ -97,18 +104,19 @@ def predict_fn(model: Any, manifest: Manifest, kind: str, proba: bool) -> Predic
     fields = manifest.contract.inputs
     names = getattr(model, "feature_names_in_", None)
     feature_names = [str(n) for n in names] if names is not None else None
+    matrix = matrix_fn(fields, feature_names)
 
     if kind == "classifier" and proba and _proba_decides(model):
         classes = np.asarray(model.classes_)
 
         def predict_from_proba(columns: Columns) -> Columns:
-            p = model.predict_proba(to_matrix(columns, fields, feature_names))
-            return label_outputs(classes[np.argmax(p, axis=1)], p)
+            p = model.predict_proba(matrix(columns))
+            return {"label": classes[p.argmax(axis=1)], "proba": p}  # label_outputs, both arrays already
 
         return predict_from_proba
 
     def predict(columns: Columns) -> Columns:
-        x = to_matrix(columns, fields, feature_names)
+        x = matrix(columns)
         if kind == "classifier":
             return label_outputs(model.predict(x), model.predict_proba(x) if proba else None)
         if kind == "regressor":

@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from modelrunner.contract import Contract
 from modelrunner.contract.codecs import (
     decode_json_request,
@@ -29,6 +31,7 @@ from modelrunner.server.wire import Receive, Scope, Send
 
 PREFIX = "/v1/endpoints/"
 SUFFIX = "/predict"
+JSON = b"application/json"
 
 
 def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | None:
@@ -42,7 +45,7 @@ def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | 
     json_body = False
     for key, value in scope["headers"]:
         if key == b"content-type":
-            json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
+            json_body = value == JSON or value.split(b";", 1)[0].strip().lower() == JSON
         elif key == b"accept" and b"protobuf" in value.lower():
             return None
     if not json_body:
@@ -66,34 +69,32 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
     ``max_request_rows`` rows is a 413; a large body is parsed and decoded in a thread (OFFLOAD_BYTES)."""
     max_rows = plane.max_rows
     try:
-        raw = await wire.read_body(scope, receive, plane.max_bytes)
-        if raw is None:
+        wire.check_declared_length(scope, plane.max_bytes)  # read_body, inlined for a one-message body
+        message = await receive()
+        if message["type"] != "http.request":
             return  # the client went away
+        raw = (
+            await wire.read_rest(receive, message, plane.max_bytes)
+            if message.get("more_body", False)
+            else wire.whole_body(message, plane.max_bytes)
+        )
+        if raw is None:
+            return
         large = len(raw) > OFFLOAD_BYTES
-        parsed = [
+        body = (
             await wire.load_request_json(raw, max_rows, True)
             if large
             else wire.parse_request_json(raw, max_rows)
-        ]
-        style = wire.request_style(parsed[0])
-        wanted: list[tuple[str, ...] | None] = [None]
-
-        def decode(contract: Contract) -> Any:
-            wanted[0] = wanted_outputs(parsed[0], contract.outputs)  # before predicting: a bad name is a 422
-            columns = decode_json_request(parsed[0], contract.inputs, max_rows=max_rows)[0]
-            # drop the parsed JSON (a Python object per value) before waiting for a batch: with many
-            # requests in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
-            parsed.clear()
-            return columns
-
+        )
+        style = wire.request_style(body)
+        decode = _Decoder(body, max_rows)
         headers = scope["headers"]
         sticky = (
-            request_meta.chain(
-                request_meta.mapping_lookup(parsed[0]), request_meta.raw_header_lookup(headers)
-            )
+            request_meta.chain(request_meta.mapping_lookup(body), request_meta.raw_header_lookup(headers))
             if endpoint.sticky_key
             else None
         )
+        body = None  # the decoder holds it until it has decoded it
         pred = await plane.infer(
             endpoint,
             decode,
@@ -102,28 +103,70 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             sticky=sticky,
             request_id=request_meta.raw_header(headers, b"x-request-id"),
         )
-        outputs = select_outputs(pred.columns, wanted[0])
-        meta: dict[str, Any] = {
-            "endpoint": endpoint.name,
-            "model": pred.model,
-            "version": pred.version,
-            **request_meta.body_fields(pred),
-        }
+        wanted = decode.wanted
+        outputs = select_outputs(pred.columns, wanted) if wanted is not None else pred.columns
         # the answer to a large request is large too: encoding 50,000 rows held the loop ~2 s
         payload = (
-            await asyncio.to_thread(_encode, meta, outputs, style) if large else _encode(meta, outputs, style)
+            await asyncio.to_thread(_encode, endpoint.name, pred, outputs, style)
+            if large
+            else _encode(endpoint.name, pred, outputs, style)
         )
     except ModelrunnerError as exc:
-        status, body, headers = wire.modelrunner_error(scope["path"], exc)
-        await wire.send_json(send, status, body, headers)
+        status, err, extra = wire.modelrunner_error(scope["path"], exc)
+        await wire.send_json(send, status, err, extra)
         return
     except Exception as exc:  # noqa: BLE001 - the app's last-resort handler: a 500, logged, no traceback
-        status, body = wire.unexpected_error(scope["method"], scope["path"], exc)
-        await wire.send_json(send, status, body)
+        status, err = wire.unexpected_error(scope["method"], scope["path"], exc)
+        await wire.send_json(send, status, err)
         return
-    await wire.send_bytes(send, 200, payload, wire.version_headers(pred))
+    await send(wire.response_start(200, payload, wire.raw_version_headers(pred)))  # send_raw, inlined
+    await send({"type": "http.response.body", "body": payload})
 
 
-def _encode(meta: dict[str, Any], columns: Any, style: str) -> bytes:
-    meta.update(encode_json_response(columns, style))
+class _Decoder:
+    """A request's columns from its parsed JSON body, against the contract serving it (DataPlane.infer
+    calls it); also reads the outputs the request asks for (``wanted``: None for all of them)."""
+
+    __slots__ = ("body", "max_rows", "wanted")
+
+    def __init__(self, body: Any, max_rows: int | None) -> None:
+        self.body, self.max_rows = body, max_rows
+        self.wanted: tuple[str, ...] | None = None
+
+    def __call__(self, contract: Contract) -> Any:
+        body = self.body
+        self.wanted = wanted_outputs(body, contract.outputs)  # before predicting: a bad name is a 422
+        columns = decode_json_request(body, contract.inputs, max_rows=self.max_rows)[0]
+        # drop the parsed JSON (a Python object per value) before waiting for a batch: with many requests
+        # in flight, keeping them all alive made parsing and decoding ~3x slower (cache misses)
+        self.body = body = None
+        return columns
+
+
+def _encode(name: str, pred: Any, columns: Any, style: str) -> bytes:
+    meta: dict[str, Any] = {
+        "endpoint": name,
+        "model": pred.model,
+        "version": pred.version,
+        **request_meta.body_fields(pred),
+    }
+    rows = _number_rows(columns) if style == "instances" else None
+    meta.update({"predictions": rows} if rows is not None else encode_json_response(columns, style))
     return wire.dumps(meta)
+
+
+_NUMBERS = frozenset("biuf")
+
+
+def _number_rows(columns: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """``encode_json_response``'s rows when every output is a non-empty array of bools or numbers (what
+    ``tolist`` writes as is: the common answer, a label and probabilities), else None."""
+    lists = []
+    for col in columns.values():
+        if type(col) is not np.ndarray or col.dtype.kind not in _NUMBERS:
+            return None
+        lists.append(col.tolist())
+    if not lists:
+        return None
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
