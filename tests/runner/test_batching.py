@@ -258,21 +258,27 @@ def test_fast_models_run_on_the_loop_after_probing_and_slow_ones_in_threads(size
     assert all(t != loop_thread for t in spins.threads), "a model using 3 ms of CPU never blocks the loop"
 
 
-def test_a_large_request_to_a_fast_model_runs_in_a_thread() -> None:
+def test_each_request_size_is_probed_on_its_own_and_the_largest_run_in_a_thread() -> None:
     from modelrunner.runner.cost import INLINE_MAX_ROWS, PROBE_CALLS
 
     fast = ThreadRecorder()
+    medium = {"x": np.zeros((100, 2))}  # the 17-128 row class: its own probes, then the loop
     big = {"x": np.zeros((INLINE_MAX_ROWS + 1, 2))}
 
     async def main() -> str:
         ep = endpoint(fast, size=1)  # batching off
         for i in range(PROBE_CALLS + 2):
             await ep.predict(rows(i))
+        for _ in range(PROBE_CALLS + 2):
+            await ep.predict(medium)
         await ep.predict(big)
         await ep.predict(rows(1.0))
         return threading.current_thread().name
 
     loop_thread = run(main())
-    assert fast.threads[PROBE_CALLS] == loop_thread, "small requests to a fast model run on the loop"
+    small_calls, medium_calls = fast.threads[: PROBE_CALLS + 2], fast.threads[PROBE_CALLS + 2 : -2]
+    assert small_calls[PROBE_CALLS] == loop_thread, "small requests to a fast model run on the loop"
+    assert all(t != loop_thread for t in medium_calls[:PROBE_CALLS]), "a new size is probed in threads"
+    assert medium_calls[PROBE_CALLS:] == [loop_thread] * 2, "then 100-row requests to a fast model run inline"
     assert fast.threads[-2] != loop_thread, "a request over INLINE_MAX_ROWS rows never holds the loop"
     assert fast.threads[-1] == loop_thread

@@ -23,7 +23,7 @@ from support.runner_fakes import TagPredictor, batch, deployment
 from support.runner_server import Server, save_sleepy, save_toy
 
 SLOW = {"max_concurrency": 2, "max_queue": 2, "timeout_s": 3}
-FAST_BODY = {"instances": [{"x": [0.0, 0.0, 0.0, 0.0]}] * 32}  # > 16 rows: always on a predict thread
+FAST_BODY = {"instances": [{"x": [0.0, 0.0, 0.0, 0.0]}] * 1025}  # > INLINE_MAX_ROWS: always a predict thread
 
 
 def slow_body(seconds: float) -> dict[str, object]:

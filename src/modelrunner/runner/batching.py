@@ -284,13 +284,15 @@ class Batcher:
         try:
             live = [r for r in batch if not r.future.done()]  # a cancelled client leaves its row out
             if live:
-                cost = cost_of(dep)
-                if cost.inline:
-                    results = cost.on_loop(self._predict_batch, dep, live)
-                else:
+                meter = cost_of(dep).meter(sum(r.rows for r in live))  # the merged call's size
+                if meter is not None and meter.inline:
+                    results = meter.on_loop(self._predict_batch, dep, live)
+                elif meter is not None:
                     results = await loop.run_in_executor(
-                        self._executor, cost.timed, self._predict_batch, dep, live
+                        self._executor, meter.timed, self._predict_batch, dep, live
                     )
+                else:
+                    results = await loop.run_in_executor(self._executor, self._predict_batch, dep, live)
                 for request, result in zip(live, results, strict=True):
                     if not request.future.done():
                         if isinstance(result, BaseException):

@@ -10,7 +10,12 @@ sleeping, another thread's work) sends the deployment back to the executor for t
 calls -- when the thread gave the CPU up itself (a voluntary context switch, Linux's per-thread rusage): a
 call that was only preempted (a busy machine) did not wait for anything a thread would spare it, and sending
 200 calls to threads for it cost ~300 us of CPU per request on a shared 2-core machine.
-Requests of more than ``INLINE_MAX_ROWS`` rows always run in the executor.
+
+A deployment has one meter per request size (:data:`ROW_CLASSES`: up to 16, 128 and 1,024 rows), each probed
+and averaged on its own: a model fast on one row may not be on a thousand, and a 100-row request to a fast
+model (digits LR: ~0.1 ms) ran in a thread for nothing while one size class said "a thread for any request
+over 16 rows" (served, 1 worker: 510 -> 446 us of CPU per 100-row request with it on the loop, against the
+bare app's 377). Requests of more than ``INLINE_MAX_ROWS`` rows always run in the executor.
 
 Used by :class:`~modelrunner.runner.endpoint.Endpoint` for single requests and by the batcher for merged
 calls.
@@ -32,9 +37,11 @@ RECHECK_CALLS = 200
 """Calls of a new deployment timed in the executor before it may run on the loop."""
 SAMPLE_EVERY = 16
 """On the loop, one call in this many is timed (reading a thread's CPU clock is a system call)."""
-INLINE_MAX_ROWS = 16
-"""Only requests of at most this many rows may run on the loop: a large request to a fast model goes to a
-thread, so no single request can hold the loop for long, whatever the average says."""
+ROW_CLASSES = (16, 128, 1024)
+"""The request sizes (rows, upper bounds) a deployment's calls are timed by separately."""
+INLINE_MAX_ROWS = ROW_CLASSES[-1]
+"""Only requests of at most this many rows may run on the loop: a larger request goes to a thread whatever
+the averages say, so no single request can hold the loop for long."""
 
 
 _RUSAGE_THREAD: int | None = getattr(resource, "RUSAGE_THREAD", None)
@@ -47,11 +54,11 @@ def voluntary_switches() -> int:
     return resource.getrusage(_RUSAGE_THREAD).ru_nvcsw
 
 
-def small_request(columns: Mapping[str, Any]) -> bool:
-    """True when a request has at most ``INLINE_MAX_ROWS`` rows (its first column's length)."""
+def rows_of(columns: Mapping[str, Any]) -> int:
+    """A request's rows (its first column's length; 0 for no column)."""
     for column in columns.values():
-        return len(column) <= INLINE_MAX_ROWS
-    return True
+        return len(column)
+    return 0
 
 
 class CallCost:
@@ -102,10 +109,31 @@ def waited(before: int) -> bool:
     return before < 0 or voluntary_switches() > before
 
 
-def cost_of(dep: Any) -> CallCost:
-    """The call-cost meter of a deployment (created on first use)."""
-    cost: CallCost | None = getattr(dep, "cost", None)
+class CostMeters:
+    """A deployment's call-cost meters, one per size class of :data:`ROW_CLASSES`."""
+
+    __slots__ = ("meters",)
+
+    def __init__(self) -> None:
+        self.meters = tuple(CallCost() for _ in ROW_CLASSES)
+
+    def meter(self, rows: int) -> CallCost | None:
+        """The meter of requests of ``rows`` rows; None over ``INLINE_MAX_ROWS`` (always a thread)."""
+        for bound, meter in zip(ROW_CLASSES, self.meters, strict=True):
+            if rows <= bound:
+                return meter
+        return None
+
+    def inline(self, rows: int) -> CallCost | None:
+        """The meter of ``rows`` rows when its calls may run on the loop, else None (a thread)."""
+        meter = self.meter(rows)
+        return meter if meter is not None and meter.inline else None
+
+
+def cost_of(dep: Any) -> CostMeters:
+    """The call-cost meters of a deployment (created on first use)."""
+    cost: CostMeters | None = getattr(dep, "cost", None)
     if cost is None:
-        cost = CallCost()
+        cost = CostMeters()
         dep.cost = cost
     return cost

@@ -18,7 +18,7 @@ import numpy as np
 
 from modelrunner.bundle.predictor import Columns, Predictor
 from modelrunner.contract import Contract
-from modelrunner.runner.cost import CallCost
+from modelrunner.runner.cost import CostMeters
 from modelrunner.runner.memory import release_memory
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Deployment:
     inflight: int = 0
     retired: bool = False
     closed: bool = False
-    cost: CallCost = field(default_factory=CallCost, repr=False)
+    cost: CostMeters = field(default_factory=CostMeters, repr=False)
     batch_safe: bool = False
     """Rows of one call do not affect each other's answers: requests may be merged (``auto`` batching)."""
     drift_hook: DriftHook | None = field(default=None, repr=False)  # drift monitoring (monitoring.monitor)

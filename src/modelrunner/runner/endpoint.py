@@ -23,7 +23,7 @@ from modelrunner.errors import Unavailable
 from modelrunner.monitoring.observer import NullObserver, RequestObserver
 from modelrunner.runner.aio import wait_event
 from modelrunner.runner.batching import BatchConfig, Batcher
-from modelrunner.runner.cost import small_request
+from modelrunner.runner.cost import CallCost, rows_of
 from modelrunner.runner.deployment import Deployment, DriftHook, Prediction, close_and_release
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.runner.memory import release_memory
@@ -205,8 +205,8 @@ class Endpoint:
                 self, columns, validated=validated, alone=alone, request_id=request_id, sticky=sticky
             )
         dep = self._pinned_current()
-        if self._batcher is None and dep.cost.inline and small_request(columns):  # as predict_on would
-            return self._on_loop(dep, columns, validated, "production", request_id or "")
+        if self._batcher is None and (meter := dep.cost.inline(rows_of(columns))):  # as predict_on would
+            return self._on_loop(dep, meter, columns, validated, "production", request_id or "")
         return await self.predict_on(dep, columns, validated, alone, "production", request_id or "")
 
     async def predict_on(
@@ -221,8 +221,9 @@ class Endpoint:
         """Predict on ``dep`` (pinned for the call) and label the answer with ``variant``."""
         batcher = self._batcher
         batched = batcher is not None and not alone and self.batching.applies(dep.batch_safe)
-        if not batched and dep.cost.inline and small_request(columns):  # a fast model on a few rows
-            return self._on_loop(dep, columns, validated, variant, request_id)
+        rows = rows_of(columns)
+        if not batched and (meter := dep.cost.inline(rows)):  # a fast model for requests of this size
+            return self._on_loop(dep, meter, columns, validated, variant, request_id)
         dep.acquire()
         try:
             if batcher is not None and batched:
@@ -239,20 +240,26 @@ class Endpoint:
             else:
                 ctx = contextvars.copy_context()  # the request's context (e.g. a pipeline trace) follows it
                 out = await self._lane.submit(
-                    dep, ctx.run, dep.cost.timed, self._run, dep, columns, validated
+                    dep, ctx.run, _timed(dep, rows), self._run, dep, columns, validated
                 )
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, request_id)
 
     def _on_loop(
-        self, dep: Deployment, columns: Mapping[str, np.ndarray], validated: bool, variant: str, rid: str
+        self,
+        dep: Deployment,
+        meter: CallCost,
+        columns: Mapping[str, np.ndarray],
+        validated: bool,
+        variant: str,
+        rid: str,
     ) -> Prediction:
-        """A request predicted on the event loop, not batched: a fast model on a few rows costs less than
-        a hand-off to a thread (large requests still go to the endpoint's threads)."""
+        """A request predicted on the event loop, not batched, timed by ``meter`` (its size's): a fast model
+        costs less than a hand-off to a thread (requests over INLINE_MAX_ROWS rows still go to threads)."""
         dep.acquire()
         try:
-            out = dep.cost.on_loop(self._run, dep, columns, validated)
+            out = meter.on_loop(self._run, dep, columns, validated)
         finally:
             dep.release()
         return Prediction(dict(out), dep.model, dep.version, dep.ref, variant, rid)
@@ -262,10 +269,11 @@ class Endpoint:
     ) -> Mapping[str, np.ndarray]:
         """A validated request outside any batch: on the loop for a fast model, else in a thread while
         ``batcher`` gathers the requests arriving meanwhile."""
-        if dep.cost.inline and small_request(columns):
-            out: Columns = dep.cost.on_loop(self._run, dep, columns, True)
+        rows = rows_of(columns)
+        if meter := dep.cost.inline(rows):
+            out: Columns = meter.on_loop(self._run, dep, columns, True)
             return out
-        call = self._lane.submit(dep, dep.cost.timed, self._run, dep, columns, True)
+        call = self._lane.submit(dep, _timed(dep, rows), self._run, dep, columns, True)
         return await batcher.alone(dep, call)
 
     def run_on(self, dep: Deployment, columns: Mapping[str, np.ndarray]) -> Columns:
@@ -442,3 +450,14 @@ class Endpoint:
             "dropped": live.dropped,
             "logging": self.logging,
         }
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def _timed(dep: Deployment, rows: int) -> Callable[..., Any]:
+    """How a call of ``rows`` rows runs in a thread: timed by its size's meter (untimed over INLINE_MAX_ROWS
+    rows, which always run in threads)."""
+    meter = dep.cost.meter(rows)
+    return meter.timed if meter is not None else _call
