@@ -45,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 from modelrunner.errors import InvalidArgument, ModelrunnerError
-from modelrunner.runner.cost import cost_of
+from modelrunner.runner.cost import CallCost, cost_of
 
 log = logging.getLogger(__name__)
 
@@ -269,20 +269,27 @@ class Batcher:
             self._flush(dep, queue)
 
     def _flush(self, dep: Any, queue: _Queue) -> None:
-        """Start batches for everything queued (at most ``max_batch_size`` rows each)."""
+        """Start batches for everything queued (at most ``max_batch_size`` rows each): a fast model's merged
+        call runs here, on the loop (no task, no extra turn); a slow one's in a task, in the threads."""
         if queue.timer is not None:
             queue.timer.cancel()
             queue.timer = None
+        cost = cost_of(dep)
         while queue.items:
             batch = self._take(queue)
             if len(batch) > 1:
                 self._crowded = CROWDED_FLUSHES
             elif self._crowded:
                 self._crowded -= 1
-            queue.running += 1
             self.batches += 1
-            task = asyncio.get_running_loop().create_task(self._execute(dep, queue, batch))
-            task.add_done_callback(_retrieve)
+            if cost.inline:
+                self._run_here(dep, batch, cost)
+            else:
+                queue.running += 1
+                task = asyncio.get_running_loop().create_task(self._execute(dep, queue, batch, cost))
+                task.add_done_callback(_retrieve)
+        if queue.running == 0 and self._queues.get(dep) is queue:
+            del self._queues[dep]  # nothing left for this deployment: drop its queue (a retired one goes)
 
     def _take(self, queue: _Queue) -> list[_Request]:
         """Requests from the head of the queue up to ``max_batch_size`` rows (always at least one)."""
@@ -296,29 +303,30 @@ class Batcher:
         queue.rows -= rows
         return batch
 
-    async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request]) -> None:
-        loop = asyncio.get_running_loop()
-        dep.acquire()  # the batch pins its deployment itself: its requests may give up (timeout_s) first
+    def _run_here(self, dep: Any, batch: list[_Request], cost: CallCost) -> None:
+        """A batch of a fast model, on the loop (its live requests keep its deployment pinned)."""
         try:
             live = [r for r in batch if not r.future.done()]  # a cancelled client leaves its row out
             if live:
-                cost = cost_of(dep)
-                if cost.inline:
-                    results = cost.on_loop(self._predict_batch, dep, live)
-                else:
-                    results = await loop.run_in_executor(
-                        self._executor, cost.timed, self._predict_batch, dep, live
-                    )
-                for request, result in zip(live, results, strict=True):
-                    if not request.future.done():
-                        if isinstance(result, BaseException):
-                            request.future.set_exception(result)
-                        else:
-                            request.future.set_result(result)
+                _answer(live, cost.on_loop(self._predict_batch, dep, live))
         except BaseException as exc:  # noqa: BLE001 - whatever happens, every waiting request gets an answer
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request], cost: CallCost) -> None:
+        """A batch in the executor's threads; requests arriving meanwhile wait for it (``queue.running``)."""
+        dep.acquire()  # the batch pins its deployment itself: its requests may give up (timeout_s) first
+        try:
+            live = [r for r in batch if not r.future.done()]
+            if live:
+                loop = asyncio.get_running_loop()
+                _answer(
+                    live,
+                    await loop.run_in_executor(self._executor, cost.timed, self._predict_batch, dep, live),
+                )
+        except BaseException as exc:  # noqa: BLE001 - whatever happens, every waiting request gets an answer
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -357,6 +365,23 @@ class Batcher:
                 exc_info=True,
             )
         return [_call(self._run, dep, r.columns) for r in batch]
+
+
+def _answer(live: list[_Request], results: list[Any]) -> None:
+    """Each request its own rows, or its own error."""
+    for request, result in zip(live, results, strict=True):
+        future = request.future
+        if not future.done():
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+def _fail(batch: list[_Request], exc: BaseException) -> None:
+    for request in batch:
+        if not request.future.done():
+            request.future.set_exception(exc)
 
 
 def _is_per_row(exc: ModelrunnerError) -> bool:
