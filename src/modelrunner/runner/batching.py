@@ -15,10 +15,10 @@ How a batch forms, per :class:`~modelrunner.runner.endpoint.Deployment` (so a sw
 batch: requests pinned to the old version are flushed on it):
 
 - a request joins its deployment's queue (already validated, so a bad row fails only its own request);
-- when no batch of that deployment is running, the queue is flushed at the first turn of the event loop that
-  brings it no new request (no timer: while the loop is still reading requests clients sent, they join; at
-  most ``max_latency_ms``): a lone request on an idle server is flushed on the next turn, and concurrent
-  clients' requests go together even when they reach the server a turn or two apart;
+- when no batch of that deployment is running, the queue is flushed on the next turn of the event loop (no
+  timer): a lone request on an idle server does not wait; when several requests arrived in one turn
+  (concurrent clients), the flush waits one turn more, so that the requests the loop read meanwhile join
+  (only one: waiting for a stream of arrivals to pause holds every client of the batch, and measured slower);
 - while a batch runs (in a thread), new requests wait for it to end, then go together as the next batch;
 - nobody waits longer than ``max_latency_ms``: then the queue is flushed even if a batch is still running;
 - a queue holding ``max_batch_size`` rows is flushed at once.
@@ -153,9 +153,9 @@ class _Queue:
     """Requests waiting for one deployment, and how many of its batches are running.
 
     ``scheduled``: a flush is posted to the loop (the queue is gathering); ``grew``: a request joined since
-    that flush was posted; ``since``: the loop time the gathering began."""
+    that flush was posted; ``deferred``: the flush already waited its one extra turn."""
 
-    __slots__ = ("items", "rows", "running", "scheduled", "grew", "since", "timer")
+    __slots__ = ("items", "rows", "running", "scheduled", "grew", "deferred", "timer")
 
     def __init__(self) -> None:
         self.items: list[_Request] = []
@@ -163,7 +163,7 @@ class _Queue:
         self.running = 0
         self.scheduled = False
         self.grew = False
-        self.since = 0.0
+        self.deferred = False
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -248,22 +248,19 @@ class Batcher:
             if queue.scheduled:
                 queue.grew = True
             else:
-                queue.scheduled, queue.grew, queue.since = True, False, loop.time()
+                queue.scheduled, queue.grew, queue.deferred = True, False, False
                 loop.call_soon(self._flush_idle, dep, queue)
         elif queue.timer is None:
             queue.timer = loop.call_later(self._latency_s, self._flush, dep, queue)
         return future
 
     def _flush_idle(self, dep: Any, queue: _Queue) -> None:
-        """Flush what gathered, once a turn of the loop brought no request: while requests keep joining
-        (the loop is still reading those its clients sent), post the flush behind them again, for at most
-        ``max_latency_ms``. A lone request is flushed at the first turn."""
-        if queue.grew and queue.items and queue.running == 0:
-            loop = asyncio.get_running_loop()
-            if loop.time() - queue.since < self._latency_s:
-                queue.grew = False
-                loop.call_soon(self._flush_idle, dep, queue)
-                return
+        """Flush what gathered; when requests joined after the first (clients are concurrent), post the flush
+        once more, behind the requests the loop read meanwhile. A lone request is flushed at once."""
+        if queue.grew and not queue.deferred and queue.items and queue.running == 0:
+            queue.deferred = True
+            asyncio.get_running_loop().call_soon(self._flush_idle, dep, queue)
+            return
         queue.scheduled = False
         if queue.items:
             self._flush(dep, queue)
