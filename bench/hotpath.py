@@ -1,9 +1,11 @@
 """The request hot path in-process: CPU per request of the real app and of its parts, and where it goes.
 
-    python bench/hotpath.py [--rows 1] [--requests 3200] [--samples 5] [--batching off] [--profile 25]
+    python bench/hotpath.py [--rows 1] [--requests 3200] [--samples 5] [--batching off] [--wave 32]
+                            [--profile 25]
 
 Builds a registry with the digits LR (bench/models.py), the real Runtime and ``create_app``, then calls the
-ASGI app directly (no sockets, no uvicorn) with waves of 32 concurrent requests, batching off and/or on;
+ASGI app directly (no sockets, no uvicorn) with waves of ``--wave`` concurrent requests (32: one worker of
+two at c64; 8: at c16; 1: a lone client), batching off, on (``max_batch_size`` 64) and/or auto (the default);
 prints the server-side CPU per request (the median of ``--samples`` measurements, each sample alternating
 with one of a *bare* ASGI app doing the same work in the same process: orjson, one ``predict_proba``,
 label = argmax, both returned), the ratio of the two, the cost of each part (decode, predict, encode,
@@ -36,7 +38,6 @@ from bench import models  # noqa: E402
 from bench.peers import envs  # noqa: E402
 
 PATH = "/v1/endpoints/digits/predict"
-WAVE = 32
 
 
 def scope(body: bytes) -> dict[str, Any]:
@@ -136,32 +137,43 @@ async def measure(
     bare = bare_app(model_path)
     await runtime.start()
     try:
+        size = args.wave
 
         def waver(target: Any, payload: bytes) -> Callable[[], Awaitable[None]]:
             async def wave() -> None:
-                statuses = await asyncio.gather(*(call(target, payload) for _ in range(WAVE)))
+                if size == 1:  # a lone client: one task a request, as a server runs it
+                    statuses = [await asyncio.get_running_loop().create_task(call(target, payload))]
+                else:
+                    statuses = await asyncio.gather(*(call(target, payload) for _ in range(size)))
                 assert set(statuses) == {200}, statuses
 
             return wave
 
         wave, bare_wave = waver(app, body), waver(bare, bare_body)
-        modes = {"off": ("batching off", 1), "on": ("batching on (64, 5 ms)", 64)}
-        chosen = ("off", "on") if args.batching == "both" else (args.batching,)
-        for label, size in (modes[m] for m in chosen):
-            set_endpoint_config(registry, "digits", {"max_batch_size": size, "max_latency_ms": 5})
+        modes: dict[str, tuple[str, dict[str, Any]]] = {
+            "off": ("batching off", {"max_batch_size": 1, "max_latency_ms": 5}),
+            "on": ("batching on (64, 5 ms)", {"max_batch_size": 64, "max_latency_ms": 5}),
+            "auto": (
+                "batching auto (the default)",
+                {"batch": None, "max_batch_size": None, "max_latency_ms": None},
+            ),
+        }
+        chosen = {"both": ("off", "on"), "all": ("off", "on", "auto")}.get(args.batching, (args.batching,))
+        for label, config in (modes[m] for m in chosen):
+            set_endpoint_config(registry, "digits", config)
             await runtime.reconciler.poll()
             for _ in range(20):
                 await wave()
                 await bare_wave()
-            waves = max(1, args.requests // WAVE)
+            waves = max(1, args.requests // size)
             ours, theirs = [], []
             for _ in range(args.samples):  # interleaved: the machine's noise hits both alike
-                ours.append(await per_request_cpu(wave, waves) / WAVE)
-                theirs.append(await per_request_cpu(bare_wave, waves) / WAVE)
+                ours.append(await per_request_cpu(wave, waves) / size)
+                theirs.append(await per_request_cpu(bare_wave, waves) / size)
             cpu, base = median(ours), median(theirs)
             print(  # noqa: T201
                 f"{label}: {cpu:.0f} us CPU per request, bare app {base:.0f} us, ratio {cpu / base:.2f} "
-                f"({args.rows} row(s), waves of {WAVE}, median of {args.samples}: "
+                f"({args.rows} row(s), waves of {size}, median of {args.samples}: "
                 f"{' '.join(f'{x:.0f}' for x in ours)} vs {' '.join(f'{x:.0f}' for x in theirs)})"
             )
             if args.profile:
@@ -218,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, choices=models.ROWS, default=1)
     p.add_argument("--requests", type=int, default=3200)
     p.add_argument("--samples", type=int, default=5, help="measurements per mode (the median is printed)")
-    p.add_argument("--batching", choices=("off", "on", "both"), default="both")
+    p.add_argument("--batching", choices=("off", "on", "auto", "both", "all"), default="both")
+    p.add_argument("--wave", type=int, default=32, help="concurrent requests a wave (8: c16 per worker)")
     p.add_argument("--no-parts", dest="parts", action="store_false", help="skip the per-part costs")
     p.add_argument("--profile", type=int, default=0, help="print the N most expensive functions")
     p.add_argument(

@@ -133,6 +133,36 @@ def test_a_lone_request_on_an_idle_endpoint_does_not_wait() -> None:
     assert run(main()) < 1.0
 
 
+def test_concurrent_requests_wait_one_turn_for_those_the_loop_reads_next() -> None:
+    pred = RecordingPredictor()
+
+    async def main() -> list[Any]:
+        ep = endpoint(pred, latency_ms=5_000)
+        tasks = [asyncio.create_task(ep.predict(rows(i))) for i in (0, 1)]  # two at once: clients are many
+        for i in (2, 3):  # then one a turn of the loop, as a server reads what its clients sent
+            await asyncio.sleep(0)
+            tasks.append(asyncio.create_task(ep.predict(rows(i))))
+        return await asyncio.gather(*tasks)
+
+    answers = run(main())
+    assert pred.calls == [3, 1], "the request of the next turn joined; the one after went on its own"
+    assert [a.columns["y"].tolist() for a in answers] == [[1000], [1001], [1002], [1003]]
+
+
+def test_a_lone_request_is_not_held_for_the_next_turn() -> None:
+    pred = RecordingPredictor()
+
+    async def main() -> None:
+        ep = endpoint(pred, latency_ms=5_000)
+        first = asyncio.create_task(ep.predict(rows(0)))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(ep.predict(rows(1)))  # read a turn later: the first did not wait
+        await asyncio.gather(first, second)
+
+    run(main())
+    assert pred.calls == [1, 1]
+
+
 def test_requests_over_max_batch_size_are_split_across_calls() -> None:
     pred = RecordingPredictor()
 

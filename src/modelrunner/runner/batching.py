@@ -15,8 +15,10 @@ How a batch forms, per :class:`~modelrunner.runner.endpoint.Deployment` (so a sw
 batch: requests pinned to the old version are flushed on it):
 
 - a request joins its deployment's queue (already validated, so a bad row fails only its own request);
-- when no batch of that deployment is running, the queue is flushed on the next loop iteration: requests
-  that arrived together are merged, and a lone request on an idle server does not wait at all;
+- when no batch of that deployment is running, the queue is flushed on the next turn of the event loop (no
+  timer): a lone request on an idle server does not wait; when several requests arrived in one turn
+  (concurrent clients), the flush waits one turn more, so that the requests the loop read meanwhile join
+  (only one: waiting for a stream of arrivals to pause holds every client of the batch, and measured slower);
 - while a batch runs (in a thread), new requests wait for it to end, then go together as the next batch;
 - nobody waits longer than ``max_latency_ms``: then the queue is flushed even if a batch is still running;
 - a queue holding ``max_batch_size`` rows is flushed at once.
@@ -43,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 from modelrunner.errors import InvalidArgument, ModelrunnerError
-from modelrunner.runner.cost import cost_of
+from modelrunner.runner.cost import CallCost, cost_of
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +150,20 @@ class _Request:
 
 
 class _Queue:
-    """Requests waiting for one deployment, and how many of its batches are running."""
+    """Requests waiting for one deployment, and how many of its batches are running.
 
-    __slots__ = ("items", "rows", "running", "scheduled", "timer")
+    ``scheduled``: a flush is posted to the loop (the queue is gathering); ``grew``: a request joined since
+    that flush was posted; ``deferred``: the flush already waited its one extra turn."""
+
+    __slots__ = ("items", "rows", "running", "scheduled", "grew", "deferred", "timer")
 
     def __init__(self) -> None:
         self.items: list[_Request] = []
         self.rows = 0
         self.running = 0
         self.scheduled = False
+        self.grew = False
+        self.deferred = False
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -238,33 +245,49 @@ class Batcher:
         if queue.rows >= self.config.max_batch_size:
             self._flush(dep, queue)
         elif queue.running == 0:
-            if not queue.scheduled:
-                queue.scheduled = True
+            if queue.scheduled:
+                queue.grew = True
+            else:
+                queue.scheduled, queue.grew, queue.deferred = True, False, False
                 loop.call_soon(self._flush_idle, dep, queue)
         elif queue.timer is None:
             queue.timer = loop.call_later(self._latency_s, self._flush, dep, queue)
         return future
 
     def _flush_idle(self, dep: Any, queue: _Queue) -> None:
+        """Flush what gathered; when requests joined after the first (clients are concurrent), post the flush
+        once more, behind the requests the loop read meanwhile. A lone request is flushed at once."""
+        if queue.grew and not queue.deferred and queue.items and queue.running == 0:
+            queue.deferred = True
+            asyncio.get_running_loop().call_soon(self._flush_idle, dep, queue)
+            return
         queue.scheduled = False
         if queue.items:
             self._flush(dep, queue)
 
     def _flush(self, dep: Any, queue: _Queue) -> None:
-        """Start batches for everything queued (at most ``max_batch_size`` rows each)."""
+        """Start batches for everything queued (at most ``max_batch_size`` rows each): a fast model's merged
+        call runs here, on the loop (no task, no extra turn); a slow one's in a task, in the threads."""
         if queue.timer is not None:
             queue.timer.cancel()
             queue.timer = None
+        meters = cost_of(dep)
         while queue.items:
             batch = self._take(queue)
+            cost = meters.meter(sum(r.rows for r in batch))  # the merged call's size; None: too big
             if len(batch) > 1:
                 self._crowded = CROWDED_FLUSHES
             elif self._crowded:
                 self._crowded -= 1
-            queue.running += 1
             self.batches += 1
-            task = asyncio.get_running_loop().create_task(self._execute(dep, queue, batch))
-            task.add_done_callback(_retrieve)
+            if cost is not None and cost.inline:
+                self._run_here(dep, batch, cost)
+            else:
+                queue.running += 1
+                task = asyncio.get_running_loop().create_task(self._execute(dep, queue, batch, cost))
+                task.add_done_callback(_retrieve)
+        if queue.running == 0 and self._queues.get(dep) is queue:
+            del self._queues[dep]  # nothing left for this deployment: drop its queue (a retired one goes)
 
     def _take(self, queue: _Queue) -> list[_Request]:
         """Requests from the head of the queue up to ``max_batch_size`` rows (always at least one)."""
@@ -278,31 +301,30 @@ class Batcher:
         queue.rows -= rows
         return batch
 
-    async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request]) -> None:
-        loop = asyncio.get_running_loop()
-        dep.acquire()  # the batch pins its deployment itself: its requests may give up (timeout_s) first
+    def _run_here(self, dep: Any, batch: list[_Request], cost: CallCost) -> None:
+        """A batch of a fast model, on the loop (its live requests keep its deployment pinned)."""
         try:
             live = [r for r in batch if not r.future.done()]  # a cancelled client leaves its row out
             if live:
-                meter = cost_of(dep).meter(sum(r.rows for r in live))  # the merged call's size
-                if meter is not None and meter.inline:
-                    results = meter.on_loop(self._predict_batch, dep, live)
-                elif meter is not None:
-                    results = await loop.run_in_executor(
-                        self._executor, meter.timed, self._predict_batch, dep, live
-                    )
-                else:
-                    results = await loop.run_in_executor(self._executor, self._predict_batch, dep, live)
-                for request, result in zip(live, results, strict=True):
-                    if not request.future.done():
-                        if isinstance(result, BaseException):
-                            request.future.set_exception(result)
-                        else:
-                            request.future.set_result(result)
+                _answer(live, cost.on_loop(self._predict_batch, dep, live))
         except BaseException as exc:  # noqa: BLE001 - whatever happens, every waiting request gets an answer
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(exc)
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _execute(self, dep: Any, queue: _Queue, batch: list[_Request], cost: CallCost | None) -> None:
+        """A batch in the executor's threads; requests arriving meanwhile wait for it (``queue.running``)."""
+        dep.acquire()  # the batch pins its deployment itself: its requests may give up (timeout_s) first
+        try:
+            live = [r for r in batch if not r.future.done()]
+            if live:
+                loop = asyncio.get_running_loop()
+                _answer(
+                    live,
+                    await loop.run_in_executor(self._executor, _timer(cost), self._predict_batch, dep, live),
+                )
+        except BaseException as exc:  # noqa: BLE001 - whatever happens, every waiting request gets an answer
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -341,6 +363,23 @@ class Batcher:
                 exc_info=True,
             )
         return [_call(self._run, dep, r.columns) for r in batch]
+
+
+def _answer(live: list[_Request], results: list[Any]) -> None:
+    """Each request its own rows, or its own error."""
+    for request, result in zip(live, results, strict=True):
+        future = request.future
+        if not future.done():
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+def _fail(batch: list[_Request], exc: BaseException) -> None:
+    for request in batch:
+        if not request.future.done():
+            request.future.set_exception(exc)
 
 
 def _is_per_row(exc: ModelrunnerError) -> bool:
@@ -391,3 +430,12 @@ def _retrieve(task: asyncio.Task[None]) -> None:
 
 def _unobserved(endpoint: str, rows: int) -> None:
     """No observer given: batch sizes are not reported."""
+
+
+def _untimed(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def _timer(cost: CallCost | None) -> Callable[..., Any]:
+    """How a batch runs in a thread: timed by ``cost`` (none for a batch over INLINE_MAX_ROWS rows)."""
+    return cost.timed if cost is not None else _untimed
