@@ -54,7 +54,9 @@ def _section(text: str, name: str) -> str | None:
 
 def _tables(section: str) -> list[list[dict[str, str]]]:
     """Each markdown table of ``section`` as a list of {header: cell} rows."""
-    tables, current, header = [], [], None
+    tables: list[list[dict[str, str]]] = []
+    current: list[dict[str, str]] = []
+    header: list[str] | None = None
     for line in [*section.splitlines(), ""]:
         if not line.startswith("|"):
             if header and current:

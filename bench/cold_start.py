@@ -94,7 +94,7 @@ def timing_lines(log_path: Path, expected: int) -> list[str]:
 
 def launch_once(
     name: str, make: Make, model: models.BenchModel, joblib_path: Path
-) -> tuple[float, list[str]]:
+) -> tuple[float, float, list[str]]:
     """Start ``name`` on a fresh work folder, time it to its first answer, collect its timings, stop it."""
     work = envs.CACHE / "work" / f"cold-{name}"
     shutil.rmtree(work, ignore_errors=True)

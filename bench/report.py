@@ -123,7 +123,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"cores ({m['cpu']}), Python {m['python']}; load average "
         f"{m['loadavg_start']:.1f} at start, {m['loadavg_end']:.1f} at end. wrk -t2, "
         f"{results['settings']['duration_s']:g} s per cell after a {results['settings']['warmup_s']:g} s "
-        f"warm-up; batching on = {results['settings']['batching']}."
+        f"warm-up; batching on = {_batching(results['settings']['batching'])}."
     )
     parts = [head, LEGEND, throughput_table(results), servers_table(results), goals_table(results)]
     parts += [text for text in extra_sections(results).values()]
@@ -160,3 +160,10 @@ def doc_sections(results: dict[str, Any], asgi_md: str | None) -> dict[str, str]
     if asgi_md:
         out["asgi"] = asgi_md
     return out
+
+
+def _batching(config: dict[str, Any]) -> str:
+    """How the "batching on" cells were configured (``{"batch": None}``: the endpoint's default)."""
+    if config == {"batch": None}:
+        return "the default (auto: on for the sklearn flavor, max_batch_size 64, max_latency_ms 5)"
+    return str(config)

@@ -59,8 +59,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--duration", type=float, default=10.0, help="seconds of load per cell")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each cell")
-    p.add_argument("--batch", type=int, default=64, help="max_batch_size with batching on")
-    p.add_argument("--batch-latency-ms", type=float, default=5.0, help="max_latency_ms with batching on")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="max_batch_size with batching on (default: the endpoint's default, auto: 64 rows, 5 ms)",
+    )
+    p.add_argument("--batch-latency-ms", type=float, default=None, help="max_latency_ms with batching on")
     p.add_argument(
         "--repeat",
         type=int,
@@ -101,6 +106,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.duration, args.warmup, args.cold_starts = 3.0, 1.0, min(args.cold_starts, 1)
     return args
+
+
+DEFAULT_BATCH = 64
+"""modelrunner's default max_batch_size (runner.batching.DEFAULT_BATCH_SIZE)."""
+
+
+def batching_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The endpoint config of the "batching on" cells: the default one (``batch: null``: auto, on for the
+    sklearn flavor, a lone request run at once) unless ``--batch``/``--batch-latency-ms`` ask for sizes."""
+    if args.batch is None and args.batch_latency_ms is None:
+        return {"batch": None}
+    return {"max_batch_size": args.batch or DEFAULT_BATCH, "max_latency_ms": args.batch_latency_ms or 5.0}
 
 
 def machine() -> dict[str, Any]:
@@ -154,7 +171,7 @@ class Bench:
                 "repeats": args.repeat,
                 "workers": servers.WORKERS,
                 "blas_threads": 1,
-                "batching": {"max_batch_size": args.batch, "max_latency_ms": args.batch_latency_ms},
+                "batching": batching_config(args),
             },
             "servers": {},
             "runs": [],
@@ -196,7 +213,9 @@ class Bench:
         paths = models.prepare(self.cache)
         chosen = [m for m in models.MODELS if m.key in self.args.models.split(",")]
         for model in chosen:
-            self.results["batch_time_ms"][model.key] = batch_time_ms(model, paths[model.key], self.args.batch)
+            self.results["batch_time_ms"][model.key] = batch_time_ms(
+                model, paths[model.key], self.args.batch or DEFAULT_BATCH
+            )
         names = [s for s in SERVER_ORDER if s in self.args.servers.split(",")]
         lr = next((m for m in models.MODELS if m.key == "lr"), None)
         if self.args.cold_starts and lr is not None:
