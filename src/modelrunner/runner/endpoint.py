@@ -25,6 +25,7 @@ from modelrunner.runner.aio import wait_event
 from modelrunner.runner.batching import BatchConfig, Batcher
 from modelrunner.runner.cost import CallCost, rows_of
 from modelrunner.runner.deployment import Deployment, DriftHook, Prediction, close_and_release
+from modelrunner.runner.endpoint_observed import ObservedMixin
 from modelrunner.runner.limits import Lane, LimitConfig
 from modelrunner.runner.memory import release_memory
 from modelrunner.runner.predlog import LogConfig
@@ -61,7 +62,7 @@ def validate_inputs(contract: Contract, columns: Mapping[str, np.ndarray]) -> Ma
     return validate_batch(contract.inputs, columns)
 
 
-class Endpoint:
+class Endpoint(ObservedMixin):
     """A stable name clients call; serves one :class:`Deployment` at a time, swapped live. Its batcher
     reports merged calls to ``observer`` (nothing unless given: the runtime passes the worker's)."""
 
@@ -280,67 +281,6 @@ class Endpoint:
         """Validate and predict on ``dep`` in the calling thread (shadow copies)."""
         return self._run(dep, columns, False)
 
-    # ---- experiments and the prediction log (runner/experiment.py) ---------------------------------------
-
-    def _update_observed(self) -> None:
-        self._observed = self.experiment is not None or (
-            self.recorder is not None and self.log_config.active(False)
-        )
-
-    @property
-    def logging(self) -> bool:
-        """Whether answers are logged now (the config's log_predictions, else: while an experiment runs)."""
-        return self.recorder is not None and self.log_config.active(self.experiment is not None)
-
-    def log_answer(
-        self,
-        request_id: str,
-        variant: str,
-        dep: Deployment,
-        seconds: float,
-        outputs: Any,
-        error: str | None,
-        inputs: Any,
-    ) -> None:
-        recorder = self.recorder
-        if recorder is None or not self.log_config.active(self.experiment is not None):
-            return
-        live = self.experiment
-        recorder.add(
-            self.name,
-            request_id,
-            variant,
-            dep.model,
-            dep.version,
-            seconds * 1000.0,
-            outputs,
-            experiment_id=live.id if live is not None else None,
-            error=error,
-            inputs=inputs,
-            bytes_inputs=self.log_config.bytes_inputs,
-        )
-
-    def set_experiment(self, live: LiveExperiment | None) -> LiveExperiment | None:
-        """Run ``live`` from now on (None: stop); returns the one it replaces (the caller stops it and
-        retires its candidate)."""
-        old, self.experiment = self.experiment, live
-        if live is not None:
-            live.start(self)
-        self._update_observed()
-        return old
-
-    async def end_experiment(self, *, keep_candidate: bool = False) -> Deployment | None:
-        """Stop the running experiment; its candidate is drained and unloaded, or returned with
-        ``keep_candidate`` (it becomes production: a promotion without a second load)."""
-        old = self.set_experiment(None)
-        if old is None:
-            return None
-        await old.stop()
-        if keep_candidate:
-            return old.candidate
-        self.retire(old.candidate)
-        return None
-
     def _run_validated(self, dep: Deployment, columns: Mapping[str, np.ndarray]) -> Columns:
         return self._run(dep, columns, True)
 
@@ -434,21 +374,6 @@ class Endpoint:
             "current": self.current.describe() if self.current else None,
             "previous": self.previous.describe() if self.previous else None,
             "experiment": self._describe_experiment(),
-        }
-
-    def _describe_experiment(self) -> dict[str, Any] | None:
-        live = self.experiment
-        if live is None:
-            return {"error": self.experiment_error} if self.experiment_error else None
-        return {
-            "id": live.id,
-            "mode": live.mode,
-            "percent": live.experiment.percent,
-            "sticky_key": live.experiment.sticky_key,
-            "candidate": live.candidate.describe(),
-            "mirrored": live.mirrored,
-            "dropped": live.dropped,
-            "logging": self.logging,
         }
 
 
