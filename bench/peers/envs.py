@@ -53,6 +53,7 @@ def ensure(name: str, reqs: list[str] | None = None) -> Path:
     wanted = "\n".join(reqs)
     python = venv_python(name)
     if stamp.exists() and stamp.read_text() == wanted and python.exists():
+        _compile_venv(root, python)
         _compile_checkout(name, python)
         return python
     log.info("installing %s into %s (takes minutes the first time)", name, root)
@@ -69,8 +70,25 @@ def ensure(name: str, reqs: list[str] | None = None) -> Path:
     if proc.returncode != 0:
         raise RuntimeError(f"installing {name} failed; see {log_file}")
     stamp.write_text(wanted)
+    _compile_venv(root, python)
     _compile_checkout(name, python)
     return python
+
+
+def _compile_venv(root: Path, python: Path) -> None:
+    """Byte-compile everything installed in the environment, once (a ``.bench-compiled`` marker).
+
+    pip compiles what it installs, except where PYTHONDONTWRITEBYTECODE is set (these machines: it installed
+    no ``.pyc`` at all), and then every server process compiles scikit-learn, NumPy and its framework from
+    source at each start: a cold start of the bare app measured 1.9-2.5 s instead of 1.3 s."""
+    marker = root / ".bench-compiled"
+    if marker.exists():
+        return
+    log.info("byte-compiling %s (once)", root)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
+    for site in sorted(root.glob("lib/python*/site-packages")):  # a file that fails to compile is skipped
+        subprocess.run([str(python), "-m", "compileall", "-q", "-j", "0", str(site)], env=env, check=False)
+    marker.write_text("")
 
 
 def _compile_checkout(name: str, python: Path) -> None:
@@ -80,7 +98,10 @@ def _compile_checkout(name: str, python: Path) -> None:
     compiles its ~120 modules from source at start: ~0.1 s of each process's CPU in the cold start only
     modelrunner would pay."""
     if name == "modelrunner":
-        subprocess.run([str(python), "-m", "compileall", "-q", str(ROOT / "src" / "modelrunner")], check=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}  # next to the sources
+        subprocess.run(
+            [str(python), "-m", "compileall", "-q", str(ROOT / "src" / "modelrunner")], env=env, check=True
+        )
 
 
 def _base_python() -> str:
