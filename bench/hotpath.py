@@ -40,20 +40,21 @@ from bench.peers import envs  # noqa: E402
 PATH = "/v1/endpoints/digits/predict"
 
 
-def scope(body: bytes) -> dict[str, Any]:
+def scope(body: bytes, path: str = PATH, content_type: str = "application/json") -> dict[str, Any]:
+    """An ASGI scope of a POST of ``body`` to ``path`` (also used by protohot.py and ocr_hotpath.py)."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
             (b"host", b"127.0.0.1"),
-            (b"content-type", b"application/json"),
+            (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
         ],
         "client": ("127.0.0.1", 5000),

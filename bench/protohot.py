@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from bench import hotpath  # noqa: E402
 from bench.hotpath import median, per_request_cpu  # noqa: E402
 from bench.protocols import PAIRS, bodies, prepare  # noqa: E402
 
@@ -51,28 +52,6 @@ class Context:
         raise RuntimeError(f"{code}: {details}")
 
 
-def scope(path: str, content_type: str, body: bytes) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8080),
-        "state": {},
-    }
-
-
 def http_call(app: Any, path: str, content_type: str, body: bytes) -> Callable[[], Awaitable[bool]]:
     async def call() -> bool:
         sent: list[dict[str, Any]] = []
@@ -83,7 +62,7 @@ def http_call(app: Any, path: str, content_type: str, body: bytes) -> Callable[[
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await app(scope(path, content_type, body), receive, send)
+        await app(hotpath.scope(body, path, content_type), receive, send)
         return int(sent[0]["status"]) == 200
 
     return call
