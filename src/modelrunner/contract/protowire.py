@@ -86,18 +86,9 @@ def count_rows(data: bytes, stop: int) -> int:
 
 
 def _scan_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    end = len(data)
-    while pos < end:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            break  # over 10 bytes: not a varint (and no ever-growing integer)
-    return value, end + 1  # truncated or broken: ends the scan
+    """:func:`_varint_at` for a scan: a truncated or broken varint reads as 0 and ends it (past the end)."""
+    value, pos = _varint_at(data, pos)
+    return (value, pos) if value >= 0 else (0, len(data) + 1)
 
 
 def _layout(row: bytes, fields: Mapping[int, Field]) -> dict[str, tuple[int, int]] | None:
