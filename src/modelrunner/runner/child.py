@@ -118,6 +118,9 @@ def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServ
         level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("modelrunner").setLevel(logging.INFO)
+    # the supervisor reports a migration: a worker spawned before it (loopback hosts) may reach a new database
+    # first, and its line must not precede the supervisor's one-line error on a bad --endpoint
+    logging.getLogger("modelrunner.registry.db").setLevel(logging.WARNING)
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     server = build(args)
