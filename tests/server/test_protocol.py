@@ -128,3 +128,88 @@ def test_fifty_slowloris_connections_do_not_delay_other_requests(server: Server)
     print(f"\n{len(latencies)} requests beside 50 slowloris connections: max {max(latencies) * 1000:.0f} ms")
     assert max(latencies) < 1.0, "slow clients delayed other requests"
     assert all(status_and_error(raw)[0] == 408 for raw in answers), answers[:3]
+
+
+class _Recording:
+    """A transport that records its writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_a_response_is_written_in_one_piece_when_it_completes() -> None:
+    import asyncio
+
+    from modelrunner.server.protocol import CoalescingTransport
+
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        raw = _Recording()
+        transport = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        transport.write(b"{}")
+        assert raw.writes == []  # held until the response completes
+        transport.flush()  # what the protocol does on a completed response
+        whole = list(raw.writes)
+        transport.write(b"a chunk of a streamed answer")  # no flush: written at the end of this loop turn
+        await asyncio.sleep(0)
+        streamed = list(raw.writes[1:])
+        transport.write(b"last")
+        transport.close()  # closing writes what is held first
+        return whole, streamed, raw.writes[2:]
+
+    whole, streamed, last = asyncio.run(scenario())
+    assert whole == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    assert streamed == [b"a chunk of a streamed answer"]
+    assert last == [b"last"]
+
+
+def test_writes_after_the_connection_closed_are_dropped_and_the_rest_is_the_transports() -> None:
+    import asyncio
+
+    from modelrunner.server.protocol import CoalescingTransport
+
+    async def scenario() -> _Recording:
+        raw = _Recording()
+        transport = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        assert transport.get_extra_info("peername") == "info:peername"
+        raw.closed = True
+        transport.write(b"too late")
+        transport.flush()
+        await asyncio.sleep(0)
+        return raw
+
+    assert asyncio.run(scenario()).writes == []
+
+
+def test_many_keep_alive_requests_on_one_connection_each_get_their_whole_answer(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as client:  # one connection: each answer complete, in order
+        for i in range(50):
+            reply = client.post("/v1/endpoints/toy/predict", json=BODY, headers={"x-request-id": f"r{i}"})
+            assert reply.status_code == 200 and reply.headers["x-request-id"] == f"r{i}", reply.text
+            assert reply.json()["request_id"] == f"r{i}"
+
+
+def test_pipelined_requests_are_answered_in_order(server: Server) -> None:
+    body = orjson.dumps(BODY)
+    one = HEAD + b"content-length: %d\r\nx-request-id: first\r\n\r\n" % len(body) + body
+    two = HEAD + b"content-length: %d\r\nx-request-id: second\r\nconnection: close\r\n\r\n" % len(body) + body
+    with connect(server) as sock:
+        sock.sendall(one + two)  # both at once: the second waits for the first answer
+        raw, _ = read_all(sock)
+    answers = raw.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 2, raw
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"200 OK", b"200 OK"]
+    assert b"x-request-id: first" in answers[0] and b"x-request-id: second" in answers[1]

@@ -20,6 +20,7 @@ from modelrunner.contract import Contract
 from modelrunner.contract.codecs import (
     decode_json_request,
     encode_json_response,
+    lists_to_rows,
     select_outputs,
     wanted_outputs,
 )
@@ -161,12 +162,9 @@ _NUMBERS = frozenset("biuf")
 def _number_rows(columns: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     """``encode_json_response``'s rows when every output is a non-empty array of bools or numbers (what
     ``tolist`` writes as is: the common answer, a label and probabilities), else None."""
-    lists = []
-    for col in columns.values():
+    lists = {}
+    for name, col in columns.items():
         if type(col) is not np.ndarray or col.dtype.kind not in _NUMBERS:
             return None
-        lists.append(col.tolist())
-    if not lists:
-        return None
-    names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*lists, strict=True)]
+        lists[name] = col.tolist()
+    return lists_to_rows(lists) if lists else None
