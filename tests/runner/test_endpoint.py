@@ -171,3 +171,48 @@ def test_the_state_moves_only_through_settle_and_says_when_it_changed() -> None:
     with pytest.raises(ValueError, match="unknown endpoint state 'draining'"):
         ep.settle("draining")  # type: ignore[arg-type]
     assert ep.state == "serving"
+
+
+class _CountingPredictor(TagPredictor):
+    """A TagPredictor that counts the batches it is given already checked (predict_valid)."""
+
+    def __init__(self, tag: int) -> None:
+        super().__init__(tag)
+        self.valid_calls = 0
+
+    def predict_valid(self, columns):  # type: ignore[no-untyped-def]
+        self.valid_calls += 1
+        return self.predict(columns)
+
+
+def test_columns_the_decoder_checked_against_these_inputs_are_not_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelrunner.contract.codecs import decode_json_request
+    from modelrunner.contract.validate import ValidColumns, valid_for, validate_batch
+    from modelrunner.runner import endpoint as endpoint_module
+
+    checks = []
+
+    def counting(fields, columns, **kwargs):  # type: ignore[no-untyped-def]
+        checks.append(fields)
+        return validate_batch(fields, columns, **kwargs)
+
+    monkeypatch.setattr(endpoint_module, "validate_batch", counting)
+
+    async def main() -> None:
+        ep = Endpoint("ep")
+        predictor = _CountingPredictor(1)
+        ep.swap(deployment(predictor))
+        columns, _ = decode_json_request({"instances": [{"x": [1, 2]}]}, CONTRACT.inputs)
+        assert valid_for(columns, CONTRACT.inputs) and columns["x"].dtype == np.float64
+        assert (await ep.predict(columns)).version == 1 and predictor.valid_calls == 1
+        assert checks == []  # the decoder checked it; the runner did not again
+        assert (await ep.predict(dict(columns))).version == 1 and len(checks) == 1  # a copy is checked
+        # marked valid for other fields (not this contract's inputs object): checked here, and refused
+        with pytest.raises(ValidationError, match="'x'"):
+            await ep.predict(ValidColumns({"x": np.zeros((1, 3))}, list(CONTRACT.inputs)))
+        with pytest.raises(ValidationError, match="'x'"):  # a plain dict is always checked
+            await ep.predict({"x": np.zeros((1, 3))})
+
+    run(main())

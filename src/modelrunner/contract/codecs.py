@@ -35,6 +35,7 @@ from modelrunner.contract.tensors import (  # the V2 half, re-exported
 from modelrunner.contract.types import DType, Field
 from modelrunner.contract.validate import (
     Columns,
+    ValidColumns,
     batch_size,
     check_rows,
     coerce_column,
@@ -108,7 +109,7 @@ def rows_to_columns(rows: Sequence[Any], fields: Sequence[Field], *, allow_extra
     out: Columns = {}
     for f in fields:
         out[f.name] = _rows_column(f, rows)
-    return out
+    return ValidColumns(out, fields)  # every field, each checked by coerce_column, one row count
 
 
 _NAMES: dict[int, tuple[Sequence[Field], frozenset[str]]] = {}

@@ -30,6 +30,23 @@ from modelrunner.errors import ResourceExhausted, ValidationError
 
 Columns = dict[str, np.ndarray]
 
+
+class ValidColumns(dict[str, np.ndarray]):
+    """A batch already checked against ``fields`` (exactly those fields, coerced, one batch size), as the
+    JSON decoder makes it (``codecs.rows_to_columns``): the runner does not check it again against the same
+    fields tuple (:func:`valid_for`). A copy (``dict(...)``) is an ordinary dict, checked as any other."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, columns: Mapping[str, np.ndarray], fields: Sequence[Field]) -> None:
+        super().__init__(columns)
+        self.fields = fields
+
+
+def valid_for(columns: Mapping[str, Any], fields: Sequence[Field]) -> bool:
+    """True when ``columns`` is a :class:`ValidColumns` checked against this very ``fields`` object."""
+    return type(columns) is ValidColumns and columns.fields is fields
+
 __all__ = [
     "Columns",
     "Validator",

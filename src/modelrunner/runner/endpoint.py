@@ -18,7 +18,7 @@ import numpy as np
 
 from modelrunner.bundle.predictor import Columns
 from modelrunner.contract import Contract
-from modelrunner.contract.validate import validate_batch
+from modelrunner.contract.validate import valid_for, validate_batch
 from modelrunner.errors import Unavailable
 from modelrunner.monitoring.observer import NullObserver, RequestObserver
 from modelrunner.runner.aio import wait_event
@@ -229,7 +229,8 @@ class Endpoint(ObservedMixin):
         try:
             if batcher is not None and batched:
                 if not validated:
-                    columns = self._validator(dep.contract, columns)
+                    if not (self._validator is validate_inputs and valid_for(columns, dep.contract.inputs)):
+                        columns = self._validator(dep.contract, columns)
                     validated = True
                 out: Mapping[str, np.ndarray]
                 if self.batching.mode == "auto" and batcher.lone(dep):  # a lone client: run it now
@@ -288,17 +289,18 @@ class Endpoint(ObservedMixin):
         predictor = dep.predictor
         if predictor is None:  # closed after a drain timeout: the request outlived its version
             raise Unavailable(f"endpoint {self.name!r}: version {dep.ref} was unloaded")
-        if validated:
+        contract = dep.contract
+        if self._validator is validate_inputs and predictor.contract is contract:
+            # checked once against these inputs (here, by the batcher, or by the decoder: ValidColumns),
+            # not again by the predictor
+            if not (validated or valid_for(columns, contract.inputs)):
+                columns = validate_batch(contract.inputs, columns)
+            out = predictor.predict_valid(columns)
+        elif validated:
             out = predictor.predict(columns)
         else:
-            validator, contract = self._validator, dep.contract
-            if validator is validate_inputs and predictor.contract is contract:
-                valid = validate_batch(contract.inputs, columns)
-                out = predictor.predict_valid(valid)  # validated once: not again by the predictor
-                columns = valid
-            else:
-                columns = validator(contract, columns)
-                out = predictor.predict(columns)
+            columns = self._validator(contract, columns)
+            out = predictor.predict(columns)
         if dep.drift_hook is not None:
             dep.drift_hook(columns, out)
         return out
