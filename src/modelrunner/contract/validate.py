@@ -47,6 +47,7 @@ def valid_for(columns: Mapping[str, Any], fields: Sequence[Field]) -> bool:
     """True when ``columns`` is a :class:`ValidColumns` checked against this very ``fields`` object."""
     return type(columns) is ValidColumns and columns.fields is fields
 
+
 __all__ = [
     "Columns",
     "Validator",

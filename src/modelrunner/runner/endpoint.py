@@ -295,7 +295,7 @@ class Endpoint(ObservedMixin):
             # not again by the predictor
             if not (validated or valid_for(columns, contract.inputs)):
                 columns = validate_batch(contract.inputs, columns)
-            out = predictor.predict_valid(columns)
+            out = predictor.predict_valid(columns)  # type: ignore[arg-type]  # a dict: decoded or validated
         elif validated:
             out = predictor.predict(columns)
         else:

@@ -71,7 +71,7 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     from modelrunner.runner.runtime import Runtime
     from modelrunner.runner.sockets import is_loopback
     from modelrunner.security.trust import install_policy
-    from modelrunner.server.protocol import guarded_protocol
+    from modelrunner.server.fastproto import fast_protocol
 
     startup.mark("imports")
     settings = Settings()
@@ -91,7 +91,8 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     app = build_worker(
         runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True, observer=observer
     )
-    http = guarded_protocol(settings.max_header_bytes, settings.request_read_timeout_s)  # httptools + limits
+    # httptools, with limits, answering plain predicts itself (server/fastproto.py)
+    http = fast_protocol(app.plane, settings.max_header_bytes, settings.request_read_timeout_s)
     config = uvicorn.Config(
         app,
         loop="uvloop",

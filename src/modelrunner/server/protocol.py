@@ -163,18 +163,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
+        self._head_done()
+        super().on_headers_complete()
+
+    def _head_done(self) -> None:
         self._in_head = False
         self._head_bytes = 0
-        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()
 
     def on_message_complete(self) -> None:
+        self._request_done()
+        super().on_message_complete()
+
+    def _request_done(self) -> None:
         self._in_request = False
         self._disarm()
-        super().on_message_complete()
 
     def _arm(self) -> None:
         self.deadline = self.loop.time() + self.request_read_timeout_s
