@@ -53,7 +53,8 @@ class Served:
             timeout_graceful_shutdown=20,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve([self.sock])), daemon=True)
+        serve = self.server.serve
+        self.thread = threading.Thread(target=lambda: asyncio.run(serve([self.sock])), daemon=True)
         self.thread.start()
         while not self.server.started:
             assert self.thread.is_alive(), "uvicorn did not start"
@@ -132,11 +133,8 @@ def test_a_shutdown_waits_for_an_answer_under_way_and_closes_after_it() -> None:
     endpoint.swap(deployment(predictor))
     running = Served(DataPlane(StaticRuntime({"ep": endpoint})))
     replies: list[httpx.Response] = []
-    client = threading.Thread(
-        target=lambda: replies.append(
-            httpx.post(f"{running.url}/v1/endpoints/ep/predict", json={"instances": [{"x": [1, 2]}]}, timeout=20)
-        )
-    )
+    url, row = f"{running.url}/v1/endpoints/ep/predict", {"instances": [{"x": [1, 2]}]}
+    client = threading.Thread(target=lambda: replies.append(httpx.post(url, json=row, timeout=20)))
     client.start()
     assert predictor.entered.wait(10)  # the request is being answered (in a thread: a new deployment's probe)
     running.server.should_exit = True
