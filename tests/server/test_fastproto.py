@@ -26,6 +26,7 @@ from support.runner_fakes import TagPredictor, deployment
 from support.server_helpers import StaticRuntime, toy_deployment
 
 ROW = {"instances": [{"x": [1.0, 2.0, 3.0, 4.0]}]}
+KEEP_ALIVE_S = 1
 
 
 class Served:
@@ -38,6 +39,8 @@ class Served:
             self.seen.append(scope["path"])
             if await plain.intercept(plane, scope, receive, send):
                 return
+            if scope["path"] == "/slow":  # longer than the keep-alive timeout
+                await asyncio.sleep(KEEP_ALIVE_S * 2)
             await send({"type": "http.response.start", "status": 404, "headers": []})
             await send({"type": "http.response.body", "body": b"not here"})
 
@@ -51,6 +54,7 @@ class Served:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=20,
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
         self.server = uvicorn.Server(config)
         serve = self.server.serve
@@ -111,11 +115,13 @@ def test_plain_predicts_are_answered_by_the_protocol_as_the_app_answers_them(ser
 
 
 def test_a_pipelined_request_is_answered_after_the_one_before(served: Served) -> None:
+    with httpx.Client(base_url=served.url) as client:  # past the first calls (timed in threads): on the loop
+        assert all(client.post("/v1/endpoints/strict/predict", json=ROW).is_success for _ in range(10))
     body = orjson.dumps(ROW)
     head = b"POST /v1/endpoints/strict/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
     one = head + b"content-length: %d\r\nx-request-id: one\r\n\r\n" % len(body) + body
     two = head + b"content-length: %d\r\nx-request-id: two\r\n\r\n" % len(body) + body
-    bye = b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    bye = b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"  # outlasts the keep-alive timeout
     with socket.create_connection(served.url.removeprefix("http://").split(":"), timeout=10) as sock:
         sock.sendall(one + two + bye)
         raw = b""
