@@ -146,7 +146,8 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
         cycle.response_complete = True
         if cycle.disconnected or self.transport.is_closing():
             return
-        head = [STATUS_LINE[start["status"]]]
+        status = start["status"]
+        head = [STATUS_LINE.get(status) or b"HTTP/1.1 %d \r\n" % status]
         for name, value in (*self.server_state.default_headers, *start["headers"]):
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n" if cycle.keep_alive else b"connection: close\r\n\r\n")
