@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from modelrunner.runner.endpoint import Endpoint
-from modelrunner.server.dataplane import DataPlane
+from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
 from modelrunner.server.fastproto import fast_protocol
 from modelrunner.server.native import plain
 from support.decode_helpers import StrictPredictor
@@ -108,10 +108,16 @@ def test_plain_predicts_are_answered_by_the_protocol_as_the_app_answers_them(ser
         assert served.seen == [path, path]
         _same_answer(fast[0], slow)
         _same_answer(bad, slow_bad)
+        big = {"instances": [{"x": [1.0123456789, 2.0123456789, 3.0123456789, 4.0123456789]}] * 6000}
+        assert len(orjson.dumps(big)) > OFFLOAD_BYTES  # read, parsed and decoded on uvicorn's path
+        assert client.post(path, json=big).json()["predictions"][5999]["label"] == 1
+        expect = client.post(path, json=ROW, headers={"expect": "100-continue"})  # the app's path
+        assert expect.status_code == 200, expect.text
+        assert served.seen == [path, path, path, path]
         client.post(path, json=ROW, headers={"connection": "close"})  # not keep-alive: the app's path
         client.post(path + "?trace=1", json=ROW)  # a query string: the app's
         client.post("/v1/endpoints/nobody/predict", json=ROW)  # not served here: the app's (its 404)
-        assert served.seen == [path, path, path, path, "/v1/endpoints/nobody/predict"]
+        assert served.seen == [path] * 6 + ["/v1/endpoints/nobody/predict"]
 
 
 def test_a_pipelined_request_is_answered_after_the_one_before(served: Served) -> None:
