@@ -50,12 +50,14 @@ def valid_for(columns: Mapping[str, Any], fields: Sequence[Field]) -> bool:
 
 __all__ = [
     "Columns",
+    "ValidColumns",
     "Validator",
     "batch_size",
     "check_rows",
     "coerce_column",
     "iso_strings",
     "to_timestamp",
+    "valid_for",
     "validate_batch",
     "validator",
 ]
