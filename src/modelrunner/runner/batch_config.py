@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelrunner.errors import InvalidArgument
+from modelrunner.runner.limits import check_number
 
 MAX_BATCH_SIZE = 65_536
 MAX_LATENCY_MS = 10_000.0
@@ -61,15 +62,7 @@ class BatchConfig:
                 f"max_batch_size must be an integer from 0 (off) to {MAX_BATCH_SIZE}, got {size!r}",
                 field="max_batch_size",
             )
-        if (
-            isinstance(latency, bool)
-            or not isinstance(latency, int | float)
-            or not (0 <= latency <= MAX_LATENCY_MS)
-        ):
-            raise InvalidArgument(
-                f"max_latency_ms must be a number from 0 to {MAX_LATENCY_MS:g}, got {latency!r}",
-                field="max_latency_ms",
-            )
+        check_number("max_latency_ms", latency, MAX_LATENCY_MS)
         if switch is True and size is not None and size <= 1:
             raise InvalidArgument(
                 f"batch: true needs max_batch_size over 1 (or none: {DEFAULT_BATCH_SIZE}), got {size}",

@@ -68,15 +68,7 @@ class LimitConfig:
         _check_int("max_queue", DEFAULT_QUEUE if queue is None else queue, 0, MAX_QUEUE)
         if timeout is None:
             timeout = DEFAULT_TIMEOUT_S
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not (0 <= timeout <= MAX_TIMEOUT_S)
-        ):
-            raise InvalidArgument(
-                f"timeout_s must be a number of seconds from 0 (none) to {MAX_TIMEOUT_S:g}, got {timeout!r}",
-                field="timeout_s",
-            )
+        check_number("timeout_s", timeout, MAX_TIMEOUT_S, "a number of seconds from 0 (none)")
         return cls(threads, DEFAULT_QUEUE if queue is None else queue, float(timeout))
 
     def to_config(self) -> dict[str, Any]:
@@ -85,6 +77,13 @@ class LimitConfig:
             "max_queue": self.max_queue,
             "timeout_s": self.timeout_s,
         }
+
+
+def check_number(name: str, value: Any, high: float, wording: str = "a number from 0") -> None:
+    """InvalidArgument naming ``name`` unless ``value`` is an int or float (not a bool) from 0 to ``high``;
+    the message says ``{name} must be {wording} to {high}``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+        raise InvalidArgument(f"{name} must be {wording} to {high:g}, got {value!r}", field=name)
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
