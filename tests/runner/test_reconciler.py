@@ -343,6 +343,8 @@ def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(
 
     for name in ("state_generation", "report_worker"):
         monkeypatch.setattr(reg, name, guarded(getattr(reg, name)))
+    quick = reg.quick_generation  # the probe cannot say during the outage: the (failing) full read decides
+    monkeypatch.setattr(reg, "quick_generation", lambda: None if down["now"] else quick())
 
     async def wait_for(check: Any, what: str) -> None:
         deadline = time.monotonic() + 5
@@ -373,6 +375,37 @@ def test_a_registry_outage_keeps_serving_reports_stale_and_catches_up(
             assert status == 200 and body["registry"]["connected"] and "stale" not in body["registry"]
         finally:
             down["now"] = False
+            await rt.stop()
+
+    run(main())
+
+
+def test_an_unchanged_generation_is_polled_without_the_full_read(
+    reg, push, loader, tmp_home, monkeypatch
+) -> None:
+    """On a SQLite file the poll asks ``quick_generation`` on the loop; the full read (a thread, a pooled
+    transaction) runs only when the generation moved."""
+    push("m", 1)
+    push("m", 2)
+    reg.set_endpoint("ep", "m@1")
+    full_reads: list[int] = []
+    state_generation = reg.state_generation
+    monkeypatch.setattr(reg, "state_generation", lambda: full_reads.append(1) or state_generation())
+
+    async def main() -> None:
+        rt = runtime(reg, tmp_home, loader)  # polls every 20 ms
+        await rt.start()
+        try:
+            full_reads.clear()
+            await asyncio.sleep(0.5)
+            assert len(full_reads) == 0, f"{len(full_reads)} full reads while nothing changed"
+            reg.set_endpoint("ep", "m@2")
+            deadline = time.monotonic() + 2.0
+            while await served(rt) != 2:
+                assert time.monotonic() < deadline, "the change was not picked up"
+                await asyncio.sleep(0.02)
+            assert len(full_reads) >= 1
+        finally:
             await rt.stop()
 
     run(main())

@@ -68,12 +68,26 @@ _removed: set[str] = set()
 cannot forget a series, so the worker answering ``/metrics`` filters them)."""
 
 
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def _value_class() -> Any:
+    """prometheus_client's value class for this process. In multiprocess mode every ``inc``/``observe``
+    asks the process id (to notice a fork): ``os.getpid`` is a system call, five a request; ours is the
+    pid cached, refreshed in a forked child (``os.register_at_fork``)."""
+    if os.environ.get(ENV_VAR):
+        return values.MultiProcessValue(process_identifier=lambda: _pid[0])
+    return values.MutexValue
+
+
 def _get() -> Collectors:
     global _collectors
     c = _collectors
     if c is None:
         with _lock:
             if _collectors is None:
+                values.ValueClass = _value_class()
                 _collectors = Collectors()
             c = _collectors
     return c
@@ -108,8 +122,7 @@ def setup_multiprocess(directory: str | os.PathLike[str], *, clear: bool = True)
     path.mkdir(parents=True, exist_ok=True)
     os.environ[ENV_VAR] = str(path)
     with _lock:
-        values.ValueClass = values.get_value_class()
-        _collectors = None
+        _collectors = None  # rebuilt on next use, with this environment's value class
     return path
 
 
@@ -133,8 +146,7 @@ def reset() -> None:
     """
     global _collectors
     with _lock:
-        values.ValueClass = values.get_value_class()
-        _collectors = None
+        _collectors = None  # rebuilt on next use, with this environment's value class
         _removed.clear()
 
 

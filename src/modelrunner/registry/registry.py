@@ -25,6 +25,7 @@ from modelrunner.registry.drift import DriftMethods
 from modelrunner.registry.evals import EvaluationsMixin
 from modelrunner.registry.experiments import ExperimentsMixin
 from modelrunner.registry.notify import ChangeListener
+from modelrunner.registry.probe import GenerationProbe
 from modelrunner.registry.refs import check_alias, check_name, parse_ref
 from modelrunner.registry.state import DesiredStateMixin
 from modelrunner.registry.store import ArtifactStore
@@ -62,6 +63,7 @@ class Registry(DesiredStateMixin, EvaluationsMixin, ExperimentsMixin, DriftMetho
         )
         self.engine = db.open_database(self.database_url)
         self._listener: ChangeListener | None = None
+        self._probe = GenerationProbe(self.engine)
 
     @classmethod
     def from_env(cls) -> Registry:
@@ -73,6 +75,7 @@ class Registry(DesiredStateMixin, EvaluationsMixin, ExperimentsMixin, DriftMetho
     def close(self) -> None:
         if self._listener is not None:
             self._listener.close()
+        self._probe.close()
         self.engine.dispose()
 
     def __enter__(self) -> Registry:

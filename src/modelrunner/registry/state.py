@@ -21,6 +21,7 @@ from modelrunner.registry.types import WORKER_STATES, EndpointState, WorkerStatu
 
 if TYPE_CHECKING:
     from modelrunner.registry.notify import ChangeListener
+    from modelrunner.registry.probe import GenerationProbe
     from modelrunner.registry.types import ModelVersion
 
 NOTIFY_CHANNEL = "modelrunner_state"
@@ -213,6 +214,7 @@ class DesiredStateMixin:
 
     if TYPE_CHECKING:
         _listener: ChangeListener | None
+        _probe: GenerationProbe
 
         def _write(self) -> Any: ...
         def _read(self) -> Any: ...
@@ -286,6 +288,11 @@ class DesiredStateMixin:
         """The global desired-state generation (bumped by endpoint changes and alias moves)."""
         with self._read() as conn:
             return read_generation(conn)
+
+    def quick_generation(self) -> int | None:
+        """The generation when it can be read without waiting (a SQLite file), else None: a poll on the event
+        loop asks this first and reads :meth:`state_generation` in a thread only on None or a change."""
+        return self._probe.read()
 
     def wait_for_change(self, since: int, timeout: float) -> int:
         """Block until the generation differs from ``since`` or ``timeout`` passes; return the generation."""

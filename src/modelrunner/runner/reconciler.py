@@ -159,6 +159,8 @@ class Reconciler:
         async with self._lock:
             retry = self._retry_at is not None and time.monotonic() >= self._retry_at
             unless = self.seen_generation if only_if_changed and not retry else None
+            if unless is not None and self._unchanged(unless):
+                return False
             snapshot = await asyncio.to_thread(self._read, unless)
             self.last_contact = time.monotonic()
             if snapshot is None:
@@ -174,6 +176,15 @@ class Reconciler:
             if self.on_pass is not None:
                 await self.on_pass()
             return True
+
+    def _unchanged(self, generation: int) -> bool:
+        """The registry's generation is still ``generation``, asked without a thread where it can answer
+        at once (``quick_generation``: a SQLite file); False when it cannot say (the full read decides)."""
+        quick = getattr(self.registry, "quick_generation", None)
+        if quick is None or quick() != generation:
+            return False
+        self.last_contact = time.monotonic()
+        return True
 
     def _read(
         self, unless: int | None
