@@ -87,6 +87,30 @@ def test_totals_are_correct_across_worker_processes(tmp_path: Path, monkeypatch:
     assert _value(metrics.render()[0].decode(), REQUESTS, endpoint="after") == 1
 
 
+def test_a_forked_child_records_in_its_own_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pid that names a process's files is cached (no getpid per inc) and refreshed in a forked child:
+    the parent's and the child's counts both reach the total, in two files."""
+    monkeypatch.delenv(metrics.ENV_VAR, raising=False)
+    try:
+        path = metrics.setup_multiprocess(tmp_path / "prom")
+        metrics.observe_request("forked", 1, "rest", 0.01)
+        child = multiprocessing.get_context("fork").Process(
+            target=metrics.observe_request, args=("forked", 1, "rest", 0.01)
+        )
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        metrics.observe_request("forked", 1, "rest", 0.01)
+        assert _value(metrics.render()[0].decode(), REQUESTS, endpoint="forked") == 3
+        assert {f.name for f in path.glob("counter_*.db")} == {
+            f"counter_{os.getpid()}.db",
+            f"counter_{child.pid}.db",
+        }
+    finally:
+        os.environ.pop(metrics.ENV_VAR, None)
+        metrics.reset()
+
+
 def _record_endpoint(name: str) -> None:
     metrics.observe_request(name, 1, "rest", 0.002)
     metrics.observe_error(name, 1, "invalid_argument")
