@@ -63,3 +63,20 @@ def test_none_on_postgres(pg_schema_url: str, tmp_home: Path) -> None:
         assert pg.quick_generation() is None and pg.state_generation() == 0
     finally:
         pg.close()
+
+
+def test_it_holds_no_snapshot_between_reads(reg: Registry, bundle: Path) -> None:
+    """An open read transaction would pin the WAL (no checkpoint past it): after a read, a writer's
+    checkpoint still empties it."""
+    reg.push(bundle, name="m")
+    reg.set_endpoint("ep", "m@1")
+    assert reg.quick_generation() == reg.state_generation()
+    conn: Any = reg._probe._conn
+    assert not conn.in_transaction
+    other = sqlite3.connect(_database(reg), isolation_level=None)
+    try:
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        other.close()
+    assert busy == 0, "the probe's connection kept a snapshot open"
+    assert Path(_database(reg) + "-wal").stat().st_size == 0
