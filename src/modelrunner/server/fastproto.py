@@ -1,7 +1,7 @@
 """The plain predict request answered straight from the HTTP protocol, without uvicorn's ASGI cycle.
 
 A worker's commonest request -- a plain JSON ``POST /v1/endpoints/{name}/predict`` (``native.plain``) -- is
-answered by the same ``plain.answer`` as through ASGI, but the protocol hands it the request itself: no
+answered by the same ``plain.respond`` as through ASGI, but the protocol hands it the request itself: no
 ``RequestResponseCycle``, no ``asyncio.Event``, no proxy-headers middleware, no ASGI dispatch through the
 worker's shell, and the answer written in one piece without uvicorn re-validating headers we made. Served, a
 bare httptools protocol doing the bare app's work used ~35 us less CPU per request than the same work behind
@@ -20,8 +20,6 @@ tasks, so a shutdown waits for it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import MutableMapping
 from typing import Any
 
 import httptools
@@ -33,10 +31,25 @@ from modelrunner.server.native import plain
 from modelrunner.server.protocol import GuardedHttpToolsProtocol
 
 
+class _NoWaiter:
+    """The ``message_event`` of a :class:`_FastCycle`: uvicorn sets it when more body arrives or the client
+    goes; nothing waits on it here (the body is whole before the answer starts)."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NO_WAITER = _NoWaiter()
+
+
 class _FastCycle:
     """What uvicorn's protocol reads of the cycle of a request answered here (see the module docstring)."""
 
-    __slots__ = ("keep_alive", "disconnected", "response_started", "response_complete", "message_event")
+    __slots__ = ("keep_alive", "disconnected", "response_started", "response_complete")
+
+    message_event = _NO_WAITER
 
     def __init__(self) -> None:
         # True once the request has arrived and its answer is under way: the protocol's 408 (the body did
@@ -45,7 +58,6 @@ class _FastCycle:
         self.keep_alive = True
         self.disconnected = False
         self.response_complete = False
-        self.message_event = asyncio.Event()
 
 
 class FastPathProtocol(GuardedHttpToolsProtocol):
@@ -118,23 +130,13 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
         self.tasks.add(task)
 
     async def _answer(self, cycle: _FastCycle, endpoint: Endpoint, scope: Any, body: bytes) -> None:
-        """``plain.answer`` with the request's body, its answer written here; then the next request."""
-        start: dict[str, Any] = {}
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            if self.flow.write_paused and not cycle.disconnected:
-                await self.flow.drain()
-            self._write(cycle, start, message.get("body", b""))
-
+        """``plain.respond`` to the request's body, its answer written here; then the next request."""
         assert self.plane is not None
         try:
-            await plain.answer(self.plane, endpoint, scope, receive, send)
+            start, payload = await plain.respond(self.plane, endpoint, scope, body)
+            if self.flow.write_paused and not cycle.disconnected:
+                await self.flow.drain()
+            self._write(cycle, start, payload)
         finally:
             if not cycle.response_complete:  # nothing written (cancelled at shutdown): the connection ends
                 cycle.response_complete = True
@@ -152,7 +154,7 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n" if cycle.keep_alive else b"connection: close\r\n\r\n")
         head.append(payload)
-        self.transport.write(b"".join(head))
+        self.transport.write_now(b"".join(head))  # type: ignore[attr-defined]  # (CoalescingTransport)
         if not cycle.keep_alive:
             self.transport.close()
 

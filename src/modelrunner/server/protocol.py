@@ -88,6 +88,14 @@ class CoalescingTransport:
             self._posted = True
             self._loop.call_soon(self._flush_posted)
 
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` after anything held, at once (a whole response: no flush to post for it)."""
+        if self._held:
+            self._held.append(data)
+            self.flush()
+        elif not self._transport.is_closing():
+            self._transport.write(data)
+
     def _flush_posted(self) -> None:
         self._posted = False
         self.flush()

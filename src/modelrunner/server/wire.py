@@ -278,8 +278,19 @@ async def send_bytes(
     content_type: bytes = b"application/json",
 ) -> None:
     """Answer ``payload`` with ``status`` (and extra ``headers``) on raw ASGI."""
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
-    await send_raw(send, status, payload, raw, content_type)
+    await send_raw(send, status, payload, _raw_headers(headers), content_type)
+
+
+def json_answer(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """What :func:`send_json` sends, as its ``http.response.start`` message and its body."""
+    payload = dumps(body)
+    return response_start(status, payload, _raw_headers(headers)), payload
+
+
+def _raw_headers(headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
 
 
 async def send_raw(

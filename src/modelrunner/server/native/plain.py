@@ -33,6 +33,8 @@ from modelrunner.server.wire import Receive, Scope, Send
 PREFIX = "/v1/endpoints/"
 SUFFIX = "/predict"
 JSON = b"application/json"
+Answer = tuple[dict[str, Any], bytes]
+"""An answer: its ``http.response.start`` message and its body."""
 
 
 def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | None:
@@ -66,9 +68,7 @@ async def intercept(plane: DataPlane, scope: Scope, receive: Receive, send: Send
 
 
 async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
-    """Read, predict, answer; errors become the same bodies the app's error handlers write. More than
-    ``max_request_rows`` rows is a 413; a large body is parsed and decoded in a thread (OFFLOAD_BYTES)."""
-    max_rows = plane.max_rows
+    """Read the body, then :func:`respond`; a body over ``max_request_bytes`` is a 413."""
     try:
         wire.check_declared_length(scope, plane.max_bytes)  # read_body, inlined for a one-message body
         message = await receive()
@@ -79,8 +79,26 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             if message.get("more_body", False)
             else wire.whole_body(message, plane.max_bytes)
         )
-        if raw is None:
-            return
+    except Exception as exc:  # noqa: BLE001 - ours name the error; anything else is the app's last-resort 500
+        await send_answer(send, _error(scope, exc))
+        return
+    if raw is not None:
+        await send_answer(send, await respond(plane, endpoint, scope, raw))
+
+
+async def send_answer(send: Send, reply: Answer) -> None:
+    """Send an answer of :func:`respond` on raw ASGI."""
+    start, payload = reply
+    await send(start)
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def respond(plane: DataPlane, endpoint: Endpoint, scope: Scope, raw: bytes) -> Answer:
+    """Predict on the request body ``raw``; the answer as its ``http.response.start`` message and its body.
+    Errors become the same bodies the app's error handlers write. More than ``max_request_rows`` rows is a
+    413; a large body is parsed and decoded in a thread (OFFLOAD_BYTES)."""
+    max_rows = plane.max_rows
+    try:
         large = len(raw) > OFFLOAD_BYTES
         body = (
             await wire.load_request_json(raw, max_rows, True)
@@ -112,16 +130,18 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             if large
             else _encode(endpoint.name, pred, outputs, style)
         )
-    except ModelrunnerError as exc:
+    except Exception as exc:  # noqa: BLE001 - ours name the error; anything else is the app's last-resort 500
+        return _error(scope, exc)
+    return wire.response_start(200, payload, wire.raw_version_headers(pred)), payload
+
+
+def _error(scope: Scope, exc: Exception) -> Answer:
+    """The answer the app's error handlers give: a ModelrunnerError's status and body, else a logged 500."""
+    if isinstance(exc, ModelrunnerError):
         status, err, extra = wire.modelrunner_error(scope["path"], exc)
-        await wire.send_json(send, status, err, extra)
-        return
-    except Exception as exc:  # noqa: BLE001 - the app's last-resort handler: a 500, logged, no traceback
-        status, err = wire.unexpected_error(scope["method"], scope["path"], exc)
-        await wire.send_json(send, status, err)
-        return
-    await send(wire.response_start(200, payload, wire.raw_version_headers(pred)))  # send_raw, inlined
-    await send({"type": "http.response.body", "body": payload})
+        return wire.json_answer(status, err, extra)
+    status, err = wire.unexpected_error(scope["method"], scope["path"], exc)
+    return wire.json_answer(status, err)
 
 
 class _Decoder:
