@@ -176,6 +176,30 @@ def test_a_response_is_written_in_one_piece_when_it_completes() -> None:
     assert last == [b"last"]
 
 
+def test_write_now_goes_out_at_once_after_what_is_held() -> None:
+    import asyncio
+
+    from modelrunner.server.protocol import CoalescingTransport
+
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        raw = _Recording()
+        transport = CoalescingTransport(raw, asyncio.get_running_loop())  # type: ignore[arg-type]
+        transport.write_now(b"a whole answer")
+        alone = list(raw.writes)
+        transport.write(b"held ")
+        transport.write_now(b"then this")
+        together = raw.writes[1:]
+        await asyncio.sleep(0)  # the flush the held write posted finds nothing left
+        raw.closed = True
+        transport.write_now(b"too late")
+        return alone, together, raw.writes[2:]
+
+    alone, together, after = asyncio.run(scenario())
+    assert alone == [b"a whole answer"]
+    assert together == [b"held then this"]
+    assert after == []
+
+
 def test_writes_after_the_connection_closed_are_dropped_and_the_rest_is_the_transports() -> None:
     import asyncio
 
