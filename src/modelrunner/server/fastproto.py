@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from modelrunner.runner.endpoint import Endpoint
 from modelrunner.server.dataplane import OFFLOAD_BYTES, DataPlane
@@ -69,9 +69,25 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._fast: tuple[_FastCycle, Endpoint, list[bytes]] | None = None  # the request being read
 
+    def on_message_begin(self) -> None:
+        """As uvicorn's, but its ASGI scope (nine keys, a copy of the app state) is made only for a request
+        uvicorn answers (:meth:`_uvicorn_scope`); one answered here gets the few keys it reads."""
+        self._begin_request()
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _uvicorn_scope(self) -> None:
+        """The scope uvicorn's ``on_message_begin`` makes, over the URL and headers read since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        HttpToolsProtocol.on_message_begin(self)  # whatever this uvicorn version puts in a scope
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)  # the scope's "headers" is the list it just made
+
     def on_headers_complete(self) -> None:
         endpoint = self._fast_endpoint()
         if endpoint is None:
+            self._uvicorn_scope()
             super().on_headers_complete()
             return
         self._head_done()
@@ -102,12 +118,23 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
         length = _content_length(self.headers)
         if length is None or length > min(OFFLOAD_BYTES, plane.max_bytes):
             return None
-        scope: Any = self.scope
-        scope["method"] = "POST"
-        scope["path"] = url.path.decode("ascii")
-        scope["raw_path"] = url.path
-        scope["query_string"] = b""
-        return plain.endpoint_for(plane.endpoints, scope)
+        scope: Any = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "POST",
+            "path": url.path.decode("ascii"),
+            "raw_path": url.path,
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": self.client,
+            "server": self.server,
+            "scheme": self.scheme,
+        }
+        endpoint = plain.endpoint_for(plane.endpoints, scope)
+        if endpoint is not None:
+            self.scope = scope
+        return endpoint
 
     def on_body(self, body: bytes) -> None:
         if self._fast is not None:

@@ -165,10 +165,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return end >= 0 and before + end + 4 <= self.max_header_bytes
 
     def on_message_begin(self) -> None:
+        self._begin_request()
+        super().on_message_begin()
+
+    def _begin_request(self) -> None:
         self._in_request = self._in_head = True
         if self.deadline is None:
             self._arm()
-        super().on_message_begin()
 
     def on_headers_complete(self) -> None:
         self._head_done()
