@@ -138,6 +138,26 @@ def test_a_pipelined_request_is_answered_after_the_one_before(served: Served) ->
     assert b"x-request-id: one" in answers[0] and b"x-request-id: two" in answers[1]
 
 
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout_a_busy_one_is_not(served: Served) -> None:
+    """The keep-alive timeout is the protocol's sweep (no timer per response): a connection idle past
+    ``timeout_keep_alive`` is closed within a tenth of it; requests closer together keep it open."""
+    body = orjson.dumps(ROW)
+    request = (
+        b"POST /v1/endpoints/strict/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    with socket.create_connection(served.url.removeprefix("http://").split(":"), timeout=10) as sock:
+        for _ in range(4):  # each within the timeout of the answer before
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+            time.sleep(KEEP_ALIVE_S * 0.6)
+        answered = time.monotonic()
+        assert sock.recv(65536) == b"", "the idle connection was not closed"
+        idle = time.monotonic() - answered
+    assert KEEP_ALIVE_S * 0.4 - 0.05 <= idle <= KEEP_ALIVE_S * 1.5, idle  # 0.6 s of it slept already
+
+
 def test_a_shutdown_waits_for_an_answer_under_way_and_closes_after_it() -> None:
     gate = threading.Event()
     predictor = TagPredictor(7, gate=gate)

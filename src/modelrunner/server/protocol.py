@@ -15,7 +15,9 @@ open forever (uvicorn's keep-alive timeout only runs between requests; it has no
 The read deadline costs no timer per request: each connection notes when its current request must have
 arrived (a float), and one sweep per event loop, every tenth of the timeout (at most 1 s), answers the
 connections past it. A timer armed and cancelled per request cost ~10 us of a worker's CPU per request
-(measured on a 1-row predict, served, against the same server without it).
+(measured on a 1-row predict, served, against the same server without it). uvicorn's keep-alive timeout is
+such a timer (armed after every response, cancelled by the next request's first bytes): here it is the same
+sweep's too (a connection idle past ``timeout_keep_alive`` is closed, within a tenth of it).
 
 It also writes each response in one piece: uvicorn writes a response's head and its body separately, two
 ``send`` calls to the kernel (and two wake-ups of the client) for every small answer; a third of a served
@@ -57,6 +59,9 @@ class _Sweeper:
         now = self.loop.time()
         for protocol in [p for p in self.open if p.deadline is not None and p.deadline <= now]:
             protocol.read_timed_out()
+        for protocol in [p for p in self.open if p.idle_until is not None and p.idle_until <= now]:
+            protocol.idle_until = None
+            protocol.timeout_keep_alive_handler()
         self._handle = self.loop.call_later(self.interval, self._sweep) if self.open else None
 
 
@@ -135,7 +140,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self.deadline: float | None = None  # loop time by which the current request must have arrived
         self._discarding = False  # refused: what still comes is dropped until the connection closes
-        self._sweeper = _sweeper(self.loop, self.request_read_timeout_s)
+        self.idle_until: float | None = None  # keep-alive: loop time at which an idle connection is closed
+        self._sweeper = _sweeper(self.loop, min(self.request_read_timeout_s, self.timeout_keep_alive))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -149,6 +155,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        self.idle_until = None
         if self._discarding:
             return
         if self._in_head or not self._in_request:  # bytes of a request head (maybe followed by its body)
@@ -183,7 +190,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self.transport.flush()  # type: ignore[attr-defined]
-        super().on_response_complete()
+        if self.pipeline or self.transport.is_closing():
+            super().on_response_complete()  # uvicorn's: the next pipelined request starts, or nothing to do
+            return
+        # uvicorn's, but the keep-alive timeout is the sweep's: uvicorn arms a timer on every response
+        self.server_state.total_requests += 1
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        self.idle_until = self.loop.time() + self.timeout_keep_alive
 
     def on_message_complete(self) -> None:
         self._request_done()
