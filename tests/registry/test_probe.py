@@ -34,6 +34,22 @@ def test_an_error_answers_none_then_it_reconnects(reg: Registry) -> None:
     assert reg.quick_generation() == before
 
 
+def test_a_database_file_that_is_gone_is_not_made_again(tmp_home: Path) -> None:
+    reg = Registry(Settings(home=tmp_home))
+    try:
+        path = Path(_database(reg))
+        assert reg.quick_generation() == 0
+        reg._probe._drop()  # as after an error: the next read connects again
+        moved = path.with_name("moved.db")
+        path.rename(moved)
+        assert reg.quick_generation() is None
+        assert not path.exists(), "the probe created an empty database"
+        moved.rename(path)
+        assert reg.quick_generation() == 0
+    finally:
+        reg.close()
+
+
 def test_it_is_read_only(reg: Registry) -> None:
     reg.quick_generation()
     conn: Any = reg._probe._conn

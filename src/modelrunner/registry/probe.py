@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 
@@ -58,7 +60,7 @@ class GenerationProbe:
 
 
 def _connect(database: str) -> sqlite3.Connection:
-    """Read-only, never waiting, autocommit (each ``SELECT`` its own snapshot)."""
-    conn = sqlite3.connect(database, timeout=0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA query_only=1")
-    return conn
+    """Read-only (``mode=ro``: a database file that is gone is not made again), never waiting, autocommit
+    (each ``SELECT`` its own snapshot)."""
+    uri = f"file:{quote(str(Path(database).expanduser()))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=0, isolation_level=None, check_same_thread=False)
