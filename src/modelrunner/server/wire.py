@@ -36,6 +36,8 @@ log = logging.getLogger("modelrunner.server.http")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Answer = tuple[dict[str, Any], bytes]
+"""A whole answer: its ``http.response.start`` message and its body."""
 
 JSON = "application/json"
 MODEL_HEADER = "x-modelrunner-model"
@@ -281,10 +283,8 @@ async def send_bytes(
     await send_raw(send, status, payload, _raw_headers(headers), content_type)
 
 
-def json_answer(
-    status: int, body: Any, headers: Mapping[str, str] | None = None
-) -> tuple[dict[str, Any], bytes]:
-    """What :func:`send_json` sends, as its ``http.response.start`` message and its body."""
+def json_answer(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Answer:
+    """What :func:`send_json` sends, as an :data:`Answer`."""
     payload = dumps(body)
     return response_start(status, payload, _raw_headers(headers)), payload
 
@@ -301,7 +301,13 @@ async def send_raw(
     content_type: bytes = b"application/json",
 ) -> None:
     """:func:`send_bytes` with the extra headers already raw (lower-case latin-1 bytes)."""
-    await send(response_start(status, payload, headers, content_type))
+    await send_answer(send, (response_start(status, payload, headers, content_type), payload))
+
+
+async def send_answer(send: Send, reply: Answer) -> None:
+    """Send an :data:`Answer` on raw ASGI."""
+    start, payload = reply
+    await send(start)
     await send({"type": "http.response.body", "body": payload})
 
 

@@ -33,8 +33,6 @@ from modelrunner.server.wire import Receive, Scope, Send
 PREFIX = "/v1/endpoints/"
 SUFFIX = "/predict"
 JSON = b"application/json"
-Answer = tuple[dict[str, Any], bytes]
-"""An answer: its ``http.response.start`` message and its body."""
 
 
 def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | None:
@@ -80,20 +78,13 @@ async def answer(plane: DataPlane, endpoint: Endpoint, scope: Scope, receive: Re
             else wire.whole_body(message, plane.max_bytes)
         )
     except Exception as exc:  # noqa: BLE001 - ours name the error; anything else is the app's last-resort 500
-        await send_answer(send, _error(scope, exc))
+        await wire.send_answer(send, _error(scope, exc))
         return
     if raw is not None:
-        await send_answer(send, await respond(plane, endpoint, scope, raw))
+        await wire.send_answer(send, await respond(plane, endpoint, scope, raw))
 
 
-async def send_answer(send: Send, reply: Answer) -> None:
-    """Send an answer of :func:`respond` on raw ASGI."""
-    start, payload = reply
-    await send(start)
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def respond(plane: DataPlane, endpoint: Endpoint, scope: Scope, raw: bytes) -> Answer:
+async def respond(plane: DataPlane, endpoint: Endpoint, scope: Scope, raw: bytes) -> wire.Answer:
     """Predict on the request body ``raw``; the answer as its ``http.response.start`` message and its body.
     Errors become the same bodies the app's error handlers write. More than ``max_request_rows`` rows is a
     413; a large body is parsed and decoded in a thread (OFFLOAD_BYTES)."""
@@ -135,7 +126,7 @@ async def respond(plane: DataPlane, endpoint: Endpoint, scope: Scope, raw: bytes
     return wire.response_start(200, payload, wire.raw_version_headers(pred)), payload
 
 
-def _error(scope: Scope, exc: Exception) -> Answer:
+def _error(scope: Scope, exc: Exception) -> wire.Answer:
     """The answer the app's error handlers give: a ModelrunnerError's status and body, else a logged 500."""
     if isinstance(exc, ModelrunnerError):
         status, err, extra = wire.modelrunner_error(scope["path"], exc)
