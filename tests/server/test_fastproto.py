@@ -120,6 +120,30 @@ def test_plain_predicts_are_answered_by_the_protocol_as_the_app_answers_them(ser
         assert served.seen == [path] * 6 + ["/v1/endpoints/nobody/predict"]
 
 
+def test_which_targets_and_headers_take_the_protocol_path(served: Served) -> None:
+    path = "/v1/endpoints/strict/predict"
+    body = orjson.dumps(ROW)
+    with httpx.Client(base_url=served.url) as client:
+        charset = client.post(path, content=body, headers={"content-type": "application/json; charset=utf-8"})
+        assert charset.status_code == 200 and served.seen == [], charset.text  # still plain JSON: here
+        escaped = client.post("/v1/endpoints/%73trict/predict", json=ROW)  # a percent-escape: the app's
+        protobuf = client.post(path, json=ROW, headers={"accept": "application/x-protobuf"})  # the app: a 404
+        text = client.post(path, content=body, headers={"content-type": "text/plain"})  # not JSON: the app's
+        assert [escaped.status_code, protobuf.status_code, text.status_code] == [200, 404, 404]
+        assert served.seen == ["/v1/endpoints/strict/predict", path, path]
+    port = int(served.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as conn:  # an absolute-form target: answered here
+        conn.sendall(
+            b"POST http://127.0.0.1%s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            answer += conn.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"label":1' in answer
+    assert len(served.seen) == 3
+
+
 def test_a_pipelined_request_is_answered_after_the_one_before(served: Served) -> None:
     with httpx.Client(base_url=served.url) as client:  # past the first calls (timed in threads): on the loop
         assert all(client.post("/v1/endpoints/strict/predict", json=ROW).is_success for _ in range(10))

@@ -112,18 +112,22 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
             or self.root_path
         ):
             return None
-        url = httptools.parse_url(self.url)
-        if url.query or b"%" in url.path:
+        raw_path = _plain_path(self.url)
+        if raw_path is None:
             return None
-        length = _content_length(self.headers)
+        length = _plain_length(self.headers)
         if length is None or length > min(OFFLOAD_BYTES, plane.max_bytes):
             return None
-        scope: Any = {
+        path = raw_path.decode("ascii")
+        endpoint = plain.endpoint_at(plane.endpoints, path)
+        if endpoint is None:
+            return None
+        scope: Any = {  # the keys respond and its error answers read
             "type": "http",
             "http_version": "1.1",
             "method": "POST",
-            "path": url.path.decode("ascii"),
-            "raw_path": url.path,
+            "path": path,
+            "raw_path": raw_path,
             "query_string": b"",
             "root_path": "",
             "headers": self.headers,
@@ -131,9 +135,7 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
             "server": self.server,
             "scheme": self.scheme,
         }
-        endpoint = plain.endpoint_for(plane.endpoints, scope)
-        if endpoint is not None:
-            self.scope = scope
+        self.scope = scope
         return endpoint
 
     def on_body(self, body: bytes) -> None:
@@ -186,15 +188,31 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
             self.transport.close()
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The request's ``content-length``, None without one (or with a transfer-encoding)."""
-    length = None
-    for name, value in headers:
-        if name == b"content-length" and value.isdigit():
-            length = int(value)
-        elif name == b"transfer-encoding":
+def _plain_path(url: bytes) -> bytes | None:
+    """The path of a request target with no query string and no percent-escapes, else None. An origin-form
+    target (``/v1/...``, what clients send) is its path as is; any other form is parsed."""
+    if url[:1] != b"/" or b"?" in url or b"#" in url:
+        parsed = httptools.parse_url(url)
+        if parsed.query:
             return None
-    return length
+        url = parsed.path
+    return None if b"%" in url else url
+
+
+def _plain_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The ``content-length`` of a plain predict request's headers, in one pass: None when it has none, a
+    transfer-encoding, a body that is not JSON, or asks for a protobuf answer (``plain.endpoint_for``)."""
+    length = None
+    json_body = False
+    for name, value in headers:
+        if name == b"content-length":
+            if value.isdigit():
+                length = int(value)
+        elif name == b"content-type":
+            json_body = plain.is_json(value)
+        elif name == b"transfer-encoding" or (name == b"accept" and b"protobuf" in value.lower()):
+            return None
+    return length if json_body else None
 
 
 def fast_protocol(

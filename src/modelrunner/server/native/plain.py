@@ -37,21 +37,30 @@ JSON = b"application/json"
 
 def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | None:
     """The endpoint a plain predict request (see the module docstring) is for, else None."""
-    path: str = scope["path"]
-    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)) or scope.get("query_string"):
-        return None
-    name = path[len(PREFIX) : -len(SUFFIX)]
-    if not name or "/" in name:
+    if scope.get("query_string"):
         return None
     json_body = False
     for key, value in scope["headers"]:
         if key == b"content-type":
-            json_body = value == JSON or value.split(b";", 1)[0].strip().lower() == JSON
+            json_body = is_json(value)
         elif key == b"accept" and b"protobuf" in value.lower():
             return None
-    if not json_body:
+    return endpoint_at(endpoints, scope["path"]) if json_body else None
+
+
+def endpoint_at(endpoints: Mapping[str, Endpoint], path: str) -> Endpoint | None:
+    """The endpoint whose predict path ``path`` is (``/v1/endpoints/{name}/predict``), else None."""
+    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+        return None
+    name = path[len(PREFIX) : -len(SUFFIX)]
+    if not name or "/" in name:
         return None
     return endpoints.get(name)
+
+
+def is_json(content_type: bytes) -> bool:
+    """A ``content-type`` value that says JSON (parameters such as a charset allowed)."""
+    return content_type == JSON or content_type.split(b";", 1)[0].strip().lower() == JSON
 
 
 async def intercept(plane: DataPlane, scope: Scope, receive: Receive, send: Send) -> bool:
