@@ -1,18 +1,23 @@
 """Supervision through a real ``modelrunner serve --workers 2``: a worker whose event loop stops (its
-heartbeat pipe falls silent) is killed and replaced within the liveness timeout, and the server answers on."""
+heartbeat pipe falls silent) is killed and replaced within the liveness timeout, and the server answers on.
+The first worker writes the ``--endpoint`` targets and reports to the supervisor."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from modelrunner.errors import DeadlineExceeded, Unavailable
+from modelrunner.errors import DeadlineExceeded, FailedPrecondition, NotFound, Unavailable
 from modelrunner.registry.registry import Registry
-from modelrunner.runner.supervisor import HUNG_GRACE_S
+from modelrunner.runner.supervisor import HUNG_GRACE_S, Slot, Supervisor
+from modelrunner.runner.workers import _await_report, write_expected
 from modelrunner.settings import Settings
 from support.runner_server import Load, Server, save_toy
 
@@ -59,3 +64,32 @@ def test_a_hung_worker_is_killed_and_replaced_and_the_server_answers_on(tmp_path
     assert not [r for r in load.results if r.started > replaced and r.error]
     during = [r for r in load.results if stopped_at < r.started and r.ended < replaced and r.error is None]
     assert during, "the healthy worker answered while the other one hung"
+
+
+def test_the_first_worker_writes_the_targets_and_reports_errors_the_supervisor_raises(tmp_path: Path) -> None:
+    """``serve``'s first worker writes the --endpoint targets (``write_expected``); the supervisor waits for
+    its report and raises its error as its own, or says when the worker died before it reported."""
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    lead = Supervisor([], [], {}, entry="unused")
+    lead.slots = [Slot(0, socket.socket())]
+    lead.slots[0].proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with Registry(settings) as reg:
+            reg.push(save_toy(tmp_path / "v1", 1), name="toy")
+            report = tmp_path / "ok.json"
+            assert write_expected(settings, reg, {"toy": "toy@1"}, report)
+            _await_report(lead, report)  # returns: written
+            assert reg.endpoint("toy").target == "toy@1"
+            bad = tmp_path / "bad.json"
+            assert not write_expected(settings, reg, {"toy": "nosuchmodel@3"}, bad)
+            assert reg.endpoint("toy").target == "toy@1"  # nothing written
+        with pytest.raises(NotFound, match="nosuchmodel"):
+            _await_report(lead, bad)
+    finally:
+        lead.slots[0].proc.kill()
+        lead.slots[0].proc.wait()
+        lead.slots[0].sock.close()
+    lead.slots[0].proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(FailedPrecondition, match=r"worker 0 exited \(code 3\) before it wrote"):
+        _await_report(lead, tmp_path / "never.json")

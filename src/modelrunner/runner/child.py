@@ -108,6 +108,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=TARGET",
         help="wait for the desired state to say this before taking traffic",
     )
+    parser.add_argument(
+        "--write-expected",
+        default=None,
+        metavar="REPORT",
+        help="first write the --expect targets (and remove orphans) into the desired state; the outcome "
+        "goes to the file REPORT (runner.workers.write_expected)",
+    )
     return parser.parse_args(argv)
 
 
@@ -118,8 +125,8 @@ def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServ
         level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("modelrunner").setLevel(logging.INFO)
-    # the supervisor reports a migration: a worker spawned before it (loopback hosts) may reach a new database
-    # first, and its line must not precede the supervisor's one-line error on a bad --endpoint
+    # a worker does not log a migration of the registry's database: its line would precede the supervisor's
+    # one-line error on a bad --endpoint
     logging.getLogger("modelrunner.registry.db").setLevel(logging.WARNING)
     sock = socket.socket(fileno=args.fd)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()

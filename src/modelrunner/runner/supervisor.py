@@ -63,6 +63,7 @@ class Supervisor:
         child_argv: list[str],
         env: dict[str, str],
         first_argv: list[str] | None = None,
+        lead_argv: list[str] | None = None,
         liveness_timeout_s: float | None = None,
         *,
         entry: str,
@@ -77,12 +78,13 @@ class Supervisor:
         # For the first workers only (``--expect``): a restarted one serves what is desired when it starts,
         # which may have moved on since ``serve`` wrote its ``--endpoint`` targets.
         self.first_argv = first_argv or []
+        self.lead_argv = lead_argv or []  # for slot 0's first worker only (``--write-expected``)
         self.env = env
         self.stopping = False
 
     def start(self) -> None:
         for slot in self.slots:
-            self._spawn(slot, self.first_argv)
+            self._spawn(slot, self.first_argv + (self.lead_argv if slot.index == 0 else []))
 
     def _spawn(self, slot: Slot, extra: list[str] | None = None) -> None:
         fd = slot.sock.fileno()

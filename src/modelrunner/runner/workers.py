@@ -17,6 +17,7 @@ may be served where, writes the desired state and runs the supervisor until a si
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import shutil
@@ -25,10 +26,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from modelrunner.errors import FailedPrecondition, InvalidArgument, NotFound
+from modelrunner.errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ModelrunnerError,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
 from modelrunner.runner import startup
 from modelrunner.runner.sockets import bind_sockets, is_loopback, normalize_host, reserve_port, url_host
 from modelrunner.runner.supervisor import Supervisor
@@ -102,8 +115,9 @@ def serve(
     server's ``modelrunner.server.worker``).
 
     The workers start first (their imports are most of a cold start) and are told which targets to expect,
-    so none takes traffic before it serves them; meanwhile the targets are checked and written. A target
-    that does not resolve stops the workers and raises (one line in the CLI).
+    so none takes traffic before it serves them. The first one checks and writes them (``write_expected``:
+    this process then never imports the registry) unless a ``registry`` is given, which is written here. A
+    target that does not resolve stops the workers and raises (one line in the CLI).
 
     ``settings`` None: read them (``Settings()``) here. On a loopback host that happens after the workers
     are spawned (importing pydantic-settings is ~0.1 s of CPU, two thirds of the supervisor's start); beyond
@@ -121,6 +135,8 @@ def serve(
     metrics_dir = tempfile.mkdtemp(prefix="modelrunner-metrics-")
     child_argv = ["--host", host, "--port", str(bound)] + (["--keep-previous"] if keep_previous else [])
     expect = [arg for name, target in (endpoints or {}).items() for arg in ("--expect", f"{name}={target}")]
+    # no registry opened here: the first worker writes the targets (it opens the registry anyway)
+    report = None if registry is not None else Path(metrics_dir) / REPORT_NAME
     if grpc_sock is not None:
         child_argv += ["--grpc-port", str(grpc_sock.getsockname()[1])]
         log.info("serving gRPC on %s:%d", url_host(host), grpc_sock.getsockname()[1])
@@ -129,12 +145,18 @@ def serve(
         child_argv,
         _child_env(metrics_dir, workers),
         first_argv=expect,
+        lead_argv=[] if report is None else ["--write-expected", str(report)],
         liveness_timeout_s=None if settings is None else settings.liveness_timeout_s,
         entry=entry,
     )
     startup.mark("bind")
     try:
-        _run(supervisor, host, bound, before=lambda: _settle(supervisor, settings, host, registry, endpoints))
+        _run(
+            supervisor,
+            host,
+            bound,
+            before=lambda: _settle(supervisor, settings, host, registry, endpoints, report),
+        )
     finally:
         if grpc_sock is not None:
             grpc_sock.close()
@@ -148,15 +170,20 @@ def _settle(
     host: str,
     registry: Any,
     endpoints: Mapping[str, str] | None,
+    report: Path | None = None,
 ) -> None:
     """While the workers start: read the settings (unless given), check the exposure they allow, apply
-    them to the supervisor, write ``endpoints`` into the desired state."""
+    them to the supervisor, write ``endpoints`` into the desired state -- or, with a ``report`` file, wait
+    for the first worker to have written them (:func:`write_expected`)."""
     if settings is None:
         settings = _read_settings()
         check_exposure(host, settings, registry)
     supervisor.liveness_timeout_s = settings.liveness_timeout_s
     supervisor.grace_s = settings.drain_timeout_s + 10.0
-    _write_endpoints(settings, registry, endpoints)
+    if report is None:
+        _write_endpoints(settings, registry, endpoints)
+    else:
+        _await_report(supervisor, report)
 
 
 def _read_settings() -> Settings:
@@ -175,6 +202,65 @@ def _write_endpoints(settings: Settings, registry: Any, endpoints: Mapping[str, 
         registry = Registry(settings)
     ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
     prefetch(registry, endpoints.values())
+
+
+REPORT_NAME = "expected.json"
+"""The file the first worker reports its :func:`write_expected` in (in the run's metrics folder, which
+prometheus-client reads only ``*.db`` files of)."""
+
+_ERRORS: dict[str, type[ModelrunnerError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        Unavailable,
+        Unauthenticated,
+        PermissionDenied,
+        ResourceExhausted,
+        DeadlineExceeded,
+    )
+}
+
+
+def write_expected(settings: Settings, registry: Any, endpoints: Mapping[str, str], report: Path) -> bool:
+    """In ``serve``'s first worker (``--write-expected``), as soon as it has opened the registry: remove
+    orphans, write ``endpoints`` into the desired state, report the outcome to the supervisor. The worker
+    imports the registry in any case; the supervisor importing it too (SQLAlchemy, the contracts, NumPy:
+    ~0.4 s of CPU) competed with the workers' start for the same cores. False: a target did not resolve
+    (reported; the supervisor stops everything and says why in one line)."""
+    _collect_orphans(settings)
+    outcome: dict[str, str] = {"code": "ok"}
+    try:
+        if endpoints:
+            ensure_endpoints(registry, endpoints, actor=settings.resolved_actor())
+    except ModelrunnerError as exc:
+        outcome = {"code": exc.code, "message": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported as the supervisor's own error would be
+        log.debug("writing the --endpoint targets failed", exc_info=True)
+        outcome = {"code": "internal", "message": f"unexpected {type(exc).__name__}: {exc}"}
+    partial = report.with_suffix(".part")
+    partial.write_text(json.dumps(outcome))
+    os.replace(partial, report)  # the supervisor never reads half of it
+    return outcome["code"] == "ok"
+
+
+def _await_report(supervisor: Supervisor, report: Path) -> None:
+    """Until the first worker reported :func:`write_expected`; its error is raised here, as the
+    supervisor's own was when it wrote the targets itself."""
+    lead = supervisor.slots[0]
+    while not report.exists():
+        proc = lead.proc
+        code = None if proc is None else proc.poll()
+        if code is not None and not report.exists():
+            raise FailedPrecondition(
+                f"worker 0 exited (code {code}) before it wrote the desired state; its log above says why"
+            )
+        time.sleep(0.01)
+    outcome = json.loads(report.read_text())
+    if outcome["code"] != "ok":
+        raise _ERRORS.get(outcome["code"], ModelrunnerError)(outcome["message"])
 
 
 def prefetch(registry: Any, targets: Iterable[str]) -> None:

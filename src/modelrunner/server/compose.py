@@ -14,6 +14,7 @@ imported (server/shell.py).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelrunner.monitoring.observer import RequestObserver
@@ -70,6 +71,7 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     from modelrunner.runner import startup
     from modelrunner.runner.runtime import Runtime
     from modelrunner.runner.sockets import is_loopback
+    from modelrunner.runner.workers import write_expected
     from modelrunner.security.trust import install_policy
     from modelrunner.server.fastproto import fast_protocol
 
@@ -87,6 +89,9 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     )
     # pickle loads need a trust decision beyond loopback (docs/security.md)
     install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
+    report = args.write_expected  # serve's first worker writes its --endpoint targets (runner.workers)
+    if report and not write_expected(settings, runtime.registry, expect, Path(report)):
+        raise SystemExit(2)  # the supervisor says why, in one line
     startup.mark("registry")
     app = build_worker(
         runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True, observer=observer
