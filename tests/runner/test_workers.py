@@ -93,3 +93,5 @@ def test_the_first_worker_writes_the_targets_and_reports_errors_the_supervisor_r
     lead.slots[0].proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     with pytest.raises(FailedPrecondition, match=r"worker 0 exited \(code 3\) before it wrote"):
         _await_report(lead, tmp_path / "never.json")
+    lead.signalled = True  # a stop signal: the wait ends, the caller stops the workers
+    _await_report(lead, tmp_path / "never.json")

@@ -81,6 +81,7 @@ class Supervisor:
         self.lead_argv = lead_argv or []  # for slot 0's first worker only (``--write-expected``)
         self.env = env
         self.stopping = False
+        self.signalled = False  # a stop signal arrived (set by the caller's handler)
 
     def start(self) -> None:
         for slot in self.slots:

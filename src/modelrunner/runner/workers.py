@@ -248,9 +248,11 @@ def write_expected(settings: Settings, registry: Any, endpoints: Mapping[str, st
 
 def _await_report(supervisor: Supervisor, report: Path) -> None:
     """Until the first worker reported :func:`write_expected`; its error is raised here, as the
-    supervisor's own was when it wrote the targets itself."""
+    supervisor's own was when it wrote the targets itself. A signal to stop ends the wait."""
     lead = supervisor.slots[0]
     while not report.exists():
+        if supervisor.signalled:
+            return  # asked to stop: the caller stops the workers
         proc = lead.proc
         code = None if proc is None else proc.poll()
         if code is not None and not report.exists():
@@ -313,6 +315,7 @@ def _run(supervisor: Supervisor, host: str, port: int, before: Callable[[], None
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested.append(signum)
+        supervisor.signalled = True  # ends a wait for the first worker's report (_await_report)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
