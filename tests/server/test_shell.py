@@ -146,12 +146,13 @@ def test_lifespan_starts_and_stops_runtime_and_grpc_in_order(settings: Settings)
 
 
 def test_a_worker_does_not_import_fastapi_before_it_takes_traffic(tmp_home: Path) -> None:
-    """(Its registry is a fresh one under ``tmp_home``, not the user's default.)"""
+    """Nor protobuf or gRPC (on the first request that needs them). (Its registry is a fresh one under
+    ``tmp_home``, not the user's default.)"""
     code = (
-        "import argparse, sys; from modelrunner.server import compose; "
-        "compose.worker_server(argparse.Namespace(port=1, slot=0, keep_previous=False, expect=[], "
-        "grpc_port=None, host='127.0.0.1')); "
-        "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))"
+        "import sys; from modelrunner.runner.child import parse_args; "
+        "from modelrunner.server import compose; "
+        "compose.worker_server(parse_args(['--fd', '0', '--slot', '0', '--port', '1'])); "
+        "print(sorted(m for m in ('fastapi', 'starlette', 'google.protobuf', 'grpc') if m in sys.modules))"
     )
     env = {**os.environ, "MODELRUNNER_HOME": str(tmp_home)}
     out = subprocess.run(

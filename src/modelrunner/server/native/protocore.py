@@ -9,12 +9,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelrunner.contract import Contract
-from modelrunner.contract.proto import (
-    SERVICE,
-    columns_to_response_bytes,
-    endpoint_package,
-    request_to_columns,
-)
 from modelrunner.errors import ModelrunnerError
 from modelrunner.runner.endpoint import Endpoint, Prediction
 from modelrunner.server import request_meta, wire
@@ -25,12 +19,21 @@ PROTOBUF = "application/x-protobuf"
 _PROTOBUF_TYPES = frozenset(
     {PROTOBUF, "application/protobuf", "application/vnd.google.protobuf", "application/x-google-protobuf"}
 )
-package_of = endpoint_package
-"""An endpoint's proto package: ``digits`` -> ``modelrunner.digits`` (the one rule, in contract.proto)."""
+# contract.proto (protobuf's runtime) is imported on the first protobuf request: the worker's shell imports
+# this module to intercept one, and a worker that never gets one never imports protobuf (docs/performance.md)
+
+
+def package_of(endpoint: str) -> str:
+    """An endpoint's proto package: ``digits`` -> ``modelrunner.digits`` (the one rule, in contract.proto)."""
+    from modelrunner.contract.proto import endpoint_package
+
+    return endpoint_package(endpoint)
 
 
 def service_of(endpoint: str) -> str:
     """The full gRPC service name of an endpoint: ``modelrunner.digits.Model``."""
+    from modelrunner.contract.proto import SERVICE
+
     return f"{package_of(endpoint)}.{SERVICE}"
 
 
@@ -59,6 +62,8 @@ def decode_request(
 ) -> dict[str, Any]:
     """``Request`` bytes -> validated input columns of ``contract`` (zero rows answer zero rows; more than
     ``max_rows`` is a 413, counted on the wire before any row is decoded)."""
+    from modelrunner.contract.proto import request_to_columns
+
     return dict(request_to_columns(data, contract, package, max_rows=max_rows))
 
 
@@ -99,6 +104,8 @@ async def predict(
 
 
 def encode_response(endpoint: Endpoint, pred: Prediction) -> bytes:
+    from modelrunner.contract.proto import columns_to_response_bytes
+
     contract = answering_contract(endpoint, pred)
     return columns_to_response_bytes(pred.columns, contract, package_of(endpoint.name))
 
