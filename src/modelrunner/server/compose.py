@@ -71,7 +71,6 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     from modelrunner.runner import startup
     from modelrunner.runner.runtime import Runtime
     from modelrunner.runner.sockets import is_loopback
-    from modelrunner.runner.workers import write_expected
     from modelrunner.security.trust import install_policy
     from modelrunner.server.fastproto import fast_protocol
 
@@ -90,8 +89,11 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     # pickle loads need a trust decision beyond loopback (docs/security.md)
     install_policy(runtime.registry, settings, strict=not is_loopback(args.host))
     report = args.write_expected  # serve's first worker writes its --endpoint targets (runner.workers)
-    if report and not write_expected(settings, runtime.registry, expect, Path(report)):
-        raise SystemExit(2)  # the supervisor says why, in one line
+    if report:
+        from modelrunner.runner.workers import write_expected  # (the others never import it)
+
+        if not write_expected(settings, runtime.registry, expect, Path(report)):
+            raise SystemExit(2)  # the supervisor says why, in one line
     startup.mark("registry")
     app = build_worker(
         runtime, settings, host=args.host, grpc_port=args.grpc_port, refreeze=True, observer=observer
