@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -170,3 +171,28 @@ def test_opening_an_up_to_date_database_does_not_import_alembic(tmp_path) -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_turning_on_wal_is_retried_while_the_database_is_locked() -> None:
+    """SQLite may answer "database is locked" to ``PRAGMA journal_mode=WAL`` at once, without its busy
+    timeout, while another connection opens a new database: retried until it passes or the deadline."""
+
+    class Cursor:
+        def __init__(self, fails: int, error: str = "database is locked") -> None:
+            self.fails, self.error, self.calls = fails, error, 0
+
+        def execute(self, sql: str) -> None:
+            assert sql == "PRAGMA journal_mode=WAL"
+            self.calls += 1
+            if self.calls <= self.fails:
+                raise sqlite3.OperationalError(self.error)
+
+    locked_twice = Cursor(2)
+    db.set_wal(locked_twice)
+    assert locked_twice.calls == 3
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        db.set_wal(Cursor(1000), deadline_s=0.05)  # past the deadline: the error
+    other = Cursor(1, "disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        db.set_wal(other)  # not a lock: not retried
+    assert other.calls == 1

@@ -7,6 +7,8 @@ processes: an advisory lock on PostgreSQL, a write transaction on SQLite).
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,7 +109,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
         cur = dbapi_conn.cursor()
         if not memory:
-            cur.execute("PRAGMA journal_mode=WAL")
+            set_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -119,6 +121,26 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def set_wal(cur: Any, deadline_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
+    """``PRAGMA journal_mode=WAL`` on a new connection, retried while SQLite answers "database is locked".
+
+    Turning a new database to WAL needs a lock that another connection opening it at the same moment may
+    hold, and SQLite can answer that busy at once instead of through the busy timeout: seen once in CI as
+    "cannot connect ...: database is locked" with six threads opening a new registry together (what the
+    workers of ``serve`` do on a new home)."""
+    deadline = time.monotonic() + deadline_s
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 @contextmanager
