@@ -206,3 +206,20 @@ def require(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtra(extra, module) from exc
+
+
+BY_CODE: dict[str, type[ModelrunnerError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        FailedPrecondition,
+        Unavailable,
+        Unauthenticated,
+        PermissionDenied,
+        ResourceExhausted,
+        DeadlineExceeded,
+    )
+}
+"""A protocol-neutral ``code`` -> the class that raises it (errors crossing a process or HTTP boundary)."""

@@ -13,19 +13,8 @@ from typing import Any
 import httpx
 
 from modelrunner import errors
-from modelrunner.errors import ModelrunnerError
+from modelrunner.errors import BY_CODE, ModelrunnerError
 
-BY_CODE: dict[str, type[ModelrunnerError]] = {
-    "invalid_argument": errors.InvalidArgument,
-    "not_found": errors.NotFound,
-    "already_exists": errors.AlreadyExists,
-    "failed_precondition": errors.FailedPrecondition,
-    "unavailable": errors.Unavailable,
-    "unauthenticated": errors.Unauthenticated,
-    "permission_denied": errors.PermissionDenied,
-    "resource_exhausted": errors.ResourceExhausted,
-    "deadline_exceeded": errors.DeadlineExceeded,
-}
 BY_STATUS = {
     400: "invalid_argument",
     401: "unauthenticated",

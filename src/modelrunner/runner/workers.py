@@ -30,18 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from modelrunner.errors import (
-    AlreadyExists,
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    ModelrunnerError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    Unauthenticated,
-    Unavailable,
-)
+from modelrunner.errors import BY_CODE, FailedPrecondition, InvalidArgument, ModelrunnerError, NotFound
 from modelrunner.runner import startup
 from modelrunner.runner.sockets import bind_sockets, is_loopback, normalize_host, reserve_port, url_host
 from modelrunner.runner.supervisor import Supervisor
@@ -208,21 +197,6 @@ REPORT_NAME = "expected.json"
 """The file the first worker reports its :func:`write_expected` in (in the run's metrics folder, which
 prometheus-client reads only ``*.db`` files of)."""
 
-_ERRORS: dict[str, type[ModelrunnerError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        NotFound,
-        AlreadyExists,
-        FailedPrecondition,
-        Unavailable,
-        Unauthenticated,
-        PermissionDenied,
-        ResourceExhausted,
-        DeadlineExceeded,
-    )
-}
-
 
 def write_expected(settings: Settings, registry: Any, endpoints: Mapping[str, str], report: Path) -> bool:
     """In ``serve``'s first worker (``--write-expected``), as soon as it has opened the registry: remove
@@ -262,7 +236,7 @@ def _await_report(supervisor: Supervisor, report: Path) -> None:
         time.sleep(0.01)
     outcome = json.loads(report.read_text())
     if outcome["code"] != "ok":
-        raise _ERRORS.get(outcome["code"], ModelrunnerError)(outcome["message"])
+        raise BY_CODE.get(outcome["code"], ModelrunnerError)(outcome["message"])
 
 
 def prefetch(registry: Any, targets: Iterable[str]) -> None:

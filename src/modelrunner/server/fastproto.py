@@ -115,8 +115,8 @@ class FastPathProtocol(GuardedHttpToolsProtocol):
         raw_path = _plain_path(self.url)
         if raw_path is None:
             return None
-        length = _plain_length(self.headers)
-        if length is None or length > min(OFFLOAD_BYTES, plane.max_bytes):
+        json_body, length, chunked = plain.read_head(self.headers)
+        if not json_body or chunked or length is None or length > min(OFFLOAD_BYTES, plane.max_bytes):
             return None
         path = raw_path.decode("ascii")
         endpoint = plain.endpoint_at(plane.endpoints, path)
@@ -197,22 +197,6 @@ def _plain_path(url: bytes) -> bytes | None:
             return None
         url = parsed.path
     return None if b"%" in url else url
-
-
-def _plain_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The ``content-length`` of a plain predict request's headers, in one pass: None when it has none, a
-    transfer-encoding, a body that is not JSON, or asks for a protobuf answer (``plain.endpoint_for``)."""
-    length = None
-    json_body = False
-    for name, value in headers:
-        if name == b"content-length":
-            if value.isdigit():
-                length = int(value)
-        elif name == b"content-type":
-            json_body = plain.is_json(value)
-        elif name == b"transfer-encoding" or (name == b"accept" and b"protobuf" in value.lower()):
-            return None
-    return length if json_body else None
 
 
 def fast_protocol(

@@ -11,7 +11,7 @@ worker's ``shell.WorkerApp`` (before FastAPI is even imported): nothing here imp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,15 +37,28 @@ JSON = b"application/json"
 
 def endpoint_for(endpoints: Mapping[str, Endpoint], scope: Scope) -> Endpoint | None:
     """The endpoint a plain predict request (see the module docstring) is for, else None."""
-    if scope.get("query_string"):
+    if scope.get("query_string") or not read_head(scope["headers"])[0]:
         return None
-    json_body = False
-    for key, value in scope["headers"]:
-        if key == b"content-type":
-            json_body = is_json(value)
+    return endpoint_at(endpoints, scope["path"])
+
+
+def read_head(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, int | None, bool]:
+    """One pass over a request's raw headers: (plain -- a JSON body not asking for a protobuf answer --, its
+    ``content-length`` or None, whether it has a ``transfer-encoding``). The length and transfer-encoding
+    are only read through for a plain request."""
+    json_body = chunked = False
+    length = None
+    for key, value in headers:
+        if key == b"content-length":
+            if value.isdigit():
+                length = int(value)
+        elif key == b"content-type":
+            json_body = value == JSON or value.split(b";", 1)[0].strip().lower() == JSON
+        elif key == b"transfer-encoding":
+            chunked = True
         elif key == b"accept" and b"protobuf" in value.lower():
-            return None
-    return endpoint_at(endpoints, scope["path"]) if json_body else None
+            return False, length, chunked
+    return json_body, length, chunked
 
 
 def endpoint_at(endpoints: Mapping[str, Endpoint], path: str) -> Endpoint | None:
@@ -56,11 +69,6 @@ def endpoint_at(endpoints: Mapping[str, Endpoint], path: str) -> Endpoint | None
     if not name or "/" in name:
         return None
     return endpoints.get(name)
-
-
-def is_json(content_type: bytes) -> bool:
-    """A ``content-type`` value that says JSON (parameters such as a charset allowed)."""
-    return content_type == JSON or content_type.split(b";", 1)[0].strip().lower() == JSON
 
 
 async def intercept(plane: DataPlane, scope: Scope, receive: Receive, send: Send) -> bool:
