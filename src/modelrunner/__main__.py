@@ -2,6 +2,6 @@
 
 import sys
 
-from modelrunner.cli.main import main
+from modelrunner.cli.entry import main
 
 sys.exit(main())

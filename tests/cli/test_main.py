@@ -37,7 +37,7 @@ def test_serve_imports_neither_the_other_commands_nor_the_registry() -> None:
         f"print(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['modelrunner.cli.main', 'modelrunner.cli.serve']"
+    assert out.stdout.strip() == "['modelrunner.cli.entry', 'modelrunner.cli.main', 'modelrunner.cli.serve']"
 
 
 def test_help_and_unknown_commands_still_see_every_command() -> None:

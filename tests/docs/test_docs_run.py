@@ -56,7 +56,7 @@ EXPECTED_SKIPS = {
     "training.md:174": "runs a server and ~3000 requests for a minute or more; "
     "tests/training/test_drift_demo.py runs its shortened form",
     "onboarding.md:217": "the version number of the CNN depends on the candidates the build trained",
-    "runner.md:259": "serves until stopped; tests/runner/test_ondemand_serve.py runs it over 1,000 models",
+    "runner.md:262": "serves until stopped; tests/runner/test_ondemand_serve.py runs it over 1,000 models",
 }
 
 

@@ -4,6 +4,7 @@ server (token, errors), TCP_NODELAY (no 40 ms Nagle stalls), graceful SIGTERM.""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -58,6 +59,42 @@ def test_bad_endpoint_option_is_one_line(tmp_path: Path) -> None:
     out = run_cli(tmp_path, "serve", "--port", "0", "--endpoint", "toy=nosuchmodel@3")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "nosuchmodel" in out.stderr
+
+
+def _processes_with(home: Path) -> list[int]:
+    """Live processes whose environment names ``home`` (a lead worker left behind would)."""
+    found, needle = [], f"MODELRUNNER_HOME={home}\0".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+def test_a_refused_serve_leaves_no_lead_worker_behind(tmp_path: Path) -> None:
+    """``serve`` spawns its first worker before it parses its command line (runner/lead.py): a usage error,
+    an exposure refused, a port in use each kill it and remove its metrics folder."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"TMPDIR": str(temp)}
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        for args in (
+            ("--port", "0", "--workers", "zero"),
+            ("--host", "0.0.0.0", "--port", "0"),
+            ("--port", str(taken.getsockname()[1])),
+        ):
+            out = run_cli(tmp_path, "serve", *args, env=env)
+            assert out.returncode == 2, out.stderr
+            assert not _processes_with(tmp_path) and not list(temp.iterdir()), (args, out.stderr)
+    finally:
+        taken.close()
+    assert run_cli(tmp_path, "serve", "--help", env=env).returncode == 0
 
 
 def test_admin_client_nodelay_and_graceful_stop(tmp_path: Path) -> None:

@@ -80,3 +80,5 @@ def test_serve_timings_logs_every_process_start(tmp_path: Path) -> None:
         assert re.search(SPAN.format(phase), supervisor[0]), supervisor[0]
     for phase in ("spawn", "imports", "registry", "app", "runtime", "bind", "load", "warmup"):
         assert re.search(SPAN.format(phase), worker[0]), worker[0]
+    # w0 was spawned before the command line was parsed, then handed its arguments (runner/lead.py)
+    assert re.search(rf"imports [\d.]+/[\d.]+s \| {SPAN.format('arguments')} \| ", worker[0]), worker[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from modelrunner.cli.entry import WORKER
 from modelrunner.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def serve(
         targets,
         keep_previous=keep_previous,
         grpc_port=grpc_port,
-        entry="modelrunner.server.worker",
+        entry=WORKER,
     )
     raise typer.Exit(code)
 

@@ -3,7 +3,8 @@
 The process entry is ``python -m modelrunner.server.worker --fd N --slot I ...``: it calls :func:`run` with
 the server's composition root (``server.compose.worker_server``), which builds a :class:`Runtime` and the
 apps over it. This module imports nothing of server/: it parses the arguments, builds the server through the
-callable it is given, and serves the inherited listening socket with it. Exits when its parent dies. With
+callable it is given, and serves the inherited listening socket with it (``serve``'s first worker is given
+them later, through a control socket: runner/lead.py). Exits when its parent dies. With
 ``--beat-fd`` its event loop writes a byte to that pipe every ``--beat-interval`` seconds: the supervisor
 replaces a worker whose loop stops beating (supervisor.py).
 """
@@ -16,12 +17,13 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from modelrunner.runner import startup
+from modelrunner.runner import lead, startup
 
 log = logging.getLogger("modelrunner.runner.child")
 
@@ -118,9 +120,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(argv: list[str] | None, build: Callable[[argparse.Namespace], WorkerServer]) -> int:
-    """Run one worker: ``build(args)`` makes its server, which then serves the inherited socket."""
-    args = parse_args(argv)
+def run(
+    argv: list[str] | None,
+    build: Callable[[argparse.Namespace], WorkerServer],
+    prepare: Callable[[], None] | None = None,
+) -> int:
+    """Run one worker: ``build(args)`` makes its server, which then serves the inherited socket.
+
+    ``serve``'s lead worker (``--lead-control N``, runner/lead.py) runs ``prepare`` (its imports) first, then
+    waits for its arguments; it exits at once if the supervisor closes the control socket instead."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == [lead.FLAG]:
+        if prepare is not None:
+            prepare()
+        received = lead.receive(int(args[1]))
+        if received is None:
+            return 0
+        startup.mark("arguments")
+        args = received
+    return _run(parse_args(args), build)
+
+
+def _run(args: argparse.Namespace, build: Callable[[argparse.Namespace], WorkerServer]) -> int:
     logging.basicConfig(
         level=logging.WARNING, format=f"%(asctime)s w{args.slot} %(levelname)s %(name)s: %(message)s"
     )

@@ -18,6 +18,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelrunner.runner.lead import Lead
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ class Supervisor:
         liveness_timeout_s: float | None = None,
         *,
         entry: str,
+        lead: Lead | None = None,
     ) -> None:
         self.slots = [Slot(i, s) for i, s in enumerate(sockets)]
         self.entry = entry  # the worker's module, run with ``python -m`` (runner.child.run inside)
@@ -79,6 +84,7 @@ class Supervisor:
         # which may have moved on since ``serve`` wrote its ``--endpoint`` targets.
         self.first_argv = first_argv or []
         self.lead_argv = lead_argv or []  # for slot 0's first worker only (``--write-expected``)
+        self.lead = lead  # spawned before the command line was parsed: slot 0's first worker (runner/lead.py)
         self.env = env
         self.stopping = False
         self.signalled = False  # a stop signal arrived (set by the caller's handler)
@@ -107,8 +113,14 @@ class Supervisor:
             *self.child_argv,
             *(extra or []),
         ]
+        lead, self.lead = (self.lead, None) if slot.index == 0 else (None, self.lead)
         try:
-            slot.proc = subprocess.Popen(argv, pass_fds=[fd, beat_w], env=self.env, process_group=0)
+            if lead is not None and lead.hand_over(argv[3:], self.env, [fd, beat_w]):
+                slot.proc = lead.proc
+            else:
+                if lead is not None:
+                    lead.close()
+                slot.proc = subprocess.Popen(argv, pass_fds=[fd, beat_w], env=self.env, process_group=0)
         finally:
             os.close(beat_w)
         slot.beats, slot.beaten, slot.kill_at = beats, False, None

@@ -31,6 +31,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from modelrunner.errors import BY_CODE, FailedPrecondition, InvalidArgument, ModelrunnerError, NotFound
+from modelrunner.runner import lead as leads
 from modelrunner.runner import startup
 from modelrunner.runner.sockets import bind_sockets, is_loopback, normalize_host, reserve_port, url_host
 from modelrunner.runner.supervisor import Supervisor
@@ -106,7 +107,8 @@ def serve(
     The workers start first (their imports are most of a cold start) and are told which targets to expect,
     so none takes traffic before it serves them. The first one checks and writes them (``write_expected``:
     this process then never imports the registry) unless a ``registry`` is given, which is written here. A
-    target that does not resolve stops the workers and raises (one line in the CLI).
+    target that does not resolve stops the workers and raises (one line in the CLI). ``modelrunner serve``
+    spawned slot 0's first worker before it parsed its command line (runner/lead.py): it is adopted here.
 
     ``settings`` None: read them (``Settings()``) here. On a loopback host that happens after the workers
     are spawned (importing pydantic-settings is ~0.1 s of CPU, two thirds of the supervisor's start); beyond
@@ -118,10 +120,32 @@ def serve(
         settings = _read_settings()
     if settings is not None:
         check_exposure(host, settings, registry)
+    lead = leads.take(entry) if registry is None else None  # `modelrunner serve`'s first worker (lead.py)
+    try:
+        _serve(settings, host, port, workers, endpoints, keep_previous, registry, grpc_port, entry, lead)
+    finally:
+        if lead is not None:  # handed over: stopped with the others; else killed here
+            lead.close()
+            shutil.rmtree(lead.metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _serve(
+    settings: Settings | None,
+    host: str,
+    port: int,
+    workers: int,
+    endpoints: Mapping[str, str] | None,
+    keep_previous: bool,
+    registry: Any,
+    grpc_port: int | None,
+    entry: str,
+    lead: leads.Lead | None,
+) -> None:
     grpc_sock = reserve_port(host, grpc_port) if grpc_port is not None else None
     sockets = bind_sockets(host, port, workers)
     bound = sockets[0].getsockname()[1]
-    metrics_dir = tempfile.mkdtemp(prefix="modelrunner-metrics-")
+    metrics_dir = lead.metrics_dir if lead is not None else tempfile.mkdtemp(prefix="modelrunner-metrics-")
     child_argv = ["--host", host, "--port", str(bound)] + (["--keep-previous"] if keep_previous else [])
     expect = [arg for name, target in (endpoints or {}).items() for arg in ("--expect", f"{name}={target}")]
     # no registry opened here: the first worker writes the targets (it opens the registry anyway)
@@ -137,6 +161,7 @@ def serve(
         lead_argv=[] if report is None else ["--write-expected", str(report)],
         liveness_timeout_s=None if settings is None else settings.liveness_timeout_s,
         entry=entry,
+        lead=lead,
     )
     startup.mark("bind")
     try:
@@ -150,7 +175,6 @@ def serve(
         if grpc_sock is not None:
             grpc_sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
 
 
 def _settle(

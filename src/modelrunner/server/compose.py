@@ -14,6 +14,7 @@ imported (server/shell.py).
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,9 +64,23 @@ def tls_options(settings: Settings) -> dict[str, Any]:
     return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
 
 
+@functools.cache
+def preload() -> None:
+    """Import what :func:`worker_server` needs, and end the start-up span "imports" (once). ``serve``'s
+    first worker runs it before its arguments arrive (runner/lead.py)."""
+    import uvicorn  # noqa: F401
+
+    from modelrunner.runner import runtime, sockets, startup  # noqa: F401
+    from modelrunner.security import trust  # noqa: F401
+    from modelrunner.server import fastproto  # noqa: F401
+
+    startup.mark("imports")
+
+
 def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     """uvicorn over :func:`build_worker`'s shell for the worker ``args`` describe (``runner.child``'s
     arguments): traffic once the models are loaded, the routed app built in a thread right after."""
+    preload()
     import uvicorn
 
     from modelrunner.runner import startup
@@ -74,7 +89,6 @@ def worker_server(args: argparse.Namespace) -> uvicorn.Server:
     from modelrunner.security.trust import install_policy
     from modelrunner.server.fastproto import fast_protocol
 
-    startup.mark("imports")
     settings = Settings()
     observer = PROMETHEUS
     expect = dict(item.partition("=")[::2] for item in args.expect)

@@ -17,11 +17,11 @@ if __name__ == "__main__":  # a worker process: no automatic collections until i
 
 # isort: split
 from modelrunner.runner import child  # noqa: E402
-from modelrunner.server.compose import worker_server  # noqa: E402
+from modelrunner.server.compose import preload, worker_server  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    return child.run(argv, worker_server)
+    return child.run(argv, worker_server, prepare=preload)
 
 
 if __name__ == "__main__":
