@@ -1,4 +1,4 @@
-"""The request path through the HTTP protocol, in-process: the bytes of a request in, the bytes of its answer out.
+"""The request path through the HTTP protocol, in-process: a request's bytes in, its answer's bytes out.
 
     python bench/wirehot.py [--rows 1] [--wave 8] [--requests 3200] [--samples 5] [--profile 30]
 
@@ -110,7 +110,9 @@ def waver(conns: list[tuple[Any, Transport]], raw: bytes) -> Callable[[], Awaita
     return wave
 
 
-async def measure(home: Path, body: bytes, bare_body: bytes, model_path: Path, args: argparse.Namespace) -> None:
+async def measure(
+    home: Path, body: bytes, bare_body: bytes, model_path: Path, args: argparse.Namespace
+) -> None:
     import uvicorn
 
     from modelrunner.registry.registry import Registry
@@ -141,10 +143,10 @@ async def measure(home: Path, body: bytes, bare_body: bytes, model_path: Path, a
     for config in (ours_config, bare_config):
         config.load()
     try:
-        wave = waver(connections(ours_config.http_protocol_class, ours_config, args.wave), request(hotpath.PATH, body))
-        bare_wave = waver(
-            connections(bare_config.http_protocol_class, bare_config, args.wave), request("/predict", bare_body)
-        )
+        ours_conns = connections(ours_config.http_protocol_class, ours_config, args.wave)
+        bare_conns = connections(bare_config.http_protocol_class, bare_config, args.wave)
+        wave = waver(ours_conns, request(hotpath.PATH, body))
+        bare_wave = waver(bare_conns, request("/predict", bare_body))
         for _ in range(20):
             await wave()
             await bare_wave()
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", type=int, choices=models.ROWS, default=1)
     p.add_argument("--requests", type=int, default=3200)
     p.add_argument("--samples", type=int, default=5, help="measurements of each (the median is printed)")
-    p.add_argument("--wave", type=int, default=8, help="connections, one request each a wave (8: c16 per worker)")
+    p.add_argument("--wave", type=int, default=8, help="connections (8: c16 per worker)")
     p.add_argument("--profile", type=int, default=0, help="print the N most expensive functions of ours")
     p.add_argument("--only", default="", help="with --profile: only functions whose path matches this regex")
     p.add_argument("--no-metrics", action="store_true", help="ours records no request metrics")
