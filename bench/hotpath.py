@@ -117,20 +117,27 @@ def median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-async def measure(
-    home: Path, body: bytes, bare_body: bytes, model_path: Path, args: argparse.Namespace
-) -> None:
+def digits_runtime(home: Path, worker_id: str, **options: Any) -> tuple[Any, Any, Any]:
+    """(settings, registry, runtime) of ``home`` with the endpoint ``digits`` serving ``digits@1`` (the
+    runtime not started; ``options`` are the Runtime's). Also used by wirehot.py."""
     from modelrunner.registry.registry import Registry
-    from modelrunner.runner.config import set_endpoint_config
-    from modelrunner.runner.memory import freeze_startup_heap
     from modelrunner.runner.runtime import Runtime
-    from modelrunner.server.app import create_app
     from modelrunner.settings import Settings
 
     settings = Settings(home=home)
     registry = Registry(settings)
     registry.set_endpoint("digits", "digits@1")
-    runtime = Runtime(registry, settings, worker_id="hotpath")
+    return settings, registry, Runtime(registry, settings, worker_id=worker_id, **options)
+
+
+async def measure(
+    home: Path, body: bytes, bare_body: bytes, model_path: Path, args: argparse.Namespace
+) -> None:
+    from modelrunner.runner.config import set_endpoint_config
+    from modelrunner.runner.memory import freeze_startup_heap
+    from modelrunner.server.app import create_app
+
+    settings, registry, runtime = digits_runtime(home, "hotpath")
     app: Any = create_app(runtime, settings)
     if args.app == "worker":  # what a served worker runs: server/shell.py in front of the routed app
         from modelrunner.server.shell import WorkerApp
@@ -246,7 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         default="worker",
         help="the app a served worker runs (default), or create_app's routed app alone",
     )
-    args = p.parse_args(argv)
+    run_measure(measure, p.parse_args(argv))
+    return 0
+
+
+Measure = Callable[[Path, bytes, bytes, Path, argparse.Namespace], Awaitable[None]]
+
+
+def run_measure(measure: Measure, args: argparse.Namespace) -> None:
+    """``measure(home, body, bare body, model path, args)`` over a new home with the digits LR pushed, the
+    bodies of ``args.rows`` rows (also used by wirehot.py)."""
     paths = models.prepare(envs.CACHE)
     body = models.body_path(envs.CACHE, "modelrunner", args.rows).read_bytes()
     bare_body = models.body_path(envs.CACHE, "instances", args.rows).read_bytes()
@@ -254,7 +270,6 @@ def main(argv: list[str] | None = None) -> int:
         home = Path(tmp) / "home"
         models.push_bundles(home, paths, [models.MODELS[0]])
         asyncio.run(measure(home, body, bare_body, paths[models.MODELS[0].key], args))
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import asyncio
 import cProfile
 import pstats
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,7 +28,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import hotpath, models  # noqa: E402
-from bench.peers import envs  # noqa: E402
 
 
 class Transport:
@@ -115,19 +113,13 @@ async def measure(
 ) -> None:
     import uvicorn
 
-    from modelrunner.registry.registry import Registry
     from modelrunner.runner.config import set_endpoint_config
     from modelrunner.runner.memory import freeze_startup_heap
-    from modelrunner.runner.runtime import Runtime
     from modelrunner.server.compose import build_worker
     from modelrunner.server.fastproto import fast_protocol
-    from modelrunner.settings import Settings
 
-    settings = Settings(home=home)
-    registry = Registry(settings)
-    registry.set_endpoint("digits", "digits@1")
+    settings, registry, runtime = hotpath.digits_runtime(home, "wirehot")
     set_endpoint_config(registry, "digits", {"max_batch_size": 1, "max_latency_ms": 5})  # batching off
-    runtime = Runtime(registry, settings, worker_id="wirehot")
     observer: Any = None
     if args.no_metrics:  # what the metrics cost: nothing recorded
         from modelrunner.monitoring.observer import NullObserver
@@ -183,14 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=int, default=0, help="print the N most expensive functions of ours")
     p.add_argument("--only", default="", help="with --profile: only functions whose path matches this regex")
     p.add_argument("--no-metrics", action="store_true", help="ours records no request metrics")
-    args = p.parse_args(argv)
-    paths = models.prepare(envs.CACHE)
-    body = models.body_path(envs.CACHE, "modelrunner", args.rows).read_bytes()
-    bare_body = models.body_path(envs.CACHE, "instances", args.rows).read_bytes()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        models.push_bundles(home, paths, [models.MODELS[0]])
-        asyncio.run(measure(home, body, bare_body, paths[models.MODELS[0].key], args))
+    hotpath.run_measure(measure, p.parse_args(argv))
     return 0
 
 
