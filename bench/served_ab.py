@@ -1,5 +1,6 @@
 """Served CPU per request, before and after: modelrunner from several source trees against the same-work bare
-app, each served for real (1 worker, uvicorn over a socket, wrk on keep-alive connections), interleaved.
+app, each served for real (1 worker unless ``--workers``, uvicorn over a socket, wrk on keep-alive
+connections), interleaved.
 
 ``bench/hotpath.py`` calls the app in-process: it leaves out what a served worker also pays (uvicorn's
 protocol, the socket, the worker's background tasks). This serves each variant in turn, ``--repeat`` times,
@@ -33,9 +34,9 @@ from bench import loadgen, models, procs  # noqa: E402
 from bench.peers import envs, servers  # noqa: E402
 
 
-def launch(label: str, spec: str | None, work: Path, joblib_path: Path) -> servers.Launch:
-    """The bare app (``spec`` None) or modelrunner from the source tree ``spec`` names, on 1 worker."""
-    servers.WORKERS = 1
+def launch(label: str, spec: str | None, work: Path, joblib_path: Path, workers: int = 1) -> servers.Launch:
+    """The bare app (``spec`` None) or modelrunner from the source tree ``spec`` names, on ``workers``."""
+    servers.WORKERS = workers
     port = procs.free_port()
     if spec is None:
         return servers.bare_proba(models.MODELS[0], port, work / label, joblib_path)
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rows", type=int, choices=models.ROWS, default=1)
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--workers", type=int, default=1, help="worker processes of each server (make bench: 2)")
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--batching", action="store_true", help="leave modelrunner's batching at its default")
     args = p.parse_args(argv)
@@ -97,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for round_ in range(args.repeat):
             for label, spec in variants:
-                us, rps = measure(label, launch(label, spec, work, paths["lr"]), args, work)
+                made = launch(label, spec, work, paths["lr"], args.workers)
+                us, rps = measure(label, made, args, work)
                 cpu[label].append(us)
                 print(f"round {round_ + 1} {label:>12}: {us:6.0f} us/req  {rps:7.0f} req/s", flush=True)  # noqa: T201
     base = statistics.median(cpu["bare"])
-    print(f"\n{args.rows} row(s), {args.connections} connections, 1 worker, load {procs.loadavg():.1f}")  # noqa: T201
+    setup = f"{args.rows} row(s), {args.connections} connections, {args.workers} worker(s)"
+    print(f"\n{setup}, load {procs.loadavg():.1f}")  # noqa: T201
     for label, values in cpu.items():
         mid = statistics.median(values)
         print(f"{label:>12}: {mid:6.0f} us/req (median of {len(values)}), {mid / base:.2f}x bare")  # noqa: T201
