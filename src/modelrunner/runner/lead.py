@@ -73,6 +73,11 @@ class Lead:
                 self.proc.kill()
             self.proc.wait()
 
+    def discard(self) -> None:
+        """:meth:`close`, and remove the metrics folder (nobody serves with it)."""
+        self.close()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
 
 _pending: Lead | None = None
 
@@ -105,8 +110,7 @@ def take(entry: str | None = None) -> Lead | None:
     global _pending
     lead, _pending = _pending, None
     if lead is not None and entry is not None and lead.entry != entry:
-        _pending = lead
-        discard()
+        lead.discard()
         return None
     return lead
 
@@ -115,8 +119,7 @@ def discard() -> None:
     """Kill a lead worker nobody took, and remove its metrics folder."""
     lead = take()
     if lead is not None:
-        lead.close()
-        shutil.rmtree(lead.metrics_dir, ignore_errors=True)
+        lead.discard()
 
 
 def receive(fd: int) -> list[str] | None:
@@ -125,12 +128,12 @@ def receive(fd: int) -> list[str] | None:
     closed first (the supervisor did not need this worker, or is gone)."""
     with socket.socket(fileno=fd) as sock:
         data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, len(FD_OPTIONS))
-        while len(data) >= _HEADER and len(data) < _HEADER + int.from_bytes(data[:_HEADER], "big"):
+        while data and len(data) < _size(data):
             chunk = sock.recv(1 << 16)
             if not chunk:
                 break
             data += chunk
-    if len(data) < _HEADER or len(data) != _HEADER + int.from_bytes(data[:_HEADER], "big"):
+    if not data or len(data) != _size(data):
         for received in fds:
             os.close(received)
         return None
@@ -143,3 +146,8 @@ def receive(fd: int) -> list[str] | None:
     os.environ.clear()
     os.environ.update(message["env"])
     return argv
+
+
+def _size(data: bytes) -> int:
+    """The whole message's length as far as ``data`` tells: the header's, until the header is complete."""
+    return _HEADER + (int.from_bytes(data[:_HEADER], "big") if len(data) >= _HEADER else 0)

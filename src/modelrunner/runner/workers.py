@@ -125,8 +125,7 @@ def serve(
         _serve(settings, host, port, workers, endpoints, keep_previous, registry, grpc_port, entry, lead)
     finally:
         if lead is not None:  # handed over: stopped with the others; else killed here
-            lead.close()
-            shutil.rmtree(lead.metrics_dir, ignore_errors=True)
+            lead.discard()
     return 0
 
 
