@@ -101,6 +101,15 @@ class Traffic:
         return threads
 
 
+def _logged(registry: Registry, request_ids: list[str], timeout: float = 30.0) -> None:
+    """Wait until every answer is in the prediction log (each worker flushes on its own clock): the
+    feedback batch is then stored in one pass, so the decider judges all of it or none of it."""
+    deadline = time.monotonic() + timeout
+    while len(registry.known_requests("digits", request_ids)) < len(request_ids):
+        assert time.monotonic() < deadline, "the workers did not log every answer in time"
+        time.sleep(0.1)
+
+
 def _experiment(registry: Registry, server: Server, candidate: str, data: Any) -> tuple[Any, Traffic]:
     _, _, x, y = data
     exp = registry.start_experiment(
@@ -113,6 +122,7 @@ def _experiment(registry: Registry, server: Server, candidate: str, data: Any) -
     assert {a[0] for a in traffic.answers} and all(a[0] for a in traffic.answers)
     shares = {v: sum(a[2] == v for a in traffic.answers) for v in ("production", "candidate")}
     assert shares["candidate"] >= 150 and shares["production"] >= 150, shares
+    _logged(registry, [a[0] for a in traffic.answers])
     with Client(server.url) as client:  # the ground truth arrives later, in one batch
         result = client.feedback_many("digits", [(a[0], a[1]) for a in traffic.answers])
     assert result["joined"] == REQUESTS
