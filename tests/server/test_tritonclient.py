@@ -123,6 +123,24 @@ def test_wrong_shape_is_a_clear_error_on_both(
     assert grpc_client.is_model_ready("digits")
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_values_are_refused_as_bad_input_on_both(
+    http: thttp.InferenceServerClient, grpc_client: tgrpc.InferenceServerClient, bad: float
+) -> None:
+    """Binary tensors can carry NaN and infinity (JSON cannot): the digits LR refuses them as the client's
+    error naming the input and row, never a 500 / INTERNAL."""
+    data = X.copy()
+    data[3, 7] = bad
+    for module, client, status in ((thttp, http, "422"), (tgrpc, grpc_client, "StatusCode.INVALID_ARGUMENT")):
+        inp = module.InferInput("input", list(data.shape), "FP64")
+        inp.set_data_from_numpy(data)
+        with pytest.raises(module.InferenceServerException) as info:
+            client.infer("digits", [inp])
+        assert str(info.value.status()) == status, info.value
+        assert "row 3: input 'input' is NaN or infinite" in info.value.message()
+    assert grpc_client.is_model_ready("digits")
+
+
 def test_wrong_datatype_and_unknown_model(
     http: thttp.InferenceServerClient, grpc_client: tgrpc.InferenceServerClient
 ) -> None:

@@ -22,7 +22,7 @@ from modelrunner.bundle.flavors.base import (
     matrix_fn,
     type_module,
 )
-from modelrunner.errors import BundleError, FlavorError, require
+from modelrunner.errors import BundleError, FlavorError, ValidationError, require
 
 if TYPE_CHECKING:
     from modelrunner.bundle.manifest import Manifest
@@ -99,29 +99,89 @@ def _proba_decides(model: Any) -> bool:
     )
 
 
+_COMPOSITE = frozenset({"estimator", "estimators", "base_estimator", "steps", "transformers"})
+"""Parameters that make an estimator a composite of others (left to scikit-learn's own checks)."""
+
+
+def refuses_non_finite(model: Any) -> bool:
+    """True for one scikit-learn estimator (not a pipeline or other composite) whose tags say it refuses NaN
+    and infinity: its input check is then done by :func:`checked_call` (the same refusal, ~10 us less per
+    1-row call than scikit-learn's). Older scikit-learn (no public ``get_tags``): False."""
+    get_tags = getattr(sys.modules.get("sklearn.utils"), "get_tags", None)
+    if get_tags is None or type_module(model) != "sklearn" or hasattr(model, "steps"):
+        return False
+    try:
+        params = model.get_params(deep=False)
+        if _COMPOSITE.intersection(params) or any(isinstance(v, _base_estimator()) for v in params.values()):
+            return False  # a meta-estimator (calibration, one-vs-rest): its inner calls check their arrays
+        return not get_tags(model).input_tags.allow_nan
+    except Exception:  # noqa: BLE001 - tags that cannot be read: leave scikit-learn's check on
+        return False
+
+
+def _base_estimator() -> type:
+    return require("sklearn.base", "sklearn").BaseEstimator  # type: ignore[no-any-return]
+
+
+def checked_call(fn: Any, x: Any, columns: Columns) -> Any:
+    """``fn(x)`` for a model that refuses NaN and infinity (:func:`refuses_non_finite`): a float matrix is
+    proven finite here (a ValidationError naming the input and row otherwise, a 422 rather than scikit-learn's
+    ValueError), then ``fn`` runs with scikit-learn's ``assume_finite`` set for this thread during the call
+    (its configuration is per thread), so the check is not done twice."""
+    if type(x) is not np.ndarray or x.dtype.kind != "f":
+        return fn(x)  # a DataFrame, integers, booleans, objects: scikit-learn checks them as before
+    if not np.isfinite(x).all():
+        raise _non_finite(columns)
+    sklearn = sys.modules["sklearn"]
+    before = sklearn.get_config()["assume_finite"]
+    sklearn.set_config(assume_finite=True)
+    try:
+        return fn(x)
+    finally:
+        sklearn.set_config(assume_finite=before)
+
+
+def _non_finite(columns: Columns) -> ValidationError:
+    for name, col in columns.items():
+        arr = np.asarray(col)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            row = int(np.argwhere(~np.isfinite(arr))[0][0])
+            return ValidationError(
+                f"row {row}: input {name!r} is NaN or infinite; this model accepts finite numbers only",
+                field=name,
+            )
+    return ValidationError("the input is NaN or infinite somewhere; this model accepts finite numbers only")
+
+
 def predict_fn(model: Any, manifest: Manifest, kind: str, proba: bool) -> PredictFn:
     """A predict function over an in-memory sklearn-API model (used by xgboost/lightgbm wrappers too)."""
     fields = manifest.contract.inputs
     names = getattr(model, "feature_names_in_", None)
     feature_names = [str(n) for n in names] if names is not None else None
     matrix = matrix_fn(fields, feature_names)
+    finite = refuses_non_finite(model)
 
     if kind == "classifier" and proba and _proba_decides(model):
         classes = np.asarray(model.classes_)
+        predict_proba = model.predict_proba
 
         def predict_from_proba(columns: Columns) -> Columns:
-            p = model.predict_proba(matrix(columns))
+            x = matrix(columns)
+            p = checked_call(predict_proba, x, columns) if finite else predict_proba(x)
             return {"label": classes[p.argmax(axis=1)], "proba": p}  # label_outputs, both arrays already
 
         return predict_from_proba
 
-    def predict(columns: Columns) -> Columns:
-        x = matrix(columns)
+    def outputs(x: Any) -> Columns:
         if kind == "classifier":
             return label_outputs(model.predict(x), model.predict_proba(x) if proba else None)
         if kind == "regressor":
             return {"prediction": np.asarray(model.predict(x))}
         return {"output": np.asarray(model.transform(x))}
+
+    def predict(columns: Columns) -> Columns:
+        x = matrix(columns)
+        return checked_call(outputs, x, columns) if finite else outputs(x)
 
     return predict
 
