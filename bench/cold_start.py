@@ -173,19 +173,29 @@ def cold_starts(
     """Each server launched ``repeat`` times, interleaved, on a machine without load: seconds to ready.
 
     One launch inside a long run can be off by half a second on a shared machine (measured: 1.83 and
-    2.75 s for the same server in two repeats), so the tables report the median of these."""
+    2.75 s for the same server in two repeats), so the tables report the median of these, and each launch
+    waits for a quiet machine first (:func:`procs.wait_quiet`: at most 10 % of the CPU busy over 0.5 s)."""
     times: dict[str, list[float]] = {}
     for name in names:
         envs.ensure(servers.venv(name))
     for rep in range(repeat):
         for name in names:
+            busy = procs.wait_quiet()
             try:
                 took = time_cold_start(name, model, joblib_path, cache)
             except Exception:  # noqa: BLE001 - one peer failing must not lose the others' numbers
                 log.exception("%s: cold start failed", name)
                 continue
             times.setdefault(name, []).append(round(took, 3))
-            log.info("cold start %d/%d %s: %.2f s (load %.1f)", rep + 1, repeat, name, took, procs.loadavg())
+            log.info(
+                "cold start %d/%d %s: %.2f s (load %.1f; CPU %.0f%% busy before the launch)",
+                rep + 1,
+                repeat,
+                name,
+                took,
+                procs.loadavg(),
+                busy * 100,
+            )
             time.sleep(pause_s)
     return times
 
@@ -214,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, list[str]] = {}
     for rep in range(args.repeat):
         for name, make in makers.items():
+            busy = procs.wait_quiet()
             try:
                 took, cpu, lines = launch_once(name, make, model, paths[model.key])
             except Exception:  # noqa: BLE001 - one server failing must not lose the others' numbers
@@ -223,12 +234,13 @@ def main(argv: list[str] | None = None) -> int:
             cpus.setdefault(name, []).append(round(cpu, 3))
             timings.setdefault(name, []).extend(lines)
             log.info(
-                "cold start %d/%d %s: %.2f s (load %.1f)",
+                "cold start %d/%d %s: %.2f s (load %.1f; CPU %.0f%% busy before the launch)",
                 rep + 1,
                 args.repeat,
                 name,
                 took,
                 os.getloadavg()[0],
+                busy * 100,
             )
             for line in lines:
                 log.info("  %s", line)

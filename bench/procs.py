@@ -125,6 +125,33 @@ def tree(root: int) -> list[int]:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far (``/proc/stat``'s first line)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def cpu_busy(window_s: float = 0.5) -> float:
+    """The fraction of the machine's CPU time spent busy over the next ``window_s`` seconds (all cores)."""
+    busy0, total0 = _cpu_ticks()
+    time.sleep(window_s)
+    busy1, total1 = _cpu_ticks()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_quiet(max_busy: float = 0.1, window_s: float = 0.5, timeout_s: float = 20.0) -> float:
+    """Wait until the machine is quiet -- at most ``max_busy`` of its CPU busy over ``window_s`` -- or
+    ``timeout_s`` passed; the busy fraction last seen. A server's start is timed from a quiet machine: the
+    previous server's processes exiting (some peers take seconds) or files still being written must not be
+    counted in the next one's start."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = cpu_busy(window_s)
+        if busy <= max_busy or time.monotonic() >= deadline:
+            return busy
+
+
 def cpu_s(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
