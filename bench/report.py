@@ -100,7 +100,13 @@ def _num(value: Any, digits: int) -> str:
 
 
 def goals_table(results: dict[str, Any], before: dict[str, Any] | None = None) -> str:
-    return goals.table(results, before if before is not None else results.get("before"))
+    table = goals.table(results, before if before is not None else results.get("before"))
+    paired = results.get("paired")
+    if isinstance(paired, list) and paired:
+        from bench import paired as paired_cells
+
+        table += "\n\n" + paired_cells.report(paired)
+    return table
 
 
 def extra_sections(results: dict[str, Any]) -> dict[str, str]:

@@ -44,7 +44,7 @@ log = logging.getLogger("bench")
 
 RESULTS = ROOT / "bench" / "results"
 SERVER_ORDER = ["bare", "bare-proba", "modelrunner", "mlserver", "bentoml", "mlflow"]
-SECTIONS = ["peers", "protocols", "ocr"]
+SECTIONS = ["peers", "paired", "protocols", "ocr"]
 C1_SERVERS = {"bare", "bare-proba", "modelrunner", "modelrunner+batch"}
 """The servers measured at 1 connection too (the latency goal); the peers only at 16 and 64."""
 
@@ -83,8 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sections",
         default=",".join(SECTIONS),
-        help="comma-separated: peers (the servers' matrix), protocols (JSON vs protobuf/gRPC), "
-        "ocr (the OCR pipeline endpoint); default all",
+        help="comma-separated: peers (the servers' matrix), paired (the goals' cells: modelrunner and the "
+        "same-work bare app in turn, 3 rounds), protocols (JSON vs protobuf/gRPC), ocr (the OCR pipeline "
+        "endpoint); default all",
     )
     p.add_argument(
         "--before",
@@ -182,6 +183,8 @@ class Bench:
         sections = self.args.sections.split(",")
         if "peers" in sections:
             self.peers()
+        if "paired" in sections:
+            self.section("paired", self.paired)
         if "protocols" in sections:
             self.section("protocols", self.protocols)
         if "ocr" in sections:
@@ -195,6 +198,22 @@ class Bench:
         except Exception as exc:  # noqa: BLE001 - an optional section failing must not lose the others
             log.exception("section %s failed", name)
             self.results[name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+    def paired(self) -> Any:
+        from bench import paired
+
+        lr = next(m for m in models.MODELS if m.key == "lr")
+        paths = models.prepare(self.cache)
+        a = self.args
+        return paired.measure(
+            self.cache,
+            lr,
+            paths[lr.key],
+            self.results["settings"]["batching"],
+            rounds=1 if a.quick else 3,
+            duration=min(a.duration, 5.0),
+            warmup=min(a.warmup, 1.0),
+        )
 
     def protocols(self) -> dict[str, Any]:
         from bench import protocols

@@ -1,0 +1,150 @@
+"""The goals' cells, paired in time: modelrunner and the same-work bare app loaded in turn, several rounds.
+
+``make bench``'s matrix measures one server after another: the bare app's cells and modelrunner's are minutes
+apart, and on this shared machine the speed of the same code drifts by 10-20 % over minutes (the same-work
+bare app measured 215-230 µs of CPU per 1-row request at 01:30 and 266-275 µs at 02:30 on 2026-12-07, with
+nothing else running). A ratio of two cells minutes apart then moves by more than the goals' bounds.
+
+Here both servers run at once (2 workers each; the idle one costs ~1 % of a core) and wrk loads one, then
+the other, cell by cell (each cell of the two back to back), for ``rounds`` rounds, the order swapped every
+round: batching off, 1 and 100 rows at 16 connections; then batching on (the run's batching settings), 1 row
+at 16 and 64 connections. The goals (``bench/goals.py``) are computed from the medians of these cells when
+the run has them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen, models, procs
+from bench.peers import servers
+
+log = logging.getLogger("bench.paired")
+
+SAME = "bare-proba"
+OFF_CELLS = ((1, 16), (100, 16))
+ON_CELLS = ((1, 16), (1, 64))
+
+
+class _Pair:
+    """The two servers, started; ``stop`` ends both."""
+
+    def __init__(self, cache: Path, model: models.BenchModel, joblib_path: Path) -> None:
+        self.cache, self.model = cache, model
+        self.specs: dict[str, servers.Launch] = {}
+        self.procs: dict[str, procs.Server] = {}
+        for name in (SAME, "modelrunner"):
+            work = cache / "work" / f"paired-{name}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            spec = servers.SERVERS[name](model, procs.free_port(), work, joblib_path)
+            proc = procs.Server(spec, work / "server.log")
+            self.specs[name], self.procs[name] = spec, proc
+            proc.start()
+            proc.wait_ready(models.body_path(cache, spec.body_form, 1).read_bytes())
+
+    def batching(self, config: dict[str, Any]) -> None:
+        spec = self.specs["modelrunner"]
+        url = f"{spec.admin_url}/admin/endpoints/{self.model.endpoint}/config"
+        status, body = procs.post(url, json.dumps(config).encode(), method="PATCH")
+        if status != 200:
+            raise RuntimeError(f"could not set batching {config}: HTTP {status} {body[:200]!r}")
+        time.sleep(1.0)  # every worker applies it at its next poll (100 ms)
+
+    def cell(
+        self, name: str, label: str, rows: int, conc: int, duration: float, warmup: float
+    ) -> dict[str, Any]:
+        spec, proc = self.specs[name], self.procs[name]
+        body = models.body_path(self.cache, spec.body_form, rows)
+        if warmup:
+            loadgen.run_wrk(spec.url, body, connections=conc, seconds=warmup)
+        load, cpu0 = procs.loadavg(), proc.cpu_s()
+        res = loadgen.run_wrk(spec.url, body, connections=conc, seconds=duration)
+        cpu_us = (proc.cpu_s() - cpu0) / max(res.requests, 1) * 1e6
+        log.info(
+            "paired %-18s %3d rows c%-3d %8.0f req/s p99 %6.1f ms, server CPU %.0f us/request",
+            label,
+            rows,
+            conc,
+            res.rps,
+            res.p99_ms,
+            cpu_us,
+        )
+        return {
+            "server": label,
+            "model": self.model.key,
+            "rows": rows,
+            "connections": conc,
+            "rps": round(res.rps, 1),
+            "p50_ms": round(res.p50_ms, 2),
+            "p99_ms": round(res.p99_ms, 2),
+            "failed": res.failed,
+            "requests": res.requests,
+            "loadavg": round(load, 2),
+            "server_cpu_us_per_request": round(cpu_us, 1),
+        }
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+
+
+def measure(
+    cache: Path,
+    model: models.BenchModel,
+    joblib_path: Path,
+    batching: dict[str, Any],
+    *,
+    rounds: int = 3,
+    duration: float = 5.0,
+    warmup: float = 1.0,
+) -> list[dict[str, Any]]:
+    """The goals' cells, ``rounds`` times each, the two servers in turn (module docstring)."""
+    pair = _Pair(cache, model, joblib_path)
+    runs: list[dict[str, Any]] = []
+    try:
+        phases = (({"batch": False}, OFF_CELLS, "modelrunner"), (batching, ON_CELLS, "modelrunner+batch"))
+        for config, cells, label in phases:
+            pair.batching(config)
+            order = [(SAME, SAME), ("modelrunner", label)]
+            for rnd in range(rounds):
+                for rows, conc in cells:  # each cell of the two servers back to back
+                    for name, shown in order if rnd % 2 == 0 else order[::-1]:
+                        run = pair.cell(name, shown, rows, conc, duration, warmup)
+                        runs.append({**run, "round": rnd, "batching": config != {"batch": False}})
+    finally:
+        pair.stop()
+    return runs
+
+
+def report(runs: list[dict[str, Any]]) -> str:
+    """The paired cells as markdown: each server's value per round and the median, per cell."""
+    cells: dict[tuple[int, int, str], dict[str, list[dict[str, Any]]]] = {}
+    for run in runs:
+        phase = "on" if run.get("batching") else "off"
+        cell = cells.setdefault((run["rows"], run["connections"], phase), {})
+        cell.setdefault(run["server"], []).append(run)
+    lines = [
+        "Paired cells (`bench/paired.py`; the goals above use their medians): modelrunner and the same-work "
+        "bare app loaded in turn, each cell of the two back to back, the order swapped every round.",
+        "",
+        "| rows | conn | batching | server | req/s by round | server CPU µs/req by round | median req/s | "
+        "median CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (rows, conc, phase), by_server in cells.items():
+        for server, its in by_server.items():
+            rps = [r["rps"] for r in its]
+            cpu = [r["server_cpu_us_per_request"] for r in its]
+            lines.append(
+                f"| {rows} | {conc} | {phase} | {server} | {' · '.join(f'{v:,.0f}' for v in rps)} | "
+                f"{' · '.join(f'{v:,.0f}' for v in cpu)} | {statistics.median(rps):,.0f} | "
+                f"{statistics.median(cpu):,.0f} |"
+            )
+    return "\n".join(lines)
