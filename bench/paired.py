@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, models, procs
+from bench import models, procs
 from bench.peers import servers
 
 log = logging.getLogger("bench.paired")
@@ -62,33 +62,17 @@ class _Pair:
     ) -> dict[str, Any]:
         spec, proc = self.specs[name], self.procs[name]
         body = models.body_path(self.cache, spec.body_form, rows)
-        if warmup:
-            loadgen.run_wrk(spec.url, body, connections=conc, seconds=warmup)
-        load, cpu0 = procs.loadavg(), proc.cpu_s()
-        res = loadgen.run_wrk(spec.url, body, connections=conc, seconds=duration)
-        cpu_us = (proc.cpu_s() - cpu0) / max(res.requests, 1) * 1e6
+        cell = procs.load_cell(spec.url, body, proc, conc, duration, warmup)
         log.info(
             "paired %-18s %3d rows c%-3d %8.0f req/s p99 %6.1f ms, server CPU %.0f us/request",
             label,
             rows,
             conc,
-            res.rps,
-            res.p99_ms,
-            cpu_us,
+            cell["rps"],
+            cell["p99_ms"],
+            cell["server_cpu_us_per_request"],
         )
-        return {
-            "server": label,
-            "model": self.model.key,
-            "rows": rows,
-            "connections": conc,
-            "rps": round(res.rps, 1),
-            "p50_ms": round(res.p50_ms, 2),
-            "p99_ms": round(res.p99_ms, 2),
-            "failed": res.failed,
-            "requests": res.requests,
-            "loadavg": round(load, 2),
-            "server_cpu_us_per_request": round(cpu_us, 1),
-        }
+        return {"server": label, "model": self.model.key, "rows": rows, "connections": conc, **cell}
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bench.peers.servers import Launch
 
@@ -192,3 +193,26 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def load_cell(
+    url: str, body: Path, server: Server, connections: int, duration: float, warmup: float
+) -> dict[str, Any]:
+    """One cell: wrk posting ``body`` for ``warmup`` seconds (not counted), then ``duration`` seconds; its
+    req/s, latencies, failures, the load average when it started and ``server``'s CPU per request."""
+    from bench import loadgen
+
+    if warmup:
+        loadgen.run_wrk(url, body, connections=connections, seconds=warmup)
+    load, cpu0 = loadavg(), server.cpu_s()
+    res = loadgen.run_wrk(url, body, connections=connections, seconds=duration)
+    cpu_us = (server.cpu_s() - cpu0) / max(res.requests, 1) * 1e6
+    return {
+        "rps": round(res.rps, 1),
+        "p50_ms": round(res.p50_ms, 2),
+        "p99_ms": round(res.p99_ms, 2),
+        "failed": res.failed,
+        "requests": res.requests,
+        "loadavg": round(load, 2),
+        "server_cpu_us_per_request": round(cpu_us, 1),
+    }

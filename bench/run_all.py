@@ -322,24 +322,14 @@ class Bench:
             for conc in [int(c) for c in self.args.connections.split(",")]:
                 if conc == 1 and server not in C1_SERVERS:
                     continue
-                if self.args.warmup:
-                    loadgen.run_wrk(spec.url, body, connections=conc, seconds=self.args.warmup)
-                load, cpu0 = procs.loadavg(), proc.cpu_s()
-                res = loadgen.run_wrk(spec.url, body, connections=conc, seconds=self.args.duration)
-                cpu_us = (proc.cpu_s() - cpu0) / max(res.requests, 1) * 1e6
+                cell = procs.load_cell(spec.url, body, proc, conc, self.args.duration, self.args.warmup)
                 run = {
                     "server": server,
                     "model": model.key,
                     "rows": rows,
                     "connections": conc,
                     "repeat": self.repeat,
-                    "rps": round(res.rps, 1),
-                    "p50_ms": round(res.p50_ms, 2),
-                    "p99_ms": round(res.p99_ms, 2),
-                    "failed": res.failed,
-                    "requests": res.requests,
-                    "loadavg": round(load, 2),
-                    "server_cpu_us_per_request": round(cpu_us, 1),
+                    **cell,
                 }
                 self.results["runs"].append(run)
                 log.info(
@@ -349,11 +339,11 @@ class Bench:
                     model.key,
                     rows,
                     conc,
-                    res.rps,
-                    res.p50_ms,
-                    res.p99_ms,
-                    res.failed,
-                    cpu_us,
+                    run["rps"],
+                    run["p50_ms"],
+                    run["p99_ms"],
+                    run["failed"],
+                    run["server_cpu_us_per_request"],
                 )
 
 
