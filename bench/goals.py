@@ -20,17 +20,13 @@ SAME = "bare-proba"
 def find(results: dict[str, Any], server: str, model: str, rows: int, conc: int) -> Run | None:
     """The cell's run; with repeats, the median of each number (failed requests: the total). The paired
     cells (``bench/paired.py``: the two servers in turn, rounds) are used when the run has the cell there."""
-    key = (server, model, rows, conc)
+    cell = (server, model, rows, conc)
     paired = results.get("paired")
-    runs = [
-        run
-        for run in (paired if isinstance(paired, list) else [])
-        if (run["server"], run["model"], run["rows"], run["connections"]) == key
-    ] or [
-        run
-        for run in results.get("runs", [])
-        if (run["server"], run["model"], run["rows"], run["connections"]) == key
-    ]
+
+    def matching(runs: list[Run]) -> list[Run]:
+        return [r for r in runs if (r["server"], r["model"], r["rows"], r["connections"]) == cell]
+
+    runs = matching(paired if isinstance(paired, list) else []) or matching(results.get("runs", []))
     if len(runs) <= 1:
         return runs[0] if runs else None
     out = dict(runs[0])

@@ -14,20 +14,18 @@ the run has them.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import models, procs
+from bench.goals import SAME
 from bench.peers import servers
 
 log = logging.getLogger("bench.paired")
 
-SAME = "bare-proba"
 OFF_CELLS = ((1, 16), (100, 16))
 ON_CELLS = ((1, 16), (1, 64))
 
@@ -50,12 +48,9 @@ class _Pair:
             proc.wait_ready(models.body_path(cache, spec.body_form, 1).read_bytes())
 
     def batching(self, config: dict[str, Any]) -> None:
-        spec = self.specs["modelrunner"]
-        url = f"{spec.admin_url}/admin/endpoints/{self.model.endpoint}/config"
-        status, body = procs.post(url, json.dumps(config).encode(), method="PATCH")
-        if status != 200:
-            raise RuntimeError(f"could not set batching {config}: HTTP {status} {body[:200]!r}")
-        time.sleep(1.0)  # every worker applies it at its next poll (100 ms)
+        admin_url = self.specs["modelrunner"].admin_url
+        assert admin_url is not None  # modelrunner's launch names its admin API
+        procs.set_batching(admin_url, self.model.endpoint, config)
 
     def cell(
         self, name: str, label: str, rows: int, conc: int, duration: float, warmup: float

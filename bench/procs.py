@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench import loadgen
 from bench.peers.servers import Launch
 
 log = logging.getLogger("bench.procs")
@@ -200,8 +202,6 @@ def load_cell(
 ) -> dict[str, Any]:
     """One cell: wrk posting ``body`` for ``warmup`` seconds (not counted), then ``duration`` seconds; its
     req/s, latencies, failures, the load average when it started and ``server``'s CPU per request."""
-    from bench import loadgen
-
     if warmup:
         loadgen.run_wrk(url, body, connections=connections, seconds=warmup)
     load, cpu0 = loadavg(), server.cpu_s()
@@ -216,3 +216,14 @@ def load_cell(
         "loadavg": round(load, 2),
         "server_cpu_us_per_request": round(cpu_us, 1),
     }
+
+
+def set_batching(admin_url: str, endpoint: str, config: dict[str, Any]) -> None:
+    """PATCH a modelrunner endpoint's batching config (``{"batch": False}``: off) and give every worker time
+    to apply it (they poll every 100 ms)."""
+    status, body = post(
+        f"{admin_url}/admin/endpoints/{endpoint}/config", json.dumps(config).encode(), method="PATCH"
+    )
+    if status != 200:
+        raise RuntimeError(f"could not set batching {config}: HTTP {status} {body[:200]!r}")
+    time.sleep(1.0)

@@ -304,14 +304,7 @@ class Bench:
         self, admin_url: str, model: models.BenchModel, config: dict[str, Any] | None = None
     ) -> None:
         config = config if config is not None else self.results["settings"]["batching"]
-        status, body = procs.post(
-            f"{admin_url}/admin/endpoints/{model.endpoint}/config",
-            json.dumps(config).encode(),
-            method="PATCH",
-        )
-        if status != 200:
-            raise RuntimeError(f"could not set batching {config}: HTTP {status} {body[:200]!r}")
-        time.sleep(1.0)  # every worker applies it at its next poll (100 ms)
+        procs.set_batching(admin_url, model.endpoint, config)
 
     def cells(self, server: str, model: models.BenchModel, spec: servers.Launch, proc: procs.Server) -> None:
         for rows in [int(r) for r in self.args.rows.split(",")]:

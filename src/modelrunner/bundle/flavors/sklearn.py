@@ -108,7 +108,7 @@ def refuses_non_finite(model: Any) -> bool:
     and infinity: its input check is then done by :func:`checked_call` (the same refusal, ~10 us less per
     1-row call than scikit-learn's). Older scikit-learn (no public ``get_tags``): False."""
     get_tags = getattr(sys.modules.get("sklearn.utils"), "get_tags", None)
-    if get_tags is None or type_module(model) != "sklearn" or hasattr(model, "steps"):
+    if get_tags is None or type_module(model) != "sklearn":
         return False
     try:
         params = model.get_params(deep=False)
@@ -144,8 +144,9 @@ def checked_call(fn: Any, x: Any, columns: Columns) -> Any:
 def _non_finite(columns: Columns) -> ValidationError:
     for name, col in columns.items():
         arr = np.asarray(col)
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        bad = ~np.isfinite(arr) if arr.dtype.kind == "f" else None
+        if bad is not None and bad.any():
+            row = int(np.argwhere(bad)[0][0])
             return ValidationError(
                 f"row {row}: input {name!r} is NaN or infinite; this model accepts finite numbers only",
                 field=name,
