@@ -77,25 +77,13 @@ async def join(
     registry = getattr(runtime, "registry", None)
     if registry is None:
         raise Unavailable("feedback needs the registry's prediction log; this server runs without one")
-    result = await asyncio.to_thread(registry.record_feedback, endpoint, items)
-    joined, duplicates, unknown = result.joined, result.duplicates, list(result.unknown)
     log = getattr(runtime, "predictions", None)
     if retry_s is None:
         retry_s = max(RETRY_S, 2 * float(getattr(log, "flush_s", 0.0)) + 1.0)
-    deadline = time.monotonic() + retry_s
-    delay = 0.05
-    while unknown and time.monotonic() < deadline:
-        if log is not None and log.pending:
-            await log.flush()  # this worker's own answers: in the database now
-        else:  # another worker's: written within its flush interval
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.25)
-        wanted = set(unknown)
-        again = await asyncio.to_thread(
-            registry.record_feedback, endpoint, [(rid, target) for rid, target in items if rid in wanted]
-        )
-        joined, duplicates = joined + again.joined, duplicates + again.duplicates
-        unknown = list(again.unknown)
+    await _logged(registry, endpoint, [rid for rid, _ in items], log, time.monotonic() + retry_s)
+    # stored in one pass once logged: a decider judging meanwhile sees all of this feedback or none of it
+    result = await asyncio.to_thread(registry.record_feedback, endpoint, items)
+    joined, duplicates, unknown = result.joined, result.duplicates, list(result.unknown)
     if unknown:
         more = f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else ""
         shown = ", ".join(unknown[:SHOWN]) + more
@@ -108,3 +96,17 @@ async def join(
             duplicates=duplicates,
         )
     return FeedbackResult(joined=joined, unknown=[], duplicates=duplicates)
+
+
+async def _logged(registry: Any, endpoint: str, request_ids: list[str], log: Any, deadline: float) -> None:
+    """Wait until every id has a logged prediction, or ``deadline``: this worker's own buffer is flushed at
+    once, another worker's reaches the database within its flush interval."""
+    missing = set(request_ids) - await asyncio.to_thread(registry.known_requests, endpoint, request_ids)
+    delay = 0.05
+    while missing and time.monotonic() < deadline:
+        if log is not None and log.pending:
+            await log.flush()  # this worker's own answers: in the database now
+        else:  # another worker's: written within its flush interval
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.25)
+        missing -= await asyncio.to_thread(registry.known_requests, endpoint, list(missing))
