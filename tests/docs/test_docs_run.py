@@ -222,10 +222,15 @@ def doc_runs(
 def failure(result: Result, done: list[Result]) -> str:
     block = result.block
     ran = ", ".join(f"{r.block.line} ({r.seconds:.1f} s)" for r in done) or "none"
+    background = "".join(  # what servers started by earlier blocks logged since
+        f"\n--- written later to the output of the block at line {r.block.line} ---\n{later[-4000:]}"
+        for r in done
+        if (later := r.later_output().strip())
+    )
     return (
         f"{relative(block.doc)}, the {block.lang} block at line {block.line} failed "
         f"({result.seconds:.1f} s):\n{block.code}\n--- output ---\n{result.output[-6000:]}\n"
-        f"--- blocks that ran before it (line, time): {ran}"
+        f"--- blocks that ran before it (line, time): {ran}{background}"
     )
 
 

@@ -59,6 +59,42 @@ def test_a_better_candidate_is_promoted_through_the_alias(reg: Any, digits_data:
     assert "experiment.promoted" in actions and "experiment.promote" in actions
 
 
+def test_a_decision_that_fails_midway_is_taken_again_at_the_next_tick(
+    reg: Any, digits_data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails once while promoting (after the evaluations are stored): the checkpoint is not
+    spent, the next call promotes, and the online evaluations are stored once."""
+    from modelrunner.errors import Unavailable
+
+    exp = _run(reg, "digits@2", digits_data)
+    real = reg.end_experiment
+    calls = []
+
+    def busy_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise Unavailable("database is locked")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reg, "end_experiment", busy_once)
+    looks: dict[str, int] = {}
+    with pytest.raises(Unavailable):
+        decide_once(reg, exp, looks)
+    assert looks == {} and reg.experiment_by_id(exp.id).state == "running"
+    assert decide_once(reg, exp, looks) == "promote digits@production -> 2"
+    assert reg.experiment_by_id(exp.id).state == "promoted" and list(looks) == [exp.id]
+    for version in (1, 2):
+        online = [e for e in reg.evaluations("digits", version) if e.dataset_name == f"online:{exp.id}"]
+        assert len(online) == 1, version
+    assert reg.experiment_by_id(exp.id).decision["evaluations"] == {
+        v: e.id
+        for v, e in (
+            ("production", reg.evaluations("digits", 1)[0]),
+            ("candidate", reg.evaluations("digits", 2)[0]),
+        )
+    }
+
+
 def test_the_decider_tick_publishes_online_series_and_acts(reg: Any, digits_data: Any) -> None:
     from modelrunner.experiments.loop import tick
     from modelrunner.monitoring import metrics as prom

@@ -174,6 +174,16 @@ class Result:
     output: str
     seconds: float
     exit_code: int | None = None
+    log: Path | None = None  # where the block's output went (a server it left running still writes there)
+    size: int = 0  # the log's size when the block ended
+
+    def later_output(self) -> str:
+        """What was written to the block's log after it ended: a background server's log lines."""
+        if self.log is None or not self.log.exists():
+            return ""
+        with self.log.open("rb") as f:
+            f.seek(self.size)
+            return f.read().decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -243,10 +253,11 @@ class Session:
         self._send(f"{command} > {log} 2>&1\necho {DONE}\n")
         finished = self._wait_done(timeout)
         self.busy = not finished
-        output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        raw = log.read_bytes() if log.exists() else b""
+        output = raw.decode("utf-8", errors="replace")
         seconds = time.monotonic() - started
         if finished:
-            return Result(block, True, output, seconds)
+            return Result(block, True, output, seconds, log=log, size=len(raw))
         code = self.proc.poll()
         reason = f"timed out after {timeout:.0f} s" if code is None else f"exit code {code}"
         return Result(block, False, f"{output}\n[{reason}]", seconds, code)

@@ -72,6 +72,14 @@ def record_online(registry: Any, stats: ExperimentStats, actor: str | None) -> d
     for variant, vs in stats.variants.items():
         if vs.model is None or vs.version is None:
             continue
+        stored = [  # a decision retried after an error: this variant's evaluation is in already
+            e
+            for e in registry.evaluations(vs.model, vs.version)
+            if e.dataset_name == f"online:{exp.id}" and (e.passed is not None) == (vs is cand)
+        ]
+        if stored:
+            ids[variant] = int(stored[0].id)
+            continue
         metrics = _finite_metrics(vs, metric_names(stats.task))
         gates = None
         passed = None
@@ -214,8 +222,11 @@ def decide_once(
 ) -> str | None:
     """Look at a running experiment once: act when a new checkpoint gives a pass or a fail.
 
-    ``looks`` remembers the last checkpoint judged per experiment id (one dict per decider). Returns what
-    was done (``promote ...``, ``abort``, ``stop``) or None when nothing was decided."""
+    ``looks`` remembers the last checkpoint judged per experiment id (one dict per decider). A checkpoint
+    counts as judged once its outcome was acted on: when acting raises (the database busy, say) the next
+    call judges it again, or an experiment whose traffic has stopped would never reach another checkpoint
+    and keep running. Returns what was done (``promote ...``, ``abort``, ``stop``) or None when nothing was
+    decided."""
     rules = rules_of(experiment)
     if not rules:
         return None
@@ -223,12 +234,20 @@ def decide_once(
     look = current_look(experiment, rules, stats.candidate)
     if look < 0 or looks.get(experiment.id, -1) >= look:
         return None
-    looks[experiment.id] = look
     verdict = judge(rules, stats.candidate, stats.production)
+    done = _act(registry, stats, verdict, actor=actor, look=look)
+    looks[experiment.id] = look
+    return done
+
+
+def _act(
+    registry: Any, stats: ExperimentStats, verdict: Verdict, *, actor: str | None, look: int
+) -> str | None:
+    """What a judged checkpoint leads to: abort on a fail; on a pass promote or stop; nothing on a wait."""
     if verdict.outcome == "fail":
         return "abort" if abort(registry, stats, verdict, actor=actor, look=look) else None
     if verdict.outcome != "pass":
         return None
-    if then_action(experiment) == PROMOTE:
+    if then_action(stats.experiment) == PROMOTE:
         return f"promote {promote(registry, stats, verdict, actor=actor, look=look)}"
     return "stop" if stop_passed(registry, stats, verdict, actor=actor, look=look) else None
