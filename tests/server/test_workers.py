@@ -3,12 +3,14 @@ over every worker process whichever worker answers ``/metrics``."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
 import httpx
 import pytest
 
+from modelrunner.monitoring.deferred import FLUSH_S
 from modelrunner.registry.registry import Registry
 from modelrunner.settings import Settings
 from support.server_helpers import ServeProcess, push_sklearn_models
@@ -36,6 +38,7 @@ def test_metrics_are_summed_over_worker_processes(tmp_path: Path) -> None:
         workers = httpx.get(f"{server.url}/admin/workers", params={"alive_within_s": 30}).json()
         pids = {w["pid"] for w in workers}
         assert len(pids) == 2
+        time.sleep(3 * FLUSH_S)  # each worker writes its counts to the shared files within FLUSH_S
         for _ in range(6):  # whichever worker answers, it reports the whole server
             text = httpx.get(f"{server.url}/metrics", timeout=10).text
             assert _sample(text, "modelrunner_requests_total", endpoint="digits", version="1") == 40

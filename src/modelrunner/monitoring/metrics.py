@@ -28,6 +28,7 @@ from prometheus_client import (
 from prometheus_client import multiprocess as _mp
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from modelrunner.monitoring import deferred
 from modelrunner.monitoring.collectors import Collectors
 
 __all__ = [
@@ -69,15 +70,22 @@ cannot forget a series, so the worker answering ``/metrics`` filters them)."""
 
 
 _pid = [os.getpid()]
-os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
+def _forked() -> None:
+    _pid[0] = os.getpid()
+    deferred.after_fork()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _value_class() -> Any:
-    """prometheus_client's value class for this process. In multiprocess mode every ``inc``/``observe``
-    asks the process id (to notice a fork): ``os.getpid`` is a system call, five a request; ours is the
-    pid cached, refreshed in a forked child (``os.register_at_fork``)."""
+    """prometheus_client's value class for this process. In multiprocess mode its writes to the file are
+    batched (:mod:`.deferred`), and every write asks the process id (to notice a fork): ``os.getpid`` is a
+    system call; ours is the pid cached, refreshed in a forked child (``os.register_at_fork``)."""
     if os.environ.get(ENV_VAR):
-        return values.MultiProcessValue(process_identifier=lambda: _pid[0])
+        return deferred.deferred_value_class(lambda: _pid[0])
     return values.MutexValue
 
 
@@ -154,6 +162,7 @@ def render() -> tuple[bytes, str]:
     """Prometheus text of this server (all workers in multiprocess mode) and its content type."""
     path = multiprocess_dir()
     if path:
+        deferred.flush()  # this process's latest changes; the other workers' are at most FLUSH_S old
         registry = CollectorRegistry()
         collector = _mp.MultiProcessCollector(None, path=path)
         with _lock:
