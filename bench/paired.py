@@ -80,7 +80,7 @@ def measure(
     joblib_path: Path,
     batching: dict[str, Any],
     *,
-    rounds: int = 3,
+    rounds: int = 5,
     duration: float = 5.0,
     warmup: float = 1.0,
 ) -> list[dict[str, Any]]:

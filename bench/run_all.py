@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sections",
         default=",".join(SECTIONS),
         help="comma-separated: peers (the servers' matrix), paired (the goals' cells: modelrunner and the "
-        "same-work bare app in turn, 3 rounds), protocols (JSON vs protobuf/gRPC), ocr (the OCR pipeline "
+        "same-work bare app in turn, 5 rounds), protocols (JSON vs protobuf/gRPC), ocr (the OCR pipeline "
         "endpoint); default all",
     )
     p.add_argument(
@@ -210,7 +210,7 @@ class Bench:
             lr,
             paths[lr.key],
             self.results["settings"]["batching"],
-            rounds=1 if a.quick else 3,
+            rounds=1 if a.quick else 5,
             duration=min(a.duration, 5.0),
             warmup=min(a.warmup, 1.0),
         )
