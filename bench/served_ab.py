@@ -23,7 +23,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +58,7 @@ def measure(label: str, made: servers.Launch, args: argparse.Namespace, work: Pa
     try:
         server.wait_ready(body.read_bytes())
         if made.admin_url and not args.batching:
-            status, text = procs.post(
-                f"{made.admin_url}/admin/endpoints/digits/config", b'{"batch": false}', method="PATCH"
-            )
-            if status != 200:
-                raise RuntimeError(f"{label}: batching off answered {status}: {text[:200]!r}")
-            time.sleep(1.0)  # the worker's next poll applies it
+            procs.set_batching(made.admin_url, models.MODELS[0].endpoint, {"batch": False})
         loadgen.run_wrk(made.url, body, connections=args.connections, seconds=2)  # warm-up
         cpu = server.cpu_s()
         result = loadgen.run_wrk(made.url, body, connections=args.connections, seconds=args.duration)

@@ -34,11 +34,15 @@ def flush() -> None:
     """Write every changed value to its file now."""
     with _lock:
         _scheduled[0] = None
-        pending = _dirty[:]
-        _dirty.clear()
-        for value in pending:
-            value.dirty = False
-            value.write()
+        _write_dirty()
+
+
+def _write_dirty() -> None:
+    """With ``_lock`` held: every dirty value into its file, clean again."""
+    for value in _dirty:
+        value.dirty = False
+        value.write()
+    _dirty.clear()
 
 
 def _flush_soon() -> None:
@@ -49,10 +53,7 @@ def _flush_soon() -> None:
         return
     loop = asyncio._get_running_loop()
     if loop is None:  # no event loop in this thread (a CLI, a test, a predict thread): write now
-        for value in _dirty:
-            value.dirty = False
-            value.write()
-        _dirty.clear()
+        _write_dirty()
         return
     _scheduled[:] = [loop, time.monotonic() + FLUSH_S]
     loop.call_later(FLUSH_S, flush)
