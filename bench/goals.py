@@ -17,16 +17,25 @@ Outcome = tuple[bool | None, str, float | None]  # met (None: not measured), fig
 SAME = "bare-proba"
 
 
-def find(results: dict[str, Any], server: str, model: str, rows: int, conc: int) -> Run | None:
+def find(
+    results: dict[str, Any], server: str, model: str, rows: int, conc: int, batching: bool | None = None
+) -> Run | None:
     """The cell's run; with repeats, the median of each number (failed requests: the total). The paired
-    cells (``bench/paired.py``: the two servers in turn, rounds) are used when the run has the cell there."""
+    cells (``bench/paired.py``: the two servers in turn, rounds) are used when the run has the cell there,
+    those of the phase with batching on or off when ``batching`` says which (the bare app's cells are in
+    both phases)."""
     cell = (server, model, rows, conc)
     paired = results.get("paired")
+    in_phase = [
+        r
+        for r in (paired if isinstance(paired, list) else [])
+        if batching is None or bool(r.get("batching")) == batching
+    ]
 
     def matching(runs: list[Run]) -> list[Run]:
         return [r for r in runs if (r["server"], r["model"], r["rows"], r["connections"]) == cell]
 
-    runs = matching(paired if isinstance(paired, list) else []) or matching(results.get("runs", []))
+    runs = matching(in_phase) or matching(results.get("runs", []))
     if len(runs) <= 1:
         return runs[0] if runs else None
     out = dict(runs[0])
@@ -35,6 +44,36 @@ def find(results: dict[str, Any], server: str, model: str, rows: int, conc: int)
     out["failed"] = sum(r["failed"] for r in runs)
     out["repeats"] = len(runs)
     return out
+
+
+def paired_ratios(results: dict[str, Any], server: str, rows: int, conc: int, key: str) -> list[float]:
+    """``server``'s value of ``key`` over the same-work bare app's, one ratio per paired round (the two cells
+    measured back to back in the same round and phase of ``bench/paired.py``); empty without paired cells."""
+    paired = results.get("paired")
+    if not isinstance(paired, list):
+        return []
+    batching = server == "modelrunner+batch"
+    cells: dict[tuple[int, str], float] = {}
+    for run in paired:
+        if (run["model"], run["rows"], run["connections"]) != ("lr", rows, conc) or "round" not in run:
+            continue
+        if bool(run.get("batching")) == batching and run["server"] in (server, SAME) and run.get(key):
+            cells[(run["round"], run["server"])] = float(run[key])
+    rounds = sorted({rnd for rnd, _ in cells})
+    return [
+        cells[(r, server)] / cells[(r, SAME)] for r in rounds if (r, server) in cells and (r, SAME) in cells
+    ]
+
+
+def ratio_of(results: dict[str, Any], ours: Run, same: Run, key: str) -> tuple[float, str]:
+    """The goal's ratio of ``ours`` to ``same`` for ``key``: the median of the per-round ratios where the run
+    has paired cells (each pair measured back to back, so a drift of the machine between rounds cancels),
+    else the ratio of the two cells; and how it was computed, for the table."""
+    pairs = paired_ratios(results, ours["server"], ours["rows"], ours["connections"], key)
+    if len(pairs) >= 3:
+        rounds = ", ".join(f"{r:.2f}" for r in pairs)
+        return statistics.median(pairs), f"median of {len(pairs)} paired rounds: {rounds}; "
+    return ours[key] / same[key], ""
 
 
 def _cpu(run: Run) -> float:
@@ -54,12 +93,12 @@ def cpu_goal(rows: int, conc: int = 16) -> Callable[[dict[str, Any]], Outcome]:
         ours = find(results, "modelrunner", "lr", rows, conc)
         if ours is None:
             return None, "not measured", None
-        same = find(results, SAME, "lr", rows, conc)
+        same = find(results, SAME, "lr", rows, conc, batching=False)
         label = _label_only(results, rows, conc, ours, "server_cpu_us_per_request")
         if same is None or not _cpu(same):
             return None, f"{_cpu(ours):,.0f} µs/req; same-work bare not measured{label}", ours["loadavg"]
-        ratio = _cpu(ours) / _cpu(same)
-        text = f"{ratio:.2f}× ({_cpu(ours):,.0f} vs {_cpu(same):,.0f} µs/req){label}"
+        ratio, how = ratio_of(results, ours, same, "server_cpu_us_per_request")
+        text = f"{ratio:.2f}× ({how}medians {_cpu(ours):,.0f} vs {_cpu(same):,.0f} µs/req){label}"
         return ratio <= 1.1, text, ours["loadavg"]
 
     return measure
@@ -69,14 +108,14 @@ def rps_goal(results: dict[str, Any]) -> Outcome:
     ours = find(results, "modelrunner", "lr", 100, 16)
     if ours is None:
         return None, "not measured", None
-    same = find(results, SAME, "lr", 100, 16)
+    same = find(results, SAME, "lr", 100, 16, batching=False)
     label = _label_only(results, 100, 16, ours, "rps")
     if same is None:
         return None, f"{ours['rps']:,.0f} req/s; same-work bare not measured{label}", ours["loadavg"]
-    ratio = ours["rps"] / same["rps"]
+    ratio, how = ratio_of(results, ours, same, "rps")
     return (
         ratio >= 1.0,
-        f"{ratio:.2f}× ({ours['rps']:,.0f} vs {same['rps']:,.0f} req/s){label}",
+        f"{ratio:.2f}× ({how}medians {ours['rps']:,.0f} vs {same['rps']:,.0f} req/s){label}",
         ours["loadavg"],
     )
 
@@ -88,14 +127,16 @@ def batching_goal(results: dict[str, Any]) -> Outcome:
         if ours is None:
             continue
         loads.append(ours["loadavg"])
-        same = find(results, SAME, "lr", 1, conc)
+        same = find(results, SAME, "lr", 1, conc, batching=True)
         label = _label_only(results, 1, conc, ours, "rps")
         if same is None:
             parts.append(f"c{conc}: {ours['rps']:,.0f} req/s, same-work bare not measured{label}")
             continue
-        ratio = ours["rps"] / same["rps"]
+        ratio, how = ratio_of(results, ours, same, "rps")
         met.append(ratio >= 2.0)
-        parts.append(f"c{conc}: {ratio:.2f}× ({ours['rps']:,.0f} vs {same['rps']:,.0f} req/s){label}")
+        parts.append(
+            f"c{conc}: {ratio:.2f}× ({how}medians {ours['rps']:,.0f} vs {same['rps']:,.0f} req/s){label}"
+        )
     if not parts:
         return None, "not measured", None
     return (all(met) if len(met) == 2 else None), "; ".join(parts), max(loads)
