@@ -8,8 +8,8 @@ nothing else running). A ratio of two cells minutes apart then moves by more tha
 Here both servers run at once (2 workers each; the idle one costs ~1 % of a core) and wrk loads one, then
 the other, cell by cell (each cell of the two back to back), for ``rounds`` rounds, the order swapped every
 round: batching off, 1 and 100 rows at 16 connections; then batching on (the run's batching settings), 1 row
-at 16 and 64 connections. The goals (``bench/goals.py``) take the median of the per-round ratios of these cells
-when the run has them.
+at 16 and 64 connections. The goals (``bench/goals.py``) take the median of the per-round ratios of these
+cells when the run has them.
 """
 
 from __future__ import annotations
@@ -110,9 +110,9 @@ def report(runs: list[dict[str, Any]]) -> str:
         cell = cells.setdefault((run["rows"], run["connections"], phase), {})
         cell.setdefault(run["server"], []).append(run)
     lines = [
-        "Paired cells (`bench/paired.py`; the goals above use the median of the per-round ratios): modelrunner "
-        "and the same-work "
-        "bare app loaded in turn, each cell of the two back to back, the order swapped every round.",
+        "Paired cells (`bench/paired.py`; the goals above use the median of the per-round ratios): "
+        "modelrunner and the same-work bare app loaded in turn, each cell of the two back to back, the order "
+        "swapped every round.",
         "",
         "| rows | conn | batching | server | req/s by round | server CPU µs/req by round | median req/s | "
         "median CPU µs/req |",
