@@ -104,3 +104,39 @@ def test_threads_lose_no_increment(files: Path) -> None:
 
     asyncio.run(serve())
     assert requests(in_files(files), "threads") == 10_000
+
+
+def _samples(text: str, prefix: str) -> dict[str, float]:
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def test_the_fast_recording_writes_what_prometheus_client_writes(files: Path) -> None:
+    """A request recorded through ``deferred.add`` (counter, histogram sum and bucket, in-flight gauge in one
+    lock) lands in the files exactly as prometheus_client's own ``inc``/``observe`` would write it."""
+    latencies = [0.0004, 0.001, 0.0025, 0.004, 0.03, 0.2, 1.5, 40.0]
+
+    async def serve() -> None:
+        for seconds in latencies:
+            metrics.in_flight_add("fast", 1)
+            metrics.observe_request("fast", 1, "rest", seconds)
+        metrics.in_flight_add("fast", -1)
+
+    asyncio.run(serve())
+    deferred.flush()
+    fast = in_files(files)
+    for seconds in latencies:  # the same through prometheus_client's API, under another endpoint
+        metrics.in_flight("slow").inc()
+        c = metrics._get()
+        c.requests.labels("slow", "1", "rest").inc()
+        c.latency.labels("slow", "1").observe(seconds)
+    metrics.in_flight("slow").dec()
+    slow = in_files(files)
+    for prefix in ("modelrunner_request_duration_seconds", REQUESTS, "modelrunner_requests_in_flight"):
+        ours = {k.replace('"fast"', '"?"'): v for k, v in _samples(fast, prefix).items() if '"fast"' in k}
+        theirs = {k.replace('"slow"', '"?"'): v for k, v in _samples(slow, prefix).items() if '"slow"' in k}
+        assert ours and ours == theirs, prefix
+    assert _samples(fast, "modelrunner_request_duration_seconds_count")  # the histogram was written

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "endpoint_added",
     "forget_endpoint",
     "in_flight",
+    "in_flight_add",
     "mark_process_dead",
     "multiprocess_dir",
     "observe_batch",
@@ -237,21 +239,42 @@ def endpoint_added(endpoint: str) -> None:
 # -- requests (server adapters) ----------------------------------------------------------------------------
 
 
+class _Answered:
+    """The request counter and latency histogram children of one (endpoint, version, protocol), recorded
+    together: in multiprocess mode as one change of their deferred values (:func:`deferred.add`: one lock,
+    none of prometheus_client's per-call checks), else through prometheus_client."""
+
+    __slots__ = ("counter", "histogram", "bounds", "deferred")
+
+    def __init__(self, counter: Any, histogram: Any) -> None:
+        self.counter, self.histogram = counter, histogram
+        self.bounds = histogram._upper_bounds
+        self.deferred = deferred.is_deferred(counter._value)
+
+    def record(self, seconds: float) -> None:
+        if self.deferred:  # what Counter.inc and Histogram.observe write: the first bucket >= seconds
+            h = self.histogram
+            bucket = h._buckets[bisect_left(self.bounds, seconds)]
+            deferred.add((self.counter._value, 1.0), (h._sum, seconds), (bucket, 1.0))
+        else:
+            self.counter.inc()
+            self.histogram.observe(seconds)
+
+
 def observe_request(endpoint: str, version: int | str, protocol: str, seconds: float) -> None:
     """One answered predict request (the hot path: one cache lookup for both children)."""
     c = _collectors
-    pair = c.cache.get(("answered", endpoint, version, protocol)) if c is not None else None
-    if pair is None:
+    answered = c.cache.get(("answered", endpoint, version, protocol)) if c is not None else None
+    if answered is None:
         v = str(version)
-        pair = _child(
+        answered = _child(
             "answered",
-            lambda c: (c.requests.labels(endpoint, v, protocol), c.latency.labels(endpoint, v)),
+            lambda c: _Answered(c.requests.labels(endpoint, v, protocol), c.latency.labels(endpoint, v)),
             endpoint,
             version,  # the caller's int or str: two keys, the same children
             protocol,
         )
-    pair[0].inc()
-    pair[1].observe(seconds)
+    answered.record(seconds)
 
 
 def observe_error(endpoint: str, version: int | str | None, code: str) -> None:
@@ -267,6 +290,20 @@ def in_flight(endpoint: str) -> Any:
     if child is None:
         child = _child("inflight", lambda c: c.in_flight.labels(endpoint), endpoint)
     return child
+
+
+def in_flight_add(endpoint: str, amount: float) -> None:
+    """``amount`` (1 or -1) more requests in flight on ``endpoint`` (the hot path: in multiprocess mode
+    straight into the gauge's deferred value)."""
+    c = _collectors
+    value = c.cache.get(("inflight_value", endpoint)) if c is not None else None
+    if value is None:
+        child = in_flight(endpoint)
+        if not deferred.is_deferred(child._value):
+            child.inc(amount)
+            return
+        value = _child("inflight_value", lambda c: child._value, endpoint)
+    deferred.add((value, amount))
 
 
 def observe_batch(endpoint: str, rows: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from modelrunner.monitoring.metrics import (
     endpoint_added,
     forget_endpoint,
-    in_flight,
+    in_flight_add,
     observe_batch,
     observe_error,
     observe_request,
@@ -28,10 +28,10 @@ class PrometheusObserver:
     __slots__ = ()
 
     def request_started(self, endpoint: str) -> None:
-        in_flight(endpoint).inc()
+        in_flight_add(endpoint, 1)
 
     def request_ended(self, endpoint: str) -> None:
-        in_flight(endpoint).dec()
+        in_flight_add(endpoint, -1)
 
     def request_answered(self, endpoint: str, version: int, protocol: str, seconds: float) -> None:
         observe_request(endpoint, version, protocol, seconds)
