@@ -248,8 +248,11 @@ class _Answered:
 
     def __init__(self, counter: Any, histogram: Any) -> None:
         self.counter, self.histogram = counter, histogram
-        self.bounds = histogram._upper_bounds
-        self.deferred = deferred.is_deferred(counter._value)
+        self.bounds = getattr(histogram, "_upper_bounds", ())
+        # prometheus_client's value objects (private, stable for years): else its public calls
+        self.deferred = deferred.is_deferred(getattr(counter, "_value", None)) and all(
+            hasattr(histogram, name) for name in ("_sum", "_buckets", "_upper_bounds")
+        )
 
     def record(self, seconds: float) -> None:
         if self.deferred:  # what Counter.inc and Histogram.observe write: the first bucket >= seconds
@@ -299,7 +302,7 @@ def in_flight_add(endpoint: str, amount: float) -> None:
     value = c.cache.get(("inflight_value", endpoint)) if c is not None else None
     if value is None:
         child = in_flight(endpoint)
-        if not deferred.is_deferred(child._value):
+        if not deferred.is_deferred(getattr(child, "_value", None)):
             child.inc(amount)
             return
         value = _child("inflight_value", lambda c: child._value, endpoint)
