@@ -242,27 +242,7 @@ def _judge_and_roll_out(
     result = release.judge(registry, mv.ref, held, list(opts.requirements), actor=opts.actor)
     metrics = {k: v for k, v in result.metrics.items() if v is not None}
     if not result.passed:
-        failed = "; ".join(
-            f"{g.requirement}: {g.reason}" if getattr(g, "reason", "") else g.requirement
-            for g in result.gates
-            if not g.passed
-        )
-        registry.finish_training(
-            run_id,
-            "refused",
-            new_version=mv.version,
-            error=f"gates failed: {failed}",
-            detail={"gates": [g.to_dict() for g in result.gates]},
-            actor=opts.actor,
-        )
-        return Outcome(
-            "refused",
-            f"{mv.ref} refused by its gates on {held.rows} held-out rows: {failed}; "
-            f"production still serves {parent.ref}",
-            run_id,
-            mv.version,
-            metrics=metrics,
-        )
+        return _refused_by_gates(registry, prep, run_id, parent, mv, held, result, metrics)
     if prep.rollout.mode == "none":
         registry.finish_training(
             run_id, "succeeded", new_version=mv.version, detail={"rollout": "none"}, actor=opts.actor
@@ -274,6 +254,48 @@ def _judge_and_roll_out(
             mv.version,
             metrics=metrics,
         )
+    return _start_rollout(registry, prep, run_id, mv, held, metrics)
+
+
+def _refused_by_gates(
+    registry: Any,
+    prep: Prepared,
+    run_id: str,
+    parent: Any,
+    mv: Any,
+    held: Any,
+    result: Any,
+    metrics: dict[str, float],
+) -> Outcome:
+    """The run ends refused: the candidate failed a gate on the held-out rows; production is unchanged."""
+    failed = "; ".join(
+        f"{g.requirement}: {g.reason}" if getattr(g, "reason", "") else g.requirement
+        for g in result.gates
+        if not g.passed
+    )
+    registry.finish_training(
+        run_id,
+        "refused",
+        new_version=mv.version,
+        error=f"gates failed: {failed}",
+        detail={"gates": [g.to_dict() for g in result.gates]},
+        actor=prep.opts.actor,
+    )
+    return Outcome(
+        "refused",
+        f"{mv.ref} refused by its gates on {held.rows} held-out rows: {failed}; "
+        f"production still serves {parent.ref}",
+        run_id,
+        mv.version,
+        metrics=metrics,
+    )
+
+
+def _start_rollout(
+    registry: Any, prep: Prepared, run_id: str, mv: Any, held: Any, metrics: dict[str, float]
+) -> Outcome:
+    """The run ends succeeded: the candidate passed its gates and goes out as the rollout's experiment."""
+    opts = prep.opts
     rules = [str(r) for r in parse_rules(opts.decide or release.default_rules(m.infer_task(mv.contract)))]
     exp = release.start_rollout(
         registry, prep.endpoint, mv.ref, prep.rollout, rules, min_labels=opts.min_labels, actor=opts.actor
