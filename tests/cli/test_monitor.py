@@ -75,3 +75,18 @@ def test_show_prints_the_reference_profile(cli: Cli, tmp_path: Path) -> None:
     shown = cli("show", "digits")
     assert shown.code == 0 and "reference profile (training_data): 65 features of 1100 rows" in shown.out
     assert "pixels[0]" in shown.out and "mean confidence" in shown.out
+
+
+def test_monitor_lists_the_20_most_drifted_features_unless_all(cli: Cli, tmp_path: Path) -> None:
+    registry = _served(tmp_path)
+    d, rng, now = digits(), np.random.default_rng(3), time.time()
+    feed(registry, "digits", shifted(d.x[rng.choice(d.test, 300)], rng), now - 60)
+    top = cli("monitor", "digits", "--window", "10m")
+    every = cli("monitor", "digits", "--window", "10m", "--all")
+
+    def rows(out: str) -> list[str]:  # the feature of each table row (column widths differ)
+        return [line.split("│")[1].strip() for line in out.splitlines() if "K-S" in line or "chi2" in line]
+
+    assert top.code == 0 and every.code == 0
+    assert len(rows(top.out)) == 20 < len(rows(every.out))
+    assert rows(top.out) == rows(every.out)[:20]  # the same order: the most drifted first

@@ -110,24 +110,30 @@ def _print_report(report: Any, states: list[Any], window: str, all_features: boo
             f"'modelrunner monitor baseline {report.endpoint} --window 1h' on known-good traffic"
         )
         return
-    features = sorted(report.features, key=lambda f: -f.score / f.threshold if f.threshold else 0)
-    if not all_features:
-        features = features[:20]
+    out.print(_feature_table(report.features, all_features))
+
+
+_FEATURE_COLUMNS = (
+    "feature",
+    "side",
+    "test",
+    "score",
+    "threshold",
+    "stat",
+    "p-value",
+    "NaN",
+    "outside",
+    "status",
+)
+
+
+def _feature_table(features: list[Any], all_features: bool) -> Table:
+    """The features, the most drifted first (relative to their threshold): the first 20 unless all."""
+    ranked = sorted(features, key=lambda f: -f.score / f.threshold if f.threshold else 0)
     table = Table(title_justify="left")
-    for column in (
-        "feature",
-        "side",
-        "test",
-        "score",
-        "threshold",
-        "stat",
-        "p-value",
-        "NaN",
-        "outside",
-        "status",
-    ):
+    for column in _FEATURE_COLUMNS:
         table.add_column(column)
-    for f in features:
+    for f in ranked if all_features else ranked[:20]:
         stat = "K-S" if f.test == "psi" else "chi2"
         table.add_row(
             f.feature,
@@ -141,7 +147,7 @@ def _print_report(report: Any, states: list[Any], window: str, all_features: boo
             f"{f.out_of_range:.1%}",
             f.status,
         )
-    out.print(table)
+    return table
 
 
 def monitor_set(
