@@ -51,6 +51,19 @@ def plot_drift(
     ax.set_yscale("log")
     ax.set_ylabel("drift index (log; above 1: drift)")
     _marks(ax, reports, registry, endpoint, end, end - span)
+    _right_axis(ax, times, reports)
+    ax.set_xlabel("seconds before now")
+    ax.set_title(f"{endpoint}: drift over {window_s:.0f}s windows")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _right_axis(ax: Any, times: list[float], reports: list[Any]) -> None:
+    """The share of features drifting and the estimated accuracy (where known), on a 0-1 right axis."""
     right = ax.twinx()
     right.plot(
         times,
@@ -70,14 +83,6 @@ def plot_drift(
     right.set_ylim(0, 1.05)
     right.set_ylabel("share / accuracy")
     right.legend(loc="upper right")
-    ax.set_xlabel("seconds before now")
-    ax.set_title(f"{endpoint}: drift over {window_s:.0f}s windows")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
 
 
 def _marks(ax: Any, reports: list[Any], registry: Any, endpoint: str, end: float, start: float) -> None:
