@@ -153,24 +153,7 @@ def judge_rule(rule: Rule, cand: VariantStats, base: VariantStats | None) -> Rul
             None,
             f"{have} production rows measured {rule.metric} (at least {MIN_SAMPLES} needed for the baseline)",
         )
-    if not rule.relative and cs.successes is not None:
-        est = wilson(cs.successes, cs.n, Z_DECIDE)
-        low, high, test, limit = est.low or 0.0, est.high or 0.0, WILSON, rule.offset
-    elif (
-        rule.relative
-        and rule.scale == 1.0
-        and cs.successes is not None
-        and bs is not None
-        and bs.successes is not None
-    ):
-        low, high = newcombe(cs.successes, cs.n, bs.successes, bs.n, Z_DECIDE)
-        test, limit = NEWCOMBE, rule.offset
-    else:
-        low, high = _bootstrap_difference(cs, bs if rule.relative else None, rule)
-        test = NORMAL if cs.stat is None else BOOTSTRAP
-        limit = 0.0
-        if not rule.relative:  # the interval is of value - offset: back on the value's scale
-            low, high, limit = low + rule.offset, high + rule.offset, rule.offset
+    low, high, test, limit = _interval(rule, cs, bs)
     outcome = _outcome(rule, low, high, limit)
     scale = "difference" if test == NEWCOMBE else "value" if not rule.relative else "value - threshold"
     reason = (
@@ -178,6 +161,29 @@ def judge_rule(rule: Rule, cand: VariantStats, base: VariantStats | None) -> Rul
         f"99% interval of the {scale} [{_f(low)}, {_f(high)}] vs {_f(limit)}: {outcome}"
     )
     return verdict(outcome, test, low, high, reason)
+
+
+def _interval(rule: Rule, cs: Sample, bs: Sample | None) -> tuple[float, float, str, float]:
+    """The rule's 99% interval (low, high), the test that made it, and the limit it is compared with:
+    Wilson for an absolute rule on a proportion, Newcombe for a proportion against the baseline's, else a
+    bootstrap (or normal) interval of the difference (of the value, back on its own scale, when absolute)."""
+    if not rule.relative and cs.successes is not None:
+        est = wilson(cs.successes, cs.n, Z_DECIDE)
+        return est.low or 0.0, est.high or 0.0, WILSON, rule.offset
+    if (
+        rule.relative
+        and rule.scale == 1.0
+        and cs.successes is not None
+        and bs is not None
+        and bs.successes is not None
+    ):
+        low, high = newcombe(cs.successes, cs.n, bs.successes, bs.n, Z_DECIDE)
+        return low, high, NEWCOMBE, rule.offset
+    low, high = _bootstrap_difference(cs, bs if rule.relative else None, rule)
+    test = NORMAL if cs.stat is None else BOOTSTRAP
+    if not rule.relative:  # the interval is of value - offset: back on the value's scale
+        return low + rule.offset, high + rule.offset, test, rule.offset
+    return low, high, test, 0.0
 
 
 def _f(x: float | None) -> str:
