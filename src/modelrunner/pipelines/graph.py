@@ -169,27 +169,8 @@ def _check_step(
                     field,
                 )
             )
-            continue
-        if src.step is not None and src.step not in spec.steps:
-            continue  # reported as an unknown step already
-        value = _value(values, src, f"step {name!r} input {field!r}", problems, name, field)
-        if value is None:
-            continue
-        if step.map:
-            if not value.shape:
-                problems.append(
-                    (
-                        f"step {name!r} maps over input {field!r}, but {src} ({value.describe()}) "
-                        f"is not a list",
-                        name,
-                        field,
-                    )
-                )
-                continue
-            value = value.model_copy(update={"shape": value.shape[1:]})
-        why = fit_problem(value, accepted[field])
-        if why:
-            problems.append((f"edge {src} -> {name}.{field}: {why}", name, field))
+        elif src.step is None or src.step in spec.steps:  # an unknown step is reported already
+            _check_edge(name, step.map, field, src, accepted[field], values, problems)
     for want in accepted.values():
         if want.name not in sources and not want.optional:
             problems.append(
@@ -203,6 +184,36 @@ def _check_step(
     for out in contract.outputs:
         shape = (-1, *out.shape) if step.map else out.shape
         values[Source(name, out.name)] = out.model_copy(update={"shape": shape, "number": 0})
+
+
+def _check_edge(
+    name: str,
+    maps: bool,
+    field: str,
+    src: Source,
+    accepted: Field,
+    values: dict[Source, Field],
+    problems: list[tuple[str, str | None, str | None]],
+) -> None:
+    """The value ``src`` gives input ``field`` of step ``name`` (an element of it when the step ``maps``)
+    fits the input the step's contract accepts; else a problem naming the edge."""
+    value = _value(values, src, f"step {name!r} input {field!r}", problems, name, field)
+    if value is None:
+        return
+    if maps:
+        if not value.shape:
+            problems.append(
+                (
+                    f"step {name!r} maps over input {field!r}, but {src} ({value.describe()}) is not a list",
+                    name,
+                    field,
+                )
+            )
+            return
+        value = value.model_copy(update={"shape": value.shape[1:]})
+    why = fit_problem(value, accepted)
+    if why:
+        problems.append((f"edge {src} -> {name}.{field}: {why}", name, field))
 
 
 def _value(
