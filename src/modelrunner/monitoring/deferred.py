@@ -42,22 +42,29 @@ def flush() -> None:
 def add(*changes: tuple[Any, float]) -> None:
     """Add each amount to its value (of :func:`deferred_value_class`), all under one lock: a request's
     counter, histogram sum and bucket in one call instead of three ``inc`` through prometheus_client's
-    wrappers (what ``inc`` and ``_changed`` do, once per call rather than once per value)."""
+    wrappers."""
     with _lock:
-        fresh = False
         for value, amount in changes:
             value._value += amount
             value._timestamp = 0.0
-            if not value.dirty:
-                value.dirty = fresh = True
-                _dirty.append(value)
-        if fresh or _scheduled[0] is not _running_loop():  # new dirt, another thread or a new loop
-            _flush_soon()
+        _changed(changes)
+
+
+def _changed(changes: tuple[tuple[Any, float], ...]) -> None:
+    """With ``_lock`` held, for values just changed: make sure a flush will write them (one posted on this
+    thread's loop, or a write now where no loop runs)."""
+    fresh = False
+    for value, _ in changes:
+        if not value.dirty:
+            value.dirty = fresh = True
+            _dirty.append(value)
+    if fresh or _scheduled[0] is not _running_loop():  # new dirt, another thread or a new loop
+        _flush_soon()
 
 
 def is_deferred(value: Any) -> bool:
     """Whether ``value`` (a metric's value object) is one of :func:`deferred_value_class`'s."""
-    return hasattr(value, "write") and hasattr(value, "_changed")
+    return getattr(type(value), "deferred_writes", False) is True
 
 
 def _write_dirty() -> None:
@@ -74,7 +81,7 @@ def _flush_soon() -> None:
     posted, due = _scheduled
     if posted is not None and posted.is_running() and time.monotonic() < due + 1.0:
         return
-    loop = asyncio._get_running_loop()
+    loop = _running_loop()
     if loop is None:  # no event loop in this thread (a CLI, a test, a predict thread): write now
         _write_dirty()
         return
@@ -87,6 +94,7 @@ def deferred_value_class(process_identifier: Callable[[], int]) -> type:
     base: Any = values.MultiProcessValue(process_identifier=process_identifier)
 
     class DeferredValue(base):  # type: ignore[misc]
+        deferred_writes = True
         dirty = False
         made = False
 
@@ -97,25 +105,13 @@ def deferred_value_class(process_identifier: Callable[[], int]) -> type:
                 _made.append(self)
 
         def inc(self, amount: float) -> None:
-            with _lock:
-                self._value += amount
-                self._timestamp = 0.0
-                self._changed()
+            add((self, amount))
 
         def set(self, value: float, timestamp: float | None = None) -> None:
             with _lock:
                 self._value = value
                 self._timestamp = timestamp or 0.0
-                self._changed()
-
-        def _changed(self) -> None:
-            """With ``_lock`` held: make sure a flush will write this value."""
-            if not self.dirty:
-                self.dirty = True
-                _dirty.append(self)
-                _flush_soon()
-            elif _scheduled[0] is not asyncio._get_running_loop():  # another thread, or a new loop
-                _flush_soon()
+                _changed(((self, 0.0),))
 
         def get(self) -> float:
             with _lock:
